@@ -1,0 +1,70 @@
+//! The REQUEST authorizer: checks the bearer key with the core's `auth::authenticate` (one
+//! read), then allows exactly the routes the key's role covers, for every route while API
+//! Gateway caches the answer, and passes tenant, key id and role to the route functions.
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use scim_core::auth::Principal;
+use scim_core::edge::{App, ROUTES};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Runs the authorizer Lambda.
+pub async fn run() -> Result<(), lambda_runtime::Error> {
+    crate::init_tracing(true);
+    let app = Arc::new(App::new(crate::table_from_env()?));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let app = app.clone();
+        async move { authorize(&app, &event.payload).await }
+    }))
+    .await
+}
+
+/// The authorizer's answer for one event; `Err("Unauthorized")` makes API Gateway answer 401.
+pub async fn authorize(app: &App, event: &Value) -> Result<Value, lambda_runtime::Error> {
+    let headers = event.get("headers").and_then(Value::as_object);
+    let authorization = headers
+        .and_then(|h| {
+            h.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        })
+        .and_then(|(_, v)| v.as_str());
+    let principal = match app.authenticate(authorization).await {
+        Ok(p) => p,
+        Err(e) if e.status() == 401 => return Err("Unauthorized".into()),
+        Err(e) => return Err(format!("authorizer failed: {}", e.status()).into()),
+    };
+    let method_arn = event
+        .get("methodArn")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    Ok(policy(&principal, method_arn))
+}
+
+/// The IAM policy: every route the role may call, on this API and stage.
+pub fn policy(p: &Principal, method_arn: &str) -> Value {
+    // arn:aws:execute-api:{region}:{account}:{api}/{stage}/{METHOD}/{path...}
+    let mut parts = method_arn.splitn(4, '/');
+    let (api, stage) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let resources: Vec<String> = ROUTES
+        .iter()
+        .filter(|r| p.may(r.permission))
+        .map(|r| {
+            format!(
+                "{api}/{stage}/{}/scim/v2{}",
+                r.method,
+                r.path.replace("{id}", "*")
+            )
+        })
+        .collect();
+    json!({
+        "principalId": p.key_id,
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": resources}]
+        },
+        "context": {"tenant_id": p.tenant_id, "key_id": p.key_id, "role": p.role},
+    })
+}

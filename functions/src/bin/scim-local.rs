@@ -1,0 +1,102 @@
+//! `scim-local`: the whole SCIM API at one local base URL.
+
+use clap::Parser;
+use scim_core::edge::App;
+use scim_core::store::dynamo::DynamoConfig;
+use scim_functions::local::{self, StoreChoice};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Serves every SCIM route at http://HOST:PORT/scim/v2 with the same code as the Lambdas.
+///
+/// On first start it creates the tenant "local" and an admin API key, and prints two lines on
+/// stdout for scripts: SCIM_BASE_URL=<url> and SCIM_TOKEN=<key> (the token only when it was just
+/// made; it is shown once). Later starts reuse the store and print only the URL.
+#[derive(Parser, Debug)]
+#[command(name = "scim-local", version)]
+struct Args {
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8787, env = "SCIM_LOCAL_PORT")]
+    port: u16,
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Where the embedded store keeps its data.
+    #[arg(long, default_value = ".scim-local", env = "SCIM_LOCAL_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Keep nothing: an in-memory store.
+    #[arg(long, conflicts_with = "dynamodb_endpoint")]
+    memory: bool,
+    /// Use DynamoDB at this endpoint (moto, DynamoDB Local) instead of the embedded store.
+    #[arg(long, env = "SCIM_DYNAMODB_ENDPOINT")]
+    dynamodb_endpoint: Option<String>,
+    /// DynamoDB table name (created with its index if missing).
+    #[arg(long, default_value = "scim-local", env = "SCIM_TABLE")]
+    table: String,
+    /// AWS region for DynamoDB (set explicitly: no instance-metadata probing).
+    #[arg(long, default_value = "us-east-1", env = "AWS_REGION")]
+    region: String,
+    /// Print a new admin key for the local tenant even if one was made before.
+    #[arg(long)]
+    new_key: bool,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    scim_functions::init_tracing(false);
+    let args = Args::parse();
+    let choice = match (&args.dynamodb_endpoint, args.memory) {
+        (Some(e), _) => StoreChoice::Dynamo(DynamoConfig {
+            table: args.table.clone(),
+            region: args.region.clone(),
+            endpoint: Some(e.clone()),
+        }),
+        (None, true) => StoreChoice::Memory,
+        (None, false) => StoreChoice::Embedded(args.data_dir.clone()),
+    };
+    let table = local::open_store(&choice)
+        .await
+        .map_err(|e| format!("cannot open the store: {e}"))?;
+    let app = Arc::new(App::new(table));
+    let token = local::bootstrap(&app, args.new_key)
+        .await
+        .map_err(|e| format!("cannot bootstrap the local tenant: {e}"))?;
+    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+        .await
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
+    let addr = listener.local_addr()?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "SCIM_BASE_URL=http://{addr}/scim/v2")?;
+    if let Some(t) = &token {
+        writeln!(out, "SCIM_TOKEN={t}")?;
+    }
+    out.flush()?;
+    drop(out);
+    let store = match &choice {
+        StoreChoice::Embedded(d) => format!("embedded store in {}", d.display()),
+        StoreChoice::Memory => "in-memory store".into(),
+        StoreChoice::Dynamo(c) => format!(
+            "DynamoDB table {} at {}",
+            c.table,
+            c.endpoint.as_deref().unwrap_or("AWS")
+        ),
+    };
+    if token.is_some() {
+        eprintln!(
+            "scim-local: tenant '{}' created; the SCIM_TOKEN above is shown only once",
+            local::LOCAL_TENANT
+        );
+    } else {
+        eprintln!(
+            "scim-local: reusing tenant '{}' (run with --new-key for another key)",
+            local::LOCAL_TENANT
+        );
+    }
+    eprintln!("scim-local: serving http://{addr}/scim/v2 on the {store}; Ctrl-C stops");
+    tokio::select! {
+        r = local::serve(listener, app) => r?,
+        _ = tokio::signal::ctrl_c() => eprintln!("scim-local: stopped"),
+    }
+    Ok(())
+}

@@ -1,0 +1,33 @@
+//! The edges of scim-serverless: one Lambda binary per SCIM route (`lambda`), the REQUEST
+//! authorizer (`authorizer`), and the `scim-local` server (`local`). All of them call the same
+//! core: `scim_core::edge::App`.
+
+pub mod authorizer;
+pub mod lambda;
+pub mod local;
+
+use scim_core::store::Table;
+use scim_core::store::dynamo::{DynamoConfig, DynamoTable};
+use std::sync::Arc;
+
+/// Logs as JSON lines (CloudWatch) or text (terminal); level from `RUST_LOG` (default info).
+/// Request bodies, tokens and query strings are never logged.
+pub fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        b.json().with_current_span(false).without_time().try_init()
+    } else {
+        b.with_ansi(false).try_init()
+    };
+}
+
+/// The DynamoDB table named by the environment (`SCIM_TABLE`, `AWS_REGION`, optional
+/// `SCIM_DYNAMODB_ENDPOINT`), client built once per process.
+pub fn table_from_env() -> Result<Arc<dyn Table>, scim_core::store::StoreError> {
+    let cfg = DynamoConfig::from_env()?;
+    Ok(Arc::new(DynamoTable::connect(&cfg)?))
+}

@@ -1,0 +1,157 @@
+//! `scim-local`: every route at `http://<host>:<port>/scim/v2`, through the same authentication
+//! and the same `App::handle` the Lambdas use, on the embedded store or on DynamoDB.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use scim_core::auth;
+use scim_core::discovery::MAX_PAYLOAD;
+use scim_core::edge::{self, App};
+use scim_core::error::ScimError;
+use scim_core::store::Table;
+use scim_core::store::dynamo::{DynamoConfig, DynamoTable};
+use scim_core::store::embedded::EmbeddedTable;
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// The tenant the local server creates on first start.
+pub const LOCAL_TENANT: &str = "local";
+
+/// Which store the local server runs on.
+#[derive(Debug, Clone)]
+pub enum StoreChoice {
+    /// Persistent, under a data directory.
+    Embedded(PathBuf),
+    /// Nothing kept after exit.
+    Memory,
+    /// A DynamoDB table (created if missing), e.g. on moto or DynamoDB Local.
+    Dynamo(DynamoConfig),
+}
+
+/// Opens the chosen store.
+pub async fn open_store(
+    choice: &StoreChoice,
+) -> Result<Arc<dyn Table>, scim_core::store::StoreError> {
+    Ok(match choice {
+        StoreChoice::Embedded(dir) => Arc::new(EmbeddedTable::open(dir)?),
+        StoreChoice::Memory => Arc::new(EmbeddedTable::in_memory()),
+        StoreChoice::Dynamo(cfg) => {
+            let t = DynamoTable::connect(cfg)?;
+            t.create_table().await?;
+            Arc::new(t)
+        }
+    })
+}
+
+/// Makes the local tenant and an admin key on first start; returns the key when it made one
+/// (or when `new_key` asks for another).
+pub async fn bootstrap(app: &App, new_key: bool) -> Result<Option<String>, ScimError> {
+    let created =
+        auth::create_tenant(app.layout(), LOCAL_TENANT, "Local development tenant").await?;
+    if created || new_key {
+        return Ok(Some(
+            auth::create_key(app.layout(), LOCAL_TENANT, "admin", None)
+                .await?
+                .token,
+        ));
+    }
+    Ok(None)
+}
+
+/// Serves connections until the listener fails.
+pub async fn serve(listener: TcpListener, app: Arc<App>) -> std::io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let app = app.clone();
+                async move { Ok::<_, Infallible>(handle(&app, req).await) }
+            });
+            let _ = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+fn scim_response(r: edge::Response) -> hyper::Response<Full<Bytes>> {
+    let mut b = hyper::Response::builder().status(r.status);
+    for (k, v) in &r.headers {
+        b = b.header(k.as_str(), v.as_str());
+    }
+    b.body(Full::new(Bytes::from(r.body)))
+        .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())))
+}
+
+async fn handle(app: &App, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+    let started = std::time::Instant::now();
+    let method = req.method().as_str().to_string();
+    let full_path = req.uri().path().to_string();
+    let resp = serve_one(app, req).await;
+    tracing::info!(%method, path = %full_path, status = resp.status, ms = started.elapsed().as_secs_f64() * 1e3, "request");
+    scim_response(resp)
+}
+
+async fn serve_one(app: &App, req: hyper::Request<Incoming>) -> edge::Response {
+    let (parts, body) = req.into_parts();
+    let Some(path) = parts.uri.path().strip_prefix("/scim/v2") else {
+        return edge::Response::error(&ScimError::NotFound(format!(
+            "no endpoint at {}; the base URL is /scim/v2",
+            parts.uri.path()
+        )));
+    };
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter_map(|(k, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (k.as_str().to_string(), v.to_string()))
+        })
+        .collect();
+    let authorization = parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
+    let principal = match app.authenticate(authorization).await {
+        Ok(p) => p,
+        Err(e) => {
+            let mut r = edge::Response::error(&e);
+            if e.status() == 401 {
+                r.headers
+                    .push(("www-authenticate".into(), "Bearer realm=\"scim\"".into()));
+            }
+            return r;
+        }
+    };
+    let body = match Limited::new(body, MAX_PAYLOAD + 1).collect().await {
+        Ok(b) => b.to_bytes().to_vec(),
+        Err(_) => {
+            return edge::Response::error(&ScimError::PayloadTooLarge(format!(
+                "request body over {MAX_PAYLOAD} bytes"
+            )));
+        }
+    };
+    let host = parts
+        .headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let base_url = format!("http://{host}/scim/v2");
+    let req = edge::Request {
+        method: parts.method.as_str().to_string(),
+        path: path.to_string(),
+        query: parts.uri.query().map(edge::parse_query).unwrap_or_default(),
+        headers,
+        body,
+    };
+    app.handle(&principal, &req, &base_url, None).await
+}

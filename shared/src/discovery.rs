@@ -1,0 +1,85 @@
+//! Discovery endpoints (RFC 7644 §4): ServiceProviderConfig, ResourceTypes, Schemas — generated
+//! from the schema registry and the server's real limits, so they describe exactly what is served.
+
+use crate::error::{Result, ScimError};
+use crate::list_query::{DEFAULT_COUNT, MAX_COUNT};
+use crate::schema::{URN_LIST, URN_SPC, all_schemas, resource_types};
+use serde_json::{Value, json};
+
+/// Largest request body accepted, bytes.
+pub const MAX_PAYLOAD: usize = 1024 * 1024;
+
+/// `GET /ServiceProviderConfig`.
+pub fn service_provider_config(base_url: &str) -> Value {
+    json!({
+        "schemas": [URN_SPC],
+        "documentationUri": "https://github.com/scim-serverless/scim-serverless#readme",
+        "patch": {"supported": true},
+        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+        "filter": {"supported": true, "maxResults": MAX_COUNT},
+        "changePassword": {"supported": false},
+        "sort": {"supported": true},
+        "etag": {"supported": true},
+        "pagination": {
+            "cursor": true,
+            "index": true,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": DEFAULT_COUNT,
+            "maxPageSize": MAX_COUNT,
+            "cursorTimeout": crate::service::CURSOR_TTL_SECS,
+        },
+        "authenticationSchemes": [{
+            "type": "oauthbearertoken",
+            "name": "Bearer API key",
+            "description": "A tenant API key (scim_<id>_<secret>) sent as 'Authorization: Bearer <key>'.",
+            "primary": true,
+        }],
+        "meta": {
+            "resourceType": "ServiceProviderConfig",
+            "location": format!("{base_url}/ServiceProviderConfig"),
+        }
+    })
+}
+
+fn list(resources: Vec<Value>) -> Value {
+    json!({
+        "schemas": [URN_LIST],
+        "totalResults": resources.len(),
+        "startIndex": 1,
+        "itemsPerPage": resources.len(),
+        "Resources": resources,
+    })
+}
+
+/// `GET /ResourceTypes`.
+pub fn resource_type_list(base_url: &str) -> Value {
+    list(
+        resource_types()
+            .iter()
+            .map(|r| r.to_json(base_url))
+            .collect(),
+    )
+}
+
+/// `GET /ResourceTypes/{name}`.
+pub fn resource_type(base_url: &str, name: &str) -> Result<Value> {
+    resource_types()
+        .iter()
+        .find(|r| r.name.eq_ignore_ascii_case(name))
+        .map(|r| r.to_json(base_url))
+        .ok_or_else(|| ScimError::NotFound(format!("no resource type '{name}'")))
+}
+
+/// `GET /Schemas`.
+pub fn schema_list(base_url: &str) -> Value {
+    list(all_schemas().iter().map(|s| s.to_json(base_url)).collect())
+}
+
+/// `GET /Schemas/{urn}`.
+pub fn schema(base_url: &str, id: &str) -> Result<Value> {
+    all_schemas()
+        .iter()
+        .find(|s| s.id.eq_ignore_ascii_case(id))
+        .map(|s| s.to_json(base_url))
+        .ok_or_else(|| ScimError::NotFound(format!("no schema '{id}'")))
+}

@@ -1,0 +1,521 @@
+//! The HTTP edge, free of any server or Lambda type: the route table (the one place routes are
+//! defined — the functions, the local server and the SAM template are checked against it),
+//! request and response values, and `App::handle`, which turns a request into a SCIM response
+//! and never fails: every error becomes a SCIM Error body.
+
+use crate::auth::{self, Permission, Principal};
+use crate::discovery::{self, MAX_PAYLOAD};
+use crate::error::{Result, ScimError};
+use crate::list_query::ListQuery;
+use crate::resource;
+use crate::schema::user_type;
+use crate::service::{Ctx, Service, etag};
+use crate::store::Table;
+use crate::store::layout::{Layout, Stored};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Every SCIM route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    UsersCreate,
+    UsersList,
+    UsersSearch,
+    UsersGet,
+    UsersReplace,
+    UsersPatch,
+    UsersDelete,
+    ServiceProviderConfig,
+    ResourceTypes,
+    ResourceType,
+    Schemas,
+    Schema,
+}
+
+/// One row of the route table.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteSpec {
+    pub route: Route,
+    pub method: &'static str,
+    /// Path under the base URL (`/scim/v2`), `{id}` for the resource id.
+    pub path: &'static str,
+    /// The Lambda binary serving it (also its SAM function, in PascalCase + `Function`).
+    pub function: &'static str,
+    pub permission: Permission,
+}
+
+const fn spec(
+    route: Route,
+    method: &'static str,
+    path: &'static str,
+    function: &'static str,
+    permission: Permission,
+) -> RouteSpec {
+    RouteSpec {
+        route,
+        method,
+        path,
+        function,
+        permission,
+    }
+}
+
+/// The route table.
+pub const ROUTES: &[RouteSpec] = &[
+    spec(
+        Route::UsersCreate,
+        "POST",
+        "/Users",
+        "users-create",
+        Permission::ScimWrite,
+    ),
+    spec(
+        Route::UsersList,
+        "GET",
+        "/Users",
+        "users-list",
+        Permission::ScimRead,
+    ),
+    spec(
+        Route::UsersSearch,
+        "POST",
+        "/Users/.search",
+        "users-search",
+        Permission::ScimRead,
+    ),
+    spec(
+        Route::UsersGet,
+        "GET",
+        "/Users/{id}",
+        "users-get",
+        Permission::ScimRead,
+    ),
+    spec(
+        Route::UsersReplace,
+        "PUT",
+        "/Users/{id}",
+        "users-replace",
+        Permission::ScimWrite,
+    ),
+    spec(
+        Route::UsersPatch,
+        "PATCH",
+        "/Users/{id}",
+        "users-patch",
+        Permission::ScimWrite,
+    ),
+    spec(
+        Route::UsersDelete,
+        "DELETE",
+        "/Users/{id}",
+        "users-delete",
+        Permission::ScimWrite,
+    ),
+    spec(
+        Route::ServiceProviderConfig,
+        "GET",
+        "/ServiceProviderConfig",
+        "discovery",
+        Permission::ScimRead,
+    ),
+    spec(
+        Route::ResourceTypes,
+        "GET",
+        "/ResourceTypes",
+        "discovery",
+        Permission::ScimRead,
+    ),
+    spec(
+        Route::ResourceType,
+        "GET",
+        "/ResourceTypes/{id}",
+        "discovery",
+        Permission::ScimRead,
+    ),
+    spec(
+        Route::Schemas,
+        "GET",
+        "/Schemas",
+        "discovery",
+        Permission::ScimRead,
+    ),
+    spec(
+        Route::Schema,
+        "GET",
+        "/Schemas/{id}",
+        "discovery",
+        Permission::ScimRead,
+    ),
+];
+
+/// The routes a function binary serves.
+pub fn routes_of(function: &str) -> Vec<Route> {
+    ROUTES
+        .iter()
+        .filter(|r| r.function == function)
+        .map(|r| r.route)
+        .collect()
+}
+
+fn spec_of(route: Route) -> &'static RouteSpec {
+    // ROUTES lists every Route variant; the fallback is never reached.
+    ROUTES
+        .iter()
+        .find(|r| r.route == route)
+        .unwrap_or(&ROUTES[0])
+}
+
+/// Matches a method and a path under the base URL. 404 for unknown paths, 405 for a known path
+/// with another method.
+pub fn match_route(method: &str, path: &str) -> Result<(Route, Option<String>)> {
+    let path = path.trim_end_matches('/');
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let mut path_known = false;
+    for r in ROUTES {
+        let pat: Vec<&str> = r.path.split('/').filter(|s| !s.is_empty()).collect();
+        if pat.len() != segs.len() {
+            continue;
+        }
+        let mut id = None;
+        let fits = pat.iter().zip(&segs).all(|(p, s)| {
+            if *p == "{id}" {
+                // ".search" is a route of its own, never an id
+                if s.starts_with('.') {
+                    return false;
+                }
+                id = Some(percent_decode(s));
+                true
+            } else {
+                p.eq_ignore_ascii_case(s)
+            }
+        });
+        if !fits {
+            continue;
+        }
+        path_known = true;
+        if r.method.eq_ignore_ascii_case(method) {
+            return Ok((r.route, id));
+        }
+    }
+    if path_known {
+        Err(ScimError::MethodNotAllowed(format!(
+            "{method} is not allowed on {path}"
+        )))
+    } else {
+        Err(ScimError::NotFound(format!("no endpoint at {path}")))
+    }
+}
+
+/// Decodes %XX escapes in a path segment (ids are ASCII; anything undecodable stays as is).
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) =
+                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap_or_else(|_| s.to_string())
+}
+
+/// Decodes a query string (`a=b&c=d`, `+` as space) into pairs.
+pub fn parse_query(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (
+                percent_decode(&k.replace('+', " ")),
+                percent_decode(&v.replace('+', " ")),
+            )
+        })
+        .collect()
+}
+
+/// An HTTP request, as the edge sees it.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub method: String,
+    /// Path under the base URL, e.g. `/Users/123`.
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    /// Header names lowercased.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// A header value by (case-insensitive) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// An HTTP response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// The media type of every body we send.
+pub const SCIM_JSON: &str = "application/scim+json";
+
+impl Response {
+    fn json(status: u16, v: &Value) -> Response {
+        Response {
+            status,
+            headers: vec![("content-type".into(), SCIM_JSON.into())],
+            body: v.to_string().into_bytes(),
+        }
+    }
+    fn empty(status: u16) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+    /// The SCIM Error response for an error.
+    pub fn error(e: &ScimError) -> Response {
+        if let ScimError::Internal(cause) = e {
+            tracing::error!(%cause, "internal error");
+        }
+        let mut r = Response::json(e.status(), &e.to_json());
+        if let Some(s) = e.retry_after() {
+            r.headers.push(("retry-after".into(), s.to_string()));
+        }
+        r
+    }
+    /// A header value by name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The application: the service plus request decoding and response rendering.
+pub struct App {
+    pub service: Service,
+}
+
+impl App {
+    /// An app over a table.
+    pub fn new(table: Arc<dyn Table>) -> App {
+        App {
+            service: Service::new(Layout { table }),
+        }
+    }
+
+    /// The layout (for bootstrap and admin tasks).
+    pub fn layout(&self) -> &Layout {
+        &self.service.layout
+    }
+
+    /// Authenticates a request's bearer key (the authorizer's job; in process when local).
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal> {
+        auth::authenticate(&self.service.layout, authorization).await
+    }
+
+    /// Serves one request for an authenticated principal. `only` limits the routes (a function
+    /// serves its own routes and answers 404 for anything else).
+    pub async fn handle(
+        &self,
+        principal: &Principal,
+        req: &Request,
+        base_url: &str,
+        only: Option<&[Route]>,
+    ) -> Response {
+        match self.dispatch(principal, req, base_url, only).await {
+            Ok(r) => r,
+            Err(e) => Response::error(&e),
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        principal: &Principal,
+        req: &Request,
+        base_url: &str,
+        only: Option<&[Route]>,
+    ) -> Result<Response> {
+        let (route, id) = match_route(&req.method, &req.path)?;
+        if only.is_some_and(|o| !o.contains(&route)) {
+            return Err(ScimError::NotFound(format!("no endpoint at {}", req.path)));
+        }
+        if !principal.may(spec_of(route).permission) {
+            return Err(ScimError::Forbidden(format!(
+                "the key's role '{}' may not {} {}",
+                principal.role, req.method, req.path
+            )));
+        }
+        let ctx = Ctx {
+            tenant: &principal.tenant_id,
+            base_url,
+        };
+        let id = id.unwrap_or_default();
+        let if_match = req.header("if-match");
+        let rt = user_type();
+        let render = |s: &Stored, status: u16| -> Response {
+            let projection = crate::projection::Projection::new(
+                rt,
+                query(req, "attributes"),
+                query(req, "excludedAttributes"),
+            );
+            let doc = projection.apply(rt, resource::render(rt, &s.doc, base_url));
+            let mut r = Response::json(status, &Value::Object(doc));
+            r.headers.push(("etag".into(), etag(s.version)));
+            if status == 201 {
+                r.headers.push((
+                    "location".into(),
+                    format!("{base_url}{}/{}", rt.endpoint, s.id()),
+                ));
+            }
+            r
+        };
+        Ok(match route {
+            Route::UsersCreate => render(&self.service.create_user(ctx, &body(req)?).await?, 201),
+            Route::UsersGet => {
+                let s = self.service.get_user(ctx, &id).await?;
+                if req
+                    .header("if-none-match")
+                    .is_some_and(|h| h.split(',').any(|t| t.trim() == etag(s.version)))
+                {
+                    let mut r = Response::empty(304);
+                    r.headers.push(("etag".into(), etag(s.version)));
+                    r
+                } else {
+                    render(&s, 200)
+                }
+            }
+            Route::UsersReplace => render(
+                &self
+                    .service
+                    .replace_user(ctx, &id, &body(req)?, if_match)
+                    .await?,
+                200,
+            ),
+            Route::UsersPatch => render(
+                &self
+                    .service
+                    .patch_user(ctx, &id, &body(req)?, if_match)
+                    .await?,
+                200,
+            ),
+            Route::UsersDelete => {
+                self.service.delete_user(ctx, &id, if_match).await?;
+                Response::empty(204)
+            }
+            Route::UsersList => Response::json(
+                200,
+                &self
+                    .service
+                    .list_users(ctx, &ListQuery::from_params(&req.query)?)
+                    .await?,
+            ),
+            Route::UsersSearch => Response::json(
+                200,
+                &self
+                    .service
+                    .list_users(ctx, &ListQuery::from_search(&body(req)?)?)
+                    .await?,
+            ),
+            Route::ServiceProviderConfig => {
+                Response::json(200, &discovery::service_provider_config(base_url))
+            }
+            Route::ResourceTypes => Response::json(200, &discovery::resource_type_list(base_url)),
+            Route::ResourceType => Response::json(200, &discovery::resource_type(base_url, &id)?),
+            Route::Schemas => Response::json(200, &discovery::schema_list(base_url)),
+            Route::Schema => Response::json(200, &discovery::schema(base_url, &id)?),
+        })
+    }
+}
+
+fn query<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.query
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Decodes a JSON request body: size, media type and syntax checked, each with its own error.
+fn body(req: &Request) -> Result<Value> {
+    if req.body.len() > MAX_PAYLOAD {
+        return Err(ScimError::PayloadTooLarge(format!(
+            "request body over {MAX_PAYLOAD} bytes"
+        )));
+    }
+    if let Some(ct) = req.header("content-type") {
+        let media = ct
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if !(media.is_empty() || media.contains("json") || media == "text/plain" || media == "*/*")
+        {
+            return Err(ScimError::UnsupportedMediaType(format!(
+                "send application/scim+json, not {media}"
+            )));
+        }
+    }
+    if req.body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ScimError::invalid_syntax("the request body is empty"));
+    }
+    serde_json::from_slice(&req.body)
+        .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match_with_404_and_405() {
+        assert_eq!(match_route("GET", "/Users").unwrap().0, Route::UsersList);
+        assert_eq!(
+            match_route("post", "/Users/.search").unwrap().0,
+            Route::UsersSearch
+        );
+        let (r, id) = match_route("PATCH", "/Users/abc%2Fd").unwrap();
+        assert_eq!((r, id.as_deref()), (Route::UsersPatch, Some("abc/d")));
+        assert_eq!(match_route("GET", "/Nope").unwrap_err().status(), 404);
+        assert_eq!(match_route("DELETE", "/Users").unwrap_err().status(), 405);
+        assert_eq!(
+            match_route("GET", "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User")
+                .unwrap()
+                .0,
+            Route::Schema
+        );
+    }
+
+    #[test]
+    fn every_route_variant_is_in_the_table_once() {
+        for r in ROUTES {
+            assert_eq!(ROUTES.iter().filter(|x| x.route == r.route).count(), 1);
+        }
+        assert_eq!(ROUTES.len(), 12);
+    }
+
+    #[test]
+    fn query_strings_decode() {
+        let q = parse_query("filter=userName+eq+%22a%40b.c%22&count=10");
+        assert_eq!(q[0].1, "userName eq \"a@b.c\"");
+        assert_eq!(q[1], ("count".into(), "10".into()));
+    }
+}

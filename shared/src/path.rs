@@ -1,0 +1,162 @@
+//! Attribute paths (RFC 7644 §3.10): `[urn:]attr[.sub]`, and their resolution against a
+//! resource type's schemas.
+
+use crate::error::{Result, ScimError};
+use crate::schema::{AttrDef, ResourceType};
+
+/// An attribute path as written by the client: optional schema URN, attribute, sub-attribute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttrPath {
+    pub urn: Option<String>,
+    pub attr: String,
+    pub sub: Option<String>,
+}
+
+impl AttrPath {
+    /// Parses `urn:...:User:name.givenName`, `name.givenName`, `userName`, `$ref`.
+    /// Attribute names never contain ':', so the URN ends at the last colon.
+    pub fn parse(text: &str) -> Result<AttrPath> {
+        let text = text.trim();
+        let (urn, rest) = match text.rfind(':') {
+            Some(i)
+                if text
+                    .get(..4)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("urn:")) =>
+            {
+                (Some(text[..i].to_string()), &text[i + 1..])
+            }
+            Some(_) => {
+                return Err(ScimError::invalid_path(format!(
+                    "'{text}' is not a valid attribute path"
+                )));
+            }
+            None => (None, text),
+        };
+        let (attr, sub) = match rest.split_once('.') {
+            Some((a, s)) => (a, Some(s)),
+            None => (rest, None),
+        };
+        if !valid_name(attr) || sub.is_some_and(|s| !valid_name(s)) {
+            return Err(ScimError::invalid_path(format!(
+                "'{text}' is not a valid attribute path"
+            )));
+        }
+        Ok(AttrPath {
+            urn,
+            attr: attr.to_string(),
+            sub: sub.map(str::to_string),
+        })
+    }
+
+    /// Resolves this path against a resource type. `None` when no such attribute is defined.
+    pub fn resolve(&self, rt: &'static ResourceType) -> Option<Target> {
+        let r = rt.resolve(self.urn.as_deref(), &self.attr)?;
+        let sub = match &self.sub {
+            Some(s) => Some(r.def.sub_attr(s)?),
+            None => None,
+        };
+        Some(Target {
+            ext: r.ext,
+            def: r.def,
+            sub,
+        })
+    }
+}
+
+impl std::fmt::Display for AttrPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(u) = &self.urn {
+            write!(f, "{u}:")?;
+        }
+        f.write_str(&self.attr)?;
+        if let Some(s) = &self.sub {
+            write!(f, ".{s}")?;
+        }
+        Ok(())
+    }
+}
+
+/// RFC 7643 ATTRNAME = ALPHA *(nameChar), nameChar = "-" / "_" / DIGIT / ALPHA; plus `$ref`.
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some('$') => chars.as_str().eq_ignore_ascii_case("ref"),
+        Some(c) if c.is_ascii_alphabetic() => {
+            chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        }
+        _ => false,
+    }
+}
+
+/// A resolved path: the top-level attribute (and its schema) and optionally a sub-attribute.
+#[derive(Debug, Clone, Copy)]
+pub struct Target {
+    /// Extension URN the attribute lives under, `None` for core and common attributes.
+    pub ext: Option<&'static str>,
+    pub def: &'static AttrDef,
+    pub sub: Option<&'static AttrDef>,
+}
+
+impl Target {
+    /// The definition of the leaf this path names.
+    pub fn leaf(&self) -> &'static AttrDef {
+        self.sub.unwrap_or(self.def)
+    }
+
+    /// A printable canonical name, e.g. `name.givenName` or `urn:...:User:department`.
+    pub fn canonical_name(&self) -> String {
+        let mut s = String::new();
+        if let Some(e) = self.ext {
+            s.push_str(e);
+            s.push(':');
+        }
+        s.push_str(self.def.name);
+        if let Some(sub) = self.sub {
+            s.push('.');
+            s.push_str(sub.name);
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{URN_ENTERPRISE, user_type};
+
+    #[test]
+    fn parses_plain_dotted_and_urn_paths() {
+        let p = AttrPath::parse("name.givenName").unwrap();
+        assert_eq!(
+            (p.attr.as_str(), p.sub.as_deref()),
+            ("name", Some("givenName"))
+        );
+        let p = AttrPath::parse(
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
+        )
+        .unwrap();
+        assert_eq!(p.urn.as_deref(), Some(URN_ENTERPRISE));
+        assert_eq!(
+            (p.attr.as_str(), p.sub.as_deref()),
+            ("manager", Some("value"))
+        );
+        assert!(AttrPath::parse("name..x").is_err());
+        assert!(AttrPath::parse("9abc").is_err());
+        assert!(AttrPath::parse("a:b").is_err());
+    }
+
+    #[test]
+    fn resolves_to_canonical_names() {
+        let t = AttrPath::parse("NAME.FamilyName")
+            .unwrap()
+            .resolve(user_type())
+            .unwrap();
+        assert_eq!(t.canonical_name(), "name.familyName");
+        assert!(
+            AttrPath::parse("name.nosuch")
+                .unwrap()
+                .resolve(user_type())
+                .is_none()
+        );
+    }
+}

@@ -1,0 +1,190 @@
+//! `attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5, §3.9), applied to rendered resources.
+//! `schemas` and `id` are always returned; `returned: never` attributes never are.
+
+use crate::path::AttrPath;
+use crate::schema::ResourceType;
+use serde_json::{Map, Value};
+
+/// One selected attribute: extension URN (or `None`), attribute name, optional sub-attribute.
+type Sel = (Option<&'static str>, &'static str, Option<&'static str>);
+
+/// A parsed projection.
+#[derive(Debug, Clone, Default)]
+pub struct Projection {
+    include: Option<Vec<Sel>>,
+    exclude: Vec<Sel>,
+}
+
+fn parse_list(rt: &'static ResourceType, text: Option<&str>) -> Option<Vec<Sel>> {
+    let text = text?.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        // a bare extension URN selects the whole extension
+        if let Some(ext) = rt.extension(part) {
+            for a in &ext.attrs {
+                out.push((Some(ext.id), a.name, None));
+            }
+            continue;
+        }
+        // unknown names are ignored, as RFC 7644 allows
+        if let Some(t) = AttrPath::parse(part).ok().and_then(|p| p.resolve(rt)) {
+            out.push((t.ext, t.def.name, t.sub.map(|s| s.name)));
+        }
+    }
+    Some(out)
+}
+
+impl Projection {
+    /// From the two query parameters (comma-separated attribute paths).
+    pub fn new(
+        rt: &'static ResourceType,
+        attributes: Option<&str>,
+        excluded: Option<&str>,
+    ) -> Projection {
+        Projection {
+            include: parse_list(rt, attributes),
+            exclude: parse_list(rt, excluded).unwrap_or_default(),
+        }
+    }
+
+    /// Whether the projection asks for no attribute at all (the full default set is returned).
+    pub fn is_default(&self) -> bool {
+        self.include.is_none() && self.exclude.is_empty()
+    }
+
+    /// Whether an attribute will be returned (lets the service skip reading it).
+    pub fn returns(&self, ext: Option<&str>, name: &str) -> bool {
+        let hit = |s: &Sel| s.0 == ext && s.1 == name;
+        if self.exclude.iter().any(|s| hit(s) && s.2.is_none()) {
+            return false;
+        }
+        self.include.as_ref().is_none_or(|inc| inc.iter().any(hit))
+    }
+
+    /// Applies the projection to a rendered resource.
+    pub fn apply(&self, rt: &'static ResourceType, doc: Map<String, Value>) -> Map<String, Value> {
+        let mut out = Map::with_capacity(doc.len());
+        for (k, v) in doc {
+            if k == "schemas" || k == "id" {
+                out.insert(k, v);
+                continue;
+            }
+            if let Some(ext) = rt.extension(&k) {
+                let Value::Object(members) = v else { continue };
+                let mut kept = Map::new();
+                for (mk, mv) in members {
+                    if let Some(x) = self.filter_value(Some(ext.id), &mk, mv) {
+                        kept.insert(mk, x);
+                    }
+                }
+                if !kept.is_empty() {
+                    out.insert(k, Value::Object(kept));
+                }
+                continue;
+            }
+            if let Some(x) = self.filter_value(None, &k, v) {
+                out.insert(k, x);
+            }
+        }
+        out
+    }
+
+    fn filter_value(&self, ext: Option<&'static str>, name: &str, v: Value) -> Option<Value> {
+        let on = |s: &&Sel| s.0 == ext && s.1 == name;
+        if self.exclude.iter().filter(on).any(|s| s.2.is_none()) {
+            return None;
+        }
+        let excluded_subs: Vec<&str> = self.exclude.iter().filter(on).filter_map(|s| s.2).collect();
+        let included_subs: Option<Vec<&str>> = match &self.include {
+            None => None,
+            Some(inc) => {
+                let mine: Vec<&Sel> = inc.iter().filter(on).collect();
+                if mine.is_empty() {
+                    return None;
+                }
+                if mine.iter().any(|s| s.2.is_none()) {
+                    None
+                } else {
+                    Some(mine.iter().filter_map(|s| s.2).collect())
+                }
+            }
+        };
+        if excluded_subs.is_empty() && included_subs.is_none() {
+            return Some(v);
+        }
+        let keep = |sub: &str| {
+            !excluded_subs.contains(&sub) && included_subs.as_ref().is_none_or(|i| i.contains(&sub))
+        };
+        let trim = |o: Map<String, Value>| -> Map<String, Value> {
+            o.into_iter().filter(|(k, _)| keep(k)).collect()
+        };
+        match v {
+            Value::Object(o) => Some(Value::Object(trim(o)))
+                .filter(|v| v.as_object().is_some_and(|o| !o.is_empty())),
+            Value::Array(a) => {
+                let items: Vec<Value> = a
+                    .into_iter()
+                    .map(|e| match e {
+                        Value::Object(o) => Value::Object(trim(o)),
+                        other => other,
+                    })
+                    .filter(|e| e.as_object().is_none_or(|o| !o.is_empty()))
+                    .collect();
+                if items.is_empty() {
+                    None
+                } else {
+                    Some(Value::Array(items))
+                }
+            }
+            other => Some(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{URN_ENTERPRISE, user_type};
+    use serde_json::json;
+
+    fn doc() -> Map<String, Value> {
+        json!({"schemas": ["x"], "id": "1", "userName": "a", "name": {"givenName": "A", "familyName": "B"},
+               "emails": [{"value": "a@x", "type": "work"}], URN_ENTERPRISE: {"department": "D", "costCenter": "C"},
+               "meta": {"resourceType": "User"}})
+        .as_object()
+        .cloned()
+        .unwrap()
+    }
+
+    #[test]
+    fn attributes_keep_only_what_is_asked_plus_id() {
+        let p = Projection::new(
+            user_type(),
+            Some("userName,name.givenName,emails.value"),
+            None,
+        );
+        let d = Value::Object(p.apply(user_type(), doc()));
+        assert_eq!(
+            d,
+            json!({"schemas": ["x"], "id": "1", "userName": "a", "name": {"givenName": "A"}, "emails": [{"value": "a@x"}]})
+        );
+        let p = Projection::new(
+            user_type(),
+            Some(&format!("{URN_ENTERPRISE}:department")),
+            None,
+        );
+        let d = p.apply(user_type(), doc());
+        assert_eq!(d[URN_ENTERPRISE], json!({"department": "D"}));
+    }
+
+    #[test]
+    fn excluded_attributes_drop_but_never_id() {
+        let p = Projection::new(user_type(), None, Some("emails,ID,name.familyName,meta"));
+        let d = p.apply(user_type(), doc());
+        assert!(d.contains_key("id") && !d.contains_key("emails") && !d.contains_key("meta"));
+        assert_eq!(d["name"], json!({"givenName": "A"}));
+    }
+}

@@ -1,0 +1,418 @@
+//! Resource documents: turning what a client sent into the canonical stored form (canonical
+//! attribute names, real types, no read-only or write-only parts), and rendering stored documents
+//! back to the wire with `schemas` and `meta.location`.
+
+use crate::error::{Result, ScimError};
+use crate::schema::{AttrDef, AttrType, Mutability, ResourceType, common_attrs};
+use serde_json::{Map, Value};
+
+/// Entra sends booleans as "True"/"False" strings.
+pub fn parse_bool_str(s: &str) -> Option<bool> {
+    if s.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if s.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// Normalises a POST/PUT body into the canonical stored form, without `id` and `meta`.
+/// Read-only attributes and unknown attributes or extensions are ignored (IdPs send them);
+/// wrong types are rejected with `invalidValue`.
+pub fn normalize(rt: &'static ResourceType, body: &Value) -> Result<Map<String, Value>> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ScimError::invalid_syntax("the request body must be a JSON object"))?;
+    check_schemas(rt, obj)?;
+    let mut out = Map::new();
+    for (key, value) in obj {
+        set_top(rt, &mut out, key, value)?;
+    }
+    finish(rt, out)
+}
+
+/// Checks the `schemas` member: when present it must list the resource's core schema.
+pub fn check_schemas(rt: &ResourceType, obj: &Map<String, Value>) -> Result<()> {
+    let Some((_, v)) = obj.iter().find(|(k, _)| k.eq_ignore_ascii_case("schemas")) else {
+        return Ok(());
+    };
+    let list = v
+        .as_array()
+        .ok_or_else(|| ScimError::invalid_syntax("'schemas' must be an array of schema URNs"))?;
+    if !list.iter().all(Value::is_string) {
+        return Err(ScimError::invalid_syntax(
+            "'schemas' must be an array of schema URNs",
+        ));
+    }
+    if !list
+        .iter()
+        .filter_map(Value::as_str)
+        .any(|s| s.eq_ignore_ascii_case(rt.schema.id))
+    {
+        return Err(ScimError::invalid_value(format!(
+            "'schemas' must include {}",
+            rt.schema.id
+        )));
+    }
+    Ok(())
+}
+
+/// Sets one top-level member of a client body into the canonical map (used by normalize and by
+/// PATCH's path-less operations through `patch`).
+fn set_top(
+    rt: &'static ResourceType,
+    out: &mut Map<String, Value>,
+    key: &str,
+    value: &Value,
+) -> Result<()> {
+    if key.eq_ignore_ascii_case("schemas") {
+        return Ok(());
+    }
+    if let Some(ext) = rt.extension(key) {
+        let Some(members) = value.as_object() else {
+            if value.is_null() {
+                return Ok(());
+            }
+            return Err(ScimError::invalid_value(format!(
+                "'{}' must be an object",
+                ext.id
+            )));
+        };
+        for (k, v) in members {
+            if let Some(def) = ext.attr(k) {
+                put(out, Some(ext.id), def, v)?;
+            }
+        }
+        return Ok(());
+    }
+    let (urn, name) = rt.split_urn(key);
+    if urn.is_none() && key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) {
+        return Ok(()); // an unknown or misspelled extension: ignored
+    }
+    if let Some(r) = rt.resolve(urn, name) {
+        put(out, r.ext, r.def, value)?;
+    }
+    Ok(())
+}
+
+fn put(
+    out: &mut Map<String, Value>,
+    ext: Option<&'static str>,
+    def: &'static AttrDef,
+    value: &Value,
+) -> Result<()> {
+    match def.mutability {
+        Mutability::ReadOnly => return Ok(()),
+        Mutability::WriteOnly => {
+            // password: accepted and checked for type, never stored or returned.
+            if !value.is_null() && !value.is_string() {
+                return Err(ScimError::invalid_value(format!(
+                    "'{}' must be a string",
+                    def.name
+                )));
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
+    let Some(v) = normalize_value(def, value)? else {
+        return Ok(());
+    };
+    let container = match ext {
+        Some(urn) => {
+            let slot = out
+                .entry(urn.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            match slot.as_object_mut() {
+                Some(o) => o,
+                None => {
+                    return Err(ScimError::Internal(
+                        "extension slot is not an object".into(),
+                    ));
+                }
+            }
+        }
+        None => out,
+    };
+    container.insert(def.name.to_string(), v);
+    Ok(())
+}
+
+/// Normalises the value of one attribute. `Ok(None)` means "no value" (null, "", empty).
+pub fn normalize_value(def: &'static AttrDef, value: &Value) -> Result<Option<Value>> {
+    if !def.multi {
+        return normalize_single(def, value);
+    }
+    let items: Vec<&Value> = match value {
+        Value::Null => return Ok(None),
+        Value::Array(a) => a.iter().collect(),
+        other => vec![other],
+    };
+    let mut out: Vec<Value> = Vec::with_capacity(items.len());
+    for item in items {
+        let item = decode_json_encoded_value(def, item);
+        if let Some(v) = normalize_single(def, &item)?
+            && !out.contains(&v)
+        {
+            out.push(v);
+        }
+    }
+    if out.is_empty() {
+        return Ok(None);
+    }
+    let primaries = out
+        .iter()
+        .filter(|v| v.get("primary") == Some(&Value::Bool(true)))
+        .count();
+    if primaries > 1 {
+        return Err(ScimError::invalid_value(format!(
+            "at most one of '{}' may have \"primary\": true",
+            def.name
+        )));
+    }
+    Ok(Some(Value::Array(out)))
+}
+
+/// Entra's app-role mapping sends each role's `value` as a JSON-encoded object string.
+fn decode_json_encoded_value(def: &AttrDef, item: &Value) -> Value {
+    if def.name != "roles" {
+        return item.clone();
+    }
+    let Some(s) = item.get("value").and_then(Value::as_str) else {
+        return item.clone();
+    };
+    let Ok(Value::Object(inner)) = serde_json::from_str::<Value>(s.trim()) else {
+        return item.clone();
+    };
+    let mut merged = item.as_object().cloned().unwrap_or_default();
+    merged.remove("value");
+    for (k, v) in inner {
+        let key = if k.eq_ignore_ascii_case("displayName") {
+            "display".to_string()
+        } else {
+            k
+        };
+        merged.entry(key).or_insert(v);
+    }
+    Value::Object(merged)
+}
+
+fn normalize_single(def: &'static AttrDef, value: &Value) -> Result<Option<Value>> {
+    let bad = |what: &str| ScimError::invalid_value(format!("'{}' must be {what}", def.name));
+    Ok(match def.ty {
+        _ if value.is_null() => None,
+        AttrType::Complex => {
+            let obj = match value {
+                Value::Object(o) => o.clone(),
+                // a bare value for a complex attribute: Entra's manager id, or a member id
+                Value::String(s) if def.sub_attr("value").is_some() => {
+                    if s.is_empty() {
+                        return Ok(None);
+                    }
+                    let mut m = Map::new();
+                    m.insert("value".into(), Value::String(s.clone()));
+                    m
+                }
+                _ => return Err(bad("an object")),
+            };
+            let mut out = Map::new();
+            for (k, v) in &obj {
+                let Some(sub) = def.sub_attr(k) else { continue };
+                if sub.mutability == Mutability::ReadOnly && def.mutability != Mutability::ReadOnly
+                {
+                    continue;
+                }
+                if let Some(nv) = normalize_single(sub, v)? {
+                    out.insert(sub.name.to_string(), nv);
+                }
+            }
+            // order sub-attributes as the schema lists them
+            let ordered: Map<String, Value> = def
+                .sub
+                .iter()
+                .filter_map(|s| out.remove(s.name).map(|v| (s.name.to_string(), v)))
+                .collect();
+            if ordered.is_empty() {
+                None
+            } else {
+                Some(Value::Object(ordered))
+            }
+        }
+        AttrType::Boolean => match value {
+            Value::Bool(b) => Some(Value::Bool(*b)),
+            Value::String(s) if s.is_empty() => None,
+            Value::String(s) => Some(Value::Bool(
+                parse_bool_str(s).ok_or_else(|| bad("a boolean"))?,
+            )),
+            _ => return Err(bad("a boolean")),
+        },
+        AttrType::String | AttrType::Reference | AttrType::Binary => match value {
+            Value::String(s) if s.is_empty() => None,
+            Value::String(s) => Some(Value::String(s.clone())),
+            Value::Number(n) => Some(Value::String(n.to_string())),
+            _ => return Err(bad("a string")),
+        },
+        AttrType::Integer => match value {
+            Value::Number(n) if n.is_i64() || n.is_u64() => Some(Value::Number(n.clone())),
+            Value::String(s) if s.is_empty() => None,
+            Value::String(s) => Some(Value::from(
+                s.trim().parse::<i64>().map_err(|_| bad("an integer"))?,
+            )),
+            _ => return Err(bad("an integer")),
+        },
+        AttrType::Decimal => match value {
+            Value::Number(n) => Some(Value::Number(n.clone())),
+            _ => return Err(bad("a number")),
+        },
+        AttrType::DateTime => match value {
+            Value::String(s) if s.is_empty() => None,
+            Value::String(s) if crate::time::parse(s).is_some() => Some(Value::String(s.clone())),
+            _ => return Err(bad("an RFC 3339 dateTime")),
+        },
+    })
+}
+
+/// Final checks and ordering of a normalised document.
+pub fn finish(
+    rt: &'static ResourceType,
+    mut doc: Map<String, Value>,
+) -> Result<Map<String, Value>> {
+    for def in &rt.schema.attrs {
+        if def.required
+            && !doc
+                .get(def.name)
+                .is_some_and(|v| v.as_str().is_none_or(|s| !s.trim().is_empty()))
+        {
+            return Err(ScimError::invalid_value(format!(
+                "'{}' is required",
+                def.name
+            )));
+        }
+    }
+    // drop extension objects that ended up empty
+    doc.retain(|_, v| !v.as_object().is_some_and(Map::is_empty));
+    Ok(reorder(rt, doc))
+}
+
+/// Orders members as the schemas list them: common, core, extensions; anything else last.
+pub fn reorder(rt: &'static ResourceType, mut doc: Map<String, Value>) -> Map<String, Value> {
+    let mut out = Map::with_capacity(doc.len());
+    for name in common_attrs()
+        .iter()
+        .map(|a| a.name)
+        .filter(|n| *n != "meta")
+        .chain(rt.schema.attrs.iter().map(|a| a.name))
+    {
+        if let Some(v) = doc.remove(name) {
+            out.insert(name.to_string(), v);
+        }
+    }
+    for ext in &rt.extensions {
+        if let Some(Value::Object(mut e)) = doc.remove(ext.id) {
+            let ordered: Map<String, Value> = ext
+                .attrs
+                .iter()
+                .filter_map(|a| e.remove(a.name).map(|v| (a.name.to_string(), v)))
+                .collect();
+            out.insert(ext.id.to_string(), Value::Object(ordered));
+        }
+    }
+    out.append(&mut doc);
+    out
+}
+
+/// Renders a stored document for the wire: `schemas` first, `meta.location` from the base URL.
+pub fn render(
+    rt: &'static ResourceType,
+    doc: &Map<String, Value>,
+    base_url: &str,
+) -> Map<String, Value> {
+    let mut out = Map::with_capacity(doc.len() + 2);
+    let mut schemas = vec![Value::String(rt.schema.id.to_string())];
+    for ext in &rt.extensions {
+        if doc.contains_key(ext.id) {
+            schemas.push(Value::String(ext.id.to_string()));
+        }
+    }
+    out.insert("schemas".into(), Value::Array(schemas));
+    for (k, v) in doc {
+        if k == "meta" {
+            continue;
+        }
+        out.insert(k.clone(), v.clone());
+    }
+    if let Some(Value::Object(meta)) = doc.get("meta") {
+        let mut meta = meta.clone();
+        if let Some(id) = doc.get("id").and_then(Value::as_str) {
+            meta.insert(
+                "location".into(),
+                Value::String(format!("{base_url}{}/{id}", rt.endpoint)),
+            );
+        }
+        out.insert("meta".into(), Value::Object(meta));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{URN_ENTERPRISE, user_type};
+    use serde_json::json;
+
+    #[test]
+    fn entra_create_body_normalises() {
+        let body = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", URN_ENTERPRISE, "http://schemas.microsoft.com/x"],
+            "externalId": "0a21f0f2", "UserName": "Test_User@contoso.com", "active": "True",
+            "id": "client-id", "meta": {"resourceType": "User"}, "password": "p@ss",
+            "emails": [{"Primary": true, "type": "work", "value": "Test_User@contoso.com"}],
+            "name": {"givenName": "Test", "familyName": "User", "bogus": 1},
+            "roles": [],
+            "title": null, "nickName": "",
+            URN_ENTERPRISE: {"department": "R&D", "manager": "m-1"},
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:Usr": {"department": "ignored"}
+        });
+        let d = normalize(user_type(), &body).unwrap();
+        assert_eq!(d["userName"], "Test_User@contoso.com");
+        assert_eq!(d["active"], true);
+        assert!(!d.contains_key("id") && !d.contains_key("meta") && !d.contains_key("password"));
+        assert!(
+            !d.contains_key("roles") && !d.contains_key("title") && !d.contains_key("nickName")
+        );
+        assert_eq!(d["emails"][0]["primary"], true);
+        assert_eq!(
+            d["name"],
+            json!({"familyName": "User", "givenName": "Test"})
+        );
+        assert_eq!(d[URN_ENTERPRISE]["manager"], json!({"value": "m-1"}));
+        assert_eq!(d[URN_ENTERPRISE]["department"], "R&D");
+    }
+
+    #[test]
+    fn rejects_wrong_types_and_missing_username() {
+        for body in [
+            json!({"userName": 5.5, "active": "maybe"}),
+            json!({"userName": "a", "active": "maybe"}),
+            json!({"userName": "a", "emails": [{"value": "a", "primary": true}, {"value": "b", "primary": true}]}),
+            json!({"userName": "a", "name": "Ann"}),
+            json!({"name": {"givenName": "x"}}),
+            json!({"userName": ""}),
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "userName": "a"}),
+            json!(["userName"]),
+        ] {
+            let e = normalize(user_type(), &body).expect_err(&body.to_string());
+            assert_eq!(e.status(), 400, "{body}");
+        }
+    }
+
+    #[test]
+    fn json_encoded_roles_are_decoded() {
+        let body = json!({"userName": "a", "roles": [{"primary": true, "value": "{\"id\":\"1\",\"value\":\"Admin\",\"displayName\":\"Admin\"}"}]});
+        let d = normalize(user_type(), &body).unwrap();
+        assert_eq!(d["roles"][0]["value"], "Admin");
+        assert_eq!(d["roles"][0]["display"], "Admin");
+        assert_eq!(d["roles"][0]["primary"], true);
+    }
+}

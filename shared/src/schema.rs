@@ -1,0 +1,632 @@
+//! The schema registry: RFC 7643 attribute characteristics held as data. Validation, filtering,
+//! PATCH, projection and the `/Schemas` endpoint are all driven from these definitions.
+
+use serde_json::{Map, Value, json};
+use std::sync::OnceLock;
+
+pub const URN_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const URN_GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub const URN_ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const URN_ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+pub const URN_LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+pub const URN_PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+pub const URN_SEARCH: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+pub const URN_SPC: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
+pub const URN_RESOURCE_TYPE: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
+pub const URN_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
+
+/// RFC 7643 §2.3 data types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttrType {
+    String,
+    Boolean,
+    Decimal,
+    Integer,
+    DateTime,
+    Binary,
+    Reference,
+    Complex,
+}
+
+impl AttrType {
+    fn as_str(self) -> &'static str {
+        match self {
+            AttrType::String => "string",
+            AttrType::Boolean => "boolean",
+            AttrType::Decimal => "decimal",
+            AttrType::Integer => "integer",
+            AttrType::DateTime => "dateTime",
+            AttrType::Binary => "binary",
+            AttrType::Reference => "reference",
+            AttrType::Complex => "complex",
+        }
+    }
+}
+
+/// RFC 7643 §7 `mutability`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mutability {
+    ReadOnly,
+    ReadWrite,
+    Immutable,
+    WriteOnly,
+}
+
+/// RFC 7643 §7 `returned`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Returned {
+    Always,
+    Never,
+    Default,
+    Request,
+}
+
+/// One attribute (or sub-attribute) definition.
+#[derive(Debug, Clone)]
+pub struct AttrDef {
+    pub name: &'static str,
+    pub ty: AttrType,
+    pub multi: bool,
+    pub required: bool,
+    pub case_exact: bool,
+    pub mutability: Mutability,
+    pub returned: Returned,
+    /// `server` uniqueness (only userName and group displayName here).
+    pub unique: bool,
+    pub description: &'static str,
+    pub canonical: &'static [&'static str],
+    pub ref_types: &'static [&'static str],
+    pub sub: Vec<AttrDef>,
+}
+
+impl AttrDef {
+    fn new(name: &'static str, ty: AttrType, description: &'static str) -> Self {
+        AttrDef {
+            name,
+            ty,
+            multi: false,
+            required: false,
+            case_exact: false,
+            mutability: Mutability::ReadWrite,
+            returned: Returned::Default,
+            unique: false,
+            description,
+            canonical: &[],
+            ref_types: &[],
+            sub: Vec::new(),
+        }
+    }
+    fn multi(mut self) -> Self {
+        self.multi = true;
+        self
+    }
+    fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+    fn exact(mut self) -> Self {
+        self.case_exact = true;
+        self
+    }
+    fn read_only(mut self) -> Self {
+        self.mutability = Mutability::ReadOnly;
+        self
+    }
+    fn write_only(mut self) -> Self {
+        self.mutability = Mutability::WriteOnly;
+        self.returned = Returned::Never;
+        self
+    }
+    fn always(mut self) -> Self {
+        self.returned = Returned::Always;
+        self
+    }
+    fn unique(mut self) -> Self {
+        self.unique = true;
+        self
+    }
+    fn canonical(mut self, values: &'static [&'static str]) -> Self {
+        self.canonical = values;
+        self
+    }
+    fn refs(mut self, types: &'static [&'static str]) -> Self {
+        self.ref_types = types;
+        self
+    }
+    fn with(mut self, sub: Vec<AttrDef>) -> Self {
+        self.sub = sub;
+        self
+    }
+
+    /// A sub-attribute by name, case-insensitively.
+    pub fn sub_attr(&self, name: &str) -> Option<&AttrDef> {
+        self.sub.iter().find(|a| a.name.eq_ignore_ascii_case(name))
+    }
+
+    /// True for complex attributes.
+    pub fn is_complex(&self) -> bool {
+        self.ty == AttrType::Complex
+    }
+
+    /// The RFC 7643 §7 representation of this attribute for `/Schemas`.
+    pub fn to_json(&self) -> Value {
+        let mut o = Map::new();
+        o.insert("name".into(), json!(self.name));
+        o.insert("type".into(), json!(self.ty.as_str()));
+        o.insert("multiValued".into(), json!(self.multi));
+        o.insert("description".into(), json!(self.description));
+        o.insert("required".into(), json!(self.required));
+        if self.ty != AttrType::Complex && self.ty != AttrType::Boolean {
+            o.insert("caseExact".into(), json!(self.case_exact));
+        }
+        if !self.canonical.is_empty() {
+            o.insert("canonicalValues".into(), json!(self.canonical));
+        }
+        if !self.ref_types.is_empty() {
+            o.insert("referenceTypes".into(), json!(self.ref_types));
+        }
+        let m = match self.mutability {
+            Mutability::ReadOnly => "readOnly",
+            Mutability::ReadWrite => "readWrite",
+            Mutability::Immutable => "immutable",
+            Mutability::WriteOnly => "writeOnly",
+        };
+        o.insert("mutability".into(), json!(m));
+        let r = match self.returned {
+            Returned::Always => "always",
+            Returned::Never => "never",
+            Returned::Default => "default",
+            Returned::Request => "request",
+        };
+        o.insert("returned".into(), json!(r));
+        o.insert(
+            "uniqueness".into(),
+            json!(if self.unique { "server" } else { "none" }),
+        );
+        if !self.sub.is_empty() {
+            o.insert(
+                "subAttributes".into(),
+                Value::Array(self.sub.iter().map(AttrDef::to_json).collect()),
+            );
+        }
+        Value::Object(o)
+    }
+}
+
+/// One schema (RFC 7643 §7).
+#[derive(Debug, Clone)]
+pub struct SchemaDef {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub description: &'static str,
+    pub attrs: Vec<AttrDef>,
+}
+
+impl SchemaDef {
+    /// An attribute by name, case-insensitively.
+    pub fn attr(&self, name: &str) -> Option<&AttrDef> {
+        self.attrs
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The `/Schemas/{id}` representation.
+    pub fn to_json(&self, base_url: &str) -> Value {
+        json!({
+            "schemas": [URN_SCHEMA],
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "attributes": self.attrs.iter().map(AttrDef::to_json).collect::<Vec<_>>(),
+            "meta": {
+                "resourceType": "Schema",
+                "location": format!("{base_url}/Schemas/{}", self.id),
+            }
+        })
+    }
+}
+
+/// A resource type (RFC 7643 §6): its core schema and extensions.
+#[derive(Debug)]
+pub struct ResourceType {
+    pub name: &'static str,
+    pub endpoint: &'static str,
+    pub description: &'static str,
+    pub schema: &'static SchemaDef,
+    pub extensions: Vec<&'static SchemaDef>,
+}
+
+impl ResourceType {
+    /// The core schema followed by the extensions.
+    pub fn schemas(&self) -> impl Iterator<Item = &'static SchemaDef> + '_ {
+        std::iter::once(self.schema).chain(self.extensions.iter().copied())
+    }
+
+    /// An extension schema by URN, case-insensitively.
+    pub fn extension(&self, urn: &str) -> Option<&'static SchemaDef> {
+        self.extensions
+            .iter()
+            .copied()
+            .find(|s| s.id.eq_ignore_ascii_case(urn))
+    }
+
+    /// A schema (core or extension) by URN, case-insensitively.
+    pub fn schema_by_urn(&self, urn: &str) -> Option<&'static SchemaDef> {
+        self.schemas().find(|s| s.id.eq_ignore_ascii_case(urn))
+    }
+
+    /// The `/ResourceTypes/{name}` representation.
+    pub fn to_json(&self, base_url: &str) -> Value {
+        json!({
+            "schemas": [URN_RESOURCE_TYPE],
+            "id": self.name,
+            "name": self.name,
+            "endpoint": self.endpoint,
+            "description": self.description,
+            "schema": self.schema.id,
+            "schemaExtensions": self.extensions.iter().map(|s| json!({"schema": s.id, "required": false})).collect::<Vec<_>>(),
+            "meta": {
+                "resourceType": "ResourceType",
+                "location": format!("{base_url}/ResourceTypes/{}", self.name),
+            }
+        })
+    }
+}
+
+/// Attributes common to every resource (RFC 7643 §3.1): id, externalId, meta.
+pub fn common_attrs() -> &'static [AttrDef] {
+    static C: OnceLock<Vec<AttrDef>> = OnceLock::new();
+    C.get_or_init(|| {
+        use AttrType::*;
+        vec![
+            AttrDef::new(
+                "id",
+                String,
+                "Unique identifier issued by the service provider.",
+            )
+            .exact()
+            .read_only()
+            .always()
+            .unique(),
+            AttrDef::new(
+                "externalId",
+                String,
+                "Identifier issued by the provisioning client.",
+            )
+            .exact(),
+            AttrDef::new("meta", Complex, "Resource metadata.")
+                .read_only()
+                .with(vec![
+                    AttrDef::new("resourceType", String, "The resource type.")
+                        .exact()
+                        .read_only(),
+                    AttrDef::new("created", DateTime, "When the resource was added.").read_only(),
+                    AttrDef::new(
+                        "lastModified",
+                        DateTime,
+                        "When the resource was last changed.",
+                    )
+                    .read_only(),
+                    AttrDef::new("location", Reference, "The URI of the resource.")
+                        .exact()
+                        .read_only()
+                        .refs(&["uri"]),
+                    AttrDef::new("version", String, "The version (ETag) of the resource.")
+                        .exact()
+                        .read_only(),
+                ]),
+        ]
+    })
+}
+
+fn multi_complex(
+    name: &'static str,
+    desc: &'static str,
+    value_ty: AttrType,
+    types: &'static [&'static str],
+) -> AttrDef {
+    use AttrType::*;
+    AttrDef::new(name, Complex, desc).multi().with(vec![
+        AttrDef::new("value", value_ty, "The value."),
+        AttrDef::new("display", String, "A human-readable name."),
+        AttrDef::new("type", String, "A label for the value's function.").canonical(types),
+        AttrDef::new(
+            "primary",
+            Boolean,
+            "The preferred value; at most one is true.",
+        ),
+    ])
+}
+
+/// RFC 7643 §4.1 User.
+pub fn user_schema() -> &'static SchemaDef {
+    static S: OnceLock<SchemaDef> = OnceLock::new();
+    S.get_or_init(|| {
+        use AttrType::*;
+        let mut photos = multi_complex(
+            "photos",
+            "URLs of images of the user.",
+            Reference,
+            &["photo", "thumbnail"],
+        );
+        if let Some(v) = photos.sub.first_mut() {
+            v.ref_types = &["external"];
+            v.case_exact = true;
+        }
+        let mut x509 = multi_complex(
+            "x509Certificates",
+            "DER-encoded X.509 certificates.",
+            Binary,
+            &[],
+        );
+        if let Some(v) = x509.sub.first_mut() {
+            v.case_exact = true;
+        }
+        SchemaDef {
+            id: URN_USER,
+            name: "User",
+            description: "User Account",
+            attrs: vec![
+                AttrDef::new(
+                    "userName",
+                    String,
+                    "Unique identifier for the user, typically used to sign in.",
+                )
+                .required()
+                .unique(),
+                AttrDef::new("name", Complex, "The components of the user's name.").with(vec![
+                    AttrDef::new("formatted", String, "The full name."),
+                    AttrDef::new("familyName", String, "The family name."),
+                    AttrDef::new("givenName", String, "The given name."),
+                    AttrDef::new("middleName", String, "The middle name."),
+                    AttrDef::new("honorificPrefix", String, "Honorific prefix."),
+                    AttrDef::new("honorificSuffix", String, "Honorific suffix."),
+                ]),
+                AttrDef::new("displayName", String, "The name displayed to end users."),
+                AttrDef::new("nickName", String, "The casual name."),
+                AttrDef::new(
+                    "profileUrl",
+                    Reference,
+                    "A URL of the user's online profile.",
+                )
+                .refs(&["external"]),
+                AttrDef::new("title", String, "The user's title."),
+                AttrDef::new("userType", String, "The relationship to the organisation."),
+                AttrDef::new(
+                    "preferredLanguage",
+                    String,
+                    "Preferred written or spoken language.",
+                ),
+                AttrDef::new("locale", String, "Default location for localisation."),
+                AttrDef::new("timezone", String, "Time zone in IANA format."),
+                AttrDef::new("active", Boolean, "The user's administrative status."),
+                AttrDef::new(
+                    "password",
+                    String,
+                    "The cleartext password; accepted, never stored in clear, never returned.",
+                )
+                .write_only(),
+                multi_complex(
+                    "emails",
+                    "Email addresses.",
+                    String,
+                    &["work", "home", "other"],
+                ),
+                multi_complex(
+                    "phoneNumbers",
+                    "Phone numbers.",
+                    String,
+                    &["work", "home", "mobile", "fax", "pager", "other"],
+                ),
+                multi_complex(
+                    "ims",
+                    "Instant messaging addresses.",
+                    String,
+                    &["aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo"],
+                ),
+                photos,
+                AttrDef::new("addresses", Complex, "Physical mailing addresses.")
+                    .multi()
+                    .with(vec![
+                        AttrDef::new("formatted", String, "The full address."),
+                        AttrDef::new("streetAddress", String, "Street address."),
+                        AttrDef::new("locality", String, "City or locality."),
+                        AttrDef::new("region", String, "State or region."),
+                        AttrDef::new("postalCode", String, "Postal code."),
+                        AttrDef::new("country", String, "Country (ISO 3166-1 alpha-2)."),
+                        AttrDef::new("type", String, "A label for the address.")
+                            .canonical(&["work", "home", "other"]),
+                        AttrDef::new(
+                            "primary",
+                            Boolean,
+                            "The preferred address; at most one is true.",
+                        ),
+                    ]),
+                AttrDef::new(
+                    "groups",
+                    Complex,
+                    "Groups the user belongs to (read-only; change membership through /Groups).",
+                )
+                .multi()
+                .read_only()
+                .with(vec![
+                    AttrDef::new("value", String, "The group's id.").read_only(),
+                    AttrDef::new("$ref", Reference, "The group's URI.")
+                        .read_only()
+                        .refs(&["User", "Group"]),
+                    AttrDef::new("display", String, "The group's displayName.").read_only(),
+                    AttrDef::new("type", String, "direct or indirect.")
+                        .read_only()
+                        .canonical(&["direct", "indirect"]),
+                ]),
+                multi_complex("entitlements", "Entitlements.", String, &[]),
+                multi_complex("roles", "Roles.", String, &[]),
+                x509,
+            ],
+        }
+    })
+}
+
+/// RFC 7643 §4.3 Enterprise User extension.
+pub fn enterprise_schema() -> &'static SchemaDef {
+    static S: OnceLock<SchemaDef> = OnceLock::new();
+    S.get_or_init(|| {
+        use AttrType::*;
+        SchemaDef {
+            id: URN_ENTERPRISE,
+            name: "EnterpriseUser",
+            description: "Enterprise User",
+            attrs: vec![
+                AttrDef::new(
+                    "employeeNumber",
+                    String,
+                    "Numeric or alphanumeric identifier assigned by the organisation.",
+                ),
+                AttrDef::new("costCenter", String, "Cost center."),
+                AttrDef::new("organization", String, "Organisation."),
+                AttrDef::new("division", String, "Division."),
+                AttrDef::new("department", String, "Department."),
+                AttrDef::new("manager", Complex, "The user's manager.").with(vec![
+                    AttrDef::new("value", String, "The manager's id."),
+                    AttrDef::new("$ref", Reference, "The manager's URI.").refs(&["User"]),
+                    AttrDef::new("displayName", String, "The manager's displayName.").read_only(),
+                ]),
+            ],
+        }
+    })
+}
+
+/// The User resource type.
+pub fn user_type() -> &'static ResourceType {
+    static T: OnceLock<ResourceType> = OnceLock::new();
+    T.get_or_init(|| ResourceType {
+        name: "User",
+        endpoint: "/Users",
+        description: "User Account",
+        schema: user_schema(),
+        extensions: vec![enterprise_schema()],
+    })
+}
+
+/// Every resource type this server serves.
+pub fn resource_types() -> Vec<&'static ResourceType> {
+    vec![user_type()]
+}
+
+/// Every schema this server serves on `/Schemas`.
+pub fn all_schemas() -> Vec<&'static SchemaDef> {
+    vec![user_schema(), enterprise_schema()]
+}
+
+/// Where an attribute path lands in a resource type: which schema, which definition.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolved {
+    /// `None` for core and common attributes (stored at the top level); the URN for extensions
+    /// (stored under the URN key).
+    pub ext: Option<&'static str>,
+    pub def: &'static AttrDef,
+}
+
+impl ResourceType {
+    /// Resolves a top-level attribute name, optionally URN-qualified, case-insensitively.
+    /// Unqualified names are looked up in the common attributes, the core schema, then extensions.
+    pub fn resolve(&'static self, urn: Option<&str>, name: &str) -> Option<Resolved> {
+        match urn {
+            Some(u) if u.eq_ignore_ascii_case(self.schema.id) => {
+                self.resolve(None, name).filter(|r| r.ext.is_none())
+            }
+            Some(u) => {
+                let ext = self.extension(u)?;
+                ext.attr(name).map(|def| Resolved {
+                    ext: Some(ext.id),
+                    def,
+                })
+            }
+            None => {
+                if let Some(def) = common_attrs()
+                    .iter()
+                    .find(|a| a.name.eq_ignore_ascii_case(name))
+                {
+                    return Some(Resolved { ext: None, def });
+                }
+                if let Some(def) = self.schema.attr(name) {
+                    return Some(Resolved { ext: None, def });
+                }
+                self.extensions.iter().find_map(|s| {
+                    s.attr(name).map(|def| Resolved {
+                        ext: Some(s.id),
+                        def,
+                    })
+                })
+            }
+        }
+    }
+
+    /// Splits a possibly URN-qualified path (`urn:...:User:name.givenName`) into its URN and the
+    /// rest, using the known schema URNs (longest match), so dots inside URNs (`2.0`) are kept.
+    pub fn split_urn<'a>(&self, path: &'a str) -> (Option<&'static str>, &'a str) {
+        let mut best: Option<&'static SchemaDef> = None;
+        for s in self.schemas() {
+            let id = s.id;
+            if path.len() > id.len()
+                && path.is_char_boundary(id.len())
+                && path[..id.len()].eq_ignore_ascii_case(id)
+                && path.as_bytes()[id.len()] == b':'
+                && best.is_none_or(|b| b.id.len() < id.len())
+            {
+                best = Some(s);
+            }
+        }
+        match best {
+            Some(s) => (Some(s.id), &path[s.id.len() + 1..]),
+            None => (None, path),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_case_insensitively_and_by_urn() {
+        let t = user_type();
+        assert_eq!(
+            t.resolve(None, "USERNAME").map(|r| r.def.name),
+            Some("userName")
+        );
+        let r = t
+            .resolve(Some(URN_ENTERPRISE), "Department")
+            .map(|r| (r.ext, r.def.name));
+        assert_eq!(r, Some((Some(URN_ENTERPRISE), "department")));
+        assert!(t.resolve(None, "nosuch").is_none());
+        let (urn, rest) =
+            t.split_urn("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value");
+        assert_eq!(urn, Some(URN_ENTERPRISE));
+        assert_eq!(rest, "manager.value");
+        let (urn, rest) = t.split_urn("URN:ietf:params:scim:schemas:core:2.0:User:name.givenName");
+        assert_eq!(urn, Some(URN_USER));
+        assert_eq!(rest, "name.givenName");
+    }
+
+    #[test]
+    fn schema_json_lists_every_attribute() {
+        let j = user_schema().to_json("http://x/scim/v2");
+        let names: Vec<&str> = j["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|a| a["name"].as_str())
+            .collect();
+        for n in [
+            "userName",
+            "name",
+            "emails",
+            "x509Certificates",
+            "password",
+            "groups",
+        ] {
+            assert!(names.contains(&n), "{n}");
+        }
+    }
+}

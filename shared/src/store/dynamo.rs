@@ -1,0 +1,532 @@
+//! The DynamoDB store: [`Table`] over one DynamoDB table (`pk`/`sk`, index `gsi1`, TTL attribute
+//! `expires_at`). Strongly consistent reads on the primary key; multi-item writes are one
+//! `TransactWriteItems`; single writes use the plain conditional call (half the write cost).
+
+use super::{Cond, Index, Item, Query, StoreError, Table, Write};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Region, timeout::TimeoutConfig};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
+    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
+};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Name of the secondary index.
+pub const GSI1: &str = "gsi1";
+
+/// Where to find the table.
+#[derive(Debug, Clone)]
+pub struct DynamoConfig {
+    pub table: String,
+    pub region: String,
+    /// A local endpoint (moto, DynamoDB Local); `None` for AWS.
+    pub endpoint: Option<String>,
+}
+
+impl DynamoConfig {
+    /// From the environment: `SCIM_TABLE`, `AWS_REGION` (or `AWS_DEFAULT_REGION`), optional
+    /// `SCIM_DYNAMODB_ENDPOINT`.
+    pub fn from_env() -> Result<DynamoConfig, StoreError> {
+        let table = std::env::var("SCIM_TABLE")
+            .map_err(|_| StoreError::Other("SCIM_TABLE is not set".into()))?;
+        let region = std::env::var("AWS_REGION")
+            .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+            .map_err(|_| StoreError::Other("AWS_REGION is not set".into()))?;
+        let endpoint = std::env::var("SCIM_DYNAMODB_ENDPOINT")
+            .ok()
+            .filter(|s| !s.is_empty());
+        Ok(DynamoConfig {
+            table,
+            region,
+            endpoint,
+        })
+    }
+}
+
+/// A table in DynamoDB.
+#[derive(Clone)]
+pub struct DynamoTable {
+    client: Client,
+    table: String,
+}
+
+impl DynamoTable {
+    /// Builds the client once (region explicit, credentials from the environment, no instance
+    /// metadata probing). Local endpoints get placeholder credentials when none are set.
+    pub fn connect(cfg: &DynamoConfig) -> Result<DynamoTable, StoreError> {
+        let key = std::env::var("AWS_ACCESS_KEY_ID").ok();
+        let secret = std::env::var("AWS_SECRET_ACCESS_KEY").ok();
+        let token = std::env::var("AWS_SESSION_TOKEN").ok();
+        let creds = match (key, secret, &cfg.endpoint) {
+            (Some(k), Some(s), _) => {
+                aws_credential_types::Credentials::new(k, s, token, None, "environment")
+            }
+            (_, _, Some(_)) => aws_credential_types::Credentials::new(
+                "local",
+                "local",
+                None,
+                None,
+                "local-endpoint",
+            ),
+            _ => {
+                return Err(StoreError::Other(
+                    "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are not set".into(),
+                ));
+            }
+        };
+        let mut b = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(cfg.region.clone()))
+            .credentials_provider(creds)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_attempt_timeout(Duration::from_secs(3))
+                    .operation_timeout(Duration::from_secs(8))
+                    .build(),
+            );
+        if let Some(e) = &cfg.endpoint {
+            b = b.endpoint_url(e.clone());
+        }
+        Ok(DynamoTable {
+            client: Client::from_conf(b.build()),
+            table: cfg.table.clone(),
+        })
+    }
+
+    /// Creates the table with its index and TTL (local and test use; AWS uses the SAM template).
+    /// Succeeds when the table already exists.
+    pub async fn create_table(&self) -> Result<(), StoreError> {
+        let s = |n: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(n)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(other)
+        };
+        let k = |n: &str, t: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(n)
+                .key_type(t)
+                .build()
+                .map_err(other)
+        };
+        let gsi = GlobalSecondaryIndex::builder()
+            .index_name(GSI1)
+            .key_schema(k("gsi1pk", KeyType::Hash)?)
+            .key_schema(k("gsi1sk", KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .map_err(other)?;
+        let r = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(s("pk")?)
+            .attribute_definitions(s("sk")?)
+            .attribute_definitions(s("gsi1pk")?)
+            .attribute_definitions(s("gsi1sk")?)
+            .key_schema(k("pk", KeyType::Hash)?)
+            .key_schema(k("sk", KeyType::Range)?)
+            .global_secondary_indexes(gsi)
+            .send()
+            .await;
+        match r {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error().and_then(|s| s.code())
+                    == Some("ResourceInUseException") =>
+            {
+                return Ok(());
+            }
+            Err(e) => return Err(map_sdk(e)),
+        }
+        let ttl = TimeToLiveSpecification::builder()
+            .attribute_name("expires_at")
+            .enabled(true)
+            .build()
+            .map_err(other)?;
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(ttl)
+            .send()
+            .await
+            .map_err(map_sdk)?;
+        Ok(())
+    }
+
+    fn key(pk: &str, sk: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            ("pk".to_string(), AttributeValue::S(pk.to_string())),
+            ("sk".to_string(), AttributeValue::S(sk.to_string())),
+        ])
+    }
+}
+
+fn other<E: std::fmt::Display>(e: E) -> StoreError {
+    StoreError::Other(e.to_string())
+}
+
+fn map_sdk<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match &e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            StoreError::Unavailable(DisplayErrorContext(&e).to_string())
+        }
+        SdkError::ServiceError(se) => match se.err().code() {
+            Some("ConditionalCheckFailedException") => StoreError::Conflict { index: 0 },
+            Some(
+                "ProvisionedThroughputExceededException"
+                | "ThrottlingException"
+                | "RequestLimitExceeded",
+            ) => StoreError::Throttled,
+            Some(
+                "InternalServerError"
+                | "ServiceUnavailable"
+                | "TransactionConflictException"
+                | "TransactionInProgressException",
+            ) => StoreError::Unavailable(DisplayErrorContext(&e).to_string()),
+            _ => StoreError::Other(DisplayErrorContext(&e).to_string()),
+        },
+        _ => StoreError::Other(DisplayErrorContext(&e).to_string()),
+    }
+}
+
+fn to_attrs(item: &Item) -> HashMap<String, AttributeValue> {
+    let mut m = DynamoTable::key(&item.pk, &item.sk);
+    if let Some((p, s)) = &item.gsi1 {
+        m.insert("gsi1pk".into(), AttributeValue::S(p.clone()));
+        m.insert("gsi1sk".into(), AttributeValue::S(s.clone()));
+    }
+    if let Some(d) = &item.doc {
+        m.insert("doc".into(), AttributeValue::S(d.clone()));
+    }
+    m.insert("v".into(), AttributeValue::N(item.version.to_string()));
+    if let Some(t) = item.expires_at {
+        m.insert("expires_at".into(), AttributeValue::N(t.to_string()));
+    }
+    for (k, v) in &item.nums {
+        m.insert(format!("n_{k}"), AttributeValue::N(v.to_string()));
+    }
+    m
+}
+
+fn from_attrs(m: &HashMap<String, AttributeValue>) -> Result<Item, StoreError> {
+    let s = |k: &str| m.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let n = |v: &AttributeValue| v.as_n().ok().and_then(|x| x.parse::<i64>().ok());
+    let mut item = Item {
+        pk: s("pk").ok_or_else(|| StoreError::Other("item without pk".into()))?,
+        sk: s("sk").ok_or_else(|| StoreError::Other("item without sk".into()))?,
+        doc: s("doc"),
+        version: m.get("v").and_then(n).unwrap_or(0) as u64,
+        expires_at: m.get("expires_at").and_then(n),
+        ..Default::default()
+    };
+    if let (Some(p), Some(k)) = (s("gsi1pk"), s("gsi1sk")) {
+        item.gsi1 = Some((p, k));
+    }
+    for (k, v) in m {
+        if let Some(name) = k.strip_prefix("n_")
+            && let Some(x) = n(v)
+        {
+            item.nums.insert(name.to_string(), x);
+        }
+    }
+    Ok(item)
+}
+
+/// A condition expression and its placeholder values.
+fn condition(cond: Cond) -> (Option<String>, HashMap<String, AttributeValue>) {
+    match cond {
+        Cond::Always => (None, HashMap::new()),
+        Cond::Absent => (Some("attribute_not_exists(pk)".into()), HashMap::new()),
+        Cond::Exists => (Some("attribute_exists(pk)".into()), HashMap::new()),
+        Cond::Version(v) => (
+            Some("v = :cv".into()),
+            HashMap::from([(":cv".to_string(), AttributeValue::N(v.to_string()))]),
+        ),
+    }
+}
+
+fn some_map(m: HashMap<String, AttributeValue>) -> Option<HashMap<String, AttributeValue>> {
+    if m.is_empty() { None } else { Some(m) }
+}
+
+#[async_trait::async_trait]
+impl Table for DynamoTable {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(map_sdk)?;
+        let now = crate::time::unix_now();
+        match out.item() {
+            Some(m) => Ok(Some(from_attrs(m)?).filter(|i| !i.expired(now))),
+            None => Ok(None),
+        }
+    }
+
+    async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Item>>, StoreError> {
+        let mut found: HashMap<(String, String), Item> = HashMap::new();
+        for chunk in keys.chunks(100) {
+            let mut unique: Vec<&(String, String)> = chunk.iter().collect();
+            unique.sort();
+            unique.dedup();
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(unique.iter().map(|(p, s)| Self::key(p, s)).collect()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(other)?,
+            );
+            let mut attempts = 0;
+            while let Some(req) = pending.take() {
+                attempts += 1;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, req)
+                    .send()
+                    .await
+                    .map_err(map_sdk)?;
+                for m in out
+                    .responses()
+                    .and_then(|r| r.get(&self.table))
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                {
+                    let item = from_attrs(m)?;
+                    found.insert((item.pk.clone(), item.sk.clone()), item);
+                }
+                pending = out
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .cloned();
+                if pending.is_some() {
+                    if attempts >= 5 {
+                        return Err(StoreError::Throttled);
+                    }
+                    tokio::time::sleep(Duration::from_millis(20 << attempts)).await;
+                }
+            }
+        }
+        let now = crate::time::unix_now();
+        Ok(keys
+            .iter()
+            .map(|k| found.get(k).filter(|i| !i.expired(now)).cloned())
+            .collect())
+    }
+
+    async fn query(&self, q: &Query) -> Result<Vec<Item>, StoreError> {
+        let (pk_name, sk_name) = match q.index {
+            Index::Primary => ("pk", "sk"),
+            Index::Gsi1 => ("gsi1pk", "gsi1sk"),
+        };
+        let now = crate::time::unix_now();
+        let mut out = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        if q.lo > q.hi || q.limit == 0 {
+            return Ok(out);
+        }
+        loop {
+            let want = (q.limit - out.len()).min(1000) as i32;
+            let mut req = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression(format!(
+                    "{pk_name} = :pk AND {sk_name} BETWEEN :lo AND :hi"
+                ))
+                .expression_attribute_values(":pk", AttributeValue::S(q.pk.clone()))
+                .expression_attribute_values(":lo", AttributeValue::S(q.lo.clone()))
+                .expression_attribute_values(":hi", AttributeValue::S(q.hi.clone()))
+                .scan_index_forward(q.forward)
+                .limit(want)
+                .set_exclusive_start_key(start.take());
+            req = match q.index {
+                Index::Primary => req.consistent_read(true),
+                Index::Gsi1 => req.index_name(GSI1),
+            };
+            let page = req.send().await.map_err(map_sdk)?;
+            for m in page.items() {
+                let item = from_attrs(m)?;
+                if !item.expired(now) {
+                    out.push(item);
+                }
+            }
+            match page.last_evaluated_key() {
+                Some(k) if out.len() < q.limit => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        out.truncate(q.limit);
+        Ok(out)
+    }
+
+    async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        if writes.len() > super::MAX_TRANSACTION {
+            return Err(StoreError::Other(format!(
+                "{} writes exceed one transaction",
+                writes.len()
+            )));
+        }
+        let mut writes = writes;
+        if writes.len() == 1
+            && let Some(w) = writes.pop()
+        {
+            return self.write_one(w).await;
+        }
+        let mut items = Vec::with_capacity(writes.len());
+        for w in &writes {
+            items.push(self.transact_item(w)?);
+        }
+        let r = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                if let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(tce)) =
+                    e.as_service_error()
+                {
+                    let reasons = tce.cancellation_reasons();
+                    if let Some(index) = reasons.iter().position(|r| r.code() == Some("ConditionalCheckFailed")) {
+                        return Err(StoreError::Conflict { index });
+                    }
+                    if reasons.iter().any(|r| r.code() == Some("ThrottlingError") || r.code() == Some("ProvisionedThroughputExceeded")) {
+                        return Err(StoreError::Throttled);
+                    }
+                    return Err(StoreError::Unavailable(format!("transaction cancelled: {:?}", reasons.iter().map(|r| r.code()).collect::<Vec<_>>())));
+                }
+                Err(map_sdk(e))
+            }
+        }
+    }
+}
+
+impl DynamoTable {
+    async fn write_one(&self, w: Write) -> Result<(), StoreError> {
+        match w {
+            Write::Put { item, cond } => {
+                let (expr, vals) = condition(cond);
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(to_attrs(&item)))
+                    .set_condition_expression(expr)
+                    .set_expression_attribute_values(some_map(vals))
+                    .send()
+                    .await
+                    .map_err(map_sdk)?;
+            }
+            Write::Delete { pk, sk, cond } => {
+                let (expr, vals) = condition(cond);
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(Self::key(&pk, &sk)))
+                    .set_condition_expression(expr)
+                    .set_expression_attribute_values(some_map(vals))
+                    .send()
+                    .await
+                    .map_err(map_sdk)?;
+            }
+            Write::Add { pk, sk, field, by } => {
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(Self::key(&pk, &sk)))
+                    .update_expression("ADD #f :by")
+                    .expression_attribute_names("#f", format!("n_{field}"))
+                    .expression_attribute_values(":by", AttributeValue::N(by.to_string()))
+                    .send()
+                    .await
+                    .map_err(map_sdk)?;
+            }
+            Write::Check { pk, sk, cond } => {
+                // a lone check: read and compare
+                let cur = self.get(&pk, &sk).await?;
+                let ok = match cond {
+                    Cond::Always => true,
+                    Cond::Absent => cur.is_none(),
+                    Cond::Exists => cur.is_some(),
+                    Cond::Version(v) => cur.is_some_and(|i| i.version == v),
+                };
+                if !ok {
+                    return Err(StoreError::Conflict { index: 0 });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn transact_item(&self, w: &Write) -> Result<TransactWriteItem, StoreError> {
+        Ok(match w {
+            Write::Put { item, cond } => {
+                let (expr, vals) = condition(*cond);
+                let p = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(to_attrs(item)))
+                    .set_condition_expression(expr)
+                    .set_expression_attribute_values(some_map(vals))
+                    .build()
+                    .map_err(other)?;
+                TransactWriteItem::builder().put(p).build()
+            }
+            Write::Delete { pk, sk, cond } => {
+                let (expr, vals) = condition(*cond);
+                let d = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(Self::key(pk, sk)))
+                    .set_condition_expression(expr)
+                    .set_expression_attribute_values(some_map(vals))
+                    .build()
+                    .map_err(other)?;
+                TransactWriteItem::builder().delete(d).build()
+            }
+            Write::Add { pk, sk, field, by } => {
+                let u = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(Self::key(pk, sk)))
+                    .update_expression("ADD #f :by")
+                    .expression_attribute_names("#f", format!("n_{field}"))
+                    .expression_attribute_values(":by", AttributeValue::N(by.to_string()))
+                    .build()
+                    .map_err(other)?;
+                TransactWriteItem::builder().update(u).build()
+            }
+            Write::Check { pk, sk, cond } => {
+                let (expr, vals) = condition(*cond);
+                let c = ConditionCheck::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(Self::key(pk, sk)))
+                    .condition_expression(expr.unwrap_or_else(|| {
+                        "attribute_exists(pk) OR attribute_not_exists(pk)".into()
+                    }))
+                    .set_expression_attribute_values(some_map(vals))
+                    .build()
+                    .map_err(other)?;
+                TransactWriteItem::builder().condition_check(c).build()
+            }
+        })
+    }
+}

@@ -1,0 +1,183 @@
+//! The storage seam. [`Table`] is a small item store with DynamoDB's semantics (partition and
+//! sort keys, one secondary index, conditional writes, all-or-nothing transactions, range
+//! queries, TTL); [`dynamo::DynamoTable`] and [`embedded::EmbeddedTable`] implement it.
+//! [`layout`] holds the single-table layout on top of it; SCIM rules stay above, AWS types below.
+
+pub mod dynamo;
+pub mod embedded;
+pub mod layout;
+pub mod metered;
+
+use std::collections::BTreeMap;
+
+/// One stored item.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Item {
+    pub pk: String,
+    pub sk: String,
+    /// Secondary index key (`gsi1pk`, `gsi1sk`), when the item is indexed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi1: Option<(String, String)>,
+    /// The item's payload, JSON text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doc: Option<String>,
+    /// Optimistic-locking version.
+    #[serde(default)]
+    pub version: u64,
+    /// Numeric attributes (counters).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub nums: BTreeMap<String, i64>,
+    /// Unix seconds after which the item is gone (DynamoDB TTL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+impl Item {
+    /// A new item with a JSON payload.
+    pub fn new(pk: impl Into<String>, sk: impl Into<String>, doc: String, version: u64) -> Item {
+        Item {
+            pk: pk.into(),
+            sk: sk.into(),
+            doc: Some(doc),
+            version,
+            ..Default::default()
+        }
+    }
+
+    /// Whether a TTL has passed (DynamoDB deletes expired items lazily, so readers check too).
+    pub fn expired(&self, now: i64) -> bool {
+        self.expires_at.is_some_and(|t| t <= now)
+    }
+}
+
+/// A condition on the current state of an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cond {
+    Always,
+    /// The item must not exist (uniqueness claims, creates).
+    Absent,
+    /// The item must exist.
+    Exists,
+    /// The item must exist with this version (optimistic locking).
+    Version(u64),
+}
+
+/// One write of a transaction.
+#[derive(Debug, Clone)]
+pub enum Write {
+    Put {
+        item: Item,
+        cond: Cond,
+    },
+    Delete {
+        pk: String,
+        sk: String,
+        cond: Cond,
+    },
+    /// Atomically add `by` to a numeric attribute, creating the item if needed.
+    Add {
+        pk: String,
+        sk: String,
+        field: String,
+        by: i64,
+    },
+    /// Only check a condition.
+    Check {
+        pk: String,
+        sk: String,
+        cond: Cond,
+    },
+}
+
+/// Which key a query reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Index {
+    Primary,
+    Gsi1,
+}
+
+/// A range query inside one partition: `lo <= sort key <= hi`.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub index: Index,
+    pub pk: String,
+    pub lo: String,
+    pub hi: String,
+    pub forward: bool,
+    pub limit: usize,
+}
+
+impl Query {
+    /// Every sort key starting with `prefix`, ascending, after `after` (exclusive) if given.
+    pub fn prefix(pk: impl Into<String>, prefix: &str, after: Option<&str>, limit: usize) -> Query {
+        let lo = match after {
+            Some(a) if a > prefix => format!("{a}\u{1}"),
+            _ => prefix.to_string(),
+        };
+        Query {
+            index: Index::Primary,
+            pk: pk.into(),
+            lo,
+            hi: format!("{prefix}\u{10FFFF}"),
+            forward: true,
+            limit,
+        }
+    }
+}
+
+/// Failures below the seam. Mapped to SCIM errors by the service.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// A condition failed; `index` is the failing write's position in the transaction.
+    #[error("condition failed on write {index}")]
+    Conflict { index: usize },
+    /// The store asked us to slow down.
+    #[error("throttled by the store")]
+    Throttled,
+    /// The store could not be reached or timed out; safe to retry.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else (misconfiguration, corrupt item).
+    #[error("store failure: {0}")]
+    Other(String),
+}
+
+impl From<StoreError> for crate::error::ScimError {
+    fn from(e: StoreError) -> Self {
+        use crate::error::ScimError;
+        match e {
+            StoreError::Throttled => ScimError::TooManyRequests {
+                detail: "the store is throttling; retry shortly".into(),
+                retry_after: 1,
+            },
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(%cause, "store unavailable");
+                ScimError::Unavailable {
+                    detail: "the store is unavailable; retry shortly".into(),
+                    retry_after: 2,
+                }
+            }
+            StoreError::Conflict { index } => ScimError::Unavailable {
+                detail: format!("concurrent update (write {index}); retry"),
+                retry_after: 1,
+            },
+            StoreError::Other(cause) => ScimError::Internal(cause),
+        }
+    }
+}
+
+/// The item store every SCIM operation runs on.
+#[async_trait::async_trait]
+pub trait Table: Send + Sync {
+    /// A strongly consistent read of one item.
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError>;
+    /// Strongly consistent reads of many items, in the order asked.
+    async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Item>>, StoreError>;
+    /// A range query; returns at most `limit` live items.
+    async fn query(&self, q: &Query) -> Result<Vec<Item>, StoreError>;
+    /// Applies every write or none (at most 100 writes).
+    async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError>;
+}
+
+/// Most writes in one transaction (DynamoDB's limit).
+pub const MAX_TRANSACTION: usize = 100;
