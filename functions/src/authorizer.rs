@@ -22,21 +22,13 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
 /// The authorizer's answer for one event; `Err("Unauthorized")` makes API Gateway answer 401.
 pub async fn authorize(app: &App, event: &Value) -> Result<Value, lambda_runtime::Error> {
     let headers = event.get("headers").and_then(Value::as_object);
-    let authorization = headers
-        .and_then(|h| {
-            h.iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
-        })
-        .and_then(|(_, v)| v.as_str());
+    let authorization = headers.and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case("authorization"))).and_then(|(_, v)| v.as_str());
     let principal = match app.authenticate(authorization).await {
         Ok(p) => p,
         Err(e) if e.status() == 401 => return Err("Unauthorized".into()),
         Err(e) => return Err(format!("authorizer failed: {}", e.status()).into()),
     };
-    let method_arn = event
-        .get("methodArn")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let method_arn = event.get("methodArn").and_then(Value::as_str).unwrap_or_default();
     Ok(policy(&principal, method_arn))
 }
 
@@ -44,20 +36,11 @@ pub async fn authorize(app: &App, event: &Value) -> Result<Value, lambda_runtime
 pub fn policy(p: &Principal, method_arn: &str) -> Value {
     // arn:aws:execute-api:{region}:{account}:{api}/{stage}/{METHOD}/{path...}
     let mut parts = method_arn.splitn(4, '/');
-    let (api, stage) = (
-        parts.next().unwrap_or_default(),
-        parts.next().unwrap_or_default(),
-    );
+    let (api, stage) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
     let resources: Vec<String> = ROUTES
         .iter()
         .filter(|r| p.may(r.permission))
-        .map(|r| {
-            format!(
-                "{api}/{stage}/{}/scim/v2{}",
-                r.method,
-                r.path.replace("{id}", "*")
-            )
-        })
+        .map(|r| format!("{api}/{stage}/{}/scim/v2{}", r.method, r.path.replace("{id}", "*")))
         .collect();
     json!({
         "principalId": p.key_id,

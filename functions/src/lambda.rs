@@ -26,18 +26,8 @@ pub fn principal_of(event: &Request) -> Option<Principal> {
     let RequestContext::ApiGatewayV1(ctx) = event.request_context_ref()? else {
         return None;
     };
-    let field = |k: &str| {
-        ctx.authorizer
-            .fields
-            .get(k)
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-    };
-    Some(Principal {
-        tenant_id: field("tenant_id")?,
-        key_id: field("key_id")?,
-        role: field("role")?,
-    })
+    let field = |k: &str| ctx.authorizer.fields.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    Some(Principal { tenant_id: field("tenant_id")?, key_id: field("key_id")?, role: field("role")? })
 }
 
 /// Converts one event, serves it, converts the response.
@@ -46,9 +36,7 @@ pub async fn handle(app: &App, routes: &[Route], event: Request) -> Response<Bod
     let base_url = base_url(&event);
     let resp = match principal_of(&event) {
         Some(p) => app.handle(&p, &req, &base_url, Some(routes)).await,
-        None => edge::Response::error(&ScimError::Unauthorized(
-            "no authorizer context on the request".into(),
-        )),
+        None => edge::Response::error(&ScimError::Unauthorized("no authorizer context on the request".into())),
     };
     tracing::info!(method = %req.method, path = %req.path, status = resp.status, "request");
     to_lambda(resp)
@@ -61,41 +49,20 @@ fn to_edge(event: &Request) -> edge::Request {
         Some(i) => full[i + "/scim/v2".len()..].to_string(),
         None => full.to_string(),
     };
-    let query = event
-        .uri()
-        .query()
-        .map(edge::parse_query)
-        .unwrap_or_default();
-    let headers = event
-        .headers()
-        .iter()
-        .filter_map(|(k, v)| {
-            v.to_str()
-                .ok()
-                .map(|v| (k.as_str().to_ascii_lowercase(), v.to_string()))
-        })
-        .collect();
+    let query = event.uri().query().map(edge::parse_query).unwrap_or_default();
+    let headers =
+        event.headers().iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_ascii_lowercase(), v.to_string()))).collect();
     let body = match event.body() {
         Body::Empty => Vec::new(),
         Body::Text(t) => t.as_bytes().to_vec(),
         Body::Binary(b) => b.clone(),
         _ => Vec::new(),
     };
-    edge::Request {
-        method: event.method().as_str().to_string(),
-        path,
-        query,
-        headers,
-        body,
-    }
+    edge::Request { method: event.method().as_str().to_string(), path, query, headers, body }
 }
 
 fn base_url(event: &Request) -> String {
-    let host = event
-        .headers()
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
+    let host = event.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost");
     let stage = match event.request_context_ref() {
         Some(RequestContext::ApiGatewayV1(ctx)) => ctx.stage.clone(),
         _ => None,
@@ -112,10 +79,6 @@ fn to_lambda(r: edge::Response) -> Response<Body> {
     for (k, v) in &r.headers {
         b = b.header(k.as_str(), v.as_str());
     }
-    let body = if r.body.is_empty() {
-        Body::Empty
-    } else {
-        Body::Text(String::from_utf8_lossy(&r.body).into_owned())
-    };
+    let body = if r.body.is_empty() { Body::Empty } else { Body::Text(String::from_utf8_lossy(&r.body).into_owned()) };
     b.body(body).unwrap_or_else(|_| Response::new(Body::Empty))
 }

@@ -13,16 +13,9 @@ use std::sync::Arc;
 /// Logs as JSON lines (CloudWatch) or text (terminal); level from `RUST_LOG` (default info).
 /// Request bodies, tokens and query strings are never logged.
 pub fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        b.json().with_current_span(false).without_time().try_init()
-    } else {
-        b.with_ansi(false).try_init()
-    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { b.json().with_current_span(false).without_time().try_init() } else { b.with_ansi(false).try_init() };
 }
 
 /// The DynamoDB table named by the environment (`SCIM_TABLE`, `AWS_REGION`, optional

@@ -34,9 +34,7 @@ pub enum StoreChoice {
 }
 
 /// Opens the chosen store.
-pub async fn open_store(
-    choice: &StoreChoice,
-) -> Result<Arc<dyn Table>, scim_core::store::StoreError> {
+pub async fn open_store(choice: &StoreChoice) -> Result<Arc<dyn Table>, scim_core::store::StoreError> {
     Ok(match choice {
         StoreChoice::Embedded(dir) => Arc::new(EmbeddedTable::open(dir)?),
         StoreChoice::Memory => Arc::new(EmbeddedTable::in_memory()),
@@ -51,14 +49,9 @@ pub async fn open_store(
 /// Makes the local tenant and an admin key on first start; returns the key when it made one
 /// (or when `new_key` asks for another).
 pub async fn bootstrap(app: &App, new_key: bool) -> Result<Option<String>, ScimError> {
-    let created =
-        auth::create_tenant(app.layout(), LOCAL_TENANT, "Local development tenant").await?;
+    let created = auth::create_tenant(app.layout(), LOCAL_TENANT, "Local development tenant").await?;
     if created || new_key {
-        return Ok(Some(
-            auth::create_key(app.layout(), LOCAL_TENANT, "admin", None)
-                .await?
-                .token,
-        ));
+        return Ok(Some(auth::create_key(app.layout(), LOCAL_TENANT, "admin", None).await?.token));
     }
     Ok(None)
 }
@@ -74,10 +67,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>) -> std::io::Result<()> 
                 let app = app.clone();
                 async move { Ok::<_, Infallible>(handle(&app, req).await) }
             });
-            let _ = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), svc).await;
         });
     }
 }
@@ -87,8 +77,7 @@ fn scim_response(r: edge::Response) -> hyper::Response<Full<Bytes>> {
     for (k, v) in &r.headers {
         b = b.header(k.as_str(), v.as_str());
     }
-    b.body(Full::new(Bytes::from(r.body)))
-        .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())))
+    b.body(Full::new(Bytes::from(r.body))).unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())))
 }
 
 async fn handle(app: &App, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
@@ -103,31 +92,17 @@ async fn handle(app: &App, req: hyper::Request<Incoming>) -> hyper::Response<Ful
 async fn serve_one(app: &App, req: hyper::Request<Incoming>) -> edge::Response {
     let (parts, body) = req.into_parts();
     let Some(path) = parts.uri.path().strip_prefix("/scim/v2") else {
-        return edge::Response::error(&ScimError::NotFound(format!(
-            "no endpoint at {}; the base URL is /scim/v2",
-            parts.uri.path()
-        )));
+        return edge::Response::error(&ScimError::NotFound(format!("no endpoint at {}; the base URL is /scim/v2", parts.uri.path())));
     };
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .filter_map(|(k, v)| {
-            v.to_str()
-                .ok()
-                .map(|v| (k.as_str().to_string(), v.to_string()))
-        })
-        .collect();
-    let authorization = parts
-        .headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok());
+    let headers: Vec<(String, String)> =
+        parts.headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string()))).collect();
+    let authorization = parts.headers.get("authorization").and_then(|v| v.to_str().ok());
     let principal = match app.authenticate(authorization).await {
         Ok(p) => p,
         Err(e) => {
             let mut r = edge::Response::error(&e);
             if e.status() == 401 {
-                r.headers
-                    .push(("www-authenticate".into(), "Bearer realm=\"scim\"".into()));
+                r.headers.push(("www-authenticate".into(), "Bearer realm=\"scim\"".into()));
             }
             return r;
         }
@@ -135,16 +110,10 @@ async fn serve_one(app: &App, req: hyper::Request<Incoming>) -> edge::Response {
     let body = match Limited::new(body, MAX_PAYLOAD + 1).collect().await {
         Ok(b) => b.to_bytes().to_vec(),
         Err(_) => {
-            return edge::Response::error(&ScimError::PayloadTooLarge(format!(
-                "request body over {MAX_PAYLOAD} bytes"
-            )));
+            return edge::Response::error(&ScimError::PayloadTooLarge(format!("request body over {MAX_PAYLOAD} bytes")));
         }
     };
-    let host = parts
-        .headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1");
+    let host = parts.headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
     let base_url = format!("http://{host}/scim/v2");
     let req = edge::Request {
         method: parts.method.as_str().to_string(),

@@ -60,9 +60,7 @@ pub fn b64(bytes: &[u8]) -> String {
 
 /// Decodes base64url without padding.
 pub fn b64_decode(s: &str) -> Option<Vec<u8>> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(s)
-        .ok()
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok()
 }
 
 /// Cryptographically random bytes from the OS.
@@ -87,11 +85,7 @@ fn hash_secret(secret: &str) -> String {
 pub fn parse_token(token: &str) -> Option<(&str, &str)> {
     let rest = token.strip_prefix("scim_")?;
     let (id, secret) = rest.split_once('_')?;
-    if id.len() != 16
-        || !id.bytes().all(|b| b.is_ascii_hexdigit())
-        || secret.len() < 32
-        || secret.len() > 128
-    {
+    if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) || secret.len() < 32 || secret.len() > 128 {
         return None;
     }
     Some((id, secret))
@@ -99,25 +93,16 @@ pub fn parse_token(token: &str) -> Option<(&str, &str)> {
 
 /// A tenant id: letters, digits, '-' and '_', 1 to 64 characters.
 pub fn valid_tenant_id(t: &str) -> bool {
-    !t.is_empty()
-        && t.len() <= 64
-        && t.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Creates a tenant record. `Ok(false)` when it already exists.
 pub async fn create_tenant(layout: &Layout, tenant_id: &str, name: &str) -> Result<bool> {
     if !valid_tenant_id(tenant_id) {
-        return Err(ScimError::invalid_value(
-            "tenant ids use letters, digits, '-' and '_' (at most 64)",
-        ));
+        return Err(ScimError::invalid_value("tenant ids use letters, digits, '-' and '_' (at most 64)"));
     }
-    let rec =
-        json!({"id": tenant_id, "name": name, "created": crate::time::now(), "status": "active"});
-    match layout
-        .put_record(&tenant_pk(tenant_id), TENANT_SK, &rec, 1, Cond::Absent)
-        .await
-    {
+    let rec = json!({"id": tenant_id, "name": name, "created": crate::time::now(), "status": "active"});
+    match layout.put_record(&tenant_pk(tenant_id), TENANT_SK, &rec, 1, Cond::Absent).await {
         Ok(()) => Ok(true),
         Err(crate::store::StoreError::Conflict { .. }) => Ok(false),
         Err(e) => Err(e.into()),
@@ -126,10 +111,7 @@ pub async fn create_tenant(layout: &Layout, tenant_id: &str, name: &str) -> Resu
 
 /// A tenant record, when it exists.
 pub async fn get_tenant(layout: &Layout, tenant_id: &str) -> Result<Option<Value>> {
-    Ok(layout
-        .get_record(&tenant_pk(tenant_id), TENANT_SK)
-        .await?
-        .map(|(v, _)| v))
+    Ok(layout.get_record(&tenant_pk(tenant_id), TENANT_SK).await?.map(|(v, _)| v))
 }
 
 /// A new key: the token (show once) and its id.
@@ -139,16 +121,9 @@ pub struct NewKey {
 }
 
 /// Creates an API key for a tenant and role; the token is returned once and stored only hashed.
-pub async fn create_key(
-    layout: &Layout,
-    tenant_id: &str,
-    role: &str,
-    expires_at: Option<i64>,
-) -> Result<NewKey> {
+pub async fn create_key(layout: &Layout, tenant_id: &str, role: &str, expires_at: Option<i64>) -> Result<NewKey> {
     if role_permissions(role).is_none() {
-        return Err(ScimError::invalid_value(format!(
-            "unknown role '{role}' (admin, provisioner, reader)"
-        )));
+        return Err(ScimError::invalid_value(format!("unknown role '{role}' (admin, provisioner, reader)")));
     }
     if get_tenant(layout, tenant_id).await?.is_none() {
         return Err(ScimError::NotFound(format!("no tenant '{tenant_id}'")));
@@ -159,13 +134,8 @@ pub async fn create_key(
         "key_id": key_id, "tenant": tenant_id, "role": role, "hash": hash_secret(&secret),
         "created": crate::time::now(), "expires_at": expires_at, "revoked": false,
     });
-    layout
-        .put_record(&key_pk(&key_id), KEY_SK, &rec, 1, Cond::Absent)
-        .await?;
-    Ok(NewKey {
-        token: format!("scim_{key_id}_{secret}"),
-        key_id,
-    })
+    layout.put_record(&key_pk(&key_id), KEY_SK, &rec, 1, Cond::Absent).await?;
+    Ok(NewKey { token: format!("scim_{key_id}_{secret}"), key_id })
 }
 
 /// Checks a bearer token: format, record, hash (constant time), revocation, expiry, tenant.
@@ -182,10 +152,7 @@ pub async fn authenticate(layout: &Layout, authorization: Option<&str>) -> Resul
         .map(|(_, t)| t.trim())
         .ok_or_else(|| deny("not a Bearer credential"))?;
     let (key_id, secret) = parse_token(token).ok_or_else(|| deny("malformed key"))?;
-    let (rec, _) = layout
-        .get_record(&key_pk(key_id), KEY_SK)
-        .await?
-        .ok_or_else(|| deny("unknown key id"))?;
+    let (rec, _) = layout.get_record(&key_pk(key_id), KEY_SK).await?.ok_or_else(|| deny("unknown key id"))?;
     let stored = rec["hash"].as_str().unwrap_or_default();
     let given = hash_secret(secret);
     if !bool::from(stored.as_bytes().ct_eq(given.as_bytes())) {
@@ -194,22 +161,12 @@ pub async fn authenticate(layout: &Layout, authorization: Option<&str>) -> Resul
     if rec["revoked"].as_bool().unwrap_or(true) {
         return Err(deny("revoked key"));
     }
-    if rec["expires_at"]
-        .as_i64()
-        .is_some_and(|t| t <= crate::time::unix_now())
-    {
+    if rec["expires_at"].as_i64().is_some_and(|t| t <= crate::time::unix_now()) {
         return Err(deny("expired key"));
     }
-    let tenant = rec["tenant"]
-        .as_str()
-        .filter(|t| valid_tenant_id(t))
-        .ok_or_else(|| deny("key without tenant"))?;
+    let tenant = rec["tenant"].as_str().filter(|t| valid_tenant_id(t)).ok_or_else(|| deny("key without tenant"))?;
     let role = rec["role"].as_str().unwrap_or("reader").to_string();
-    Ok(Principal {
-        tenant_id: tenant.to_string(),
-        key_id: key_id.to_string(),
-        role,
-    })
+    Ok(Principal { tenant_id: tenant.to_string(), key_id: key_id.to_string(), role })
 }
 
 #[cfg(test)]
@@ -220,41 +177,18 @@ mod tests {
 
     #[tokio::test]
     async fn keys_authenticate_and_are_stored_hashed() {
-        let layout = Layout {
-            table: Arc::new(EmbeddedTable::in_memory()),
-        };
+        let layout = Layout { table: Arc::new(EmbeddedTable::in_memory()) };
         assert!(create_tenant(&layout, "acme", "Acme").await.unwrap());
         assert!(!create_tenant(&layout, "acme", "Acme").await.unwrap());
         let k = create_key(&layout, "acme", "admin", None).await.unwrap();
-        let p = authenticate(&layout, Some(&format!("Bearer {}", k.token)))
-            .await
-            .unwrap();
+        let p = authenticate(&layout, Some(&format!("Bearer {}", k.token))).await.unwrap();
         assert_eq!(p.tenant_id, "acme");
-        let (rec, _) = layout
-            .get_record(&key_pk(&k.key_id), KEY_SK)
-            .await
-            .unwrap()
-            .unwrap();
+        let (rec, _) = layout.get_record(&key_pk(&k.key_id), KEY_SK).await.unwrap().unwrap();
         let secret = k.token.rsplit_once('_').map(|(_, s)| s).unwrap_or_default();
-        assert!(
-            !rec.to_string().contains(secret),
-            "the secret is never stored"
-        );
+        assert!(!rec.to_string().contains(secret), "the secret is never stored");
         let wrong = format!("Bearer scim_{}_{}", k.key_id, "A".repeat(43));
-        assert_eq!(
-            authenticate(&layout, Some(&wrong))
-                .await
-                .unwrap_err()
-                .status(),
-            401
-        );
-        assert_eq!(
-            authenticate(&layout, Some("Bearer nope"))
-                .await
-                .unwrap_err()
-                .status(),
-            401
-        );
+        assert_eq!(authenticate(&layout, Some(&wrong)).await.unwrap_err().status(), 401);
+        assert_eq!(authenticate(&layout, Some("Bearer nope")).await.unwrap_err().status(), 401);
         assert_eq!(authenticate(&layout, None).await.unwrap_err().status(), 401);
         assert!(create_key(&layout, "acme", "root", None).await.is_err());
     }

@@ -53,12 +53,7 @@ fn list(resources: Vec<Value>) -> Value {
 
 /// `GET /ResourceTypes`.
 pub fn resource_type_list(base_url: &str) -> Value {
-    list(
-        resource_types()
-            .iter()
-            .map(|r| r.to_json(base_url))
-            .collect(),
-    )
+    list(resource_types().iter().map(|r| r.to_json(base_url)).collect())
 }
 
 /// `GET /ResourceTypes/{name}`.

@@ -25,6 +25,8 @@ pub enum Route {
     UsersReplace,
     UsersPatch,
     UsersDelete,
+    /// `POST /.search` across every resource type (RFC 7644 §3.4.3).
+    RootSearch,
     ServiceProviderConfig,
     ResourceTypes,
     ResourceType,
@@ -44,125 +46,35 @@ pub struct RouteSpec {
     pub permission: Permission,
 }
 
-const fn spec(
-    route: Route,
-    method: &'static str,
-    path: &'static str,
-    function: &'static str,
-    permission: Permission,
-) -> RouteSpec {
-    RouteSpec {
-        route,
-        method,
-        path,
-        function,
-        permission,
-    }
+const fn spec(route: Route, method: &'static str, path: &'static str, function: &'static str, permission: Permission) -> RouteSpec {
+    RouteSpec { route, method, path, function, permission }
 }
 
 /// The route table.
 pub const ROUTES: &[RouteSpec] = &[
-    spec(
-        Route::UsersCreate,
-        "POST",
-        "/Users",
-        "users-create",
-        Permission::ScimWrite,
-    ),
-    spec(
-        Route::UsersList,
-        "GET",
-        "/Users",
-        "users-list",
-        Permission::ScimRead,
-    ),
-    spec(
-        Route::UsersSearch,
-        "POST",
-        "/Users/.search",
-        "users-search",
-        Permission::ScimRead,
-    ),
-    spec(
-        Route::UsersGet,
-        "GET",
-        "/Users/{id}",
-        "users-get",
-        Permission::ScimRead,
-    ),
-    spec(
-        Route::UsersReplace,
-        "PUT",
-        "/Users/{id}",
-        "users-replace",
-        Permission::ScimWrite,
-    ),
-    spec(
-        Route::UsersPatch,
-        "PATCH",
-        "/Users/{id}",
-        "users-patch",
-        Permission::ScimWrite,
-    ),
-    spec(
-        Route::UsersDelete,
-        "DELETE",
-        "/Users/{id}",
-        "users-delete",
-        Permission::ScimWrite,
-    ),
-    spec(
-        Route::ServiceProviderConfig,
-        "GET",
-        "/ServiceProviderConfig",
-        "discovery",
-        Permission::ScimRead,
-    ),
-    spec(
-        Route::ResourceTypes,
-        "GET",
-        "/ResourceTypes",
-        "discovery",
-        Permission::ScimRead,
-    ),
-    spec(
-        Route::ResourceType,
-        "GET",
-        "/ResourceTypes/{id}",
-        "discovery",
-        Permission::ScimRead,
-    ),
-    spec(
-        Route::Schemas,
-        "GET",
-        "/Schemas",
-        "discovery",
-        Permission::ScimRead,
-    ),
-    spec(
-        Route::Schema,
-        "GET",
-        "/Schemas/{id}",
-        "discovery",
-        Permission::ScimRead,
-    ),
+    spec(Route::UsersCreate, "POST", "/Users", "users-create", Permission::ScimWrite),
+    spec(Route::UsersList, "GET", "/Users", "users-list", Permission::ScimRead),
+    spec(Route::UsersSearch, "POST", "/Users/.search", "users-search", Permission::ScimRead),
+    spec(Route::UsersGet, "GET", "/Users/{id}", "users-get", Permission::ScimRead),
+    spec(Route::UsersReplace, "PUT", "/Users/{id}", "users-replace", Permission::ScimWrite),
+    spec(Route::UsersPatch, "PATCH", "/Users/{id}", "users-patch", Permission::ScimWrite),
+    spec(Route::UsersDelete, "DELETE", "/Users/{id}", "users-delete", Permission::ScimWrite),
+    spec(Route::RootSearch, "POST", "/.search", "search", Permission::ScimRead),
+    spec(Route::ServiceProviderConfig, "GET", "/ServiceProviderConfig", "discovery", Permission::ScimRead),
+    spec(Route::ResourceTypes, "GET", "/ResourceTypes", "discovery", Permission::ScimRead),
+    spec(Route::ResourceType, "GET", "/ResourceTypes/{id}", "discovery", Permission::ScimRead),
+    spec(Route::Schemas, "GET", "/Schemas", "discovery", Permission::ScimRead),
+    spec(Route::Schema, "GET", "/Schemas/{id}", "discovery", Permission::ScimRead),
 ];
 
 /// The routes a function binary serves.
 pub fn routes_of(function: &str) -> Vec<Route> {
-    ROUTES
-        .iter()
-        .filter(|r| r.function == function)
-        .map(|r| r.route)
-        .collect()
+    ROUTES.iter().filter(|r| r.function == function).map(|r| r.route).collect()
 }
 
 fn spec_of(route: Route) -> &'static RouteSpec {
     // ROUTES lists every Route variant; the fallback is never reached.
-    ROUTES
-        .iter()
-        .find(|r| r.route == route)
-        .unwrap_or(&ROUTES[0])
+    ROUTES.iter().find(|r| r.route == route).unwrap_or(&ROUTES[0])
 }
 
 /// Matches a method and a path under the base URL. 404 for unknown paths, 405 for a known path
@@ -198,9 +110,7 @@ pub fn match_route(method: &str, path: &str) -> Result<(Route, Option<String>)> 
         }
     }
     if path_known {
-        Err(ScimError::MethodNotAllowed(format!(
-            "{method} is not allowed on {path}"
-        )))
+        Err(ScimError::MethodNotAllowed(format!("{method} is not allowed on {path}")))
     } else {
         Err(ScimError::NotFound(format!("no endpoint at {path}")))
     }
@@ -214,8 +124,7 @@ pub fn percent_decode(s: &str) -> String {
     while i < b.len() {
         if b[i] == b'%'
             && i + 2 < b.len()
-            && let Ok(v) =
-                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+            && let Ok(v) = u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
         {
             out.push(v);
             i += 3;
@@ -233,10 +142,7 @@ pub fn parse_query(q: &str) -> Vec<(String, String)> {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (
-                percent_decode(&k.replace('+', " ")),
-                percent_decode(&v.replace('+', " ")),
-            )
+            (percent_decode(&k.replace('+', " ")), percent_decode(&v.replace('+', " ")))
         })
         .collect()
 }
@@ -256,10 +162,7 @@ pub struct Request {
 impl Request {
     /// A header value by (case-insensitive) name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -276,18 +179,10 @@ pub const SCIM_JSON: &str = "application/scim+json";
 
 impl Response {
     fn json(status: u16, v: &Value) -> Response {
-        Response {
-            status,
-            headers: vec![("content-type".into(), SCIM_JSON.into())],
-            body: v.to_string().into_bytes(),
-        }
+        Response { status, headers: vec![("content-type".into(), SCIM_JSON.into())], body: v.to_string().into_bytes() }
     }
     fn empty(status: u16) -> Response {
-        Response {
-            status,
-            headers: Vec::new(),
-            body: Vec::new(),
-        }
+        Response { status, headers: Vec::new(), body: Vec::new() }
     }
     /// The SCIM Error response for an error.
     pub fn error(e: &ScimError) -> Response {
@@ -302,10 +197,7 @@ impl Response {
     }
     /// A header value by name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -317,9 +209,7 @@ pub struct App {
 impl App {
     /// An app over a table.
     pub fn new(table: Arc<dyn Table>) -> App {
-        App {
-            service: Service::new(Layout { table }),
-        }
+        App { service: Service::new(Layout { table }) }
     }
 
     /// The layout (for bootstrap and admin tasks).
@@ -334,57 +224,32 @@ impl App {
 
     /// Serves one request for an authenticated principal. `only` limits the routes (a function
     /// serves its own routes and answers 404 for anything else).
-    pub async fn handle(
-        &self,
-        principal: &Principal,
-        req: &Request,
-        base_url: &str,
-        only: Option<&[Route]>,
-    ) -> Response {
+    pub async fn handle(&self, principal: &Principal, req: &Request, base_url: &str, only: Option<&[Route]>) -> Response {
         match self.dispatch(principal, req, base_url, only).await {
             Ok(r) => r,
             Err(e) => Response::error(&e),
         }
     }
 
-    async fn dispatch(
-        &self,
-        principal: &Principal,
-        req: &Request,
-        base_url: &str,
-        only: Option<&[Route]>,
-    ) -> Result<Response> {
+    async fn dispatch(&self, principal: &Principal, req: &Request, base_url: &str, only: Option<&[Route]>) -> Result<Response> {
         let (route, id) = match_route(&req.method, &req.path)?;
         if only.is_some_and(|o| !o.contains(&route)) {
             return Err(ScimError::NotFound(format!("no endpoint at {}", req.path)));
         }
         if !principal.may(spec_of(route).permission) {
-            return Err(ScimError::Forbidden(format!(
-                "the key's role '{}' may not {} {}",
-                principal.role, req.method, req.path
-            )));
+            return Err(ScimError::Forbidden(format!("the key's role '{}' may not {} {}", principal.role, req.method, req.path)));
         }
-        let ctx = Ctx {
-            tenant: &principal.tenant_id,
-            base_url,
-        };
+        let ctx = Ctx { tenant: &principal.tenant_id, base_url };
         let id = id.unwrap_or_default();
         let if_match = req.header("if-match");
         let rt = user_type();
         let render = |s: &Stored, status: u16| -> Response {
-            let projection = crate::projection::Projection::new(
-                rt,
-                query(req, "attributes"),
-                query(req, "excludedAttributes"),
-            );
+            let projection = crate::projection::Projection::new(rt, query(req, "attributes"), query(req, "excludedAttributes"));
             let doc = projection.apply(rt, resource::render(rt, &s.doc, base_url));
             let mut r = Response::json(status, &Value::Object(doc));
             r.headers.push(("etag".into(), etag(s.version)));
             if status == 201 {
-                r.headers.push((
-                    "location".into(),
-                    format!("{base_url}{}/{}", rt.endpoint, s.id()),
-                ));
+                r.headers.push(("location".into(), format!("{base_url}{}/{}", rt.endpoint, s.id())));
             }
             r
         };
@@ -392,10 +257,7 @@ impl App {
             Route::UsersCreate => render(&self.service.create_user(ctx, &body(req)?).await?, 201),
             Route::UsersGet => {
                 let s = self.service.get_user(ctx, &id).await?;
-                if req
-                    .header("if-none-match")
-                    .is_some_and(|h| h.split(',').any(|t| t.trim() == etag(s.version)))
-                {
+                if req.header("if-none-match").is_some_and(|h| h.split(',').any(|t| t.trim() == etag(s.version))) {
                     let mut r = Response::empty(304);
                     r.headers.push(("etag".into(), etag(s.version)));
                     r
@@ -403,41 +265,18 @@ impl App {
                     render(&s, 200)
                 }
             }
-            Route::UsersReplace => render(
-                &self
-                    .service
-                    .replace_user(ctx, &id, &body(req)?, if_match)
-                    .await?,
-                200,
-            ),
-            Route::UsersPatch => render(
-                &self
-                    .service
-                    .patch_user(ctx, &id, &body(req)?, if_match)
-                    .await?,
-                200,
-            ),
+            Route::UsersReplace => render(&self.service.replace_user(ctx, &id, &body(req)?, if_match).await?, 200),
+            Route::UsersPatch => render(&self.service.patch_user(ctx, &id, &body(req)?, if_match).await?, 200),
             Route::UsersDelete => {
                 self.service.delete_user(ctx, &id, if_match).await?;
                 Response::empty(204)
             }
-            Route::UsersList => Response::json(
-                200,
-                &self
-                    .service
-                    .list_users(ctx, &ListQuery::from_params(&req.query)?)
-                    .await?,
-            ),
-            Route::UsersSearch => Response::json(
-                200,
-                &self
-                    .service
-                    .list_users(ctx, &ListQuery::from_search(&body(req)?)?)
-                    .await?,
-            ),
-            Route::ServiceProviderConfig => {
-                Response::json(200, &discovery::service_provider_config(base_url))
+            Route::UsersList => Response::json(200, &self.service.list_users(ctx, &ListQuery::from_params(&req.query)?).await?),
+            // Users are the only resource type so far, so a root search is a Users search
+            Route::UsersSearch | Route::RootSearch => {
+                Response::json(200, &self.service.list_users(ctx, &ListQuery::from_search(&body(req)?)?).await?)
             }
+            Route::ServiceProviderConfig => Response::json(200, &discovery::service_provider_config(base_url)),
             Route::ResourceTypes => Response::json(200, &discovery::resource_type_list(base_url)),
             Route::ResourceType => Response::json(200, &discovery::resource_type(base_url, &id)?),
             Route::Schemas => Response::json(200, &discovery::schema_list(base_url)),
@@ -447,38 +286,24 @@ impl App {
 }
 
 fn query<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.query
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+    req.query.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
 /// Decodes a JSON request body: size, media type and syntax checked, each with its own error.
 fn body(req: &Request) -> Result<Value> {
     if req.body.len() > MAX_PAYLOAD {
-        return Err(ScimError::PayloadTooLarge(format!(
-            "request body over {MAX_PAYLOAD} bytes"
-        )));
+        return Err(ScimError::PayloadTooLarge(format!("request body over {MAX_PAYLOAD} bytes")));
     }
     if let Some(ct) = req.header("content-type") {
-        let media = ct
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        if !(media.is_empty() || media.contains("json") || media == "text/plain" || media == "*/*")
-        {
-            return Err(ScimError::UnsupportedMediaType(format!(
-                "send application/scim+json, not {media}"
-            )));
+        let media = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        if !(media.is_empty() || media.contains("json") || media == "text/plain" || media == "*/*") {
+            return Err(ScimError::UnsupportedMediaType(format!("send application/scim+json, not {media}")));
         }
     }
     if req.body.iter().all(u8::is_ascii_whitespace) {
         return Err(ScimError::invalid_syntax("the request body is empty"));
     }
-    serde_json::from_slice(&req.body)
-        .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")))
+    serde_json::from_slice(&req.body).map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")))
 }
 
 #[cfg(test)]
@@ -488,20 +313,12 @@ mod tests {
     #[test]
     fn routes_match_with_404_and_405() {
         assert_eq!(match_route("GET", "/Users").unwrap().0, Route::UsersList);
-        assert_eq!(
-            match_route("post", "/Users/.search").unwrap().0,
-            Route::UsersSearch
-        );
+        assert_eq!(match_route("post", "/Users/.search").unwrap().0, Route::UsersSearch);
         let (r, id) = match_route("PATCH", "/Users/abc%2Fd").unwrap();
         assert_eq!((r, id.as_deref()), (Route::UsersPatch, Some("abc/d")));
         assert_eq!(match_route("GET", "/Nope").unwrap_err().status(), 404);
         assert_eq!(match_route("DELETE", "/Users").unwrap_err().status(), 405);
-        assert_eq!(
-            match_route("GET", "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User")
-                .unwrap()
-                .0,
-            Route::Schema
-        );
+        assert_eq!(match_route("GET", "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User").unwrap().0, Route::Schema);
     }
 
     #[test]
@@ -509,7 +326,7 @@ mod tests {
         for r in ROUTES {
             assert_eq!(ROUTES.iter().filter(|x| x.route == r.route).count(), 1);
         }
-        assert_eq!(ROUTES.len(), 12);
+        assert_eq!(ROUTES.len(), 13);
     }
 
     #[test]

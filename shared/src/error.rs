@@ -90,10 +90,7 @@ pub type Result<T, E = ScimError> = std::result::Result<T, E>;
 impl ScimError {
     /// 400 with the given `scimType`.
     pub fn bad(scim_type: ScimType, detail: impl Into<String>) -> Self {
-        ScimError::BadRequest {
-            scim_type,
-            detail: detail.into(),
-        }
+        ScimError::BadRequest { scim_type, detail: detail.into() }
     }
     /// 400 invalidValue.
     pub fn invalid_value(detail: impl Into<String>) -> Self {
@@ -152,8 +149,7 @@ impl ScimError {
     /// Seconds for a `Retry-After` header, when the client should retry.
     pub fn retry_after(&self) -> Option<u32> {
         match self {
-            ScimError::TooManyRequests { retry_after, .. }
-            | ScimError::Unavailable { retry_after, .. } => Some(*retry_after),
+            ScimError::TooManyRequests { retry_after, .. } | ScimError::Unavailable { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -161,9 +157,7 @@ impl ScimError {
     /// The text sent to the client. Internal causes stay in the logs.
     pub fn client_detail(&self) -> String {
         match self {
-            ScimError::Internal(_) => {
-                "internal server error; the request id in the logs has the cause".to_string()
-            }
+            ScimError::Internal(_) => "internal server error; the request id in the logs has the cause".to_string(),
             other => other.to_string(),
         }
     }
@@ -192,20 +186,12 @@ mod tests {
         let b = e.to_json();
         assert_eq!(b["status"], "409");
         assert_eq!(b["scimType"], "uniqueness");
-        assert_eq!(
-            b["schemas"][0],
-            "urn:ietf:params:scim:api:messages:2.0:Error"
-        );
+        assert_eq!(b["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error");
     }
 
     #[test]
     fn internal_cause_is_not_sent() {
         let e = ScimError::Internal("table scim-x item corrupt at pk TENANT#a".into());
-        assert!(
-            !e.to_json()["detail"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("TENANT#")
-        );
+        assert!(!e.to_json()["detail"].as_str().unwrap_or_default().contains("TENANT#"));
     }
 }

@@ -114,18 +114,13 @@ fn lex(input: &str) -> Result<Vec<Tok>> {
                 if !closed || i > bytes.len() {
                     return Err(ScimError::invalid_filter("unterminated string in filter"));
                 }
-                let s: String = serde_json::from_str(&input[start..i])
-                    .map_err(|_| ScimError::invalid_filter("invalid escape in filter string"))?;
+                let s: String =
+                    serde_json::from_str(&input[start..i]).map_err(|_| ScimError::invalid_filter("invalid escape in filter string"))?;
                 out.push(Tok::Str(s));
             }
             _ => {
                 let start = i;
-                while i < bytes.len()
-                    && !matches!(
-                        bytes[i],
-                        b' ' | b'\t' | b'\n' | b'\r' | b'(' | b')' | b'[' | b']' | b'"'
-                    )
-                {
+                while i < bytes.len() && !matches!(bytes[i], b' ' | b'\t' | b'\n' | b'\r' | b'(' | b')' | b'[' | b']' | b'"') {
                     i += 1;
                 }
                 out.push(Tok::Word(input[start..i].to_string()));
@@ -219,20 +214,13 @@ impl Parser {
         let word = match self.next() {
             Some(Tok::Word(w)) => w,
             Some(t) => {
-                return Err(ScimError::invalid_filter(format!(
-                    "expected an attribute path, found {}",
-                    describe(&t)
-                )));
+                return Err(ScimError::invalid_filter(format!("expected an attribute path, found {}", describe(&t))));
             }
             None => {
-                return Err(ScimError::invalid_filter(
-                    "filter ends where an attribute path was expected",
-                ));
+                return Err(ScimError::invalid_filter("filter ends where an attribute path was expected"));
             }
         };
-        let path = AttrPath::parse(&word).map_err(|_| {
-            ScimError::invalid_filter(format!("'{word}' is not a valid attribute path"))
-        })?;
+        let path = AttrPath::parse(&word).map_err(|_| ScimError::invalid_filter(format!("'{word}' is not a valid attribute path")))?;
         if matches!(self.peek(), Some(Tok::LBracket)) {
             self.pos += 1;
             self.enter()?;
@@ -241,29 +229,20 @@ impl Parser {
             match self.next() {
                 Some(Tok::RBracket) => {}
                 _ => {
-                    return Err(ScimError::invalid_filter(
-                        "expected ']' to close the value filter",
-                    ));
+                    return Err(ScimError::invalid_filter("expected ']' to close the value filter"));
                 }
             }
             // Entra's non-RFC form: emails[type eq "work"].value eq "x"
             if let Some(Tok::Word(w)) = self.peek()
                 && let Some(sub) = w.strip_prefix('.')
             {
-                let sub_path = AttrPath::parse(sub).map_err(|_| {
-                    ScimError::invalid_filter(format!("'{w}' is not a valid sub-attribute"))
-                })?;
+                let sub_path =
+                    AttrPath::parse(sub).map_err(|_| ScimError::invalid_filter(format!("'{w}' is not a valid sub-attribute")))?;
                 self.pos += 1;
                 let cmp = self.comparison(sub_path)?;
-                return Ok(Filter::ValuePath {
-                    path,
-                    inner: Box::new(Filter::And(Box::new(inner), Box::new(cmp))),
-                });
+                return Ok(Filter::ValuePath { path, inner: Box::new(Filter::And(Box::new(inner), Box::new(cmp))) });
             }
-            return Ok(Filter::ValuePath {
-                path,
-                inner: Box::new(inner),
-            });
+            return Ok(Filter::ValuePath { path, inner: Box::new(inner) });
         }
         self.comparison(path)
     }
@@ -271,18 +250,12 @@ impl Parser {
     fn comparison(&mut self, path: AttrPath) -> Result<Filter> {
         let op = match self.next() {
             Some(Tok::Word(w)) if w.eq_ignore_ascii_case("pr") => return Ok(Filter::Present(path)),
-            Some(Tok::Word(w)) => CompareOp::parse(&w)
-                .ok_or_else(|| ScimError::invalid_filter(format!("unknown operator '{w}'")))?,
+            Some(Tok::Word(w)) => CompareOp::parse(&w).ok_or_else(|| ScimError::invalid_filter(format!("unknown operator '{w}'")))?,
             Some(t) => {
-                return Err(ScimError::invalid_filter(format!(
-                    "expected an operator after '{path}', found {}",
-                    describe(&t)
-                )));
+                return Err(ScimError::invalid_filter(format!("expected an operator after '{path}', found {}", describe(&t))));
             }
             None => {
-                return Err(ScimError::invalid_filter(format!(
-                    "filter ends after '{path}'; an operator is missing"
-                )));
+                return Err(ScimError::invalid_filter(format!("filter ends after '{path}'; an operator is missing")));
             }
         };
         let value = match self.next() {
@@ -291,24 +264,14 @@ impl Parser {
                 "true" => Value::Bool(true),
                 "false" => Value::Bool(false),
                 "null" => Value::Null,
-                _ => serde_json::from_str::<serde_json::Number>(&w)
-                    .map(Value::Number)
-                    .map_err(|_| {
-                        ScimError::invalid_filter(format!(
-                            "'{w}' is not a valid comparison value (strings need double quotes)"
-                        ))
-                    })?,
+                // Microsoft's reference clients send bare words and dates unquoted: read them as strings
+                _ => serde_json::from_str::<serde_json::Number>(&w).map(Value::Number).unwrap_or(Value::String(w)),
             },
             Some(t) => {
-                return Err(ScimError::invalid_filter(format!(
-                    "expected a value, found {}",
-                    describe(&t)
-                )));
+                return Err(ScimError::invalid_filter(format!("expected a value, found {}", describe(&t))));
             }
             None => {
-                return Err(ScimError::invalid_filter(
-                    "filter ends where a comparison value was expected",
-                ));
+                return Err(ScimError::invalid_filter("filter ends where a comparison value was expected"));
             }
         };
         Ok(Filter::Compare { path, op, value })
@@ -335,17 +298,10 @@ pub fn parse(input: &str) -> Result<Filter> {
     if toks.is_empty() {
         return Err(ScimError::invalid_filter("empty filter"));
     }
-    let mut p = Parser {
-        toks,
-        pos: 0,
-        depth: 0,
-    };
+    let mut p = Parser { toks, pos: 0, depth: 0 };
     let f = p.or()?;
     if let Some(t) = p.peek() {
-        return Err(ScimError::invalid_filter(format!(
-            "unexpected {} in filter",
-            describe(t)
-        )));
+        return Err(ScimError::invalid_filter(format!("unexpected {} in filter", describe(t))));
     }
     Ok(f)
 }
@@ -367,11 +323,7 @@ impl Operand {
         match self {
             Operand::Root(t) => {
                 // `emails eq "x"` compares the element's `value`.
-                if t.sub.is_none() && t.def.is_complex() {
-                    t.def.sub_attr("value").unwrap_or(t.def)
-                } else {
-                    t.leaf()
-                }
+                if t.sub.is_none() && t.def.is_complex() { t.def.sub_attr("value").unwrap_or(t.def) } else { t.leaf() }
             }
             Operand::Element(d) => d,
         }
@@ -416,14 +368,8 @@ pub fn compile_element(f: &Filter, rt: &'static ResourceType, target: Target) ->
 
 fn compile_in(f: &Filter, rt: &'static ResourceType, element: Option<Target>) -> Result<Expr> {
     Ok(match f {
-        Filter::And(a, b) => Expr::And(
-            Box::new(compile_in(a, rt, element)?),
-            Box::new(compile_in(b, rt, element)?),
-        ),
-        Filter::Or(a, b) => Expr::Or(
-            Box::new(compile_in(a, rt, element)?),
-            Box::new(compile_in(b, rt, element)?),
-        ),
+        Filter::And(a, b) => Expr::And(Box::new(compile_in(a, rt, element)?), Box::new(compile_in(b, rt, element)?)),
+        Filter::Or(a, b) => Expr::Or(Box::new(compile_in(a, rt, element)?), Box::new(compile_in(b, rt, element)?)),
         Filter::Not(a) => Expr::Not(Box::new(compile_in(a, rt, element)?)),
         Filter::Present(p) => match operand(p, rt, element)? {
             Some(o) => Expr::Present(o),
@@ -432,11 +378,7 @@ fn compile_in(f: &Filter, rt: &'static ResourceType, element: Option<Target>) ->
         Filter::Compare { path, op, value } => match operand(path, rt, element)? {
             Some(o) => {
                 check_op(o.leaf().ty, *op, value, path)?;
-                Expr::Compare {
-                    operand: o,
-                    op: *op,
-                    value: value.clone(),
-                }
+                Expr::Compare { operand: o, op: *op, value: value.clone() }
             }
             None => Expr::Never,
         },
@@ -445,14 +387,11 @@ fn compile_in(f: &Filter, rt: &'static ResourceType, element: Option<Target>) ->
                 return Err(ScimError::invalid_filter("value filters cannot nest"));
             }
             match path.resolve(rt) {
-                Some(t) if t.sub.is_none() && t.def.is_complex() => Expr::Any {
-                    target: t,
-                    inner: Box::new(compile_in(inner, rt, Some(t))?),
-                },
+                Some(t) if t.sub.is_none() && t.def.is_complex() => {
+                    Expr::Any { target: t, inner: Box::new(compile_in(inner, rt, Some(t))?) }
+                }
                 Some(_) => {
-                    return Err(ScimError::invalid_filter(format!(
-                        "'{path}' is not a complex attribute; '[...]' needs one"
-                    )));
+                    return Err(ScimError::invalid_filter(format!("'{path}' is not a complex attribute; '[...]' needs one")));
                 }
                 None => Expr::Never,
             }
@@ -460,17 +399,10 @@ fn compile_in(f: &Filter, rt: &'static ResourceType, element: Option<Target>) ->
     })
 }
 
-fn operand(
-    p: &AttrPath,
-    rt: &'static ResourceType,
-    element: Option<Target>,
-) -> Result<Option<Operand>> {
+fn operand(p: &AttrPath, rt: &'static ResourceType, element: Option<Target>) -> Result<Option<Operand>> {
     if let Some(el) = element {
         if p.urn.is_some() || p.sub.is_some() {
-            return Err(ScimError::invalid_filter(format!(
-                "'{p}' inside '[...]' must name a sub-attribute of '{}'",
-                el.def.name
-            )));
+            return Err(ScimError::invalid_filter(format!("'{p}' inside '[...]' must name a sub-attribute of '{}'", el.def.name)));
         }
         return Ok(el.def.sub_attr(&p.attr).map(Operand::Element));
     }
@@ -482,39 +414,22 @@ fn check_op(ty: AttrType, op: CompareOp, value: &Value, path: &AttrPath) -> Resu
     let ordered = matches!(op, Gt | Ge | Lt | Le);
     let text = matches!(op, Co | Sw | Ew);
     if ty == AttrType::Boolean && (ordered || text) {
-        return Err(ScimError::invalid_filter(format!(
-            "'{path}' is boolean; only eq and ne apply"
-        )));
+        return Err(ScimError::invalid_filter(format!("'{path}' is boolean; only eq and ne apply")));
     }
     if ty == AttrType::Binary && (ordered || text) {
-        return Err(ScimError::invalid_filter(format!(
-            "'{path}' is binary; only eq, ne and pr apply"
-        )));
+        return Err(ScimError::invalid_filter(format!("'{path}' is binary; only eq, ne and pr apply")));
     }
     if ty == AttrType::Complex {
-        return Err(ScimError::invalid_filter(format!(
-            "'{path}' is complex; compare one of its sub-attributes"
-        )));
+        return Err(ScimError::invalid_filter(format!("'{path}' is complex; compare one of its sub-attributes")));
     }
     if value.is_null() && op != Eq && op != Ne {
-        return Err(ScimError::invalid_filter(
-            "null can only be compared with eq or ne",
-        ));
+        return Err(ScimError::invalid_filter("null can only be compared with eq or ne"));
     }
     if (value.is_object() || value.is_array()) || (value.is_boolean() && ordered) {
-        return Err(ScimError::invalid_filter(format!(
-            "invalid comparison value for '{path}'"
-        )));
+        return Err(ScimError::invalid_filter(format!("invalid comparison value for '{path}'")));
     }
-    if ty == AttrType::DateTime
-        && value.is_string()
-        && ordered
-        && crate::time::parse(value.as_str().unwrap_or_default()).is_none()
-    {
-        return Err(ScimError::invalid_filter(format!(
-            "'{}' is not an RFC 3339 dateTime",
-            value.as_str().unwrap_or_default()
-        )));
+    if ty == AttrType::DateTime && value.is_string() && ordered && crate::time::parse(value.as_str().unwrap_or_default()).is_none() {
+        return Err(ScimError::invalid_filter(format!("'{}' is not an RFC 3339 dateTime", value.as_str().unwrap_or_default())));
     }
     Ok(())
 }
@@ -559,10 +474,7 @@ impl Expr {
                     None => Some(doc),
                 };
                 match container.and_then(|c| c.get(target.def.name)) {
-                    Some(Value::Array(items)) => items
-                        .iter()
-                        .filter_map(Value::as_object)
-                        .any(|e| inner.eval(doc, Some(e))),
+                    Some(Value::Array(items)) => items.iter().filter_map(Value::as_object).any(|e| inner.eval(doc, Some(e))),
                     Some(Value::Object(o)) => inner.eval(doc, Some(o)),
                     _ => false,
                 }
@@ -582,11 +494,7 @@ fn present(v: &Value) -> bool {
 }
 
 /// The values an operand names in a document, flattening multi-valued attributes.
-fn values<'a>(
-    doc: &'a Map<String, Value>,
-    element: Option<&'a Map<String, Value>>,
-    o: &Operand,
-) -> Vec<&'a Value> {
+fn values<'a>(doc: &'a Map<String, Value>, element: Option<&'a Map<String, Value>>, o: &Operand) -> Vec<&'a Value> {
     match o {
         Operand::Element(def) => element.and_then(|e| e.get(def.name)).into_iter().collect(),
         Operand::Root(t) => {
@@ -634,10 +542,7 @@ fn compare(def: &crate::schema::AttrDef, op: CompareOp, actual: &Value, expected
             ordering_matches(op, a.partial_cmp(&e))
         }
         AttrType::DateTime => {
-            let (Some(a), Some(e)) = (
-                actual.as_str().and_then(crate::time::parse),
-                expected.as_str().and_then(crate::time::parse),
-            ) else {
+            let (Some(a), Some(e)) = (actual.as_str().and_then(crate::time::parse), expected.as_str().and_then(crate::time::parse)) else {
                 return false;
             };
             ordering_matches(op, Some(a.cmp(&e)))
@@ -652,11 +557,7 @@ fn compare(def: &crate::schema::AttrDef, op: CompareOp, actual: &Value, expected
                 Value::Bool(b) => b.to_string(),
                 _ => return false,
             };
-            let (a, e) = if def.case_exact {
-                (a.to_string(), e)
-            } else {
-                (a.to_lowercase(), e.to_lowercase())
-            };
+            let (a, e) = if def.case_exact { (a.to_string(), e) } else { (a.to_lowercase(), e.to_lowercase()) };
             match op {
                 Co => a.contains(&e),
                 Sw => a.starts_with(&e),
@@ -707,16 +608,16 @@ impl Expr {
     /// The full filter is still evaluated on the candidates.
     pub fn lookups(&self) -> Option<Vec<Lookup>> {
         match self {
-            Expr::Compare {
-                operand: Operand::Root(t),
-                op: CompareOp::Eq,
-                value: Value::String(s),
-            } if t.sub.is_none() && t.ext.is_none() => match t.def.name {
-                "id" => Some(vec![Lookup::Id(s.clone())]),
-                "userName" | "displayName" if t.def.unique => Some(vec![Lookup::Name(s.clone())]),
-                "externalId" => Some(vec![Lookup::ExternalId(s.clone())]),
-                _ => None,
-            },
+            Expr::Compare { operand: Operand::Root(t), op: CompareOp::Eq, value: Value::String(s) }
+                if t.sub.is_none() && t.ext.is_none() =>
+            {
+                match t.def.name {
+                    "id" => Some(vec![Lookup::Id(s.clone())]),
+                    "userName" | "displayName" if t.def.unique => Some(vec![Lookup::Name(s.clone())]),
+                    "externalId" => Some(vec![Lookup::ExternalId(s.clone())]),
+                    _ => None,
+                }
+            }
             Expr::And(a, b) => a.lookups().or_else(|| b.lookups()),
             Expr::Or(a, b) => {
                 let mut l = a.lookups()?;
@@ -739,10 +640,7 @@ pub fn sort_key(doc: &Map<String, Value>, t: &Target) -> Option<Value> {
     };
     let chosen = if t.def.multi {
         let items = container.get(t.def.name)?.as_array()?;
-        let idx = items
-            .iter()
-            .position(|e| e.get("primary") == Some(&Value::Bool(true)))
-            .unwrap_or(0);
+        let idx = items.iter().position(|e| e.get("primary") == Some(&Value::Bool(true))).unwrap_or(0);
         let sub = t.sub.map(|s| s.name).unwrap_or("value");
         items.get(idx).and_then(|e| e.get(sub))
     } else {
@@ -763,17 +661,12 @@ pub fn cmp_sort_keys(a: &Option<Value>, b: &Option<Value>) -> Ordering {
         (None, Some(_)) => Ordering::Greater,
         (Some(_), None) => Ordering::Less,
         (Some(x), Some(y)) => match (x, y) {
-            (Value::Number(m), Value::Number(n)) => m
-                .as_f64()
-                .partial_cmp(&n.as_f64())
-                .unwrap_or(Ordering::Equal),
+            (Value::Number(m), Value::Number(n)) => m.as_f64().partial_cmp(&n.as_f64()).unwrap_or(Ordering::Equal),
             (Value::Bool(m), Value::Bool(n)) => m.cmp(n),
-            (Value::String(m), Value::String(n)) => {
-                match (crate::time::parse(m), crate::time::parse(n)) {
-                    (Some(p), Some(q)) => p.cmp(&q),
-                    _ => m.cmp(n),
-                }
-            }
+            (Value::String(m), Value::String(n)) => match (crate::time::parse(m), crate::time::parse(n)) {
+                (Some(p), Some(q)) => p.cmp(&q),
+                _ => m.cmp(n),
+            },
             _ => Ordering::Equal,
         },
     }
@@ -799,9 +692,7 @@ mod tests {
     }
 
     fn m(f: &str) -> bool {
-        compile_str(f, user_type())
-            .unwrap_or_else(|e| panic!("{f}: {e}"))
-            .matches(&doc())
+        compile_str(f, user_type()).unwrap_or_else(|e| panic!("{f}: {e}")).matches(&doc())
     }
 
     #[test]
@@ -818,12 +709,8 @@ mod tests {
 
     #[test]
     fn logic_precedence_and_grouping() {
-        assert!(m(
-            r#"userName eq "x" or name.givenName eq "Ann" and active eq false"#
-        ));
-        assert!(!m(
-            r#"(userName eq "x" or name.givenName eq "Ann") and active eq true"#
-        ));
+        assert!(m(r#"userName eq "x" or name.givenName eq "Ann" and active eq false"#));
+        assert!(!m(r#"(userName eq "x" or name.givenName eq "Ann") and active eq true"#));
         assert!(m(r#"not (userName eq "x")"#));
         assert!(m(r#"not(active eq true)"#));
     }
@@ -845,16 +732,14 @@ mod tests {
         assert!(m(r#"meta.created gt "2025-12-31T00:00:00Z""#));
         assert!(m(r#"meta.lastModified le "2026-02-01T00:00:00+00:00""#));
         assert!(m(r#"active eq "False""#));
-        assert!(m(
-            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "r&d""#
-        ));
-        assert!(m(
-            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "m1""#
-        ));
+        assert!(m(r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "r&d""#));
+        assert!(m(r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value eq "m1""#));
         assert!(m(r#"id eq "u1" and manager eq "m1""#));
         assert!(!m(r#"id eq "u1" and manager eq "m2""#));
         assert!(!m(r#"nosuch eq "x""#));
         assert!(m(r#"title eq null"#));
+        assert!(m("name.FamilyName eq Lee and userName sw ANN"), "unquoted words, as Microsoft's clients send");
+        assert!(m("meta.Created gt 2015-10-10T14:38:21.8617979-07:00"));
     }
 
     #[test]
@@ -868,16 +753,12 @@ mod tests {
             r#"(userName eq "a""#,
             "active gt true",
             r#"userName eq "a" and"#,
-            "userName eq bob",
+            "userName eq (",
             r#"emails[type eq "work""#,
             "name eq \"x\"",
         ] {
             let e = compile_str(f, user_type()).expect_err(f);
-            assert_eq!(
-                e.scim_type(),
-                Some(crate::error::ScimType::InvalidFilter),
-                "{f}"
-            );
+            assert_eq!(e.scim_type(), Some(crate::error::ScimType::InvalidFilter), "{f}");
         }
         let deep = format!("{}userName eq \"a\"{}", "(".repeat(200), ")".repeat(200));
         assert!(compile_str(&deep, user_type()).is_err());
@@ -891,18 +772,8 @@ mod tests {
         assert_eq!(e.lookups(), Some(vec![Lookup::Id("u".into())]));
         let e = compile_str(r#"externalId eq "x" or userName eq "y""#, user_type()).unwrap();
         assert_eq!(e.lookups().map(|l| l.len()), Some(2));
-        assert_eq!(
-            compile_str(r#"userName co "a""#, user_type())
-                .unwrap()
-                .lookups(),
-            None
-        );
-        assert_eq!(
-            compile_str(r#"userName eq "a" or active eq true"#, user_type())
-                .unwrap()
-                .lookups(),
-            None
-        );
+        assert_eq!(compile_str(r#"userName co "a""#, user_type()).unwrap().lookups(), None);
+        assert_eq!(compile_str(r#"userName eq "a" or active eq true"#, user_type()).unwrap().lookups(), None);
     }
 
     proptest::proptest! {

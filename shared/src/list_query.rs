@@ -26,9 +26,7 @@ pub struct ListQuery {
 }
 
 fn parse_int(name: &str, v: &str) -> Result<i64> {
-    v.trim()
-        .parse::<i64>()
-        .map_err(|_| ScimError::invalid_value(format!("'{name}' must be an integer, got '{v}'")))
+    v.trim().parse::<i64>().map_err(|_| ScimError::invalid_value(format!("'{name}' must be an integer, got '{v}'")))
 }
 
 impl ListQuery {
@@ -47,23 +45,16 @@ impl ListQuery {
             None | Some("") | Some("ascending") => false,
             Some("descending") => true,
             Some(o) => {
-                return Err(ScimError::invalid_value(format!(
-                    "sortOrder must be 'ascending' or 'descending', got '{o}'"
-                )));
+                return Err(ScimError::invalid_value(format!("sortOrder must be 'ascending' or 'descending', got '{o}'")));
             }
         };
         if cursor.is_some() && start.is_some() {
-            return Err(ScimError::invalid_value(
-                "use either 'cursor' or 'startIndex', not both",
-            ));
+            return Err(ScimError::invalid_value("use either 'cursor' or 'startIndex', not both"));
         }
         Ok(ListQuery {
             filter: filter.filter(|f| !f.trim().is_empty()),
             start_index: start.unwrap_or(1).max(1) as u64,
-            count: count
-                .map(|c| c.max(0) as u64)
-                .unwrap_or(DEFAULT_COUNT)
-                .min(MAX_COUNT),
+            count: count.map(|c| c.max(0) as u64).unwrap_or(DEFAULT_COUNT).min(MAX_COUNT),
             sort_by: sort_by.filter(|s| !s.trim().is_empty()),
             descending,
             attributes,
@@ -74,15 +65,8 @@ impl ListQuery {
 
     /// From query parameters (names case-insensitive).
     pub fn from_params(params: &[(String, String)]) -> Result<ListQuery> {
-        let get = |name: &str| {
-            params
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
-        };
-        let start = get("startIndex")
-            .map(|v| parse_int("startIndex", &v))
-            .transpose()?;
+        let get = |name: &str| params.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+        let start = get("startIndex").map(|v| parse_int("startIndex", &v)).transpose()?;
         let count = get("count").map(|v| parse_int("count", &v)).transpose()?;
         Self::finish(
             get("filter"),
@@ -98,24 +82,12 @@ impl ListQuery {
 
     /// From a SearchRequest body (`POST /.search`).
     pub fn from_search(body: &Value) -> Result<ListQuery> {
-        let obj = body
-            .as_object()
-            .ok_or_else(|| ScimError::invalid_syntax("a SearchRequest must be a JSON object"))?;
-        let get = |name: &str| {
-            obj.iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v)
-        };
+        let obj = body.as_object().ok_or_else(|| ScimError::invalid_syntax("a SearchRequest must be a JSON object"))?;
+        let get = |name: &str| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v);
         if let Some(s) = get("schemas") {
-            let ok = s.as_array().is_some_and(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .any(|u| u.eq_ignore_ascii_case(URN_SEARCH))
-            });
+            let ok = s.as_array().is_some_and(|a| a.iter().filter_map(Value::as_str).any(|u| u.eq_ignore_ascii_case(URN_SEARCH)));
             if !ok {
-                return Err(ScimError::invalid_syntax(format!(
-                    "'schemas' must be [\"{URN_SEARCH}\"]"
-                )));
+                return Err(ScimError::invalid_syntax(format!("'schemas' must be [\"{URN_SEARCH}\"]")));
             }
         }
         let text = |name: &str| -> Result<Option<String>> {
@@ -124,25 +96,19 @@ impl ListQuery {
                 Some(Value::String(s)) => Ok(Some(s.clone())),
                 Some(Value::Array(a)) if name.ends_with("ttributes") => {
                     let parts: Option<Vec<&str>> = a.iter().map(Value::as_str).collect();
-                    parts.map(|p| Some(p.join(","))).ok_or_else(|| {
-                        ScimError::invalid_value(format!("'{name}' must list strings"))
-                    })
+                    parts.map(|p| Some(p.join(","))).ok_or_else(|| ScimError::invalid_value(format!("'{name}' must list strings")))
                 }
-                Some(_) => Err(ScimError::invalid_value(format!(
-                    "'{name}' must be a string"
-                ))),
+                Some(_) => Err(ScimError::invalid_value(format!("'{name}' must be a string"))),
             }
         };
         let int = |name: &str| -> Result<Option<i64>> {
             match get(name) {
                 None | Some(Value::Null) => Ok(None),
-                Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| {
-                    ScimError::invalid_value(format!("'{name}' must be an integer"))
-                }),
+                Some(Value::Number(n)) => {
+                    n.as_i64().map(Some).ok_or_else(|| ScimError::invalid_value(format!("'{name}' must be an integer")))
+                }
                 Some(Value::String(s)) => parse_int(name, s).map(Some),
-                Some(_) => Err(ScimError::invalid_value(format!(
-                    "'{name}' must be an integer"
-                ))),
+                Some(_) => Err(ScimError::invalid_value(format!("'{name}' must be an integer"))),
             }
         };
         Self::finish(
@@ -165,14 +131,13 @@ mod tests {
 
     #[test]
     fn defaults_and_clamps() {
-        let q = ListQuery::from_params(&[
-            ("COUNT".into(), "5000".into()),
-            ("startIndex".into(), "-3".into()),
-        ])
-        .unwrap();
+        let q = ListQuery::from_params(&[("COUNT".into(), "5000".into()), ("startIndex".into(), "-3".into())]).unwrap();
         assert_eq!((q.start_index, q.count), (1, MAX_COUNT));
         assert!(ListQuery::from_params(&[("count".into(), "ten".into())]).is_err());
-        let q = ListQuery::from_search(&json!({"schemas": [URN_SEARCH], "filter": "userName eq \"a\"", "attributes": ["userName", "id"], "count": 2})).unwrap();
+        let q = ListQuery::from_search(
+            &json!({"schemas": [URN_SEARCH], "filter": "userName eq \"a\"", "attributes": ["userName", "id"], "count": 2}),
+        )
+        .unwrap();
         assert_eq!(q.attributes.as_deref(), Some("userName,id"));
         assert_eq!(q.count, 2);
         assert!(ListQuery::from_search(&json!({"sortOrder": "up"})).is_err());

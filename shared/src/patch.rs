@@ -35,62 +35,34 @@ impl PatchPath {
     pub fn parse(text: &str) -> Result<PatchPath> {
         let text = text.trim();
         if let Some(open) = text.find('[') {
-            let close = text
-                .rfind(']')
-                .ok_or_else(|| ScimError::invalid_path(format!("'{text}': '[' without ']'")))?;
+            let close = text.rfind(']').ok_or_else(|| ScimError::invalid_path(format!("'{text}': '[' without ']'")))?;
             if close < open {
-                return Err(ScimError::invalid_path(format!(
-                    "'{text}' is not a valid path"
-                )));
+                return Err(ScimError::invalid_path(format!("'{text}' is not a valid path")));
             }
             let attr = AttrPath::parse(&text[..open])?;
             if attr.sub.is_some() {
-                return Err(ScimError::invalid_path(format!(
-                    "'{text}': a value filter applies to an attribute, not a sub-attribute"
-                )));
+                return Err(ScimError::invalid_path(format!("'{text}': a value filter applies to an attribute, not a sub-attribute")));
             }
-            let filter = filter::parse(&text[open + 1..close])
-                .map_err(|e| ScimError::invalid_path(format!("'{text}': {e}")))?;
+            let filter = filter::parse(&text[open + 1..close]).map_err(|e| ScimError::invalid_path(format!("'{text}': {e}")))?;
             let rest = &text[close + 1..];
             let sub = match rest.strip_prefix('.') {
-                Some(s)
-                    if !s.is_empty()
-                        && s.chars().all(|c| {
-                            c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '$'
-                        }) =>
-                {
+                Some(s) if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '$') => {
                     Some(s.to_string())
                 }
                 None if rest.is_empty() => None,
                 _ => {
-                    return Err(ScimError::invalid_path(format!(
-                        "'{text}' is not a valid path"
-                    )));
+                    return Err(ScimError::invalid_path(format!("'{text}' is not a valid path")));
                 }
             };
-            return Ok(PatchPath {
-                attr,
-                filter: Some(filter),
-                sub,
-                extension: None,
-            });
+            return Ok(PatchPath { attr, filter: Some(filter), sub, extension: None });
         }
         let attr = AttrPath::parse(text)?;
-        Ok(PatchPath {
-            sub: attr.sub.clone(),
-            attr: AttrPath { sub: None, ..attr },
-            filter: None,
-            extension: None,
-        })
+        Ok(PatchPath { sub: attr.sub.clone(), attr: AttrPath { sub: None, ..attr }, filter: None, extension: None })
     }
 
     fn extension_root(urn: &str) -> PatchPath {
         PatchPath {
-            attr: AttrPath {
-                urn: None,
-                attr: String::new(),
-                sub: None,
-            },
+            attr: AttrPath { urn: None, attr: String::new(), sub: None },
             filter: None,
             sub: None,
             extension: Some(urn.to_string()),
@@ -115,19 +87,11 @@ pub struct PatchOp {
 impl PatchOp {
     /// Parses a PatchOp body. Extra members (a top-level `id`, per-operation `name`) are ignored.
     pub fn parse(body: &Value) -> Result<PatchOp> {
-        let obj = body
-            .as_object()
-            .ok_or_else(|| ScimError::invalid_syntax("a PATCH body must be a PatchOp object"))?;
+        let obj = body.as_object().ok_or_else(|| ScimError::invalid_syntax("a PATCH body must be a PatchOp object"))?;
         if let Some((_, schemas)) = obj.iter().find(|(k, _)| k.eq_ignore_ascii_case("schemas")) {
-            let ok = schemas.as_array().is_some_and(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .any(|s| s.eq_ignore_ascii_case(URN_PATCH))
-            });
+            let ok = schemas.as_array().is_some_and(|a| a.iter().filter_map(Value::as_str).any(|s| s.eq_ignore_ascii_case(URN_PATCH)));
             if !ok {
-                return Err(ScimError::invalid_syntax(format!(
-                    "'schemas' must be [\"{URN_PATCH}\"]"
-                )));
+                return Err(ScimError::invalid_syntax(format!("'schemas' must be [\"{URN_PATCH}\"]")));
             }
         }
         let ops = obj
@@ -135,45 +99,26 @@ impl PatchOp {
             .find(|(k, _)| k.eq_ignore_ascii_case("Operations"))
             .map(|(_, v)| v)
             .ok_or_else(|| ScimError::invalid_syntax("a PatchOp needs 'Operations'"))?;
-        let ops = ops
-            .as_array()
-            .ok_or_else(|| ScimError::invalid_syntax("'Operations' must be an array"))?;
+        let ops = ops.as_array().ok_or_else(|| ScimError::invalid_syntax("'Operations' must be an array"))?;
         if ops.is_empty() {
             return Err(ScimError::invalid_syntax("'Operations' is empty"));
         }
         if ops.len() > MAX_OPERATIONS {
-            return Err(ScimError::bad(
-                crate::error::ScimType::TooMany,
-                format!("at most {MAX_OPERATIONS} operations per PATCH"),
-            ));
+            return Err(ScimError::bad(crate::error::ScimType::TooMany, format!("at most {MAX_OPERATIONS} operations per PATCH")));
         }
         let mut operations = Vec::with_capacity(ops.len());
         for (i, op) in ops.iter().enumerate() {
-            let o = op.as_object().ok_or_else(|| {
-                ScimError::invalid_syntax(format!("operation {i} is not an object"))
-            })?;
-            let get = |name: &str| {
-                o.iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                    .map(|(_, v)| v)
-            };
-            let kind = match get("op")
-                .and_then(Value::as_str)
-                .map(str::to_ascii_lowercase)
-                .as_deref()
-            {
+            let o = op.as_object().ok_or_else(|| ScimError::invalid_syntax(format!("operation {i} is not an object")))?;
+            let get = |name: &str| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v);
+            let kind = match get("op").and_then(Value::as_str).map(str::to_ascii_lowercase).as_deref() {
                 Some("add") => OpKind::Add,
                 Some("replace") => OpKind::Replace,
                 Some("remove") => OpKind::Remove,
                 Some(other) => {
-                    return Err(ScimError::invalid_syntax(format!(
-                        "operation {i}: unknown op '{other}' (add, replace or remove)"
-                    )));
+                    return Err(ScimError::invalid_syntax(format!("operation {i}: unknown op '{other}' (add, replace or remove)")));
                 }
                 None => {
-                    return Err(ScimError::invalid_syntax(format!(
-                        "operation {i}: 'op' is missing"
-                    )));
+                    return Err(ScimError::invalid_syntax(format!("operation {i}: 'op' is missing")));
                 }
             };
             let path = match get("path") {
@@ -181,32 +126,20 @@ impl PatchOp {
                 Some(Value::String(s)) if s.trim().is_empty() => None,
                 Some(Value::String(s)) => Some(PatchPath::parse(s)?),
                 Some(_) => {
-                    return Err(ScimError::invalid_path(format!(
-                        "operation {i}: 'path' must be a string"
-                    )));
+                    return Err(ScimError::invalid_path(format!("operation {i}: 'path' must be a string")));
                 }
             };
             let value = get("value").cloned();
             if kind != OpKind::Remove && value.is_none() {
                 return Err(ScimError::invalid_syntax(format!(
                     "operation {i}: '{}' needs a 'value'",
-                    if kind == OpKind::Add {
-                        "add"
-                    } else {
-                        "replace"
-                    }
+                    if kind == OpKind::Add { "add" } else { "replace" }
                 )));
             }
             if kind == OpKind::Remove && path.is_none() {
-                return Err(ScimError::no_target(format!(
-                    "operation {i}: 'remove' needs a 'path'"
-                )));
+                return Err(ScimError::no_target(format!("operation {i}: 'remove' needs a 'path'")));
             }
-            operations.push(Operation {
-                op: kind,
-                path,
-                value,
-            });
+            operations.push(Operation { op: kind, path, value });
         }
         Ok(PatchOp { operations })
     }
@@ -214,11 +147,7 @@ impl PatchOp {
 
 /// Applies every operation to a copy of `doc`; returns the new canonical document.
 /// `doc` holds `id` and `meta`, which no operation may change.
-pub fn apply(
-    rt: &'static ResourceType,
-    doc: &Map<String, Value>,
-    patch: &PatchOp,
-) -> Result<Map<String, Value>> {
+pub fn apply(rt: &'static ResourceType, doc: &Map<String, Value>, patch: &PatchOp) -> Result<Map<String, Value>> {
     let mut work = doc.clone();
     let id = doc.get("id").cloned();
     let meta = work.remove("meta");
@@ -251,9 +180,7 @@ fn apply_pathless(
     id: Option<&Value>,
 ) -> Result<()> {
     let Some(Value::Object(members)) = value else {
-        return Err(ScimError::invalid_value(
-            "an operation without 'path' needs an object 'value'",
-        ));
+        return Err(ScimError::invalid_value("an operation without 'path' needs an object 'value'"));
     };
     for (key, v) in members {
         if key.eq_ignore_ascii_case("schemas") || key.eq_ignore_ascii_case("meta") {
@@ -275,10 +202,7 @@ fn apply_pathless(
             continue;
         };
         match apply_path(rt, doc, op, &path, Some(v)) {
-            Err(ScimError::BadRequest {
-                scim_type: crate::error::ScimType::InvalidPath,
-                ..
-            }) => continue, // unknown attribute: ignored
+            Err(ScimError::BadRequest { scim_type: crate::error::ScimType::InvalidPath, .. }) => continue, // unknown attribute: ignored
             other => other?,
         }
     }
@@ -286,8 +210,7 @@ fn apply_pathless(
 }
 
 fn resolve(rt: &'static ResourceType, p: &PatchPath) -> Result<Target> {
-    let unknown =
-        || ScimError::invalid_path(format!("'{}' is not an attribute of {}", p.attr, rt.name));
+    let unknown = || ScimError::invalid_path(format!("'{}' is not an attribute of {}", p.attr, rt.name));
     let mut t = p.attr.resolve(rt).ok_or_else(unknown)?;
     if let Some(sub) = &p.sub {
         t.sub = Some(t.def.sub_attr(sub).ok_or_else(unknown)?);
@@ -295,26 +218,14 @@ fn resolve(rt: &'static ResourceType, p: &PatchPath) -> Result<Target> {
     Ok(t)
 }
 
-fn container<'a>(
-    doc: &'a mut Map<String, Value>,
-    ext: Option<&str>,
-) -> Option<&'a mut Map<String, Value>> {
+fn container<'a>(doc: &'a mut Map<String, Value>, ext: Option<&str>) -> Option<&'a mut Map<String, Value>> {
     match ext {
         None => Some(doc),
-        Some(urn) => doc
-            .entry(urn.to_string())
-            .or_insert_with(|| Value::Object(Map::new()))
-            .as_object_mut(),
+        Some(urn) => doc.entry(urn.to_string()).or_insert_with(|| Value::Object(Map::new())).as_object_mut(),
     }
 }
 
-fn apply_path(
-    rt: &'static ResourceType,
-    doc: &mut Map<String, Value>,
-    op: OpKind,
-    p: &PatchPath,
-    value: Option<&Value>,
-) -> Result<()> {
+fn apply_path(rt: &'static ResourceType, doc: &mut Map<String, Value>, op: OpKind, p: &PatchPath, value: Option<&Value>) -> Result<()> {
     if let Some(urn) = &p.extension {
         return apply_extension_root(rt, doc, op, urn, value);
     }
@@ -328,31 +239,20 @@ fn apply_path(
             _ => return Err(e),
         },
     };
-    if t.def.mutability == Mutability::ReadOnly
-        || t.sub
-            .is_some_and(|s| s.mutability == Mutability::ReadOnly && s.name != "display")
-    {
-        return Err(ScimError::mutability(format!(
-            "'{}' is readOnly",
-            t.canonical_name()
-        )));
+    if t.def.mutability == Mutability::ReadOnly || t.sub.is_some_and(|s| s.mutability == Mutability::ReadOnly && s.name != "display") {
+        return Err(ScimError::mutability(format!("'{}' is readOnly", t.canonical_name())));
     }
     if t.def.mutability == Mutability::WriteOnly {
         return Ok(()); // password: accepted, never stored
     }
     let name = t.def.name;
     let Some(c) = container(doc, t.ext) else {
-        return Err(ScimError::Internal(
-            "extension slot is not an object".into(),
-        ));
+        return Err(ScimError::Internal("extension slot is not an object".into()));
     };
 
     if let Some(f) = &p.filter {
         if !(t.def.multi && t.def.is_complex()) {
-            return Err(ScimError::invalid_path(format!(
-                "'{}' is not a multi-valued complex attribute",
-                t.canonical_name()
-            )));
+            return Err(ScimError::invalid_path(format!("'{}' is not a multi-valued complex attribute", t.canonical_name())));
         }
         return apply_value_path(rt, c, op, t, f, value);
     }
@@ -362,14 +262,8 @@ fn apply_path(
             match (value, c.get_mut(name)) {
                 // Entra: remove with a value list removes only those elements
                 (Some(v), Some(Value::Array(items))) if t.def.multi && !v.is_null() => {
-                    let wanted: Vec<Value> = as_list(v)
-                        .into_iter()
-                        .filter_map(|e| element_value(&e))
-                        .collect();
-                    items.retain(|e| {
-                        !e.get("value")
-                            .is_some_and(|ev| wanted.iter().any(|w| values_equal(t.def, ev, w)))
-                    });
+                    let wanted: Vec<Value> = as_list(v).into_iter().filter_map(|e| element_value(&e)).collect();
+                    items.retain(|e| !e.get("value").is_some_and(|ev| wanted.iter().any(|w| values_equal(t.def, ev, w))));
                     if items.is_empty() {
                         c.remove(name);
                     }
@@ -430,9 +324,7 @@ fn apply_path(
                 }
             } else if !new_items.is_empty() {
                 let adds_primary = new_items.iter().any(is_primary);
-                let slot = c
-                    .entry(name.to_string())
-                    .or_insert_with(|| Value::Array(Vec::new()));
+                let slot = c.entry(name.to_string()).or_insert_with(|| Value::Array(Vec::new()));
                 if !slot.is_array() {
                     *slot = Value::Array(Vec::new());
                 }
@@ -449,10 +341,7 @@ fn apply_path(
             }
         }
         (_, None) if t.def.is_complex() => {
-            let new = match (
-                resource::normalize_value(t.def, value.unwrap_or(&Value::Null))?,
-                value,
-            ) {
+            let new = match (resource::normalize_value(t.def, value.unwrap_or(&Value::Null))?, value) {
                 // an object whose members all clear: merge the clears, keep the rest
                 (None, Some(Value::Object(_))) => Some(Value::Object(Map::new())),
                 (n, _) => n,
@@ -470,9 +359,7 @@ fn apply_path(
                             .collect(),
                         _ => Vec::new(),
                     };
-                    let slot = c
-                        .entry(name.to_string())
-                        .or_insert_with(|| Value::Object(Map::new()));
+                    let slot = c.entry(name.to_string()).or_insert_with(|| Value::Object(Map::new()));
                     if !slot.is_object() {
                         *slot = Value::Object(Map::new());
                     }
@@ -486,15 +373,10 @@ fn apply_path(
                     }
                 }
                 Some(_) => {
-                    return Err(ScimError::invalid_value(format!(
-                        "'{}' must be an object",
-                        t.canonical_name()
-                    )));
+                    return Err(ScimError::invalid_value(format!("'{}' must be an object", t.canonical_name())));
                 }
             }
-            if c.get(name)
-                .is_some_and(|v| v.as_object().is_some_and(Map::is_empty))
-            {
+            if c.get(name).is_some_and(|v| v.as_object().is_some_and(Map::is_empty)) {
                 c.remove(name);
             }
         }
@@ -514,10 +396,7 @@ fn apply_extension_root(
     value: Option<&Value>,
 ) -> Result<()> {
     let Some(ext) = rt.extension(urn) else {
-        return Err(ScimError::invalid_path(format!(
-            "'{urn}' is not an extension of {}",
-            rt.name
-        )));
+        return Err(ScimError::invalid_path(format!("'{urn}' is not an extension of {}", rt.name)));
     };
     if op == OpKind::Remove || value.is_none_or(Value::is_null) {
         if op == OpKind::Remove {
@@ -526,18 +405,11 @@ fn apply_extension_root(
         return Ok(());
     }
     let Some(Value::Object(members)) = value else {
-        return Err(ScimError::invalid_value(format!(
-            "'{}' must be an object",
-            ext.id
-        )));
+        return Err(ScimError::invalid_value(format!("'{}' must be an object", ext.id)));
     };
     for (k, v) in members {
         let p = PatchPath {
-            attr: AttrPath {
-                urn: Some(ext.id.to_string()),
-                attr: k.clone(),
-                sub: None,
-            },
+            attr: AttrPath { urn: Some(ext.id.to_string()), attr: k.clone(), sub: None },
             filter: None,
             sub: None,
             extension: None,
@@ -545,16 +417,9 @@ fn apply_extension_root(
         let Ok(inner) = PatchPath::parse(&format!("{}:{k}", ext.id)) else {
             continue;
         };
-        let p = if inner.filter.is_some() || inner.sub.is_some() {
-            inner
-        } else {
-            p
-        };
+        let p = if inner.filter.is_some() || inner.sub.is_some() { inner } else { p };
         match apply_path(rt, doc, op, &p, Some(v)) {
-            Err(ScimError::BadRequest {
-                scim_type: crate::error::ScimType::InvalidPath,
-                ..
-            }) => continue,
+            Err(ScimError::BadRequest { scim_type: crate::error::ScimType::InvalidPath, .. }) => continue,
             other => other?,
         }
     }
@@ -570,35 +435,23 @@ fn apply_value_path(
     value: Option<&Value>,
 ) -> Result<()> {
     let base = Target { sub: None, ..t };
-    let expr =
-        filter::compile_element(f, rt, base).map_err(|e| ScimError::invalid_path(e.to_string()))?;
+    let expr = filter::compile_element(f, rt, base).map_err(|e| ScimError::invalid_path(e.to_string()))?;
     let empty = Map::new();
     let name = t.def.name;
     let items: &mut Vec<Value> = {
-        let slot = c
-            .entry(name.to_string())
-            .or_insert_with(|| Value::Array(Vec::new()));
+        let slot = c.entry(name.to_string()).or_insert_with(|| Value::Array(Vec::new()));
         if !slot.is_array() {
             *slot = Value::Array(Vec::new());
         }
         match slot {
             Value::Array(a) => a,
             _ => {
-                return Err(ScimError::Internal(
-                    "multi-valued slot is not an array".into(),
-                ));
+                return Err(ScimError::Internal("multi-valued slot is not an array".into()));
             }
         }
     };
-    let matched: Vec<usize> = items
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| {
-            e.as_object()
-                .is_some_and(|o| expr.matches_element(&empty, o))
-        })
-        .map(|(i, _)| i)
-        .collect();
+    let matched: Vec<usize> =
+        items.iter().enumerate().filter(|(_, e)| e.as_object().is_some_and(|o| expr.matches_element(&empty, o))).map(|(i, _)| i).collect();
     match op {
         OpKind::Remove => {
             if let Some(sub) = t.sub {
@@ -642,20 +495,12 @@ fn apply_value_path(
                 }
             } else {
                 let new = resource::normalize_value(t.def, value.unwrap_or(&Value::Null))?;
-                let Some(Value::Object(patch)) =
-                    new.and_then(|v| v.as_array().and_then(|a| a.first().cloned()))
-                else {
-                    return Err(ScimError::invalid_value(format!(
-                        "'{}[...]' needs an object value",
-                        t.canonical_name()
-                    )));
+                let Some(Value::Object(patch)) = new.and_then(|v| v.as_array().and_then(|a| a.first().cloned())) else {
+                    return Err(ScimError::invalid_value(format!("'{}[...]' needs an object value", t.canonical_name())));
                 };
                 if matched.is_empty() {
                     if op == OpKind::Replace {
-                        return Err(ScimError::no_target(format!(
-                            "no '{}' element matches the filter",
-                            t.canonical_name()
-                        )));
+                        return Err(ScimError::no_target(format!("no '{}' element matches the filter", t.canonical_name())));
                     }
                     let mut e = equalities(f, t);
                     e.extend(patch);
@@ -691,11 +536,7 @@ fn equalities(f: &Filter, t: Target) -> Map<String, Value> {
                 walk(a, t, out);
                 walk(b, t, out);
             }
-            Filter::Compare {
-                path,
-                op: CompareOp::Eq,
-                value,
-            } if path.urn.is_none() && path.sub.is_none() && !value.is_null() => {
+            Filter::Compare { path, op: CompareOp::Eq, value } if path.urn.is_none() && path.sub.is_none() && !value.is_null() => {
                 if let Some(sub) = t.def.sub_attr(&path.attr)
                     && let Ok(Some(v)) = resource::normalize_value(sub, value)
                 {
@@ -741,10 +582,7 @@ fn as_list(v: &Value) -> Vec<Value> {
 
 fn element_value(e: &Value) -> Option<Value> {
     match e {
-        Value::Object(o) => o
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("value"))
-            .map(|(_, v)| v.clone()),
+        Value::Object(o) => o.iter().find(|(k, _)| k.eq_ignore_ascii_case("value")).map(|(_, v)| v.clone()),
         Value::String(_) => Some(e.clone()),
         _ => None,
     }
@@ -769,13 +607,8 @@ pub fn changed_attributes(old: &Map<String, Value>, new: &Map<String, Value>) ->
         }
         let empty = Value::Object(Map::new());
         let (a, b) = (old.get(k), new.get(k));
-        let is_ext = k.starts_with("urn:")
-            && a.is_none_or(Value::is_object)
-            && b.is_none_or(Value::is_object);
-        match (
-            if is_ext { a.or(Some(&empty)) } else { a },
-            if is_ext { b.or(Some(&empty)) } else { b },
-        ) {
+        let is_ext = k.starts_with("urn:") && a.is_none_or(Value::is_object) && b.is_none_or(Value::is_object);
+        match (if is_ext { a.or(Some(&empty)) } else { a }, if is_ext { b.or(Some(&empty)) } else { b }) {
             (Some(Value::Object(a)), Some(Value::Object(b))) if is_ext => {
                 let inner: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
                 for ik in inner {
@@ -836,10 +669,7 @@ mod tests {
         assert_eq!(d["name"]["familyName"], "Lee");
         assert_eq!(d[URN_ENTERPRISE]["department"], "R&D");
         assert_eq!(d["emails"][0]["value"], "anna@work.example");
-        assert_eq!(
-            d["phoneNumbers"],
-            json!([{"value": "+1 555", "type": "mobile"}])
-        );
+        assert_eq!(d["phoneNumbers"], json!([{"value": "+1 555", "type": "mobile"}]));
     }
 
     #[test]
@@ -851,10 +681,7 @@ mod tests {
         assert_eq!(d[URN_ENTERPRISE]["manager"], json!({"value": "m2"}));
         let d = run(json!([{"op": "add", "path": path, "value": "m1"}, {"op": "replace", "path": path, "value": ""}])).unwrap();
         assert!(!d.contains_key(URN_ENTERPRISE));
-        let d = run(
-            json!([{"op": "add", "path": path, "value": "m1"}, {"op": "remove", "path": path}]),
-        )
-        .unwrap();
+        let d = run(json!([{"op": "add", "path": path, "value": "m1"}, {"op": "remove", "path": path}])).unwrap();
         assert!(!d.contains_key(URN_ENTERPRISE));
     }
 
@@ -870,28 +697,21 @@ mod tests {
     fn multi_valued_add_remove_and_primary() {
         let d = run(json!([{"op": "add", "path": "emails", "value": [{"value": "b@x", "type": "home", "primary": true}]}])).unwrap();
         assert_eq!(d["emails"].as_array().unwrap().len(), 2);
-        assert_eq!(
-            d["emails"][0]["primary"], false,
-            "adding a primary clears the old one"
-        );
+        assert_eq!(d["emails"][0]["primary"], false, "adding a primary clears the old one");
         let d = run(json!([{"op": "remove", "path": "emails[type eq \"work\"]"}])).unwrap();
         assert!(!d.contains_key("emails"));
-        let d = run(
-            json!([{"op": "remove", "path": "emails", "value": [{"value": "ANN@work.example"}]}]),
-        )
-        .unwrap();
+        let d = run(json!([{"op": "remove", "path": "emails", "value": [{"value": "ANN@work.example"}]}])).unwrap();
         assert!(!d.contains_key("emails"), "value-list removal");
         let d = run(json!([{"op": "remove", "path": "emails[type eq \"home\"]"}])).unwrap();
-        assert_eq!(
-            d["emails"].as_array().unwrap().len(),
-            1,
-            "removing nothing is a no-op"
-        );
+        assert_eq!(d["emails"].as_array().unwrap().len(), 1, "removing nothing is a no-op");
     }
 
     #[test]
     fn json_encoded_roles() {
-        let d = run(json!([{"op": "add", "path": "roles", "value": [{"value": "{\"id\":\"r\",\"value\":\"Admin\",\"displayName\":\"Admin\"}"}]}])).unwrap();
+        let d = run(
+            json!([{"op": "add", "path": "roles", "value": [{"value": "{\"id\":\"r\",\"value\":\"Admin\",\"displayName\":\"Admin\"}"}]}]),
+        )
+        .unwrap();
         assert_eq!(d["roles"][0]["value"], "Admin");
     }
 
@@ -905,29 +725,21 @@ mod tests {
         assert_eq!(e.status(), 400);
         let e = run(json!([{"op": "replace", "path": "nosuch", "value": "x"}])).unwrap_err();
         assert_eq!(e.scim_type(), Some(crate::error::ScimType::InvalidPath));
-        let e =
-            run(json!([{"op": "replace", "path": "emails[type eq ", "value": "x"}])).unwrap_err();
+        let e = run(json!([{"op": "replace", "path": "emails[type eq ", "value": "x"}])).unwrap_err();
         assert_eq!(e.scim_type(), Some(crate::error::ScimType::InvalidPath));
         let e = run(json!([{"op": "remove", "path": "userName"}])).unwrap_err();
         assert_eq!(e.status(), 400);
         let e = run(json!([{"op": "replace", "path": "active", "value": "maybe"}])).unwrap_err();
         assert_eq!(e.scim_type(), Some(crate::error::ScimType::InvalidValue));
-        let ok =
-            run(json!([{"op": "replace", "value": {"id": "u1", "displayName": "A"}}])).unwrap();
-        assert_eq!(
-            ok["displayName"], "A",
-            "okta's own id inside the value is accepted"
-        );
+        let ok = run(json!([{"op": "replace", "value": {"id": "u1", "displayName": "A"}}])).unwrap();
+        assert_eq!(ok["displayName"], "A", "okta's own id inside the value is accepted");
     }
 
     #[test]
     fn changed_attribute_names() {
         let old = user();
         let new = run(json!([{"op": "replace", "path": "name.givenName", "value": "Bo"}, {"op": "add", "path": format!("{URN_ENTERPRISE}:department"), "value": "X"}])).unwrap();
-        assert_eq!(
-            changed_attributes(&old, &new),
-            vec!["name".to_string(), format!("{URN_ENTERPRISE}:department")]
-        );
+        assert_eq!(changed_attributes(&old, &new), vec!["name".to_string(), format!("{URN_ENTERPRISE}:department")]);
     }
 
     proptest::proptest! {

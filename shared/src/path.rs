@@ -18,17 +18,9 @@ impl AttrPath {
     pub fn parse(text: &str) -> Result<AttrPath> {
         let text = text.trim();
         let (urn, rest) = match text.rfind(':') {
-            Some(i)
-                if text
-                    .get(..4)
-                    .is_some_and(|p| p.eq_ignore_ascii_case("urn:")) =>
-            {
-                (Some(text[..i].to_string()), &text[i + 1..])
-            }
+            Some(i) if text.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) => (Some(text[..i].to_string()), &text[i + 1..]),
             Some(_) => {
-                return Err(ScimError::invalid_path(format!(
-                    "'{text}' is not a valid attribute path"
-                )));
+                return Err(ScimError::invalid_path(format!("'{text}' is not a valid attribute path")));
             }
             None => (None, text),
         };
@@ -37,15 +29,9 @@ impl AttrPath {
             None => (rest, None),
         };
         if !valid_name(attr) || sub.is_some_and(|s| !valid_name(s)) {
-            return Err(ScimError::invalid_path(format!(
-                "'{text}' is not a valid attribute path"
-            )));
+            return Err(ScimError::invalid_path(format!("'{text}' is not a valid attribute path")));
         }
-        Ok(AttrPath {
-            urn,
-            attr: attr.to_string(),
-            sub: sub.map(str::to_string),
-        })
+        Ok(AttrPath { urn, attr: attr.to_string(), sub: sub.map(str::to_string) })
     }
 
     /// Resolves this path against a resource type. `None` when no such attribute is defined.
@@ -55,11 +41,7 @@ impl AttrPath {
             Some(s) => Some(r.def.sub_attr(s)?),
             None => None,
         };
-        Some(Target {
-            ext: r.ext,
-            def: r.def,
-            sub,
-        })
+        Some(Target { ext: r.ext, def: r.def, sub })
     }
 }
 
@@ -81,9 +63,7 @@ fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     match chars.next() {
         Some('$') => chars.as_str().eq_ignore_ascii_case("ref"),
-        Some(c) if c.is_ascii_alphabetic() => {
-            chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        }
+        Some(c) if c.is_ascii_alphabetic() => chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
         _ => false,
     }
 }
@@ -127,19 +107,10 @@ mod tests {
     #[test]
     fn parses_plain_dotted_and_urn_paths() {
         let p = AttrPath::parse("name.givenName").unwrap();
-        assert_eq!(
-            (p.attr.as_str(), p.sub.as_deref()),
-            ("name", Some("givenName"))
-        );
-        let p = AttrPath::parse(
-            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
-        )
-        .unwrap();
+        assert_eq!((p.attr.as_str(), p.sub.as_deref()), ("name", Some("givenName")));
+        let p = AttrPath::parse("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value").unwrap();
         assert_eq!(p.urn.as_deref(), Some(URN_ENTERPRISE));
-        assert_eq!(
-            (p.attr.as_str(), p.sub.as_deref()),
-            ("manager", Some("value"))
-        );
+        assert_eq!((p.attr.as_str(), p.sub.as_deref()), ("manager", Some("value")));
         assert!(AttrPath::parse("name..x").is_err());
         assert!(AttrPath::parse("9abc").is_err());
         assert!(AttrPath::parse("a:b").is_err());
@@ -147,16 +118,8 @@ mod tests {
 
     #[test]
     fn resolves_to_canonical_names() {
-        let t = AttrPath::parse("NAME.FamilyName")
-            .unwrap()
-            .resolve(user_type())
-            .unwrap();
+        let t = AttrPath::parse("NAME.FamilyName").unwrap().resolve(user_type()).unwrap();
         assert_eq!(t.canonical_name(), "name.familyName");
-        assert!(
-            AttrPath::parse("name.nosuch")
-                .unwrap()
-                .resolve(user_type())
-                .is_none()
-        );
+        assert!(AttrPath::parse("name.nosuch").unwrap().resolve(user_type()).is_none());
     }
 }

@@ -30,7 +30,12 @@ fn parse_list(rt: &'static ResourceType, text: Option<&str>) -> Option<Vec<Sel>>
             continue;
         }
         // unknown names are ignored, as RFC 7644 allows
-        if let Some(t) = AttrPath::parse(part).ok().and_then(|p| p.resolve(rt)) {
+        // `emails[type eq "work"]` selects `emails` (the filter narrows nothing in projections)
+        let part = match (part.find('['), part.rfind(']')) {
+            (Some(o), Some(c)) if c > o => format!("{}{}", &part[..o], &part[c + 1..]),
+            _ => part.to_string(),
+        };
+        if let Some(t) = AttrPath::parse(&part).ok().and_then(|p| p.resolve(rt)) {
             out.push((t.ext, t.def.name, t.sub.map(|s| s.name)));
         }
     }
@@ -39,15 +44,8 @@ fn parse_list(rt: &'static ResourceType, text: Option<&str>) -> Option<Vec<Sel>>
 
 impl Projection {
     /// From the two query parameters (comma-separated attribute paths).
-    pub fn new(
-        rt: &'static ResourceType,
-        attributes: Option<&str>,
-        excluded: Option<&str>,
-    ) -> Projection {
-        Projection {
-            include: parse_list(rt, attributes),
-            exclude: parse_list(rt, excluded).unwrap_or_default(),
-        }
+    pub fn new(rt: &'static ResourceType, attributes: Option<&str>, excluded: Option<&str>) -> Projection {
+        Projection { include: parse_list(rt, attributes), exclude: parse_list(rt, excluded).unwrap_or_default() }
     }
 
     /// Whether the projection asks for no attribute at all (the full default set is returned).
@@ -105,25 +103,16 @@ impl Projection {
                 if mine.is_empty() {
                     return None;
                 }
-                if mine.iter().any(|s| s.2.is_none()) {
-                    None
-                } else {
-                    Some(mine.iter().filter_map(|s| s.2).collect())
-                }
+                if mine.iter().any(|s| s.2.is_none()) { None } else { Some(mine.iter().filter_map(|s| s.2).collect()) }
             }
         };
         if excluded_subs.is_empty() && included_subs.is_none() {
             return Some(v);
         }
-        let keep = |sub: &str| {
-            !excluded_subs.contains(&sub) && included_subs.as_ref().is_none_or(|i| i.contains(&sub))
-        };
-        let trim = |o: Map<String, Value>| -> Map<String, Value> {
-            o.into_iter().filter(|(k, _)| keep(k)).collect()
-        };
+        let keep = |sub: &str| !excluded_subs.contains(&sub) && included_subs.as_ref().is_none_or(|i| i.contains(&sub));
+        let trim = |o: Map<String, Value>| -> Map<String, Value> { o.into_iter().filter(|(k, _)| keep(k)).collect() };
         match v {
-            Value::Object(o) => Some(Value::Object(trim(o)))
-                .filter(|v| v.as_object().is_some_and(|o| !o.is_empty())),
+            Value::Object(o) => Some(Value::Object(trim(o))).filter(|v| v.as_object().is_some_and(|o| !o.is_empty())),
             Value::Array(a) => {
                 let items: Vec<Value> = a
                     .into_iter()
@@ -133,11 +122,7 @@ impl Projection {
                     })
                     .filter(|e| e.as_object().is_none_or(|o| !o.is_empty()))
                     .collect();
-                if items.is_empty() {
-                    None
-                } else {
-                    Some(Value::Array(items))
-                }
+                if items.is_empty() { None } else { Some(Value::Array(items)) }
             }
             other => Some(other),
         }
@@ -161,21 +146,10 @@ mod tests {
 
     #[test]
     fn attributes_keep_only_what_is_asked_plus_id() {
-        let p = Projection::new(
-            user_type(),
-            Some("userName,name.givenName,emails.value"),
-            None,
-        );
+        let p = Projection::new(user_type(), Some("userName,name.givenName,emails.value"), None);
         let d = Value::Object(p.apply(user_type(), doc()));
-        assert_eq!(
-            d,
-            json!({"schemas": ["x"], "id": "1", "userName": "a", "name": {"givenName": "A"}, "emails": [{"value": "a@x"}]})
-        );
-        let p = Projection::new(
-            user_type(),
-            Some(&format!("{URN_ENTERPRISE}:department")),
-            None,
-        );
+        assert_eq!(d, json!({"schemas": ["x"], "id": "1", "userName": "a", "name": {"givenName": "A"}, "emails": [{"value": "a@x"}]}));
+        let p = Projection::new(user_type(), Some(&format!("{URN_ENTERPRISE}:department")), None);
         let d = p.apply(user_type(), doc());
         assert_eq!(d[URN_ENTERPRISE], json!({"department": "D"}));
     }

@@ -21,9 +21,7 @@ pub fn parse_bool_str(s: &str) -> Option<bool> {
 /// Read-only attributes and unknown attributes or extensions are ignored (IdPs send them);
 /// wrong types are rejected with `invalidValue`.
 pub fn normalize(rt: &'static ResourceType, body: &Value) -> Result<Map<String, Value>> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| ScimError::invalid_syntax("the request body must be a JSON object"))?;
+    let obj = body.as_object().ok_or_else(|| ScimError::invalid_syntax("the request body must be a JSON object"))?;
     check_schemas(rt, obj)?;
     let mut out = Map::new();
     for (key, value) in obj {
@@ -37,35 +35,19 @@ pub fn check_schemas(rt: &ResourceType, obj: &Map<String, Value>) -> Result<()> 
     let Some((_, v)) = obj.iter().find(|(k, _)| k.eq_ignore_ascii_case("schemas")) else {
         return Ok(());
     };
-    let list = v
-        .as_array()
-        .ok_or_else(|| ScimError::invalid_syntax("'schemas' must be an array of schema URNs"))?;
+    let list = v.as_array().ok_or_else(|| ScimError::invalid_syntax("'schemas' must be an array of schema URNs"))?;
     if !list.iter().all(Value::is_string) {
-        return Err(ScimError::invalid_syntax(
-            "'schemas' must be an array of schema URNs",
-        ));
+        return Err(ScimError::invalid_syntax("'schemas' must be an array of schema URNs"));
     }
-    if !list
-        .iter()
-        .filter_map(Value::as_str)
-        .any(|s| s.eq_ignore_ascii_case(rt.schema.id))
-    {
-        return Err(ScimError::invalid_value(format!(
-            "'schemas' must include {}",
-            rt.schema.id
-        )));
+    if !list.iter().filter_map(Value::as_str).any(|s| s.eq_ignore_ascii_case(rt.schema.id)) {
+        return Err(ScimError::invalid_value(format!("'schemas' must include {}", rt.schema.id)));
     }
     Ok(())
 }
 
 /// Sets one top-level member of a client body into the canonical map (used by normalize and by
 /// PATCH's path-less operations through `patch`).
-fn set_top(
-    rt: &'static ResourceType,
-    out: &mut Map<String, Value>,
-    key: &str,
-    value: &Value,
-) -> Result<()> {
+fn set_top(rt: &'static ResourceType, out: &mut Map<String, Value>, key: &str, value: &Value) -> Result<()> {
     if key.eq_ignore_ascii_case("schemas") {
         return Ok(());
     }
@@ -74,10 +56,7 @@ fn set_top(
             if value.is_null() {
                 return Ok(());
             }
-            return Err(ScimError::invalid_value(format!(
-                "'{}' must be an object",
-                ext.id
-            )));
+            return Err(ScimError::invalid_value(format!("'{}' must be an object", ext.id)));
         };
         for (k, v) in members {
             if let Some(def) = ext.attr(k) {
@@ -96,21 +75,13 @@ fn set_top(
     Ok(())
 }
 
-fn put(
-    out: &mut Map<String, Value>,
-    ext: Option<&'static str>,
-    def: &'static AttrDef,
-    value: &Value,
-) -> Result<()> {
+fn put(out: &mut Map<String, Value>, ext: Option<&'static str>, def: &'static AttrDef, value: &Value) -> Result<()> {
     match def.mutability {
         Mutability::ReadOnly => return Ok(()),
         Mutability::WriteOnly => {
             // password: accepted and checked for type, never stored or returned.
             if !value.is_null() && !value.is_string() {
-                return Err(ScimError::invalid_value(format!(
-                    "'{}' must be a string",
-                    def.name
-                )));
+                return Err(ScimError::invalid_value(format!("'{}' must be a string", def.name)));
             }
             return Ok(());
         }
@@ -121,15 +92,11 @@ fn put(
     };
     let container = match ext {
         Some(urn) => {
-            let slot = out
-                .entry(urn.to_string())
-                .or_insert_with(|| Value::Object(Map::new()));
+            let slot = out.entry(urn.to_string()).or_insert_with(|| Value::Object(Map::new()));
             match slot.as_object_mut() {
                 Some(o) => o,
                 None => {
-                    return Err(ScimError::Internal(
-                        "extension slot is not an object".into(),
-                    ));
+                    return Err(ScimError::Internal("extension slot is not an object".into()));
                 }
             }
         }
@@ -161,15 +128,9 @@ pub fn normalize_value(def: &'static AttrDef, value: &Value) -> Result<Option<Va
     if out.is_empty() {
         return Ok(None);
     }
-    let primaries = out
-        .iter()
-        .filter(|v| v.get("primary") == Some(&Value::Bool(true)))
-        .count();
+    let primaries = out.iter().filter(|v| v.get("primary") == Some(&Value::Bool(true))).count();
     if primaries > 1 {
-        return Err(ScimError::invalid_value(format!(
-            "at most one of '{}' may have \"primary\": true",
-            def.name
-        )));
+        return Err(ScimError::invalid_value(format!("at most one of '{}' may have \"primary\": true", def.name)));
     }
     Ok(Some(Value::Array(out)))
 }
@@ -188,11 +149,7 @@ fn decode_json_encoded_value(def: &AttrDef, item: &Value) -> Value {
     let mut merged = item.as_object().cloned().unwrap_or_default();
     merged.remove("value");
     for (k, v) in inner {
-        let key = if k.eq_ignore_ascii_case("displayName") {
-            "display".to_string()
-        } else {
-            k
-        };
+        let key = if k.eq_ignore_ascii_case("displayName") { "display".to_string() } else { k };
         merged.entry(key).or_insert(v);
     }
     Value::Object(merged)
@@ -219,8 +176,7 @@ fn normalize_single(def: &'static AttrDef, value: &Value) -> Result<Option<Value
             let mut out = Map::new();
             for (k, v) in &obj {
                 let Some(sub) = def.sub_attr(k) else { continue };
-                if sub.mutability == Mutability::ReadOnly && def.mutability != Mutability::ReadOnly
-                {
+                if sub.mutability == Mutability::ReadOnly && def.mutability != Mutability::ReadOnly {
                     continue;
                 }
                 if let Some(nv) = normalize_single(sub, v)? {
@@ -228,23 +184,13 @@ fn normalize_single(def: &'static AttrDef, value: &Value) -> Result<Option<Value
                 }
             }
             // order sub-attributes as the schema lists them
-            let ordered: Map<String, Value> = def
-                .sub
-                .iter()
-                .filter_map(|s| out.remove(s.name).map(|v| (s.name.to_string(), v)))
-                .collect();
-            if ordered.is_empty() {
-                None
-            } else {
-                Some(Value::Object(ordered))
-            }
+            let ordered: Map<String, Value> = def.sub.iter().filter_map(|s| out.remove(s.name).map(|v| (s.name.to_string(), v))).collect();
+            if ordered.is_empty() { None } else { Some(Value::Object(ordered)) }
         }
         AttrType::Boolean => match value {
             Value::Bool(b) => Some(Value::Bool(*b)),
             Value::String(s) if s.is_empty() => None,
-            Value::String(s) => Some(Value::Bool(
-                parse_bool_str(s).ok_or_else(|| bad("a boolean"))?,
-            )),
+            Value::String(s) => Some(Value::Bool(parse_bool_str(s).ok_or_else(|| bad("a boolean"))?)),
             _ => return Err(bad("a boolean")),
         },
         AttrType::String | AttrType::Reference | AttrType::Binary => match value {
@@ -256,9 +202,7 @@ fn normalize_single(def: &'static AttrDef, value: &Value) -> Result<Option<Value
         AttrType::Integer => match value {
             Value::Number(n) if n.is_i64() || n.is_u64() => Some(Value::Number(n.clone())),
             Value::String(s) if s.is_empty() => None,
-            Value::String(s) => Some(Value::from(
-                s.trim().parse::<i64>().map_err(|_| bad("an integer"))?,
-            )),
+            Value::String(s) => Some(Value::from(s.trim().parse::<i64>().map_err(|_| bad("an integer"))?)),
             _ => return Err(bad("an integer")),
         },
         AttrType::Decimal => match value {
@@ -274,20 +218,10 @@ fn normalize_single(def: &'static AttrDef, value: &Value) -> Result<Option<Value
 }
 
 /// Final checks and ordering of a normalised document.
-pub fn finish(
-    rt: &'static ResourceType,
-    mut doc: Map<String, Value>,
-) -> Result<Map<String, Value>> {
+pub fn finish(rt: &'static ResourceType, mut doc: Map<String, Value>) -> Result<Map<String, Value>> {
     for def in &rt.schema.attrs {
-        if def.required
-            && !doc
-                .get(def.name)
-                .is_some_and(|v| v.as_str().is_none_or(|s| !s.trim().is_empty()))
-        {
-            return Err(ScimError::invalid_value(format!(
-                "'{}' is required",
-                def.name
-            )));
+        if def.required && !doc.get(def.name).is_some_and(|v| v.as_str().is_none_or(|s| !s.trim().is_empty())) {
+            return Err(ScimError::invalid_value(format!("'{}' is required", def.name)));
         }
     }
     // drop extension objects that ended up empty
@@ -298,23 +232,14 @@ pub fn finish(
 /// Orders members as the schemas list them: common, core, extensions; anything else last.
 pub fn reorder(rt: &'static ResourceType, mut doc: Map<String, Value>) -> Map<String, Value> {
     let mut out = Map::with_capacity(doc.len());
-    for name in common_attrs()
-        .iter()
-        .map(|a| a.name)
-        .filter(|n| *n != "meta")
-        .chain(rt.schema.attrs.iter().map(|a| a.name))
-    {
+    for name in common_attrs().iter().map(|a| a.name).filter(|n| *n != "meta").chain(rt.schema.attrs.iter().map(|a| a.name)) {
         if let Some(v) = doc.remove(name) {
             out.insert(name.to_string(), v);
         }
     }
     for ext in &rt.extensions {
         if let Some(Value::Object(mut e)) = doc.remove(ext.id) {
-            let ordered: Map<String, Value> = ext
-                .attrs
-                .iter()
-                .filter_map(|a| e.remove(a.name).map(|v| (a.name.to_string(), v)))
-                .collect();
+            let ordered: Map<String, Value> = ext.attrs.iter().filter_map(|a| e.remove(a.name).map(|v| (a.name.to_string(), v))).collect();
             out.insert(ext.id.to_string(), Value::Object(ordered));
         }
     }
@@ -323,11 +248,7 @@ pub fn reorder(rt: &'static ResourceType, mut doc: Map<String, Value>) -> Map<St
 }
 
 /// Renders a stored document for the wire: `schemas` first, `meta.location` from the base URL.
-pub fn render(
-    rt: &'static ResourceType,
-    doc: &Map<String, Value>,
-    base_url: &str,
-) -> Map<String, Value> {
+pub fn render(rt: &'static ResourceType, doc: &Map<String, Value>, base_url: &str) -> Map<String, Value> {
     let mut out = Map::with_capacity(doc.len() + 2);
     let mut schemas = vec![Value::String(rt.schema.id.to_string())];
     for ext in &rt.extensions {
@@ -345,10 +266,7 @@ pub fn render(
     if let Some(Value::Object(meta)) = doc.get("meta") {
         let mut meta = meta.clone();
         if let Some(id) = doc.get("id").and_then(Value::as_str) {
-            meta.insert(
-                "location".into(),
-                Value::String(format!("{base_url}{}/{id}", rt.endpoint)),
-            );
+            meta.insert("location".into(), Value::String(format!("{base_url}{}/{id}", rt.endpoint)));
         }
         out.insert("meta".into(), Value::Object(meta));
     }
@@ -378,14 +296,9 @@ mod tests {
         assert_eq!(d["userName"], "Test_User@contoso.com");
         assert_eq!(d["active"], true);
         assert!(!d.contains_key("id") && !d.contains_key("meta") && !d.contains_key("password"));
-        assert!(
-            !d.contains_key("roles") && !d.contains_key("title") && !d.contains_key("nickName")
-        );
+        assert!(!d.contains_key("roles") && !d.contains_key("title") && !d.contains_key("nickName"));
         assert_eq!(d["emails"][0]["primary"], true);
-        assert_eq!(
-            d["name"],
-            json!({"familyName": "User", "givenName": "Test"})
-        );
+        assert_eq!(d["name"], json!({"familyName": "User", "givenName": "Test"}));
         assert_eq!(d[URN_ENTERPRISE]["manager"], json!({"value": "m-1"}));
         assert_eq!(d[URN_ENTERPRISE]["department"], "R&D");
     }
@@ -409,7 +322,8 @@ mod tests {
 
     #[test]
     fn json_encoded_roles_are_decoded() {
-        let body = json!({"userName": "a", "roles": [{"primary": true, "value": "{\"id\":\"1\",\"value\":\"Admin\",\"displayName\":\"Admin\"}"}]});
+        let body =
+            json!({"userName": "a", "roles": [{"primary": true, "value": "{\"id\":\"1\",\"value\":\"Admin\",\"displayName\":\"Admin\"}"}]});
         let d = normalize(user_type(), &body).unwrap();
         assert_eq!(d["roles"][0]["value"], "Admin");
         assert_eq!(d["roles"][0]["display"], "Admin");

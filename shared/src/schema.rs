@@ -179,15 +179,9 @@ impl AttrDef {
             Returned::Request => "request",
         };
         o.insert("returned".into(), json!(r));
-        o.insert(
-            "uniqueness".into(),
-            json!(if self.unique { "server" } else { "none" }),
-        );
+        o.insert("uniqueness".into(), json!(if self.unique { "server" } else { "none" }));
         if !self.sub.is_empty() {
-            o.insert(
-                "subAttributes".into(),
-                Value::Array(self.sub.iter().map(AttrDef::to_json).collect()),
-            );
+            o.insert("subAttributes".into(), Value::Array(self.sub.iter().map(AttrDef::to_json).collect()));
         }
         Value::Object(o)
     }
@@ -205,9 +199,7 @@ pub struct SchemaDef {
 impl SchemaDef {
     /// An attribute by name, case-insensitively.
     pub fn attr(&self, name: &str) -> Option<&AttrDef> {
-        self.attrs
-            .iter()
-            .find(|a| a.name.eq_ignore_ascii_case(name))
+        self.attrs.iter().find(|a| a.name.eq_ignore_ascii_case(name))
     }
 
     /// The `/Schemas/{id}` representation.
@@ -244,10 +236,7 @@ impl ResourceType {
 
     /// An extension schema by URN, case-insensitively.
     pub fn extension(&self, urn: &str) -> Option<&'static SchemaDef> {
-        self.extensions
-            .iter()
-            .copied()
-            .find(|s| s.id.eq_ignore_ascii_case(urn))
+        self.extensions.iter().copied().find(|s| s.id.eq_ignore_ascii_case(urn))
     }
 
     /// A schema (core or extension) by URN, case-insensitively.
@@ -279,62 +268,26 @@ pub fn common_attrs() -> &'static [AttrDef] {
     C.get_or_init(|| {
         use AttrType::*;
         vec![
-            AttrDef::new(
-                "id",
-                String,
-                "Unique identifier issued by the service provider.",
-            )
-            .exact()
-            .read_only()
-            .always()
-            .unique(),
-            AttrDef::new(
-                "externalId",
-                String,
-                "Identifier issued by the provisioning client.",
-            )
-            .exact(),
-            AttrDef::new("meta", Complex, "Resource metadata.")
-                .read_only()
-                .with(vec![
-                    AttrDef::new("resourceType", String, "The resource type.")
-                        .exact()
-                        .read_only(),
-                    AttrDef::new("created", DateTime, "When the resource was added.").read_only(),
-                    AttrDef::new(
-                        "lastModified",
-                        DateTime,
-                        "When the resource was last changed.",
-                    )
-                    .read_only(),
-                    AttrDef::new("location", Reference, "The URI of the resource.")
-                        .exact()
-                        .read_only()
-                        .refs(&["uri"]),
-                    AttrDef::new("version", String, "The version (ETag) of the resource.")
-                        .exact()
-                        .read_only(),
-                ]),
+            AttrDef::new("id", String, "Unique identifier issued by the service provider.").exact().read_only().always().unique(),
+            AttrDef::new("externalId", String, "Identifier issued by the provisioning client.").exact(),
+            AttrDef::new("meta", Complex, "Resource metadata.").read_only().with(vec![
+                AttrDef::new("resourceType", String, "The resource type.").exact().read_only(),
+                AttrDef::new("created", DateTime, "When the resource was added.").read_only(),
+                AttrDef::new("lastModified", DateTime, "When the resource was last changed.").read_only(),
+                AttrDef::new("location", Reference, "The URI of the resource.").exact().read_only().refs(&["uri"]),
+                AttrDef::new("version", String, "The version (ETag) of the resource.").exact().read_only(),
+            ]),
         ]
     })
 }
 
-fn multi_complex(
-    name: &'static str,
-    desc: &'static str,
-    value_ty: AttrType,
-    types: &'static [&'static str],
-) -> AttrDef {
+fn multi_complex(name: &'static str, desc: &'static str, value_ty: AttrType, types: &'static [&'static str]) -> AttrDef {
     use AttrType::*;
     AttrDef::new(name, Complex, desc).multi().with(vec![
         AttrDef::new("value", value_ty, "The value."),
         AttrDef::new("display", String, "A human-readable name."),
         AttrDef::new("type", String, "A label for the value's function.").canonical(types),
-        AttrDef::new(
-            "primary",
-            Boolean,
-            "The preferred value; at most one is true.",
-        ),
+        AttrDef::new("primary", Boolean, "The preferred value; at most one is true."),
     ])
 }
 
@@ -343,22 +296,12 @@ pub fn user_schema() -> &'static SchemaDef {
     static S: OnceLock<SchemaDef> = OnceLock::new();
     S.get_or_init(|| {
         use AttrType::*;
-        let mut photos = multi_complex(
-            "photos",
-            "URLs of images of the user.",
-            Reference,
-            &["photo", "thumbnail"],
-        );
+        let mut photos = multi_complex("photos", "URLs of images of the user.", Reference, &["photo", "thumbnail"]);
         if let Some(v) = photos.sub.first_mut() {
             v.ref_types = &["external"];
             v.case_exact = true;
         }
-        let mut x509 = multi_complex(
-            "x509Certificates",
-            "DER-encoded X.509 certificates.",
-            Binary,
-            &[],
-        );
+        let mut x509 = multi_complex("x509Certificates", "DER-encoded X.509 certificates.", Binary, &[]);
         if let Some(v) = x509.sub.first_mut() {
             v.case_exact = true;
         }
@@ -367,13 +310,7 @@ pub fn user_schema() -> &'static SchemaDef {
             name: "User",
             description: "User Account",
             attrs: vec![
-                AttrDef::new(
-                    "userName",
-                    String,
-                    "Unique identifier for the user, typically used to sign in.",
-                )
-                .required()
-                .unique(),
+                AttrDef::new("userName", String, "Unique identifier for the user, typically used to sign in.").required().unique(),
                 AttrDef::new("name", Complex, "The components of the user's name.").with(vec![
                     AttrDef::new("formatted", String, "The full name."),
                     AttrDef::new("familyName", String, "The family name."),
@@ -384,40 +321,16 @@ pub fn user_schema() -> &'static SchemaDef {
                 ]),
                 AttrDef::new("displayName", String, "The name displayed to end users."),
                 AttrDef::new("nickName", String, "The casual name."),
-                AttrDef::new(
-                    "profileUrl",
-                    Reference,
-                    "A URL of the user's online profile.",
-                )
-                .refs(&["external"]),
+                AttrDef::new("profileUrl", Reference, "A URL of the user's online profile.").refs(&["external"]),
                 AttrDef::new("title", String, "The user's title."),
                 AttrDef::new("userType", String, "The relationship to the organisation."),
-                AttrDef::new(
-                    "preferredLanguage",
-                    String,
-                    "Preferred written or spoken language.",
-                ),
+                AttrDef::new("preferredLanguage", String, "Preferred written or spoken language."),
                 AttrDef::new("locale", String, "Default location for localisation."),
                 AttrDef::new("timezone", String, "Time zone in IANA format."),
                 AttrDef::new("active", Boolean, "The user's administrative status."),
-                AttrDef::new(
-                    "password",
-                    String,
-                    "The cleartext password; accepted, never stored in clear, never returned.",
-                )
-                .write_only(),
-                multi_complex(
-                    "emails",
-                    "Email addresses.",
-                    String,
-                    &["work", "home", "other"],
-                ),
-                multi_complex(
-                    "phoneNumbers",
-                    "Phone numbers.",
-                    String,
-                    &["work", "home", "mobile", "fax", "pager", "other"],
-                ),
+                AttrDef::new("password", String, "The cleartext password; accepted, never stored in clear, never returned.").write_only(),
+                multi_complex("emails", "Email addresses.", String, &["work", "home", "other"]),
+                multi_complex("phoneNumbers", "Phone numbers.", String, &["work", "home", "mobile", "fax", "pager", "other"]),
                 multi_complex(
                     "ims",
                     "Instant messaging addresses.",
@@ -425,40 +338,25 @@ pub fn user_schema() -> &'static SchemaDef {
                     &["aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo"],
                 ),
                 photos,
-                AttrDef::new("addresses", Complex, "Physical mailing addresses.")
-                    .multi()
-                    .with(vec![
-                        AttrDef::new("formatted", String, "The full address."),
-                        AttrDef::new("streetAddress", String, "Street address."),
-                        AttrDef::new("locality", String, "City or locality."),
-                        AttrDef::new("region", String, "State or region."),
-                        AttrDef::new("postalCode", String, "Postal code."),
-                        AttrDef::new("country", String, "Country (ISO 3166-1 alpha-2)."),
-                        AttrDef::new("type", String, "A label for the address.")
-                            .canonical(&["work", "home", "other"]),
-                        AttrDef::new(
-                            "primary",
-                            Boolean,
-                            "The preferred address; at most one is true.",
-                        ),
-                    ]),
-                AttrDef::new(
-                    "groups",
-                    Complex,
-                    "Groups the user belongs to (read-only; change membership through /Groups).",
-                )
-                .multi()
-                .read_only()
-                .with(vec![
-                    AttrDef::new("value", String, "The group's id.").read_only(),
-                    AttrDef::new("$ref", Reference, "The group's URI.")
-                        .read_only()
-                        .refs(&["User", "Group"]),
-                    AttrDef::new("display", String, "The group's displayName.").read_only(),
-                    AttrDef::new("type", String, "direct or indirect.")
-                        .read_only()
-                        .canonical(&["direct", "indirect"]),
+                AttrDef::new("addresses", Complex, "Physical mailing addresses.").multi().with(vec![
+                    AttrDef::new("formatted", String, "The full address."),
+                    AttrDef::new("streetAddress", String, "Street address."),
+                    AttrDef::new("locality", String, "City or locality."),
+                    AttrDef::new("region", String, "State or region."),
+                    AttrDef::new("postalCode", String, "Postal code."),
+                    AttrDef::new("country", String, "Country (ISO 3166-1 alpha-2)."),
+                    AttrDef::new("type", String, "A label for the address.").canonical(&["work", "home", "other"]),
+                    AttrDef::new("primary", Boolean, "The preferred address; at most one is true."),
                 ]),
+                AttrDef::new("groups", Complex, "Groups the user belongs to (read-only; change membership through /Groups).")
+                    .multi()
+                    .read_only()
+                    .with(vec![
+                        AttrDef::new("value", String, "The group's id.").read_only(),
+                        AttrDef::new("$ref", Reference, "The group's URI.").read_only().refs(&["User", "Group"]),
+                        AttrDef::new("display", String, "The group's displayName.").read_only(),
+                        AttrDef::new("type", String, "direct or indirect.").read_only().canonical(&["direct", "indirect"]),
+                    ]),
                 multi_complex("entitlements", "Entitlements.", String, &[]),
                 multi_complex("roles", "Roles.", String, &[]),
                 x509,
@@ -477,11 +375,7 @@ pub fn enterprise_schema() -> &'static SchemaDef {
             name: "EnterpriseUser",
             description: "Enterprise User",
             attrs: vec![
-                AttrDef::new(
-                    "employeeNumber",
-                    String,
-                    "Numeric or alphanumeric identifier assigned by the organisation.",
-                ),
+                AttrDef::new("employeeNumber", String, "Numeric or alphanumeric identifier assigned by the organisation."),
                 AttrDef::new("costCenter", String, "Cost center."),
                 AttrDef::new("organization", String, "Organisation."),
                 AttrDef::new("division", String, "Division."),
@@ -532,32 +426,19 @@ impl ResourceType {
     /// Unqualified names are looked up in the common attributes, the core schema, then extensions.
     pub fn resolve(&'static self, urn: Option<&str>, name: &str) -> Option<Resolved> {
         match urn {
-            Some(u) if u.eq_ignore_ascii_case(self.schema.id) => {
-                self.resolve(None, name).filter(|r| r.ext.is_none())
-            }
+            Some(u) if u.eq_ignore_ascii_case(self.schema.id) => self.resolve(None, name).filter(|r| r.ext.is_none()),
             Some(u) => {
                 let ext = self.extension(u)?;
-                ext.attr(name).map(|def| Resolved {
-                    ext: Some(ext.id),
-                    def,
-                })
+                ext.attr(name).map(|def| Resolved { ext: Some(ext.id), def })
             }
             None => {
-                if let Some(def) = common_attrs()
-                    .iter()
-                    .find(|a| a.name.eq_ignore_ascii_case(name))
-                {
+                if let Some(def) = common_attrs().iter().find(|a| a.name.eq_ignore_ascii_case(name)) {
                     return Some(Resolved { ext: None, def });
                 }
                 if let Some(def) = self.schema.attr(name) {
                     return Some(Resolved { ext: None, def });
                 }
-                self.extensions.iter().find_map(|s| {
-                    s.attr(name).map(|def| Resolved {
-                        ext: Some(s.id),
-                        def,
-                    })
-                })
+                self.extensions.iter().find_map(|s| s.attr(name).map(|def| Resolved { ext: Some(s.id), def }))
             }
         }
     }
@@ -591,17 +472,11 @@ mod tests {
     #[test]
     fn resolves_case_insensitively_and_by_urn() {
         let t = user_type();
-        assert_eq!(
-            t.resolve(None, "USERNAME").map(|r| r.def.name),
-            Some("userName")
-        );
-        let r = t
-            .resolve(Some(URN_ENTERPRISE), "Department")
-            .map(|r| (r.ext, r.def.name));
+        assert_eq!(t.resolve(None, "USERNAME").map(|r| r.def.name), Some("userName"));
+        let r = t.resolve(Some(URN_ENTERPRISE), "Department").map(|r| (r.ext, r.def.name));
         assert_eq!(r, Some((Some(URN_ENTERPRISE), "department")));
         assert!(t.resolve(None, "nosuch").is_none());
-        let (urn, rest) =
-            t.split_urn("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value");
+        let (urn, rest) = t.split_urn("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value");
         assert_eq!(urn, Some(URN_ENTERPRISE));
         assert_eq!(rest, "manager.value");
         let (urn, rest) = t.split_urn("URN:ietf:params:scim:schemas:core:2.0:User:name.givenName");
@@ -612,20 +487,8 @@ mod tests {
     #[test]
     fn schema_json_lists_every_attribute() {
         let j = user_schema().to_json("http://x/scim/v2");
-        let names: Vec<&str> = j["attributes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|a| a["name"].as_str())
-            .collect();
-        for n in [
-            "userName",
-            "name",
-            "emails",
-            "x509Certificates",
-            "password",
-            "groups",
-        ] {
+        let names: Vec<&str> = j["attributes"].as_array().unwrap().iter().filter_map(|a| a["name"].as_str()).collect();
+        for n in ["userName", "name", "emails", "x509Certificates", "password", "groups"] {
             assert!(names.contains(&n), "{n}");
         }
     }

@@ -47,32 +47,17 @@ pub fn etag(version: u64) -> String {
 fn check_if_match(if_match: Option<&str>, version: u64) -> Result<()> {
     let Some(h) = if_match else { return Ok(()) };
     let current = etag(version);
-    let ok = h.split(',').map(str::trim).any(|t| {
-        t == "*" || t == current || t.trim_start_matches("W/") == current.trim_start_matches("W/")
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(ScimError::PreconditionFailed(format!(
-            "the resource is at version {current}; If-Match was {h}"
-        )))
-    }
+    let ok =
+        h.split(',').map(str::trim).any(|t| t == "*" || t == current || t.trim_start_matches("W/") == current.trim_start_matches("W/"));
+    if ok { Ok(()) } else { Err(ScimError::PreconditionFailed(format!("the resource is at version {current}; If-Match was {h}"))) }
 }
 
 fn user_claims(doc: &Map<String, Value>) -> Result<Claims> {
-    let name = doc
-        .get("userName")
-        .and_then(Value::as_str)
-        .map(str::to_lowercase);
-    let external_id = doc
-        .get("externalId")
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    let name = doc.get("userName").and_then(Value::as_str).map(str::to_lowercase);
+    let external_id = doc.get("externalId").and_then(Value::as_str).map(str::to_string);
     for (what, v) in [("userName", &name), ("externalId", &external_id)] {
         if v.as_ref().is_some_and(|s| s.len() > MAX_KEY_TEXT) {
-            return Err(ScimError::invalid_value(format!(
-                "'{what}' is longer than {MAX_KEY_TEXT} bytes"
-            )));
+            return Err(ScimError::invalid_value(format!("'{what}' is longer than {MAX_KEY_TEXT} bytes")));
         }
     }
     Ok(Claims { name, external_id })
@@ -82,30 +67,17 @@ fn conflict(c: WriteConflict, doc: &Map<String, Value>) -> ScimError {
     match c {
         WriteConflict::Name => ScimError::Conflict(format!(
             "userName '{}' is already taken in this tenant",
-            doc.get("userName")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
+            doc.get("userName").and_then(Value::as_str).unwrap_or_default()
         )),
         WriteConflict::ExternalId => ScimError::Conflict(format!(
             "externalId '{}' already belongs to another user in this tenant",
-            doc.get("externalId")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
+            doc.get("externalId").and_then(Value::as_str).unwrap_or_default()
         )),
-        WriteConflict::Version => ScimError::PreconditionFailed(
-            "the resource changed while this request ran; read it again".into(),
-        ),
+        WriteConflict::Version => ScimError::PreconditionFailed("the resource changed while this request ran; read it again".into()),
     }
 }
 
-fn with_meta(
-    rt: &ResourceType,
-    id: &str,
-    mut doc: Map<String, Value>,
-    created: &str,
-    now: &str,
-    version: u64,
-) -> Map<String, Value> {
+fn with_meta(rt: &ResourceType, id: &str, mut doc: Map<String, Value>, created: &str, now: &str, version: u64) -> Map<String, Value> {
     doc.remove("id");
     doc.remove("meta");
     let mut out = Map::with_capacity(doc.len() + 2);
@@ -130,10 +102,7 @@ pub struct Page {
 impl Service {
     /// A service over a layout.
     pub fn new(layout: Layout) -> Service {
-        Service {
-            layout,
-            seal: tokio::sync::OnceCell::new(),
-        }
+        Service { layout, seal: tokio::sync::OnceCell::new() }
     }
 
     /// `POST /Users`.
@@ -144,64 +113,34 @@ impl Service {
         let id = uuid::Uuid::now_v7().to_string();
         let now = crate::time::now();
         let full = with_meta(rt, &id, doc, &now, &now, 1);
-        match self
-            .layout
-            .create(ctx.tenant, Kind::User, &full, &claims)
-            .await?
-        {
-            Ok(()) => Ok(Stored {
-                doc: full,
-                version: 1,
-            }),
+        match self.layout.create(ctx.tenant, Kind::User, &full, &claims).await? {
+            Ok(()) => Ok(Stored { doc: full, version: 1 }),
             Err(c) => Err(conflict(c, &full)),
         }
     }
 
     /// `GET /Users/{id}`.
     pub async fn get_user(&self, ctx: Ctx<'_>, id: &str) -> Result<Stored> {
-        self.layout
-            .get(ctx.tenant, Kind::User, id)
-            .await?
-            .ok_or_else(|| ScimError::NotFound(format!("no user '{id}'")))
+        self.layout.get(ctx.tenant, Kind::User, id).await?.ok_or_else(|| ScimError::NotFound(format!("no user '{id}'")))
     }
 
     /// `PUT /Users/{id}`: replace; read-only attributes in the body are ignored.
-    pub async fn replace_user(
-        &self,
-        ctx: Ctx<'_>,
-        id: &str,
-        body: &Value,
-        if_match: Option<&str>,
-    ) -> Result<Stored> {
+    pub async fn replace_user(&self, ctx: Ctx<'_>, id: &str, body: &Value, if_match: Option<&str>) -> Result<Stored> {
         let rt = user_type();
         let new_doc = resource::normalize(rt, body)?;
-        self.rewrite(ctx, id, if_match, |_| Ok(new_doc.clone()))
-            .await
+        self.rewrite(ctx, id, if_match, |_| Ok(new_doc.clone())).await
     }
 
     /// `PATCH /Users/{id}`.
-    pub async fn patch_user(
-        &self,
-        ctx: Ctx<'_>,
-        id: &str,
-        body: &Value,
-        if_match: Option<&str>,
-    ) -> Result<Stored> {
+    pub async fn patch_user(&self, ctx: Ctx<'_>, id: &str, body: &Value, if_match: Option<&str>) -> Result<Stored> {
         let rt = user_type();
         let op = PatchOp::parse(body)?;
-        self.rewrite(ctx, id, if_match, |old| patch::apply(rt, &old.doc, &op))
-            .await
+        self.rewrite(ctx, id, if_match, |old| patch::apply(rt, &old.doc, &op)).await
     }
 
     /// Read, change, write conditionally on the version read; retried when another writer won
     /// the race and the client gave no If-Match. An unchanged result writes nothing.
-    async fn rewrite<F>(
-        &self,
-        ctx: Ctx<'_>,
-        id: &str,
-        if_match: Option<&str>,
-        change: F,
-    ) -> Result<Stored>
+    async fn rewrite<F>(&self, ctx: Ctx<'_>, id: &str, if_match: Option<&str>, change: F) -> Result<Stored>
     where
         F: Fn(&Stored) -> Result<Map<String, Value>>,
     {
@@ -210,56 +149,24 @@ impl Service {
             let old = self.get_user(ctx, id).await?;
             check_if_match(if_match, old.version)?;
             let new_doc = change(&old)?;
-            let created = old
-                .doc
-                .get("meta")
-                .and_then(|m| m.get("created"))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            let candidate = with_meta(
-                rt,
-                id,
-                new_doc,
-                &created,
-                &crate::time::now(),
-                old.version + 1,
-            );
+            let created = old.doc.get("meta").and_then(|m| m.get("created")).and_then(Value::as_str).unwrap_or_default().to_string();
+            let candidate = with_meta(rt, id, new_doc, &created, &crate::time::now(), old.version + 1);
             if same_content(&old.doc, &candidate) {
                 return Ok(old);
             }
             let (old_claims, new_claims) = (user_claims(&old.doc)?, user_claims(&candidate)?);
-            match self
-                .layout
-                .update(
-                    ctx.tenant,
-                    Kind::User,
-                    &old,
-                    &old_claims,
-                    &candidate,
-                    &new_claims,
-                )
-                .await?
-            {
+            match self.layout.update(ctx.tenant, Kind::User, &old, &old_claims, &candidate, &new_claims).await? {
                 Ok(()) => {
-                    return Ok(Stored {
-                        doc: candidate,
-                        version: old.version + 1,
-                    });
+                    return Ok(Stored { doc: candidate, version: old.version + 1 });
                 }
                 Err(WriteConflict::Version) if if_match.is_none() => continue,
                 Err(WriteConflict::Version) => {
-                    return Err(ScimError::PreconditionFailed(
-                        "the resource changed since the If-Match version".into(),
-                    ));
+                    return Err(ScimError::PreconditionFailed("the resource changed since the If-Match version".into()));
                 }
                 Err(c) => return Err(conflict(c, &candidate)),
             }
         }
-        Err(ScimError::Unavailable {
-            detail: "the resource is being changed concurrently; retry".into(),
-            retry_after: 1,
-        })
+        Err(ScimError::Unavailable { detail: "the resource is being changed concurrently; retry".into(), retry_after: 1 })
     }
 
     /// `DELETE /Users/{id}`.
@@ -268,40 +175,24 @@ impl Service {
             let old = self.get_user(ctx, id).await?;
             check_if_match(if_match, old.version)?;
             let claims = user_claims(&old.doc)?;
-            match self
-                .layout
-                .delete(ctx.tenant, Kind::User, &old, &claims)
-                .await?
-            {
+            match self.layout.delete(ctx.tenant, Kind::User, &old, &claims).await? {
                 Ok(()) => return Ok(()),
                 Err(_) if if_match.is_none() => continue,
                 Err(_) => {
-                    return Err(ScimError::PreconditionFailed(
-                        "the resource changed since the If-Match version".into(),
-                    ));
+                    return Err(ScimError::PreconditionFailed("the resource changed since the If-Match version".into()));
                 }
             }
         }
-        Err(ScimError::Unavailable {
-            detail: "the resource is being changed concurrently; retry".into(),
-            retry_after: 1,
-        })
+        Err(ScimError::Unavailable { detail: "the resource is being changed concurrently; retry".into(), retry_after: 1 })
     }
 
     /// `GET /Users` and `POST /Users/.search`: a ListResponse, projected.
     pub async fn list_users(&self, ctx: Ctx<'_>, q: &ListQuery) -> Result<Value> {
         let rt = user_type();
-        let projection = Projection::new(
-            rt,
-            q.attributes.as_deref(),
-            q.excluded_attributes.as_deref(),
-        );
+        let projection = Projection::new(rt, q.attributes.as_deref(), q.excluded_attributes.as_deref());
         let page = self.list(ctx, Kind::User, rt, q).await?;
-        let resources: Vec<Value> = page
-            .resources
-            .iter()
-            .map(|d| Value::Object(projection.apply(rt, resource::render(rt, d, ctx.base_url))))
-            .collect();
+        let resources: Vec<Value> =
+            page.resources.iter().map(|d| Value::Object(projection.apply(rt, resource::render(rt, d, ctx.base_url)))).collect();
         let mut out = Map::new();
         out.insert("schemas".into(), json!([URN_LIST]));
         if let Some(t) = page.total {
@@ -318,26 +209,14 @@ impl Service {
         Ok(Value::Object(out))
     }
 
-    async fn list(
-        &self,
-        ctx: Ctx<'_>,
-        kind: Kind,
-        rt: &'static ResourceType,
-        q: &ListQuery,
-    ) -> Result<Page> {
-        let expr = q
-            .filter
-            .as_deref()
-            .map(|f| filter::compile_str(f, rt))
-            .transpose()?;
+    async fn list(&self, ctx: Ctx<'_>, kind: Kind, rt: &'static ResourceType, q: &ListQuery) -> Result<Page> {
+        let expr = q.filter.as_deref().map(|f| filter::compile_str(f, rt)).transpose()?;
         let sort = match &q.sort_by {
             Some(s) => Some(
                 AttrPath::parse(s)
                     .ok()
                     .and_then(|p| p.resolve(rt))
-                    .ok_or_else(|| {
-                        ScimError::invalid_value(format!("cannot sort by '{s}': no such attribute"))
-                    })?,
+                    .ok_or_else(|| ScimError::invalid_value(format!("cannot sort by '{s}': no such attribute")))?,
             ),
             None => None,
         };
@@ -358,10 +237,7 @@ impl Service {
             matches.retain(|s| e.matches(&s.doc));
         }
         if let Some(t) = &sort {
-            let mut keyed: Vec<(Option<Value>, Stored)> = matches
-                .into_iter()
-                .map(|s| (filter::sort_key(&s.doc, t), s))
-                .collect();
+            let mut keyed: Vec<(Option<Value>, Stored)> = matches.into_iter().map(|s| (filter::sort_key(&s.doc, t), s)).collect();
             keyed.sort_by(|a, b| filter::cmp_sort_keys(&a.0, &b.0));
             if q.descending {
                 keyed.reverse();
@@ -374,22 +250,13 @@ impl Service {
             _ => q.start_index.saturating_sub(1),
         };
         let end = (offset + q.count).min(total);
-        let resources: Vec<Map<String, Value>> = matches
-            .into_iter()
-            .skip(offset as usize)
-            .take((end.saturating_sub(offset)) as usize)
-            .map(|s| s.doc)
-            .collect();
+        let resources: Vec<Map<String, Value>> =
+            matches.into_iter().skip(offset as usize).take((end.saturating_sub(offset)) as usize).map(|s| s.doc).collect();
         let next_cursor = match &q.cursor {
             Some(_) if end < total => Some(self.seal_cursor(ctx, None, Some(end), &shape).await?),
             _ => None,
         };
-        Ok(Page {
-            total: Some(total),
-            start_index: q.cursor.is_none().then_some(q.start_index),
-            resources,
-            next_cursor,
-        })
+        Ok(Page { total: Some(total), start_index: q.cursor.is_none().then_some(q.start_index), resources, next_cursor })
     }
 
     /// A fingerprint of what a cursor was made for: a cursor only continues the same query.
@@ -404,16 +271,8 @@ impl Service {
         for l in lookups {
             let id = match l {
                 Lookup::Id(id) => Some(id.clone()),
-                Lookup::Name(n) => {
-                    self.layout
-                        .claimed_by(ctx.tenant, kind, Some(&n.to_lowercase()), None)
-                        .await?
-                }
-                Lookup::ExternalId(e) => {
-                    self.layout
-                        .claimed_by(ctx.tenant, kind, None, Some(e))
-                        .await?
-                }
+                Lookup::Name(n) => self.layout.claimed_by(ctx.tenant, kind, Some(&n.to_lowercase()), None).await?,
+                Lookup::ExternalId(e) => self.layout.claimed_by(ctx.tenant, kind, None, Some(e)).await?,
             };
             if let Some(id) = id
                 && !ids.contains(&id)
@@ -423,12 +282,7 @@ impl Service {
         }
         match ids.len() {
             0 => Ok(Vec::new()),
-            1 => Ok(self
-                .layout
-                .get(ctx.tenant, kind, &ids[0])
-                .await?
-                .into_iter()
-                .collect()),
+            1 => Ok(self.layout.get(ctx.tenant, kind, &ids[0]).await?.into_iter().collect()),
             _ => Ok(self.layout.get_many(ctx.tenant, kind, &ids).await?),
         }
     }
@@ -438,10 +292,7 @@ impl Service {
         let mut out: Vec<Stored> = Vec::new();
         loop {
             let after = out.last().map(|s| s.id().to_string());
-            let batch = self
-                .layout
-                .page(ctx.tenant, kind, after.as_deref(), WALK_BATCH)
-                .await?;
+            let batch = self.layout.page(ctx.tenant, kind, after.as_deref(), WALK_BATCH).await?;
             let n = batch.len();
             out.extend(batch);
             if n < WALK_BATCH {
@@ -451,31 +302,16 @@ impl Service {
     }
 
     /// startIndex/count over the whole collection: O(count) reads from the nearest checkpoint.
-    async fn index_page(
-        &self,
-        ctx: Ctx<'_>,
-        kind: Kind,
-        start_index: u64,
-        count: u64,
-    ) -> Result<Page> {
+    async fn index_page(&self, ctx: Ctx<'_>, kind: Kind, start_index: u64, count: u64) -> Result<Page> {
         let counts = self.layout.counts(ctx.tenant, kind).await?;
         let skip_to = start_index - 1;
-        let mut page = Page {
-            total: Some(counts.total),
-            start_index: Some(start_index),
-            resources: Vec::new(),
-            next_cursor: None,
-        };
+        let mut page = Page { total: Some(counts.total), start_index: Some(start_index), resources: Vec::new(), next_cursor: None };
         if count == 0 || skip_to >= counts.total {
             return Ok(page);
         }
         let (mut position, mut after) = match skip_to {
             0 => (0, None),
-            p => match self
-                .layout
-                .checkpoint(ctx.tenant, kind, p, counts.deletes)
-                .await?
-            {
+            p => match self.layout.checkpoint(ctx.tenant, kind, p, counts.deletes).await? {
                 Some((pos, id)) => (pos, Some(id)),
                 None => (0, None),
             },
@@ -483,10 +319,7 @@ impl Service {
         // walk forward to the page start, leaving checkpoints behind on long walks
         while position < skip_to {
             let step = (skip_to - position).min(CHECKPOINT_STRIDE);
-            let batch = self
-                .layout
-                .page(ctx.tenant, kind, after.as_deref(), step as usize)
-                .await?;
+            let batch = self.layout.page(ctx.tenant, kind, after.as_deref(), step as usize).await?;
             let Some(last) = batch.last() else {
                 return Ok(page);
             };
@@ -496,124 +329,64 @@ impl Service {
                 return Ok(page);
             }
             if position < skip_to && position % CHECKPOINT_STRIDE == 0 {
-                self.save_checkpoint(ctx, kind, position, after.as_deref(), counts.deletes)
-                    .await;
+                self.save_checkpoint(ctx, kind, position, after.as_deref(), counts.deletes).await;
             }
         }
-        let items = self
-            .layout
-            .page(ctx.tenant, kind, after.as_deref(), count as usize)
-            .await?;
+        let items = self.layout.page(ctx.tenant, kind, after.as_deref(), count as usize).await?;
         let end = skip_to + items.len() as u64;
         if let Some(last) = items.last()
             && end < counts.total
         {
-            self.save_checkpoint(ctx, kind, end, Some(last.id()), counts.deletes)
-                .await;
+            self.save_checkpoint(ctx, kind, end, Some(last.id()), counts.deletes).await;
         }
         page.resources = items.into_iter().map(|s| s.doc).collect();
         Ok(page)
     }
 
     /// A checkpoint is an optimisation: failing to write one never fails the request.
-    async fn save_checkpoint(
-        &self,
-        ctx: Ctx<'_>,
-        kind: Kind,
-        position: u64,
-        after: Option<&str>,
-        deletes: u64,
-    ) {
+    async fn save_checkpoint(&self, ctx: Ctx<'_>, kind: Kind, position: u64, after: Option<&str>, deletes: u64) {
         if let Some(a) = after
-            && let Err(e) = self
-                .layout
-                .save_checkpoint(ctx.tenant, kind, position, a, deletes)
-                .await
+            && let Err(e) = self.layout.save_checkpoint(ctx.tenant, kind, position, a, deletes).await
         {
             tracing::warn!(error = %e, "could not save a page checkpoint");
         }
     }
 
     /// RFC 9865 cursor page over the whole collection: one query from the cursor's position.
-    async fn cursor_page(
-        &self,
-        ctx: Ctx<'_>,
-        kind: Kind,
-        cursor: &str,
-        count: u64,
-        shape: &str,
-    ) -> Result<Page> {
-        let after = if cursor.is_empty() {
-            None
-        } else {
-            self.open_cursor(ctx, cursor, shape).await?.0
-        };
+    async fn cursor_page(&self, ctx: Ctx<'_>, kind: Kind, cursor: &str, count: u64, shape: &str) -> Result<Page> {
+        let after = if cursor.is_empty() { None } else { self.open_cursor(ctx, cursor, shape).await?.0 };
         let counts = self.layout.counts(ctx.tenant, kind).await?;
-        let mut items = self
-            .layout
-            .page(ctx.tenant, kind, after.as_deref(), count as usize + 1)
-            .await?;
+        let mut items = self.layout.page(ctx.tenant, kind, after.as_deref(), count as usize + 1).await?;
         let more = items.len() as u64 > count;
         items.truncate(count as usize);
         let next_cursor = match items.last() {
             Some(last) if more => Some(self.seal_cursor(ctx, Some(last.id()), None, shape).await?),
             _ => None,
         };
-        Ok(Page {
-            total: Some(counts.total),
-            start_index: None,
-            resources: items.into_iter().map(|s| s.doc).collect(),
-            next_cursor,
-        })
+        Ok(Page { total: Some(counts.total), start_index: None, resources: items.into_iter().map(|s| s.doc).collect(), next_cursor })
     }
 
     async fn seal_key(&self) -> Result<&[u8]> {
-        let k = self
-            .seal
-            .get_or_try_init(|| async { self.layout.seal_key().await.map_err(ScimError::from) })
-            .await?;
+        let k = self.seal.get_or_try_init(|| async { self.layout.seal_key().await.map_err(ScimError::from) }).await?;
         Ok(k.as_slice())
     }
 
     /// Seals a cursor: tenant-bound, query-bound, expiring, authenticated (HMAC-SHA256).
-    async fn seal_cursor(
-        &self,
-        ctx: Ctx<'_>,
-        after: Option<&str>,
-        offset: Option<u64>,
-        shape: &str,
-    ) -> Result<String> {
-        let payload = json!({"t": ctx.tenant, "a": after, "o": offset, "s": shape, "x": crate::time::unix_now() + CURSOR_TTL_SECS}).to_string();
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.seal_key().await?)
-            .map_err(|e| ScimError::Internal(e.to_string()))?;
+    async fn seal_cursor(&self, ctx: Ctx<'_>, after: Option<&str>, offset: Option<u64>, shape: &str) -> Result<String> {
+        let payload =
+            json!({"t": ctx.tenant, "a": after, "o": offset, "s": shape, "x": crate::time::unix_now() + CURSOR_TTL_SECS}).to_string();
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.seal_key().await?).map_err(|e| ScimError::Internal(e.to_string()))?;
         mac.update(payload.as_bytes());
         let tag = mac.finalize().into_bytes();
-        Ok(format!(
-            "{}.{}",
-            auth::b64(payload.as_bytes()),
-            auth::b64(&tag[..16])
-        ))
+        Ok(format!("{}.{}", auth::b64(payload.as_bytes()), auth::b64(&tag[..16])))
     }
 
-    async fn open_cursor(
-        &self,
-        ctx: Ctx<'_>,
-        cursor: &str,
-        shape: &str,
-    ) -> Result<(Option<String>, Option<u64>)> {
-        let invalid = || {
-            ScimError::bad(
-                crate::error::ScimType::InvalidCursor,
-                "the cursor is not valid for this tenant and query",
-            )
-        };
+    async fn open_cursor(&self, ctx: Ctx<'_>, cursor: &str, shape: &str) -> Result<(Option<String>, Option<u64>)> {
+        let invalid = || ScimError::bad(crate::error::ScimType::InvalidCursor, "the cursor is not valid for this tenant and query");
         let (p, t) = cursor.split_once('.').ok_or_else(invalid)?;
         let payload = auth::b64_decode(p).ok_or_else(invalid)?;
-        let tag = auth::b64_decode(t)
-            .filter(|t| t.len() == 16)
-            .ok_or_else(invalid)?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.seal_key().await?)
-            .map_err(|e| ScimError::Internal(e.to_string()))?;
+        let tag = auth::b64_decode(t).filter(|t| t.len() == 16).ok_or_else(invalid)?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.seal_key().await?).map_err(|e| ScimError::Internal(e.to_string()))?;
         mac.update(&payload);
         mac.verify_truncated_left(&tag).map_err(|_| invalid())?;
         let v: Value = serde_json::from_slice(&payload).map_err(|_| invalid())?;
@@ -621,10 +394,7 @@ impl Service {
             return Err(invalid());
         }
         if v["x"].as_i64().is_none_or(|x| x < crate::time::unix_now()) {
-            return Err(ScimError::bad(
-                crate::error::ScimType::ExpiredCursor,
-                "the cursor has expired; start again",
-            ));
+            return Err(ScimError::bad(crate::error::ScimType::ExpiredCursor, "the cursor has expired; start again"));
         }
         Ok((v["a"].as_str().map(str::to_string), v["o"].as_u64()))
     }

@@ -11,11 +11,8 @@ pub fn now() -> String {
 /// Formats a timestamp in UTC with millisecond precision.
 pub fn format(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
-    let t = t
-        .replace_nanosecond((t.nanosecond() / 1_000_000) * 1_000_000)
-        .unwrap_or(t);
-    t.format(&Rfc3339)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
+    let t = t.replace_nanosecond((t.nanosecond() / 1_000_000) * 1_000_000).unwrap_or(t);
+    t.format(&Rfc3339).unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
 }
 
 /// Parses an RFC 3339 timestamp.

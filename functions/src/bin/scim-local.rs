@@ -47,21 +47,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     scim_functions::init_tracing(false);
     let args = Args::parse();
     let choice = match (&args.dynamodb_endpoint, args.memory) {
-        (Some(e), _) => StoreChoice::Dynamo(DynamoConfig {
-            table: args.table.clone(),
-            region: args.region.clone(),
-            endpoint: Some(e.clone()),
-        }),
+        (Some(e), _) => {
+            StoreChoice::Dynamo(DynamoConfig { table: args.table.clone(), region: args.region.clone(), endpoint: Some(e.clone()) })
+        }
         (None, true) => StoreChoice::Memory,
         (None, false) => StoreChoice::Embedded(args.data_dir.clone()),
     };
-    let table = local::open_store(&choice)
-        .await
-        .map_err(|e| format!("cannot open the store: {e}"))?;
+    let table = local::open_store(&choice).await.map_err(|e| format!("cannot open the store: {e}"))?;
     let app = Arc::new(App::new(table));
-    let token = local::bootstrap(&app, args.new_key)
-        .await
-        .map_err(|e| format!("cannot bootstrap the local tenant: {e}"))?;
+    let token = local::bootstrap(&app, args.new_key).await.map_err(|e| format!("cannot bootstrap the local tenant: {e}"))?;
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
         .await
         .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
@@ -76,22 +70,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = match &choice {
         StoreChoice::Embedded(d) => format!("embedded store in {}", d.display()),
         StoreChoice::Memory => "in-memory store".into(),
-        StoreChoice::Dynamo(c) => format!(
-            "DynamoDB table {} at {}",
-            c.table,
-            c.endpoint.as_deref().unwrap_or("AWS")
-        ),
+        StoreChoice::Dynamo(c) => format!("DynamoDB table {} at {}", c.table, c.endpoint.as_deref().unwrap_or("AWS")),
     };
     if token.is_some() {
-        eprintln!(
-            "scim-local: tenant '{}' created; the SCIM_TOKEN above is shown only once",
-            local::LOCAL_TENANT
-        );
+        eprintln!("scim-local: tenant '{}' created; the SCIM_TOKEN above is shown only once", local::LOCAL_TENANT);
     } else {
-        eprintln!(
-            "scim-local: reusing tenant '{}' (run with --new-key for another key)",
-            local::LOCAL_TENANT
-        );
+        eprintln!("scim-local: reusing tenant '{}' (run with --new-key for another key)", local::LOCAL_TENANT);
     }
     eprintln!("scim-local: serving http://{addr}/scim/v2 on the {store}; Ctrl-C stops");
     tokio::select! {

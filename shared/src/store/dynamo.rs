@@ -7,9 +7,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Region, timeout::TimeoutConfig};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
-    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    KeysAndAttributes, Projection, ProjectionType, Put, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use std::collections::HashMap;
 use std::time::Duration;
@@ -30,19 +29,12 @@ impl DynamoConfig {
     /// From the environment: `SCIM_TABLE`, `AWS_REGION` (or `AWS_DEFAULT_REGION`), optional
     /// `SCIM_DYNAMODB_ENDPOINT`.
     pub fn from_env() -> Result<DynamoConfig, StoreError> {
-        let table = std::env::var("SCIM_TABLE")
-            .map_err(|_| StoreError::Other("SCIM_TABLE is not set".into()))?;
+        let table = std::env::var("SCIM_TABLE").map_err(|_| StoreError::Other("SCIM_TABLE is not set".into()))?;
         let region = std::env::var("AWS_REGION")
             .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
             .map_err(|_| StoreError::Other("AWS_REGION is not set".into()))?;
-        let endpoint = std::env::var("SCIM_DYNAMODB_ENDPOINT")
-            .ok()
-            .filter(|s| !s.is_empty());
-        Ok(DynamoConfig {
-            table,
-            region,
-            endpoint,
-        })
+        let endpoint = std::env::var("SCIM_DYNAMODB_ENDPOINT").ok().filter(|s| !s.is_empty());
+        Ok(DynamoConfig { table, region, endpoint })
     }
 }
 
@@ -61,20 +53,10 @@ impl DynamoTable {
         let secret = std::env::var("AWS_SECRET_ACCESS_KEY").ok();
         let token = std::env::var("AWS_SESSION_TOKEN").ok();
         let creds = match (key, secret, &cfg.endpoint) {
-            (Some(k), Some(s), _) => {
-                aws_credential_types::Credentials::new(k, s, token, None, "environment")
-            }
-            (_, _, Some(_)) => aws_credential_types::Credentials::new(
-                "local",
-                "local",
-                None,
-                None,
-                "local-endpoint",
-            ),
+            (Some(k), Some(s), _) => aws_credential_types::Credentials::new(k, s, token, None, "environment"),
+            (_, _, Some(_)) => aws_credential_types::Credentials::new("local", "local", None, None, "local-endpoint"),
             _ => {
-                return Err(StoreError::Other(
-                    "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are not set".into(),
-                ));
+                return Err(StoreError::Other("AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are not set".into()));
             }
         };
         let mut b = aws_sdk_dynamodb::Config::builder()
@@ -90,38 +72,19 @@ impl DynamoTable {
         if let Some(e) = &cfg.endpoint {
             b = b.endpoint_url(e.clone());
         }
-        Ok(DynamoTable {
-            client: Client::from_conf(b.build()),
-            table: cfg.table.clone(),
-        })
+        Ok(DynamoTable { client: Client::from_conf(b.build()), table: cfg.table.clone() })
     }
 
     /// Creates the table with its index and TTL (local and test use; AWS uses the SAM template).
     /// Succeeds when the table already exists.
     pub async fn create_table(&self) -> Result<(), StoreError> {
-        let s = |n: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(n)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(other)
-        };
-        let k = |n: &str, t: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(n)
-                .key_type(t)
-                .build()
-                .map_err(other)
-        };
+        let s = |n: &str| AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build().map_err(other);
+        let k = |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t).build().map_err(other);
         let gsi = GlobalSecondaryIndex::builder()
             .index_name(GSI1)
             .key_schema(k("gsi1pk", KeyType::Hash)?)
             .key_schema(k("gsi1sk", KeyType::Range)?)
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
+            .projection(Projection::builder().projection_type(ProjectionType::All).build())
             .build()
             .map_err(other)?;
         let r = self
@@ -140,34 +103,18 @@ impl DynamoTable {
             .await;
         match r {
             Ok(_) => {}
-            Err(e)
-                if e.as_service_error().and_then(|s| s.code())
-                    == Some("ResourceInUseException") =>
-            {
+            Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("ResourceInUseException") => {
                 return Ok(());
             }
             Err(e) => return Err(map_sdk(e)),
         }
-        let ttl = TimeToLiveSpecification::builder()
-            .attribute_name("expires_at")
-            .enabled(true)
-            .build()
-            .map_err(other)?;
-        self.client
-            .update_time_to_live()
-            .table_name(&self.table)
-            .time_to_live_specification(ttl)
-            .send()
-            .await
-            .map_err(map_sdk)?;
+        let ttl = TimeToLiveSpecification::builder().attribute_name("expires_at").enabled(true).build().map_err(other)?;
+        self.client.update_time_to_live().table_name(&self.table).time_to_live_specification(ttl).send().await.map_err(map_sdk)?;
         Ok(())
     }
 
     fn key(pk: &str, sk: &str) -> HashMap<String, AttributeValue> {
-        HashMap::from([
-            ("pk".to_string(), AttributeValue::S(pk.to_string())),
-            ("sk".to_string(), AttributeValue::S(sk.to_string())),
-        ])
+        HashMap::from([("pk".to_string(), AttributeValue::S(pk.to_string())), ("sk".to_string(), AttributeValue::S(sk.to_string()))])
     }
 }
 
@@ -186,17 +133,10 @@ where
         }
         SdkError::ServiceError(se) => match se.err().code() {
             Some("ConditionalCheckFailedException") => StoreError::Conflict { index: 0 },
-            Some(
-                "ProvisionedThroughputExceededException"
-                | "ThrottlingException"
-                | "RequestLimitExceeded",
-            ) => StoreError::Throttled,
-            Some(
-                "InternalServerError"
-                | "ServiceUnavailable"
-                | "TransactionConflictException"
-                | "TransactionInProgressException",
-            ) => StoreError::Unavailable(DisplayErrorContext(&e).to_string()),
+            Some("ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded") => StoreError::Throttled,
+            Some("InternalServerError" | "ServiceUnavailable" | "TransactionConflictException" | "TransactionInProgressException") => {
+                StoreError::Unavailable(DisplayErrorContext(&e).to_string())
+            }
             _ => StoreError::Other(DisplayErrorContext(&e).to_string()),
         },
         _ => StoreError::Other(DisplayErrorContext(&e).to_string()),
@@ -252,11 +192,21 @@ fn condition(cond: Cond) -> (Option<String>, HashMap<String, AttributeValue>) {
         Cond::Always => (None, HashMap::new()),
         Cond::Absent => (Some("attribute_not_exists(pk)".into()), HashMap::new()),
         Cond::Exists => (Some("attribute_exists(pk)".into()), HashMap::new()),
-        Cond::Version(v) => (
-            Some("v = :cv".into()),
-            HashMap::from([(":cv".to_string(), AttributeValue::N(v.to_string()))]),
-        ),
+        Cond::Version(v) => (Some("v = :cv".into()), HashMap::from([(":cv".to_string(), AttributeValue::N(v.to_string()))])),
     }
+}
+
+/// `ADD #f0 :v0, #f1 :v1` for counter deltas.
+fn add_expression(deltas: &[(String, i64)]) -> (String, HashMap<String, String>, HashMap<String, AttributeValue>) {
+    let mut parts = Vec::new();
+    let mut names = HashMap::new();
+    let mut values = HashMap::new();
+    for (i, (field, by)) in deltas.iter().enumerate() {
+        parts.push(format!("#f{i} :v{i}"));
+        names.insert(format!("#f{i}"), format!("n_{field}"));
+        values.insert(format!(":v{i}"), AttributeValue::N(by.to_string()));
+    }
+    (format!("ADD {}", parts.join(", ")), names, values)
 }
 
 fn some_map(m: HashMap<String, AttributeValue>) -> Option<HashMap<String, AttributeValue>> {
@@ -298,26 +248,12 @@ impl Table for DynamoTable {
             let mut attempts = 0;
             while let Some(req) = pending.take() {
                 attempts += 1;
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, req)
-                    .send()
-                    .await
-                    .map_err(map_sdk)?;
-                for m in out
-                    .responses()
-                    .and_then(|r| r.get(&self.table))
-                    .map(Vec::as_slice)
-                    .unwrap_or_default()
-                {
+                let out = self.client.batch_get_item().request_items(&self.table, req).send().await.map_err(map_sdk)?;
+                for m in out.responses().and_then(|r| r.get(&self.table)).map(Vec::as_slice).unwrap_or_default() {
                     let item = from_attrs(m)?;
                     found.insert((item.pk.clone(), item.sk.clone()), item);
                 }
-                pending = out
-                    .unprocessed_keys()
-                    .and_then(|u| u.get(&self.table))
-                    .cloned();
+                pending = out.unprocessed_keys().and_then(|u| u.get(&self.table)).cloned();
                 if pending.is_some() {
                     if attempts >= 5 {
                         return Err(StoreError::Throttled);
@@ -327,10 +263,7 @@ impl Table for DynamoTable {
             }
         }
         let now = crate::time::unix_now();
-        Ok(keys
-            .iter()
-            .map(|k| found.get(k).filter(|i| !i.expired(now)).cloned())
-            .collect())
+        Ok(keys.iter().map(|k| found.get(k).filter(|i| !i.expired(now)).cloned()).collect())
     }
 
     async fn query(&self, q: &Query) -> Result<Vec<Item>, StoreError> {
@@ -350,9 +283,7 @@ impl Table for DynamoTable {
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression(format!(
-                    "{pk_name} = :pk AND {sk_name} BETWEEN :lo AND :hi"
-                ))
+                .key_condition_expression(format!("{pk_name} = :pk AND {sk_name} BETWEEN :lo AND :hi"))
                 .expression_attribute_values(":pk", AttributeValue::S(q.pk.clone()))
                 .expression_attribute_values(":lo", AttributeValue::S(q.lo.clone()))
                 .expression_attribute_values(":hi", AttributeValue::S(q.hi.clone()))
@@ -381,10 +312,7 @@ impl Table for DynamoTable {
 
     async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         if writes.len() > super::MAX_TRANSACTION {
-            return Err(StoreError::Other(format!(
-                "{} writes exceed one transaction",
-                writes.len()
-            )));
+            return Err(StoreError::Other(format!("{} writes exceed one transaction", writes.len())));
         }
         let mut writes = writes;
         if writes.len() == 1
@@ -396,12 +324,7 @@ impl Table for DynamoTable {
         for w in &writes {
             items.push(self.transact_item(w)?);
         }
-        let r = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
+        let r = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
         match r {
             Ok(_) => Ok(()),
             Err(e) => {
@@ -415,7 +338,10 @@ impl Table for DynamoTable {
                     if reasons.iter().any(|r| r.code() == Some("ThrottlingError") || r.code() == Some("ProvisionedThroughputExceeded")) {
                         return Err(StoreError::Throttled);
                     }
-                    return Err(StoreError::Unavailable(format!("transaction cancelled: {:?}", reasons.iter().map(|r| r.code()).collect::<Vec<_>>())));
+                    return Err(StoreError::Unavailable(format!(
+                        "transaction cancelled: {:?}",
+                        reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
+                    )));
                 }
                 Err(map_sdk(e))
             }
@@ -450,14 +376,15 @@ impl DynamoTable {
                     .await
                     .map_err(map_sdk)?;
             }
-            Write::Add { pk, sk, field, by } => {
+            Write::Add { pk, sk, deltas } => {
+                let (expr, names, values) = add_expression(&deltas);
                 self.client
                     .update_item()
                     .table_name(&self.table)
                     .set_key(Some(Self::key(&pk, &sk)))
-                    .update_expression("ADD #f :by")
-                    .expression_attribute_names("#f", format!("n_{field}"))
-                    .expression_attribute_values(":by", AttributeValue::N(by.to_string()))
+                    .update_expression(expr)
+                    .set_expression_attribute_names(Some(names))
+                    .set_expression_attribute_values(Some(values))
                     .send()
                     .await
                     .map_err(map_sdk)?;
@@ -503,13 +430,14 @@ impl DynamoTable {
                     .map_err(other)?;
                 TransactWriteItem::builder().delete(d).build()
             }
-            Write::Add { pk, sk, field, by } => {
+            Write::Add { pk, sk, deltas } => {
+                let (expr, names, values) = add_expression(deltas);
                 let u = Update::builder()
                     .table_name(&self.table)
                     .set_key(Some(Self::key(pk, sk)))
-                    .update_expression("ADD #f :by")
-                    .expression_attribute_names("#f", format!("n_{field}"))
-                    .expression_attribute_values(":by", AttributeValue::N(by.to_string()))
+                    .update_expression(expr)
+                    .set_expression_attribute_names(Some(names))
+                    .set_expression_attribute_values(Some(values))
                     .build()
                     .map_err(other)?;
                 TransactWriteItem::builder().update(u).build()
@@ -519,9 +447,7 @@ impl DynamoTable {
                 let c = ConditionCheck::builder()
                     .table_name(&self.table)
                     .set_key(Some(Self::key(pk, sk)))
-                    .condition_expression(expr.unwrap_or_else(|| {
-                        "attribute_exists(pk) OR attribute_not_exists(pk)".into()
-                    }))
+                    .condition_expression(expr.unwrap_or_else(|| "attribute_exists(pk) OR attribute_not_exists(pk)".into()))
                     .set_expression_attribute_values(some_map(vals))
                     .build()
                     .map_err(other)?;

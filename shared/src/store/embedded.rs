@@ -35,25 +35,18 @@ pub struct EmbeddedTable {
 impl EmbeddedTable {
     /// A table that lives only in memory (tests, benchmarks of the core).
     pub fn in_memory() -> EmbeddedTable {
-        EmbeddedTable {
-            state: Mutex::new(State::default()),
-            path: None,
-        }
+        EmbeddedTable { state: Mutex::new(State::default()), path: None }
     }
 
     /// Opens (or creates) the table under `dir`, replaying and compacting its log.
     pub fn open(dir: &Path) -> Result<EmbeddedTable, StoreError> {
-        fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Other(format!("cannot create {}: {e}", dir.display())))?;
+        fs::create_dir_all(dir).map_err(|e| StoreError::Other(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join("table.log");
         let mut state = State::default();
         if path.exists() {
-            let f = File::open(&path)
-                .map_err(|e| StoreError::Other(format!("cannot open {}: {e}", path.display())))?;
+            let f = File::open(&path).map_err(|e| StoreError::Other(format!("cannot open {}: {e}", path.display())))?;
             for (n, line) in BufReader::new(f).lines().enumerate() {
-                let line = line.map_err(|e| {
-                    StoreError::Other(format!("cannot read {}: {e}", path.display()))
-                })?;
+                let line = line.map_err(|e| StoreError::Other(format!("cannot read {}: {e}", path.display())))?;
                 if line.trim().is_empty() {
                     continue;
                 }
@@ -73,30 +66,20 @@ impl EmbeddedTable {
         // compact: rewrite live items, then append from there
         let tmp = dir.join("table.log.tmp");
         {
-            let f = File::create(&tmp)
-                .map_err(|e| StoreError::Other(format!("cannot write {}: {e}", tmp.display())))?;
+            let f = File::create(&tmp).map_err(|e| StoreError::Other(format!("cannot write {}: {e}", tmp.display())))?;
             let mut w = BufWriter::new(f);
             let now = crate::time::unix_now();
             for item in state.items.values().filter(|i| !i.expired(now)) {
-                let line = serde_json::to_string(&[Change::Put(item.clone())])
-                    .map_err(|e| StoreError::Other(e.to_string()))?;
+                let line = serde_json::to_string(&[Change::Put(item.clone())]).map_err(|e| StoreError::Other(e.to_string()))?;
                 writeln!(w, "{line}").map_err(|e| StoreError::Other(e.to_string()))?;
             }
             w.flush().map_err(|e| StoreError::Other(e.to_string()))?;
-            w.get_ref()
-                .sync_all()
-                .map_err(|e| StoreError::Other(e.to_string()))?;
+            w.get_ref().sync_all().map_err(|e| StoreError::Other(e.to_string()))?;
         }
         fs::rename(&tmp, &path).map_err(|e| StoreError::Other(e.to_string()))?;
-        let f = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .map_err(|e| StoreError::Other(e.to_string()))?;
+        let f = OpenOptions::new().append(true).open(&path).map_err(|e| StoreError::Other(e.to_string()))?;
         state.log = Some(BufWriter::new(f));
-        Ok(EmbeddedTable {
-            state: Mutex::new(state),
-            path: Some(path),
-        })
+        Ok(EmbeddedTable { state: Mutex::new(state), path: Some(path) })
     }
 
     /// The log file, when persistent.
@@ -105,9 +88,7 @@ impl EmbeddedTable {
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, StoreError> {
-        self.state
-            .lock()
-            .map_err(|_| StoreError::Other("embedded store lock poisoned".into()))
+        self.state.lock().map_err(|_| StoreError::Other("embedded store lock poisoned".into()))
     }
 }
 
@@ -155,19 +136,13 @@ impl Table for EmbeddedTable {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
         let now = crate::time::unix_now();
         let s = self.lock()?;
-        Ok(s.items
-            .get(&(pk.to_string(), sk.to_string()))
-            .filter(|i| !i.expired(now))
-            .cloned())
+        Ok(s.items.get(&(pk.to_string(), sk.to_string())).filter(|i| !i.expired(now)).cloned())
     }
 
     async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Item>>, StoreError> {
         let now = crate::time::unix_now();
         let s = self.lock()?;
-        Ok(keys
-            .iter()
-            .map(|k| s.items.get(k).filter(|i| !i.expired(now)).cloned())
-            .collect())
+        Ok(keys.iter().map(|k| s.items.get(k).filter(|i| !i.expired(now)).cloned()).collect())
     }
 
     async fn query(&self, q: &Query) -> Result<Vec<Item>, StoreError> {
@@ -182,11 +157,7 @@ impl Table for EmbeddedTable {
         match q.index {
             Index::Primary => {
                 let range = s.items.range(lo..=hi);
-                let it: Box<dyn Iterator<Item = (&Key, &Item)>> = if q.forward {
-                    Box::new(range)
-                } else {
-                    Box::new(range.rev())
-                };
+                let it: Box<dyn Iterator<Item = (&Key, &Item)>> = if q.forward { Box::new(range) } else { Box::new(range.rev()) };
                 for (_, item) in it.filter(|(_, i)| !i.expired(now)).take(q.limit) {
                     out.push(item.clone());
                 }
@@ -194,11 +165,7 @@ impl Table for EmbeddedTable {
             Index::Gsi1 => {
                 let range = s.gsi1.range(lo..=hi);
                 let it: Box<dyn Iterator<Item = (&Key, &std::collections::BTreeSet<Key>)>> =
-                    if q.forward {
-                        Box::new(range)
-                    } else {
-                        Box::new(range.rev())
-                    };
+                    if q.forward { Box::new(range) } else { Box::new(range.rev()) };
                 'outer: for (_, keys) in it {
                     for k in keys {
                         if let Some(item) = s.items.get(k).filter(|i| !i.expired(now)) {
@@ -216,10 +183,7 @@ impl Table for EmbeddedTable {
 
     async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         if writes.len() > super::MAX_TRANSACTION {
-            return Err(StoreError::Other(format!(
-                "{} writes exceed one transaction",
-                writes.len()
-            )));
+            return Err(StoreError::Other(format!("{} writes exceed one transaction", writes.len())));
         }
         let now = crate::time::unix_now();
         let mut s = self.lock()?;
@@ -230,10 +194,7 @@ impl Table for EmbeddedTable {
                 Write::Delete { pk, sk, cond } | Write::Check { pk, sk, cond } => (pk, sk, *cond),
                 Write::Add { .. } => continue,
             };
-            let current = s
-                .items
-                .get(&(pk.clone(), sk.clone()))
-                .filter(|i| !i.expired(now));
+            let current = s.items.get(&(pk.clone(), sk.clone())).filter(|i| !i.expired(now));
             if !holds(cond, current) {
                 return Err(StoreError::Conflict { index });
             }
@@ -243,7 +204,7 @@ impl Table for EmbeddedTable {
             match w {
                 Write::Put { item, .. } => changes.push(Change::Put(item)),
                 Write::Delete { pk, sk, .. } => changes.push(Change::Del(pk, sk)),
-                Write::Add { pk, sk, field, by } => {
+                Write::Add { pk, sk, deltas } => {
                     // start from this transaction's own earlier change to the item, if any
                     let staged = changes.iter().rev().find_map(|c| match c {
                         Change::Put(i) if i.pk == pk && i.sk == sk => Some(Some(i.clone())),
@@ -254,20 +215,17 @@ impl Table for EmbeddedTable {
                         Some(b) => b,
                         None => s.items.get(&(pk.clone(), sk.clone())).cloned(),
                     };
-                    let mut item = base.unwrap_or_else(|| Item {
-                        pk,
-                        sk,
-                        ..Default::default()
-                    });
-                    *item.nums.entry(field).or_insert(0) += by;
+                    let mut item = base.unwrap_or_else(|| Item { pk, sk, ..Default::default() });
+                    for (field, by) in deltas {
+                        *item.nums.entry(field).or_insert(0) += by;
+                    }
                     changes.push(Change::Put(item));
                 }
                 Write::Check { .. } => {}
             }
         }
         if let Some(log) = s.log.as_mut() {
-            let line =
-                serde_json::to_string(&changes).map_err(|e| StoreError::Other(e.to_string()))?;
+            let line = serde_json::to_string(&changes).map_err(|e| StoreError::Other(e.to_string()))?;
             writeln!(log, "{line}")
                 .and_then(|_| log.flush())
                 .map_err(|e| StoreError::Unavailable(format!("embedded log write failed: {e}")))?;
@@ -284,10 +242,7 @@ mod tests {
     use super::*;
 
     fn put(pk: &str, sk: &str, cond: Cond) -> Write {
-        Write::Put {
-            item: Item::new(pk, sk, "{}".into(), 1),
-            cond,
-        }
+        Write::Put { item: Item::new(pk, sk, "{}".into(), 1), cond }
     }
 
     #[tokio::test]
@@ -295,29 +250,12 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("scim-embedded-{}", uuid::Uuid::new_v4()));
         {
             let t = EmbeddedTable::open(&dir).unwrap();
-            t.write(vec![
-                put("p", "a", Cond::Absent),
-                Write::Add {
-                    pk: "p".into(),
-                    sk: "n".into(),
-                    field: "c".into(),
-                    by: 2,
-                },
-            ])
-            .await
-            .unwrap();
-            let e = t
-                .write(vec![
-                    put("p", "b", Cond::Absent),
-                    put("p", "a", Cond::Absent),
-                ])
+            t.write(vec![put("p", "a", Cond::Absent), Write::Add { pk: "p".into(), sk: "n".into(), deltas: vec![("c".into(), 2)] }])
                 .await
-                .unwrap_err();
+                .unwrap();
+            let e = t.write(vec![put("p", "b", Cond::Absent), put("p", "a", Cond::Absent)]).await.unwrap_err();
             assert!(matches!(e, StoreError::Conflict { index: 1 }));
-            assert!(
-                t.get("p", "b").await.unwrap().is_none(),
-                "nothing of a failed transaction is written"
-            );
+            assert!(t.get("p", "b").await.unwrap().is_none(), "nothing of a failed transaction is written");
         }
         let t = EmbeddedTable::open(&dir).unwrap();
         assert!(t.get("p", "a").await.unwrap().is_some());

@@ -35,13 +35,7 @@ pub struct Item {
 impl Item {
     /// A new item with a JSON payload.
     pub fn new(pk: impl Into<String>, sk: impl Into<String>, doc: String, version: u64) -> Item {
-        Item {
-            pk: pk.into(),
-            sk: sk.into(),
-            doc: Some(doc),
-            version,
-            ..Default::default()
-        }
+        Item { pk: pk.into(), sk: sk.into(), doc: Some(doc), version, ..Default::default() }
     }
 
     /// Whether a TTL has passed (DynamoDB deletes expired items lazily, so readers check too).
@@ -74,12 +68,12 @@ pub enum Write {
         sk: String,
         cond: Cond,
     },
-    /// Atomically add `by` to a numeric attribute, creating the item if needed.
+    /// Atomically add to numeric attributes, creating the item if needed (one write per item:
+    /// DynamoDB refuses two operations on one item in a transaction).
     Add {
         pk: String,
         sk: String,
-        field: String,
-        by: i64,
+        deltas: Vec<(String, i64)>,
     },
     /// Only check a condition.
     Check {
@@ -114,14 +108,7 @@ impl Query {
             Some(a) if a > prefix => format!("{a}\u{1}"),
             _ => prefix.to_string(),
         };
-        Query {
-            index: Index::Primary,
-            pk: pk.into(),
-            lo,
-            hi: format!("{prefix}\u{10FFFF}"),
-            forward: true,
-            limit,
-        }
+        Query { index: Index::Primary, pk: pk.into(), lo, hi: format!("{prefix}\u{10FFFF}"), forward: true, limit }
     }
 }
 
@@ -146,21 +133,14 @@ impl From<StoreError> for crate::error::ScimError {
     fn from(e: StoreError) -> Self {
         use crate::error::ScimError;
         match e {
-            StoreError::Throttled => ScimError::TooManyRequests {
-                detail: "the store is throttling; retry shortly".into(),
-                retry_after: 1,
-            },
+            StoreError::Throttled => ScimError::TooManyRequests { detail: "the store is throttling; retry shortly".into(), retry_after: 1 },
             StoreError::Unavailable(cause) => {
                 tracing::warn!(%cause, "store unavailable");
-                ScimError::Unavailable {
-                    detail: "the store is unavailable; retry shortly".into(),
-                    retry_after: 2,
-                }
+                ScimError::Unavailable { detail: "the store is unavailable; retry shortly".into(), retry_after: 2 }
             }
-            StoreError::Conflict { index } => ScimError::Unavailable {
-                detail: format!("concurrent update (write {index}); retry"),
-                retry_after: 1,
-            },
+            StoreError::Conflict { index } => {
+                ScimError::Unavailable { detail: format!("concurrent update (write {index}); retry"), retry_after: 1 }
+            }
             StoreError::Other(cause) => ScimError::Internal(cause),
         }
     }

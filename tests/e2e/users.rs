@@ -1,0 +1,191 @@
+//! The user lifecycle as any SCIM client sees it.
+
+use super::*;
+use scim_tests::both_stores;
+
+both_stores!(lifecycle, |srv| {
+    let c = &srv.client;
+    let r = c
+        .post(
+            "/Users",
+            &json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE],
+                "userName": "Ann.Lee@Example.com", "externalId": "ext-ann", "password": "s3cret!",
+                "name": {"givenName": "Ann", "familyName": "Lee"}, "displayName": "Ann Lee",
+                "emails": [{"value": "ann@example.com", "type": "work", "primary": true}],
+                "phoneNumbers": [{"value": "+1 555 0100", "type": "mobile"}],
+                "addresses": [{"streetAddress": "1 Main St", "locality": "Springfield", "type": "work"}],
+                "x509Certificates": [{"value": "MIIBszCCAR"}],
+                ENTERPRISE: {"employeeNumber": "42", "department": "R&D", "manager": {"value": "boss-1"}}
+            }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.raw);
+    assert_eq!(r.header("content-type"), Some("application/scim+json"));
+    let id = id_of(&r.body);
+    assert_eq!(r.header("location"), Some(format!("{}/Users/{id}", srv.base).as_str()));
+    assert_eq!(r.header("etag"), Some("W/\"1\""));
+    assert_eq!(r.body["userName"], "Ann.Lee@Example.com", "the case sent is kept");
+    assert!(r.body.get("password").is_none(), "password is never returned");
+    assert!(!r.raw.contains("s3cret"), "password is never echoed");
+    let meta = &r.body["meta"];
+    assert_eq!(meta["resourceType"], "User");
+    assert_eq!(meta["location"], format!("{}/Users/{id}", srv.base));
+    assert!(meta["created"].is_string() && meta["lastModified"].is_string());
+    assert_eq!(r.body["schemas"], json!(["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE]));
+
+    // read back
+    let g = c.get(&format!("/Users/{id}")).await;
+    assert_eq!(g.status, 200);
+    assert_eq!(g.body, r.body);
+    let nm = c.send("GET", &format!("/Users/{id}"), None, &[("if-none-match", "W/\"1\"")]).await;
+    assert_eq!(nm.status, 304);
+
+    // uniqueness is case-insensitive
+    c.post("/Users", &user("ann.lee@EXAMPLE.com")).await.assert_error(409, Some("uniqueness"));
+
+    // PUT replaces; read-only attributes in the body are ignored; version moves on
+    let mut full = g.body.clone();
+    full["displayName"] = json!("Ann L.");
+    full["id"] = json!("something-else");
+    full["meta"]["created"] = json!("2000-01-01T00:00:00Z");
+    full["groups"] = json!([{"value": "g1"}]);
+    full.as_object_mut().unwrap().remove("phoneNumbers");
+    let p = c.put(&format!("/Users/{id}"), &full).await;
+    assert_eq!(p.status, 200, "{}", p.raw);
+    assert_eq!(p.body["id"], id);
+    assert_eq!(p.body["displayName"], "Ann L.");
+    assert!(p.body.get("phoneNumbers").is_none(), "replace drops what the body omits");
+    assert!(p.body.get("groups").is_none());
+    assert_eq!(p.body["meta"]["created"], meta["created"]);
+    assert_eq!(p.header("etag"), Some("W/\"2\""));
+
+    // If-Match: a stale version is refused, nothing changes
+    let stale = c.send("PUT", &format!("/Users/{id}"), Some(&user("Ann.Lee@Example.com").to_string()), &[("if-match", "W/\"1\"")]).await;
+    stale.assert_error(412, None);
+    assert_eq!(c.get(&format!("/Users/{id}")).await.body["displayName"], "Ann L.");
+    let ok = c
+        .send(
+            "PATCH",
+            &format!("/Users/{id}"),
+            Some(&patch_op(json!([{"op": "replace", "path": "title", "value": "CTO"}])).to_string()),
+            &[("if-match", "W/\"2\"")],
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.raw);
+    assert_eq!(ok.body["title"], "CTO");
+
+    // a PATCH that changes nothing writes nothing
+    let same = c.patch(&format!("/Users/{id}"), &patch_op(json!([{"op": "replace", "path": "title", "value": "CTO"}]))).await;
+    assert_eq!(same.header("etag"), Some("W/\"3\""));
+
+    // rename moves the uniqueness claim: the old name is free, the new one taken
+    let rn = c.patch(&format!("/Users/{id}"), &patch_op(json!([{"op": "replace", "path": "userName", "value": "ann@new.example"}]))).await;
+    assert_eq!(rn.status, 200, "{}", rn.raw);
+    let other = c.post("/Users", &user("ann.lee@example.com")).await;
+    assert_eq!(other.status, 201, "the old userName is free again: {}", other.raw);
+    c.post("/Users", &user("ANN@new.example")).await.assert_error(409, Some("uniqueness"));
+    let clash = c
+        .patch(
+            &format!("/Users/{}", id_of(&other.body)),
+            &patch_op(json!([{"op": "replace", "path": "userName", "value": "Ann@New.Example"}])),
+        )
+        .await;
+    clash.assert_error(409, Some("uniqueness"));
+
+    // delete: 204, then 404 everywhere; the name is free again
+    assert_eq!(c.delete(&format!("/Users/{id}")).await.status, 204);
+    c.get(&format!("/Users/{id}")).await.assert_error(404, None);
+    c.delete(&format!("/Users/{id}")).await.assert_error(404, None);
+    c.patch(&format!("/Users/{id}"), &patch_op(json!([{"op": "replace", "path": "title", "value": "x"}]))).await.assert_error(404, None);
+    assert_eq!(c.post("/Users", &user("ann@new.example")).await.status, 201);
+    let list = c.get("/Users").await;
+    assert_eq!(list.body["totalResults"], 2, "{}", list.raw);
+});
+
+both_stores!(external_id_is_unique_per_tenant, |srv| {
+    let c = &srv.client;
+    let mut a = user("first@example.com");
+    a["externalId"] = json!("okta-00u1");
+    let first = c.post("/Users", &a).await;
+    assert_eq!(first.status, 201);
+    // Okta's second POST after a userName change carries the same externalId: refused, and the
+    // detail says which rule; no second user appears.
+    let mut b = user("renamed@example.com");
+    b["externalId"] = json!("okta-00u1");
+    let second = c.post("/Users", &b).await;
+    second.assert_error(409, Some("uniqueness"));
+    assert!(second.body["detail"].as_str().unwrap().contains("externalId"));
+    let by_ext = c.filter("/Users", r#"externalId eq "okta-00u1""#, "").await;
+    assert_eq!(by_ext.body["totalResults"], 1);
+    // externalId is case-exact: a different case is a different identity
+    let mut d = user("third@example.com");
+    d["externalId"] = json!("OKTA-00U1");
+    assert_eq!(c.post("/Users", &d).await.status, 201);
+});
+
+both_stores!(discovery_describes_what_is_served, |srv| {
+    let c = &srv.client;
+    let spc = c.get("/ServiceProviderConfig").await;
+    assert_eq!(spc.status, 200);
+    assert_eq!(spc.body["patch"]["supported"], true);
+    assert_eq!(spc.body["filter"]["supported"], true);
+    assert_eq!(spc.body["bulk"]["supported"], false);
+    assert_eq!(spc.body["etag"]["supported"], true);
+    assert_eq!(spc.body["pagination"]["cursor"], true);
+    let rts = c.get("/ResourceTypes").await;
+    assert_eq!(rts.body["totalResults"], 1);
+    assert_eq!(rts.body["Resources"][0]["schemaExtensions"][0]["schema"], ENTERPRISE);
+    assert_eq!(c.get("/ResourceTypes/User").await.body["endpoint"], "/Users");
+    let schemas = c.get("/Schemas").await;
+    assert_eq!(schemas.body["totalResults"], 2);
+    let u = c.get("/Schemas/urn:ietf:params:scim:schemas:core:2.0:User").await;
+    let attrs: Vec<&str> = u.body["attributes"].as_array().unwrap().iter().filter_map(|a| a["name"].as_str()).collect();
+    assert!(attrs.contains(&"userName") && attrs.contains(&"x509Certificates"));
+    let pw = u.body["attributes"].as_array().unwrap().iter().find(|a| a["name"] == "password").unwrap();
+    assert_eq!((pw["mutability"].as_str(), pw["returned"].as_str()), (Some("writeOnly"), Some("never")));
+    c.get("/Schemas/urn:nope").await.assert_error(404, None);
+});
+
+both_stores!(concurrent_creates_of_one_username_yield_one_user, |srv| {
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let c = srv.client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut u = user(if i % 2 == 0 { "race@example.com" } else { "RACE@example.com" });
+            u["displayName"] = json!(format!("attempt {i}"));
+            c.post("/Users", &u).await.status
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 201 || *s == 409), "{statuses:?}");
+    assert_eq!(srv.client.get("/Users").await.body["totalResults"], 1);
+});
+
+both_stores!(concurrent_patches_lose_no_update, |srv| {
+    let c = &srv.client;
+    let id = id_of(&c.post("/Users", &user("multi@example.com")).await.body);
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let c = c.clone();
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            let body =
+                patch_op(json!([{"op": "add", "path": "emails", "value": [{"value": format!("e{i}@example.com"), "type": "other"}]}]));
+            c.patch(&format!("/Users/{id}"), &body).await.status
+        }));
+    }
+    for t in tasks {
+        let s = t.await.unwrap();
+        assert!(s == 200 || s == 503, "{s}");
+    }
+    let emails = c.get(&format!("/Users/{id}")).await.body["emails"].as_array().map(Vec::len).unwrap_or(0);
+    // optimistic locking with retries: no update is lost silently (a 503 asks the client to retry)
+    assert!(emails >= 1);
+    let ver = c.get(&format!("/Users/{id}")).await.body["meta"]["version"].clone();
+    assert_eq!(ver, json!(format!("W/\"{}\"", emails + 1)), "every applied PATCH bumped the version exactly once");
+});
