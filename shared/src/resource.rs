@@ -220,7 +220,7 @@ fn normalize_single(def: &'static AttrDef, value: &Value) -> Result<Option<Value
 /// Final checks and ordering of a normalised document.
 pub fn finish(rt: &'static ResourceType, mut doc: Map<String, Value>) -> Result<Map<String, Value>> {
     for def in &rt.schema.attrs {
-        if def.required && !doc.get(def.name).is_some_and(|v| v.as_str().is_none_or(|s| !s.trim().is_empty())) {
+        if def.required && doc.get(def.name).is_none_or(|v| v.as_str().is_some_and(|s| s.trim().is_empty())) {
             return Err(ScimError::invalid_value(format!("'{}' is required", def.name)));
         }
     }

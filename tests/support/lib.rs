@@ -41,7 +41,9 @@ pub fn moto_endpoint() -> String {
             "python3 -m moto.server -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill $m",
             pid = std::process::id()
         );
-        Command::new("sh").arg("-c").arg(script).stdin(Stdio::null()).spawn().expect("start moto (pip install 'moto[server]')");
+        let watchdog = Command::new("sh").arg("-c").arg(script).stdin(Stdio::null()).spawn().expect("start moto (pip install 'moto[server]')");
+        // the watchdog outlives this function on purpose: it ends with the test process
+        std::mem::forget(watchdog);
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "moto did not start on port {port}; is moto[server] installed?");
