@@ -7,11 +7,10 @@ use crate::auth::{self, Permission, Principal};
 use crate::discovery::{self, MAX_PAYLOAD};
 use crate::error::{Result, ScimError};
 use crate::list_query::ListQuery;
-use crate::resource;
-use crate::schema::user_type;
-use crate::service::{Ctx, Service, etag};
+use crate::projection::Projection;
+use crate::service::{Ctx, Service, etag, resource_type};
 use crate::store::Table;
-use crate::store::layout::{Layout, Stored};
+use crate::store::layout::{Kind, Layout, Stored};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -25,6 +24,13 @@ pub enum Route {
     UsersReplace,
     UsersPatch,
     UsersDelete,
+    GroupsCreate,
+    GroupsList,
+    GroupsSearch,
+    GroupsGet,
+    GroupsReplace,
+    GroupsPatch,
+    GroupsDelete,
     /// `POST /.search` across every resource type (RFC 7644 §3.4.3).
     RootSearch,
     ServiceProviderConfig,
@@ -59,6 +65,13 @@ pub const ROUTES: &[RouteSpec] = &[
     spec(Route::UsersReplace, "PUT", "/Users/{id}", "users-replace", Permission::ScimWrite),
     spec(Route::UsersPatch, "PATCH", "/Users/{id}", "users-patch", Permission::ScimWrite),
     spec(Route::UsersDelete, "DELETE", "/Users/{id}", "users-delete", Permission::ScimWrite),
+    spec(Route::GroupsCreate, "POST", "/Groups", "groups-create", Permission::ScimWrite),
+    spec(Route::GroupsList, "GET", "/Groups", "groups-list", Permission::ScimRead),
+    spec(Route::GroupsSearch, "POST", "/Groups/.search", "groups-search", Permission::ScimRead),
+    spec(Route::GroupsGet, "GET", "/Groups/{id}", "groups-get", Permission::ScimRead),
+    spec(Route::GroupsReplace, "PUT", "/Groups/{id}", "groups-replace", Permission::ScimWrite),
+    spec(Route::GroupsPatch, "PATCH", "/Groups/{id}", "groups-patch", Permission::ScimWrite),
+    spec(Route::GroupsDelete, "DELETE", "/Groups/{id}", "groups-delete", Permission::ScimWrite),
     spec(Route::RootSearch, "POST", "/.search", "search", Permission::ScimRead),
     spec(Route::ServiceProviderConfig, "GET", "/ServiceProviderConfig", "discovery", Permission::ScimRead),
     spec(Route::ResourceTypes, "GET", "/ResourceTypes", "discovery", Permission::ScimRead),
@@ -242,46 +255,99 @@ impl App {
         let ctx = Ctx { tenant: &principal.tenant_id, base_url };
         let id = id.unwrap_or_default();
         let if_match = req.header("if-match");
-        let rt = user_type();
-        let render = |s: &Stored, status: u16| -> Response {
-            let projection = crate::projection::Projection::new(rt, query(req, "attributes"), query(req, "excludedAttributes"));
-            let doc = projection.apply(rt, resource::render(rt, &s.doc, base_url));
+        let svc = &self.service;
+        let kind = match route {
+            Route::GroupsCreate
+            | Route::GroupsList
+            | Route::GroupsSearch
+            | Route::GroupsGet
+            | Route::GroupsReplace
+            | Route::GroupsPatch
+            | Route::GroupsDelete => Kind::Group,
+            _ => Kind::User,
+        };
+        let rt = resource_type(kind);
+        let projection = Projection::new(rt, query(req, "attributes"), query(req, "excludedAttributes"));
+        let render = |s: Stored, status: u16| async move {
+            let doc = svc.render(ctx, kind, &s, &projection).await?;
             let mut r = Response::json(status, &Value::Object(doc));
             r.headers.push(("etag".into(), etag(s.version)));
             if status == 201 {
                 r.headers.push(("location".into(), format!("{base_url}{}/{}", rt.endpoint, s.id())));
             }
-            r
+            Ok::<Response, ScimError>(r)
         };
         Ok(match route {
-            Route::UsersCreate => render(&self.service.create_user(ctx, &body(req)?).await?, 201),
-            Route::UsersGet => {
-                let s = self.service.get_user(ctx, &id).await?;
+            Route::UsersCreate | Route::GroupsCreate => render(svc.create(ctx, kind, &body(req)?).await?, 201).await?,
+            Route::UsersGet | Route::GroupsGet => {
+                let s = svc.get(ctx, kind, &id).await?;
                 if req.header("if-none-match").is_some_and(|h| h.split(',').any(|t| t.trim() == etag(s.version))) {
                     let mut r = Response::empty(304);
                     r.headers.push(("etag".into(), etag(s.version)));
                     r
                 } else {
-                    render(&s, 200)
+                    render(s, 200).await?
                 }
             }
-            Route::UsersReplace => render(&self.service.replace_user(ctx, &id, &body(req)?, if_match).await?, 200),
-            Route::UsersPatch => render(&self.service.patch_user(ctx, &id, &body(req)?, if_match).await?, 200),
-            Route::UsersDelete => {
-                self.service.delete_user(ctx, &id, if_match).await?;
+            Route::UsersReplace | Route::GroupsReplace => render(svc.replace(ctx, kind, &id, &body(req)?, if_match).await?, 200).await?,
+            Route::UsersPatch => render(svc.patch(ctx, kind, &id, &body(req)?, if_match).await?, 200).await?,
+            // Group PATCH answers 204 (a large group's members are not sent back) unless the
+            // client asks for attributes.
+            Route::GroupsPatch => {
+                let s = svc.patch(ctx, kind, &id, &body(req)?, if_match).await?;
+                if query(req, "attributes").is_some() || query(req, "excludedAttributes").is_some() {
+                    render(s, 200).await?
+                } else {
+                    let mut r = Response::empty(204);
+                    r.headers.push(("etag".into(), etag(s.version)));
+                    r
+                }
+            }
+            Route::UsersDelete | Route::GroupsDelete => {
+                svc.delete(ctx, kind, &id, if_match).await?;
                 Response::empty(204)
             }
-            Route::UsersList => Response::json(200, &self.service.list_users(ctx, &ListQuery::from_params(&req.query)?).await?),
-            // Users are the only resource type so far, so a root search is a Users search
-            Route::UsersSearch | Route::RootSearch => {
-                Response::json(200, &self.service.list_users(ctx, &ListQuery::from_search(&body(req)?)?).await?)
+            Route::UsersList | Route::GroupsList => {
+                Response::json(200, &svc.list_response(ctx, kind, &ListQuery::from_params(&req.query)?).await?)
             }
+            Route::UsersSearch | Route::GroupsSearch => {
+                Response::json(200, &svc.list_response(ctx, kind, &ListQuery::from_search(&body(req)?)?).await?)
+            }
+            Route::RootSearch => Response::json(200, &self.root_search(ctx, &ListQuery::from_search(&body(req)?)?).await?),
             Route::ServiceProviderConfig => Response::json(200, &discovery::service_provider_config(base_url)),
             Route::ResourceTypes => Response::json(200, &discovery::resource_type_list(base_url)),
             Route::ResourceType => Response::json(200, &discovery::resource_type(base_url, &id)?),
             Route::Schemas => Response::json(200, &discovery::schema_list(base_url)),
             Route::Schema => Response::json(200, &discovery::schema(base_url, &id)?),
         })
+    }
+
+    /// `POST /.search`: Users then Groups, paged together. A filter naming attributes of one
+    /// type simply matches nothing of the other.
+    async fn root_search(&self, ctx: Ctx<'_>, q: &ListQuery) -> Result<Value> {
+        if q.cursor.is_some() {
+            return Err(ScimError::invalid_value("cursor pagination is not offered on /.search; use /Users or /Groups"));
+        }
+        let mut all: Vec<Value> = Vec::new();
+        let mut total = 0u64;
+        for kind in [Kind::User, Kind::Group] {
+            let rt = resource_type(kind);
+            // a sort attribute of the other type sorts nothing here
+            let sort_by = q.sort_by.clone().filter(|s| crate::path::AttrPath::parse(s).ok().and_then(|p| p.resolve(rt)).is_some());
+            let whole = ListQuery { start_index: 1, count: crate::list_query::MAX_COUNT, sort_by, ..q.clone() };
+            let page = self.service.list_response(ctx, kind, &whole).await?;
+            total += page["totalResults"].as_u64().unwrap_or(0);
+            all.extend(page["Resources"].as_array().cloned().unwrap_or_default());
+        }
+        let start = q.start_index.max(1);
+        let resources: Vec<Value> = all.into_iter().skip((start - 1) as usize).take(q.count as usize).collect();
+        Ok(serde_json::json!({
+            "schemas": [crate::schema::URN_LIST],
+            "totalResults": total,
+            "itemsPerPage": resources.len(),
+            "startIndex": start,
+            "Resources": resources,
+        }))
     }
 }
 
@@ -326,7 +392,7 @@ mod tests {
         for r in ROUTES {
             assert_eq!(ROUTES.iter().filter(|x| x.route == r.route).count(), 1);
         }
-        assert_eq!(ROUTES.len(), 13);
+        assert_eq!(ROUTES.len(), 20);
     }
 
     #[test]

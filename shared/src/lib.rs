@@ -10,6 +10,7 @@ pub mod edge;
 pub mod error;
 pub mod filter;
 pub mod list_query;
+pub mod members;
 pub mod patch;
 pub mod path;
 pub mod projection;

@@ -62,6 +62,11 @@ impl Projection {
         self.include.as_ref().is_none_or(|inc| inc.iter().any(hit))
     }
 
+    /// Whether `attributes` names this attribute explicitly.
+    pub fn names(&self, ext: Option<&str>, name: &str) -> bool {
+        self.include.as_ref().is_some_and(|inc| inc.iter().any(|s| s.0 == ext && s.1 == name))
+    }
+
     /// Applies the projection to a rendered resource.
     pub fn apply(&self, rt: &'static ResourceType, doc: Map<String, Value>) -> Map<String, Value> {
         let mut out = Map::with_capacity(doc.len());

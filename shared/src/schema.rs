@@ -390,6 +390,40 @@ pub fn enterprise_schema() -> &'static SchemaDef {
     })
 }
 
+/// RFC 7643 §4.2 Group. Members are stored as items of their own, not in the group document.
+pub fn group_schema() -> &'static SchemaDef {
+    static S: OnceLock<SchemaDef> = OnceLock::new();
+    S.get_or_init(|| {
+        use AttrType::*;
+        let mut value = AttrDef::new("value", String, "The member's id.").exact();
+        value.mutability = Mutability::Immutable;
+        let mut reference = AttrDef::new("$ref", Reference, "The member's URI.").exact().refs(&["User", "Group"]);
+        reference.mutability = Mutability::Immutable;
+        let mut kind = AttrDef::new("type", String, "The member's resource type.").canonical(&["User", "Group"]);
+        kind.mutability = Mutability::Immutable;
+        SchemaDef {
+            id: URN_GROUP,
+            name: "Group",
+            description: "Group",
+            attrs: vec![
+                AttrDef::new("displayName", String, "A human-readable name for the group; unique per tenant.").required().unique(),
+                AttrDef::new("members", Complex, "The members of the group.").multi().with(vec![
+                    value,
+                    reference,
+                    AttrDef::new("display", String, "The member's display name.").read_only(),
+                    kind,
+                ]),
+            ],
+        }
+    })
+}
+
+/// The Group resource type.
+pub fn group_type() -> &'static ResourceType {
+    static T: OnceLock<ResourceType> = OnceLock::new();
+    T.get_or_init(|| ResourceType { name: "Group", endpoint: "/Groups", description: "Group", schema: group_schema(), extensions: vec![] })
+}
+
 /// The User resource type.
 pub fn user_type() -> &'static ResourceType {
     static T: OnceLock<ResourceType> = OnceLock::new();
@@ -404,12 +438,12 @@ pub fn user_type() -> &'static ResourceType {
 
 /// Every resource type this server serves.
 pub fn resource_types() -> Vec<&'static ResourceType> {
-    vec![user_type()]
+    vec![user_type(), group_type()]
 }
 
 /// Every schema this server serves on `/Schemas`.
 pub fn all_schemas() -> Vec<&'static SchemaDef> {
-    vec![user_schema(), enterprise_schema()]
+    vec![user_schema(), enterprise_schema(), group_schema()]
 }
 
 /// Where an attribute path lands in a resource type: which schema, which definition.

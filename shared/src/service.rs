@@ -1,19 +1,21 @@
-//! SCIM operations over the store: validation, uniqueness, optimistic locking, list planning.
-//! Everything here is store-agnostic; the layout decides which items are read and written.
+//! SCIM operations over the store: validation, uniqueness, optimistic locking, membership,
+//! deprovisioning and list planning. Store-agnostic: the layout decides which items are touched.
 
 use crate::auth;
 use crate::error::{Result, ScimError};
-use crate::filter::{self, Expr, Lookup};
+use crate::filter::{self, Expr, Lookup, Operand};
 use crate::list_query::ListQuery;
+use crate::members::{self, MemberOp, Plan};
 use crate::patch::{self, PatchOp};
 use crate::path::AttrPath;
 use crate::projection::Projection;
 use crate::resource;
-use crate::schema::{ResourceType, URN_LIST, user_type};
-use crate::store::layout::{Claims, Kind, Layout, Stored, WriteConflict};
+use crate::schema::{ResourceType, URN_LIST, group_type, user_type};
+use crate::store::layout::{Claims, Kind, Layout, MemberDelta, Stored, WriteConflict};
 use hmac::{Hmac, Mac};
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
+use std::collections::BTreeSet;
 
 /// How long a pagination cursor stays valid, seconds.
 pub const CURSOR_TTL_SECS: i64 = 3600;
@@ -21,10 +23,12 @@ pub const CURSOR_TTL_SECS: i64 = 3600;
 const CHECKPOINT_STRIDE: u64 = 1000;
 /// Items read per store query while walking a collection.
 const WALK_BATCH: usize = 1000;
-/// Longest userName / externalId accepted, bytes (they become DynamoDB sort keys).
+/// Longest userName / displayName / externalId accepted, bytes (they become sort keys).
 const MAX_KEY_TEXT: usize = 512;
 /// Attempts for a read-modify-write that races another writer (no If-Match given).
 const WRITE_ATTEMPTS: usize = 4;
+/// Most member changes accepted in one request.
+pub const MAX_MEMBER_CHANGES: usize = 10_000;
 
 /// Who and where: the tenant (from the authorizer only) and the base URL for `location`s.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +48,14 @@ pub fn etag(version: u64) -> String {
     format!("W/\"{version}\"")
 }
 
+/// The resource type of a kind.
+pub fn resource_type(kind: Kind) -> &'static ResourceType {
+    match kind {
+        Kind::User => user_type(),
+        Kind::Group => group_type(),
+    }
+}
+
 fn check_if_match(if_match: Option<&str>, version: u64) -> Result<()> {
     let Some(h) = if_match else { return Ok(()) };
     let current = etag(version);
@@ -52,10 +64,17 @@ fn check_if_match(if_match: Option<&str>, version: u64) -> Result<()> {
     if ok { Ok(()) } else { Err(ScimError::PreconditionFailed(format!("the resource is at version {current}; If-Match was {h}"))) }
 }
 
-fn user_claims(doc: &Map<String, Value>) -> Result<Claims> {
-    let name = doc.get("userName").and_then(Value::as_str).map(str::to_lowercase);
+fn name_attr(kind: Kind) -> &'static str {
+    match kind {
+        Kind::User => "userName",
+        Kind::Group => "displayName",
+    }
+}
+
+fn claims(kind: Kind, doc: &Map<String, Value>) -> Result<Claims> {
+    let name = doc.get(name_attr(kind)).and_then(Value::as_str).map(str::to_lowercase);
     let external_id = doc.get("externalId").and_then(Value::as_str).map(str::to_string);
-    for (what, v) in [("userName", &name), ("externalId", &external_id)] {
+    for (what, v) in [(name_attr(kind), &name), ("externalId", &external_id)] {
         if v.as_ref().is_some_and(|s| s.len() > MAX_KEY_TEXT) {
             return Err(ScimError::invalid_value(format!("'{what}' is longer than {MAX_KEY_TEXT} bytes")));
         }
@@ -63,15 +82,16 @@ fn user_claims(doc: &Map<String, Value>) -> Result<Claims> {
     Ok(Claims { name, external_id })
 }
 
-fn conflict(c: WriteConflict, doc: &Map<String, Value>) -> ScimError {
+fn conflict(kind: Kind, c: WriteConflict, doc: &Map<String, Value>) -> ScimError {
+    let text = |k: &str| doc.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
     match c {
-        WriteConflict::Name => ScimError::Conflict(format!(
-            "userName '{}' is already taken in this tenant",
-            doc.get("userName").and_then(Value::as_str).unwrap_or_default()
-        )),
+        WriteConflict::Name => {
+            ScimError::Conflict(format!("{} '{}' is already taken in this tenant", name_attr(kind), text(name_attr(kind))))
+        }
         WriteConflict::ExternalId => ScimError::Conflict(format!(
-            "externalId '{}' already belongs to another user in this tenant",
-            doc.get("externalId").and_then(Value::as_str).unwrap_or_default()
+            "externalId '{}' already belongs to another {} in this tenant",
+            text("externalId"),
+            resource_type(kind).name.to_lowercase()
         )),
         WriteConflict::Version => ScimError::PreconditionFailed("the resource changed while this request ran; read it again".into()),
     }
@@ -91,6 +111,10 @@ fn same_content(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
     patch::changed_attributes(a, b).is_empty()
 }
 
+fn is_inactive(doc: &Map<String, Value>) -> bool {
+    doc.get("active") == Some(&Value::Bool(false))
+}
+
 /// The outcome of a list request, before rendering.
 pub struct Page {
     pub total: Option<u64>,
@@ -99,100 +123,309 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
+/// Where a filter looks at group members.
+enum MemberUse {
+    None,
+    /// Only `members[value eq …]` / `members.value eq …`: these ids are checked directly.
+    Ids(Vec<String>),
+    /// Anything else: the full list is attached.
+    All,
+}
+
+fn member_use(e: &Expr) -> MemberUse {
+    fn is_members(t: &crate::path::Target) -> bool {
+        t.ext.is_none() && t.def.name == "members"
+    }
+    fn walk(e: &Expr, ids: &mut Vec<String>) -> bool {
+        match e {
+            Expr::And(a, b) | Expr::Or(a, b) => walk(a, ids) && walk(b, ids),
+            Expr::Not(a) => walk(a, ids),
+            Expr::Any { target, inner } if is_members(target) => match inner.as_ref() {
+                Expr::Compare { operand: Operand::Element(d), op: filter::CompareOp::Eq, value: Value::String(s) } if d.name == "value" => {
+                    ids.push(s.clone());
+                    true
+                }
+                _ => false,
+            },
+            Expr::Compare { operand: Operand::Root(t), op: filter::CompareOp::Eq, value: Value::String(s) }
+                if is_members(t) && t.sub.is_none_or(|s| s.name == "value") =>
+            {
+                ids.push(s.clone());
+                true
+            }
+            Expr::Compare { operand: Operand::Root(t), .. } | Expr::Present(Operand::Root(t)) if is_members(t) => false,
+            Expr::Any { .. } | Expr::Compare { .. } | Expr::Present(_) | Expr::Never => true,
+        }
+    }
+    let mut ids = Vec::new();
+    let simple = walk(e, &mut ids);
+    match (simple, ids.is_empty()) {
+        (false, _) => MemberUse::All,
+        (true, true) => MemberUse::None,
+        (true, false) => MemberUse::Ids(ids),
+    }
+}
+
 impl Service {
     /// A service over a layout.
     pub fn new(layout: Layout) -> Service {
         Service { layout, seal: tokio::sync::OnceCell::new() }
     }
 
-    /// `POST /Users`.
-    pub async fn create_user(&self, ctx: Ctx<'_>, body: &Value) -> Result<Stored> {
-        let rt = user_type();
-        let doc = resource::normalize(rt, body)?;
-        let claims = user_claims(&doc)?;
-        let id = uuid::Uuid::now_v7().to_string();
-        let now = crate::time::now();
-        let full = with_meta(rt, &id, doc, &now, &now, 1);
-        match self.layout.create(ctx.tenant, Kind::User, &full, &claims).await? {
-            Ok(()) => Ok(Stored { doc: full, version: 1 }),
-            Err(c) => Err(conflict(c, &full)),
+    /// Checks that every id names a user of this tenant; 400 naming the unknown ones.
+    async fn check_users_exist(&self, ctx: Ctx<'_>, ids: &[String]) -> Result<()> {
+        if ids.len() > MAX_MEMBER_CHANGES {
+            return Err(ScimError::bad(
+                crate::error::ScimType::TooMany,
+                format!("at most {MAX_MEMBER_CHANGES} member changes per request"),
+            ));
+        }
+        let mut found: BTreeSet<String> = BTreeSet::new();
+        for chunk in ids.chunks(100) {
+            for s in self.layout.get_many(ctx.tenant, Kind::User, chunk).await? {
+                found.insert(s.id().to_string());
+            }
+        }
+        let unknown: Vec<&str> = ids.iter().filter(|i| !found.contains(*i)).map(String::as_str).take(20).collect();
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(ScimError::invalid_value(format!("unknown member ids (no such user in this tenant): {}", unknown.join(", "))))
         }
     }
 
-    /// `GET /Users/{id}`.
-    pub async fn get_user(&self, ctx: Ctx<'_>, id: &str) -> Result<Stored> {
-        self.layout.get(ctx.tenant, Kind::User, id).await?.ok_or_else(|| ScimError::NotFound(format!("no user '{id}'")))
+    /// `POST /Users`, `POST /Groups`.
+    pub async fn create(&self, ctx: Ctx<'_>, kind: Kind, body: &Value) -> Result<Stored> {
+        let rt = resource_type(kind);
+        let mut doc = resource::normalize(rt, body)?;
+        let mut delta = MemberDelta::default();
+        if kind == Kind::Group {
+            doc.remove("members");
+            let raw = body.as_object().and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("members"))).map(|(_, v)| v.clone());
+            delta.add = members::ids_of(&raw.unwrap_or(Value::Null))?;
+            self.check_users_exist(ctx, &delta.add).await?;
+        }
+        let claims = claims(kind, &doc)?;
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = crate::time::now();
+        let full = with_meta(rt, &id, doc, &now, &now, 1);
+        match self.layout.create(ctx.tenant, kind, &full, &claims, &delta).await? {
+            Ok(()) => Ok(Stored { doc: full, version: 1 }),
+            Err(c) => Err(conflict(kind, c, &full)),
+        }
     }
 
-    /// `PUT /Users/{id}`: replace; read-only attributes in the body are ignored.
-    pub async fn replace_user(&self, ctx: Ctx<'_>, id: &str, body: &Value, if_match: Option<&str>) -> Result<Stored> {
-        let rt = user_type();
-        let new_doc = resource::normalize(rt, body)?;
-        self.rewrite(ctx, id, if_match, |_| Ok(new_doc.clone())).await
+    /// `GET /{Users|Groups}/{id}`.
+    pub async fn get(&self, ctx: Ctx<'_>, kind: Kind, id: &str) -> Result<Stored> {
+        self.layout
+            .get(ctx.tenant, kind, id)
+            .await?
+            .ok_or_else(|| ScimError::NotFound(format!("no {} '{id}'", resource_type(kind).name.to_lowercase())))
     }
 
-    /// `PATCH /Users/{id}`.
-    pub async fn patch_user(&self, ctx: Ctx<'_>, id: &str, body: &Value, if_match: Option<&str>) -> Result<Stored> {
-        let rt = user_type();
+    /// `PUT`: replace; read-only attributes in the body are ignored. For groups the body's
+    /// `members` (or none) becomes the member set.
+    pub async fn replace(&self, ctx: Ctx<'_>, kind: Kind, id: &str, body: &Value, if_match: Option<&str>) -> Result<Stored> {
+        let rt = resource_type(kind);
+        let mut new_doc = resource::normalize(rt, body)?;
+        let mut ops = Vec::new();
+        if kind == Kind::Group {
+            new_doc.remove("members");
+            let raw = body.as_object().and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("members"))).map(|(_, v)| v.clone());
+            ops.push(MemberOp::Replace(members::ids_of(&raw.unwrap_or(Value::Null))?));
+        }
+        self.rewrite(ctx, kind, id, if_match, &ops, |_| Ok(new_doc.clone())).await
+    }
+
+    /// `PATCH`.
+    pub async fn patch(&self, ctx: Ctx<'_>, kind: Kind, id: &str, body: &Value, if_match: Option<&str>) -> Result<Stored> {
+        let rt = resource_type(kind);
         let op = PatchOp::parse(body)?;
-        self.rewrite(ctx, id, if_match, |old| patch::apply(rt, &old.doc, &op)).await
+        let (member_ops, rest) = if kind == Kind::Group { members::split(&op)? } else { (Vec::new(), op) };
+        self.rewrite(ctx, kind, id, if_match, &member_ops, |old| {
+            if rest.operations.is_empty() { Ok(old.doc.clone()) } else { patch::apply(rt, &old.doc, &rest) }
+        })
+        .await
+    }
+
+    /// The member changes a list of member operations makes, as a delta on the stored members.
+    async fn member_delta(&self, ctx: Ctx<'_>, gid: &str, ops: &[MemberOp]) -> Result<MemberDelta> {
+        if ops.is_empty() {
+            return Ok(MemberDelta::default());
+        }
+        let needs_all = Plan::needs_current(ops) || ops.iter().any(|o| matches!(o, MemberOp::Replace(_) | MemberOp::RemoveAll));
+        let current: Option<BTreeSet<String>> =
+            if needs_all { Some(self.layout.members(ctx.tenant, gid).await?.into_iter().collect()) } else { None };
+        let rt = group_type();
+        let matches = |f: &filter::Filter, uid: &str| {
+            let target = crate::path::Target { ext: None, def: rt.schema.attr("members").unwrap_or(&rt.schema.attrs[0]), sub: None };
+            let mut el = Map::new();
+            el.insert("value".into(), Value::String(uid.to_string()));
+            filter::compile_element(f, rt, target).is_ok_and(|e| e.matches_element(&Map::new(), &el))
+        };
+        let mut delta = match Plan::fold(ops, current.as_ref(), matches) {
+            Plan::Full(set) => {
+                let cur = current.unwrap_or_default();
+                MemberDelta { add: set.difference(&cur).cloned().collect(), remove: cur.difference(&set).cloned().collect() }
+            }
+            Plan::Delta { add, remove } => {
+                // re-adding a member or removing an absent one writes nothing (IdPs retry)
+                let asked: Vec<String> = add.iter().chain(remove.iter()).cloned().collect();
+                let present: BTreeSet<String> = self.layout.are_members(ctx.tenant, gid, &asked).await?.into_iter().collect();
+                MemberDelta {
+                    add: add.into_iter().filter(|u| !present.contains(u)).collect(),
+                    remove: remove.into_iter().filter(|u| present.contains(u)).collect(),
+                }
+            }
+        };
+        delta.add.sort();
+        delta.remove.sort();
+        self.check_users_exist(ctx, &delta.add).await?;
+        if delta.add.len() + delta.remove.len() > MAX_MEMBER_CHANGES {
+            return Err(ScimError::bad(
+                crate::error::ScimType::TooMany,
+                format!("at most {MAX_MEMBER_CHANGES} member changes per request"),
+            ));
+        }
+        Ok(delta)
     }
 
     /// Read, change, write conditionally on the version read; retried when another writer won
     /// the race and the client gave no If-Match. An unchanged result writes nothing.
-    async fn rewrite<F>(&self, ctx: Ctx<'_>, id: &str, if_match: Option<&str>, change: F) -> Result<Stored>
+    async fn rewrite<F>(
+        &self,
+        ctx: Ctx<'_>,
+        kind: Kind,
+        id: &str,
+        if_match: Option<&str>,
+        member_ops: &[MemberOp],
+        change: F,
+    ) -> Result<Stored>
     where
         F: Fn(&Stored) -> Result<Map<String, Value>>,
     {
-        let rt = user_type();
+        let rt = resource_type(kind);
         for _ in 0..WRITE_ATTEMPTS {
-            let old = self.get_user(ctx, id).await?;
+            let old = self.get(ctx, kind, id).await?;
             check_if_match(if_match, old.version)?;
             let new_doc = change(&old)?;
+            let delta = self.member_delta(ctx, id, member_ops).await?;
             let created = old.doc.get("meta").and_then(|m| m.get("created")).and_then(Value::as_str).unwrap_or_default().to_string();
             let candidate = with_meta(rt, id, new_doc, &created, &crate::time::now(), old.version + 1);
             if same_content(&old.doc, &candidate) {
+                if !delta.is_empty() {
+                    match self.layout.change_members(ctx.tenant, id, &delta).await? {
+                        Ok(()) => {}
+                        Err(_) => return Err(ScimError::NotFound(format!("no group '{id}'"))),
+                    }
+                }
+                self.deprovision_if_inactive(ctx, kind, &old).await?;
                 return Ok(old);
             }
-            let (old_claims, new_claims) = (user_claims(&old.doc)?, user_claims(&candidate)?);
-            match self.layout.update(ctx.tenant, Kind::User, &old, &old_claims, &candidate, &new_claims).await? {
+            let (old_claims, new_claims) = (claims(kind, &old.doc)?, claims(kind, &candidate)?);
+            match self.layout.update(ctx.tenant, kind, &old, &old_claims, &candidate, &new_claims, &delta).await? {
                 Ok(()) => {
-                    return Ok(Stored { doc: candidate, version: old.version + 1 });
+                    let stored = Stored { doc: candidate, version: old.version + 1 };
+                    self.deprovision_if_inactive(ctx, kind, &stored).await?;
+                    return Ok(stored);
                 }
                 Err(WriteConflict::Version) if if_match.is_none() => continue,
                 Err(WriteConflict::Version) => {
                     return Err(ScimError::PreconditionFailed("the resource changed since the If-Match version".into()));
                 }
-                Err(c) => return Err(conflict(c, &candidate)),
+                Err(c) => return Err(conflict(kind, c, &candidate)),
             }
         }
         Err(ScimError::Unavailable { detail: "the resource is being changed concurrently; retry".into(), retry_after: 1 })
     }
 
-    /// `DELETE /Users/{id}`.
-    pub async fn delete_user(&self, ctx: Ctx<'_>, id: &str, if_match: Option<&str>) -> Result<()> {
+    /// A deactivated user loses every group membership. Repeated on every write to an inactive
+    /// user, so an interrupted sweep completes on the IdP's next request.
+    async fn deprovision_if_inactive(&self, ctx: Ctx<'_>, kind: Kind, s: &Stored) -> Result<()> {
+        if kind == Kind::User && is_inactive(&s.doc) {
+            let n = self.layout.remove_from_all_groups(ctx.tenant, s.id()).await?;
+            if n > 0 {
+                tracing::info!(memberships = n, "deprovisioned a deactivated user from its groups");
+            }
+        }
+        Ok(())
+    }
+
+    /// `DELETE`. Memberships go first, so an interrupted delete is finished by the IdP's retry.
+    pub async fn delete(&self, ctx: Ctx<'_>, kind: Kind, id: &str, if_match: Option<&str>) -> Result<()> {
         for _ in 0..WRITE_ATTEMPTS {
-            let old = self.get_user(ctx, id).await?;
+            let old = self.get(ctx, kind, id).await?;
             check_if_match(if_match, old.version)?;
-            let claims = user_claims(&old.doc)?;
-            match self.layout.delete(ctx.tenant, Kind::User, &old, &claims).await? {
+            match kind {
+                Kind::User => self.layout.remove_from_all_groups(ctx.tenant, id).await?,
+                Kind::Group => self.layout.remove_all_members(ctx.tenant, id).await?,
+            };
+            let claims = claims(kind, &old.doc)?;
+            match self.layout.delete(ctx.tenant, kind, &old, &claims).await? {
                 Ok(()) => return Ok(()),
                 Err(_) if if_match.is_none() => continue,
-                Err(_) => {
-                    return Err(ScimError::PreconditionFailed("the resource changed since the If-Match version".into()));
-                }
+                Err(_) => return Err(ScimError::PreconditionFailed("the resource changed since the If-Match version".into())),
             }
         }
         Err(ScimError::Unavailable { detail: "the resource is being changed concurrently; retry".into(), retry_after: 1 })
     }
 
-    /// `GET /Users` and `POST /Users/.search`: a ListResponse, projected.
-    pub async fn list_users(&self, ctx: Ctx<'_>, q: &ListQuery) -> Result<Value> {
-        let rt = user_type();
+    /// Adds what is stored elsewhere and the projection returns: a group's `members`, a user's
+    /// `groups`. `in_list` skips a user's groups unless asked for by name (one index query per
+    /// user would make list pages O(count) queries).
+    pub async fn expand(
+        &self,
+        ctx: Ctx<'_>,
+        kind: Kind,
+        doc: &mut Map<String, Value>,
+        projection: &Projection,
+        in_list: bool,
+    ) -> Result<()> {
+        let id = doc.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+        match kind {
+            Kind::Group if projection.returns(None, "members") => {
+                let ids = self.layout.members(ctx.tenant, &id).await?;
+                if !ids.is_empty() {
+                    let list: Vec<Value> =
+                        ids.iter().map(|u| json!({"value": u, "$ref": format!("{}/Users/{u}", ctx.base_url), "type": "User"})).collect();
+                    doc.insert("members".into(), Value::Array(list));
+                }
+            }
+            Kind::User if projection.returns(None, "groups") && (!in_list || projection.names(None, "groups")) => {
+                let gids = self.layout.groups_of(ctx.tenant, &id).await?;
+                if !gids.is_empty() {
+                    let groups = self.layout.get_many(ctx.tenant, Kind::Group, &gids).await?;
+                    let list: Vec<Value> = groups
+                        .iter()
+                        .map(|g| json!({"value": g.id(), "$ref": format!("{}/Groups/{}", ctx.base_url, g.id()), "display": g.doc.get("displayName"), "type": "direct"}))
+                        .collect();
+                    doc.insert("groups".into(), Value::Array(list));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Renders one resource for the wire with its projection.
+    pub async fn render(&self, ctx: Ctx<'_>, kind: Kind, s: &Stored, projection: &Projection) -> Result<Map<String, Value>> {
+        let rt = resource_type(kind);
+        let mut doc = s.doc.clone();
+        self.expand(ctx, kind, &mut doc, projection, false).await?;
+        Ok(projection.apply(rt, resource::render(rt, &doc, ctx.base_url)))
+    }
+
+    /// `GET /Users|/Groups` and `.search`: a ListResponse, projected.
+    pub async fn list_response(&self, ctx: Ctx<'_>, kind: Kind, q: &ListQuery) -> Result<Value> {
+        let rt = resource_type(kind);
         let projection = Projection::new(rt, q.attributes.as_deref(), q.excluded_attributes.as_deref());
-        let page = self.list(ctx, Kind::User, rt, q).await?;
-        let resources: Vec<Value> =
-            page.resources.iter().map(|d| Value::Object(projection.apply(rt, resource::render(rt, d, ctx.base_url)))).collect();
+        let page = self.list(ctx, kind, rt, q).await?;
+        let mut resources = Vec::with_capacity(page.resources.len());
+        for mut d in page.resources {
+            d.remove("members"); // attached for filtering only
+            self.expand(ctx, kind, &mut d, &projection, true).await?;
+            resources.push(Value::Object(projection.apply(rt, resource::render(rt, &d, ctx.base_url))));
+        }
         let mut out = Map::new();
         out.insert("schemas".into(), json!([URN_LIST]));
         if let Some(t) = page.total {
@@ -234,6 +467,9 @@ impl Service {
             None => self.walk(ctx, kind).await?,
         };
         if let Some(e) = &expr {
+            if kind == Kind::Group {
+                self.attach_members_for_filter(ctx, e, &mut matches).await?;
+            }
             matches.retain(|s| e.matches(&s.doc));
         }
         if let Some(t) = &sort {
@@ -257,6 +493,26 @@ impl Service {
             _ => None,
         };
         Ok(Page { total: Some(total), start_index: q.cursor.is_none().then_some(q.start_index), resources, next_cursor })
+    }
+
+    /// Puts the members a group filter looks at into the candidates' documents: only the asked
+    /// ids for `members[value eq "x"]` (one batched read per group), the full list otherwise.
+    async fn attach_members_for_filter(&self, ctx: Ctx<'_>, e: &Expr, groups: &mut [Stored]) -> Result<()> {
+        let ids = match member_use(e) {
+            MemberUse::None => return Ok(()),
+            MemberUse::Ids(ids) => Some(ids),
+            MemberUse::All => None,
+        };
+        for g in groups.iter_mut() {
+            let gid = g.id().to_string();
+            let present = match &ids {
+                Some(ids) => self.layout.are_members(ctx.tenant, &gid, ids).await?,
+                None => self.layout.members(ctx.tenant, &gid).await?,
+            };
+            let list: Vec<Value> = present.iter().map(|u| json!({"value": u, "type": "User"})).collect();
+            g.doc.insert("members".into(), Value::Array(list));
+        }
+        Ok(())
     }
 
     /// A fingerprint of what a cursor was made for: a cursor only continues the same query.

@@ -3,6 +3,7 @@
 
 mod errors;
 mod filters;
+mod groups;
 mod idp;
 mod isolation;
 mod local_binary;

@@ -134,11 +134,12 @@ both_stores!(discovery_describes_what_is_served, |srv| {
     assert_eq!(spc.body["etag"]["supported"], true);
     assert_eq!(spc.body["pagination"]["cursor"], true);
     let rts = c.get("/ResourceTypes").await;
-    assert_eq!(rts.body["totalResults"], 1);
+    assert_eq!(rts.body["totalResults"], 2);
     assert_eq!(rts.body["Resources"][0]["schemaExtensions"][0]["schema"], ENTERPRISE);
     assert_eq!(c.get("/ResourceTypes/User").await.body["endpoint"], "/Users");
     let schemas = c.get("/Schemas").await;
-    assert_eq!(schemas.body["totalResults"], 2);
+    assert_eq!(schemas.body["totalResults"], 3);
+    assert_eq!(c.get("/ResourceTypes/Group").await.body["endpoint"], "/Groups");
     let u = c.get("/Schemas/urn:ietf:params:scim:schemas:core:2.0:User").await;
     let attrs: Vec<&str> = u.body["attributes"].as_array().unwrap().iter().filter_map(|a| a["name"].as_str()).collect();
     assert!(attrs.contains(&"userName") && attrs.contains(&"x509Certificates"));

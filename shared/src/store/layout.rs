@@ -8,6 +8,10 @@
 //! | user | `TENANT#<t>` | `USER#<id>` |
 //! | userName claim | `TENANT#<t>` | `USERNAME#<lowercased userName>` |
 //! | externalId claim | `TENANT#<t>` | `UEXT#<externalId>` |
+//! | group | `TENANT#<t>` | `GROUP#<id>` (document without members) |
+//! | displayName claim | `TENANT#<t>` | `GROUPNAME#<lowercased displayName>` |
+//! | group externalId claim | `TENANT#<t>` | `GEXT#<externalId>` |
+//! | membership | `TENANT#<t>#GROUP#<gid>` | `MEMBER#<uid>`; index `gsi1`: `TENANT#<t>#USER#<uid>` / `GROUP#<gid>` |
 //! | page checkpoint | `TENANT#<t>#CURSOR` | `USER#<position, 12 digits>` |
 //! | API key | `KEY#<key id>` | `KEY` |
 //! | server settings | `SERVER` | `SEAL` |
@@ -19,32 +23,38 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     User,
+    Group,
 }
 
 impl Kind {
     fn prefix(self) -> &'static str {
         match self {
             Kind::User => "USER#",
+            Kind::Group => "GROUP#",
         }
     }
     fn name_claim(self) -> &'static str {
         match self {
             Kind::User => "USERNAME#",
+            Kind::Group => "GROUPNAME#",
         }
     }
     fn ext_claim(self) -> &'static str {
         match self {
             Kind::User => "UEXT#",
+            Kind::Group => "GEXT#",
         }
     }
     fn counter(self) -> &'static str {
         match self {
             Kind::User => "users",
+            Kind::Group => "groups",
         }
     }
     fn delete_counter(self) -> &'static str {
         match self {
             Kind::User => "user_deletes",
+            Kind::Group => "group_deletes",
         }
     }
 }
@@ -120,6 +130,41 @@ pub struct Layout {
     pub table: std::sync::Arc<dyn Table>,
 }
 
+/// Partition of a group's membership items.
+fn members_pk(tenant: &str, gid: &str) -> String {
+    format!("TENANT#{tenant}#GROUP#{gid}")
+}
+const MEMBER: &str = "MEMBER#";
+
+fn member_item(tenant: &str, gid: &str, uid: &str) -> Item {
+    let mut item = Item::new(members_pk(tenant, gid), format!("{MEMBER}{uid}"), serde_json::json!({"value": uid}).to_string(), 1);
+    item.gsi1 = Some((format!("TENANT#{tenant}#USER#{uid}"), resource_sk(Kind::Group, gid)));
+    item
+}
+
+/// A membership change: ids to add and ids to remove.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberDelta {
+    pub add: Vec<String>,
+    pub remove: Vec<String>,
+}
+
+impl MemberDelta {
+    /// Nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.remove.is_empty()
+    }
+    fn writes(&self, tenant: &str, gid: &str) -> Vec<Write> {
+        let pk = members_pk(tenant, gid);
+        let mut w: Vec<Write> = self.add.iter().map(|u| Write::Put { item: member_item(tenant, gid, u), cond: Cond::Always }).collect();
+        w.extend(self.remove.iter().map(|u| Write::Delete { pk: pk.clone(), sk: format!("{MEMBER}{u}"), cond: Cond::Always }));
+        w
+    }
+    fn inverse(&self) -> MemberDelta {
+        MemberDelta { add: self.remove.clone(), remove: self.add.clone() }
+    }
+}
+
 fn claim_item(pk: &str, sk: String, id: &str) -> Item {
     let mut m = Map::new();
     m.insert("id".into(), Value::String(id.to_string()));
@@ -176,6 +221,7 @@ impl Layout {
         kind: Kind,
         doc: &Map<String, Value>,
         claims: &Claims,
+        members: &MemberDelta,
     ) -> Result<Result<(), WriteConflict>, StoreError> {
         let pk = tenant_pk(tenant);
         let id = doc.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
@@ -193,11 +239,139 @@ impl Layout {
             roles.push(WriteConflict::ExternalId);
         }
         writes.push(Write::Add { pk: pk.clone(), sk: COUNT_SK.into(), deltas: vec![(kind.counter().into(), 1)] });
+        self.commit_with_members(tenant, &id, writes, roles, members).await
+    }
+
+    /// Commits `writes` together with a membership change: in one transaction when they fit,
+    /// otherwise the members first in chunks (each checking the group still exists) and the
+    /// resource writes last, undoing the applied chunks if anything fails.
+    async fn commit_with_members(
+        &self,
+        tenant: &str,
+        gid: &str,
+        mut writes: Vec<Write>,
+        roles: Vec<WriteConflict>,
+        members: &MemberDelta,
+    ) -> Result<Result<(), WriteConflict>, StoreError> {
+        let member_writes = members.writes(tenant, gid);
+        let conflict = |index: usize| roles.get(index).cloned().unwrap_or(WriteConflict::Version);
+        if writes.len() + member_writes.len() <= super::MAX_TRANSACTION {
+            writes.extend(member_writes);
+            return match self.table.write(writes).await {
+                Ok(()) => Ok(Ok(())),
+                Err(StoreError::Conflict { index }) => Ok(Err(conflict(index))),
+                Err(e) => Err(e),
+            };
+        }
+        // Too many for one transaction. Membership writes are idempotent, so a chunked apply
+        // that fails part-way is undone here, and a client retry converges either way.
+        let mut applied = MemberDelta::default();
+        let chunk_size = super::MAX_TRANSACTION - writes.len();
+        let adds: Vec<&String> = members.add.iter().collect();
+        let removes: Vec<&String> = members.remove.iter().collect();
+        let mut parts: Vec<MemberDelta> =
+            adds.chunks(chunk_size).map(|c| MemberDelta { add: c.iter().map(|s| s.to_string()).collect(), remove: vec![] }).collect();
+        parts.extend(removes.chunks(chunk_size).map(|c| MemberDelta { add: vec![], remove: c.iter().map(|s| s.to_string()).collect() }));
+        for part in parts {
+            if let Err(e) = self.table.write(part.writes(tenant, gid)).await {
+                self.undo_members(tenant, gid, &applied).await;
+                return Err(e);
+            }
+            applied.add.extend(part.add);
+            applied.remove.extend(part.remove);
+        }
         match self.table.write(writes).await {
             Ok(()) => Ok(Ok(())),
-            Err(StoreError::Conflict { index }) => Ok(Err(roles.get(index).cloned().unwrap_or(WriteConflict::Version))),
-            Err(e) => Err(e),
+            Err(e) => {
+                self.undo_members(tenant, gid, &applied).await;
+                match e {
+                    StoreError::Conflict { index } => Ok(Err(conflict(index))),
+                    other => Err(other),
+                }
+            }
         }
+    }
+
+    async fn undo_members(&self, tenant: &str, gid: &str, applied: &MemberDelta) {
+        let inverse = applied.inverse().writes(tenant, gid);
+        for chunk in inverse.chunks(super::MAX_TRANSACTION) {
+            if let Err(e) = self.table.write(chunk.to_vec()).await {
+                tracing::error!(group = gid, error = %e, "could not undo a partial membership change; a retry of the request repairs it");
+            }
+        }
+    }
+
+    /// Applies a membership change to an existing group.
+    pub async fn change_members(&self, tenant: &str, gid: &str, members: &MemberDelta) -> Result<Result<(), WriteConflict>, StoreError> {
+        let check = Write::Check { pk: tenant_pk(tenant), sk: resource_sk(Kind::Group, gid), cond: Cond::Exists };
+        self.commit_with_members(tenant, gid, vec![check], vec![WriteConflict::Version], members).await
+    }
+
+    /// Every member id of a group, in id order.
+    pub async fn members(&self, tenant: &str, gid: &str) -> Result<Vec<String>, StoreError> {
+        let mut out: Vec<String> = Vec::new();
+        loop {
+            let after = out.last().map(|u| format!("{MEMBER}{u}"));
+            let batch = self.table.query(&Query::prefix(members_pk(tenant, gid), MEMBER, after.as_deref(), 1000)).await?;
+            let n = batch.len();
+            out.extend(batch.iter().map(|i| i.sk.trim_start_matches(MEMBER).to_string()));
+            if n < 1000 {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Which of `uids` are members of the group (one batched read, whatever the group's size).
+    pub async fn are_members(&self, tenant: &str, gid: &str, uids: &[String]) -> Result<Vec<String>, StoreError> {
+        let pk = members_pk(tenant, gid);
+        let keys: Vec<(String, String)> = uids.iter().map(|u| (pk.clone(), format!("{MEMBER}{u}"))).collect();
+        let mut out = Vec::new();
+        for chunk in keys.chunks(100) {
+            for item in self.table.get_many(chunk).await?.into_iter().flatten() {
+                out.push(item.sk.trim_start_matches(MEMBER).to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The ids of the groups a user belongs to (index query; eventually consistent in DynamoDB).
+    pub async fn groups_of(&self, tenant: &str, uid: &str) -> Result<Vec<String>, StoreError> {
+        let q = Query {
+            index: super::Index::Gsi1,
+            pk: format!("TENANT#{tenant}#USER#{uid}"),
+            lo: Kind::Group.prefix().to_string(),
+            hi: format!("{}\u{10FFFF}", Kind::Group.prefix()),
+            forward: true,
+            limit: 10_000,
+        };
+        Ok(self
+            .table
+            .query(&q)
+            .await?
+            .iter()
+            .filter_map(|i| i.gsi1.as_ref().map(|(_, s)| s.trim_start_matches(Kind::Group.prefix()).to_string()))
+            .collect())
+    }
+
+    /// Removes a user from every group (deprovisioning); safe to repeat.
+    pub async fn remove_from_all_groups(&self, tenant: &str, uid: &str) -> Result<usize, StoreError> {
+        let groups = self.groups_of(tenant, uid).await?;
+        let writes: Vec<Write> =
+            groups.iter().map(|g| Write::Delete { pk: members_pk(tenant, g), sk: format!("{MEMBER}{uid}"), cond: Cond::Always }).collect();
+        for chunk in writes.chunks(super::MAX_TRANSACTION) {
+            self.table.write(chunk.to_vec()).await?;
+        }
+        Ok(groups.len())
+    }
+
+    /// Removes every member of a group; safe to repeat.
+    pub async fn remove_all_members(&self, tenant: &str, gid: &str) -> Result<usize, StoreError> {
+        let members = self.members(tenant, gid).await?;
+        let delta = MemberDelta { add: vec![], remove: members };
+        for chunk in delta.writes(tenant, gid).chunks(super::MAX_TRANSACTION) {
+            self.table.write(chunk.to_vec()).await?;
+        }
+        Ok(delta.remove.len())
     }
 
     /// Replaces a resource read at `old.version`, moving claims that changed, in one transaction.
@@ -209,6 +383,7 @@ impl Layout {
         old_claims: &Claims,
         new_doc: &Map<String, Value>,
         new_claims: &Claims,
+        members: &MemberDelta,
     ) -> Result<Result<(), WriteConflict>, StoreError> {
         let pk = tenant_pk(tenant);
         let id = old.id().to_string();
@@ -234,11 +409,7 @@ impl Layout {
                 roles.push(role);
             }
         }
-        match self.table.write(writes).await {
-            Ok(()) => Ok(Ok(())),
-            Err(StoreError::Conflict { index }) => Ok(Err(roles.get(index).cloned().unwrap_or(WriteConflict::Version))),
-            Err(e) => Err(e),
-        }
+        self.commit_with_members(tenant, &id, writes, roles, members).await
     }
 
     /// Deletes a resource read at `old.version` with its claims, in one transaction.
