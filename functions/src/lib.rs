@@ -3,6 +3,7 @@
 //! core: `scim_core::edge::App`.
 
 pub mod authorizer;
+pub mod events;
 pub mod lambda;
 pub mod local;
 

@@ -15,6 +15,7 @@ use scim_core::store::Table;
 use scim_core::store::dynamo::{DynamoConfig, DynamoTable};
 use scim_core::store::embedded::EmbeddedTable;
 use std::convert::Infallible;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -33,11 +34,30 @@ pub enum StoreChoice {
     Dynamo(DynamoConfig),
 }
 
-/// Opens the chosen store.
-pub async fn open_store(choice: &StoreChoice) -> Result<Arc<dyn Table>, scim_core::store::StoreError> {
+/// Opens the chosen store. On the embedded store, change events (what the table's stream
+/// produces in AWS) are appended to `events` as JSON lines when a path is given.
+pub async fn open_store(choice: &StoreChoice, events: Option<PathBuf>) -> Result<Arc<dyn Table>, scim_core::store::StoreError> {
+    let with_events = |t: EmbeddedTable| -> Result<Arc<dyn Table>, scim_core::store::StoreError> {
+        if let Some(path) = &events {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| scim_core::store::StoreError::Other(format!("cannot open {}: {e}", path.display())))?;
+            let file = std::sync::Mutex::new(file);
+            t.on_change(Box::new(move |old, new| {
+                for e in scim_core::events::derive(old, new) {
+                    if let Ok(mut f) = file.lock() {
+                        let _ = writeln!(f, "{}", e.to_entry());
+                    }
+                }
+            }));
+        }
+        Ok(Arc::new(t))
+    };
     Ok(match choice {
-        StoreChoice::Embedded(dir) => Arc::new(EmbeddedTable::open(dir)?),
-        StoreChoice::Memory => Arc::new(EmbeddedTable::in_memory()),
+        StoreChoice::Embedded(dir) => with_events(EmbeddedTable::open(dir)?)?,
+        StoreChoice::Memory => with_events(EmbeddedTable::in_memory())?,
         StoreChoice::Dynamo(cfg) => {
             let t = DynamoTable::connect(cfg)?;
             t.create_table().await?;

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod discovery;
 pub mod edge;
 pub mod error;
+pub mod events;
 pub mod filter;
 pub mod list_query;
 pub mod members;

@@ -203,3 +203,29 @@ both_stores!(groups_are_tenant_isolated, |srv| {
     b.post("/Groups", &group("Mine", &[&u[0]])).await.assert_error(400, Some("invalidValue"));
     assert_eq!(member_ids(&a.get(&format!("/Groups/{gid}")).await.body), vec![u[0].clone()]);
 });
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_become_events_for_the_host_app() {
+    let srv = scim_tests::Server::start(scim_tests::Store::Embedded).await;
+    let c = &srv.client;
+    let mut body = user("leaver@example.com");
+    body["externalId"] = json!("ext-leaver");
+    let uid = id_of(&c.post("/Users", &body).await.body);
+    let gid = id_of(&c.post("/Groups", &group("Staff", &[&uid])).await.body);
+    c.patch(&format!("/Users/{uid}"), &patch_op(json!([{"op": "replace", "path": "title", "value": "Boss"}]))).await;
+    c.patch(&format!("/Users/{uid}"), &patch_op(json!([{"op": "replace", "value": {"active": false}}]))).await;
+    c.delete(&format!("/Users/{uid}")).await;
+    let events = srv.events.lock().unwrap().clone();
+    let seq: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        seq,
+        vec!["user.created", "group.created", "membership.added", "user.updated", "user.deactivated", "membership.removed", "user.deleted"]
+    );
+    let deact = &events[4].detail;
+    assert_eq!(
+        (deact["tenant"].as_str(), deact["id"].as_str(), deact["externalId"].as_str()),
+        (Some("local"), Some(uid.as_str()), Some("ext-leaver"))
+    );
+    assert_eq!(deact["changed"], json!(["active"]));
+    assert_eq!(events[5].detail["group"], json!(gid));
+}

@@ -46,6 +46,7 @@ fn template_functions_and_core_routes_agree() {
     assert_eq!(template, core, "infra/template.yaml and scim_core::edge::ROUTES differ");
     let mut expected_bins: BTreeSet<String> = ROUTES.iter().map(|r| r.function.to_string()).collect();
     expected_bins.insert("authorizer".into());
+    expected_bins.insert("events".into());
     assert_eq!(binaries, expected_bins, "template functions");
     let on_disk: BTreeSet<String> = std::fs::read_dir(repo().join("functions/src/bin"))
         .expect("functions/src/bin")

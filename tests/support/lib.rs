@@ -62,15 +62,25 @@ pub struct Server {
     pub metered: Arc<Metered>,
     pub store: Store,
     pub client: Client,
+    /// Change events, on the embedded store (its change feed; DynamoDB's stream is AWS-only).
+    pub events: Arc<std::sync::Mutex<Vec<scim_core::events::Event>>>,
 }
 
 impl Server {
     /// Starts a server on a fresh table of the given store.
     pub async fn start(store: Store) -> Server {
+        let events: Arc<std::sync::Mutex<Vec<scim_core::events::Event>>> = Arc::default();
         let table: Arc<dyn Table> = match store {
             Store::Embedded => {
                 let dir = std::env::temp_dir().join(format!("scim-test-{}", uuid_like()));
-                Arc::new(EmbeddedTable::open(&dir).expect("open embedded"))
+                let t = EmbeddedTable::open(&dir).expect("open embedded");
+                let sink = events.clone();
+                t.on_change(Box::new(move |old, new| {
+                    if let Ok(mut v) = sink.lock() {
+                        v.extend(scim_core::events::derive(old, new));
+                    }
+                }));
+                Arc::new(t)
             }
             Store::Dynamo => {
                 let cfg = DynamoConfig { table: format!("t{}", uuid_like()), region: "us-east-1".into(), endpoint: Some(moto_endpoint()) };
@@ -86,7 +96,7 @@ impl Server {
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(scim_functions::local::serve(listener, app.clone()));
         let base = format!("http://{addr}/scim/v2");
-        Server { client: Client::new(&base, &token), base, token, app, metered, store }
+        Server { client: Client::new(&base, &token), base, token, app, metered, store, events }
     }
 
     /// A key for another tenant (created if needed) with a role.

@@ -37,6 +37,10 @@ struct Args {
     /// AWS region for DynamoDB (set explicitly: no instance-metadata probing).
     #[arg(long, default_value = "us-east-1", env = "AWS_REGION")]
     region: String,
+    /// Where change events go, one JSON line each (default: events.jsonl in the data directory;
+    /// "-" turns them off). Not available on DynamoDB, whose stream feeds them in AWS.
+    #[arg(long)]
+    events: Option<PathBuf>,
     /// Print a new admin key for the local tenant even if one was made before.
     #[arg(long)]
     new_key: bool,
@@ -53,7 +57,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         (None, true) => StoreChoice::Memory,
         (None, false) => StoreChoice::Embedded(args.data_dir.clone()),
     };
-    let table = local::open_store(&choice).await.map_err(|e| format!("cannot open the store: {e}"))?;
+    let events = match (&args.events, &choice) {
+        (Some(p), _) if p.as_os_str() == "-" => None,
+        (Some(p), _) => Some(p.clone()),
+        (None, StoreChoice::Embedded(dir)) => Some(dir.join("events.jsonl")),
+        (None, _) => None,
+    };
+    if let (Some(_), StoreChoice::Embedded(dir)) = (&events, &choice) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let table = local::open_store(&choice, events.clone()).await.map_err(|e| format!("cannot open the store: {e}"))?;
     let app = Arc::new(App::new(table));
     let token = local::bootstrap(&app, args.new_key).await.map_err(|e| format!("cannot bootstrap the local tenant: {e}"))?;
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
@@ -78,6 +91,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("scim-local: reusing tenant '{}' (run with --new-key for another key)", local::LOCAL_TENANT);
     }
     eprintln!("scim-local: serving http://{addr}/scim/v2 on the {store}; Ctrl-C stops");
+    if let Some(p) = &events {
+        eprintln!("scim-local: change events are appended to {}", p.display());
+    }
     tokio::select! {
         r = local::serve(listener, app) => r?,
         _ = tokio::signal::ctrl_c() => eprintln!("scim-local: stopped"),

@@ -186,6 +186,23 @@ fn from_attrs(m: &HashMap<String, AttributeValue>) -> Result<Item, StoreError> {
     Ok(item)
 }
 
+/// An item from a DynamoDB stream image in DynamoDB JSON (`{"pk":{"S":"…"},"v":{"N":"3"}}`),
+/// as Lambda and EventBridge Pipes deliver it.
+pub fn item_from_stream_image(image: &serde_json::Value) -> Option<Item> {
+    let obj = image.as_object()?;
+    let mut m = HashMap::new();
+    for (k, v) in obj {
+        let (t, x) = v.as_object()?.iter().next()?;
+        let av = match (t.as_str(), x) {
+            ("S", serde_json::Value::String(s)) => AttributeValue::S(s.clone()),
+            ("N", serde_json::Value::String(n)) => AttributeValue::N(n.clone()),
+            _ => continue,
+        };
+        m.insert(k.clone(), av);
+    }
+    from_attrs(&m).ok()
+}
+
 /// A condition expression and its placeholder values.
 fn condition(cond: Cond) -> (Option<String>, HashMap<String, AttributeValue>) {
     match cond {

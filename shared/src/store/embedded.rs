@@ -26,16 +26,20 @@ enum Change {
     Del(String, String),
 }
 
+/// Called with (old image, new image) of every item a committed transaction changed.
+pub type ChangeObserver = Box<dyn Fn(Option<&Item>, Option<&Item>) + Send + Sync>;
+
 /// The embedded table. Persistent when opened on a directory, in memory otherwise.
 pub struct EmbeddedTable {
     state: Mutex<State>,
     path: Option<PathBuf>,
+    observer: std::sync::RwLock<Option<ChangeObserver>>,
 }
 
 impl EmbeddedTable {
     /// A table that lives only in memory (tests, benchmarks of the core).
     pub fn in_memory() -> EmbeddedTable {
-        EmbeddedTable { state: Mutex::new(State::default()), path: None }
+        EmbeddedTable { state: Mutex::new(State::default()), path: None, observer: std::sync::RwLock::new(None) }
     }
 
     /// Opens (or creates) the table under `dir`, replaying and compacting its log.
@@ -79,7 +83,15 @@ impl EmbeddedTable {
         fs::rename(&tmp, &path).map_err(|e| StoreError::Other(e.to_string()))?;
         let f = OpenOptions::new().append(true).open(&path).map_err(|e| StoreError::Other(e.to_string()))?;
         state.log = Some(BufWriter::new(f));
-        Ok(EmbeddedTable { state: Mutex::new(state), path: Some(path) })
+        Ok(EmbeddedTable { state: Mutex::new(state), path: Some(path), observer: std::sync::RwLock::new(None) })
+    }
+
+    /// Sets the change feed (the local stand-in for DynamoDB Streams): called in commit order,
+    /// after each transaction, with the old and new image of every changed item.
+    pub fn on_change(&self, f: ChangeObserver) {
+        if let Ok(mut o) = self.observer.write() {
+            *o = Some(f);
+        }
     }
 
     /// The log file, when persistent.
@@ -230,8 +242,18 @@ impl Table for EmbeddedTable {
                 .and_then(|_| log.flush())
                 .map_err(|e| StoreError::Unavailable(format!("embedded log write failed: {e}")))?;
         }
+        let observer = self.observer.read().ok();
+        let observer = observer.as_ref().and_then(|o| o.as_ref());
         for c in changes {
+            let key = match &c {
+                Change::Put(i) => (i.pk.clone(), i.sk.clone()),
+                Change::Del(p, k) => (p.clone(), k.clone()),
+            };
+            let old = observer.and_then(|_| s.items.get(&key).cloned());
             apply(&mut s, c);
+            if let Some(f) = observer {
+                f(old.as_ref(), s.items.get(&key));
+            }
         }
         Ok(())
     }

@@ -59,6 +59,31 @@ impl Kind {
     }
 }
 
+/// What an item is, from its keys (for change events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemKey {
+    Resource { tenant: String, kind: Kind, id: String },
+    Membership { tenant: String, group: String, user: String },
+}
+
+/// Parses the keys of a resource or membership item; `None` for every other item.
+pub fn parse_key(pk: &str, sk: &str) -> Option<ItemKey> {
+    let rest = pk.strip_prefix("TENANT#")?;
+    if let Some((tenant, group)) = rest.split_once("#GROUP#") {
+        let user = sk.strip_prefix(MEMBER)?;
+        return Some(ItemKey::Membership { tenant: tenant.into(), group: group.into(), user: user.into() });
+    }
+    if rest.contains('#') {
+        return None;
+    }
+    for kind in [Kind::User, Kind::Group] {
+        if let Some(id) = sk.strip_prefix(kind.prefix()) {
+            return Some(ItemKey::Resource { tenant: rest.into(), kind, id: id.into() });
+        }
+    }
+    None
+}
+
 /// Partition of a tenant's items.
 pub fn tenant_pk(tenant: &str) -> String {
     format!("TENANT#{tenant}")
