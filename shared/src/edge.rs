@@ -269,7 +269,7 @@ impl App {
         let rt = resource_type(kind);
         let projection = Projection::new(rt, query(req, "attributes"), query(req, "excludedAttributes"));
         let render = |s: Stored, status: u16| async move {
-            let doc = svc.render(ctx, kind, &s, &projection).await?;
+            let doc = svc.render(ctx, kind, &s, &projection, status == 201).await?;
             let mut r = Response::json(status, &Value::Object(doc));
             r.headers.push(("etag".into(), etag(s.version)));
             if status == 201 {

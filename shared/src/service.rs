@@ -407,11 +407,14 @@ impl Service {
         Ok(())
     }
 
-    /// Renders one resource for the wire with its projection.
-    pub async fn render(&self, ctx: Ctx<'_>, kind: Kind, s: &Stored, projection: &Projection) -> Result<Map<String, Value>> {
+    /// Renders one resource for the wire with its projection. A just-created user belongs to
+    /// no group yet, so `created` skips that read.
+    pub async fn render(&self, ctx: Ctx<'_>, kind: Kind, s: &Stored, projection: &Projection, created: bool) -> Result<Map<String, Value>> {
         let rt = resource_type(kind);
         let mut doc = s.doc.clone();
-        self.expand(ctx, kind, &mut doc, projection, false).await?;
+        if !(created && kind == Kind::User) {
+            self.expand(ctx, kind, &mut doc, projection, false).await?;
+        }
         Ok(projection.apply(rt, resource::render(rt, &doc, ctx.base_url)))
     }
 

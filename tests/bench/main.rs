@@ -1,0 +1,309 @@
+//! `bench`: figures, never assertions.
+//!
+//!   bench http --base-url URL --token KEY [--users 2000,20000] [--ops 2000]
+//!       the peers.md workload against any SCIM server: POST users, GET by id, filter
+//!       userName eq, PATCH name.givenName, deep page (startIndex at 90 %, count=100);
+//!       ops/s at 8 concurrent requests and p50/p99 at 1, per collection size.
+//!   bench cost
+//!       DynamoDB round trips per SCIM operation, on the embedded store and on moto.
+//!   bench members [--size 10000] [--batch 100]
+//!       builds a group by PATCHes of `batch` members and prints the per-PATCH cost, then the
+//!       cost of adding and removing one member at full size.
+
+use scim_tests::{Client, Server, Store};
+use serde_json::{Value, json};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("http") => http(&args).await,
+        Some("cost") => cost().await,
+        Some("members") => members(&args).await,
+        _ => eprintln!(
+            "usage: bench http --base-url URL --token KEY [--users 2000,20000] [--ops 2000] | bench cost | bench members [--size N] [--batch N]"
+        ),
+    }
+}
+
+/// Runs `n` calls of `f` with `conc` in flight; returns (ops/s, p50 ms, p99 ms, errors).
+async fn measure<F, Fut>(n: usize, conc: usize, f: F) -> (f64, f64, f64, usize)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send,
+{
+    let f = Arc::new(f);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let (f, next) = (f.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0;
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return (lat, errors);
+                }
+                let t = Instant::now();
+                if !f(i).await {
+                    errors += 1;
+                }
+                lat.push(t.elapsed());
+            }
+        }));
+    }
+    let mut all: Vec<Duration> = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        if let Ok((l, e)) = t.await {
+            all.extend(l);
+            errors += e;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    all.sort();
+    let pct =
+        |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).map(|d| d.as_secs_f64() * 1e3).unwrap_or(0.0);
+    (n as f64 / secs, pct(0.5), pct(0.99), errors)
+}
+
+fn user_body(prefix: &str, i: usize) -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("{prefix}{i:06}@example.com"),
+           "name": {"givenName": "Bench", "familyName": format!("User{i}")}, "emails": [{"value": format!("{prefix}{i:06}@example.com"), "type": "work", "primary": true}], "active": true})
+}
+
+async fn http(args: &[String]) {
+    let (Some(base), Some(token)) = (arg(args, "--base-url"), arg(args, "--token")) else {
+        eprintln!("bench http needs --base-url and --token");
+        return;
+    };
+    let sizes: Vec<usize> = arg(args, "--users").unwrap_or("2000,20000".into()).split(',').filter_map(|s| s.parse().ok()).collect();
+    let ops: usize = arg(args, "--ops").and_then(|s| s.parse().ok()).unwrap_or(2000);
+    let c = Client::new(&base, &token);
+    let run = format!("b{}-", std::process::id());
+    let mut created = 0usize;
+    let ids = Arc::new(tokio::sync::RwLock::new(Vec::<String>::new()));
+    println!("{:<34} {:>8} {:>10} {:>9} {:>9} {:>7}", "operation", "users", "ops/s @8", "p50 ms", "p99 ms", "errors");
+    let mut deep: Vec<(usize, f64)> = Vec::new();
+    for size in sizes {
+        let want = size - created.min(size);
+        eprintln!("bench: creating {want} users (to {size})");
+        let (c2, run2, ids2, from) = (c.clone(), run.clone(), ids.clone(), created);
+        let (rate, p50, p99, err) = measure(want, 8, move |i| {
+            let (c, run, ids) = (c2.clone(), run2.clone(), ids2.clone());
+            async move {
+                let r = c.post("/Users", &user_body(&run, from + i)).await;
+                if let Some(id) = r.body["id"].as_str() {
+                    ids.write().await.push(id.to_string());
+                }
+                r.status == 201
+            }
+        })
+        .await;
+        created = size;
+        println!("{:<34} {:>8} {:>10.0} {:>9.2} {:>9.2} {:>7}", "POST /Users (8 concurrent)", size, rate, p50, p99, err);
+        let snapshot: Arc<Vec<String>> = Arc::new(ids.read().await.clone());
+        let n = snapshot.len();
+        type Op =
+            Box<dyn Fn(Client, Arc<Vec<String>>, String, usize) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
+        let cases: Vec<(&str, Op, usize)> = vec![
+            (
+                "GET /Users/{id}",
+                Box::new(|c, ids, _, i| Box::pin(async move { c.get(&format!("/Users/{}", ids[i % ids.len()])).await.status == 200 })),
+                ops,
+            ),
+            (
+                "filter userName eq",
+                Box::new(|c, ids, run, i| {
+                    Box::pin(async move {
+                        let k = (i * 7919) % ids.len();
+                        let r = c.filter("/Users", &format!("userName eq \"{run}{k:06}@example.com\""), "").await;
+                        r.status == 200 && r.body["totalResults"] == 1
+                    })
+                }),
+                ops,
+            ),
+            (
+                "PATCH name.givenName",
+                Box::new(|c, ids, _, i| {
+                    Box::pin(async move {
+                        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "name.givenName", "value": format!("G{i}")}]});
+                        c.patch(&format!("/Users/{}", ids[i % ids.len()]), &body).await.status == 200
+                    })
+                }),
+                ops,
+            ),
+            (
+                "page startIndex=90%, count=100",
+                Box::new(move |c, _, _, _| {
+                    Box::pin(async move {
+                        let r = c.get(&format!("/Users?startIndex={}&count=100", n * 9 / 10)).await;
+                        r.status == 200 && r.body["Resources"].as_array().is_some_and(|a| a.len() == 100)
+                    })
+                }),
+                (ops / 10).max(50),
+            ),
+        ];
+        for (name, op, count) in cases {
+            let op = Arc::new(op);
+            let mk = |op: Arc<Op>| {
+                let (c, ids, run) = (c.clone(), snapshot.clone(), run.clone());
+                move |i: usize| op(c.clone(), ids.clone(), run.clone(), i)
+            };
+            let (rate, _, _, err8) = measure(count, 8, mk(op.clone())).await;
+            let (_, p50, p99, err1) = measure((count / 4).max(20), 1, mk(op.clone())).await;
+            println!("{:<34} {:>8} {:>10.0} {:>9.2} {:>9.2} {:>7}", name, size, rate, p50, p99, err8 + err1);
+            if name.starts_with("page") {
+                deep.push((size, p50));
+            }
+        }
+    }
+    if let [(a, pa), .., (b, pb)] = deep.as_slice() {
+        println!("deep page p50 {a}→{b} users: ×{:.2}", pb / pa.max(1e-9));
+    }
+}
+
+async fn cost() {
+    println!(
+        "{:<44} {:>9} {:>5} {:>9} {:>6} {:>6}",
+        "operation (round trips, auth excluded)", "store", "get", "get_many", "query", "write"
+    );
+    for store in [Store::Embedded, Store::Dynamo] {
+        let srv = Server::start(store).await;
+        let c = &srv.client;
+        for i in 0..300 {
+            c.post("/Users", &user_body("c", i)).await;
+        }
+        let list = c.get("/Users?count=1").await;
+        let id = list.body["Resources"][0]["id"].as_str().unwrap_or_default().to_string();
+        let g = c.post("/Groups", &json!({"displayName": "cost", "members": [{"value": id}]})).await;
+        let gid = g.body["id"].as_str().unwrap_or_default().to_string();
+        let other = c.post("/Users", &user_body("extra", 0)).await.body["id"].as_str().unwrap_or_default().to_string();
+        let auth = {
+            let before = srv.metered.counts();
+            c.get("/ServiceProviderConfig").await;
+            srv.metered.counts().total() - before.total()
+        };
+        let patch = |v: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": v});
+        let steps: Vec<(&str, &str, String, Option<Value>)> = vec![
+            ("POST /Users", "POST", "/Users".into(), Some(user_body("c2", 1))),
+            ("GET /Users/{id}", "GET", format!("/Users/{id}"), None),
+            ("filter userName eq", "GET", format!("/Users?filter={}", scim_tests::encode("userName eq \"c000042@example.com\"")), None),
+            ("filter externalId eq (no match)", "GET", format!("/Users?filter={}", scim_tests::encode("externalId eq \"nope\"")), None),
+            (
+                "PATCH name.givenName",
+                "PATCH",
+                format!("/Users/{id}"),
+                Some(patch(json!([{"op": "replace", "path": "name.givenName", "value": "Z"}]))),
+            ),
+            ("page startIndex=1 count=100", "GET", "/Users?startIndex=1&count=100".into(), None),
+            ("page startIndex=101 count=100 (next page)", "GET", "/Users?startIndex=101&count=100".into(), None),
+            ("page startIndex=201 count=100 (next page)", "GET", "/Users?startIndex=201&count=100".into(), None),
+            ("cursor page count=100", "GET", "/Users?count=100&cursor=".into(), None),
+            (
+                "group add 1 member",
+                "PATCH",
+                format!("/Groups/{gid}"),
+                Some(patch(json!([{"op": "add", "path": "members", "value": [{"value": other}]}]))),
+            ),
+            (
+                "group membership check",
+                "GET",
+                format!(
+                    "/Groups?excludedAttributes=members&filter={}",
+                    scim_tests::encode(&format!("id eq \"{gid}\" and members[value eq \"{other}\"]"))
+                ),
+                None,
+            ),
+            (
+                "deactivate user in 1 group",
+                "PATCH",
+                format!("/Users/{other}"),
+                Some(patch(json!([{"op": "replace", "value": {"active": false}}]))),
+            ),
+            ("DELETE /Users/{id}", "DELETE", format!("/Users/{other}"), None),
+        ];
+        for (name, method, path, body) in steps {
+            let before = srv.metered.counts();
+            let r = c.send(method, &path, body.as_ref().map(|b| b.to_string()).as_deref(), &[]).await;
+            let after = srv.metered.counts();
+            let d = |a: u64, b: u64| a - b;
+            let get = d(after.get, before.get).saturating_sub(auth);
+            println!(
+                "{:<44} {:>9} {:>5} {:>9} {:>6} {:>6}{}",
+                name,
+                if store == Store::Embedded { "embedded" } else { "dynamodb" },
+                get,
+                d(after.get_many, before.get_many),
+                d(after.query, before.query),
+                d(after.write, before.write),
+                if r.status >= 400 { format!("  (status {})", r.status) } else { String::new() }
+            );
+        }
+    }
+}
+
+async fn members(args: &[String]) {
+    let size: usize = arg(args, "--size").and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let batch: usize = arg(args, "--batch").and_then(|s| s.parse().ok()).unwrap_or(100);
+    let store = if args.iter().any(|a| a == "--dynamodb") { Store::Dynamo } else { Store::Embedded };
+    let srv = Server::start(store).await;
+    let c = &srv.client;
+    eprintln!("bench: creating {size} users on the {store:?} store");
+    let mut ids = Vec::with_capacity(size + 1);
+    for i in 0..=size {
+        let r = c.post("/Users", &user_body("m", i)).await;
+        ids.push(r.body["id"].as_str().unwrap_or_default().to_string());
+    }
+    let gid = c.post("/Groups", &json!({"displayName": "big"})).await.body["id"].as_str().unwrap_or_default().to_string();
+    let path = format!("/Groups/{gid}");
+    let patch = |v: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": v});
+    println!("{:>8} {:>10} {:>10} {:>8} {:>8}", "members", "round trips", "writes", "ms", "status");
+    for (k, chunk) in ids[..size].chunks(batch).enumerate() {
+        let vals: Vec<Value> = chunk.iter().map(|i| json!({"value": i})).collect();
+        let before = srv.metered.counts();
+        let t = Instant::now();
+        let r = c.patch(&path, &patch(json!([{"op": "add", "path": "members", "value": vals}]))).await;
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        let after = srv.metered.counts();
+        let done = (k + 1) * batch;
+        if k == 0 || done % (size / 10).max(batch) == 0 {
+            println!(
+                "{:>8} {:>10} {:>10} {:>8.2} {:>8}",
+                done.min(size),
+                after.total() - before.total(),
+                after.write - before.write,
+                ms,
+                r.status
+            );
+        }
+    }
+    for (what, body) in [
+        ("add one member at full size", patch(json!([{"op": "add", "path": "members", "value": [{"value": ids[size]}]}]))),
+        ("remove one member at full size", patch(json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", ids[size])}]))),
+    ] {
+        let before = srv.metered.counts();
+        let t = Instant::now();
+        let r = c.patch(&path, &body).await;
+        let after = srv.metered.counts();
+        println!(
+            "{what}: {} round trips (get {}, get_many {}, query {}, write {}), {:.2} ms, status {}",
+            after.total() - before.total(),
+            after.get - before.get,
+            after.get_many - before.get_many,
+            after.query - before.query,
+            after.write - before.write,
+            t.elapsed().as_secs_f64() * 1e3,
+            r.status
+        );
+    }
+}
