@@ -3,8 +3,8 @@
 //! time. The full key is returned once, at creation, and never logged.
 
 use crate::error::{Result, ScimError};
-use crate::store::Cond;
 use crate::store::layout::{KEY_SK, Layout, TENANT_SK, key_pk, tenant_pk};
+use crate::store::{Cond, Item, StoreError, Write};
 use base64::Engine;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -96,17 +96,40 @@ pub fn valid_tenant_id(t: &str) -> bool {
     !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Creates a tenant record. `Ok(false)` when it already exists.
+/// Creates a tenant record (and its entry in the tenant registry, in the same transaction).
+/// `Ok(false)` when it already exists.
 pub async fn create_tenant(layout: &Layout, tenant_id: &str, name: &str) -> Result<bool> {
     if !valid_tenant_id(tenant_id) {
         return Err(ScimError::invalid_value("tenant ids use letters, digits, '-' and '_' (at most 64)"));
     }
     let rec = json!({"id": tenant_id, "name": name, "created": crate::time::now(), "status": "active"});
-    match layout.put_record(&tenant_pk(tenant_id), TENANT_SK, &rec, 1, Cond::Absent).await {
+    let writes = vec![
+        Write::Put { item: Item::new(tenant_pk(tenant_id), TENANT_SK, rec.to_string(), 1), cond: Cond::Absent },
+        Write::Put {
+            item: Item::new(REGISTRY_PK, format!("TENANT#{tenant_id}"), json!({"id": tenant_id}).to_string(), 1),
+            cond: Cond::Always,
+        },
+    ];
+    match layout.table.write(writes).await {
         Ok(()) => Ok(true),
-        Err(crate::store::StoreError::Conflict { .. }) => Ok(false),
+        Err(StoreError::Conflict { .. }) => Ok(false),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Partition listing every tenant (read by the admin CLI, never on a request path).
+const REGISTRY_PK: &str = "TENANTS";
+
+/// Every tenant record.
+pub async fn list_tenants(layout: &Layout) -> Result<Vec<Value>> {
+    let ids = layout.list_records(REGISTRY_PK, "TENANT#", 10_000).await?;
+    let mut out = Vec::new();
+    for id in ids.iter().filter_map(|v| v["id"].as_str()) {
+        if let Some(t) = get_tenant(layout, id).await? {
+            out.push(t);
+        }
+    }
+    Ok(out)
 }
 
 /// A tenant record, when it exists.
@@ -134,8 +157,65 @@ pub async fn create_key(layout: &Layout, tenant_id: &str, role: &str, expires_at
         "key_id": key_id, "tenant": tenant_id, "role": role, "hash": hash_secret(&secret),
         "created": crate::time::now(), "expires_at": expires_at, "revoked": false,
     });
-    layout.put_record(&key_pk(&key_id), KEY_SK, &rec, 1, Cond::Absent).await?;
+    // the key record, and a reference under the tenant so its keys can be listed
+    let writes = vec![
+        Write::Put { item: Item::new(key_pk(&key_id), KEY_SK, rec.to_string(), 1), cond: Cond::Absent },
+        Write::Put {
+            item: Item::new(tenant_pk(tenant_id), format!("KEYREF#{key_id}"), json!({"key_id": key_id}).to_string(), 1),
+            cond: Cond::Absent,
+        },
+    ];
+    layout.table.write(writes).await?;
     Ok(NewKey { token: format!("scim_{key_id}_{secret}"), key_id })
+}
+
+/// A key record without its hash, for listings.
+fn public_view(mut rec: Value) -> Value {
+    if let Some(o) = rec.as_object_mut() {
+        o.remove("hash");
+    }
+    rec
+}
+
+/// The keys of a tenant (id, role, created, expiry, revoked), never their hashes.
+pub async fn list_keys(layout: &Layout, tenant_id: &str) -> Result<Vec<Value>> {
+    let refs = layout.list_records(&tenant_pk(tenant_id), "KEYREF#", 10_000).await?;
+    let mut out = Vec::new();
+    for id in refs.iter().filter_map(|v| v["key_id"].as_str()) {
+        if let Some((rec, _)) = layout.get_record(&key_pk(id), KEY_SK).await? {
+            out.push(public_view(rec));
+        }
+    }
+    Ok(out)
+}
+
+/// Revokes a key: it stops working at once locally, and in AWS when the authorizer cache
+/// (its TTL) expires. Idempotent.
+pub async fn revoke_key(layout: &Layout, key_id: &str) -> Result<Value> {
+    for _ in 0..3 {
+        let (mut rec, version) =
+            layout.get_record(&key_pk(key_id), KEY_SK).await?.ok_or_else(|| ScimError::NotFound(format!("no key '{key_id}'")))?;
+        if rec["revoked"] == json!(true) {
+            return Ok(public_view(rec));
+        }
+        rec["revoked"] = json!(true);
+        rec["revoked_at"] = json!(crate::time::now());
+        match layout.put_record(&key_pk(key_id), KEY_SK, &rec, version + 1, Cond::Version(version)).await {
+            Ok(()) => return Ok(public_view(rec)),
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ScimError::Unavailable { detail: "the key is being changed concurrently; retry".into(), retry_after: 1 })
+}
+
+/// Rotation step one: a new key with the same tenant and role. Both keys work until the old one
+/// is revoked (step two), so the IdP can be switched over without downtime.
+pub async fn rotate_key(layout: &Layout, key_id: &str) -> Result<NewKey> {
+    let (rec, _) = layout.get_record(&key_pk(key_id), KEY_SK).await?.ok_or_else(|| ScimError::NotFound(format!("no key '{key_id}'")))?;
+    let tenant = rec["tenant"].as_str().ok_or_else(|| ScimError::Internal("key without tenant".into()))?;
+    let role = rec["role"].as_str().unwrap_or("reader");
+    create_key(layout, tenant, role, rec["expires_at"].as_i64()).await
 }
 
 /// Checks a bearer token: format, record, hash (constant time), revocation, expiry, tenant.
@@ -191,5 +271,18 @@ mod tests {
         assert_eq!(authenticate(&layout, Some("Bearer nope")).await.unwrap_err().status(), 401);
         assert_eq!(authenticate(&layout, None).await.unwrap_err().status(), 401);
         assert!(create_key(&layout, "acme", "root", None).await.is_err());
+        // listing never shows hashes; rotation keeps both keys valid until revocation
+        let listed = list_keys(&layout, "acme").await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert!(listed[0].get("hash").is_none());
+        let k2 = rotate_key(&layout, &k.key_id).await.unwrap();
+        assert!(authenticate(&layout, Some(&format!("Bearer {}", k.token))).await.is_ok());
+        assert!(authenticate(&layout, Some(&format!("Bearer {}", k2.token))).await.is_ok());
+        revoke_key(&layout, &k.key_id).await.unwrap();
+        assert_eq!(authenticate(&layout, Some(&format!("Bearer {}", k.token))).await.unwrap_err().status(), 401);
+        assert!(authenticate(&layout, Some(&format!("Bearer {}", k2.token))).await.is_ok());
+        let expired = create_key(&layout, "acme", "reader", Some(crate::time::unix_now() - 1)).await.unwrap();
+        assert_eq!(authenticate(&layout, Some(&format!("Bearer {}", expired.token))).await.unwrap_err().status(), 401);
+        assert_eq!(list_tenants(&layout).await.unwrap().len(), 1);
     }
 }

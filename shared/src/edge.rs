@@ -281,7 +281,9 @@ impl App {
             Route::UsersCreate | Route::GroupsCreate => render(svc.create(ctx, kind, &body(req)?).await?, 201).await?,
             Route::UsersGet | Route::GroupsGet => {
                 let s = svc.get(ctx, kind, &id).await?;
-                if req.header("if-none-match").is_some_and(|h| h.split(',').any(|t| t.trim() == etag(s.version))) {
+                // A group's version covers its own attributes, not its member items (adding one
+                // member must not contend on the group item), so only users answer 304.
+                if kind == Kind::User && req.header("if-none-match").is_some_and(|h| h.split(',').any(|t| t.trim() == etag(s.version))) {
                     let mut r = Response::empty(304);
                     r.headers.push(("etag".into(), etag(s.version)));
                     r

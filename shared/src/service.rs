@@ -575,19 +575,20 @@ impl Service {
                 None => (0, None),
             },
         };
-        // walk forward to the page start, leaving checkpoints behind on long walks
+        // walk forward to the page start (keys only), leaving checkpoints behind on long walks
+        // and one at the page start, so the same deep page costs O(count) next time
         while position < skip_to {
             let step = (skip_to - position).min(CHECKPOINT_STRIDE);
-            let batch = self.layout.page(ctx.tenant, kind, after.as_deref(), step as usize).await?;
+            let batch = self.layout.page_ids(ctx.tenant, kind, after.as_deref(), step as usize).await?;
             let Some(last) = batch.last() else {
                 return Ok(page);
             };
             position += batch.len() as u64;
-            after = Some(last.id().to_string());
+            after = Some(last.clone());
             if (batch.len() as u64) < step {
                 return Ok(page);
             }
-            if position < skip_to && position % CHECKPOINT_STRIDE == 0 {
+            if position % CHECKPOINT_STRIDE == 0 || position == skip_to {
                 self.save_checkpoint(ctx, kind, position, after.as_deref(), counts.deletes).await;
             }
         }

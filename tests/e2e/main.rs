@@ -6,6 +6,7 @@ mod filters;
 mod groups;
 mod idp;
 mod isolation;
+mod lambda_events;
 mod local_binary;
 mod paging;
 mod route_table;

@@ -37,11 +37,15 @@ pub fn moto_endpoint() -> String {
         }
         let port = StdListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(45999);
         // a watchdog shell: moto dies when this test process does
+        // scripts/moto-serial.py: moto with request handling serialised (see the script)
+        let serial = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/moto-serial.py");
         let script = format!(
-            "python3 -m moto.server -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill $m",
+            "python3 {} {port} >/dev/null 2>&1 & m=$!; while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill $m",
+            serial.display(),
             pid = std::process::id()
         );
-        let watchdog = Command::new("sh").arg("-c").arg(script).stdin(Stdio::null()).spawn().expect("start moto (pip install 'moto[server]')");
+        let watchdog =
+            Command::new("sh").arg("-c").arg(script).stdin(Stdio::null()).spawn().expect("start moto (pip install 'moto[server]')");
         // the watchdog outlives this function on purpose: it ends with the test process
         std::mem::forget(watchdog);
         let deadline = Instant::now() + Duration::from_secs(60);

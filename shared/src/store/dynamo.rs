@@ -311,6 +311,9 @@ impl Table for DynamoTable {
                 Index::Primary => req.consistent_read(true),
                 Index::Gsi1 => req.index_name(GSI1),
             };
+            if q.keys_only {
+                req = req.projection_expression("pk, sk");
+            }
             let page = req.send().await.map_err(map_sdk)?;
             for m in page.items() {
                 let item = from_attrs(m)?;

@@ -34,17 +34,28 @@ pub struct EmbeddedTable {
     state: Mutex<State>,
     path: Option<PathBuf>,
     observer: std::sync::RwLock<Option<ChangeObserver>>,
+    /// Held for the table's life: one process per data directory.
+    _lock: Option<File>,
 }
 
 impl EmbeddedTable {
     /// A table that lives only in memory (tests, benchmarks of the core).
     pub fn in_memory() -> EmbeddedTable {
-        EmbeddedTable { state: Mutex::new(State::default()), path: None, observer: std::sync::RwLock::new(None) }
+        EmbeddedTable { state: Mutex::new(State::default()), path: None, observer: std::sync::RwLock::new(None), _lock: None }
     }
 
     /// Opens (or creates) the table under `dir`, replaying and compacting its log.
     pub fn open(dir: &Path) -> Result<EmbeddedTable, StoreError> {
         fs::create_dir_all(dir).map_err(|e| StoreError::Other(format!("cannot create {}: {e}", dir.display())))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("LOCK"))
+            .map_err(|e| StoreError::Other(format!("cannot open {}: {e}", dir.display())))?;
+        if lock.try_lock().is_err() {
+            return Err(StoreError::Other(format!("{} is in use by another process (is scim-local running on it?)", dir.display())));
+        }
         let path = dir.join("table.log");
         let mut state = State::default();
         if path.exists() {
@@ -83,7 +94,7 @@ impl EmbeddedTable {
         fs::rename(&tmp, &path).map_err(|e| StoreError::Other(e.to_string()))?;
         let f = OpenOptions::new().append(true).open(&path).map_err(|e| StoreError::Other(e.to_string()))?;
         state.log = Some(BufWriter::new(f));
-        Ok(EmbeddedTable { state: Mutex::new(state), path: Some(path), observer: std::sync::RwLock::new(None) })
+        Ok(EmbeddedTable { state: Mutex::new(state), path: Some(path), observer: std::sync::RwLock::new(None), _lock: Some(lock) })
     }
 
     /// Sets the change feed (the local stand-in for DynamoDB Streams): called in commit order,
@@ -280,6 +291,7 @@ mod tests {
             assert!(t.get("p", "b").await.unwrap().is_none(), "nothing of a failed transaction is written");
         }
         let t = EmbeddedTable::open(&dir).unwrap();
+        assert!(EmbeddedTable::open(&dir).is_err(), "one process per data directory");
         assert!(t.get("p", "a").await.unwrap().is_some());
         assert_eq!(t.get("p", "n").await.unwrap().unwrap().nums["c"], 2);
         let q = t.query(&Query::prefix("p", "", None, 10)).await.unwrap();

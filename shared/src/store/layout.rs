@@ -368,6 +368,7 @@ impl Layout {
             hi: format!("{}\u{10FFFF}", Kind::Group.prefix()),
             forward: true,
             limit: 10_000,
+            keys_only: false,
         };
         Ok(self
             .table
@@ -469,6 +470,14 @@ impl Layout {
         items.iter().map(Stored::from_item).collect()
     }
 
+    /// Up to `limit` resource ids in id order after `after`, without reading documents.
+    pub async fn page_ids(&self, tenant: &str, kind: Kind, after: Option<&str>, limit: usize) -> Result<Vec<String>, StoreError> {
+        let after_sk = after.map(|a| resource_sk(kind, a));
+        let mut q = Query::prefix(tenant_pk(tenant), kind.prefix(), after_sk.as_deref(), limit);
+        q.keys_only = true;
+        Ok(self.table.query(&q).await?.into_iter().map(|i| i.sk.trim_start_matches(kind.prefix()).to_string()).collect())
+    }
+
     /// The nearest page checkpoint at or before `position` (0-based count of resources before
     /// it) that is still valid for `deletes`: `(position, id of the resource just before)`.
     pub async fn checkpoint(&self, tenant: &str, kind: Kind, position: u64, deletes: u64) -> Result<Option<(u64, String)>, StoreError> {
@@ -479,6 +488,7 @@ impl Layout {
             hi: format!("{}{:012}", kind.prefix(), position),
             forward: false,
             limit: 1,
+            keys_only: false,
         };
         let Some(item) = self.table.query(&q).await?.into_iter().next() else {
             return Ok(None);

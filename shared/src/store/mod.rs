@@ -99,6 +99,8 @@ pub struct Query {
     pub hi: String,
     pub forward: bool,
     pub limit: usize,
+    /// Only the keys are needed (walking to a position): stores may skip the payload.
+    pub keys_only: bool,
 }
 
 impl Query {
@@ -108,7 +110,7 @@ impl Query {
             Some(a) if a > prefix => format!("{a}\u{1}"),
             _ => prefix.to_string(),
         };
-        Query { index: Index::Primary, pk: pk.into(), lo, hi: format!("{prefix}\u{10FFFF}"), forward: true, limit }
+        Query { index: Index::Primary, pk: pk.into(), lo, hi: format!("{prefix}\u{10FFFF}"), forward: true, limit, keys_only: false }
     }
 }
 

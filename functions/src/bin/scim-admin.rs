@@ -1,0 +1,190 @@
+//! `scim-admin`: tenants and API keys, against the embedded store or DynamoDB.
+
+use clap::{Parser, Subcommand};
+use scim_core::auth;
+use scim_core::store::Table;
+use scim_core::store::dynamo::{DynamoConfig, DynamoTable};
+use scim_core::store::embedded::EmbeddedTable;
+use scim_core::store::layout::Layout;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Administers scim-serverless tenants and API keys.
+///
+/// Works on the local embedded store (--data-dir, the default; stop scim-local first, one
+/// process owns a data directory) or on a DynamoDB table (--table with --region for AWS, using
+/// the AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN environment; add
+/// --dynamodb-endpoint for moto or DynamoDB Local).
+///
+/// A key is printed once, when it is created or rotated: store it in the IdP's Secret Token
+/// field right away. Only its SHA-256 is kept.
+///
+/// Examples:
+///   scim-admin --table scim-serverless --region eu-west-1 tenant create acme --name "Acme Inc"
+///   scim-admin --table scim-serverless --region eu-west-1 key create --tenant acme --role provisioner
+///   scim-admin --table scim-serverless --region eu-west-1 key rotate 3f9c0d2a5b7e4c11
+///   scim-admin --table scim-serverless --region eu-west-1 key revoke 3f9c0d2a5b7e4c11
+#[derive(Parser, Debug)]
+#[command(name = "scim-admin", version, verbatim_doc_comment)]
+struct Args {
+    /// Embedded store directory (when no --table is given).
+    #[arg(long, default_value = ".scim-local", env = "SCIM_LOCAL_DATA_DIR")]
+    data_dir: PathBuf,
+    /// DynamoDB table; selects DynamoDB instead of the embedded store.
+    #[arg(long, env = "SCIM_TABLE")]
+    table: Option<String>,
+    /// AWS region of the table.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    region: String,
+    /// A local DynamoDB endpoint (moto, DynamoDB Local).
+    #[arg(long, env = "SCIM_DYNAMODB_ENDPOINT")]
+    dynamodb_endpoint: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Tenants: one per customer organisation.
+    #[command(subcommand)]
+    Tenant(TenantCmd),
+    /// API keys: one tenant and one role each.
+    #[command(subcommand)]
+    Key(KeyCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum TenantCmd {
+    /// Create a tenant (letters, digits, '-' and '_').
+    Create {
+        id: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List tenants.
+    List,
+    /// Show one tenant and its keys.
+    Show { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeyCmd {
+    /// Create a key and print it once.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// admin or provisioner (SCIM read and write), reader (SCIM read).
+        #[arg(long, default_value = "provisioner")]
+        role: String,
+        /// The key stops working after this many days.
+        #[arg(long)]
+        expires_in_days: Option<i64>,
+    },
+    /// List a tenant's keys (never their secrets).
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Revoke a key by id (the 16 hex characters after "scim_").
+    Revoke { key_id: String },
+    /// Make a new key with the same tenant and role; both work until you revoke the old one.
+    Rotate { key_id: String },
+}
+
+fn print(json_out: bool, v: &Value, text: String) {
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    } else {
+        println!("{text}");
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let table: Arc<dyn Table> = match &args.table {
+        Some(t) => Arc::new(DynamoTable::connect(&DynamoConfig {
+            table: t.clone(),
+            region: args.region.clone(),
+            endpoint: args.dynamodb_endpoint.clone(),
+        })?),
+        None => Arc::new(EmbeddedTable::open(&args.data_dir)?),
+    };
+    let layout = Layout { table };
+    let j = args.json;
+    match args.command {
+        Command::Tenant(TenantCmd::Create { id, name }) => {
+            let made = auth::create_tenant(&layout, &id, name.as_deref().unwrap_or(&id)).await?;
+            if !made {
+                return Err(format!("tenant '{id}' already exists").into());
+            }
+            print(j, &json!({"tenant": id, "created": true}), format!("tenant '{id}' created; next: scim-admin key create --tenant {id}"));
+        }
+        Command::Tenant(TenantCmd::List) => {
+            let ts = auth::list_tenants(&layout).await?;
+            let text = ts
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{}\t{}\t{}",
+                        t["id"].as_str().unwrap_or(""),
+                        t["name"].as_str().unwrap_or(""),
+                        t["created"].as_str().unwrap_or("")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(j, &Value::Array(ts), if text.is_empty() { "no tenants".into() } else { text });
+        }
+        Command::Tenant(TenantCmd::Show { id }) => {
+            let t = auth::get_tenant(&layout, &id).await?.ok_or(format!("no tenant '{id}'"))?;
+            let keys = auth::list_keys(&layout, &id).await?;
+            let text = format!("{}\nkeys: {}", serde_json::to_string_pretty(&t).unwrap_or_default(), keys.len());
+            print(j, &json!({"tenant": t, "keys": keys}), text);
+        }
+        Command::Key(KeyCmd::Create { tenant, role, expires_in_days }) => {
+            let expires = expires_in_days.map(|d| scim_core::time::unix_now() + d * 86_400);
+            let k = auth::create_key(&layout, &tenant, &role, expires).await?;
+            print(
+                j,
+                &json!({"key_id": k.key_id, "token": k.token, "tenant": tenant, "role": role}),
+                format!("{}\n(key id {}; shown once — paste it into the IdP's Secret Token now)", k.token, k.key_id),
+            );
+        }
+        Command::Key(KeyCmd::List { tenant }) => {
+            let keys = auth::list_keys(&layout, &tenant).await?;
+            let text = keys
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{}\t{}\tcreated {}\t{}",
+                        k["key_id"].as_str().unwrap_or(""),
+                        k["role"].as_str().unwrap_or(""),
+                        k["created"].as_str().unwrap_or(""),
+                        if k["revoked"] == json!(true) { "revoked" } else { "active" }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(j, &Value::Array(keys), if text.is_empty() { "no keys".into() } else { text });
+        }
+        Command::Key(KeyCmd::Revoke { key_id }) => {
+            let rec = auth::revoke_key(&layout, &key_id).await?;
+            print(j, &rec, format!("key {key_id} revoked (in AWS it stops working when the authorizer cache TTL expires)"));
+        }
+        Command::Key(KeyCmd::Rotate { key_id }) => {
+            let k = auth::rotate_key(&layout, &key_id).await?;
+            print(
+                j,
+                &json!({"key_id": k.key_id, "token": k.token, "replaces": key_id}),
+                format!("{}\n(new key id {}; update the IdP, then: scim-admin key revoke {key_id})", k.token, k.key_id),
+            );
+        }
+    }
+    Ok(())
+}
