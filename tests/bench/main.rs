@@ -6,6 +6,10 @@
 //!       ops/s at 8 concurrent requests and p50/p99 at 1, per collection size.
 //!   bench cost
 //!       DynamoDB round trips per SCIM operation, on the embedded store and on moto.
+//!   bench lambda-init --binary PATH --event FILE [--runs 5]
+//!       starts a function binary against a local stand-in of the Lambda runtime API and
+//!       prints init time (process start → first "next" call), first-invocation time and peak
+//!       RSS; the function's environment (SCIM_TABLE, SCIM_DYNAMODB_ENDPOINT, …) is inherited.
 //!   bench members [--size 10000] [--batch 100]
 //!       builds a group by PATCHes of `batch` members and prints the per-PATCH cost, then the
 //!       cost of adding and removing one member at full size.
@@ -27,6 +31,7 @@ async fn main() {
         Some("http") => http(&args).await,
         Some("cost") => cost().await,
         Some("members") => members(&args).await,
+        Some("lambda-init") => lambda_init(&args).await,
         _ => eprintln!(
             "usage: bench http --base-url URL --token KEY [--users 2000,20000] [--ops 2000] | bench cost | bench members [--size N] [--batch N]"
         ),
@@ -305,5 +310,126 @@ async fn members(args: &[String]) {
             t.elapsed().as_secs_f64() * 1e3,
             r.status
         );
+    }
+}
+
+/// A stand-in for the Lambda runtime API: hands out one event, records when the function first
+/// asked for work and when it answered.
+async fn lambda_init(args: &[String]) {
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+    let (Some(binary), Some(event)) = (arg(args, "--binary"), arg(args, "--event")) else {
+        eprintln!("bench lambda-init needs --binary and --event");
+        return;
+    };
+    let runs: usize = arg(args, "--runs").and_then(|s| s.parse().ok()).unwrap_or(5);
+    let event = std::fs::read_to_string(&event).unwrap_or_default();
+    let size = std::fs::metadata(&binary).map(|m| m.len()).unwrap_or(0);
+    println!("binary {binary}: {:.2} MiB", size as f64 / 1048576.0);
+    println!("{:>4} {:>10} {:>14} {:>10} {:>8}", "run", "init ms", "first call ms", "RSS MiB", "status");
+    for run in 0..runs {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(&'static str, Instant, String)>();
+        let ev = event.clone();
+        let server = tokio::spawn(async move {
+            let served = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let (tx, ev, served) = (tx.clone(), ev.clone(), served.clone());
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (tx, ev, served) = (tx.clone(), ev.clone(), served.clone());
+                        async move {
+                            let now = Instant::now();
+                            let path = req.uri().path().to_string();
+                            if path.ends_with("/invocation/next") {
+                                if served.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                                    // park the second "next" like the real API does between invocations
+                                    let _ = tx.send(("next-again", now, String::new()));
+                                    tokio::time::sleep(Duration::from_secs(30)).await;
+                                }
+                                let _ = tx.send(("next", now, String::new()));
+                                let deadline = std::time::SystemTime::now()
+                                    .duration_since(std::time::UNIX_EPOCH)
+                                    .map(|d| d.as_millis() + 10_000)
+                                    .unwrap_or(0);
+                                return Ok::<_, std::convert::Infallible>(
+                                    hyper::Response::builder()
+                                        .header("lambda-runtime-aws-request-id", "bench-1")
+                                        .header("lambda-runtime-deadline-ms", deadline.to_string())
+                                        .header(
+                                            "lambda-runtime-invoked-function-arn",
+                                            "arn:aws:lambda:us-east-1:000000000000:function:bench",
+                                        )
+                                        .header("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000")
+                                        .body(Full::new(Bytes::from(ev)))
+                                        .unwrap_or_default(),
+                                );
+                            }
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| String::from_utf8_lossy(&b.to_bytes()).to_string())
+                                .unwrap_or_default();
+                            let _ = tx.send(("response", now, body));
+                            Ok(hyper::Response::builder().status(202).body(Full::new(Bytes::new())).unwrap_or_default())
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+                });
+            }
+        });
+        let started = Instant::now();
+        let mut child = match tokio::process::Command::new(&binary)
+            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("cannot start {binary}: {e}");
+                return;
+            }
+        };
+        let pid = child.id().unwrap_or(0);
+        let mut init = None;
+        let mut first = None;
+        let mut status = String::new();
+        let deadline = tokio::time::sleep(Duration::from_secs(20));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Some(("next", t, _)) if init.is_none() => init = Some(t - started),
+                    Some(("response", t, body)) => {
+                        first = Some(t - started);
+                        status = serde_json::from_str::<Value>(&body).ok().and_then(|v| v["statusCode"].as_u64().map(|s| s.to_string()).or_else(|| v["context"]["tenant_id"].as_str().map(|_| "policy".to_string()))).unwrap_or_else(|| "?".into());
+                    }
+                    Some(("next-again", _, _)) => break,
+                    Some(_) => {}
+                    None => break,
+                },
+                _ = &mut deadline => break,
+            }
+        }
+        let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines().find(|l| l.starts_with("VmHWM")).and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<f64>().ok())
+            })
+            .map(|k| k / 1024.0)
+            .unwrap_or(0.0);
+        let _ = child.kill().await;
+        server.abort();
+        let ms = |d: Option<Duration>| d.map(|d| format!("{:.1}", d.as_secs_f64() * 1e3)).unwrap_or("-".into());
+        println!("{:>4} {:>10} {:>14} {:>10.1} {:>8}", run + 1, ms(init), ms(first), rss, status);
     }
 }
