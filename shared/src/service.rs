@@ -323,7 +323,7 @@ impl Service {
                 return Ok(old);
             }
             let (old_claims, new_claims) = (claims(kind, &old.doc)?, claims(kind, &candidate)?);
-            match self.layout.update(ctx.tenant, kind, &old, &old_claims, &candidate, &new_claims, &delta).await? {
+            match self.layout.update(ctx.tenant, kind, &old, &candidate, (&old_claims, &new_claims), &delta).await? {
                 Ok(()) => {
                     let stored = Stored { doc: candidate, version: old.version + 1 };
                     self.deprovision_if_inactive(ctx, kind, &stored).await?;

@@ -281,7 +281,7 @@ async fn members(args: &[String]) {
         let ms = t.elapsed().as_secs_f64() * 1e3;
         let after = srv.metered.counts();
         let done = (k + 1) * batch;
-        if k == 0 || done % (size / 10).max(batch) == 0 {
+        if k == 0 || done.is_multiple_of((size / 10).max(batch)) {
             println!(
                 "{:>8} {:>10} {:>10} {:>8.2} {:>8}",
                 done.min(size),

@@ -406,9 +406,8 @@ impl Layout {
         tenant: &str,
         kind: Kind,
         old: &Stored,
-        old_claims: &Claims,
         new_doc: &Map<String, Value>,
-        new_claims: &Claims,
+        (old_claims, new_claims): (&Claims, &Claims),
         members: &MemberDelta,
     ) -> Result<Result<(), WriteConflict>, StoreError> {
         let pk = tenant_pk(tenant);
