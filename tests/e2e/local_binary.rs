@@ -9,7 +9,7 @@ fn binary() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test exe");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let bin = dir.join("scim-local");
-    assert!(bin.exists(), "{} is missing: run the tests with `cargo test --workspace`", bin.display());
+    assert!(bin.exists(), "{} is missing: build it first (`cargo build --workspace --bins`, as scripts/test does)", bin.display());
     bin
 }
 

@@ -29,7 +29,16 @@ pub struct Metered {
     get_many: AtomicU64,
     query: AtomicU64,
     write: AtomicU64,
-    faults: Mutex<Vec<StoreError>>,
+    faults: Mutex<Vec<(Option<Call>, usize, StoreError)>>,
+}
+
+/// A kind of store call, for targeted fault injection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    Get,
+    GetMany,
+    Query,
+    Write,
 }
 
 impl Metered {
@@ -57,19 +66,24 @@ impl Metered {
 
     /// Makes the next call (of any kind) fail with `e`.
     pub fn fail_next(&self, e: StoreError) {
+        self.fail_nth(None, 0, e);
+    }
+
+    /// Makes a later call of `kind` fail with `e`: `skip` calls of that kind pass first.
+    pub fn fail_nth(&self, kind: Option<Call>, skip: usize, e: StoreError) {
         if let Ok(mut f) = self.faults.lock() {
-            f.push(e);
+            f.push((kind, skip, e));
         }
     }
 
-    fn fault(&self) -> Result<(), StoreError> {
-        match self.faults.lock() {
-            Ok(mut f) => match f.pop() {
-                Some(e) => Err(e),
-                None => Ok(()),
-            },
-            Err(_) => Ok(()),
+    fn fault(&self, call: Call) -> Result<(), StoreError> {
+        let Ok(mut f) = self.faults.lock() else { return Ok(()) };
+        let Some(i) = f.iter().position(|(k, _, _)| k.is_none_or(|k| k == call)) else { return Ok(()) };
+        if f[i].1 > 0 {
+            f[i].1 -= 1;
+            return Ok(());
         }
+        Err(f.remove(i).2)
     }
 }
 
@@ -77,22 +91,22 @@ impl Metered {
 impl Table for Metered {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
         self.get.fetch_add(1, Ordering::Relaxed);
-        self.fault()?;
+        self.fault(Call::Get)?;
         self.inner.get(pk, sk).await
     }
     async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Item>>, StoreError> {
         self.get_many.fetch_add(1, Ordering::Relaxed);
-        self.fault()?;
+        self.fault(Call::GetMany)?;
         self.inner.get_many(keys).await
     }
     async fn query(&self, q: &Query) -> Result<Vec<Item>, StoreError> {
         self.query.fetch_add(1, Ordering::Relaxed);
-        self.fault()?;
+        self.fault(Call::Query)?;
         self.inner.query(q).await
     }
     async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         self.write.fetch_add(1, Ordering::Relaxed);
-        self.fault()?;
+        self.fault(Call::Write)?;
         self.inner.write(writes).await
     }
 }
