@@ -78,8 +78,8 @@ both_stores!(chunked_member_change_is_undone_on_failure, |srv| {
 both_stores!(interrupted_deprovisioning_completes_on_retry, |srv| {
     let c = &srv.client;
     let uid = id_of(&c.post("/Users", &user("goner@example.com")).await.body);
-    let g1 = id_of(&c.post("/Groups", &group("One", &[uid.clone()])).await.body);
-    let g2 = id_of(&c.post("/Groups", &group("Two", &[uid.clone()])).await.body);
+    let g1 = id_of(&c.post("/Groups", &group("One", std::slice::from_ref(&uid))).await.body);
+    let g2 = id_of(&c.post("/Groups", &group("Two", std::slice::from_ref(&uid))).await.body);
     // the membership sweep runs, then the final delete transaction fails
     srv.metered.fail_nth(Some(Call::Write), 1, StoreError::Unavailable("timeout".into()));
     c.delete(&format!("/Users/{uid}")).await.assert_error(503, None);
