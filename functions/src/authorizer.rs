@@ -23,13 +23,15 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
 pub async fn authorize(app: &App, event: &Value) -> Result<Value, lambda_runtime::Error> {
     let headers = event.get("headers").and_then(Value::as_object);
     let authorization = headers.and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case("authorization"))).and_then(|(_, v)| v.as_str());
-    let principal = match app.authenticate(authorization).await {
-        Ok(p) => p,
-        Err(e) if e.status() == 401 => return Err("Unauthorized".into()),
-        Err(e) => return Err(format!("authorizer failed: {}", e.status()).into()),
-    };
+    let source_ip = event.pointer("/requestContext/identity/sourceIp").and_then(Value::as_str).and_then(|s| s.parse().ok());
     let method_arn = event.get("methodArn").and_then(Value::as_str).unwrap_or_default();
-    Ok(policy(&principal, method_arn))
+    match app.authenticate(authorization, source_ip).await {
+        Ok(p) => Ok(policy(&p, method_arn)),
+        Err(e) if e.status() == 401 => Err("Unauthorized".into()),
+        // tenant suspended or address not allowed: an explicit Deny (API Gateway answers 403)
+        Err(e) if e.status() == 403 => Ok(deny(method_arn)),
+        Err(e) => Err(format!("authorizer failed: {}", e.status()).into()),
+    }
 }
 
 /// The IAM policy: every route the role may call, on this API and stage.
@@ -48,6 +50,19 @@ pub fn policy(p: &Principal, method_arn: &str) -> Value {
             "Version": "2012-10-17",
             "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": resources}]
         },
-        "context": {"tenant_id": p.tenant_id, "key_id": p.key_id, "role": p.role},
+        "context": {"tenant_id": p.tenant_id, "key_id": p.key_id, "role": p.role, "rate_limit": p.rate_limit.map(|n| n.to_string()).unwrap_or_default()},
+    })
+}
+
+/// An explicit Deny for every route of this API and stage.
+pub fn deny(method_arn: &str) -> Value {
+    let mut parts = method_arn.splitn(3, '/');
+    let (api, stage) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    json!({
+        "principalId": "denied",
+        "policyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": [format!("{api}/{stage}/*")]}]
+        },
     })
 }

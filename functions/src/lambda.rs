@@ -27,7 +27,12 @@ pub fn principal_of(event: &Request) -> Option<Principal> {
         return None;
     };
     let field = |k: &str| ctx.authorizer.fields.get(k).and_then(|v| v.as_str()).map(str::to_string);
-    Some(Principal { tenant_id: field("tenant_id")?, key_id: field("key_id")?, role: field("role")? })
+    let rate_limit = ctx
+        .authorizer
+        .fields
+        .get("rate_limit")
+        .and_then(|v| v.as_str().and_then(|s| s.parse().ok()).or_else(|| v.as_u64().map(|n| n as u32)));
+    Some(Principal { tenant_id: field("tenant_id")?, key_id: field("key_id")?, role: field("role")?, rate_limit })
 }
 
 /// Converts one event, serves it, converts the response.

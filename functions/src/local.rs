@@ -79,13 +79,13 @@ pub async fn bootstrap(app: &App, new_key: bool) -> Result<Option<String>, ScimE
 /// Serves connections until the listener fails.
 pub async fn serve(listener: TcpListener, app: Arc<App>) -> std::io::Result<()> {
     loop {
-        let (stream, _) = listener.accept().await?;
+        let (stream, peer) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let app = app.clone();
-                async move { Ok::<_, Infallible>(handle(&app, req).await) }
+                async move { Ok::<_, Infallible>(handle(&app, req, peer.ip()).await) }
             });
             let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), svc).await;
         });
@@ -100,16 +100,16 @@ fn scim_response(r: edge::Response) -> hyper::Response<Full<Bytes>> {
     b.body(Full::new(Bytes::from(r.body))).unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())))
 }
 
-async fn handle(app: &App, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+async fn handle(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpAddr) -> hyper::Response<Full<Bytes>> {
     let started = std::time::Instant::now();
     let method = req.method().as_str().to_string();
     let full_path = req.uri().path().to_string();
-    let resp = serve_one(app, req).await;
+    let resp = serve_one(app, req, peer).await;
     tracing::info!(%method, path = %full_path, status = resp.status, ms = started.elapsed().as_secs_f64() * 1e3, "request");
     scim_response(resp)
 }
 
-async fn serve_one(app: &App, req: hyper::Request<Incoming>) -> edge::Response {
+async fn serve_one(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpAddr) -> edge::Response {
     let (parts, body) = req.into_parts();
     let Some(path) = parts.uri.path().strip_prefix("/scim/v2") else {
         return edge::Response::error(&ScimError::NotFound(format!("no endpoint at {}; the base URL is /scim/v2", parts.uri.path())));
@@ -117,7 +117,7 @@ async fn serve_one(app: &App, req: hyper::Request<Incoming>) -> edge::Response {
     let headers: Vec<(String, String)> =
         parts.headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string()))).collect();
     let authorization = parts.headers.get("authorization").and_then(|v| v.to_str().ok());
-    let principal = match app.authenticate(authorization).await {
+    let principal = match app.authenticate(authorization, Some(peer)).await {
         Ok(p) => p,
         Err(e) => {
             let mut r = edge::Response::error(&e);

@@ -8,6 +8,7 @@ use crate::store::{Cond, Item, StoreError, Write};
 use base64::Engine;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use std::net::IpAddr;
 use subtle::ConstantTimeEq;
 
 /// What a role may do.
@@ -44,6 +45,8 @@ pub struct Principal {
     pub tenant_id: String,
     pub key_id: String,
     pub role: String,
+    /// The tenant's request limit per second, if it has one.
+    pub rate_limit: Option<u32>,
 }
 
 impl Principal {
@@ -148,14 +151,13 @@ pub async fn create_key(layout: &Layout, tenant_id: &str, role: &str, expires_at
     if role_permissions(role).is_none() {
         return Err(ScimError::invalid_value(format!("unknown role '{role}' (admin, provisioner, reader)")));
     }
-    if get_tenant(layout, tenant_id).await?.is_none() {
-        return Err(ScimError::NotFound(format!("no tenant '{tenant_id}'")));
-    }
+    let tenant = get_tenant(layout, tenant_id).await?.ok_or_else(|| ScimError::NotFound(format!("no tenant '{tenant_id}'")))?;
     let key_id = hex(&random_bytes(8));
     let secret = b64(&random_bytes(32));
     let rec = json!({
         "key_id": key_id, "tenant": tenant_id, "role": role, "hash": hash_secret(&secret),
         "created": crate::time::now(), "expires_at": expires_at, "revoked": false,
+        "tenant_settings": settings_of(&tenant),
     });
     // the key record, and a reference under the tenant so its keys can be listed
     let writes = vec![
@@ -167,6 +169,11 @@ pub async fn create_key(layout: &Layout, tenant_id: &str, role: &str, expires_at
     ];
     layout.table.write(writes).await?;
     Ok(NewKey { token: format!("scim_{key_id}_{secret}"), key_id })
+}
+
+/// The part of a tenant record authentication needs, copied into each of its key records.
+fn settings_of(tenant: &Value) -> Value {
+    json!({"status": tenant["status"], "ip_allowlist": tenant["ip_allowlist"], "rate_limit_per_sec": tenant["rate_limit_per_sec"]})
 }
 
 /// A key record without its hash, for listings.
@@ -218,9 +225,11 @@ pub async fn rotate_key(layout: &Layout, key_id: &str) -> Result<NewKey> {
     create_key(layout, tenant, role, rec["expires_at"].as_i64()).await
 }
 
-/// Checks a bearer token: format, record, hash (constant time), revocation, expiry, tenant.
-/// Every failure is the same 401 to the client; the reason is logged without the token.
-pub async fn authenticate(layout: &Layout, authorization: Option<&str>) -> Result<Principal> {
+/// Checks a bearer token: format, record, hash (constant time), revocation, expiry; then the
+/// tenant: it must be active and, when it has an IP allowlist, `source_ip` must be in it.
+/// Key failures are the same 401 to the client (the reason is logged, never the token); tenant
+/// refusals are 403.
+pub async fn authenticate(layout: &Layout, authorization: Option<&str>, source_ip: Option<IpAddr>) -> Result<Principal> {
     let deny = |why: &str| {
         tracing::info!(reason = why, "authentication failed");
         ScimError::Unauthorized("a valid bearer API key is required".into())
@@ -246,7 +255,111 @@ pub async fn authenticate(layout: &Layout, authorization: Option<&str>) -> Resul
     }
     let tenant = rec["tenant"].as_str().filter(|t| valid_tenant_id(t)).ok_or_else(|| deny("key without tenant"))?;
     let role = rec["role"].as_str().unwrap_or("reader").to_string();
-    Ok(Principal { tenant_id: tenant.to_string(), key_id: key_id.to_string(), role })
+    // the tenant's settings travel in the key record, so authentication stays one read
+    let t = &rec["tenant_settings"];
+    if t["status"].as_str().unwrap_or("active") != "active" {
+        return Err(ScimError::Forbidden("this tenant is suspended".into()));
+    }
+    let allow: Vec<String> =
+        t["ip_allowlist"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    if !allow.is_empty() && !source_ip.is_some_and(|ip| ip_allowed(&allow, ip)) {
+        tracing::info!(tenant, "source address not in the tenant's allowlist");
+        return Err(ScimError::Forbidden("the source address is not in this tenant's IP allowlist".into()));
+    }
+    let rate_limit = t["rate_limit_per_sec"].as_u64().filter(|n| *n > 0).map(|n| n.min(u32::MAX as u64) as u32);
+    Ok(Principal { tenant_id: tenant.to_string(), key_id: key_id.to_string(), role, rate_limit })
+}
+
+/// Rewrites the settings copy in every key of the tenant (admin-time work, one write per key).
+async fn copy_settings_to_keys(layout: &Layout, tenant_id: &str, settings: &Value) -> Result<()> {
+    let refs = layout.list_records(&tenant_pk(tenant_id), "KEYREF#", 10_000).await?;
+    for id in refs.iter().filter_map(|v| v["key_id"].as_str()) {
+        for _ in 0..3 {
+            let Some((mut rec, version)) = layout.get_record(&key_pk(id), KEY_SK).await? else { break };
+            rec["tenant_settings"] = settings.clone();
+            match layout.put_record(&key_pk(id), KEY_SK, &rec, version + 1, Cond::Version(version)).await {
+                Ok(()) => break,
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parses `a.b.c.d/n`, `x::y/n` or a bare address.
+pub fn parse_cidr(cidr: &str) -> Option<(IpAddr, u8)> {
+    let (addr, bits) = match cidr.trim().split_once('/') {
+        Some((a, b)) => (a.parse::<IpAddr>().ok()?, b.parse::<u8>().ok()?),
+        None => {
+            let a = cidr.trim().parse::<IpAddr>().ok()?;
+            (a, if a.is_ipv4() { 32 } else { 128 })
+        }
+    };
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    (bits <= max).then_some((addr, bits))
+}
+
+/// Whether `ip` is inside any of the CIDRs (IPv4-mapped IPv6 addresses count as IPv4).
+pub fn ip_allowed(cidrs: &[String], ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    cidrs.iter().filter_map(|c| parse_cidr(c)).any(|(net, bits)| match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(a)) => {
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            u32::from(n) & mask == u32::from(a) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) => {
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            u128::from(n) & mask == u128::from(a) & mask
+        }
+        _ => false,
+    })
+}
+
+/// Changes a tenant's settings: status (`active` / `suspended`), IP allowlist (CIDRs; empty =
+/// any address), request limit per second (0 = none).
+pub async fn update_tenant(
+    layout: &Layout,
+    tenant_id: &str,
+    status: Option<&str>,
+    ip_allowlist: Option<Vec<String>>,
+    rate_limit: Option<u32>,
+) -> Result<Value> {
+    if let Some(list) = &ip_allowlist
+        && let Some(bad) = list.iter().find(|c| parse_cidr(c).is_none())
+    {
+        return Err(ScimError::invalid_value(format!("'{bad}' is not a CIDR (e.g. 203.0.113.0/24)")));
+    }
+    if status.is_some_and(|s| s != "active" && s != "suspended") {
+        return Err(ScimError::invalid_value("status is 'active' or 'suspended'"));
+    }
+    for _ in 0..3 {
+        let (mut rec, version) = layout
+            .get_record(&tenant_pk(tenant_id), TENANT_SK)
+            .await?
+            .ok_or_else(|| ScimError::NotFound(format!("no tenant '{tenant_id}'")))?;
+        if let Some(s) = status {
+            rec["status"] = json!(s);
+        }
+        if let Some(l) = &ip_allowlist {
+            rec["ip_allowlist"] = json!(l);
+        }
+        if let Some(r) = rate_limit {
+            rec["rate_limit_per_sec"] = if r == 0 { Value::Null } else { json!(r) };
+        }
+        match layout.put_record(&tenant_pk(tenant_id), TENANT_SK, &rec, version + 1, Cond::Version(version)).await {
+            Ok(()) => {
+                copy_settings_to_keys(layout, tenant_id, &settings_of(&rec)).await?;
+                return Ok(rec);
+            }
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ScimError::Unavailable { detail: "the tenant is being changed concurrently; retry".into(), retry_after: 1 })
 }
 
 #[cfg(test)]
@@ -261,28 +374,42 @@ mod tests {
         assert!(create_tenant(&layout, "acme", "Acme").await.unwrap());
         assert!(!create_tenant(&layout, "acme", "Acme").await.unwrap());
         let k = create_key(&layout, "acme", "admin", None).await.unwrap();
-        let p = authenticate(&layout, Some(&format!("Bearer {}", k.token))).await.unwrap();
+        let p = authenticate(&layout, Some(&format!("Bearer {}", k.token)), None).await.unwrap();
         assert_eq!(p.tenant_id, "acme");
         let (rec, _) = layout.get_record(&key_pk(&k.key_id), KEY_SK).await.unwrap().unwrap();
         let secret = k.token.rsplit_once('_').map(|(_, s)| s).unwrap_or_default();
         assert!(!rec.to_string().contains(secret), "the secret is never stored");
         let wrong = format!("Bearer scim_{}_{}", k.key_id, "A".repeat(43));
-        assert_eq!(authenticate(&layout, Some(&wrong)).await.unwrap_err().status(), 401);
-        assert_eq!(authenticate(&layout, Some("Bearer nope")).await.unwrap_err().status(), 401);
-        assert_eq!(authenticate(&layout, None).await.unwrap_err().status(), 401);
+        assert_eq!(authenticate(&layout, Some(&wrong), None).await.unwrap_err().status(), 401);
+        assert_eq!(authenticate(&layout, Some("Bearer nope"), None).await.unwrap_err().status(), 401);
+        assert_eq!(authenticate(&layout, None, None).await.unwrap_err().status(), 401);
         assert!(create_key(&layout, "acme", "root", None).await.is_err());
         // listing never shows hashes; rotation keeps both keys valid until revocation
         let listed = list_keys(&layout, "acme").await.unwrap();
         assert_eq!(listed.len(), 1);
         assert!(listed[0].get("hash").is_none());
         let k2 = rotate_key(&layout, &k.key_id).await.unwrap();
-        assert!(authenticate(&layout, Some(&format!("Bearer {}", k.token))).await.is_ok());
-        assert!(authenticate(&layout, Some(&format!("Bearer {}", k2.token))).await.is_ok());
+        assert!(authenticate(&layout, Some(&format!("Bearer {}", k.token)), None).await.is_ok());
+        assert!(authenticate(&layout, Some(&format!("Bearer {}", k2.token)), None).await.is_ok());
         revoke_key(&layout, &k.key_id).await.unwrap();
-        assert_eq!(authenticate(&layout, Some(&format!("Bearer {}", k.token))).await.unwrap_err().status(), 401);
-        assert!(authenticate(&layout, Some(&format!("Bearer {}", k2.token))).await.is_ok());
+        assert_eq!(authenticate(&layout, Some(&format!("Bearer {}", k.token)), None).await.unwrap_err().status(), 401);
+        assert!(authenticate(&layout, Some(&format!("Bearer {}", k2.token)), None).await.is_ok());
         let expired = create_key(&layout, "acme", "reader", Some(crate::time::unix_now() - 1)).await.unwrap();
-        assert_eq!(authenticate(&layout, Some(&format!("Bearer {}", expired.token))).await.unwrap_err().status(), 401);
+        assert_eq!(authenticate(&layout, Some(&format!("Bearer {}", expired.token)), None).await.unwrap_err().status(), 401);
         assert_eq!(list_tenants(&layout).await.unwrap().len(), 1);
+        // allowlist and suspension are 403s
+        let bearer = format!("Bearer {}", k2.token);
+        update_tenant(&layout, "acme", None, Some(vec!["203.0.113.0/24".into(), "2001:db8::/32".into()]), None).await.unwrap();
+        let inside: IpAddr = "203.0.113.7".parse().unwrap();
+        let outside: IpAddr = "198.51.100.1".parse().unwrap();
+        assert!(authenticate(&layout, Some(&bearer), Some(inside)).await.is_ok());
+        assert!(authenticate(&layout, Some(&bearer), Some("::ffff:203.0.113.9".parse().unwrap())).await.is_ok());
+        assert_eq!(authenticate(&layout, Some(&bearer), Some(outside)).await.unwrap_err().status(), 403);
+        assert_eq!(authenticate(&layout, Some(&bearer), None).await.unwrap_err().status(), 403);
+        assert!(update_tenant(&layout, "acme", None, Some(vec!["nope".into()]), None).await.is_err());
+        update_tenant(&layout, "acme", Some("suspended"), Some(vec![]), Some(5)).await.unwrap();
+        assert_eq!(authenticate(&layout, Some(&bearer), Some(outside)).await.unwrap_err().status(), 403);
+        update_tenant(&layout, "acme", Some("active"), None, None).await.unwrap();
+        assert_eq!(authenticate(&layout, Some(&bearer), Some(outside)).await.unwrap().rate_limit, Some(5));
     }
 }

@@ -231,8 +231,8 @@ impl App {
     }
 
     /// Authenticates a request's bearer key (the authorizer's job; in process when local).
-    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal> {
-        auth::authenticate(&self.service.layout, authorization).await
+    pub async fn authenticate(&self, authorization: Option<&str>, source_ip: Option<std::net::IpAddr>) -> Result<Principal> {
+        auth::authenticate(&self.service.layout, authorization, source_ip).await
     }
 
     /// Serves one request for an authenticated principal. `only` limits the routes (a function
@@ -251,6 +251,21 @@ impl App {
         }
         if !principal.may(spec_of(route).permission) {
             return Err(ScimError::Forbidden(format!("the key's role '{}' may not {} {}", principal.role, req.method, req.path)));
+        }
+        // per-tenant request limit (discovery is static and exempt); the limiter fails open
+        if let Some(limit) = principal.rate_limit
+            && spec_of(route).function != "discovery"
+        {
+            match self.service.layout.tick(&principal.tenant_id).await {
+                Ok(n) if n > i64::from(limit) => {
+                    return Err(ScimError::TooManyRequests {
+                        detail: format!("this tenant is limited to {limit} requests per second"),
+                        retry_after: 1,
+                    });
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "rate limiter unavailable; request allowed"),
+            }
         }
         let ctx = Ctx { tenant: &principal.tenant_id, base_url };
         let id = id.unwrap_or_default();

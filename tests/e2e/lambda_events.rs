@@ -70,6 +70,13 @@ async fn authorizer_allows_exactly_the_roles_routes() {
     assert!(resources.iter().any(|r| r.ends_with("/GET/scim/v2/Users/*")), "{resources:?}");
     assert!(resources.iter().all(|r| !r.contains("/DELETE/") && !r.contains("/PATCH/")), "a reader gets no write routes: {resources:?}");
     assert!(resources.iter().all(|r| r.starts_with(api_stage.split('/').next().unwrap())));
+    // an address outside the tenant's allowlist gets an explicit Deny (API Gateway: 403)
+    scim_core::auth::update_tenant(app.layout(), "acme", None, Some(vec!["10.0.0.0/8".into()]), None).await.unwrap();
+    let denied = scim_functions::authorizer::authorize(&app, &event).await.unwrap();
+    assert_eq!(denied["policyDocument"]["Statement"][0]["Effect"], "Deny");
+    event["requestContext"]["identity"]["sourceIp"] = json!("10.1.2.3");
+    let allowed = scim_functions::authorizer::authorize(&app, &event).await.unwrap();
+    assert_eq!(allowed["policyDocument"]["Statement"][0]["Effect"], "Allow");
     event["headers"]["Authorization"] = json!("Bearer scim_0000000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
     let err = scim_functions::authorizer::authorize(&app, &event).await.unwrap_err();
     assert_eq!(err.to_string(), "Unauthorized");

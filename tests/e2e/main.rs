@@ -11,6 +11,7 @@ mod lambda_events;
 mod local_binary;
 mod paging;
 mod route_table;
+mod tenant_settings;
 mod users;
 
 use serde_json::{Value, json};

@@ -70,6 +70,19 @@ enum TenantCmd {
     List,
     /// Show one tenant and its keys.
     Show { id: String },
+    /// Change a tenant's settings.
+    Update {
+        id: String,
+        /// active, or suspended (every key of the tenant gets 403).
+        #[arg(long)]
+        status: Option<String>,
+        /// Comma-separated CIDRs the IdP calls from; "" allows any address.
+        #[arg(long)]
+        ip_allowlist: Option<String>,
+        /// Requests per second for the whole tenant (0 = no limit); over it: 429 Retry-After.
+        #[arg(long)]
+        rate_limit: Option<u32>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -146,6 +159,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let keys = auth::list_keys(&layout, &id).await?;
             let text = format!("{}\nkeys: {}", serde_json::to_string_pretty(&t).unwrap_or_default(), keys.len());
             print(j, &json!({"tenant": t, "keys": keys}), text);
+        }
+        Command::Tenant(TenantCmd::Update { id, status, ip_allowlist, rate_limit }) => {
+            let list = ip_allowlist.map(|l| l.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_string).collect::<Vec<_>>());
+            let rec = auth::update_tenant(&layout, &id, status.as_deref(), list, rate_limit).await?;
+            print(j, &rec, format!("tenant '{id}' updated:\n{}", serde_json::to_string_pretty(&rec).unwrap_or_default()));
         }
         Command::Key(KeyCmd::Create { tenant, role, expires_in_days }) => {
             let expires = expires_in_days.map(|d| scim_core::time::unix_now() + d * 86_400);

@@ -330,6 +330,22 @@ impl Table for DynamoTable {
         Ok(out)
     }
 
+    async fn count(&self, pk: &str, sk: &str, by: i64, expires_at: i64) -> Result<i64, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(pk, sk)))
+            .update_expression("ADD n_count :by SET expires_at = :t")
+            .expression_attribute_values(":by", AttributeValue::N(by.to_string()))
+            .expression_attribute_values(":t", AttributeValue::N(expires_at.to_string()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(map_sdk)?;
+        Ok(out.attributes().and_then(|a| a.get("n_count")).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0))
+    }
+
     async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         if writes.len() > super::MAX_TRANSACTION {
             return Err(StoreError::Other(format!("{} writes exceed one transaction", writes.len())));

@@ -204,6 +204,20 @@ impl Table for EmbeddedTable {
         Ok(out)
     }
 
+    async fn count(&self, pk: &str, sk: &str, by: i64, expires_at: i64) -> Result<i64, StoreError> {
+        let now = crate::time::unix_now();
+        let mut s = self.lock()?;
+        let key = (pk.to_string(), sk.to_string());
+        let item = s.items.entry(key).or_insert_with(|| Item { pk: pk.to_string(), sk: sk.to_string(), ..Default::default() });
+        if item.expired(now) {
+            item.nums.clear();
+        }
+        item.expires_at = Some(expires_at);
+        let n = item.nums.entry("count".into()).or_insert(0);
+        *n += by;
+        Ok(*n)
+    }
+
     async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         if writes.len() > super::MAX_TRANSACTION {
             return Err(StoreError::Other(format!("{} writes exceed one transaction", writes.len())));

@@ -514,6 +514,12 @@ impl Layout {
         self.table.write(vec![Write::Put { item, cond: Cond::Always }]).await
     }
 
+    /// Counts one request in the tenant's current second; returns the count so far.
+    pub async fn tick(&self, tenant: &str) -> Result<i64, StoreError> {
+        let now = crate::time::unix_now();
+        self.table.count(&format!("TENANT#{tenant}#RATE"), &now.to_string(), 1, now + 120).await
+    }
+
     /// A server-wide secret (created on first use): seals pagination cursors.
     pub async fn seal_key(&self) -> Result<Vec<u8>, StoreError> {
         if let Some(item) = self.table.get("SERVER", "SEAL").await?

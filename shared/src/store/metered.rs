@@ -104,6 +104,12 @@ impl Table for Metered {
         self.fault(Call::Query)?;
         self.inner.query(q).await
     }
+    async fn count(&self, pk: &str, sk: &str, by: i64, expires_at: i64) -> Result<i64, StoreError> {
+        self.write.fetch_add(1, Ordering::Relaxed);
+        self.fault(Call::Write)?;
+        self.inner.count(pk, sk, by, expires_at).await
+    }
+
     async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         self.write.fetch_add(1, Ordering::Relaxed);
         self.fault(Call::Write)?;

@@ -159,6 +159,9 @@ pub trait Table: Send + Sync {
     async fn query(&self, q: &Query) -> Result<Vec<Item>, StoreError>;
     /// Applies every write or none (at most 100 writes).
     async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError>;
+    /// Atomically adds `by` to the counter item's `count` and returns the new value; the item
+    /// expires at `expires_at` (rate limiting: not durable, not a change event).
+    async fn count(&self, pk: &str, sk: &str, by: i64, expires_at: i64) -> Result<i64, StoreError>;
 }
 
 /// Most writes in one transaction (DynamoDB's limit).
