@@ -241,7 +241,7 @@ pub async fn authenticate(layout: &Layout, authorization: Option<&str>, source_i
         .map(|(_, t)| t.trim())
         .ok_or_else(|| deny("not a Bearer credential"))?;
     let (key_id, secret) = parse_token(token).ok_or_else(|| deny("malformed key"))?;
-    let (rec, _) = layout.get_record(&key_pk(key_id), KEY_SK).await?.ok_or_else(|| deny("unknown key id"))?;
+    let (rec, version) = layout.get_record(&key_pk(key_id), KEY_SK).await?.ok_or_else(|| deny("unknown key id"))?;
     let stored = rec["hash"].as_str().unwrap_or_default();
     let given = hash_secret(secret);
     if !bool::from(stored.as_bytes().ct_eq(given.as_bytes())) {
@@ -265,6 +265,16 @@ pub async fn authenticate(layout: &Layout, authorization: Option<&str>, source_i
     if !allow.is_empty() && !source_ip.is_some_and(|ip| ip_allowed(&allow, ip)) {
         tracing::info!(tenant, "source address not in the tenant's allowlist");
         return Err(ScimError::Forbidden("the source address is not in this tenant's IP allowlist".into()));
+    }
+    // last use, written at most every 15 minutes (not on every request)
+    let now = crate::time::unix_now();
+    if rec["last_used_unix"].as_i64().is_none_or(|t| now - t > 900) {
+        let mut updated = rec.clone();
+        updated["last_used_unix"] = json!(now);
+        updated["last_used_at"] = json!(crate::time::now());
+        if let Err(e) = layout.put_record(&key_pk(key_id), KEY_SK, &updated, version + 1, Cond::Version(version)).await {
+            tracing::debug!(error = %e, "last-used stamp skipped");
+        }
     }
     let rate_limit = t["rate_limit_per_sec"].as_u64().filter(|n| *n > 0).map(|n| n.min(u32::MAX as u64) as u32);
     Ok(Principal { tenant_id: tenant.to_string(), key_id: key_id.to_string(), role, rate_limit })

@@ -187,6 +187,9 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
+/// How long audit entries are kept.
+pub const AUDIT_RETENTION_DAYS: i64 = 90;
+
 /// The media type of every body we send.
 pub const SCIM_JSON: &str = "application/scim+json";
 
@@ -238,9 +241,29 @@ impl App {
     /// Serves one request for an authenticated principal. `only` limits the routes (a function
     /// serves its own routes and answers 404 for anything else).
     pub async fn handle(&self, principal: &Principal, req: &Request, base_url: &str, only: Option<&[Route]>) -> Response {
-        match self.dispatch(principal, req, base_url, only).await {
+        let resp = match self.dispatch(principal, req, base_url, only).await {
             Ok(r) => r,
             Err(e) => Response::error(&e),
+        };
+        self.audit(principal, req, resp.status).await;
+        resp
+    }
+
+    /// Records a mutation in the tenant's audit log: who (key id), what (method, path, resource
+    /// id), outcome (status), when. Never bodies or secrets. Failing to audit does not fail the
+    /// request; it is logged.
+    async fn audit(&self, principal: &Principal, req: &Request, status: u16) {
+        let mutating = matches!(req.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") && !req.path.ends_with(".search");
+        if !mutating {
+            return;
+        }
+        let resource_id = match_route(&req.method, &req.path).ok().and_then(|(_, id)| id);
+        let entry = serde_json::json!({
+            "time": crate::time::now(), "key_id": principal.key_id, "method": req.method,
+            "path": req.path, "resource_id": resource_id, "status": status,
+        });
+        if let Err(e) = self.service.layout.audit(&principal.tenant_id, &entry, AUDIT_RETENTION_DAYS).await {
+            tracing::warn!(error = %e, "audit entry not written");
         }
     }
 

@@ -24,3 +24,8 @@ pub fn parse(s: &str) -> Option<OffsetDateTime> {
 pub fn unix_now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
+
+/// Milliseconds since the Unix epoch (fixed-width sortable keys).
+pub fn unix_millis() -> i128 {
+    OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
+}

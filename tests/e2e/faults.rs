@@ -18,6 +18,7 @@ fn members(g: &Value) -> usize {
 
 both_stores!(create_under_throttling_and_outage, |srv| {
     let c = &srv.client;
+    c.get("/ServiceProviderConfig").await; // the key's first use stamps it: not the write under test
     srv.metered.fail_nth(Some(Call::Write), 0, StoreError::Throttled);
     let r = c.post("/Users", &user("faulty@example.com")).await;
     r.assert_error(429, None);

@@ -48,3 +48,25 @@ both_stores!(request_limit_answers_429_with_retry_after, |srv| {
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(c.get("/Users").await.status, 200, "the next second is a new budget");
 });
+
+both_stores!(mutations_are_audited_without_secrets, |srv| {
+    let c = &srv.client;
+    let id = id_of(&c.post("/Users", &user("audited@example.com")).await.body);
+    c.get(&format!("/Users/{id}")).await;
+    c.patch(&format!("/Users/{id}"), &patch_op(json!([{"op": "replace", "path": "password", "value": "Secret-Pa55"}]))).await;
+    c.post("/Users", &user("audited@example.com")).await; // 409
+    c.delete(&format!("/Users/{id}")).await;
+    let day = scim_core::time::now()[..10].to_string();
+    let entries = srv.app.layout().audit_entries("local", &day).await.unwrap();
+    let seen: Vec<(String, u64)> =
+        entries.iter().map(|e| (e["method"].as_str().unwrap().to_string(), e["status"].as_u64().unwrap())).collect();
+    assert_eq!(seen, vec![("POST".into(), 201), ("PATCH".into(), 200), ("POST".into(), 409), ("DELETE".into(), 204)]);
+    assert_eq!(entries[3]["resource_id"], json!(id));
+    let key_id = srv.token.split('_').nth(1).unwrap();
+    assert_eq!(entries[0]["key_id"], key_id);
+    let all = serde_json::to_string(&entries).unwrap();
+    assert!(!all.contains(&srv.token) && !all.contains("Secret-Pa55"), "no secrets in the audit log");
+    // the key's last use is recorded (sampled, not on every request)
+    let keys = scim_core::auth::list_keys(srv.app.layout(), "local").await.unwrap();
+    assert!(keys[0]["last_used_at"].is_string());
+});

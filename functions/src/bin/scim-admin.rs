@@ -55,6 +55,15 @@ enum Command {
     /// API keys: one tenant and one role each.
     #[command(subcommand)]
     Key(KeyCmd),
+    /// A tenant's audit log for one day (every create, replace, patch and delete: key id,
+    /// method, path, resource id, status, time; kept 90 days).
+    Audit {
+        #[arg(long)]
+        tenant: String,
+        /// YYYY-MM-DD (UTC); default today.
+        #[arg(long)]
+        day: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -164,6 +173,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let list = ip_allowlist.map(|l| l.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_string).collect::<Vec<_>>());
             let rec = auth::update_tenant(&layout, &id, status.as_deref(), list, rate_limit).await?;
             print(j, &rec, format!("tenant '{id}' updated:\n{}", serde_json::to_string_pretty(&rec).unwrap_or_default()));
+        }
+        Command::Audit { tenant, day } => {
+            let day = day.unwrap_or_else(|| scim_core::time::now().get(..10).unwrap_or_default().to_string());
+            let entries = layout.audit_entries(&tenant, &day).await?;
+            let text = entries
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{}\t{}\t{} {}\t{}",
+                        e["time"].as_str().unwrap_or(""),
+                        e["key_id"].as_str().unwrap_or(""),
+                        e["method"].as_str().unwrap_or(""),
+                        e["path"].as_str().unwrap_or(""),
+                        e["status"]
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(j, &Value::Array(entries), if text.is_empty() { format!("no audit entries for {tenant} on {day}") } else { text });
         }
         Command::Key(KeyCmd::Create { tenant, role, expires_in_days }) => {
             let expires = expires_in_days.map(|d| scim_core::time::unix_now() + d * 86_400);

@@ -14,6 +14,10 @@
 //! | membership | `TENANT#<t>#GROUP#<gid>` | `MEMBER#<uid>`; index `gsi1`: `TENANT#<t>#USER#<uid>` / `GROUP#<gid>` |
 //! | page checkpoint | `TENANT#<t>#CURSOR` | `USER#<position, 12 digits>` |
 //! | API key | `KEY#<key id>` | `KEY` |
+//! | key reference (for listing) | `TENANT#<t>` | `KEYREF#<key id>` |
+//! | tenant registry | `TENANTS` | `TENANT#<t>` |
+//! | request counter (TTL 2 min) | `TENANT#<t>#RATE` | `<unix second>` |
+//! | audit entry (TTL 90 days) | `TENANT#<t>#AUDIT#<YYYY-MM-DD>` | `AT#<unix ms, 13 digits>#<uuid v7>` |
 //! | server settings | `SERVER` | `SEAL` |
 
 use super::{Cond, Item, Query, StoreError, Table, Write};
@@ -518,6 +522,27 @@ impl Layout {
     pub async fn tick(&self, tenant: &str) -> Result<i64, StoreError> {
         let now = crate::time::unix_now();
         self.table.count(&format!("TENANT#{tenant}#RATE"), &now.to_string(), 1, now + 120).await
+    }
+
+    /// Appends an audit entry to the tenant's partition for the day; kept `retention_days`.
+    pub async fn audit(&self, tenant: &str, entry: &Value, retention_days: i64) -> Result<(), StoreError> {
+        let now = crate::time::now();
+        let day = now.get(..10).unwrap_or("1970-01-01");
+        // UUIDv7 is monotonic within a process: entries of one millisecond keep their order
+        let suffix = uuid::Uuid::now_v7();
+        let mut item = Item::new(
+            format!("TENANT#{tenant}#AUDIT#{day}"),
+            format!("AT#{:013}#{suffix}", crate::time::unix_millis()),
+            entry.to_string(),
+            1,
+        );
+        item.expires_at = Some(crate::time::unix_now() + retention_days * 86_400);
+        self.table.write(vec![Write::Put { item, cond: Cond::Absent }]).await
+    }
+
+    /// The audit entries of a tenant for one day (`YYYY-MM-DD`), oldest first.
+    pub async fn audit_entries(&self, tenant: &str, day: &str) -> Result<Vec<Value>, StoreError> {
+        self.list_records(&format!("TENANT#{tenant}#AUDIT#{day}"), "AT#", 100_000).await
     }
 
     /// A server-wide secret (created on first use): seals pagination cursors.
