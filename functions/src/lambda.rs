@@ -32,7 +32,8 @@ pub fn principal_of(event: &Request) -> Option<Principal> {
         .fields
         .get("rate_limit")
         .and_then(|v| v.as_str().and_then(|s| s.parse().ok()).or_else(|| v.as_u64().map(|n| n as u32)));
-    Some(Principal { tenant_id: field("tenant_id")?, key_id: field("key_id")?, role: field("role")?, rate_limit })
+    let roles_policy = field("roles_policy").and_then(|s| serde_json::from_str(&s).ok());
+    Some(Principal { tenant_id: field("tenant_id")?, key_id: field("key_id")?, role: field("role")?, rate_limit, roles_policy })
 }
 
 /// Converts one event, serves it, converts the response.

@@ -47,6 +47,51 @@ pub struct Principal {
     pub role: String,
     /// The tenant's request limit per second, if it has one.
     pub rate_limit: Option<u32>,
+    /// The tenant's role policy, if it has one.
+    pub roles_policy: Option<RolesPolicy>,
+}
+
+/// How a tenant's users get application roles (Portkey-style): the `roles` values a user may
+/// hold (others fall back to the default), the default for users sent without roles, and a
+/// group-name rule such as `ws-{workspace}-role-{role}` granting workspace roles.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RolesPolicy {
+    pub default_role: String,
+    pub user_roles: Vec<String>,
+    #[serde(default)]
+    pub group_rule: Option<String>,
+    #[serde(default)]
+    pub group_roles: Vec<String>,
+}
+
+impl RolesPolicy {
+    /// Checks the policy is usable: default among the user roles, the rule has both placeholders.
+    pub fn validate(&self) -> Result<()> {
+        if !self.user_roles.iter().any(|r| r.eq_ignore_ascii_case(&self.default_role)) {
+            return Err(ScimError::invalid_value("the default role must be one of the user roles"));
+        }
+        if let Some(rule) = &self.group_rule {
+            let (w, r) = (rule.find("{workspace}"), rule.find("{role}"));
+            if !matches!((w, r), (Some(w), Some(r)) if w < r) {
+                return Err(ScimError::invalid_value("the group rule needs {workspace} before {role}, e.g. ws-{workspace}-role-{role}"));
+            }
+            if self.group_roles.is_empty() {
+                return Err(ScimError::invalid_value("a group rule needs the roles it may grant"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The workspace and role a group name grants under the rule, if any.
+    pub fn grant_of(&self, group_name: &str) -> Option<(String, String)> {
+        let rule = self.group_rule.as_deref()?;
+        let (prefix, rest) = rule.split_once("{workspace}")?;
+        let (middle, suffix) = rest.split_once("{role}")?;
+        let body = group_name.strip_prefix(prefix)?.strip_suffix(suffix)?;
+        let (workspace, role) = body.rsplit_once(middle)?;
+        let role = self.group_roles.iter().find(|r| r.eq_ignore_ascii_case(role))?;
+        (!workspace.is_empty()).then(|| (workspace.to_string(), role.clone()))
+    }
 }
 
 impl Principal {
@@ -173,7 +218,7 @@ pub async fn create_key(layout: &Layout, tenant_id: &str, role: &str, expires_at
 
 /// The part of a tenant record authentication needs, copied into each of its key records.
 fn settings_of(tenant: &Value) -> Value {
-    json!({"status": tenant["status"], "ip_allowlist": tenant["ip_allowlist"], "rate_limit_per_sec": tenant["rate_limit_per_sec"]})
+    json!({"status": tenant["status"], "ip_allowlist": tenant["ip_allowlist"], "rate_limit_per_sec": tenant["rate_limit_per_sec"], "roles_policy": tenant["roles_policy"]})
 }
 
 /// A key record without its hash, for listings.
@@ -277,7 +322,31 @@ pub async fn authenticate(layout: &Layout, authorization: Option<&str>, source_i
         }
     }
     let rate_limit = t["rate_limit_per_sec"].as_u64().filter(|n| *n > 0).map(|n| n.min(u32::MAX as u64) as u32);
-    Ok(Principal { tenant_id: tenant.to_string(), key_id: key_id.to_string(), role, rate_limit })
+    let roles_policy = serde_json::from_value::<RolesPolicy>(t["roles_policy"].clone()).ok();
+    Ok(Principal { tenant_id: tenant.to_string(), key_id: key_id.to_string(), role, rate_limit, roles_policy })
+}
+
+/// Sets (or, with `None`, removes) a tenant's role policy.
+pub async fn set_roles_policy(layout: &Layout, tenant_id: &str, policy: Option<&RolesPolicy>) -> Result<Value> {
+    if let Some(p) = policy {
+        p.validate()?;
+    }
+    for _ in 0..3 {
+        let (mut rec, version) = layout
+            .get_record(&tenant_pk(tenant_id), TENANT_SK)
+            .await?
+            .ok_or_else(|| ScimError::NotFound(format!("no tenant '{tenant_id}'")))?;
+        rec["roles_policy"] = serde_json::to_value(policy).unwrap_or(Value::Null);
+        match layout.put_record(&tenant_pk(tenant_id), TENANT_SK, &rec, version + 1, Cond::Version(version)).await {
+            Ok(()) => {
+                copy_settings_to_keys(layout, tenant_id, &settings_of(&rec)).await?;
+                return Ok(rec);
+            }
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ScimError::Unavailable { detail: "the tenant is being changed concurrently; retry".into(), retry_after: 1 })
 }
 
 /// Rewrites the settings copy in every key of the tenant (admin-time work, one write per key).
@@ -377,6 +446,24 @@ mod tests {
     use super::*;
     use crate::store::embedded::EmbeddedTable;
     use std::sync::Arc;
+
+    #[test]
+    fn group_rule_grants_workspace_roles() {
+        let p = RolesPolicy {
+            default_role: "member".into(),
+            user_roles: vec!["member".into(), "admin".into(), "owner".into()],
+            group_rule: Some("ws-{workspace}-role-{role}".into()),
+            group_roles: vec!["admin".into(), "manager".into(), "member".into()],
+        };
+        p.validate().unwrap();
+        assert_eq!(p.grant_of("ws-acme-role-admin"), Some(("acme".into(), "admin".into())));
+        assert_eq!(p.grant_of("ws-my-team-role-Manager"), Some(("my-team".into(), "manager".into())));
+        assert_eq!(p.grant_of("ws-acme-role-owner"), None, "not a group role");
+        assert_eq!(p.grant_of("Engineering"), None);
+        assert_eq!(p.grant_of("ws--role-admin"), None);
+        let bad = RolesPolicy { default_role: "root".into(), ..p.clone() };
+        assert!(bad.validate().is_err());
+    }
 
     #[tokio::test]
     async fn keys_authenticate_and_are_stored_hashed() {

@@ -52,28 +52,29 @@ fn list(resources: Vec<Value>) -> Value {
 }
 
 /// `GET /ResourceTypes`.
-pub fn resource_type_list(base_url: &str) -> Value {
-    list(resource_types().iter().map(|r| r.to_json(base_url)).collect())
+pub fn resource_type_list(base_url: &str, with_access: bool) -> Value {
+    list(resource_types().iter().map(|r| r.to_json(base_url, with_access)).collect())
 }
 
 /// `GET /ResourceTypes/{name}`.
-pub fn resource_type(base_url: &str, name: &str) -> Result<Value> {
+pub fn resource_type(base_url: &str, name: &str, with_access: bool) -> Result<Value> {
     resource_types()
         .iter()
         .find(|r| r.name.eq_ignore_ascii_case(name))
-        .map(|r| r.to_json(base_url))
+        .map(|r| r.to_json(base_url, with_access))
         .ok_or_else(|| ScimError::NotFound(format!("no resource type '{name}'")))
 }
 
 /// `GET /Schemas`.
-pub fn schema_list(base_url: &str) -> Value {
-    list(all_schemas().iter().map(|s| s.to_json(base_url)).collect())
+pub fn schema_list(base_url: &str, with_access: bool) -> Value {
+    list(all_schemas().iter().filter(|s| with_access || s.id != crate::schema::URN_ACCESS).map(|s| s.to_json(base_url)).collect())
 }
 
 /// `GET /Schemas/{urn}`.
-pub fn schema(base_url: &str, id: &str) -> Result<Value> {
+pub fn schema(base_url: &str, id: &str, with_access: bool) -> Result<Value> {
     all_schemas()
         .iter()
+        .filter(|s| with_access || s.id != crate::schema::URN_ACCESS)
         .find(|s| s.id.eq_ignore_ascii_case(id))
         .map(|s| s.to_json(base_url))
         .ok_or_else(|| ScimError::NotFound(format!("no schema '{id}'")))

@@ -290,7 +290,7 @@ impl App {
                 Err(e) => tracing::warn!(error = %e, "rate limiter unavailable; request allowed"),
             }
         }
-        let ctx = Ctx { tenant: &principal.tenant_id, base_url };
+        let ctx = Ctx { tenant: &principal.tenant_id, base_url, roles: principal.roles_policy.as_ref() };
         let id = id.unwrap_or_default();
         let if_match = req.header("if-match");
         let svc = &self.service;
@@ -355,10 +355,10 @@ impl App {
             }
             Route::RootSearch => Response::json(200, &self.root_search(ctx, &ListQuery::from_search(&body(req)?)?).await?),
             Route::ServiceProviderConfig => Response::json(200, &discovery::service_provider_config(base_url)),
-            Route::ResourceTypes => Response::json(200, &discovery::resource_type_list(base_url)),
-            Route::ResourceType => Response::json(200, &discovery::resource_type(base_url, &id)?),
-            Route::Schemas => Response::json(200, &discovery::schema_list(base_url)),
-            Route::Schema => Response::json(200, &discovery::schema(base_url, &id)?),
+            Route::ResourceTypes => Response::json(200, &discovery::resource_type_list(base_url, ctx.roles.is_some())),
+            Route::ResourceType => Response::json(200, &discovery::resource_type(base_url, &id, ctx.roles.is_some())?),
+            Route::Schemas => Response::json(200, &discovery::schema_list(base_url, ctx.roles.is_some())),
+            Route::Schema => Response::json(200, &discovery::schema(base_url, &id, ctx.roles.is_some())?),
         })
     }
 

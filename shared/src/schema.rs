@@ -7,6 +7,8 @@ use std::sync::OnceLock;
 pub const URN_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const URN_GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub const URN_ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+/// scim-serverless's own read-only extension: the roles a user effectively holds.
+pub const URN_ACCESS: &str = "urn:scim-serverless:schemas:extension:access:1.0:User";
 pub const URN_ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 pub const URN_LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 pub const URN_PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -244,8 +246,9 @@ impl ResourceType {
         self.schemas().find(|s| s.id.eq_ignore_ascii_case(urn))
     }
 
-    /// The `/ResourceTypes/{name}` representation.
-    pub fn to_json(&self, base_url: &str) -> Value {
+    /// The `/ResourceTypes/{name}` representation. `with_access` lists the access extension
+    /// (only for tenants with a role policy, the only ones whose users carry it).
+    pub fn to_json(&self, base_url: &str, with_access: bool) -> Value {
         json!({
             "schemas": [URN_RESOURCE_TYPE],
             "id": self.name,
@@ -253,7 +256,7 @@ impl ResourceType {
             "endpoint": self.endpoint,
             "description": self.description,
             "schema": self.schema.id,
-            "schemaExtensions": self.extensions.iter().map(|s| json!({"schema": s.id, "required": false})).collect::<Vec<_>>(),
+            "schemaExtensions": self.extensions.iter().filter(|s| with_access || s.id != URN_ACCESS).map(|s| json!({"schema": s.id, "required": false})).collect::<Vec<_>>(),
             "meta": {
                 "resourceType": "ResourceType",
                 "location": format!("{base_url}/ResourceTypes/{}", self.name),
@@ -424,6 +427,34 @@ pub fn group_type() -> &'static ResourceType {
     T.get_or_init(|| ResourceType { name: "Group", endpoint: "/Groups", description: "Group", schema: group_schema(), extensions: vec![] })
 }
 
+/// The access extension: roles the user effectively holds in the host application, computed
+/// from its `roles` and its groups under the tenant's role policy (empty while inactive).
+pub fn access_schema() -> &'static SchemaDef {
+    static S: OnceLock<SchemaDef> = OnceLock::new();
+    S.get_or_init(|| {
+        use AttrType::*;
+        SchemaDef {
+            id: URN_ACCESS,
+            name: "Access",
+            description: "Effective application roles (read-only)",
+            attrs: vec![
+                AttrDef::new(
+                    "effectiveRoles",
+                    Complex,
+                    "Roles the user holds: organisation roles from 'roles', workspace roles from groups.",
+                )
+                .multi()
+                .read_only()
+                .with(vec![
+                    AttrDef::new("value", String, "The role.").read_only(),
+                    AttrDef::new("workspace", String, "The workspace, for roles granted by a group.").read_only(),
+                    AttrDef::new("source", String, "'roles', 'default' or 'group:<group id>'.").read_only(),
+                ]),
+            ],
+        }
+    })
+}
+
 /// The User resource type.
 pub fn user_type() -> &'static ResourceType {
     static T: OnceLock<ResourceType> = OnceLock::new();
@@ -432,7 +463,7 @@ pub fn user_type() -> &'static ResourceType {
         endpoint: "/Users",
         description: "User Account",
         schema: user_schema(),
-        extensions: vec![enterprise_schema()],
+        extensions: vec![enterprise_schema(), access_schema()],
     })
 }
 
@@ -443,7 +474,7 @@ pub fn resource_types() -> Vec<&'static ResourceType> {
 
 /// Every schema this server serves on `/Schemas`.
 pub fn all_schemas() -> Vec<&'static SchemaDef> {
-    vec![user_schema(), enterprise_schema(), group_schema()]
+    vec![user_schema(), enterprise_schema(), access_schema(), group_schema()]
 }
 
 /// Where an attribute path lands in a resource type: which schema, which definition.

@@ -35,6 +35,58 @@ pub const MAX_MEMBER_CHANGES: usize = 10_000;
 pub struct Ctx<'a> {
     pub tenant: &'a str,
     pub base_url: &'a str,
+    /// The tenant's role policy (from the authorizer), when it has one.
+    pub roles: Option<&'a crate::auth::RolesPolicy>,
+}
+
+/// Applies a tenant's role policy to a user document: `roles` values outside the tenant's user
+/// roles fall back to the default role, and a user sent without roles gets the default.
+fn apply_roles_policy(doc: &mut Map<String, Value>, policy: Option<&crate::auth::RolesPolicy>) {
+    let Some(p) = policy else { return };
+    let canonical = |v: &str| p.user_roles.iter().find(|r| r.eq_ignore_ascii_case(v)).cloned().unwrap_or_else(|| p.default_role.clone());
+    let mut roles: Vec<Value> = Vec::new();
+    for r in doc.get("roles").and_then(Value::as_array).cloned().unwrap_or_default() {
+        let mut r = r;
+        let value = canonical(r.get("value").and_then(Value::as_str).unwrap_or_default());
+        r["value"] = Value::String(value.clone());
+        if !roles.iter().any(|x| x["value"] == Value::String(value.clone())) {
+            roles.push(r);
+        }
+    }
+    if roles.is_empty() {
+        roles.push(json!({"value": p.default_role, "primary": true}));
+    }
+    doc.insert("roles".into(), Value::Array(roles));
+}
+
+/// The access extension of a rendered user: organisation roles from `roles`, workspace roles
+/// from groups matching the rule (the strongest per workspace, in the order of the rule's roles).
+fn effective_roles(doc: &mut Map<String, Value>, policy: Option<&crate::auth::RolesPolicy>) {
+    let Some(p) = policy else { return };
+    let mut out: Vec<Value> = Vec::new();
+    if doc.get("active") != Some(&Value::Bool(false)) {
+        for r in doc.get("roles").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(v) = r.get("value").and_then(Value::as_str) {
+                out.push(json!({"value": v, "source": "roles"}));
+            }
+        }
+        let mut best: std::collections::BTreeMap<String, (usize, String, String)> = std::collections::BTreeMap::new();
+        for g in doc.get("groups").and_then(Value::as_array).into_iter().flatten() {
+            let (Some(name), Some(gid)) = (g.get("display").and_then(Value::as_str), g.get("value").and_then(Value::as_str)) else {
+                continue;
+            };
+            if let Some((ws, role)) = p.grant_of(name) {
+                let rank = p.group_roles.iter().position(|r| *r == role).unwrap_or(usize::MAX);
+                if best.get(&ws).is_none_or(|(r, _, _)| rank < *r) {
+                    best.insert(ws, (rank, role, gid.to_string()));
+                }
+            }
+        }
+        for (ws, (_, role, gid)) in best {
+            out.push(json!({"value": role, "workspace": ws, "source": format!("group:{gid}")}));
+        }
+    }
+    doc.insert(crate::schema::URN_ACCESS.into(), json!({"effectiveRoles": out}));
 }
 
 /// The SCIM service over one table.
@@ -205,6 +257,9 @@ impl Service {
             delta.add = members::ids_of(&raw.unwrap_or(Value::Null))?;
             self.check_users_exist(ctx, &delta.add).await?;
         }
+        if kind == Kind::User {
+            apply_roles_policy(&mut doc, ctx.roles);
+        }
         let claims = claims(kind, &doc)?;
         let id = uuid::Uuid::now_v7().to_string();
         let now = crate::time::now();
@@ -308,7 +363,10 @@ impl Service {
         for _ in 0..WRITE_ATTEMPTS {
             let old = self.get(ctx, kind, id).await?;
             check_if_match(if_match, old.version)?;
-            let new_doc = change(&old)?;
+            let mut new_doc = change(&old)?;
+            if kind == Kind::User {
+                apply_roles_policy(&mut new_doc, ctx.roles);
+            }
             let delta = self.member_delta(ctx, id, member_ops).await?;
             let created = old.doc.get("meta").and_then(|m| m.get("created")).and_then(Value::as_str).unwrap_or_default().to_string();
             let candidate = with_meta(rt, id, new_doc, &created, &crate::time::now(), old.version + 1);
@@ -415,6 +473,9 @@ impl Service {
         if !(created && kind == Kind::User) {
             self.expand(ctx, kind, &mut doc, projection, false).await?;
         }
+        if kind == Kind::User && projection.returns(Some(crate::schema::URN_ACCESS), "effectiveRoles") {
+            effective_roles(&mut doc, ctx.roles);
+        }
         Ok(projection.apply(rt, resource::render(rt, &doc, ctx.base_url)))
     }
 
@@ -424,9 +485,20 @@ impl Service {
         let projection = Projection::new(rt, q.attributes.as_deref(), q.excluded_attributes.as_deref());
         let page = self.list(ctx, kind, rt, q).await?;
         let mut resources = Vec::with_capacity(page.resources.len());
+        let wants_access = kind == Kind::User && ctx.roles.is_some() && projection.names(Some(crate::schema::URN_ACCESS), "effectiveRoles");
         for mut d in page.resources {
             d.remove("members"); // attached for filtering only
             self.expand(ctx, kind, &mut d, &projection, true).await?;
+            if wants_access {
+                // effective roles need the user's groups, even when not returned
+                let mut with_groups = d.clone();
+                let all = Projection::default();
+                self.expand(ctx, kind, &mut with_groups, &all, false).await?;
+                effective_roles(&mut with_groups, ctx.roles);
+                if let Some(a) = with_groups.remove(crate::schema::URN_ACCESS) {
+                    d.insert(crate::schema::URN_ACCESS.into(), a);
+                }
+            }
             resources.push(Value::Object(projection.apply(rt, resource::render(rt, &d, ctx.base_url))));
         }
         let mut out = Map::new();

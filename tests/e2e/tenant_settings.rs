@@ -70,3 +70,52 @@ both_stores!(mutations_are_audited_without_secrets, |srv| {
     let keys = scim_core::auth::list_keys(srv.app.layout(), "local").await.unwrap();
     assert!(keys[0]["last_used_at"].is_string());
 });
+
+both_stores!(role_policy_defaults_falls_back_and_maps_groups, |srv| {
+    use scim_core::auth::{RolesPolicy, set_roles_policy};
+    const ACCESS: &str = "urn:scim-serverless:schemas:extension:access:1.0:User";
+    // without a policy users carry no roles and no access extension
+    let plain = srv.client.post("/Users", &user("plain@example.com")).await;
+    assert!(plain.body.get("roles").is_none() && plain.body.get(ACCESS).is_none());
+
+    let c = srv.tenant_key("portkey", "admin").await;
+    let policy = RolesPolicy {
+        default_role: "member".into(),
+        user_roles: vec!["member".into(), "admin".into(), "owner".into()],
+        group_rule: Some("ws-{workspace}-role-{role}".into()),
+        group_roles: vec!["admin".into(), "manager".into(), "member".into()],
+    };
+    set_roles_policy(srv.app.layout(), "portkey", Some(&policy)).await.unwrap();
+    let c = scim_tests::Client::new(&c.base, &c.token);
+    let a = c.post("/Users", &user("a@example.com")).await;
+    assert_eq!(a.body["roles"], json!([{"value": "member", "primary": true}]), "{}", a.raw);
+    let mut b = user("b@example.com");
+    b["roles"] = json!([{"value": "Admin"}, {"value": "superuser"}]);
+    let b = c.post("/Users", &b).await;
+    assert_eq!(b.body["roles"], json!([{"value": "admin"}, {"value": "member"}]), "outside values fall back to the default");
+    let uid = id_of(&a.body);
+    for name in ["ws-acme-role-admin", "ws-beta-role-member", "ws-beta-role-manager", "Engineering"] {
+        let g = c.post("/Groups", &json!({"displayName": name, "members": [{"value": uid}]})).await;
+        assert_eq!(g.status, 201, "{}", g.raw);
+    }
+    let u = c.get(&format!("/Users/{uid}")).await.body;
+    let mut eff: Vec<(String, String)> = u[ACCESS]["effectiveRoles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["workspace"].as_str().unwrap_or("").to_string(), r["value"].as_str().unwrap().to_string()))
+        .collect();
+    eff.sort();
+    assert_eq!(eff, vec![("".into(), "member".into()), ("acme".into(), "admin".into()), ("beta".into(), "manager".into())]);
+    assert!(u["schemas"].as_array().unwrap().contains(&json!(ACCESS)));
+    // discovery describes the extension to this tenant (and only to tenants with a policy)
+    assert_eq!(c.get("/Schemas").await.body["totalResults"], 4);
+    assert_eq!(c.get(&format!("/Schemas/{ACCESS}")).await.status, 200);
+    assert_eq!(srv.client.get(&format!("/Schemas/{ACCESS}")).await.status, 404);
+    // deactivation: memberships go, and with them every effective role
+    let off = c.patch(&format!("/Users/{uid}"), &patch_op(json!([{"op": "replace", "value": {"active": false}}]))).await;
+    assert_eq!(off.body[ACCESS]["effectiveRoles"], json!([]));
+    // lists include the extension when asked for it
+    let l = c.get(&format!("/Users?attributes=userName,{ACCESS}:effectiveRoles&filter=userName%20eq%20%22b@example.com%22")).await;
+    assert_eq!(l.body["Resources"][0][ACCESS]["effectiveRoles"][0]["value"], "admin", "{}", l.raw);
+});

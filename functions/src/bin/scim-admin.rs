@@ -79,6 +79,27 @@ enum TenantCmd {
     List,
     /// Show one tenant and its keys.
     Show { id: String },
+    /// Set the tenant's role policy (Portkey-style): allowed `roles` values, the default for
+    /// users sent without one (and for values outside the list), and a group-name rule granting
+    /// workspace roles. Effective roles appear on users in the access extension.
+    Roles {
+        id: String,
+        /// e.g. member
+        #[arg(long)]
+        default_role: Option<String>,
+        /// e.g. member,admin,owner
+        #[arg(long)]
+        user_roles: Option<String>,
+        /// e.g. ws-{workspace}-role-{role}
+        #[arg(long)]
+        group_rule: Option<String>,
+        /// e.g. admin,manager,member (strongest first)
+        #[arg(long)]
+        group_roles: Option<String>,
+        /// Remove the policy.
+        #[arg(long)]
+        clear: bool,
+    },
     /// Change a tenant's settings.
     Update {
         id: String,
@@ -168,6 +189,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let keys = auth::list_keys(&layout, &id).await?;
             let text = format!("{}\nkeys: {}", serde_json::to_string_pretty(&t).unwrap_or_default(), keys.len());
             print(j, &json!({"tenant": t, "keys": keys}), text);
+        }
+        Command::Tenant(TenantCmd::Roles { id, default_role, user_roles, group_rule, group_roles, clear }) => {
+            let split = |s: Option<String>| {
+                s.map(|s| s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect::<Vec<_>>()).unwrap_or_default()
+            };
+            let policy = if clear {
+                None
+            } else {
+                Some(auth::RolesPolicy {
+                    default_role: default_role.ok_or("--default-role is required (or --clear)")?,
+                    user_roles: split(user_roles),
+                    group_rule,
+                    group_roles: split(group_roles),
+                })
+            };
+            let rec = auth::set_roles_policy(&layout, &id, policy.as_ref()).await?;
+            print(j, &rec, format!("tenant '{id}' role policy: {}", serde_json::to_string(&rec["roles_policy"]).unwrap_or_default()));
         }
         Command::Tenant(TenantCmd::Update { id, status, ip_allowlist, rate_limit }) => {
             let list = ip_allowlist.map(|l| l.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_string).collect::<Vec<_>>());
