@@ -33,7 +33,15 @@ pub fn principal_of(event: &Request) -> Option<Principal> {
         .get("rate_limit")
         .and_then(|v| v.as_str().and_then(|s| s.parse().ok()).or_else(|| v.as_u64().map(|n| n as u32)));
     let roles_policy = field("roles_policy").and_then(|s| serde_json::from_str(&s).ok());
-    Some(Principal { tenant_id: field("tenant_id")?, key_id: field("key_id")?, role: field("role")?, rate_limit, roles_policy })
+    let role = field("role")?;
+    // the authorizer sends the resolved permissions; a context without them (an older
+    // authorizer, hand-made events) falls back to the built-in role of that name, or nothing
+    let mut permissions: Vec<scim_core::auth::Permission> =
+        field("permissions").map(|s| s.split(',').filter_map(scim_core::auth::Permission::parse).collect()).unwrap_or_default();
+    if permissions.is_empty() {
+        permissions = scim_core::auth::role_permissions(&role).map(<[_]>::to_vec).unwrap_or_default();
+    }
+    Some(Principal { tenant_id: field("tenant_id")?, key_id: field("key_id")?, role, rate_limit, roles_policy, permissions })
 }
 
 /// Converts one event, serves it, converts the response.

@@ -11,14 +11,24 @@ use sha2::{Digest, Sha256};
 use std::net::IpAddr;
 use subtle::ConstantTimeEq;
 
-/// What a role may do.
+/// What a role may do (the permissions SaaS setup guides ask for).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Permission {
     /// Read Users, Groups and discovery endpoints.
     ScimRead,
     /// Create, replace, patch and delete Users and Groups.
     ScimWrite,
+    /// Set the `roles` attribute of users.
+    EditRoles,
+    /// Manage identity mappings (group → role rules).
+    ManageMappings,
+    /// Configure SCIM for the tenant (keys, settings).
+    ConfigureScim,
 }
+
+/// Every permission, in wire order.
+pub const ALL_PERMISSIONS: [Permission; 5] =
+    [Permission::ScimRead, Permission::ScimWrite, Permission::EditRoles, Permission::ManageMappings, Permission::ConfigureScim];
 
 impl Permission {
     /// The permission's name in records and policies.
@@ -26,17 +36,36 @@ impl Permission {
         match self {
             Permission::ScimRead => "scim:read",
             Permission::ScimWrite => "scim:write",
+            Permission::EditRoles => "roles:edit",
+            Permission::ManageMappings => "mappings:manage",
+            Permission::ConfigureScim => "scim:configure",
         }
+    }
+
+    /// A permission from its name.
+    pub fn parse(name: &str) -> Option<Permission> {
+        ALL_PERMISSIONS.into_iter().find(|p| p.as_str().eq_ignore_ascii_case(name.trim()))
     }
 }
 
-/// The permissions of a built-in role; `None` for an unknown role.
+/// The permissions of a built-in role; `None` for any other name.
 pub fn role_permissions(role: &str) -> Option<&'static [Permission]> {
     match role {
-        "admin" | "provisioner" => Some(&[Permission::ScimRead, Permission::ScimWrite]),
+        "admin" => Some(&ALL_PERMISSIONS),
+        "provisioner" => Some(&[Permission::ScimRead, Permission::ScimWrite, Permission::EditRoles]),
         "reader" => Some(&[Permission::ScimRead]),
         _ => None,
     }
+}
+
+/// The permissions of a role for a tenant: built-in, or one of the tenant's custom roles
+/// (`custom_roles` of its settings: name → permission names).
+pub fn resolve_role(role: &str, custom_roles: &Value) -> Option<Vec<Permission>> {
+    if let Some(p) = role_permissions(role) {
+        return Some(p.to_vec());
+    }
+    let names = custom_roles.get(role)?.as_array()?;
+    Some(names.iter().filter_map(|n| n.as_str().and_then(Permission::parse)).collect())
 }
 
 /// Who is calling: built only by the authorizer (or, locally, the same code in process).
@@ -49,6 +78,8 @@ pub struct Principal {
     pub rate_limit: Option<u32>,
     /// The tenant's role policy, if it has one.
     pub roles_policy: Option<RolesPolicy>,
+    /// What the key's role may do (built-in or the tenant's custom role).
+    pub permissions: Vec<Permission>,
 }
 
 /// How a tenant's users get application roles (Portkey-style): the `roles` values a user may
@@ -97,7 +128,7 @@ impl RolesPolicy {
 impl Principal {
     /// Whether the principal's role holds a permission.
     pub fn may(&self, p: Permission) -> bool {
-        role_permissions(&self.role).is_some_and(|ps| ps.contains(&p))
+        self.permissions.contains(&p)
     }
 }
 
@@ -193,10 +224,12 @@ pub struct NewKey {
 
 /// Creates an API key for a tenant and role; the token is returned once and stored only hashed.
 pub async fn create_key(layout: &Layout, tenant_id: &str, role: &str, expires_at: Option<i64>) -> Result<NewKey> {
-    if role_permissions(role).is_none() {
-        return Err(ScimError::invalid_value(format!("unknown role '{role}' (admin, provisioner, reader)")));
-    }
     let tenant = get_tenant(layout, tenant_id).await?.ok_or_else(|| ScimError::NotFound(format!("no tenant '{tenant_id}'")))?;
+    if resolve_role(role, &tenant["custom_roles"]).is_none() {
+        return Err(ScimError::invalid_value(format!(
+            "unknown role '{role}' (admin, provisioner, reader, or a custom role of the tenant)"
+        )));
+    }
     let key_id = hex(&random_bytes(8));
     let secret = b64(&random_bytes(32));
     let rec = json!({
@@ -218,7 +251,7 @@ pub async fn create_key(layout: &Layout, tenant_id: &str, role: &str, expires_at
 
 /// The part of a tenant record authentication needs, copied into each of its key records.
 fn settings_of(tenant: &Value) -> Value {
-    json!({"status": tenant["status"], "ip_allowlist": tenant["ip_allowlist"], "rate_limit_per_sec": tenant["rate_limit_per_sec"], "roles_policy": tenant["roles_policy"]})
+    json!({"status": tenant["status"], "ip_allowlist": tenant["ip_allowlist"], "rate_limit_per_sec": tenant["rate_limit_per_sec"], "roles_policy": tenant["roles_policy"], "custom_roles": tenant["custom_roles"]})
 }
 
 /// A key record without its hash, for listings.
@@ -323,7 +356,9 @@ pub async fn authenticate(layout: &Layout, authorization: Option<&str>, source_i
     }
     let rate_limit = t["rate_limit_per_sec"].as_u64().filter(|n| *n > 0).map(|n| n.min(u32::MAX as u64) as u32);
     let roles_policy = serde_json::from_value::<RolesPolicy>(t["roles_policy"].clone()).ok();
-    Ok(Principal { tenant_id: tenant.to_string(), key_id: key_id.to_string(), role, rate_limit, roles_policy })
+    // a custom role deleted after the key was made leaves the key with no permission at all
+    let permissions = resolve_role(&role, &t["custom_roles"]).unwrap_or_default();
+    Ok(Principal { tenant_id: tenant.to_string(), key_id: key_id.to_string(), role, rate_limit, roles_policy, permissions })
 }
 
 /// Sets (or, with `None`, removes) a tenant's role policy.
@@ -341,6 +376,44 @@ pub async fn set_roles_policy(layout: &Layout, tenant_id: &str, policy: Option<&
             Ok(()) => {
                 copy_settings_to_keys(layout, tenant_id, &settings_of(&rec)).await?;
                 return Ok(rec);
+            }
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ScimError::Unavailable { detail: "the tenant is being changed concurrently; retry".into(), retry_after: 1 })
+}
+
+/// Creates or replaces a tenant's custom role; `None` deletes it. Built-in names are reserved.
+pub async fn set_custom_role(layout: &Layout, tenant_id: &str, name: &str, permissions: Option<&[Permission]>) -> Result<Value> {
+    if role_permissions(name).is_some() {
+        return Err(ScimError::invalid_value(format!("'{name}' is a built-in role")));
+    }
+    if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(ScimError::invalid_value("role names use letters, digits, '-' and '_'"));
+    }
+    for _ in 0..3 {
+        let (mut rec, version) = layout
+            .get_record(&tenant_pk(tenant_id), TENANT_SK)
+            .await?
+            .ok_or_else(|| ScimError::NotFound(format!("no tenant '{tenant_id}'")))?;
+        if !rec["custom_roles"].is_object() {
+            rec["custom_roles"] = json!({});
+        }
+        if let Some(roles) = rec["custom_roles"].as_object_mut() {
+            match permissions {
+                Some(p) => {
+                    roles.insert(name.to_string(), json!(p.iter().map(|p| p.as_str()).collect::<Vec<_>>()));
+                }
+                None => {
+                    roles.remove(name);
+                }
+            }
+        }
+        match layout.put_record(&tenant_pk(tenant_id), TENANT_SK, &rec, version + 1, Cond::Version(version)).await {
+            Ok(()) => {
+                copy_settings_to_keys(layout, tenant_id, &settings_of(&rec)).await?;
+                return Ok(rec["custom_roles"].clone());
             }
             Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(e.into()),
@@ -494,6 +567,15 @@ mod tests {
         let expired = create_key(&layout, "acme", "reader", Some(crate::time::unix_now() - 1)).await.unwrap();
         assert_eq!(authenticate(&layout, Some(&format!("Bearer {}", expired.token)), None).await.unwrap_err().status(), 401);
         assert_eq!(list_tenants(&layout).await.unwrap().len(), 1);
+        // custom roles: made of permissions, usable for keys, reserved names refused
+        set_custom_role(&layout, "acme", "syncer", Some(&[Permission::ScimRead, Permission::ScimWrite])).await.unwrap();
+        assert!(set_custom_role(&layout, "acme", "admin", Some(&[Permission::ScimRead])).await.is_err());
+        let sk = create_key(&layout, "acme", "syncer", None).await.unwrap();
+        let p = authenticate(&layout, Some(&format!("Bearer {}", sk.token)), None).await.unwrap();
+        assert!(p.may(Permission::ScimWrite) && !p.may(Permission::EditRoles));
+        set_custom_role(&layout, "acme", "syncer", None).await.unwrap();
+        let p = authenticate(&layout, Some(&format!("Bearer {}", sk.token)), None).await.unwrap();
+        assert!(!p.may(Permission::ScimRead), "a deleted custom role grants nothing");
         // allowlist and suspension are 403s
         let bearer = format!("Bearer {}", k2.token);
         update_tenant(&layout, "acme", None, Some(vec!["203.0.113.0/24".into(), "2001:db8::/32".into()]), None).await.unwrap();

@@ -290,6 +290,12 @@ impl App {
                 Err(e) => tracing::warn!(error = %e, "rate limiter unavailable; request allowed"),
             }
         }
+        if matches!(route, Route::UsersCreate | Route::UsersReplace | Route::UsersPatch)
+            && !principal.may(Permission::EditRoles)
+            && touches_roles(route, &req.body)
+        {
+            return Err(ScimError::Forbidden(format!("the key's role '{}' may not set user roles (it needs roles:edit)", principal.role)));
+        }
         let ctx = Ctx { tenant: &principal.tenant_id, base_url, roles: principal.roles_policy.as_ref() };
         let id = id.unwrap_or_default();
         let if_match = req.header("if-match");
@@ -388,6 +394,26 @@ impl App {
             "startIndex": start,
             "Resources": resources,
         }))
+    }
+}
+
+/// Whether a user body sets `roles` (a create/replace body member, or a PATCH operation whose
+/// path or path-less value names it). Unparseable bodies are left to the normal 400s.
+fn touches_roles(route: Route, body: &[u8]) -> bool {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else { return false };
+    let names_roles = |k: &str| {
+        k.eq_ignore_ascii_case("roles") || k.to_ascii_lowercase().starts_with("roles[") || k.to_ascii_lowercase().starts_with("roles.")
+    };
+    match route {
+        Route::UsersPatch => v.get("Operations").or_else(|| v.get("operations")).and_then(Value::as_array).is_some_and(|ops| {
+            ops.iter().any(|op| {
+                op.get("path").and_then(Value::as_str).is_some_and(|p| names_roles(p.trim()))
+                    || op.get("value").and_then(Value::as_object).is_some_and(|o| o.keys().any(|k| names_roles(k)))
+            })
+        }),
+        _ => v
+            .as_object()
+            .is_some_and(|o| o.iter().any(|(k, x)| names_roles(k) && !x.is_null() && x.as_array().is_none_or(|a| !a.is_empty()))),
     }
 }
 

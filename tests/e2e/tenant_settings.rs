@@ -119,3 +119,28 @@ both_stores!(role_policy_defaults_falls_back_and_maps_groups, |srv| {
     let l = c.get(&format!("/Users?attributes=userName,{ACCESS}:effectiveRoles&filter=userName%20eq%20%22b@example.com%22")).await;
     assert_eq!(l.body["Resources"][0][ACCESS]["effectiveRoles"][0]["value"], "admin", "{}", l.raw);
 });
+
+both_stores!(custom_roles_and_the_roles_edit_permission, |srv| {
+    use scim_core::auth::{Permission, create_key, set_custom_role};
+    srv.tenant_key("custom", "reader").await; // makes the tenant
+    set_custom_role(srv.app.layout(), "custom", "syncer", Some(&[Permission::ScimRead, Permission::ScimWrite])).await.unwrap();
+    let k = create_key(srv.app.layout(), "custom", "syncer", None).await.unwrap();
+    let c = scim_tests::Client::new(&srv.base, &k.token);
+    let id = id_of(&c.post("/Users", &user("sync@example.com")).await.body);
+    let mut with_roles = user("roles@example.com");
+    with_roles["roles"] = json!([{"value": "admin"}]);
+    c.post("/Users", &with_roles).await.assert_error(403, None);
+    c.patch(&format!("/Users/{id}"), &patch_op(json!([{"op": "add", "path": "roles", "value": [{"value": "admin"}]}])))
+        .await
+        .assert_error(403, None);
+    c.patch(&format!("/Users/{id}"), &patch_op(json!([{"op": "replace", "value": {"roles": [{"value": "admin"}]}}])))
+        .await
+        .assert_error(403, None);
+    assert_eq!(c.patch(&format!("/Users/{id}"), &patch_op(json!([{"op": "replace", "path": "title", "value": "ok"}]))).await.status, 200);
+    // the built-in provisioner may set roles
+    let p = srv.tenant_key("custom", "provisioner").await;
+    assert_eq!(p.post("/Users", &with_roles).await.status, 201);
+    // deleting the custom role leaves its keys with nothing
+    set_custom_role(srv.app.layout(), "custom", "syncer", None).await.unwrap();
+    c.get("/Users").await.assert_error(403, None);
+});

@@ -55,6 +55,11 @@ enum Command {
     /// API keys: one tenant and one role each.
     #[command(subcommand)]
     Key(KeyCmd),
+    /// Custom roles of a tenant, made of permissions: scim:read, scim:write, roles:edit,
+    /// mappings:manage, scim:configure. Built-in: admin (all), provisioner (scim:read,
+    /// scim:write, roles:edit), reader (scim:read).
+    #[command(subcommand)]
+    Role(RoleCmd),
     /// A tenant's audit log for one day (every create, replace, patch and delete: key id,
     /// method, path, resource id, status, time; kept 90 days).
     Audit {
@@ -112,6 +117,32 @@ enum TenantCmd {
         /// Requests per second for the whole tenant (0 = no limit); over it: 429 Retry-After.
         #[arg(long)]
         rate_limit: Option<u32>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RoleCmd {
+    /// Create or replace a custom role.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        /// Comma-separated permission names.
+        #[arg(long)]
+        permissions: String,
+    },
+    /// List the tenant's roles (built-in and custom).
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Delete a custom role (its keys then grant nothing).
+    Delete {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
     },
 }
 
@@ -211,6 +242,42 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let list = ip_allowlist.map(|l| l.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_string).collect::<Vec<_>>());
             let rec = auth::update_tenant(&layout, &id, status.as_deref(), list, rate_limit).await?;
             print(j, &rec, format!("tenant '{id}' updated:\n{}", serde_json::to_string_pretty(&rec).unwrap_or_default()));
+        }
+        Command::Role(RoleCmd::Create { tenant, name, permissions }) => {
+            let mut perms = Vec::new();
+            for p in permissions.split(',').filter(|p| !p.trim().is_empty()) {
+                perms.push(auth::Permission::parse(p).ok_or(format!("unknown permission '{p}'"))?);
+            }
+            let roles = auth::set_custom_role(&layout, &tenant, &name, Some(&perms)).await?;
+            print(j, &roles, format!("role '{name}' saved for tenant '{tenant}'"));
+        }
+        Command::Role(RoleCmd::Delete { tenant, name }) => {
+            let roles = auth::set_custom_role(&layout, &tenant, &name, None).await?;
+            print(j, &roles, format!("role '{name}' deleted from tenant '{tenant}'"));
+        }
+        Command::Role(RoleCmd::List { tenant }) => {
+            let t = auth::get_tenant(&layout, &tenant).await?.ok_or(format!("no tenant '{tenant}'"))?;
+            let mut all = serde_json::Map::new();
+            for r in ["admin", "provisioner", "reader"] {
+                let perms = auth::role_permissions(r).unwrap_or(&[]).iter().map(|p| p.as_str()).collect::<Vec<_>>();
+                all.insert(r.to_string(), json!(perms));
+            }
+            if let Some(custom) = t["custom_roles"].as_object() {
+                for (k, v) in custom {
+                    all.insert(k.clone(), v.clone());
+                }
+            }
+            let text = all
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{k}\t{}",
+                        v.as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(",")).unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(j, &Value::Object(all), text);
         }
         Command::Audit { tenant, day } => {
             let day = day.unwrap_or_else(|| scim_core::time::now().get(..10).unwrap_or_default().to_string());

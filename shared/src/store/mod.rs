@@ -3,6 +3,7 @@
 //! queries, TTL); [`dynamo::DynamoTable`] and [`embedded::EmbeddedTable`] implement it.
 //! [`layout`] holds the single-table layout on top of it; SCIM rules stay above, AWS types below.
 
+#[cfg(feature = "dynamodb")]
 pub mod dynamo;
 pub mod embedded;
 pub mod layout;
