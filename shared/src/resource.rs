@@ -140,17 +140,21 @@ fn decode_json_encoded_value(def: &AttrDef, item: &Value) -> Value {
     if def.name != "roles" {
         return item.clone();
     }
-    let Some(s) = item.get("value").and_then(Value::as_str) else {
+    let Some(obj) = item.as_object() else { return item.clone() };
+    // attribute names are case-insensitive: `valuE` is `value`
+    let Some((value_key, Value::String(s))) = obj.iter().find(|(k, _)| k.eq_ignore_ascii_case("value")) else {
         return item.clone();
     };
     let Ok(Value::Object(inner)) = serde_json::from_str::<Value>(s.trim()) else {
         return item.clone();
     };
-    let mut merged = item.as_object().cloned().unwrap_or_default();
-    merged.remove("value");
+    let mut merged = obj.clone();
+    merged.remove(&value_key.clone());
     for (k, v) in inner {
         let key = if k.eq_ignore_ascii_case("displayName") { "display".to_string() } else { k };
-        merged.entry(key).or_insert(v);
+        if !merged.keys().any(|m| m.eq_ignore_ascii_case(&key)) {
+            merged.insert(key, v);
+        }
     }
     Value::Object(merged)
 }
@@ -318,6 +322,16 @@ mod tests {
             let e = normalize(user_type(), &body).expect_err(&body.to_string());
             assert_eq!(e.status(), 400, "{body}");
         }
+    }
+
+    #[test]
+    fn normalising_is_idempotent_for_case_variant_role_values() {
+        // found by the `resource` fuzz target: `valuE` holding a JSON-encoded role was decoded
+        // only on the second pass
+        let body = json!({"userName": "x", "roles": [{"valuE": "{\"value\":\"Admin\"}"}]});
+        let once = normalize(user_type(), &body).unwrap();
+        assert_eq!(once["roles"], json!([{"value": "Admin"}]));
+        assert_eq!(normalize(user_type(), &Value::Object(once.clone())).unwrap(), once);
     }
 
     #[test]
