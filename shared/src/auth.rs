@@ -361,17 +361,15 @@ pub async fn authenticate(layout: &Layout, authorization: Option<&str>, source_i
     Ok(Principal { tenant_id: tenant.to_string(), key_id: key_id.to_string(), role, rate_limit, roles_policy, permissions })
 }
 
-/// Sets (or, with `None`, removes) a tenant's role policy.
-pub async fn set_roles_policy(layout: &Layout, tenant_id: &str, policy: Option<&RolesPolicy>) -> Result<Value> {
-    if let Some(p) = policy {
-        p.validate()?;
-    }
+/// Read-modify-write of a tenant record (conditional on its version, retried on a race), then
+/// the settings copy in its keys.
+async fn modify_tenant(layout: &Layout, tenant_id: &str, change: impl Fn(&mut Value)) -> Result<Value> {
     for _ in 0..3 {
         let (mut rec, version) = layout
             .get_record(&tenant_pk(tenant_id), TENANT_SK)
             .await?
             .ok_or_else(|| ScimError::NotFound(format!("no tenant '{tenant_id}'")))?;
-        rec["roles_policy"] = serde_json::to_value(policy).unwrap_or(Value::Null);
+        change(&mut rec);
         match layout.put_record(&tenant_pk(tenant_id), TENANT_SK, &rec, version + 1, Cond::Version(version)).await {
             Ok(()) => {
                 copy_settings_to_keys(layout, tenant_id, &settings_of(&rec)).await?;
@@ -384,6 +382,17 @@ pub async fn set_roles_policy(layout: &Layout, tenant_id: &str, policy: Option<&
     Err(ScimError::Unavailable { detail: "the tenant is being changed concurrently; retry".into(), retry_after: 1 })
 }
 
+/// Sets (or, with `None`, removes) a tenant's role policy.
+pub async fn set_roles_policy(layout: &Layout, tenant_id: &str, policy: Option<&RolesPolicy>) -> Result<Value> {
+    if let Some(p) = policy {
+        p.validate()?;
+    }
+    modify_tenant(layout, tenant_id, |rec| {
+        rec["roles_policy"] = serde_json::to_value(policy).unwrap_or(Value::Null);
+    })
+    .await
+}
+
 /// Creates or replaces a tenant's custom role; `None` deletes it. Built-in names are reserved.
 pub async fn set_custom_role(layout: &Layout, tenant_id: &str, name: &str, permissions: Option<&[Permission]>) -> Result<Value> {
     if role_permissions(name).is_some() {
@@ -392,11 +401,7 @@ pub async fn set_custom_role(layout: &Layout, tenant_id: &str, name: &str, permi
     if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
         return Err(ScimError::invalid_value("role names use letters, digits, '-' and '_'"));
     }
-    for _ in 0..3 {
-        let (mut rec, version) = layout
-            .get_record(&tenant_pk(tenant_id), TENANT_SK)
-            .await?
-            .ok_or_else(|| ScimError::NotFound(format!("no tenant '{tenant_id}'")))?;
+    let rec = modify_tenant(layout, tenant_id, |rec| {
         if !rec["custom_roles"].is_object() {
             rec["custom_roles"] = json!({});
         }
@@ -410,16 +415,9 @@ pub async fn set_custom_role(layout: &Layout, tenant_id: &str, name: &str, permi
                 }
             }
         }
-        match layout.put_record(&tenant_pk(tenant_id), TENANT_SK, &rec, version + 1, Cond::Version(version)).await {
-            Ok(()) => {
-                copy_settings_to_keys(layout, tenant_id, &settings_of(&rec)).await?;
-                return Ok(rec["custom_roles"].clone());
-            }
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ScimError::Unavailable { detail: "the tenant is being changed concurrently; retry".into(), retry_after: 1 })
+    })
+    .await?;
+    Ok(rec["custom_roles"].clone())
 }
 
 /// Rewrites the settings copy in every key of the tenant (admin-time work, one write per key).
@@ -488,11 +486,7 @@ pub async fn update_tenant(
     if status.is_some_and(|s| s != "active" && s != "suspended") {
         return Err(ScimError::invalid_value("status is 'active' or 'suspended'"));
     }
-    for _ in 0..3 {
-        let (mut rec, version) = layout
-            .get_record(&tenant_pk(tenant_id), TENANT_SK)
-            .await?
-            .ok_or_else(|| ScimError::NotFound(format!("no tenant '{tenant_id}'")))?;
+    modify_tenant(layout, tenant_id, |rec| {
         if let Some(s) = status {
             rec["status"] = json!(s);
         }
@@ -502,16 +496,8 @@ pub async fn update_tenant(
         if let Some(r) = rate_limit {
             rec["rate_limit_per_sec"] = if r == 0 { Value::Null } else { json!(r) };
         }
-        match layout.put_record(&tenant_pk(tenant_id), TENANT_SK, &rec, version + 1, Cond::Version(version)).await {
-            Ok(()) => {
-                copy_settings_to_keys(layout, tenant_id, &settings_of(&rec)).await?;
-                return Ok(rec);
-            }
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ScimError::Unavailable { detail: "the tenant is being changed concurrently; retry".into(), retry_after: 1 })
+    })
+    .await
 }
 
 #[cfg(test)]
