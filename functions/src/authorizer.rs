@@ -36,9 +36,7 @@ pub async fn authorize(app: &App, event: &Value) -> Result<Value, lambda_runtime
 
 /// The IAM policy: every route the role may call, on this API and stage.
 pub fn policy(p: &Principal, method_arn: &str) -> Value {
-    // arn:aws:execute-api:{region}:{account}:{api}/{stage}/{METHOD}/{path...}
-    let mut parts = method_arn.splitn(4, '/');
-    let (api, stage) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    let (api, stage) = api_and_stage(method_arn);
     let resources: Vec<String> = ROUTES
         .iter()
         .filter(|r| p.may(r.permission))
@@ -58,8 +56,7 @@ pub fn policy(p: &Principal, method_arn: &str) -> Value {
 
 /// An explicit Deny for every route of this API and stage.
 pub fn deny(method_arn: &str) -> Value {
-    let mut parts = method_arn.splitn(3, '/');
-    let (api, stage) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    let (api, stage) = api_and_stage(method_arn);
     json!({
         "principalId": "denied",
         "policyDocument": {
@@ -67,4 +64,11 @@ pub fn deny(method_arn: &str) -> Value {
             "Statement": [{"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": [format!("{api}/{stage}/*")]}]
         },
     })
+}
+
+/// `arn:aws:execute-api:{region}:{account}:{api}` and `{stage}` from a method ARN
+/// (`…:{api}/{stage}/{METHOD}/{path…}`).
+fn api_and_stage(method_arn: &str) -> (&str, &str) {
+    let mut parts = method_arn.splitn(3, '/');
+    (parts.next().unwrap_or_default(), parts.next().unwrap_or_default())
 }

@@ -163,6 +163,13 @@ fn same_content(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
     patch::changed_attributes(a, b).is_empty()
 }
 
+/// A group body's member ids; members are stored as items, never in the group document.
+fn take_members(doc: &mut Map<String, Value>, body: &Value) -> Result<Vec<String>> {
+    doc.remove("members");
+    let raw = body.as_object().and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("members"))).map(|(_, v)| v);
+    members::ids_of(raw.unwrap_or(&Value::Null))
+}
+
 fn is_inactive(doc: &Map<String, Value>) -> bool {
     doc.get("active") == Some(&Value::Bool(false))
 }
@@ -252,9 +259,7 @@ impl Service {
         let mut doc = resource::normalize(rt, body)?;
         let mut delta = MemberDelta::default();
         if kind == Kind::Group {
-            doc.remove("members");
-            let raw = body.as_object().and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("members"))).map(|(_, v)| v.clone());
-            delta.add = members::ids_of(&raw.unwrap_or(Value::Null))?;
+            delta.add = take_members(&mut doc, body)?;
             self.check_users_exist(ctx, &delta.add).await?;
         }
         if kind == Kind::User {
@@ -285,9 +290,7 @@ impl Service {
         let mut new_doc = resource::normalize(rt, body)?;
         let mut ops = Vec::new();
         if kind == Kind::Group {
-            new_doc.remove("members");
-            let raw = body.as_object().and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("members"))).map(|(_, v)| v.clone());
-            ops.push(MemberOp::Replace(members::ids_of(&raw.unwrap_or(Value::Null))?));
+            ops.push(MemberOp::Replace(take_members(&mut new_doc, body)?));
         }
         self.rewrite(ctx, kind, id, if_match, &ops, |_| Ok(new_doc.clone())).await
     }
