@@ -50,7 +50,8 @@ pub fn policy(p: &Principal, method_arn: &str) -> Value {
         },
         "context": {"tenant_id": p.tenant_id, "key_id": p.key_id, "role": p.role, "rate_limit": p.rate_limit.map(|n| n.to_string()).unwrap_or_default(),
             "roles_policy": p.roles_policy.as_ref().and_then(|r| serde_json::to_string(r).ok()).unwrap_or_default(),
-            "permissions": p.permissions.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(",")},
+            "permissions": p.permissions.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(","),
+            "deactivation": p.deactivation.as_str()},
     })
 }
 

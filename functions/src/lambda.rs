@@ -41,7 +41,8 @@ pub fn principal_of(event: &Request) -> Option<Principal> {
     if permissions.is_empty() {
         permissions = scim_core::auth::role_permissions(&role).map(<[_]>::to_vec).unwrap_or_default();
     }
-    Some(Principal { tenant_id: field("tenant_id")?, key_id: field("key_id")?, role, rate_limit, roles_policy, permissions })
+    let deactivation = field("deactivation").and_then(|s| scim_core::auth::Deactivation::parse(&s)).unwrap_or_default();
+    Some(Principal { tenant_id: field("tenant_id")?, key_id: field("key_id")?, role, rate_limit, roles_policy, permissions, deactivation })
 }
 
 /// Converts one event, serves it, converts the response.

@@ -80,6 +80,36 @@ pub struct Principal {
     pub roles_policy: Option<RolesPolicy>,
     /// What the key's role may do (built-in or the tenant's custom role).
     pub permissions: Vec<Permission>,
+    /// What deactivating a user does to its group memberships.
+    pub deactivation: Deactivation,
+}
+
+/// A tenant's deactivation policy: what `active: false` does to a user's group memberships.
+/// Either way a deactivated user has no effective roles and the host application gets
+/// `user.deactivated`; deleting a user always removes its memberships.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Deactivation {
+    /// Deprovision: the user leaves every group (and an inactive user cannot be added to one).
+    /// Reactivation restores nothing; the IdP re-adds the memberships it still wants.
+    #[default]
+    RemoveMemberships,
+    /// Suspend: memberships stay, so reactivation gives back the same access at once.
+    KeepMemberships,
+}
+
+impl Deactivation {
+    /// The policy's name in settings, the CLI and the authorizer context.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Deactivation::RemoveMemberships => "remove-memberships",
+            Deactivation::KeepMemberships => "keep-memberships",
+        }
+    }
+
+    /// A policy from its name.
+    pub fn parse(name: &str) -> Option<Deactivation> {
+        [Deactivation::RemoveMemberships, Deactivation::KeepMemberships].into_iter().find(|d| d.as_str().eq_ignore_ascii_case(name.trim()))
+    }
 }
 
 /// How a tenant's users get application roles (Portkey-style): the `roles` values a user may
@@ -251,7 +281,8 @@ pub async fn create_key(layout: &Layout, tenant_id: &str, role: &str, expires_at
 
 /// The part of a tenant record authentication needs, copied into each of its key records.
 fn settings_of(tenant: &Value) -> Value {
-    json!({"status": tenant["status"], "ip_allowlist": tenant["ip_allowlist"], "rate_limit_per_sec": tenant["rate_limit_per_sec"], "roles_policy": tenant["roles_policy"], "custom_roles": tenant["custom_roles"]})
+    json!({"status": tenant["status"], "ip_allowlist": tenant["ip_allowlist"], "rate_limit_per_sec": tenant["rate_limit_per_sec"],
+        "roles_policy": tenant["roles_policy"], "custom_roles": tenant["custom_roles"], "deactivation": tenant["deactivation"]})
 }
 
 /// A key record without its hash, for listings.
@@ -358,7 +389,8 @@ pub async fn authenticate(layout: &Layout, authorization: Option<&str>, source_i
     let roles_policy = serde_json::from_value::<RolesPolicy>(t["roles_policy"].clone()).ok();
     // a custom role deleted after the key was made leaves the key with no permission at all
     let permissions = resolve_role(&role, &t["custom_roles"]).unwrap_or_default();
-    Ok(Principal { tenant_id: tenant.to_string(), key_id: key_id.to_string(), role, rate_limit, roles_policy, permissions })
+    let deactivation = t["deactivation"].as_str().and_then(Deactivation::parse).unwrap_or_default();
+    Ok(Principal { tenant_id: tenant.to_string(), key_id: key_id.to_string(), role, rate_limit, roles_policy, permissions, deactivation })
 }
 
 /// Read-modify-write of a tenant record (conditional on its version, retried on a race), then
@@ -469,32 +501,40 @@ pub fn ip_allowed(cidrs: &[String], ip: IpAddr) -> bool {
     })
 }
 
-/// Changes a tenant's settings: status (`active` / `suspended`), IP allowlist (CIDRs; empty =
-/// any address), request limit per second (0 = none).
-pub async fn update_tenant(
-    layout: &Layout,
-    tenant_id: &str,
-    status: Option<&str>,
-    ip_allowlist: Option<Vec<String>>,
-    rate_limit: Option<u32>,
-) -> Result<Value> {
-    if let Some(list) = &ip_allowlist
+/// A change to a tenant's settings; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default)]
+pub struct TenantChange {
+    /// `active` or `suspended` (every key of the tenant gets 403).
+    pub status: Option<String>,
+    /// CIDRs the IdP calls from; empty = any address.
+    pub ip_allowlist: Option<Vec<String>>,
+    /// Requests per second for the whole tenant; 0 = no limit.
+    pub rate_limit: Option<u32>,
+    pub deactivation: Option<Deactivation>,
+}
+
+/// Changes a tenant's settings (validated first: nothing is written when one is invalid).
+pub async fn update_tenant(layout: &Layout, tenant_id: &str, change: &TenantChange) -> Result<Value> {
+    if let Some(list) = &change.ip_allowlist
         && let Some(bad) = list.iter().find(|c| parse_cidr(c).is_none())
     {
         return Err(ScimError::invalid_value(format!("'{bad}' is not a CIDR (e.g. 203.0.113.0/24)")));
     }
-    if status.is_some_and(|s| s != "active" && s != "suspended") {
+    if change.status.as_deref().is_some_and(|s| s != "active" && s != "suspended") {
         return Err(ScimError::invalid_value("status is 'active' or 'suspended'"));
     }
     modify_tenant(layout, tenant_id, |rec| {
-        if let Some(s) = status {
+        if let Some(s) = &change.status {
             rec["status"] = json!(s);
         }
-        if let Some(l) = &ip_allowlist {
+        if let Some(l) = &change.ip_allowlist {
             rec["ip_allowlist"] = json!(l);
         }
-        if let Some(r) = rate_limit {
+        if let Some(r) = change.rate_limit {
             rec["rate_limit_per_sec"] = if r == 0 { Value::Null } else { json!(r) };
+        }
+        if let Some(d) = change.deactivation {
+            rec["deactivation"] = json!(d.as_str());
         }
     })
     .await
@@ -564,17 +604,25 @@ mod tests {
         assert!(!p.may(Permission::ScimRead), "a deleted custom role grants nothing");
         // allowlist and suspension are 403s
         let bearer = format!("Bearer {}", k2.token);
-        update_tenant(&layout, "acme", None, Some(vec!["203.0.113.0/24".into(), "2001:db8::/32".into()]), None).await.unwrap();
+        let allow = |l: &[&str]| TenantChange { ip_allowlist: Some(l.iter().map(|s| s.to_string()).collect()), ..Default::default() };
+        update_tenant(&layout, "acme", &allow(&["203.0.113.0/24", "2001:db8::/32"])).await.unwrap();
         let inside: IpAddr = "203.0.113.7".parse().unwrap();
         let outside: IpAddr = "198.51.100.1".parse().unwrap();
         assert!(authenticate(&layout, Some(&bearer), Some(inside)).await.is_ok());
         assert!(authenticate(&layout, Some(&bearer), Some("::ffff:203.0.113.9".parse().unwrap())).await.is_ok());
         assert_eq!(authenticate(&layout, Some(&bearer), Some(outside)).await.unwrap_err().status(), 403);
         assert_eq!(authenticate(&layout, Some(&bearer), None).await.unwrap_err().status(), 403);
-        assert!(update_tenant(&layout, "acme", None, Some(vec!["nope".into()]), None).await.is_err());
-        update_tenant(&layout, "acme", Some("suspended"), Some(vec![]), Some(5)).await.unwrap();
+        assert!(update_tenant(&layout, "acme", &allow(&["nope"])).await.is_err());
+        let suspend = TenantChange {
+            status: Some("suspended".into()),
+            rate_limit: Some(5),
+            deactivation: Some(Deactivation::KeepMemberships),
+            ..allow(&[])
+        };
+        update_tenant(&layout, "acme", &suspend).await.unwrap();
         assert_eq!(authenticate(&layout, Some(&bearer), Some(outside)).await.unwrap_err().status(), 403);
-        update_tenant(&layout, "acme", Some("active"), None, None).await.unwrap();
-        assert_eq!(authenticate(&layout, Some(&bearer), Some(outside)).await.unwrap().rate_limit, Some(5));
+        update_tenant(&layout, "acme", &TenantChange { status: Some("active".into()), ..Default::default() }).await.unwrap();
+        let p = authenticate(&layout, Some(&bearer), Some(outside)).await.unwrap();
+        assert_eq!((p.rate_limit, p.deactivation), (Some(5), Deactivation::KeepMemberships), "settings travel in the key record");
     }
 }

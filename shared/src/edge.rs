@@ -8,7 +8,8 @@ use crate::discovery::{self, MAX_PAYLOAD};
 use crate::error::{Result, ScimError};
 use crate::list_query::ListQuery;
 use crate::projection::Projection;
-use crate::service::{Ctx, Service, etag, resource_type};
+use crate::service::{Ctx, Service, Written, etag, resource_type};
+use crate::settings;
 use crate::store::Table;
 use crate::store::layout::{Kind, Layout, Stored};
 use serde_json::Value;
@@ -38,6 +39,13 @@ pub enum Route {
     ResourceType,
     Schemas,
     Schema,
+    /// The tenant's own settings (`scim:configure`).
+    SettingsGet,
+    SettingsPatch,
+    /// The tenant's role mappings (`mappings:manage`).
+    RoleMappingsGet,
+    RoleMappingsReplace,
+    RoleMappingsDelete,
 }
 
 /// One row of the route table.
@@ -78,6 +86,11 @@ pub const ROUTES: &[RouteSpec] = &[
     spec(Route::ResourceType, "GET", "/ResourceTypes/{id}", "discovery", Permission::ScimRead),
     spec(Route::Schemas, "GET", "/Schemas", "discovery", Permission::ScimRead),
     spec(Route::Schema, "GET", "/Schemas/{id}", "discovery", Permission::ScimRead),
+    spec(Route::SettingsGet, "GET", "/Settings", "settings", Permission::ConfigureScim),
+    spec(Route::SettingsPatch, "PATCH", "/Settings", "settings", Permission::ConfigureScim),
+    spec(Route::RoleMappingsGet, "GET", "/Settings/RoleMappings", "settings", Permission::ManageMappings),
+    spec(Route::RoleMappingsReplace, "PUT", "/Settings/RoleMappings", "settings", Permission::ManageMappings),
+    spec(Route::RoleMappingsDelete, "DELETE", "/Settings/RoleMappings", "settings", Permission::ManageMappings),
 ];
 
 /// The routes a function binary serves.
@@ -296,7 +309,8 @@ impl App {
         {
             return Err(ScimError::Forbidden(format!("the key's role '{}' may not set user roles (it needs roles:edit)", principal.role)));
         }
-        let ctx = Ctx { tenant: &principal.tenant_id, base_url, roles: principal.roles_policy.as_ref() };
+        let ctx =
+            Ctx { tenant: &principal.tenant_id, base_url, roles: principal.roles_policy.as_ref(), deactivation: principal.deactivation };
         let id = id.unwrap_or_default();
         let if_match = req.header("if-match");
         let svc = &self.service;
@@ -312,8 +326,8 @@ impl App {
         };
         let rt = resource_type(kind);
         let projection = Projection::new(rt, query(req, "attributes"), query(req, "excludedAttributes"));
-        let render = |s: Stored, status: u16| async move {
-            let doc = svc.render(ctx, kind, &s, &projection, status == 201).await?;
+        let render = |s: Stored, status: u16, written: Written| async move {
+            let doc = svc.render(ctx, kind, &s, &projection, written).await?;
             let mut r = Response::json(status, &Value::Object(doc));
             r.headers.push(("etag".into(), etag(s.version)));
             if status == 201 {
@@ -322,7 +336,7 @@ impl App {
             Ok::<Response, ScimError>(r)
         };
         Ok(match route {
-            Route::UsersCreate | Route::GroupsCreate => render(svc.create(ctx, kind, &body(req)?).await?, 201).await?,
+            Route::UsersCreate | Route::GroupsCreate => render(svc.create(ctx, kind, &body(req)?).await?, 201, Written::Created).await?,
             Route::UsersGet | Route::GroupsGet => {
                 let s = svc.get(ctx, kind, &id).await?;
                 // A group's version covers its own attributes, not its member items (adding one
@@ -332,17 +346,19 @@ impl App {
                     r.headers.push(("etag".into(), etag(s.version)));
                     r
                 } else {
-                    render(s, 200).await?
+                    render(s, 200, Written::No).await?
                 }
             }
-            Route::UsersReplace | Route::GroupsReplace => render(svc.replace(ctx, kind, &id, &body(req)?, if_match).await?, 200).await?,
-            Route::UsersPatch => render(svc.patch(ctx, kind, &id, &body(req)?, if_match).await?, 200).await?,
+            Route::UsersReplace | Route::GroupsReplace => {
+                render(svc.replace(ctx, kind, &id, &body(req)?, if_match).await?, 200, Written::Changed).await?
+            }
+            Route::UsersPatch => render(svc.patch(ctx, kind, &id, &body(req)?, if_match).await?, 200, Written::Changed).await?,
             // Group PATCH answers 204 (a large group's members are not sent back) unless the
             // client asks for attributes.
             Route::GroupsPatch => {
                 let s = svc.patch(ctx, kind, &id, &body(req)?, if_match).await?;
                 if query(req, "attributes").is_some() || query(req, "excludedAttributes").is_some() {
-                    render(s, 200).await?
+                    render(s, 200, Written::Changed).await?
                 } else {
                     let mut r = Response::empty(204);
                     r.headers.push(("etag".into(), etag(s.version)));
@@ -365,6 +381,16 @@ impl App {
             Route::ResourceType => Response::json(200, &discovery::resource_type(base_url, &id, ctx.roles.is_some())?),
             Route::Schemas => Response::json(200, &discovery::schema_list(base_url, ctx.roles.is_some())),
             Route::Schema => Response::json(200, &discovery::schema(base_url, &id, ctx.roles.is_some())?),
+            Route::SettingsGet => Response::json(200, &settings::view(&svc.layout, ctx.tenant, base_url).await?),
+            Route::SettingsPatch => Response::json(200, &settings::patch(&svc.layout, ctx.tenant, base_url, &body(req)?).await?),
+            Route::RoleMappingsGet => Response::json(200, &settings::role_mappings(&svc.layout, ctx.tenant).await?),
+            Route::RoleMappingsReplace => {
+                Response::json(200, &settings::replace_role_mappings(&svc.layout, ctx.tenant, &body(req)?).await?)
+            }
+            Route::RoleMappingsDelete => {
+                settings::delete_role_mappings(&svc.layout, ctx.tenant).await?;
+                Response::empty(204)
+            }
         })
     }
 
@@ -458,7 +484,7 @@ mod tests {
         for r in ROUTES {
             assert_eq!(ROUTES.iter().filter(|x| x.route == r.route).count(), 1);
         }
-        assert_eq!(ROUTES.len(), 20);
+        assert_eq!(ROUTES.len(), 25);
     }
 
     #[test]

@@ -18,5 +18,6 @@ pub mod projection;
 pub mod resource;
 pub mod schema;
 pub mod service;
+pub mod settings;
 pub mod store;
 pub mod time;

@@ -37,6 +37,8 @@ pub struct Ctx<'a> {
     pub base_url: &'a str,
     /// The tenant's role policy (from the authorizer), when it has one.
     pub roles: Option<&'a crate::auth::RolesPolicy>,
+    /// The tenant's deactivation policy (from the authorizer).
+    pub deactivation: crate::auth::Deactivation,
 }
 
 /// Applies a tenant's role policy to a user document: `roles` values outside the tenant's user
@@ -174,6 +176,21 @@ fn is_inactive(doc: &Map<String, Value>) -> bool {
     doc.get("active") == Some(&Value::Bool(false))
 }
 
+/// Whether writing this user document must remove it from its groups: it is inactive and the
+/// tenant's policy removes the memberships of inactive users.
+fn deprovisions(ctx: Ctx<'_>, doc: &Map<String, Value>) -> bool {
+    is_inactive(doc) && ctx.deactivation == crate::auth::Deactivation::RemoveMemberships
+}
+
+/// Whether a rendered resource was just written, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// A read (GET).
+    No,
+    Created,
+    Changed,
+}
+
 /// The outcome of a list request, before rendering.
 pub struct Page {
     pub total: Option<u64>,
@@ -231,8 +248,10 @@ impl Service {
         Service { layout, seal: tokio::sync::OnceCell::new() }
     }
 
-    /// Checks that every id names a user of this tenant; 400 naming the unknown ones.
-    async fn check_users_exist(&self, ctx: Ctx<'_>, ids: &[String]) -> Result<()> {
+    /// The users a member change may add: every id must name a user of this tenant (400 naming
+    /// the unknown ones); under the default deactivation policy inactive users are left out (a
+    /// deactivated user belongs to no group), without failing the request.
+    async fn addable_users(&self, ctx: Ctx<'_>, ids: &[String]) -> Result<Vec<String>> {
         if ids.len() > MAX_MEMBER_CHANGES {
             return Err(ScimError::bad(
                 crate::error::ScimType::TooMany,
@@ -240,14 +259,19 @@ impl Service {
             ));
         }
         let mut found: BTreeSet<String> = BTreeSet::new();
+        let mut inactive: BTreeSet<String> = BTreeSet::new();
         for chunk in ids.chunks(100) {
             for s in self.layout.get_many(ctx.tenant, Kind::User, chunk).await? {
+                if is_inactive(&s.doc) {
+                    inactive.insert(s.id().to_string());
+                }
                 found.insert(s.id().to_string());
             }
         }
         let unknown: Vec<&str> = ids.iter().filter(|i| !found.contains(*i)).map(String::as_str).take(20).collect();
         if unknown.is_empty() {
-            Ok(())
+            let keep_inactive = ctx.deactivation == crate::auth::Deactivation::KeepMemberships;
+            Ok(ids.iter().filter(|i| keep_inactive || !inactive.contains(*i)).cloned().collect())
         } else {
             Err(ScimError::invalid_value(format!("unknown member ids (no such user in this tenant): {}", unknown.join(", "))))
         }
@@ -259,8 +283,7 @@ impl Service {
         let mut doc = resource::normalize(rt, body)?;
         let mut delta = MemberDelta::default();
         if kind == Kind::Group {
-            delta.add = take_members(&mut doc, body)?;
-            self.check_users_exist(ctx, &delta.add).await?;
+            delta.add = self.addable_users(ctx, &take_members(&mut doc, body)?).await?;
         }
         if kind == Kind::User {
             apply_roles_policy(&mut doc, ctx.roles);
@@ -338,7 +361,7 @@ impl Service {
         };
         delta.add.sort();
         delta.remove.sort();
-        self.check_users_exist(ctx, &delta.add).await?;
+        delta.add = self.addable_users(ctx, &delta.add).await?;
         if delta.add.len() + delta.remove.len() > MAX_MEMBER_CHANGES {
             return Err(ScimError::bad(
                 crate::error::ScimType::TooMany,
@@ -384,10 +407,19 @@ impl Service {
                 return Ok(old);
             }
             let (old_claims, new_claims) = (claims(kind, &old.doc)?, claims(kind, &candidate)?);
-            match self.layout.update(ctx.tenant, kind, &old, &candidate, (&old_claims, &new_claims), &delta).await? {
-                Ok(()) => {
+            let outcome = if kind == Kind::User && deprovisions(ctx, &candidate) {
+                // deactivation and leaving the groups in one transaction when they fit
+                let groups = self.layout.groups_of(ctx.tenant, id).await?;
+                self.layout.update_leaving_groups(ctx.tenant, &old, &candidate, (&old_claims, &new_claims), &groups).await?
+            } else {
+                self.layout.update(ctx.tenant, kind, &old, &candidate, (&old_claims, &new_claims), &delta).await?.map(|()| true)
+            };
+            match outcome {
+                Ok(complete) => {
                     let stored = Stored { doc: candidate, version: old.version + 1 };
-                    self.deprovision_if_inactive(ctx, kind, &stored).await?;
+                    if !complete {
+                        self.deprovision_if_inactive(ctx, kind, &stored).await?;
+                    }
                     return Ok(stored);
                 }
                 Err(WriteConflict::Version) if if_match.is_none() => continue,
@@ -400,10 +432,11 @@ impl Service {
         Err(ScimError::Unavailable { detail: "the resource is being changed concurrently; retry".into(), retry_after: 1 })
     }
 
-    /// A deactivated user loses every group membership. Repeated on every write to an inactive
-    /// user, so an interrupted sweep completes on the IdP's next request.
+    /// A deactivated user loses every group membership (unless the tenant keeps them). Repeated
+    /// on every write to an inactive user, so an interrupted sweep completes on the IdP's next
+    /// request.
     async fn deprovision_if_inactive(&self, ctx: Ctx<'_>, kind: Kind, s: &Stored) -> Result<()> {
-        if kind == Kind::User && is_inactive(&s.doc) {
+        if kind == Kind::User && deprovisions(ctx, &s.doc) {
             let n = self.layout.remove_from_all_groups(ctx.tenant, s.id()).await?;
             if n > 0 {
                 tracing::info!(memberships = n, "deprovisioned a deactivated user from its groups");
@@ -469,12 +502,26 @@ impl Service {
     }
 
     /// Renders one resource for the wire with its projection. A just-created user belongs to
-    /// no group yet, so `created` skips that read.
-    pub async fn render(&self, ctx: Ctx<'_>, kind: Kind, s: &Stored, projection: &Projection, created: bool) -> Result<Map<String, Value>> {
+    /// no group yet, so that read is skipped. After a committed write (`written`), a failed read
+    /// of members or groups leaves them out of the response instead of reporting a failure for
+    /// a change that happened (the client would retry a create into a 409).
+    pub async fn render(
+        &self,
+        ctx: Ctx<'_>,
+        kind: Kind,
+        s: &Stored,
+        projection: &Projection,
+        written: Written,
+    ) -> Result<Map<String, Value>> {
         let rt = resource_type(kind);
         let mut doc = s.doc.clone();
-        if !(created && kind == Kind::User) {
-            self.expand(ctx, kind, &mut doc, projection, false).await?;
+        if !(written == Written::Created && kind == Kind::User) {
+            let mut expanded = doc.clone();
+            match self.expand(ctx, kind, &mut expanded, projection, false).await {
+                Ok(()) => doc = expanded,
+                Err(e) if written != Written::No => tracing::warn!(error = %e, "change committed; its response leaves out members/groups"),
+                Err(e) => return Err(e),
+            }
         }
         if kind == Kind::User && projection.returns(Some(crate::schema::URN_ACCESS), "effectiveRoles") {
             effective_roles(&mut doc, ctx.roles);

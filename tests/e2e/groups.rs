@@ -174,7 +174,7 @@ both_stores!(large_membership_changes_span_transactions, |srv| {
 
 both_stores!(concurrent_member_adds_all_land, |srv| {
     let c = &srv.client;
-    let u = users(c, 12, "conc").await;
+    let u = users(c, 50, "conc").await;
     let gid = id_of(&c.post("/Groups", &group("Busy", &[])).await.body);
     let mut tasks = Vec::new();
     for id in u.clone() {
@@ -187,7 +187,7 @@ both_stores!(concurrent_member_adds_all_land, |srv| {
     for t in tasks {
         assert_eq!(t.await.unwrap(), 204);
     }
-    assert_eq!(member_ids(&c.get(&format!("/Groups/{gid}")).await.body).len(), 12);
+    assert_eq!(member_ids(&c.get(&format!("/Groups/{gid}")).await.body).len(), 50);
 });
 
 both_stores!(groups_are_tenant_isolated, |srv| {

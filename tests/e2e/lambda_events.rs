@@ -30,7 +30,7 @@ async fn every_function_answers_its_sample_event() {
         // create, list, search and discovery succeed; the others name a placeholder id → 404
         let ok = match f {
             "users-create" | "groups-create" => status == 201,
-            "users-list" | "users-search" | "groups-list" | "groups-search" | "search" | "discovery" => status == 200,
+            "users-list" | "users-search" | "groups-list" | "groups-search" | "search" | "discovery" | "settings" => status == 200,
             _ => status == 404 || status == 400,
         };
         assert!(ok, "{f}: {status} {body}");
@@ -71,7 +71,8 @@ async fn authorizer_allows_exactly_the_roles_routes() {
     assert!(resources.iter().all(|r| !r.contains("/DELETE/") && !r.contains("/PATCH/")), "a reader gets no write routes: {resources:?}");
     assert!(resources.iter().all(|r| r.starts_with(api_stage.split('/').next().unwrap())));
     // an address outside the tenant's allowlist gets an explicit Deny (API Gateway: 403)
-    scim_core::auth::update_tenant(app.layout(), "acme", None, Some(vec!["10.0.0.0/8".into()]), None).await.unwrap();
+    let allow = scim_core::auth::TenantChange { ip_allowlist: Some(vec!["10.0.0.0/8".into()]), ..Default::default() };
+    scim_core::auth::update_tenant(app.layout(), "acme", &allow).await.unwrap();
     let denied = scim_functions::authorizer::authorize(&app, &event).await.unwrap();
     assert_eq!(denied["policyDocument"]["Statement"][0]["Effect"], "Deny");
     event["requestContext"]["identity"]["sourceIp"] = json!("10.1.2.3");

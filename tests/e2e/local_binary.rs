@@ -84,3 +84,62 @@ async fn first_start_prints_url_and_token_then_restart_keeps_data() {
     assert_eq!(got.body["userName"], "persisted@example.com");
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_and_passwords_reach_neither_the_logs_nor_the_store() {
+    let data = std::env::temp_dir().join(format!("scim-local-logs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::create_dir_all(&data).expect("data dir");
+    let log_path = data.join("server.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    // the most talkative level an operator could set, for every crate
+    let mut child = Command::new(binary())
+        .args(["--port", "0", "--data-dir"])
+        .arg(data.join("store"))
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("spawn scim-local");
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    let (mut url, mut tok) = (String::new(), String::new());
+    reader.read_line(&mut url).expect("url line");
+    reader.read_line(&mut tok).expect("token line");
+    let guard = Running(child);
+    let base = url.trim().strip_prefix("SCIM_BASE_URL=").expect("url").to_string();
+    let token = tok.trim().strip_prefix("SCIM_TOKEN=").expect("token").to_string();
+    let secret = token.rsplit_once('_').map(|(_, s)| s.to_string()).expect("secret part");
+    let key_id = token.split('_').nth(1).expect("key id").to_string();
+    let wrong_secret = "W".repeat(43);
+    let password = "Correct-Horse-Battery-9";
+
+    let c = scim_tests::Client::new(&base, &token);
+    let mut body = user("logged@example.com");
+    body["password"] = json!(password);
+    let id = id_of(&c.post("/Users", &body).await.body);
+    let p = c.patch(&format!("/Users/{id}"), &patch_op(json!([{"op": "replace", "path": "password", "value": password}]))).await;
+    assert_eq!(p.status, 200);
+    assert!(!p.raw.contains(password), "a password is never returned");
+    scim_tests::Client::new(&base, &format!("scim_{key_id}_{wrong_secret}")).get("/Users").await.assert_error(401, None);
+    scim_tests::Client::new(&base, "not-a-key").get("/Users").await.assert_error(401, None);
+    drop(guard);
+
+    let logs = std::fs::read_to_string(&log_path).expect("logs");
+    assert!(logs.contains("authentication failed"), "the refusals were logged (else this test proves nothing):\n{logs}");
+    for (what, s) in
+        [("the key", token.as_str()), ("the key's secret", &secret), ("a wrong secret", &wrong_secret), ("a password", password)]
+    {
+        assert!(!logs.contains(s), "{what} appears in the server's logs");
+    }
+    // nor in any file of the store (key records hold only the SHA-256 of the secret)
+    let mut files = vec![data.join("store")];
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(std::fs::read_dir(&p).expect("dir").filter_map(|e| e.ok().map(|e| e.path())));
+        } else {
+            let bytes = String::from_utf8_lossy(&std::fs::read(&p).unwrap_or_default()).into_owned();
+            assert!(!bytes.contains(&secret) && !bytes.contains(password), "{} holds a secret", p.display());
+        }
+    }
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -1,23 +1,31 @@
 //! Tenant settings enforced at the edge: IP allowlist and suspension (403), request limit (429).
 
 use super::*;
-use scim_core::auth::update_tenant;
+use scim_core::auth::{TenantChange, update_tenant};
+
+fn allow(cidrs: &[&str]) -> TenantChange {
+    TenantChange { ip_allowlist: Some(cidrs.iter().map(|c| c.to_string()).collect()), ..Default::default() }
+}
+
+fn status(s: &str) -> TenantChange {
+    TenantChange { status: Some(s.into()), ..Default::default() }
+}
 use scim_tests::both_stores;
 
 both_stores!(ip_allowlist_and_suspension, |srv| {
     let c = srv.tenant_key("guarded", "admin").await;
     let layout = srv.app.layout();
     assert_eq!(c.get("/Users").await.status, 200, "no allowlist: any address");
-    update_tenant(layout, "guarded", None, Some(vec!["10.0.0.0/8".into(), "2001:db8::/32".into()]), None).await.unwrap();
+    update_tenant(layout, "guarded", &allow(&["10.0.0.0/8", "2001:db8::/32"])).await.unwrap();
     let r = c.get("/Users").await;
     r.assert_error(403, None);
     assert!(r.body["detail"].as_str().unwrap().contains("allowlist"));
     c.post("/Users", &user("blocked@example.com")).await.assert_error(403, None);
-    update_tenant(layout, "guarded", None, Some(vec!["10.0.0.0/8".into(), "127.0.0.0/8".into()]), None).await.unwrap();
+    update_tenant(layout, "guarded", &allow(&["10.0.0.0/8", "127.0.0.0/8"])).await.unwrap();
     assert_eq!(c.post("/Users", &user("allowed@example.com")).await.status, 201);
-    update_tenant(layout, "guarded", Some("suspended"), Some(vec![]), None).await.unwrap();
+    update_tenant(layout, "guarded", &TenantChange { ip_allowlist: Some(vec![]), ..status("suspended") }).await.unwrap();
     c.get("/Users").await.assert_error(403, None);
-    update_tenant(layout, "guarded", Some("active"), None, None).await.unwrap();
+    update_tenant(layout, "guarded", &status("active")).await.unwrap();
     assert_eq!(c.get("/Users").await.body["totalResults"], 1);
     // other tenants are unaffected throughout
     assert_eq!(srv.client.get("/Users").await.status, 200);
@@ -25,7 +33,7 @@ both_stores!(ip_allowlist_and_suspension, |srv| {
 
 both_stores!(request_limit_answers_429_with_retry_after, |srv| {
     let c = srv.tenant_key("limited", "admin").await;
-    update_tenant(srv.app.layout(), "limited", None, None, Some(3)).await.unwrap();
+    update_tenant(srv.app.layout(), "limited", &TenantChange { rate_limit: Some(3), ..Default::default() }).await.unwrap();
     let mut tasks = Vec::new();
     for _ in 0..12 {
         let c = c.clone();
@@ -143,4 +151,99 @@ both_stores!(custom_roles_and_the_roles_edit_permission, |srv| {
     // deleting the custom role leaves its keys with nothing
     set_custom_role(srv.app.layout(), "custom", "syncer", None).await.unwrap();
     c.get("/Users").await.assert_error(403, None);
+});
+
+both_stores!(settings_over_http_need_their_permissions, |srv| {
+    use scim_core::auth::{Permission, create_key, set_custom_role};
+    let admin = &srv.client;
+    let s = admin.get("/Settings").await;
+    assert_eq!(s.status, 200, "{}", s.raw);
+    assert_eq!((s.body["tenant"].as_str(), s.body["deactivation"].as_str()), (Some("local"), Some("remove-memberships")));
+    assert_eq!(s.body["ipAllowlist"], json!([]));
+    // a provisioner (the key an IdP holds) can neither read nor change settings
+    let prov = srv.tenant_key("local", "provisioner").await;
+    prov.get("/Settings").await.assert_error(403, None);
+    prov.patch("/Settings", &json!({"deactivation": "keep-memberships"})).await.assert_error(403, None);
+    prov.put("/Settings/RoleMappings", &json!({"defaultRole": "member", "userRoles": ["member"]})).await.assert_error(403, None);
+    // a custom role with only mappings:manage sets role mappings and nothing else
+    set_custom_role(srv.app.layout(), "local", "mapper", Some(&[Permission::ManageMappings])).await.unwrap();
+    let mapper = scim_tests::Client::new(&srv.base, &create_key(srv.app.layout(), "local", "mapper", None).await.unwrap().token);
+    mapper.get("/Settings/RoleMappings").await.assert_error(404, None);
+    let body = json!({"defaultRole": "member", "userRoles": ["member", "admin", "owner"],
+        "groupRule": "ws-{workspace}-role-{role}", "groupRoles": ["admin", "manager", "member"]});
+    let put = mapper.put("/Settings/RoleMappings", &body).await;
+    assert_eq!(put.status, 200, "{}", put.raw);
+    assert_eq!(mapper.get("/Settings/RoleMappings").await.body["groupRule"], "ws-{workspace}-role-{role}");
+    mapper.get("/Settings").await.assert_error(403, None);
+    mapper.patch("/Settings", &json!({"ipAllowlist": []})).await.assert_error(403, None);
+    mapper.get("/Users").await.assert_error(403, None);
+    mapper
+        .put("/Settings/RoleMappings", &json!({"defaultRole": "root", "userRoles": ["member"]}))
+        .await
+        .assert_error(400, Some("invalidValue"));
+    // the mappings apply to the very next request: users sent without roles get the default
+    let u = admin.post("/Users", &user("mapped@example.com")).await;
+    assert_eq!(u.body["roles"], json!([{"value": "member", "primary": true}]), "{}", u.raw);
+    // bad changes are refused whole, with the reason
+    admin.patch("/Settings", &json!({"rateLimitPerSecond": 100000})).await.assert_error(400, Some("mutability"));
+    admin.patch("/Settings", &json!({"status": "active"})).await.assert_error(400, Some("mutability"));
+    admin
+        .patch("/Settings", &json!({"ipAllowlist": ["10.0.0.0/8", "not-a-cidr"], "deactivation": "keep-memberships"}))
+        .await
+        .assert_error(400, Some("invalidValue"));
+    admin.patch("/Settings", &json!({"favouriteColour": "blue"})).await.assert_error(400, Some("invalidPath"));
+    assert_eq!(admin.get("/Settings").await.body["deactivation"], "remove-memberships", "nothing of a refused change is written");
+    let changed = admin.patch("/Settings", &json!({"deactivation": "keep-memberships", "ipAllowlist": ["127.0.0.0/8"]})).await;
+    assert_eq!(changed.status, 200, "{}", changed.raw);
+    assert_eq!(changed.body["deactivation"], "keep-memberships");
+    assert_eq!(changed.body["roleMappings"]["defaultRole"], "member");
+    assert_eq!(admin.get("/Users").await.status, 200, "127.0.0.1 is inside the new allowlist");
+    // settings belong to the caller's tenant only
+    let other = srv.tenant_key("elsewhere", "admin").await;
+    let o = other.get("/Settings").await.body;
+    assert_eq!((o["tenant"].as_str(), o["deactivation"].as_str()), (Some("elsewhere"), Some("remove-memberships")));
+    assert_eq!(mapper.delete("/Settings/RoleMappings").await.status, 204);
+    mapper.get("/Settings/RoleMappings").await.assert_error(404, None);
+    // every change is in the audit log
+    let day = scim_core::time::now()[..10].to_string();
+    let entries = srv.app.layout().audit_entries("local", &day).await.unwrap();
+    let settings_writes = entries.iter().filter(|e| e["path"].as_str().is_some_and(|p| p.starts_with("/Settings"))).count();
+    assert!(settings_writes >= 9, "{entries:?}");
+});
+
+both_stores!(deactivation_policy_decides_what_happens_to_memberships, |srv| {
+    let members_of = |c: scim_tests::Client, gid: String| async move {
+        let g = c.get(&format!("/Groups/{gid}")).await.body;
+        let mut ids: Vec<String> =
+            g["members"].as_array().into_iter().flatten().map(|m| m["value"].as_str().unwrap().to_string()).collect();
+        ids.sort();
+        ids
+    };
+    let deactivate = json!({"schemas": [PATCH_OP], "Operations": [{"op": "replace", "value": {"active": false}}]});
+    let add = |uid: &str| patch_op(json!([{"op": "add", "path": "members", "value": [{"value": uid}]}]));
+    for (tenant, keep) in [("deprovisions", false), ("suspends", true)] {
+        let c = srv.tenant_key(tenant, "admin").await;
+        if keep {
+            assert_eq!(c.patch("/Settings", &json!({"deactivation": "keep-memberships"})).await.status, 200);
+        }
+        let a = id_of(&c.post("/Users", &user("a@example.com")).await.body);
+        let b = id_of(&c.post("/Users", &user("b@example.com")).await.body);
+        let gid = id_of(&c.post("/Groups", &json!({"displayName": "Staff", "members": [{"value": a}]})).await.body);
+        // deactivating a member
+        assert_eq!(c.patch(&format!("/Users/{a}"), &deactivate).await.status, 200);
+        let after = members_of(c.clone(), gid.clone()).await;
+        assert_eq!(after, if keep { vec![a.clone()] } else { vec![] }, "{tenant}");
+        // adding an inactive user: accepted either way, stored only when memberships are kept
+        assert_eq!(c.patch(&format!("/Users/{b}"), &deactivate).await.status, 200);
+        assert_eq!(c.patch(&format!("/Groups/{gid}"), &add(&b)).await.status, 204);
+        let mut expected = if keep { vec![a.clone(), b.clone()] } else { vec![] };
+        expected.sort();
+        assert_eq!(members_of(c.clone(), gid.clone()).await, expected, "{tenant}");
+        // reactivation: kept memberships are back at once; removed ones stay removed
+        let on = c.patch(&format!("/Users/{a}"), &patch_op(json!([{"op": "replace", "path": "active", "value": true}]))).await;
+        assert_eq!(on.body["groups"].as_array().map(Vec::len).unwrap_or(0), usize::from(keep), "{tenant}: {}", on.raw);
+        // deleting always removes every membership
+        assert_eq!(c.delete(&format!("/Users/{a}")).await.status, 204);
+        assert!(!members_of(c.clone(), gid.clone()).await.contains(&a), "{tenant}");
+    }
 });

@@ -150,7 +150,7 @@ both_stores!(discovery_describes_what_is_served, |srv| {
 
 both_stores!(concurrent_creates_of_one_username_yield_one_user, |srv| {
     let mut tasks = Vec::new();
-    for i in 0..20 {
+    for i in 0..50 {
         let c = srv.client.clone();
         tasks.push(tokio::spawn(async move {
             let mut u = user(if i % 2 == 0 { "race@example.com" } else { "RACE@example.com" });
@@ -165,6 +165,34 @@ both_stores!(concurrent_creates_of_one_username_yield_one_user, |srv| {
     assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
     assert!(statuses.iter().all(|s| *s == 201 || *s == 409), "{statuses:?}");
     assert_eq!(srv.client.get("/Users").await.body["totalResults"], 1);
+});
+
+both_stores!(concurrent_puts_with_one_if_match_have_one_winner, |srv| {
+    let c = &srv.client;
+    let id = id_of(&c.post("/Users", &user("contended@example.com")).await.body);
+    let etag = c.get(&format!("/Users/{id}")).await.header("etag").expect("etag").to_string();
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let (c, id, etag) = (c.clone(), id.clone(), etag.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut u = user("contended@example.com");
+            u["title"] = json!(format!("writer {i}"));
+            let r = c.send("PUT", &format!("/Users/{id}"), Some(&u.to_string()), &[("if-match", &etag)]).await;
+            (i, r.status)
+        }));
+    }
+    let mut winners = Vec::new();
+    for t in tasks {
+        let (i, status) = t.await.unwrap();
+        assert!(status == 200 || status == 412, "{status}");
+        if status == 200 {
+            winners.push(i);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one PUT with the shared If-Match wins: {winners:?}");
+    let now = c.get(&format!("/Users/{id}")).await.body;
+    assert_eq!(now["title"], json!(format!("writer {}", winners[0])), "and its body is what is stored");
+    assert_eq!(now["meta"]["version"], "W/\"2\"");
 });
 
 both_stores!(concurrent_patches_lose_no_update, |srv| {

@@ -117,6 +117,10 @@ enum TenantCmd {
         /// Requests per second for the whole tenant (0 = no limit); over it: 429 Retry-After.
         #[arg(long)]
         rate_limit: Option<u32>,
+        /// What deactivating a user (active: false) does: remove-memberships (default: the user
+        /// leaves every group) or keep-memberships (groups stay; reactivation restores access).
+        #[arg(long)]
+        deactivation: Option<String>,
     },
 }
 
@@ -238,9 +242,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let rec = auth::set_roles_policy(&layout, &id, policy.as_ref()).await?;
             print(j, &rec, format!("tenant '{id}' role policy: {}", serde_json::to_string(&rec["roles_policy"]).unwrap_or_default()));
         }
-        Command::Tenant(TenantCmd::Update { id, status, ip_allowlist, rate_limit }) => {
+        Command::Tenant(TenantCmd::Update { id, status, ip_allowlist, rate_limit, deactivation }) => {
             let list = ip_allowlist.map(|l| l.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_string).collect::<Vec<_>>());
-            let rec = auth::update_tenant(&layout, &id, status.as_deref(), list, rate_limit).await?;
+            let deactivation = match deactivation {
+                Some(d) => Some(
+                    auth::Deactivation::parse(&d).ok_or(format!("--deactivation is remove-memberships or keep-memberships, not '{d}'"))?,
+                ),
+                None => None,
+            };
+            let change = auth::TenantChange { status, ip_allowlist: list, rate_limit, deactivation };
+            let rec = auth::update_tenant(&layout, &id, &change).await?;
             print(j, &rec, format!("tenant '{id}' updated:\n{}", serde_json::to_string_pretty(&rec).unwrap_or_default()));
         }
         Command::Role(RoleCmd::Create { tenant, name, permissions }) => {

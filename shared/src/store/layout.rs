@@ -200,6 +200,42 @@ fn claim_item(pk: &str, sk: String, id: &str) -> Item {
     Item::new(pk, sk, Value::Object(m).to_string(), 1)
 }
 
+/// The writes of an update: the resource conditional on its version, and the claims that moved;
+/// with the conflict each write's failure means.
+fn update_writes(
+    tenant: &str,
+    kind: Kind,
+    old: &Stored,
+    new_doc: &Map<String, Value>,
+    (old_claims, new_claims): (&Claims, &Claims),
+) -> (Vec<Write>, Vec<WriteConflict>) {
+    let pk = tenant_pk(tenant);
+    let id = old.id().to_string();
+    let mut writes = vec![Write::Put {
+        item: Item::new(&pk, resource_sk(kind, &id), Value::Object(new_doc.clone()).to_string(), old.version + 1),
+        cond: Cond::Version(old.version),
+    }];
+    let mut roles = vec![WriteConflict::Version];
+    let moves = [
+        (old_claims.name.as_ref(), new_claims.name.as_ref(), kind.name_claim(), WriteConflict::Name),
+        (old_claims.external_id.as_ref(), new_claims.external_id.as_ref(), kind.ext_claim(), WriteConflict::ExternalId),
+    ];
+    for (before, after, prefix, role) in moves {
+        if before == after {
+            continue;
+        }
+        if let Some(b) = before {
+            writes.push(Write::Delete { pk: pk.clone(), sk: format!("{prefix}{b}"), cond: Cond::Always });
+            roles.push(WriteConflict::Version);
+        }
+        if let Some(a) = after {
+            writes.push(Write::Put { item: claim_item(&pk, format!("{prefix}{a}"), &id), cond: Cond::Absent });
+            roles.push(role);
+        }
+    }
+    (writes, roles)
+}
+
 impl Layout {
     /// One resource by id.
     pub async fn get(&self, tenant: &str, kind: Kind, id: &str) -> Result<Option<Stored>, StoreError> {
@@ -411,34 +447,40 @@ impl Layout {
         kind: Kind,
         old: &Stored,
         new_doc: &Map<String, Value>,
-        (old_claims, new_claims): (&Claims, &Claims),
+        claims: (&Claims, &Claims),
         members: &MemberDelta,
     ) -> Result<Result<(), WriteConflict>, StoreError> {
-        let pk = tenant_pk(tenant);
-        let id = old.id().to_string();
-        let mut writes = vec![Write::Put {
-            item: Item::new(&pk, resource_sk(kind, &id), Value::Object(new_doc.clone()).to_string(), old.version + 1),
-            cond: Cond::Version(old.version),
-        }];
-        let mut roles = vec![WriteConflict::Version];
-        let moves = [
-            (old_claims.name.as_ref(), new_claims.name.as_ref(), kind.name_claim(), WriteConflict::Name),
-            (old_claims.external_id.as_ref(), new_claims.external_id.as_ref(), kind.ext_claim(), WriteConflict::ExternalId),
-        ];
-        for (before, after, prefix, role) in moves {
-            if before == after {
-                continue;
-            }
-            if let Some(b) = before {
-                writes.push(Write::Delete { pk: pk.clone(), sk: format!("{prefix}{b}"), cond: Cond::Always });
-                roles.push(WriteConflict::Version);
-            }
-            if let Some(a) = after {
-                writes.push(Write::Put { item: claim_item(&pk, format!("{prefix}{a}"), &id), cond: Cond::Absent });
-                roles.push(role);
-            }
+        let (writes, roles) = update_writes(tenant, kind, old, new_doc, claims);
+        self.commit_with_members(tenant, old.id(), writes, roles, members).await
+    }
+
+    /// Replaces a user read at `old.version` and, in the same transaction, removes it from
+    /// `groups` (deprovisioning: the user is never inactive and still a member). When the
+    /// memberships do not fit in the transaction, only the user is written and `Ok(Ok(false))`
+    /// says the caller must sweep them (`remove_from_all_groups`).
+    pub async fn update_leaving_groups(
+        &self,
+        tenant: &str,
+        old: &Stored,
+        new_doc: &Map<String, Value>,
+        claims: (&Claims, &Claims),
+        groups: &[String],
+    ) -> Result<Result<bool, WriteConflict>, StoreError> {
+        let (mut writes, roles) = update_writes(tenant, Kind::User, old, new_doc, claims);
+        let fits = writes.len() + groups.len() <= super::MAX_TRANSACTION;
+        if fits {
+            let uid = old.id();
+            writes.extend(groups.iter().map(|g| Write::Delete {
+                pk: members_pk(tenant, g),
+                sk: format!("{MEMBER}{uid}"),
+                cond: Cond::Always,
+            }));
         }
-        self.commit_with_members(tenant, &id, writes, roles, members).await
+        match self.table.write(writes).await {
+            Ok(()) => Ok(Ok(fits)),
+            Err(StoreError::Conflict { index }) => Ok(Err(roles.get(index).cloned().unwrap_or(WriteConflict::Version))),
+            Err(e) => Err(e),
+        }
     }
 
     /// Deletes a resource read at `old.version` with its claims, in one transaction.

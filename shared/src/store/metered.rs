@@ -29,7 +29,16 @@ pub struct Metered {
     get_many: AtomicU64,
     query: AtomicU64,
     write: AtomicU64,
-    faults: Mutex<Vec<(Option<Call>, usize, StoreError)>>,
+    faults: Mutex<Vec<Fault>>,
+}
+
+/// A planned failure: of which call kind, after how many such calls, which error, and whether the
+/// call still takes effect (a reply lost after the store applied it).
+struct Fault {
+    kind: Option<Call>,
+    skip: usize,
+    error: StoreError,
+    applied: bool,
 }
 
 /// A kind of store call, for targeted fault injection.
@@ -72,18 +81,45 @@ impl Metered {
     /// Makes a later call of `kind` fail with `e`: `skip` calls of that kind pass first.
     pub fn fail_nth(&self, kind: Option<Call>, skip: usize, e: StoreError) {
         if let Ok(mut f) = self.faults.lock() {
-            f.push((kind, skip, e));
+            f.push(Fault { kind, skip, error: e, applied: false });
         }
     }
 
-    fn fault(&self, call: Call) -> Result<(), StoreError> {
-        let Ok(mut f) = self.faults.lock() else { return Ok(()) };
-        let Some(i) = f.iter().position(|(k, _, _)| k.is_none_or(|k| k == call)) else { return Ok(()) };
-        if f[i].1 > 0 {
-            f[i].1 -= 1;
-            return Ok(());
+    /// Like `fail_nth`, but the call is carried out before the error is returned: the store did
+    /// the work and the reply was lost (a dropped connection, a client-side timeout).
+    pub fn fail_nth_after_applying(&self, kind: Option<Call>, skip: usize, e: StoreError) {
+        if let Ok(mut f) = self.faults.lock() {
+            f.push(Fault { kind, skip, error: e, applied: true });
         }
-        Err(f.remove(i).2)
+    }
+
+    /// Drops every planned failure; returns how many had not fired.
+    pub fn clear_faults(&self) -> usize {
+        self.faults.lock().map(|mut f| std::mem::take(&mut *f).len()).unwrap_or(0)
+    }
+
+    /// The failure planned for this call, if any: `Some((error, applied))`.
+    fn fault(&self, call: Call) -> Option<(StoreError, bool)> {
+        let Ok(mut f) = self.faults.lock() else { return None };
+        let i = f.iter().position(|x| x.kind.is_none_or(|k| k == call))?;
+        if f[i].skip > 0 {
+            f[i].skip -= 1;
+            return None;
+        }
+        let x = f.remove(i);
+        Some((x.error, x.applied))
+    }
+
+    /// Runs a call through the planned failures.
+    async fn run<T>(&self, call: Call, fut: impl std::future::Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+        match self.fault(call) {
+            None => fut.await,
+            Some((e, false)) => Err(e),
+            Some((e, true)) => {
+                fut.await?;
+                Err(e)
+            }
+        }
     }
 }
 
@@ -91,28 +127,23 @@ impl Metered {
 impl Table for Metered {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
         self.get.fetch_add(1, Ordering::Relaxed);
-        self.fault(Call::Get)?;
-        self.inner.get(pk, sk).await
+        self.run(Call::Get, self.inner.get(pk, sk)).await
     }
     async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Item>>, StoreError> {
         self.get_many.fetch_add(1, Ordering::Relaxed);
-        self.fault(Call::GetMany)?;
-        self.inner.get_many(keys).await
+        self.run(Call::GetMany, self.inner.get_many(keys)).await
     }
     async fn query(&self, q: &Query) -> Result<Vec<Item>, StoreError> {
         self.query.fetch_add(1, Ordering::Relaxed);
-        self.fault(Call::Query)?;
-        self.inner.query(q).await
+        self.run(Call::Query, self.inner.query(q)).await
     }
     async fn count(&self, pk: &str, sk: &str, by: i64, expires_at: i64) -> Result<i64, StoreError> {
         self.write.fetch_add(1, Ordering::Relaxed);
-        self.fault(Call::Write)?;
-        self.inner.count(pk, sk, by, expires_at).await
+        self.run(Call::Write, self.inner.count(pk, sk, by, expires_at)).await
     }
 
     async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         self.write.fetch_add(1, Ordering::Relaxed);
-        self.fault(Call::Write)?;
-        self.inner.write(writes).await
+        self.run(Call::Write, self.inner.write(writes)).await
     }
 }
