@@ -44,12 +44,27 @@ pub async fn open_store(choice: &StoreChoice, events: Option<PathBuf>) -> Result
                 .append(true)
                 .open(path)
                 .map_err(|e| scim_core::store::StoreError::Other(format!("cannot open {}: {e}", path.display())))?;
-            let file = std::sync::Mutex::new(file);
+            // a writer thread appends the lines, so the request path only derives and hands over
+            let (tx, rx) = std::sync::mpsc::channel::<String>();
+            std::thread::spawn(move || {
+                let mut w = std::io::BufWriter::new(file);
+                while let Ok(line) = rx.recv() {
+                    // gather what arrives within a few milliseconds: one wake-up and one write
+                    // per batch, not per event (waking a thread per event costs the server a
+                    // context switch each)
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    let _ = w.write_all(line.as_bytes());
+                    while let Ok(more) = rx.try_recv() {
+                        let _ = w.write_all(more.as_bytes());
+                    }
+                    let _ = w.flush();
+                }
+            });
             t.on_change(Box::new(move |old, new| {
                 for e in scim_core::events::derive(old, new) {
-                    if let Ok(mut f) = file.lock() {
-                        let _ = writeln!(f, "{}", e.to_entry());
-                    }
+                    let mut line = e.to_entry().to_string();
+                    line.push('\n');
+                    let _ = tx.send(line);
                 }
             }));
         }

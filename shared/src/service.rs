@@ -684,18 +684,25 @@ impl Service {
 
     /// startIndex/count over the whole collection: O(count) reads from the nearest checkpoint.
     async fn index_page(&self, ctx: Ctx<'_>, kind: Kind, start_index: u64, count: u64) -> Result<Page> {
-        let counts = self.layout.counts(ctx.tenant, kind).await?;
         let skip_to = start_index - 1;
+        // the counters, and (past the first page) the checkpoint the previous page left exactly
+        // here, in one read; only a jump to an unvisited position looks for the nearest one
+        let (counts, exact) = match skip_to {
+            0 => (self.layout.counts(ctx.tenant, kind).await?, None),
+            p => self.layout.counts_and_checkpoint(ctx.tenant, kind, p).await?,
+        };
         let mut page = Page { total: Some(counts.total), start_index: Some(start_index), resources: Vec::new(), next_cursor: None };
         if count == 0 || skip_to >= counts.total {
             return Ok(page);
         }
-        let (mut position, mut after) = match skip_to {
-            0 => (0, None),
-            p => match self.layout.checkpoint(ctx.tenant, kind, p, counts.deletes).await? {
-                Some((pos, id)) => (pos, Some(id)),
-                None => (0, None),
-            },
+        let nearest = match (skip_to, exact) {
+            (0, _) => None,
+            (_, Some(c)) => Some(c),
+            (p, None) => self.layout.checkpoint(ctx.tenant, kind, p, counts.deletes).await?,
+        };
+        let (mut position, mut after) = match nearest {
+            Some((pos, id)) => (pos, Some(id)),
+            None => (0, None),
         };
         // walk forward to the page start (keys only), leaving checkpoints behind on long walks
         // and one at the page start, so the same deep page costs O(count) next time

@@ -1,6 +1,6 @@
 //! `bench`: figures, never assertions.
 //!
-//!   bench http --base-url URL --token KEY [--users 2000,20000] [--ops 2000]
+//!   bench http --base-url URL --token KEY [--users 2000,20000] [--ops 2000] [--op-seconds 60]
 //!       the peers.md workload against any SCIM server: POST users, GET by id, filter
 //!       userName eq, PATCH name.givenName, deep page (startIndex at 90 %, count=100);
 //!       ops/s at 8 concurrent requests and p50/p99 at 1, per collection size.
@@ -14,6 +14,7 @@
 //!       builds a group by PATCHes of `batch` members and prints the per-PATCH cost, then the
 //!       cost of adding and removing one member at full size.
 
+use scim_core::store::Table;
 use scim_tests::{Client, Server, Store};
 use serde_json::{Value, json};
 use std::future::Future;
@@ -33,13 +34,15 @@ async fn main() {
         Some("members") => members(&args).await,
         Some("lambda-init") => lambda_init(&args).await,
         _ => eprintln!(
-            "usage: bench http --base-url URL --token KEY [--users 2000,20000] [--ops 2000] | bench cost | bench members [--size N] [--batch N]"
+            "usage: bench http --base-url URL --token KEY [--users 2000,20000] [--ops 2000] [--op-seconds 60] | bench cost | bench members [--size N] [--batch N]"
         ),
     }
 }
 
 /// Runs `n` calls of `f` with `conc` in flight; returns (ops/s, p50 ms, p99 ms, errors).
-async fn measure<F, Fut>(n: usize, conc: usize, f: F) -> (f64, f64, f64, usize)
+/// Runs `n` operations with `conc` in flight; with a `cap`, stops starting new ones after that
+/// long (slow peers), and reports the rate over the ones done.
+async fn measure<F, Fut>(n: usize, conc: usize, cap: Option<Duration>, f: F) -> (f64, f64, f64, usize)
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = bool> + Send,
@@ -55,7 +58,7 @@ where
             let mut errors = 0;
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= n {
+                if i >= n || cap.is_some_and(|c| started.elapsed() > c) {
                     return (lat, errors);
                 }
                 let t = Instant::now();
@@ -78,7 +81,7 @@ where
     all.sort();
     let pct =
         |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).map(|d| d.as_secs_f64() * 1e3).unwrap_or(0.0);
-    (n as f64 / secs, pct(0.5), pct(0.99), errors)
+    (all.len() as f64 / secs, pct(0.5), pct(0.99), errors)
 }
 
 fn user_body(prefix: &str, i: usize) -> Value {
@@ -93,6 +96,7 @@ async fn http(args: &[String]) {
     };
     let sizes: Vec<usize> = arg(args, "--users").unwrap_or("2000,20000".into()).split(',').filter_map(|s| s.parse().ok()).collect();
     let ops: usize = arg(args, "--ops").and_then(|s| s.parse().ok()).unwrap_or(2000);
+    let cap = Some(Duration::from_secs_f64(arg(args, "--op-seconds").and_then(|s| s.parse().ok()).unwrap_or(60.0)));
     let c = Client::new(&base, &token);
     let run = format!("b{}-", std::process::id());
     let mut created = 0usize;
@@ -103,7 +107,7 @@ async fn http(args: &[String]) {
         let want = size - created.min(size);
         eprintln!("bench: creating {want} users (to {size})");
         let (c2, run2, ids2, from) = (c.clone(), run.clone(), ids.clone(), created);
-        let (rate, p50, p99, err) = measure(want, 8, move |i| {
+        let (rate, p50, p99, err) = measure(want, 8, None, move |i| {
             let (c, run, ids) = (c2.clone(), run2.clone(), ids2.clone());
             async move {
                 let r = c.post("/Users", &user_body(&run, from + i)).await;
@@ -164,8 +168,8 @@ async fn http(args: &[String]) {
                 let (c, ids, run) = (c.clone(), snapshot.clone(), run.clone());
                 move |i: usize| op(c.clone(), ids.clone(), run.clone(), i)
             };
-            let (rate, _, _, err8) = measure(count, 8, mk(op.clone())).await;
-            let (_, p50, p99, err1) = measure((count / 4).max(20), 1, mk(op.clone())).await;
+            let (rate, _, _, err8) = measure(count, 8, cap, mk(op.clone())).await;
+            let (_, p50, p99, err1) = measure((count / 4).max(20), 1, cap, mk(op.clone())).await;
             println!("{:<34} {:>8} {:>10.0} {:>9.2} {:>9.2} {:>7}", name, size, rate, p50, p99, err8 + err1);
             if name.starts_with("page") {
                 deep.push((size, p50));
@@ -178,9 +182,11 @@ async fn http(args: &[String]) {
 }
 
 async fn cost() {
+    println!("round trips per SCIM operation (the authorizer's key read excluded), capacity units modelled from the");
+    println!("items moved (DynamoDB's rules, see store::metered), and what moto reported with ReturnConsumedCapacity");
     println!(
-        "{:<44} {:>9} {:>5} {:>9} {:>6} {:>6}",
-        "operation (round trips, auth excluded)", "store", "get", "get_many", "query", "write"
+        "{:<44} {:>9} {:>5} {:>9} {:>6} {:>6} {:>6} {:>6} {:>13}",
+        "operation", "store", "get", "get_many", "query", "write", "RCU", "WCU", "moto r/w CU"
     );
     for store in [Store::Embedded, Store::Dynamo] {
         let srv = Server::start(store).await;
@@ -193,10 +199,15 @@ async fn cost() {
         let g = c.post("/Groups", &json!({"displayName": "cost", "members": [{"value": id}]})).await;
         let gid = g.body["id"].as_str().unwrap_or_default().to_string();
         let other = c.post("/Users", &user_body("extra", 0)).await.body["id"].as_str().unwrap_or_default().to_string();
-        let auth = {
+        // the process's first cursor loads (or makes) the cursor sealing key once: not per request
+        c.get("/Users?count=1&cursor=").await;
+        let (auth, auth_rcu, auth_reported) = {
             let before = srv.metered.counts();
+            let reported = srv.metered.consumed_capacity();
             c.get("/ServiceProviderConfig").await;
-            srv.metered.counts().total() - before.total()
+            let after = srv.metered.counts();
+            let reported_after = srv.metered.consumed_capacity();
+            (after.total() - before.total(), after.rcu - before.rcu, reported.zip(reported_after).map(|(a, b)| b.0 - a.0).unwrap_or(0.0))
         };
         let patch = |v: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": v});
         let steps: Vec<(&str, &str, String, Option<Value>)> = vec![
@@ -239,18 +250,26 @@ async fn cost() {
         ];
         for (name, method, path, body) in steps {
             let before = srv.metered.counts();
+            let reported_before = srv.metered.consumed_capacity();
             let r = c.send(method, &path, body.as_ref().map(|b| b.to_string()).as_deref(), &[]).await;
             let after = srv.metered.counts();
+            let reported = match (reported_before, srv.metered.consumed_capacity()) {
+                (Some(a), Some(b)) => format!("{:.1} / {:.1}", b.0 - a.0 - auth_reported, b.1 - a.1),
+                _ => "-".into(),
+            };
             let d = |a: u64, b: u64| a - b;
             let get = d(after.get, before.get).saturating_sub(auth);
             println!(
-                "{:<44} {:>9} {:>5} {:>9} {:>6} {:>6}{}",
+                "{:<44} {:>9} {:>5} {:>9} {:>6} {:>6} {:>6.1} {:>6.1} {:>13}{}",
                 name,
                 if store == Store::Embedded { "embedded" } else { "dynamodb" },
                 get,
                 d(after.get_many, before.get_many),
                 d(after.query, before.query),
                 d(after.write, before.write),
+                after.rcu - before.rcu - auth_rcu,
+                after.wcu - before.wcu,
+                reported,
                 if r.status >= 400 { format!("  (status {})", r.status) } else { String::new() }
             );
         }

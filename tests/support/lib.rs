@@ -158,7 +158,8 @@ impl Client {
         Client { base: base.to_string(), token: token.to_string(), http: HyperClient::builder(TokioExecutor::new()).build_http() }
     }
 
-    /// Sends a request with optional JSON body and extra headers.
+    /// Sends a request with optional JSON body and extra headers. A transport failure (refused,
+    /// reset) is a response with status 0 and the error as its text, never a panic.
     pub async fn send(&self, method: &str, path: &str, body: Option<&str>, headers: &[(&str, &str)]) -> Resp {
         let mut b = hyper::Request::builder().method(method).uri(format!("{}{}", self.base, path));
         if !self.token.is_empty() {
@@ -171,10 +172,17 @@ impl Client {
             b = b.header(*k, *v);
         }
         let req = b.body(Full::new(Bytes::from(body.unwrap_or_default().to_string()))).expect("request");
-        let resp = self.http.request(req).await.expect("http");
+        let transport = |e: String| Resp { status: 0, headers: Vec::new(), body: Value::String(e.clone()), raw: e };
+        let resp = match self.http.request(req).await {
+            Ok(r) => r,
+            Err(e) => return transport(format!("transport error: {e}")),
+        };
         let status = resp.status().as_u16();
         let headers = resp.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string())).collect();
-        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let bytes = match resp.into_body().collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => return transport(format!("transport error reading the body: {e}")),
+        };
         let raw = String::from_utf8_lossy(&bytes).to_string();
         let body = if raw.is_empty() { Value::Null } else { serde_json::from_str(&raw).unwrap_or(Value::String(raw.clone())) };
         Resp { status, headers, body, raw }

@@ -6,6 +6,7 @@ use super::{Cond, Index, Item, Query, StoreError, Table, Write};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Region, timeout::TimeoutConfig};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex, KeySchemaElement, KeyType,
     KeysAndAttributes, Projection, ProjectionType, Put, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
@@ -43,6 +44,8 @@ impl DynamoConfig {
 pub struct DynamoTable {
     client: Client,
     table: String,
+    /// Capacity units DynamoDB reported (`ReturnConsumedCapacity`), thousandths: reads, writes.
+    consumed: std::sync::Arc<[std::sync::atomic::AtomicU64; 2]>,
 }
 
 impl DynamoTable {
@@ -72,7 +75,7 @@ impl DynamoTable {
         if let Some(e) = &cfg.endpoint {
             b = b.endpoint_url(e.clone());
         }
-        Ok(DynamoTable { client: Client::from_conf(b.build()), table: cfg.table.clone() })
+        Ok(DynamoTable { client: Client::from_conf(b.build()), table: cfg.table.clone(), consumed: Default::default() })
     }
 
     /// Creates the table with its index and TTL (local and test use; AWS uses the SAM template).
@@ -239,9 +242,11 @@ impl Table for DynamoTable {
             .table_name(&self.table)
             .set_key(Some(Self::key(pk, sk)))
             .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(map_sdk)?;
+        self.note(out.consumed_capacity(), READ);
         let now = crate::time::unix_now();
         match out.item() {
             Some(m) => Ok(Some(from_attrs(m)?).filter(|i| !i.expired(now))),
@@ -265,7 +270,15 @@ impl Table for DynamoTable {
             let mut attempts = 0;
             while let Some(req) = pending.take() {
                 attempts += 1;
-                let out = self.client.batch_get_item().request_items(&self.table, req).send().await.map_err(map_sdk)?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, req)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .await
+                    .map_err(map_sdk)?;
+                out.consumed_capacity().iter().for_each(|c| self.note(Some(c), READ));
                 for m in out.responses().and_then(|r| r.get(&self.table)).map(Vec::as_slice).unwrap_or_default() {
                     let item = from_attrs(m)?;
                     found.insert((item.pk.clone(), item.sk.clone()), item);
@@ -306,6 +319,7 @@ impl Table for DynamoTable {
                 .expression_attribute_values(":hi", AttributeValue::S(q.hi.clone()))
                 .scan_index_forward(q.forward)
                 .limit(want)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .set_exclusive_start_key(start.take());
             req = match q.index {
                 Index::Primary => req.consistent_read(true),
@@ -315,6 +329,7 @@ impl Table for DynamoTable {
                 req = req.projection_expression("pk, sk");
             }
             let page = req.send().await.map_err(map_sdk)?;
+            self.note(page.consumed_capacity(), READ);
             for m in page.items() {
                 let item = from_attrs(m)?;
                 if !item.expired(now) {
@@ -340,10 +355,18 @@ impl Table for DynamoTable {
             .expression_attribute_values(":by", AttributeValue::N(by.to_string()))
             .expression_attribute_values(":t", AttributeValue::N(expires_at.to_string()))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(map_sdk)?;
+        self.note(out.consumed_capacity(), WRITE);
         Ok(out.attributes().and_then(|a| a.get("n_count")).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0))
+    }
+
+    /// What DynamoDB reported (`ReturnConsumedCapacity=TOTAL` on every call).
+    fn consumed_capacity(&self) -> Option<(f64, f64)> {
+        let get = |k: usize| self.consumed[k].load(std::sync::atomic::Ordering::Relaxed) as f64 / 1000.0;
+        Some((get(READ), get(WRITE)))
     }
 
     async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
@@ -360,9 +383,18 @@ impl Table for DynamoTable {
         for w in &writes {
             items.push(self.transact_item(w)?);
         }
-        let r = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        let r = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
         match r {
-            Ok(_) => Ok(()),
+            Ok(out) => {
+                out.consumed_capacity().iter().for_each(|c| self.note(Some(c), WRITE));
+                Ok(())
+            }
             Err(e) => {
                 if let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(tce)) =
                     e.as_service_error()
@@ -385,45 +417,64 @@ impl Table for DynamoTable {
     }
 }
 
+const READ: usize = 0;
+const WRITE: usize = 1;
+
 impl DynamoTable {
+    /// Adds what DynamoDB reported for one call to the running totals.
+    fn note(&self, c: Option<&aws_sdk_dynamodb::types::ConsumedCapacity>, kind: usize) {
+        if let Some(units) = c.and_then(|c| c.capacity_units()) {
+            self.consumed[kind].fetch_add((units * 1000.0).round() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     async fn write_one(&self, w: Write) -> Result<(), StoreError> {
         match w {
             Write::Put { item, cond } => {
                 let (expr, vals) = condition(cond);
-                self.client
+                let out = self
+                    .client
                     .put_item()
                     .table_name(&self.table)
                     .set_item(Some(to_attrs(&item)))
                     .set_condition_expression(expr)
                     .set_expression_attribute_values(some_map(vals))
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .send()
                     .await
                     .map_err(map_sdk)?;
+                self.note(out.consumed_capacity(), WRITE);
             }
             Write::Delete { pk, sk, cond } => {
                 let (expr, vals) = condition(cond);
-                self.client
+                let out = self
+                    .client
                     .delete_item()
                     .table_name(&self.table)
                     .set_key(Some(Self::key(&pk, &sk)))
                     .set_condition_expression(expr)
                     .set_expression_attribute_values(some_map(vals))
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .send()
                     .await
                     .map_err(map_sdk)?;
+                self.note(out.consumed_capacity(), WRITE);
             }
             Write::Add { pk, sk, deltas } => {
                 let (expr, names, values) = add_expression(&deltas);
-                self.client
+                let out = self
+                    .client
                     .update_item()
                     .table_name(&self.table)
                     .set_key(Some(Self::key(&pk, &sk)))
                     .update_expression(expr)
                     .set_expression_attribute_names(Some(names))
                     .set_expression_attribute_values(Some(values))
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .send()
                     .await
                     .map_err(map_sdk)?;
+                self.note(out.consumed_capacity(), WRITE);
             }
             Write::Check { pk, sk, cond } => {
                 // a lone check: read and compare

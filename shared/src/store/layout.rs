@@ -200,6 +200,24 @@ fn claim_item(pk: &str, sk: String, id: &str) -> Item {
     Item::new(pk, sk, Value::Object(m).to_string(), 1)
 }
 
+/// A collection's counters from the tenant's counter item (absent: all zero).
+fn counts_of(kind: Kind, item: Option<&Item>) -> Counts {
+    let get = |f: &str| item.and_then(|i| i.nums.get(f)).copied().unwrap_or(0).max(0) as u64;
+    Counts { total: get(kind.counter()), deletes: get(kind.delete_counter()) }
+}
+
+/// A page checkpoint item, when it is still valid for `deletes` (deletes shift positions).
+fn checkpoint_of(kind: Kind, item: &Item, deletes: u64) -> Option<(u64, String)> {
+    let pos: u64 = item.sk.trim_start_matches(kind.prefix()).parse().unwrap_or(0);
+    let generation = item.nums.get("deletes").copied().unwrap_or(-1);
+    let after = item
+        .doc
+        .as_deref()
+        .and_then(|d| serde_json::from_str::<Value>(d).ok())
+        .and_then(|v| v.get("after").and_then(Value::as_str).map(str::to_string))?;
+    (generation == deletes as i64 && pos > 0).then_some((pos, after))
+}
+
 /// The writes of an update: the resource conditional on its version, and the claims that moved;
 /// with the conflict each write's failure means.
 fn update_writes(
@@ -503,9 +521,7 @@ impl Layout {
 
     /// The collection's counters (one read).
     pub async fn counts(&self, tenant: &str, kind: Kind) -> Result<Counts, StoreError> {
-        let item = self.table.get(&tenant_pk(tenant), COUNT_SK).await?;
-        let get = |f: &str| item.as_ref().and_then(|i| i.nums.get(f)).copied().unwrap_or(0).max(0) as u64;
-        Ok(Counts { total: get(kind.counter()), deletes: get(kind.delete_counter()) })
+        Ok(counts_of(kind, self.table.get(&tenant_pk(tenant), COUNT_SK).await?.as_ref()))
     }
 
     /// Up to `limit` resources in id order, after the resource `after` (exclusive).
@@ -535,20 +551,22 @@ impl Layout {
             limit: 1,
             keys_only: false,
         };
-        let Some(item) = self.table.query(&q).await?.into_iter().next() else {
-            return Ok(None);
-        };
-        let pos: u64 = item.sk.trim_start_matches(kind.prefix()).parse().unwrap_or(0);
-        let generation = item.nums.get("deletes").copied().unwrap_or(-1);
-        let after = item
-            .doc
-            .as_deref()
-            .and_then(|d| serde_json::from_str::<Value>(d).ok())
-            .and_then(|v| v.get("after").and_then(Value::as_str).map(str::to_string));
-        match after {
-            Some(a) if generation == deletes as i64 && pos > 0 => Ok(Some((pos, a))),
-            _ => Ok(None),
-        }
+        Ok(self.table.query(&q).await?.first().and_then(|i| checkpoint_of(kind, i, deletes)))
+    }
+
+    /// The collection's counters and the checkpoint exactly at `position`, in one batched read:
+    /// what the next page of a sequential walk (IdPs page 1, 101, 201, …) needs before its query.
+    pub async fn counts_and_checkpoint(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        position: u64,
+    ) -> Result<(Counts, Option<(u64, String)>), StoreError> {
+        let keys = [(tenant_pk(tenant), COUNT_SK.to_string()), (cursor_pk(tenant), format!("{}{position:012}", kind.prefix()))];
+        let got = self.table.get_many(&keys).await?;
+        let counts = counts_of(kind, got.first().and_then(Option::as_ref));
+        let checkpoint = got.get(1).and_then(Option::as_ref).and_then(|i| checkpoint_of(kind, i, counts.deletes));
+        Ok((counts, checkpoint))
     }
 
     /// Remembers that the resource at `position` (1-based) is `after_id`, for an hour.

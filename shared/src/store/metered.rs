@@ -1,18 +1,29 @@
-//! A [`Table`] wrapper that counts round trips per call kind and can inject faults, for the
-//! cost figures in the bench and for failure tests. Costs nothing when unused.
+//! A [`Table`] wrapper that counts round trips per call kind, models the capacity units DynamoDB
+//! would charge for them, and can inject faults: for the cost figures in the bench and for
+//! failure tests. Costs nothing when unused.
+//!
+//! The capacity model applies DynamoDB's published rules to the items each call moves, sized as
+//! the DynamoDB store writes them (attribute names plus values): a strongly consistent read costs
+//! 1 RCU per 4 KB (at least 1, found or not; an index query, eventually consistent, half), a
+//! query rounds the sum of what it read, a write 1 WCU per KB (deletes and counter updates 1),
+//! and every action of a transaction twice that (condition checks included).
 
-use super::{Item, Query, StoreError, Table, Write};
+use super::{Index, Item, Query, StoreError, Table, Write};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Round trips made, by kind.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// Round trips made, by kind, and the capacity they would consume.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct Counts {
     pub get: u64,
     pub get_many: u64,
     pub query: u64,
     pub write: u64,
+    /// Modelled read capacity units.
+    pub rcu: f64,
+    /// Modelled write capacity units.
+    pub wcu: f64,
 }
 
 impl Counts {
@@ -29,7 +40,26 @@ pub struct Metered {
     get_many: AtomicU64,
     query: AtomicU64,
     write: AtomicU64,
+    /// Modelled capacity, thousandths of a unit: reads, writes.
+    units: [AtomicU64; 2],
     faults: Mutex<Vec<Fault>>,
+}
+
+/// An item's size as DynamoDB counts it: attribute names and values, as the DynamoDB store
+/// writes them (`pk`, `sk`, `gsi1pk`, `gsi1sk`, `doc`, `v`, `expires_at`, `n_<counter>`).
+pub fn item_size(i: &Item) -> usize {
+    let digits = |n: i64| n.to_string().len();
+    let mut size = 2 + i.pk.len() + 2 + i.sk.len() + 1 + digits(i.version as i64);
+    if let Some((p, s)) = &i.gsi1 {
+        size += 6 + p.len() + 6 + s.len();
+    }
+    size += i.doc.as_ref().map_or(0, |d| 3 + d.len());
+    size += i.expires_at.map_or(0, |t| 10 + digits(t));
+    size + i.nums.iter().map(|(k, v)| 2 + k.len() + digits(*v)).sum::<usize>()
+}
+
+fn blocks(bytes: usize, block: usize) -> u64 {
+    bytes.div_ceil(block).max(1) as u64
 }
 
 /// A planned failure: of which call kind, after how many such calls, which error, and whether the
@@ -59,6 +89,7 @@ impl Metered {
             get_many: AtomicU64::new(0),
             query: AtomicU64::new(0),
             write: AtomicU64::new(0),
+            units: Default::default(),
             faults: Mutex::new(Vec::new()),
         }
     }
@@ -70,7 +101,14 @@ impl Metered {
             get_many: self.get_many.load(Ordering::Relaxed),
             query: self.query.load(Ordering::Relaxed),
             write: self.write.load(Ordering::Relaxed),
+            rcu: self.units[0].load(Ordering::Relaxed) as f64 / 1000.0,
+            wcu: self.units[1].load(Ordering::Relaxed) as f64 / 1000.0,
         }
+    }
+
+    fn charge(&self, read: u64, write: u64) {
+        self.units[0].fetch_add(read, Ordering::Relaxed);
+        self.units[1].fetch_add(write, Ordering::Relaxed);
     }
 
     /// Makes the next call (of any kind) fail with `e`.
@@ -127,23 +165,50 @@ impl Metered {
 impl Table for Metered {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
         self.get.fetch_add(1, Ordering::Relaxed);
-        self.run(Call::Get, self.inner.get(pk, sk)).await
+        let got = self.run(Call::Get, self.inner.get(pk, sk)).await?;
+        self.charge(1000 * blocks(got.as_ref().map_or(0, item_size), 4096), 0);
+        Ok(got)
     }
     async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Item>>, StoreError> {
         self.get_many.fetch_add(1, Ordering::Relaxed);
-        self.run(Call::GetMany, self.inner.get_many(keys)).await
+        let got = self.run(Call::GetMany, self.inner.get_many(keys)).await?;
+        self.charge(got.iter().map(|i| 1000 * blocks(i.as_ref().map_or(0, item_size), 4096)).sum(), 0);
+        Ok(got)
     }
     async fn query(&self, q: &Query) -> Result<Vec<Item>, StoreError> {
         self.query.fetch_add(1, Ordering::Relaxed);
-        self.run(Call::Query, self.inner.query(q)).await
+        let got = self.run(Call::Query, self.inner.query(q)).await?;
+        let units = 1000 * blocks(got.iter().map(item_size).sum(), 4096);
+        self.charge(if q.index == Index::Gsi1 { units / 2 } else { units }, 0);
+        Ok(got)
     }
     async fn count(&self, pk: &str, sk: &str, by: i64, expires_at: i64) -> Result<i64, StoreError> {
         self.write.fetch_add(1, Ordering::Relaxed);
-        self.run(Call::Write, self.inner.count(pk, sk, by, expires_at)).await
+        let n = self.run(Call::Write, self.inner.count(pk, sk, by, expires_at)).await?;
+        self.charge(0, 1000);
+        Ok(n)
+    }
+
+    fn consumed_capacity(&self) -> Option<(f64, f64)> {
+        self.inner.consumed_capacity()
     }
 
     async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         self.write.fetch_add(1, Ordering::Relaxed);
-        self.run(Call::Write, self.inner.write(writes)).await
+        let single = writes.len() == 1;
+        let (mut read, mut write) = (0, 0);
+        for w in &writes {
+            match w {
+                Write::Put { item, .. } => write += blocks(item_size(item), 1024),
+                Write::Delete { .. } | Write::Add { .. } => write += 1,
+                // alone it is a read; in a transaction a check is charged like a write
+                Write::Check { .. } if single => read += 1,
+                Write::Check { .. } => write += 1,
+            }
+        }
+        let factor = if single { 1000 } else { 2000 };
+        self.run(Call::Write, self.inner.write(writes)).await?;
+        self.charge(read * 1000, write * factor);
+        Ok(())
     }
 }

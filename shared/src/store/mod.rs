@@ -163,6 +163,10 @@ pub trait Table: Send + Sync {
     /// Atomically adds `by` to the counter item's `count` and returns the new value; the item
     /// expires at `expires_at` (rate limiting: not durable, not a change event).
     async fn count(&self, pk: &str, sk: &str, by: i64, expires_at: i64) -> Result<i64, StoreError>;
+    /// Capacity units the store reported so far, (reads, writes), when it reports any.
+    fn consumed_capacity(&self) -> Option<(f64, f64)> {
+        None
+    }
 }
 
 /// Most writes in one transaction (DynamoDB's limit).

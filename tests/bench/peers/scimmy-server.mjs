@@ -15,8 +15,8 @@ const { SCIMMY, SCIMMYRouters } = require("scimmy-routers");
 const port = Number(process.argv[2] ?? 8788);
 const stores = { User: new Map(), Group: new Map() };
 
-// SCIMMY calls these with the resource (id or filter) and the validated data; it filters, sorts
-// and pages the egress result itself.
+// SCIMMY calls these with the resource (its id, or its filter) and the validated data; egress
+// applies the filter (SCIMMY's own matcher), SCIMMY sorts and pages what egress returns.
 function handlers(type) {
   const store = stores[type];
   return {
@@ -46,7 +46,8 @@ function handlers(type) {
         if (!r) throw new SCIMMY.Types.Error(404, null, `Resource ${resource.id} not found`);
         return r;
       }
-      return [...store.values()];
+      const all = [...store.values()];
+      return resource.filter ? resource.filter.match(all) : all;
     },
     degress: (resource) => {
       if (!store.delete(resource.id)) throw new SCIMMY.Types.Error(404, null, `Resource ${resource.id} not found`);
@@ -60,6 +61,16 @@ for (const type of ["User", "Group"]) {
 }
 
 const app = express();
+// SCIMMY honours startIndex/count only as numbers; query strings carry text
+app.use((req, _res, next) => {
+  const query = { ...req.query };
+  for (const k of ["startIndex", "count"]) {
+    if (typeof query[k] === "string" && /^\d+$/.test(query[k])) query[k] = Number(query[k]);
+  }
+  // Express 5 computes req.query on each read: pin the converted copy
+  Object.defineProperty(req, "query", { value: query, writable: true, configurable: true });
+  next();
+});
 app.use("/scim/v2", new SCIMMYRouters({
   type: "bearer",
   handler: (req) => {
@@ -67,4 +78,7 @@ app.use("/scim/v2", new SCIMMYRouters({
     return "bench";
   },
 }));
-app.listen(port, "127.0.0.1", () => console.log(`SCIM_BASE_URL=http://127.0.0.1:${port}/scim/v2`));
+const server = app.listen(port, "127.0.0.1", () => console.log(`SCIM_BASE_URL=http://127.0.0.1:${port}/scim/v2`));
+// keep client connections open between requests (Node closes idle ones after 5 s by default)
+server.keepAliveTimeout = 120_000;
+server.headersTimeout = 121_000;
