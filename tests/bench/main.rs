@@ -213,6 +213,7 @@ async fn cost() {
         let steps: Vec<(&str, &str, String, Option<Value>)> = vec![
             ("POST /Users", "POST", "/Users".into(), Some(user_body("c2", 1))),
             ("GET /Users/{id}", "GET", format!("/Users/{id}"), None),
+            ("GET /Users/{id}?excludedAttributes=groups", "GET", format!("/Users/{id}?excludedAttributes=groups"), None),
             ("filter userName eq", "GET", format!("/Users?filter={}", scim_tests::encode("userName eq \"c000042@example.com\"")), None),
             ("filter externalId eq (no match)", "GET", format!("/Users?filter={}", scim_tests::encode("externalId eq \"nope\"")), None),
             (
