@@ -246,6 +246,11 @@ pub async fn get_tenant(layout: &Layout, tenant_id: &str) -> Result<Option<Value
     Ok(layout.get_record(&tenant_pk(tenant_id), TENANT_SK).await?.map(|(v, _)| v))
 }
 
+/// A tenant record; 404 when there is none.
+pub async fn require_tenant(layout: &Layout, tenant_id: &str) -> Result<Value> {
+    get_tenant(layout, tenant_id).await?.ok_or_else(|| ScimError::NotFound(format!("no tenant '{tenant_id}'")))
+}
+
 /// A new key: the token (show once) and its id.
 pub struct NewKey {
     pub key_id: String,
@@ -254,7 +259,7 @@ pub struct NewKey {
 
 /// Creates an API key for a tenant and role; the token is returned once and stored only hashed.
 pub async fn create_key(layout: &Layout, tenant_id: &str, role: &str, expires_at: Option<i64>) -> Result<NewKey> {
-    let tenant = get_tenant(layout, tenant_id).await?.ok_or_else(|| ScimError::NotFound(format!("no tenant '{tenant_id}'")))?;
+    let tenant = require_tenant(layout, tenant_id).await?;
     if resolve_role(role, &tenant["custom_roles"]).is_none() {
         return Err(ScimError::invalid_value(format!(
             "unknown role '{role}' (admin, provisioner, reader, or a custom role of the tenant)"

@@ -259,19 +259,18 @@ impl Service {
             ));
         }
         let mut found: BTreeSet<String> = BTreeSet::new();
-        let mut inactive: BTreeSet<String> = BTreeSet::new();
+        let mut addable: BTreeSet<String> = BTreeSet::new();
         for chunk in ids.chunks(100) {
             for s in self.layout.get_many(ctx.tenant, Kind::User, chunk).await? {
-                if is_inactive(&s.doc) {
-                    inactive.insert(s.id().to_string());
+                if !deprovisions(ctx, &s.doc) {
+                    addable.insert(s.id().to_string());
                 }
                 found.insert(s.id().to_string());
             }
         }
         let unknown: Vec<&str> = ids.iter().filter(|i| !found.contains(*i)).map(String::as_str).take(20).collect();
         if unknown.is_empty() {
-            let keep_inactive = ctx.deactivation == crate::auth::Deactivation::KeepMemberships;
-            Ok(ids.iter().filter(|i| keep_inactive || !inactive.contains(*i)).cloned().collect())
+            Ok(ids.iter().filter(|i| addable.contains(*i)).cloned().collect())
         } else {
             Err(ScimError::invalid_value(format!("unknown member ids (no such user in this tenant): {}", unknown.join(", "))))
         }
@@ -485,7 +484,11 @@ impl Service {
                     doc.insert("members".into(), Value::Array(list));
                 }
             }
-            Kind::User if projection.returns(None, "groups") && (!in_list || projection.names(None, "groups")) => {
+            // a user the tenant's policy deprovisions belongs to no group (its memberships were
+            // removed with the deactivation): nothing to read
+            Kind::User
+                if projection.returns(None, "groups") && (!in_list || projection.names(None, "groups")) && !deprovisions(ctx, doc) =>
+            {
                 let gids = self.layout.groups_of(ctx.tenant, &id).await?;
                 if !gids.is_empty() {
                     let groups = self.layout.get_many(ctx.tenant, Kind::Group, &gids).await?;
@@ -515,13 +518,14 @@ impl Service {
     ) -> Result<Map<String, Value>> {
         let rt = resource_type(kind);
         let mut doc = s.doc.clone();
-        if !(written == Written::Created && kind == Kind::User) {
-            let mut expanded = doc.clone();
-            match self.expand(ctx, kind, &mut expanded, projection, false).await {
-                Ok(()) => doc = expanded,
-                Err(e) if written != Written::No => tracing::warn!(error = %e, "change committed; its response leaves out members/groups"),
-                Err(e) => return Err(e),
+        // `expand` inserts only after its reads succeed, so a failed one leaves `doc` untouched
+        if !(written == Written::Created && kind == Kind::User)
+            && let Err(e) = self.expand(ctx, kind, &mut doc, projection, false).await
+        {
+            if written == Written::No {
+                return Err(e);
             }
+            tracing::warn!(error = %e, "change committed; its response leaves out members/groups");
         }
         if kind == Kind::User && projection.returns(Some(crate::schema::URN_ACCESS), "effectiveRoles") {
             effective_roles(&mut doc, ctx.roles);

@@ -27,13 +27,9 @@ const READ_ONLY: [(&str, &str); 5] = [
     ("roleMappings", "role mappings are changed with PUT /Settings/RoleMappings"),
 ];
 
-async fn tenant(layout: &Layout, tenant_id: &str) -> Result<Value> {
-    auth::get_tenant(layout, tenant_id).await?.ok_or_else(|| ScimError::NotFound(format!("no tenant '{tenant_id}'")))
-}
-
 /// `GET /Settings`.
 pub async fn view(layout: &Layout, tenant_id: &str, base_url: &str) -> Result<Value> {
-    Ok(render(&tenant(layout, tenant_id).await?, base_url))
+    Ok(render(&auth::require_tenant(layout, tenant_id).await?, base_url))
 }
 
 fn render(t: &Value, base_url: &str) -> Value {
@@ -109,7 +105,7 @@ fn mappings_json(p: &RolesPolicy) -> Value {
 
 /// `GET /Settings/RoleMappings`; 404 when the tenant has none.
 pub async fn role_mappings(layout: &Layout, tenant_id: &str) -> Result<Value> {
-    let t = tenant(layout, tenant_id).await?;
+    let t = auth::require_tenant(layout, tenant_id).await?;
     let p = serde_json::from_value::<RolesPolicy>(t["roles_policy"].clone())
         .map_err(|_| ScimError::NotFound("this tenant has no role mappings (PUT /Settings/RoleMappings sets them)".into()))?;
     Ok(mappings_body(&p))

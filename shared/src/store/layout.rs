@@ -340,11 +340,7 @@ impl Layout {
         let conflict = |index: usize| roles.get(index).cloned().unwrap_or(WriteConflict::Version);
         if writes.len() + member_writes.len() <= super::MAX_TRANSACTION {
             writes.extend(member_writes);
-            return match self.table.write(writes).await {
-                Ok(()) => Ok(Ok(())),
-                Err(StoreError::Conflict { index }) => Ok(Err(conflict(index))),
-                Err(e) => Err(e),
-            };
+            return self.commit(writes, &roles).await;
         }
         // Too many for one transaction. Membership writes are idempotent, so a chunked apply
         // that fails part-way is undone here, and a client retry converges either way.
@@ -494,8 +490,14 @@ impl Layout {
                 cond: Cond::Always,
             }));
         }
+        Ok(self.commit(writes, &roles).await?.map(|()| fits))
+    }
+
+    /// Writes one transaction; a failed condition becomes the conflict its write stands for
+    /// (`roles[i]` for write `i`).
+    async fn commit(&self, writes: Vec<Write>, roles: &[WriteConflict]) -> Result<Result<(), WriteConflict>, StoreError> {
         match self.table.write(writes).await {
-            Ok(()) => Ok(Ok(fits)),
+            Ok(()) => Ok(Ok(())),
             Err(StoreError::Conflict { index }) => Ok(Err(roles.get(index).cloned().unwrap_or(WriteConflict::Version))),
             Err(e) => Err(e),
         }
