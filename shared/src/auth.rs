@@ -182,8 +182,15 @@ pub fn random_bytes(n: usize) -> Vec<u8> {
     buf
 }
 
+/// Lower-case hex (every authenticated request hashes its secret: no formatting machinery here).
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0x0f)] as char);
+    }
+    out
 }
 
 fn hash_secret(secret: &str) -> String {
@@ -355,47 +362,117 @@ pub async fn authenticate(layout: &Layout, authorization: Option<&str>, source_i
         .map(|(_, t)| t.trim())
         .ok_or_else(|| deny("not a Bearer credential"))?;
     let (key_id, secret) = parse_token(token).ok_or_else(|| deny("malformed key"))?;
-    let (rec, version) = layout.get_record(&key_pk(key_id), KEY_SK).await?.ok_or_else(|| deny("unknown key id"))?;
-    let stored = rec["hash"].as_str().unwrap_or_default();
+    let item = layout.table.get(&key_pk(key_id), KEY_SK).await?.ok_or_else(|| deny("unknown key id"))?;
+    let key = KeyView::of(key_id, item.doc.as_deref().ok_or_else(|| deny("unknown key id"))?)?;
     let given = hash_secret(secret);
-    if !bool::from(stored.as_bytes().ct_eq(given.as_bytes())) {
+    if !bool::from(key.hash.as_bytes().ct_eq(given.as_bytes())) {
         return Err(deny("wrong secret"));
     }
-    if rec["revoked"].as_bool().unwrap_or(true) {
+    if key.revoked {
         return Err(deny("revoked key"));
     }
-    if rec["expires_at"].as_i64().is_some_and(|t| t <= crate::time::unix_now()) {
+    let now = crate::time::unix_now();
+    if key.expires_at.is_some_and(|t| t <= now) {
         return Err(deny("expired key"));
     }
-    let tenant = rec["tenant"].as_str().filter(|t| valid_tenant_id(t)).ok_or_else(|| deny("key without tenant"))?;
-    let role = rec["role"].as_str().unwrap_or("reader").to_string();
-    // the tenant's settings travel in the key record, so authentication stays one read
-    let t = &rec["tenant_settings"];
-    if t["status"].as_str().unwrap_or("active") != "active" {
+    let tenant = key.tenant.as_deref().ok_or_else(|| deny("key without tenant"))?;
+    if !key.tenant_active {
         return Err(ScimError::Forbidden("this tenant is suspended".into()));
     }
-    let allow: Vec<String> =
-        t["ip_allowlist"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
-    if !allow.is_empty() && !source_ip.is_some_and(|ip| ip_allowed(&allow, ip)) {
+    if !key.ip_allowlist.is_empty() && !source_ip.is_some_and(|ip| ip_allowed(&key.ip_allowlist, ip)) {
         tracing::info!(tenant, "source address not in the tenant's allowlist");
         return Err(ScimError::Forbidden("the source address is not in this tenant's IP allowlist".into()));
     }
     // last use, written at most every 15 minutes (not on every request)
-    let now = crate::time::unix_now();
-    if rec["last_used_unix"].as_i64().is_none_or(|t| now - t > 900) {
-        let mut updated = rec.clone();
+    if key.last_used_unix.is_none_or(|t| now - t > 900)
+        && let Some(mut updated) = item.doc.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok())
+    {
         updated["last_used_unix"] = json!(now);
         updated["last_used_at"] = json!(crate::time::now());
-        if let Err(e) = layout.put_record(&key_pk(key_id), KEY_SK, &updated, version + 1, Cond::Version(version)).await {
+        if let Err(e) = layout.put_record(&key_pk(key_id), KEY_SK, &updated, item.version + 1, Cond::Version(item.version)).await {
             tracing::debug!(error = %e, "last-used stamp skipped");
         }
     }
-    let rate_limit = t["rate_limit_per_sec"].as_u64().filter(|n| *n > 0).map(|n| n.min(u32::MAX as u64) as u32);
-    let roles_policy = serde_json::from_value::<RolesPolicy>(t["roles_policy"].clone()).ok();
-    // a custom role deleted after the key was made leaves the key with no permission at all
-    let permissions = resolve_role(&role, &t["custom_roles"]).unwrap_or_default();
-    let deactivation = t["deactivation"].as_str().and_then(Deactivation::parse).unwrap_or_default();
-    Ok(Principal { tenant_id: tenant.to_string(), key_id: key_id.to_string(), role, rate_limit, roles_policy, permissions, deactivation })
+    Ok(Principal {
+        tenant_id: tenant.to_string(),
+        key_id: key_id.to_string(),
+        role: key.role.clone(),
+        rate_limit: key.rate_limit,
+        roles_policy: key.roles_policy.clone(),
+        permissions: key.permissions.clone(),
+        deactivation: key.deactivation,
+    })
+}
+
+/// What authentication reads from a key record. Every request reads the record (a revocation or
+/// a settings change applies to the next request), but only a record whose text changed is
+/// parsed again: the process keeps the last view of each key it saw, with the text it came from.
+struct KeyView {
+    text: String,
+    hash: String,
+    revoked: bool,
+    expires_at: Option<i64>,
+    /// The key's tenant, when it names a valid one.
+    tenant: Option<String>,
+    role: String,
+    tenant_active: bool,
+    ip_allowlist: Vec<String>,
+    last_used_unix: Option<i64>,
+    rate_limit: Option<u32>,
+    roles_policy: Option<RolesPolicy>,
+    /// A custom role deleted after the key was made leaves the key with no permission at all.
+    permissions: Vec<Permission>,
+    deactivation: Deactivation,
+}
+
+/// Views kept per process; past this many keys the memo starts over (a process serves a few).
+const KEY_VIEWS: usize = 1024;
+
+impl KeyView {
+    fn of(key_id: &str, text: &str) -> Result<std::sync::Arc<KeyView>> {
+        use std::collections::HashMap;
+        use std::sync::{Arc, Mutex, OnceLock};
+        static VIEWS: OnceLock<Mutex<HashMap<String, Arc<KeyView>>>> = OnceLock::new();
+        let views = VIEWS.get_or_init(Default::default);
+        if let Ok(v) = views.lock()
+            && let Some(view) = v.get(key_id).filter(|view| view.text == text)
+        {
+            return Ok(view.clone());
+        }
+        let rec: Value = serde_json::from_str(text).map_err(|e| StoreError::Other(format!("corrupt record {}: {e}", key_pk(key_id))))?;
+        let view = Arc::new(KeyView::parse(text, &rec));
+        if let Ok(mut v) = views.lock() {
+            if v.len() >= KEY_VIEWS {
+                v.clear();
+            }
+            v.insert(key_id.to_string(), view.clone());
+        }
+        Ok(view)
+    }
+
+    fn parse(text: &str, rec: &Value) -> KeyView {
+        let role = rec["role"].as_str().unwrap_or("reader").to_string();
+        // the tenant's settings travel in the key record, so authentication stays one read
+        let t = &rec["tenant_settings"];
+        KeyView {
+            text: text.to_string(),
+            hash: rec["hash"].as_str().unwrap_or_default().to_string(),
+            revoked: rec["revoked"].as_bool().unwrap_or(true),
+            expires_at: rec["expires_at"].as_i64(),
+            tenant: rec["tenant"].as_str().filter(|t| valid_tenant_id(t)).map(str::to_string),
+            permissions: resolve_role(&role, &t["custom_roles"]).unwrap_or_default(),
+            role,
+            tenant_active: t["status"].as_str().unwrap_or("active") == "active",
+            ip_allowlist: t["ip_allowlist"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .unwrap_or_default(),
+            last_used_unix: rec["last_used_unix"].as_i64(),
+            rate_limit: t["rate_limit_per_sec"].as_u64().filter(|n| *n > 0).map(|n| n.min(u32::MAX as u64) as u32),
+            roles_policy: serde_json::from_value::<RolesPolicy>(t["roles_policy"].clone()).ok(),
+            deactivation: t["deactivation"].as_str().and_then(Deactivation::parse).unwrap_or_default(),
+        }
+    }
 }
 
 /// Read-modify-write of a tenant record (conditional on its version, retried on a race), then
@@ -567,6 +644,13 @@ mod tests {
         assert_eq!(p.grant_of("ws--role-admin"), None);
         let bad = RolesPolicy { default_role: "root".into(), ..p.clone() };
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn stored_hashes_are_lower_hex_sha256() {
+        // keys already issued are stored in this form: it must never change
+        assert_eq!(hash_secret("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
     }
 
     #[tokio::test]

@@ -208,7 +208,7 @@ pub const SCIM_JSON: &str = "application/scim+json";
 
 impl Response {
     fn json(status: u16, v: &Value) -> Response {
-        Response { status, headers: vec![("content-type".into(), SCIM_JSON.into())], body: v.to_string().into_bytes() }
+        Response { status, headers: vec![("content-type".into(), SCIM_JSON.into())], body: serde_json::to_vec(v).unwrap_or_default() }
     }
     fn empty(status: u16) -> Response {
         Response { status, headers: Vec::new(), body: Vec::new() }

@@ -5,7 +5,9 @@
 
 use crate::store::Item;
 use crate::store::layout::{ItemKey, Kind, parse_key};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The event source on the bus.
 pub const SOURCE: &str = "scim-serverless";
@@ -24,8 +26,40 @@ impl Event {
     }
 }
 
-fn doc(i: Option<&Item>) -> Option<Map<String, Value>> {
-    i.and_then(|i| i.doc.as_deref()).and_then(|d| serde_json::from_str::<Map<String, Value>>(d).ok())
+/// A stored document split into its top-level attributes, each left as JSON text: deriving an
+/// event reads a few attributes and compares the rest as text, so the change feed does not build
+/// two whole documents per write.
+type Attrs<'a> = BTreeMap<String, &'a RawValue>;
+
+fn attrs(i: Option<&Item>) -> Option<Attrs<'_>> {
+    i.and_then(|i| i.doc.as_deref()).and_then(|d| serde_json::from_str::<Attrs<'_>>(d).ok())
+}
+
+fn attr(d: &Attrs<'_>, name: &str) -> Option<Value> {
+    d.get(name).and_then(|r| serde_json::from_str(r.get()).ok())
+}
+
+/// The attributes that differ, as [`crate::patch::changed_attributes`] names them. Identical text
+/// is an identical value; only attributes whose text differs are parsed and compared as values
+/// (so a reordered object is still no change).
+fn changed(before: &Attrs<'_>, after: &Attrs<'_>) -> Vec<String> {
+    let names: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    let mut out = Vec::new();
+    for name in names {
+        let (b, a) = (before.get(name), after.get(name));
+        if name == "meta" || matches!((b, a), (Some(b), Some(a)) if b.get() == a.get()) {
+            continue;
+        }
+        let one = |raw: Option<&&RawValue>| {
+            let mut m = Map::new();
+            if let Some(v) = raw.and_then(|r| serde_json::from_str::<Value>(r.get()).ok()) {
+                m.insert(name.clone(), v);
+            }
+            m
+        };
+        out.extend(crate::patch::changed_attributes(&one(b), &one(a)));
+    }
+    out
 }
 
 /// The events one item change means. Claims, counters, checkpoints and keys mean none.
@@ -47,17 +81,17 @@ pub fn derive(old: Option<&Item>, new: Option<&Item>) -> Vec<Event> {
                 Kind::User => "user",
                 Kind::Group => "group",
             };
-            let (before, after) = (doc(old), doc(new));
-            let external_id = after.as_ref().or(before.as_ref()).and_then(|d| d.get("externalId")).cloned().unwrap_or(Value::Null);
+            let (before, after) = (attrs(old), attrs(new));
+            let external_id = after.as_ref().or(before.as_ref()).and_then(|d| attr(d, "externalId")).unwrap_or(Value::Null);
+            let active = |d: &Attrs<'_>| attr(d, "active") != Some(Value::Bool(false));
             let (verb, changed) = match (&before, &after) {
                 (None, Some(_)) => ("created", Vec::new()),
                 (Some(_), None) => ("deleted", Vec::new()),
                 (Some(b), Some(a)) => {
-                    let changed = crate::patch::changed_attributes(b, a);
+                    let changed = changed(b, a);
                     if changed.is_empty() {
                         return Vec::new();
                     }
-                    let active = |d: &Map<String, Value>| d.get("active") != Some(&Value::Bool(false));
                     let verb = match (kind, active(b), active(a)) {
                         (Kind::User, true, false) => "deactivated",
                         (Kind::User, false, true) => "reactivated",
@@ -76,8 +110,8 @@ pub fn derive(old: Option<&Item>, new: Option<&Item>) -> Vec<Event> {
             if let (Some(a), Some(o)) = (&after, detail.as_object_mut())
                 && kind == Kind::User
             {
-                o.insert("userName".into(), a.get("userName").cloned().unwrap_or(Value::Null));
-                o.insert("active".into(), Value::Bool(a.get("active") != Some(&Value::Bool(false))));
+                o.insert("userName".into(), attr(a, "userName").unwrap_or(Value::Null));
+                o.insert("active".into(), Value::Bool(active(a)));
             }
             vec![Event { kind: format!("{noun}.{verb}"), detail }]
         }
@@ -106,6 +140,30 @@ mod tests {
         assert_eq!(derive(Some(&user(false, "a")), Some(&user(true, "b")))[0].kind, "user.reactivated");
         assert_eq!(derive(Some(&user(true, "a")), Some(&user(true, "b")))[0].kind, "user.updated");
         assert_eq!(derive(Some(&user(true, "a")), None)[0].kind, "user.deleted");
+    }
+
+    #[test]
+    fn changes_are_named_by_value_not_by_text() {
+        let item = |d: Value| Item::new("TENANT#acme", "USER#u1", d.to_string(), 1);
+        let ext = crate::schema::URN_ENTERPRISE;
+        let before =
+            item(json!({"userName": "ann", "name": {"givenName": "A", "familyName": "B"}, ext: {"department": "x", "costCenter": "1"},
+                                 "meta": {"version": "W/\"1\""}}));
+        // the same values, another key order and another meta: no change, no event
+        let reordered =
+            item(json!({"name": {"familyName": "B", "givenName": "A"}, ext: {"costCenter": "1", "department": "x"}, "userName": "ann",
+                                    "meta": {"version": "W/\"2\""}}));
+        assert!(derive(Some(&before), Some(&reordered)).is_empty());
+        let after =
+            item(json!({"userName": "ann", "name": {"givenName": "Z", "familyName": "B"}, ext: {"department": "y", "costCenter": "1"},
+                                "title": "t", "meta": {"version": "W/\"2\""}}));
+        let e = derive(Some(&before), Some(&after));
+        assert_eq!(e[0].kind, "user.updated");
+        assert_eq!(e[0].detail["changed"], json!(["name", "title", format!("{ext}:department")]));
+        assert_eq!(
+            (&e[0].detail["userName"], &e[0].detail["active"], &e[0].detail["externalId"]),
+            (&json!("ann"), &json!(true), &Value::Null)
+        );
     }
 
     #[test]

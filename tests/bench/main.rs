@@ -1,9 +1,11 @@
 //! `bench`: figures, never assertions.
 //!
 //!   bench http --base-url URL --token KEY [--users 2000,20000] [--ops 2000] [--op-seconds 60]
+//!              [--only get,filter,patch,page]
 //!       the peers.md workload against any SCIM server: POST users, GET by id, filter
 //!       userName eq, PATCH name.givenName, deep page (startIndex at 90 %, count=100);
-//!       ops/s at 8 concurrent requests and p50/p99 at 1, per collection size.
+//!       ops/s at 8 concurrent requests and p50/p99 at 1, per collection size. `--only` keeps
+//!       the named measurements (the users are always created; POST is always printed).
 //!   bench cost
 //!       DynamoDB round trips per SCIM operation, on the embedded store and on moto.
 //!   bench lambda-init --binary PATH --event FILE [--runs 5]
@@ -34,7 +36,7 @@ async fn main() {
         Some("members") => members(&args).await,
         Some("lambda-init") => lambda_init(&args).await,
         _ => eprintln!(
-            "usage: bench http --base-url URL --token KEY [--users 2000,20000] [--ops 2000] [--op-seconds 60] | bench cost | bench members [--size N] [--batch N]"
+            "usage: bench http --base-url URL --token KEY [--users 2000,20000] [--ops 2000] [--op-seconds 60] [--only get,filter,patch,page] | bench cost | bench members [--size N] [--batch N]"
         ),
     }
 }
@@ -97,6 +99,8 @@ async fn http(args: &[String]) {
     let sizes: Vec<usize> = arg(args, "--users").unwrap_or("2000,20000".into()).split(',').filter_map(|s| s.parse().ok()).collect();
     let ops: usize = arg(args, "--ops").and_then(|s| s.parse().ok()).unwrap_or(2000);
     let cap = Some(Duration::from_secs_f64(arg(args, "--op-seconds").and_then(|s| s.parse().ok()).unwrap_or(60.0)));
+    let only: Option<Vec<String>> = arg(args, "--only").map(|s| s.split(',').map(|o| o.trim().to_ascii_lowercase()).collect());
+    let wanted = |key: &str| only.as_ref().is_none_or(|o| o.iter().any(|k| k == key));
     let c = Client::new(&base, &token);
     let run = format!("b{}-", std::process::id());
     let mut created = 0usize;
@@ -124,13 +128,15 @@ async fn http(args: &[String]) {
         let n = snapshot.len();
         type Op =
             Box<dyn Fn(Client, Arc<Vec<String>>, String, usize) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
-        let cases: Vec<(&str, Op, usize)> = vec![
+        let cases: Vec<(&str, &str, Op, usize)> = vec![
             (
+                "get",
                 "GET /Users/{id}",
                 Box::new(|c, ids, _, i| Box::pin(async move { c.get(&format!("/Users/{}", ids[i % ids.len()])).await.status == 200 })),
                 ops,
             ),
             (
+                "filter",
                 "filter userName eq",
                 Box::new(|c, ids, run, i| {
                     Box::pin(async move {
@@ -142,6 +148,7 @@ async fn http(args: &[String]) {
                 ops,
             ),
             (
+                "patch",
                 "PATCH name.givenName",
                 Box::new(|c, ids, _, i| {
                     Box::pin(async move {
@@ -152,6 +159,7 @@ async fn http(args: &[String]) {
                 ops,
             ),
             (
+                "page",
                 "page startIndex=90%, count=100",
                 Box::new(move |c, _, _, _| {
                     Box::pin(async move {
@@ -162,7 +170,10 @@ async fn http(args: &[String]) {
                 (ops / 10).max(50),
             ),
         ];
-        for (name, op, count) in cases {
+        for (key, name, op, count) in cases {
+            if !wanted(key) {
+                continue;
+            }
             let op = Arc::new(op);
             let mk = |op: Arc<Op>| {
                 let (c, ids, run) = (c.clone(), snapshot.clone(), run.clone());

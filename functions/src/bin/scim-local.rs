@@ -8,6 +8,12 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// The local server is throughput-bound and allocates per request (JSON documents, items):
+/// mimalloc's thread-local free lists beat the system allocator there (see README, Benchmarks).
+/// The Lambdas keep the system allocator: one request at a time, smaller binaries.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Serves every SCIM route at http://HOST:PORT/scim/v2 with the same code as the Lambdas.
 ///
 /// On first start it creates the tenant "local" and an admin API key, and prints two lines on

@@ -115,32 +115,37 @@ impl EmbeddedTable {
     }
 }
 
-fn apply(state: &mut State, c: Change) {
+/// Applies one change; returns the item it replaced or removed.
+fn apply(state: &mut State, c: Change) -> Option<Item> {
     match c {
         Change::Put(item) => {
             let key = (item.pk.clone(), item.sk.clone());
-            if let Some(old) = state.items.get(&key)
-                && let Some(g) = &old.gsi1
-                && let Some(set) = state.gsi1.get_mut(g)
-            {
-                set.remove(&key);
-            }
             if let Some(g) = &item.gsi1 {
                 state.gsi1.entry(g.clone()).or_default().insert(key.clone());
             }
-            state.items.insert(key, item);
+            let new_gsi = item.gsi1.clone();
+            let old = state.items.insert(key.clone(), item);
+            if let Some(old_gsi) = old.as_ref().and_then(|o| o.gsi1.as_ref()).filter(|g| Some(*g) != new_gsi.as_ref()) {
+                unindex(state, old_gsi, &key);
+            }
+            old
         }
         Change::Del(pk, sk) => {
             let key = (pk, sk);
-            if let Some(old) = state.items.remove(&key)
-                && let Some(g) = old.gsi1
-                && let Some(set) = state.gsi1.get_mut(&g)
-            {
-                set.remove(&key);
-                if set.is_empty() {
-                    state.gsi1.remove(&g);
-                }
+            let old = state.items.remove(&key);
+            if let Some(g) = old.as_ref().and_then(|o| o.gsi1.as_ref()) {
+                unindex(state, g, &key);
             }
+            old
+        }
+    }
+}
+
+fn unindex(state: &mut State, g: &Key, key: &Key) {
+    if let Some(set) = state.gsi1.get_mut(g) {
+        set.remove(key);
+        if set.is_empty() {
+            state.gsi1.remove(g);
         }
     }
 }
@@ -270,14 +275,13 @@ impl Table for EmbeddedTable {
         let observer = self.observer.read().ok();
         let observer = observer.as_ref().and_then(|o| o.as_ref());
         for c in changes {
-            let key = match &c {
-                Change::Put(i) => (i.pk.clone(), i.sk.clone()),
-                Change::Del(p, k) => (p.clone(), k.clone()),
+            let new = match (observer, &c) {
+                (Some(_), Change::Put(i)) => Some(i.clone()),
+                _ => None,
             };
-            let old = observer.and_then(|_| s.items.get(&key).cloned());
-            apply(&mut s, c);
+            let old = apply(&mut s, c);
             if let Some(f) = observer {
-                f(old.as_ref(), s.items.get(&key));
+                f(old.as_ref().filter(|o| !o.expired(now)), new.as_ref());
             }
         }
         Ok(())

@@ -166,7 +166,7 @@ fn members_pk(tenant: &str, gid: &str) -> String {
 const MEMBER: &str = "MEMBER#";
 
 fn member_item(tenant: &str, gid: &str, uid: &str) -> Item {
-    let mut item = Item::new(members_pk(tenant, gid), format!("{MEMBER}{uid}"), serde_json::json!({"value": uid}).to_string(), 1);
+    let mut item = Item::new(members_pk(tenant, gid), format!("{MEMBER}{uid}"), crate::json_text(&serde_json::json!({"value": uid})), 1);
     item.gsi1 = Some((format!("TENANT#{tenant}#USER#{uid}"), resource_sk(Kind::Group, gid)));
     item
 }
@@ -197,7 +197,7 @@ impl MemberDelta {
 fn claim_item(pk: &str, sk: String, id: &str) -> Item {
     let mut m = Map::new();
     m.insert("id".into(), Value::String(id.to_string()));
-    Item::new(pk, sk, Value::Object(m).to_string(), 1)
+    Item::new(pk, sk, crate::json_text(&m), 1)
 }
 
 /// A collection's counters from the tenant's counter item (absent: all zero).
@@ -230,7 +230,7 @@ fn update_writes(
     let pk = tenant_pk(tenant);
     let id = old.id().to_string();
     let mut writes = vec![Write::Put {
-        item: Item::new(&pk, resource_sk(kind, &id), Value::Object(new_doc.clone()).to_string(), old.version + 1),
+        item: Item::new(&pk, resource_sk(kind, &id), crate::json_text(new_doc), old.version + 1),
         cond: Cond::Version(old.version),
     }];
     let mut roles = vec![WriteConflict::Version];
@@ -308,10 +308,7 @@ impl Layout {
     ) -> Result<Result<(), WriteConflict>, StoreError> {
         let pk = tenant_pk(tenant);
         let id = doc.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
-        let mut writes = vec![Write::Put {
-            item: Item::new(&pk, resource_sk(kind, &id), Value::Object(doc.clone()).to_string(), 1),
-            cond: Cond::Absent,
-        }];
+        let mut writes = vec![Write::Put { item: Item::new(&pk, resource_sk(kind, &id), crate::json_text(doc), 1), cond: Cond::Absent }];
         let mut roles = vec![WriteConflict::Version];
         if let Some(n) = &claims.name {
             writes.push(Write::Put { item: claim_item(&pk, format!("{}{n}", kind.name_claim()), &id), cond: Cond::Absent });
@@ -595,7 +592,7 @@ impl Layout {
         let mut item = Item::new(
             format!("TENANT#{tenant}#AUDIT#{day}"),
             format!("AT#{:013}#{suffix}", crate::time::unix_millis()),
-            entry.to_string(),
+            crate::json_text(entry),
             1,
         );
         item.expires_at = Some(crate::time::unix_now() + retention_days * 86_400);
@@ -641,7 +638,7 @@ impl Layout {
 
     /// Writes a JSON record under a condition.
     pub async fn put_record(&self, pk: &str, sk: &str, v: &Value, version: u64, cond: Cond) -> Result<(), StoreError> {
-        self.table.write(vec![Write::Put { item: Item::new(pk, sk, v.to_string(), version), cond }]).await
+        self.table.write(vec![Write::Put { item: Item::new(pk, sk, crate::json_text(v), version), cond }]).await
     }
 
     /// Lists JSON records in a partition by sort-key prefix.
