@@ -62,7 +62,7 @@ pub async fn open_store(choice: &StoreChoice, events: Option<PathBuf>) -> Result
             });
             t.on_change(Box::new(move |old, new| {
                 for e in scim_core::events::derive(old, new) {
-                    let mut line = scim_core::json_text(&e.to_entry());
+                    let mut line = e.to_line();
                     line.push('\n');
                     let _ = tx.send(line);
                 }

@@ -24,6 +24,19 @@ impl Event {
     pub fn to_entry(&self) -> Value {
         json!({"source": SOURCE, "detail-type": self.kind, "detail": self.detail})
     }
+
+    /// The same entry as one line of JSON text (no newline), written without building it as a
+    /// document first.
+    pub fn to_line(&self) -> String {
+        #[derive(serde::Serialize)]
+        struct Entry<'a> {
+            source: &'static str,
+            #[serde(rename = "detail-type")]
+            kind: &'a str,
+            detail: &'a Value,
+        }
+        crate::json_text(&Entry { source: SOURCE, kind: &self.kind, detail: &self.detail })
+    }
 }
 
 /// A stored document split into its top-level attributes, each left as JSON text: deriving an
@@ -132,6 +145,7 @@ mod tests {
     fn user_changes_become_typed_events() {
         let e = derive(None, Some(&user(true, "a")));
         assert_eq!(e[0].kind, "user.created");
+        assert_eq!(serde_json::from_str::<Value>(&e[0].to_line()).unwrap(), e[0].to_entry(), "the line is the entry");
         assert_eq!(e[0].detail["tenant"], "acme");
         assert_eq!(e[0].detail["externalId"], "e1");
         let e = derive(Some(&user(true, "a")), Some(&user(false, "a")));

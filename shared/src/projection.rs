@@ -68,7 +68,12 @@ impl Projection {
     }
 
     /// Applies the projection to a rendered resource.
-    pub fn apply(&self, rt: &'static ResourceType, doc: Map<String, Value>) -> Map<String, Value> {
+    pub fn apply(&self, rt: &'static ResourceType, mut doc: Map<String, Value>) -> Map<String, Value> {
+        if self.is_default() {
+            // everything stays but an extension with nothing in it (as below)
+            doc.retain(|k, v| rt.extension(k).is_none() || v.as_object().is_some_and(|o| !o.is_empty()));
+            return doc;
+        }
         let mut out = Map::with_capacity(doc.len());
         for (k, v) in doc {
             if k == "schemas" || k == "id" {
@@ -157,6 +162,16 @@ mod tests {
         let p = Projection::new(user_type(), Some(&format!("{URN_ENTERPRISE}:department")), None);
         let d = p.apply(user_type(), doc());
         assert_eq!(d[URN_ENTERPRISE], json!({"department": "D"}));
+    }
+
+    #[test]
+    fn no_projection_returns_everything_but_empty_extensions() {
+        let mut d = doc();
+        assert_eq!(Projection::default().apply(user_type(), d.clone()), d);
+        d.insert(URN_ENTERPRISE.into(), json!({}));
+        let out = Projection::default().apply(user_type(), d);
+        assert!(!out.contains_key(URN_ENTERPRISE));
+        assert_eq!(out.keys().collect::<Vec<_>>(), ["schemas", "id", "userName", "name", "emails", "meta"], "order kept");
     }
 
     #[test]

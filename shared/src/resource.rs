@@ -252,7 +252,8 @@ pub fn reorder(rt: &'static ResourceType, mut doc: Map<String, Value>) -> Map<St
 }
 
 /// Renders a stored document for the wire: `schemas` first, `meta.location` from the base URL.
-pub fn render(rt: &'static ResourceType, doc: &Map<String, Value>, base_url: &str) -> Map<String, Value> {
+/// Takes the document by value: its attributes move into the response, nothing is copied.
+pub fn render(rt: &'static ResourceType, mut doc: Map<String, Value>, base_url: &str) -> Map<String, Value> {
     let mut out = Map::with_capacity(doc.len() + 2);
     let mut schemas = vec![Value::String(rt.schema.id.to_string())];
     for ext in &rt.extensions {
@@ -261,16 +262,12 @@ pub fn render(rt: &'static ResourceType, doc: &Map<String, Value>, base_url: &st
         }
     }
     out.insert("schemas".into(), Value::Array(schemas));
-    for (k, v) in doc {
-        if k == "meta" {
-            continue;
-        }
-        out.insert(k.clone(), v.clone());
-    }
-    if let Some(Value::Object(meta)) = doc.get("meta") {
-        let mut meta = meta.clone();
-        if let Some(id) = doc.get("id").and_then(Value::as_str) {
-            meta.insert("location".into(), Value::String(format!("{base_url}{}/{id}", rt.endpoint)));
+    let meta = doc.shift_remove("meta");
+    let location = doc.get("id").and_then(Value::as_str).map(|id| format!("{base_url}{}/{id}", rt.endpoint));
+    out.extend(doc);
+    if let Some(Value::Object(mut meta)) = meta {
+        if let Some(l) = location {
+            meta.insert("location".into(), Value::String(l));
         }
         out.insert("meta".into(), Value::Object(meta));
     }

@@ -530,7 +530,7 @@ impl Service {
         if kind == Kind::User && projection.returns(Some(crate::schema::URN_ACCESS), "effectiveRoles") {
             effective_roles(&mut doc, ctx.roles);
         }
-        Ok(projection.apply(rt, resource::render(rt, &doc, ctx.base_url)))
+        Ok(projection.apply(rt, resource::render(rt, doc, ctx.base_url)))
     }
 
     /// `GET /Users|/Groups` and `.search`: a ListResponse, projected.
@@ -553,7 +553,7 @@ impl Service {
                     d.insert(crate::schema::URN_ACCESS.into(), a);
                 }
             }
-            resources.push(Value::Object(projection.apply(rt, resource::render(rt, &d, ctx.base_url))));
+            resources.push(Value::Object(projection.apply(rt, resource::render(rt, d, ctx.base_url))));
         }
         let mut out = Map::new();
         out.insert("schemas".into(), json!([URN_LIST]));

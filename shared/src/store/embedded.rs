@@ -1,11 +1,14 @@
 //! The embedded store: the whole table in memory (ordered maps, same key semantics as DynamoDB),
-//! made durable by an append-only log under a data directory. Every committed transaction is
-//! one JSON line holding the resulting items; startup replays the log and rewrites it compactly.
+//! made durable by an append-only log under a data directory ([`super::wal`]): every committed
+//! transaction is one frame holding the resulting items, appended before the change is applied;
+//! startup replays the log and rewrites it compactly. Logs written as JSON lines by earlier
+//! versions are read once and rewritten in frames.
 
+use super::wal::{self, Change};
 use super::{Cond, Index, Item, Query, StoreError, Table, Write};
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, Write as _};
+use std::io::{BufRead, BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -16,14 +19,28 @@ struct State {
     items: BTreeMap<Key, Item>,
     /// (gsi1pk, gsi1sk) -> primary keys
     gsi1: BTreeMap<Key, std::collections::BTreeSet<Key>>,
-    log: Option<BufWriter<File>>,
+    log: Option<Log>,
 }
 
-/// One logged change.
-#[derive(serde::Serialize, serde::Deserialize)]
-enum Change {
-    Put(Item),
-    Del(String, String),
+/// The open log: appends go straight to the file (one write per transaction, no user-space
+/// buffer to lose), and a failed append is cut off so the log ends with a whole frame.
+struct Log {
+    file: File,
+    len: u64,
+    frame: Vec<u8>,
+}
+
+impl Log {
+    fn append(&mut self, changes: &[Change]) -> std::io::Result<()> {
+        self.frame.clear();
+        wal::encode(changes, &mut self.frame);
+        if let Err(e) = self.file.write_all(&self.frame) {
+            let _ = self.file.set_len(self.len);
+            return Err(e);
+        }
+        self.len += self.frame.len() as u64;
+        Ok(())
+    }
 }
 
 /// Called with (old image, new image) of every item a committed transaction changed.
@@ -59,41 +76,48 @@ impl EmbeddedTable {
         let path = dir.join("table.log");
         let mut state = State::default();
         if path.exists() {
-            let f = File::open(&path).map_err(|e| StoreError::Other(format!("cannot open {}: {e}", path.display())))?;
-            for (n, line) in BufReader::new(f).lines().enumerate() {
-                let line = line.map_err(|e| StoreError::Other(format!("cannot read {}: {e}", path.display())))?;
-                if line.trim().is_empty() {
-                    continue;
-                }
-                // A torn last line (crash mid-write) is dropped; anything else corrupt is an error.
-                let changes: Vec<Change> = match serde_json::from_str(&line) {
-                    Ok(c) => c,
-                    Err(_) => {
-                        tracing::warn!(line = n + 1, "ignoring an incomplete log line");
-                        continue;
-                    }
-                };
-                for c in changes {
+            let bytes = fs::read(&path).map_err(|e| StoreError::Other(format!("cannot read {}: {e}", path.display())))?;
+            if let Some(frames) = bytes.strip_prefix(wal::MAGIC) {
+                let replayed = wal::replay(frames, |c| {
                     apply(&mut state, c);
+                })
+                .map_err(|d| {
+                    StoreError::Other(format!(
+                        "{} is damaged at byte {} (not a torn append: a whole frame follows); nothing was changed. \
+                         Move the file away to start empty, or restore it from a copy",
+                        path.display(),
+                        d.offset + wal::MAGIC.len()
+                    ))
+                })?;
+                if replayed.torn > 0 {
+                    tracing::warn!(bytes = replayed.torn, "dropping a torn last log frame (the process stopped mid-write)");
                 }
+            } else {
+                replay_json_lines(&bytes, &mut state);
             }
         }
         // compact: rewrite live items, then append from there
         let tmp = dir.join("table.log.tmp");
-        {
+        let len = {
             let f = File::create(&tmp).map_err(|e| StoreError::Other(format!("cannot write {}: {e}", tmp.display())))?;
             let mut w = BufWriter::new(f);
             let now = crate::time::unix_now();
+            let mut frame = Vec::new();
+            let mut len = wal::MAGIC.len() as u64;
+            w.write_all(wal::MAGIC).map_err(|e| StoreError::Other(e.to_string()))?;
             for item in state.items.values().filter(|i| !i.expired(now)) {
-                let line = serde_json::to_string(&[Change::Put(item.clone())]).map_err(|e| StoreError::Other(e.to_string()))?;
-                writeln!(w, "{line}").map_err(|e| StoreError::Other(e.to_string()))?;
+                frame.clear();
+                wal::encode(&[Change::Put(item.clone())], &mut frame);
+                w.write_all(&frame).map_err(|e| StoreError::Other(e.to_string()))?;
+                len += frame.len() as u64;
             }
             w.flush().map_err(|e| StoreError::Other(e.to_string()))?;
             w.get_ref().sync_all().map_err(|e| StoreError::Other(e.to_string()))?;
-        }
+            len
+        };
         fs::rename(&tmp, &path).map_err(|e| StoreError::Other(e.to_string()))?;
-        let f = OpenOptions::new().append(true).open(&path).map_err(|e| StoreError::Other(e.to_string()))?;
-        state.log = Some(BufWriter::new(f));
+        let file = OpenOptions::new().append(true).open(&path).map_err(|e| StoreError::Other(e.to_string()))?;
+        state.log = Some(Log { file, len, frame: Vec::new() });
         Ok(EmbeddedTable { state: Mutex::new(state), path: Some(path), observer: std::sync::RwLock::new(None), _lock: Some(lock) })
     }
 
@@ -146,6 +170,23 @@ fn unindex(state: &mut State, g: &Key, key: &Key) {
         set.remove(key);
         if set.is_empty() {
             state.gsi1.remove(g);
+        }
+    }
+}
+
+/// A log of JSON lines (one transaction per line), as versions before the framed log wrote it.
+/// A line that does not parse (a torn last line) is skipped.
+fn replay_json_lines(bytes: &[u8], state: &mut State) {
+    for (n, line) in bytes.lines().enumerate() {
+        let Ok(line) = line else { continue };
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Vec<Change>>(&line) {
+            Ok(changes) => changes.into_iter().for_each(|c| {
+                apply(state, c);
+            }),
+            Err(_) => tracing::warn!(line = n + 1, "ignoring an incomplete log line"),
         }
     }
 }
@@ -267,10 +308,7 @@ impl Table for EmbeddedTable {
             }
         }
         if let Some(log) = s.log.as_mut() {
-            let line = serde_json::to_string(&changes).map_err(|e| StoreError::Other(e.to_string()))?;
-            writeln!(log, "{line}")
-                .and_then(|_| log.flush())
-                .map_err(|e| StoreError::Unavailable(format!("embedded log write failed: {e}")))?;
+            log.append(&changes).map_err(|e| StoreError::Unavailable(format!("embedded log write failed: {e}")))?;
         }
         let observer = self.observer.read().ok();
         let observer = observer.as_ref().and_then(|o| o.as_ref());
@@ -314,6 +352,46 @@ mod tests {
         assert_eq!(t.get("p", "n").await.unwrap().unwrap().nums["c"], 2);
         let q = t.query(&Query::prefix("p", "", None, 10)).await.unwrap();
         assert_eq!(q.len(), 2);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn logs_survive_torn_appends_refuse_damage_and_upgrade_from_json_lines() {
+        let dir = std::env::temp_dir().join(format!("scim-embedded-{}", uuid::Uuid::new_v4()));
+        fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("table.log");
+        // a log as earlier versions wrote it: JSON lines, the last one torn
+        let legacy = format!(
+            "{}\n{}\n[{{\"Put\":{{\"pk\":\"p\",\"sk\":",
+            serde_json::to_string(&[Change::Put(Item::new("p", "a", "{\"x\":\"1\"}".into(), 1))]).unwrap(),
+            serde_json::to_string(&[Change::Put(Item::new("p", "b", "{}".into(), 1)), Change::Del("p".into(), "a".into())]).unwrap()
+        );
+        fs::write(&log, legacy).unwrap();
+        {
+            let t = EmbeddedTable::open(&dir).unwrap();
+            assert!(t.get("p", "a").await.unwrap().is_none() && t.get("p", "b").await.unwrap().is_some());
+            t.write(vec![put("p", "c", Cond::Absent)]).await.unwrap();
+        }
+        assert!(fs::read(&log).unwrap().starts_with(wal::MAGIC), "rewritten in frames");
+        // a torn append (half a frame at the end): dropped, the rest kept
+        let mut frame = Vec::new();
+        wal::encode(&[Change::Put(Item::new("p", "d", "{}".into(), 1))], &mut frame);
+        let mut f = OpenOptions::new().append(true).open(&log).unwrap();
+        f.write_all(&frame[..frame.len() / 2]).unwrap();
+        drop(f);
+        {
+            let t = EmbeddedTable::open(&dir).unwrap();
+            assert!(t.get("p", "c").await.unwrap().is_some() && t.get("p", "d").await.unwrap().is_none());
+            t.write(vec![put("p", "e", Cond::Absent)]).await.unwrap();
+        }
+        // damage with a whole frame after it: refused, and the file is left as it was
+        let mut bytes = fs::read(&log).unwrap();
+        let at = wal::MAGIC.len() + 10;
+        bytes[at] ^= 0xff;
+        fs::write(&log, &bytes).unwrap();
+        let e = EmbeddedTable::open(&dir).err().expect("a damaged log is refused");
+        assert!(e.to_string().contains("damaged at byte"), "{e}");
+        assert_eq!(fs::read(&log).unwrap(), bytes, "nothing rewritten");
         let _ = fs::remove_dir_all(&dir);
     }
 }

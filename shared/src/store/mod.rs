@@ -8,6 +8,7 @@ pub mod dynamo;
 pub mod embedded;
 pub mod layout;
 pub mod metered;
+pub mod wal;
 
 use std::collections::BTreeMap;
 
