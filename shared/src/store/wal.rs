@@ -174,7 +174,7 @@ mod tests {
 
     fn item(n: u64) -> Item {
         let mut i = Item::new("TENANT#t", format!("USER#{n}"), format!("{{\"id\":\"{n}\",\"note\":\"quote \\\" and ü\"}}"), n);
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             i.gsi1 = Some(("G".into(), format!("g{n}")));
             i.expires_at = Some(1_700_000_000 + n as i64);
             i.nums.insert("count".into(), -(n as i64));
