@@ -271,11 +271,12 @@ impl App {
             return;
         }
         let resource_id = match_route(&req.method, &req.path).ok().and_then(|(_, id)| id);
+        let time = crate::time::now();
         let entry = serde_json::json!({
-            "time": crate::time::now(), "key_id": principal.key_id, "method": req.method,
+            "time": time, "key_id": principal.key_id, "method": req.method,
             "path": req.path, "resource_id": resource_id, "status": status,
         });
-        if let Err(e) = self.service.layout.audit(&principal.tenant_id, &entry, AUDIT_RETENTION_DAYS).await {
+        if let Err(e) = self.service.layout.audit(&principal.tenant_id, &time, &entry, AUDIT_RETENTION_DAYS).await {
             tracing::warn!(error = %e, "audit entry not written");
         }
     }

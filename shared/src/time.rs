@@ -8,11 +8,46 @@ pub fn now() -> String {
     format(OffsetDateTime::now_utc())
 }
 
-/// Formats a timestamp in UTC with millisecond precision.
+/// Formats a timestamp in UTC with millisecond precision, as RFC 3339 with trailing zeros of
+/// the fraction dropped (`…T10:00:00.12Z`, `…T10:00:00Z`). Every write stamps several of these,
+/// so the digits are written directly rather than through a format description.
 pub fn format(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
-    let t = t.replace_nanosecond((t.nanosecond() / 1_000_000) * 1_000_000).unwrap_or(t);
-    t.format(&Rfc3339).unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        let t = t.replace_nanosecond((t.nanosecond() / 1_000_000) * 1_000_000).unwrap_or(t);
+        return t.format(&Rfc3339).unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string());
+    }
+    let (h, mi, s, ms) = t.to_hms_milli();
+    let mut out = String::with_capacity(24);
+    let mut two = |n: u32, sep: char| {
+        out.push(char::from(b'0' + (n / 10) as u8));
+        out.push(char::from(b'0' + (n % 10) as u8));
+        out.push(sep);
+    };
+    two(year as u32 / 100, '\0');
+    two(year as u32 % 100, '-');
+    two(u8::from(t.month()).into(), '-');
+    two(t.day().into(), 'T');
+    two(h.into(), ':');
+    two(mi.into(), ':');
+    two(s.into(), '.');
+    out.retain(|c| c != '\0');
+    if ms == 0 {
+        out.pop();
+    } else {
+        let digits = [ms / 100, ms / 10 % 10, ms % 10];
+        let keep = if ms % 100 == 0 {
+            1
+        } else if ms % 10 == 0 {
+            2
+        } else {
+            3
+        };
+        out.extend(digits[..keep].iter().map(|d| char::from(b'0' + *d as u8)));
+    }
+    out.push('Z');
+    out
 }
 
 /// Parses an RFC 3339 timestamp.
@@ -28,4 +63,27 @@ pub fn unix_now() -> i64 {
 /// Milliseconds since the Unix epoch (fixed-width sortable keys).
 pub fn unix_millis() -> i128 {
     OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_read_as_rfc3339_always_did() {
+        for (unix_ms, text) in [
+            (0i64, "1970-01-01T00:00:00Z"),
+            (1_795_000_000_100, "2026-11-18T11:06:40.1Z"),
+            (1_795_000_000_120, "2026-11-18T11:06:40.12Z"),
+            (1_795_000_000_123, "2026-11-18T11:06:40.123Z"),
+            (1_795_000_000_003, "2026-11-18T11:06:40.003Z"),
+            (951_782_399_999, "2000-02-28T23:59:59.999Z"),
+        ] {
+            let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000).unwrap();
+            assert_eq!(format(t), text);
+            assert_eq!(parse(text).map(|p| p.unix_timestamp_nanos() / 1_000_000), Some(i128::from(unix_ms)));
+            // the format description the stored timestamps were written with
+            assert_eq!(t.format(&Rfc3339).unwrap(), text);
+        }
+    }
 }

@@ -583,10 +583,10 @@ impl Layout {
         self.table.count(&format!("TENANT#{tenant}#RATE"), &now.to_string(), 1, now + 120).await
     }
 
-    /// Appends an audit entry to the tenant's partition for the day; kept `retention_days`.
-    pub async fn audit(&self, tenant: &str, entry: &Value, retention_days: i64) -> Result<(), StoreError> {
-        let now = crate::time::now();
-        let day = now.get(..10).unwrap_or("1970-01-01");
+    /// Appends an audit entry to the tenant's partition for the day of `time` (the entry's RFC
+    /// 3339 timestamp); kept `retention_days`.
+    pub async fn audit(&self, tenant: &str, time: &str, entry: &Value, retention_days: i64) -> Result<(), StoreError> {
+        let day = time.get(..10).unwrap_or("1970-01-01");
         // UUIDv7 is monotonic within a process: entries of one millisecond keep their order
         let suffix = uuid::Uuid::now_v7();
         let mut item = Item::new(
