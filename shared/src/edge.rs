@@ -200,6 +200,17 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
+/// One audit entry as stored (and read back by `scim-admin audit`).
+#[derive(serde::Serialize)]
+struct AuditEntry<'a> {
+    time: &'a str,
+    key_id: &'a str,
+    method: &'a str,
+    path: &'a str,
+    resource_id: Option<String>,
+    status: u16,
+}
+
 /// How long audit entries are kept.
 pub const AUDIT_RETENTION_DAYS: i64 = 90;
 
@@ -272,10 +283,7 @@ impl App {
         }
         let resource_id = match_route(&req.method, &req.path).ok().and_then(|(_, id)| id);
         let time = crate::time::now();
-        let entry = serde_json::json!({
-            "time": time, "key_id": principal.key_id, "method": req.method,
-            "path": req.path, "resource_id": resource_id, "status": status,
-        });
+        let entry = AuditEntry { time: &time, key_id: &principal.key_id, method: &req.method, path: &req.path, resource_id, status };
         if let Err(e) = self.service.layout.audit(&principal.tenant_id, &time, &entry, AUDIT_RETENTION_DAYS).await {
             tracing::warn!(error = %e, "audit entry not written");
         }

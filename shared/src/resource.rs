@@ -119,7 +119,7 @@ pub fn normalize_value(def: &'static AttrDef, value: &Value) -> Result<Option<Va
     let mut out: Vec<Value> = Vec::with_capacity(items.len());
     for item in items {
         let item = decode_json_encoded_value(def, item);
-        if let Some(v) = normalize_single(def, &item)?
+        if let Some(v) = normalize_single(def, item.as_ref())?
             && !out.contains(&v)
         {
             out.push(v);
@@ -136,17 +136,18 @@ pub fn normalize_value(def: &'static AttrDef, value: &Value) -> Result<Option<Va
 }
 
 /// Entra's app-role mapping sends each role's `value` as a JSON-encoded object string.
-fn decode_json_encoded_value(def: &AttrDef, item: &Value) -> Value {
+fn decode_json_encoded_value<'a>(def: &AttrDef, item: &'a Value) -> std::borrow::Cow<'a, Value> {
+    use std::borrow::Cow;
     if def.name != "roles" {
-        return item.clone();
+        return Cow::Borrowed(item);
     }
-    let Some(obj) = item.as_object() else { return item.clone() };
+    let Some(obj) = item.as_object() else { return Cow::Borrowed(item) };
     // attribute names are case-insensitive: `valuE` is `value`
     let Some((value_key, Value::String(s))) = obj.iter().find(|(k, _)| k.eq_ignore_ascii_case("value")) else {
-        return item.clone();
+        return Cow::Borrowed(item);
     };
     let Ok(Value::Object(inner)) = serde_json::from_str::<Value>(s.trim()) else {
-        return item.clone();
+        return Cow::Borrowed(item);
     };
     let mut merged = obj.clone();
     merged.remove(&value_key.clone());
@@ -156,7 +157,7 @@ fn decode_json_encoded_value(def: &AttrDef, item: &Value) -> Value {
             merged.insert(key, v);
         }
     }
-    Value::Object(merged)
+    Cow::Owned(Value::Object(merged))
 }
 
 fn normalize_single(def: &'static AttrDef, value: &Value) -> Result<Option<Value>> {
@@ -164,31 +165,36 @@ fn normalize_single(def: &'static AttrDef, value: &Value) -> Result<Option<Value
     Ok(match def.ty {
         _ if value.is_null() => None,
         AttrType::Complex => {
-            let obj = match value {
-                Value::Object(o) => o.clone(),
+            // one slot per sub-attribute, in the schema's order; a later spelling of the same
+            // name (`Value` after `value`) wins
+            let mut slots: Vec<Option<Value>> = vec![None; def.sub.len()];
+            let mut set = |k: &str, v: &Value| -> Result<()> {
+                let Some(i) = def.sub.iter().position(|s| s.name.eq_ignore_ascii_case(k)) else { return Ok(()) };
+                let sub = &def.sub[i];
+                if sub.mutability == Mutability::ReadOnly && def.mutability != Mutability::ReadOnly {
+                    return Ok(());
+                }
+                if let Some(nv) = normalize_single(sub, v)? {
+                    slots[i] = Some(nv);
+                }
+                Ok(())
+            };
+            match value {
+                Value::Object(o) => {
+                    for (k, v) in o {
+                        set(k, v)?;
+                    }
+                }
                 // a bare value for a complex attribute: Entra's manager id, or a member id
                 Value::String(s) if def.sub_attr("value").is_some() => {
                     if s.is_empty() {
                         return Ok(None);
                     }
-                    let mut m = Map::new();
-                    m.insert("value".into(), Value::String(s.clone()));
-                    m
+                    set("value", value)?;
                 }
                 _ => return Err(bad("an object")),
-            };
-            let mut out = Map::new();
-            for (k, v) in &obj {
-                let Some(sub) = def.sub_attr(k) else { continue };
-                if sub.mutability == Mutability::ReadOnly && def.mutability != Mutability::ReadOnly {
-                    continue;
-                }
-                if let Some(nv) = normalize_single(sub, v)? {
-                    out.insert(sub.name.to_string(), nv);
-                }
             }
-            // order sub-attributes as the schema lists them
-            let ordered: Map<String, Value> = def.sub.iter().filter_map(|s| out.remove(s.name).map(|v| (s.name.to_string(), v))).collect();
+            let ordered: Map<String, Value> = def.sub.iter().zip(slots).filter_map(|(s, v)| v.map(|v| (s.name.to_string(), v))).collect();
             if ordered.is_empty() { None } else { Some(Value::Object(ordered)) }
         }
         AttrType::Boolean => match value {
@@ -234,20 +240,31 @@ pub fn finish(rt: &'static ResourceType, mut doc: Map<String, Value>) -> Result<
 }
 
 /// Orders members as the schemas list them: common, core, extensions; anything else last.
-pub fn reorder(rt: &'static ResourceType, mut doc: Map<String, Value>) -> Map<String, Value> {
-    let mut out = Map::with_capacity(doc.len());
-    for name in common_attrs().iter().map(|a| a.name).filter(|n| *n != "meta").chain(rt.schema.attrs.iter().map(|a| a.name)) {
-        if let Some(v) = doc.remove(name) {
-            out.insert(name.to_string(), v);
-        }
+/// (Each member is ranked by its place in the schemas and the members sorted, stably: no lookup
+/// per schema attribute.)
+pub fn reorder(rt: &'static ResourceType, doc: Map<String, Value>) -> Map<String, Value> {
+    let names = || common_attrs().iter().map(|a| a.name).filter(|n| *n != "meta").chain(rt.schema.attrs.iter().map(|a| a.name));
+    let after_names = names().count();
+    let rank = |k: &str| {
+        names().position(|n| n == k).or_else(|| rt.extensions.iter().position(|e| e.id == k).map(|i| after_names + i)).unwrap_or(usize::MAX)
+    };
+    let mut members: Vec<(usize, String, Value)> = doc.into_iter().map(|(k, v)| (rank(&k), k, v)).collect();
+    members.sort_by_key(|m| m.0);
+    let mut out = Map::with_capacity(members.len());
+    for (r, k, v) in members {
+        let v = match (r.checked_sub(after_names).and_then(|i| rt.extensions.get(i)), v) {
+            (Some(ext), Value::Object(e)) => {
+                let mut e: Vec<(usize, String, Value)> =
+                    e.into_iter().map(|(k, v)| (ext.attrs.iter().position(|a| a.name == k).unwrap_or(usize::MAX), k, v)).collect();
+                e.sort_by_key(|m| m.0);
+                // members an extension does not define were dropped before
+                Value::Object(e.into_iter().filter(|m| m.0 != usize::MAX).map(|(_, k, v)| (k, v)).collect())
+            }
+            (Some(_), _) => continue, // an extension that is not an object is dropped, as before
+            (None, v) => v,
+        };
+        out.insert(k, v);
     }
-    for ext in &rt.extensions {
-        if let Some(Value::Object(mut e)) = doc.remove(ext.id) {
-            let ordered: Map<String, Value> = ext.attrs.iter().filter_map(|a| e.remove(a.name).map(|v| (a.name.to_string(), v))).collect();
-            out.insert(ext.id.to_string(), Value::Object(ordered));
-        }
-    }
-    out.append(&mut doc);
     out
 }
 

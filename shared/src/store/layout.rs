@@ -585,7 +585,7 @@ impl Layout {
 
     /// Appends an audit entry to the tenant's partition for the day of `time` (the entry's RFC
     /// 3339 timestamp); kept `retention_days`.
-    pub async fn audit(&self, tenant: &str, time: &str, entry: &Value, retention_days: i64) -> Result<(), StoreError> {
+    pub async fn audit(&self, tenant: &str, time: &str, entry: &impl serde::Serialize, retention_days: i64) -> Result<(), StoreError> {
         let day = time.get(..10).unwrap_or("1970-01-01");
         // UUIDv7 is monotonic within a process: entries of one millisecond keep their order
         let suffix = uuid::Uuid::now_v7();
