@@ -110,18 +110,18 @@ pub fn match_route(method: &str, path: &str) -> Result<(Route, Option<String>)> 
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let mut path_known = false;
     for r in ROUTES {
-        let pat: Vec<&str> = r.path.split('/').filter(|s| !s.is_empty()).collect();
-        if pat.len() != segs.len() {
+        let pat = r.path.split('/').filter(|s| !s.is_empty());
+        if pat.clone().count() != segs.len() {
             continue;
         }
         let mut id = None;
-        let fits = pat.iter().zip(&segs).all(|(p, s)| {
-            if *p == "{id}" {
+        let fits = pat.zip(&segs).all(|(p, s)| {
+            if p == "{id}" {
                 // ".search" is a route of its own, never an id
                 if s.starts_with('.') {
                     return false;
                 }
-                id = Some(percent_decode(s));
+                id = Some(*s);
                 true
             } else {
                 p.eq_ignore_ascii_case(s)
@@ -132,7 +132,7 @@ pub fn match_route(method: &str, path: &str) -> Result<(Route, Option<String>)> 
         }
         path_known = true;
         if r.method.eq_ignore_ascii_case(method) {
-            return Ok((r.route, id));
+            return Ok((r.route, id.map(percent_decode)));
         }
     }
     if path_known {
@@ -336,11 +336,12 @@ impl App {
         let rt = resource_type(kind);
         let projection = Projection::new(rt, query(req, "attributes"), query(req, "excludedAttributes"));
         let render = |s: Stored, status: u16, written: Written| async move {
-            let doc = svc.render(ctx, kind, &s, &projection, written).await?;
+            let (version, location) = (s.version, (status == 201).then(|| format!("{base_url}{}/{}", rt.endpoint, s.id())));
+            let doc = svc.render(ctx, kind, s, &projection, written).await?;
             let mut r = Response::json(status, &Value::Object(doc));
-            r.headers.push(("etag".into(), etag(s.version)));
-            if status == 201 {
-                r.headers.push(("location".into(), format!("{base_url}{}/{}", rt.endpoint, s.id())));
+            r.headers.push(("etag".into(), etag(version)));
+            if let Some(l) = location {
+                r.headers.push(("location".into(), l));
             }
             Ok::<Response, ScimError>(r)
         };

@@ -7,7 +7,7 @@ use crate::store::Item;
 use crate::store::layout::{ItemKey, Kind, parse_key};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
 
 /// The event source on the bus.
 pub const SOURCE: &str = "scim-serverless";
@@ -39,13 +39,90 @@ impl Event {
     }
 }
 
-/// A stored document split into its top-level attributes, each left as JSON text: deriving an
-/// event reads a few attributes and compares the rest as text, so the change feed does not build
-/// two whole documents per write.
-type Attrs<'a> = BTreeMap<String, &'a RawValue>;
+/// A stored document split into its top-level attributes, each left as JSON text and sorted by
+/// name: deriving an event reads a few attributes and compares the rest as text, so the change
+/// feed does not build two whole documents per write. Names borrow from the document (they are
+/// copied only when they hold escapes).
+struct Attrs<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 
-fn attrs(i: Option<&Item>) -> Option<Attrs<'_>> {
-    i.and_then(|i| i.doc.as_deref()).and_then(|d| serde_json::from_str::<Attrs<'_>>(d).ok())
+impl<'a> Attrs<'a> {
+    fn get(&self, name: &str) -> Option<&'a RawValue> {
+        self.0.binary_search_by(|(k, _)| k.as_ref().cmp(name)).ok().map(|i| self.0[i].1)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Attrs<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Name<'a>(Cow<'a, str>);
+        impl<'de> serde::Deserialize<'de> for Name<'de> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = Name<'de>;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str("an attribute name")
+                    }
+                    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Name<'de>, E> {
+                        Ok(Name(Cow::Borrowed(v)))
+                    }
+                    fn visit_str<E>(self, v: &str) -> Result<Name<'de>, E> {
+                        Ok(Name(Cow::Owned(v.to_string())))
+                    }
+                }
+                d.deserialize_str(V)
+            }
+        }
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Attrs<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut m: M) -> Result<Attrs<'de>, M::Error> {
+                let mut out = Vec::with_capacity(m.size_hint().unwrap_or(16));
+                while let Some((Name(k), v)) = m.next_entry::<Name<'de>, &'de RawValue>()? {
+                    out.push((k, v));
+                }
+                // a repeated name keeps its last value, as a map would
+                out.sort_by(|a, b| a.0.cmp(&b.0));
+                out.dedup_by(|later, earlier| {
+                    let same = later.0 == earlier.0;
+                    if same {
+                        earlier.1 = later.1;
+                    }
+                    same
+                });
+                Ok(Attrs(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+fn attrs(doc: &str) -> Option<Attrs<'_>> {
+    serde_json::from_str::<Attrs<'_>>(doc).ok()
+}
+
+/// What a created or deleted resource's event reports, read without building the document (the
+/// other members are skipped over).
+#[derive(serde::Deserialize, Default)]
+struct Facts<'a> {
+    #[serde(rename = "externalId", borrow, default)]
+    external_id: Option<&'a RawValue>,
+    #[serde(rename = "userName", borrow, default)]
+    user_name: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    active: Option<&'a RawValue>,
+}
+
+impl<'a> Facts<'a> {
+    fn of(doc: &'a str) -> Facts<'a> {
+        serde_json::from_str(doc).unwrap_or_default()
+    }
+}
+
+fn raw_value(r: Option<&RawValue>) -> Value {
+    r.and_then(|r| serde_json::from_str(r.get()).ok()).unwrap_or(Value::Null)
 }
 
 fn attr(d: &Attrs<'_>, name: &str) -> Option<Value> {
@@ -56,21 +133,42 @@ fn attr(d: &Attrs<'_>, name: &str) -> Option<Value> {
 /// is an identical value; only attributes whose text differs are parsed and compared as values
 /// (so a reordered object is still no change).
 fn changed(before: &Attrs<'_>, after: &Attrs<'_>) -> Vec<String> {
-    let names: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    use std::cmp::Ordering;
+    // both lists are sorted by name: walk them together
+    let (mut b, mut a) = (before.0.iter().peekable(), after.0.iter().peekable());
     let mut out = Vec::new();
-    for name in names {
-        let (b, a) = (before.get(name), after.get(name));
-        if name == "meta" || matches!((b, a), (Some(b), Some(a)) if b.get() == a.get()) {
+    loop {
+        let order = match (b.peek(), a.peek()) {
+            (None, None) => break,
+            (Some(x), Some(y)) => x.0.cmp(&y.0),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+        };
+        let (name, was, is) = match order {
+            Ordering::Equal => match (b.next(), a.next()) {
+                (Some(x), Some(y)) => (&x.0, Some(x.1), Some(y.1)),
+                _ => break,
+            },
+            Ordering::Less => match b.next() {
+                Some(x) => (&x.0, Some(x.1), None),
+                None => break,
+            },
+            Ordering::Greater => match a.next() {
+                Some(y) => (&y.0, None, Some(y.1)),
+                None => break,
+            },
+        };
+        if name == "meta" || matches!((was, is), (Some(x), Some(y)) if x.get() == y.get()) {
             continue;
         }
-        let one = |raw: Option<&&RawValue>| {
+        let one = |raw: Option<&RawValue>| {
             let mut m = Map::new();
             if let Some(v) = raw.and_then(|r| serde_json::from_str::<Value>(r.get()).ok()) {
-                m.insert(name.clone(), v);
+                m.insert(name.to_string(), v);
             }
             m
         };
-        out.extend(crate::patch::changed_attributes(&one(b), &one(a)));
+        out.extend(crate::patch::changed_attributes(&one(was), &one(is)));
     }
     out
 }
@@ -94,23 +192,32 @@ pub fn derive(old: Option<&Item>, new: Option<&Item>) -> Vec<Event> {
                 Kind::User => "user",
                 Kind::Group => "group",
             };
-            let (before, after) = (attrs(old), attrs(new));
-            let external_id = after.as_ref().or(before.as_ref()).and_then(|d| attr(d, "externalId")).unwrap_or(Value::Null);
-            let active = |d: &Attrs<'_>| attr(d, "active") != Some(Value::Bool(false));
-            let (verb, changed) = match (&before, &after) {
-                (None, Some(_)) => ("created", Vec::new()),
-                (Some(_), None) => ("deleted", Vec::new()),
+            // (verb, changed attributes, externalId, the new image's userName and active)
+            let (verb, changed, external_id, now_is) = match (old.and_then(|i| i.doc.as_deref()), new.and_then(|i| i.doc.as_deref())) {
+                (None, Some(a)) => {
+                    let f = Facts::of(a);
+                    (
+                        "created",
+                        Vec::new(),
+                        raw_value(f.external_id),
+                        Some((raw_value(f.user_name), raw_value(f.active) != Value::Bool(false))),
+                    )
+                }
+                (Some(b), None) => ("deleted", Vec::new(), raw_value(Facts::of(b).external_id), None),
                 (Some(b), Some(a)) => {
-                    let changed = changed(b, a);
+                    let (Some(b), Some(a)) = (attrs(b), attrs(a)) else { return Vec::new() };
+                    let changed = changed(&b, &a);
                     if changed.is_empty() {
                         return Vec::new();
                     }
-                    let verb = match (kind, active(b), active(a)) {
+                    let active = |d: &Attrs<'_>| attr(d, "active") != Some(Value::Bool(false));
+                    let verb = match (kind, active(&b), active(&a)) {
                         (Kind::User, true, false) => "deactivated",
                         (Kind::User, false, true) => "reactivated",
                         _ => "updated",
                     };
-                    (verb, changed)
+                    let external_id = attr(&a, "externalId").unwrap_or(Value::Null);
+                    (verb, changed, external_id, Some((attr(&a, "userName").unwrap_or(Value::Null), active(&a))))
                 }
                 (None, None) => return Vec::new(),
             };
@@ -120,11 +227,11 @@ pub fn derive(old: Option<&Item>, new: Option<&Item>) -> Vec<Event> {
             {
                 o.insert("changed".into(), json!(changed));
             }
-            if let (Some(a), Some(o)) = (&after, detail.as_object_mut())
+            if let (Some((user_name, active)), Some(o)) = (now_is, detail.as_object_mut())
                 && kind == Kind::User
             {
-                o.insert("userName".into(), attr(a, "userName").unwrap_or(Value::Null));
-                o.insert("active".into(), Value::Bool(active(a)));
+                o.insert("userName".into(), user_name);
+                o.insert("active".into(), Value::Bool(active));
             }
             vec![Event { kind: format!("{noun}.{verb}"), detail }]
         }
@@ -148,6 +255,10 @@ mod tests {
         assert_eq!(serde_json::from_str::<Value>(&e[0].to_line()).unwrap(), e[0].to_entry(), "the line is the entry");
         assert_eq!(e[0].detail["tenant"], "acme");
         assert_eq!(e[0].detail["externalId"], "e1");
+        assert_eq!((&e[0].detail["userName"], &e[0].detail["active"]), (&json!("ann"), &json!(true)));
+        let gone = derive(Some(&user(false, "a")), None);
+        assert_eq!((gone[0].kind.as_str(), &gone[0].detail["externalId"]), ("user.deleted", &json!("e1")));
+        assert!(gone[0].detail.get("userName").is_none(), "a deleted user's event names only its ids");
         let e = derive(Some(&user(true, "a")), Some(&user(false, "a")));
         assert_eq!(e[0].kind, "user.deactivated");
         assert_eq!(e[0].detail["changed"], json!(["active"]));
@@ -178,6 +289,10 @@ mod tests {
             (&e[0].detail["userName"], &e[0].detail["active"], &e[0].detail["externalId"]),
             (&json!("ann"), &json!(true), &Value::Null)
         );
+        // an attribute only before (removed), and one whose name is written with an escape
+        let with = Item::new("TENANT#acme", "USER#u1", r#"{"userName":"ann","nickName":"a","x\u0041":1}"#.into(), 1);
+        let without = item(json!({"userName": "ann"}));
+        assert_eq!(derive(Some(&with), Some(&without))[0].detail["changed"], json!(["nickName", "xA"]));
     }
 
     #[test]

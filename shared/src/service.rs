@@ -512,12 +512,12 @@ impl Service {
         &self,
         ctx: Ctx<'_>,
         kind: Kind,
-        s: &Stored,
+        s: Stored,
         projection: &Projection,
         written: Written,
     ) -> Result<Map<String, Value>> {
         let rt = resource_type(kind);
-        let mut doc = s.doc.clone();
+        let mut doc = s.doc;
         // `expand` inserts only after its reads succeed, so a failed one leaves `doc` untouched
         if !(written == Written::Created && kind == Kind::User)
             && let Err(e) = self.expand(ctx, kind, &mut doc, projection, false).await
