@@ -151,18 +151,30 @@ fn conflict(kind: Kind, c: WriteConflict, doc: &Map<String, Value>) -> ScimError
     }
 }
 
+/// `id` first, `meta` last, everything else in the order it has (moved in place, not copied).
 fn with_meta(rt: &ResourceType, id: &str, mut doc: Map<String, Value>, created: &str, now: &str, version: u64) -> Map<String, Value> {
-    doc.remove("id");
-    doc.remove("meta");
-    let mut out = Map::with_capacity(doc.len() + 2);
-    out.insert("id".into(), Value::String(id.to_string()));
-    out.append(&mut doc);
-    out.insert("meta".into(), json!({"resourceType": rt.name, "created": created, "lastModified": now, "version": etag(version)}));
-    out
+    doc.shift_remove("meta");
+    doc.shift_insert(0, "id".into(), Value::String(id.to_string()));
+    doc.insert("meta".into(), json!({"resourceType": rt.name, "created": created, "lastModified": now, "version": etag(version)}));
+    doc
 }
 
+/// Whether two documents hold the same values: exactly when [`patch::changed_attributes`] finds
+/// nothing (`meta` ignored, a missing extension equal to an empty one), without listing them.
 fn same_content(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
-    patch::changed_attributes(a, b).is_empty()
+    let empty = Map::new();
+    let same = |k: &String| {
+        if k == "meta" {
+            return true;
+        }
+        let (x, y) = (a.get(k), b.get(k));
+        if k.starts_with("urn:") && x.is_none_or(Value::is_object) && y.is_none_or(Value::is_object) {
+            x.and_then(Value::as_object).unwrap_or(&empty) == y.and_then(Value::as_object).unwrap_or(&empty)
+        } else {
+            x == y
+        }
+    };
+    a.keys().all(same) && b.keys().filter(|k| !a.contains_key(*k)).all(same)
 }
 
 /// A group body's member ids; members are stored as items, never in the group document.
@@ -790,5 +802,43 @@ impl Service {
             return Err(ScimError::bad(crate::error::ScimType::ExpiredCursor, "the cursor has expired; start again"));
         }
         Ok((v["a"].as_str().map(str::to_string), v["o"].as_u64()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::URN_ENTERPRISE;
+
+    fn map(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn same_content_agrees_with_the_changed_attribute_list() {
+        let base =
+            json!({"id": "1", "userName": "a", "name": {"givenName": "A"}, URN_ENTERPRISE: {"department": "d"}, "meta": {"version": "1"}});
+        let others = [
+            json!({"id": "1", "userName": "a", "name": {"givenName": "A"}, URN_ENTERPRISE: {"department": "d"}, "meta": {"version": "2"}}),
+            json!({"userName": "a", "id": "1", URN_ENTERPRISE: {"department": "d"}, "name": {"givenName": "A"}}),
+            json!({"id": "1", "userName": "b", "name": {"givenName": "A"}, URN_ENTERPRISE: {"department": "d"}}),
+            json!({"id": "1", "userName": "a", "name": {"givenName": "A"}}),
+            json!({"id": "1", "userName": "a", "name": {"givenName": "A"}, URN_ENTERPRISE: {"department": "d"}, "title": "t"}),
+            json!({"id": "1", "userName": "a", "name": {"givenName": "A"}, URN_ENTERPRISE: {"department": "d"}, "urn:x": {}}),
+            json!({"id": "1", "userName": "a", "name": {"givenName": "A"}, URN_ENTERPRISE: {"department": "d"}, "urn:x": 1}),
+        ];
+        for o in others {
+            let (a, b) = (map(base.clone()), map(o.clone()));
+            assert_eq!(same_content(&a, &b), patch::changed_attributes(&a, &b).is_empty(), "{o}");
+            assert_eq!(same_content(&b, &a), patch::changed_attributes(&b, &a).is_empty(), "{o} (reversed)");
+        }
+    }
+
+    #[test]
+    fn meta_goes_last_and_id_first_in_place() {
+        let doc = map(json!({"userName": "a", "meta": {"created": "x"}, "id": "old", "name": {"givenName": "A"}, "title": "t"}));
+        let out = with_meta(crate::schema::user_type(), "new", doc, "c", "n", 3);
+        assert_eq!(out.keys().collect::<Vec<_>>(), ["id", "userName", "name", "title", "meta"]);
+        assert_eq!((&out["id"], &out["meta"]["version"]), (&json!("new"), &json!("W/\"3\"")));
     }
 }
