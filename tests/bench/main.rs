@@ -6,6 +6,11 @@
 //!       userName eq, PATCH name.givenName, deep page (startIndex at 90 %, count=100);
 //!       ops/s at 8 concurrent requests and p50/p99 at 1, per collection size. `--only` keeps
 //!       the named measurements (the users are always created; POST is always printed).
+//!   bench compare --target NAME=BASE_URL=TOKEN --target … [--users 2000,20000] [--ops 2000]
+//!                 [--rounds 3] [--op-seconds 20]
+//!       the same workload on several servers, interleaved round by round (a slow spell of the
+//!       machine falls on all of them); median ops/s per server and the first server's ratio
+//!       to the best of the others.
 //!   bench cost
 //!       DynamoDB round trips per SCIM operation, on the embedded store and on moto.
 //!   bench lambda-init --binary PATH --event FILE [--runs 5]
@@ -32,11 +37,12 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("http") => http(&args).await,
+        Some("compare") => compare(&args).await,
         Some("cost") => cost().await,
         Some("members") => members(&args).await,
         Some("lambda-init") => lambda_init(&args).await,
         _ => eprintln!(
-            "usage: bench http --base-url URL --token KEY [--users 2000,20000] [--ops 2000] [--op-seconds 60] [--only get,filter,patch,page] | bench cost | bench members [--size N] [--batch N]"
+            "usage: bench http --base-url URL --token KEY [--users 2000,20000] [--ops 2000] [--op-seconds 60] [--only get,filter,patch,page] | bench compare --target NAME=URL=TOKEN --target … [--rounds 3] | bench cost | bench members [--size N] [--batch N]"
         ),
     }
 }
@@ -125,51 +131,7 @@ async fn http(args: &[String]) {
         created = size;
         println!("{:<34} {:>8} {:>10.0} {:>9.2} {:>9.2} {:>7}", "POST /Users (8 concurrent)", size, rate, p50, p99, err);
         let snapshot: Arc<Vec<String>> = Arc::new(ids.read().await.clone());
-        let n = snapshot.len();
-        type Op =
-            Box<dyn Fn(Client, Arc<Vec<String>>, String, usize) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
-        let cases: Vec<(&str, &str, Op, usize)> = vec![
-            (
-                "get",
-                "GET /Users/{id}",
-                Box::new(|c, ids, _, i| Box::pin(async move { c.get(&format!("/Users/{}", ids[i % ids.len()])).await.status == 200 })),
-                ops,
-            ),
-            (
-                "filter",
-                "filter userName eq",
-                Box::new(|c, ids, run, i| {
-                    Box::pin(async move {
-                        let k = (i * 7919) % ids.len();
-                        let r = c.filter("/Users", &format!("userName eq \"{run}{k:06}@example.com\""), "").await;
-                        r.status == 200 && r.body["totalResults"] == 1
-                    })
-                }),
-                ops,
-            ),
-            (
-                "patch",
-                "PATCH name.givenName",
-                Box::new(|c, ids, _, i| {
-                    Box::pin(async move {
-                        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "name.givenName", "value": format!("G{i}")}]});
-                        matches!(c.patch(&format!("/Users/{}", ids[i % ids.len()]), &body).await.status, 200 | 204)
-                    })
-                }),
-                ops,
-            ),
-            (
-                "page",
-                "page startIndex=90%, count=100",
-                Box::new(move |c, _, _, _| {
-                    Box::pin(async move {
-                        let r = c.get(&format!("/Users?startIndex={}&count=100", n * 9 / 10)).await;
-                        r.status == 200 && r.body["Resources"].as_array().is_some_and(|a| a.len() == 100)
-                    })
-                }),
-                (ops / 10).max(50),
-            ),
-        ];
+        let cases = workload(ops, snapshot.len());
         for (key, name, op, count) in cases {
             if !wanted(key) {
                 continue;
@@ -189,6 +151,171 @@ async fn http(args: &[String]) {
     }
     if let [(a, pa), .., (b, pb)] = deep.as_slice() {
         println!("deep page p50 {a}→{b} users: ×{:.2}", pb / pa.max(1e-9));
+    }
+}
+
+/// One measured operation of the workload: a request built from (client, user ids, run prefix,
+/// sequence number), answering whether the server got it right.
+type Op = Box<dyn Fn(Client, Arc<Vec<String>>, String, usize) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
+
+/// The read and update operations of the peers' workload, at `n` users: (key for `--only`, name,
+/// operation, how many to run at 8 in flight).
+fn workload(ops: usize, n: usize) -> Vec<(&'static str, &'static str, Op, usize)> {
+    vec![
+        (
+            "get",
+            "GET /Users/{id}",
+            Box::new(|c, ids, _, i| Box::pin(async move { c.get(&format!("/Users/{}", ids[i % ids.len()])).await.status == 200 })),
+            ops,
+        ),
+        (
+            "filter",
+            "filter userName eq",
+            Box::new(|c, ids, run, i| {
+                Box::pin(async move {
+                    let k = (i * 7919) % ids.len();
+                    let r = c.filter("/Users", &format!("userName eq \"{run}{k:06}@example.com\""), "").await;
+                    r.status == 200 && r.body["totalResults"] == 1
+                })
+            }),
+            ops,
+        ),
+        (
+            "patch",
+            "PATCH name.givenName",
+            Box::new(|c, ids, _, i| {
+                Box::pin(async move {
+                    let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "name.givenName", "value": format!("G{i}")}]});
+                    matches!(c.patch(&format!("/Users/{}", ids[i % ids.len()]), &body).await.status, 200 | 204)
+                })
+            }),
+            ops,
+        ),
+        (
+            "page",
+            "page startIndex=90%, count=100",
+            Box::new(move |c, _, _, _| {
+                Box::pin(async move {
+                    let r = c.get(&format!("/Users?startIndex={}&count=100", n * 9 / 10)).await;
+                    r.status == 200 && r.body["Resources"].as_array().is_some_and(|a| a.len() == 100)
+                })
+            }),
+            (ops / 10).max(50),
+        ),
+    ]
+}
+
+/// One server of `bench compare`.
+struct Target {
+    name: String,
+    client: Client,
+    ids: Arc<tokio::sync::RwLock<Vec<String>>>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// `bench compare`: the `http` workload on several servers at once, interleaved. Each
+/// measurement is split into rounds and the servers take turns round by round, so a slow spell
+/// of a shared machine falls on all of them alike; the figure per server is its median round.
+async fn compare(args: &[String]) {
+    let mut targets = Vec::new();
+    for (i, a) in args.iter().enumerate() {
+        if a != "--target" {
+            continue;
+        }
+        let spec = args.get(i + 1).cloned().unwrap_or_default();
+        let mut parts = spec.splitn(3, '=');
+        let (Some(name), Some(url), Some(token)) = (parts.next(), parts.next(), parts.next()) else {
+            eprintln!("--target takes NAME=BASE_URL=TOKEN, got '{spec}'");
+            return;
+        };
+        targets.push(Target { name: name.into(), client: Client::new(url, token), ids: Default::default() });
+    }
+    if targets.len() < 2 {
+        eprintln!("bench compare needs two or more --target NAME=BASE_URL=TOKEN (the first is compared with the best of the others)");
+        return;
+    }
+    let sizes: Vec<usize> = arg(args, "--users").unwrap_or("2000,20000".into()).split(',').filter_map(|s| s.parse().ok()).collect();
+    let ops: usize = arg(args, "--ops").and_then(|s| s.parse().ok()).unwrap_or(2000);
+    let rounds: usize = arg(args, "--rounds").and_then(|s| s.parse().ok()).unwrap_or(3).max(1);
+    let cap = Some(Duration::from_secs_f64(arg(args, "--op-seconds").and_then(|s| s.parse().ok()).unwrap_or(20.0)));
+    let run = format!("c{}-", std::process::id());
+    let first = targets[0].name.clone();
+    print!("{:<32} {:>6}", "operation (median of rounds)", "users");
+    for t in &targets {
+        print!(" {:>13}", t.name);
+    }
+    println!(" {:>9} {:>15}", "× others", format!("{first} p50/p99"));
+    let row = |name: &str, size: usize, rates: &[f64], lat: Option<(f64, f64)>| {
+        print!("{name:<32} {size:>6}");
+        for r in rates {
+            if *r < 10.0 {
+                print!(" {:>13.1}", r);
+            } else {
+                print!(" {:>13.0}", r);
+            }
+        }
+        let best_other = rates.iter().skip(1).copied().fold(0.0, f64::max);
+        let ratio = rates.first().copied().unwrap_or(0.0) / best_other.max(1e-9);
+        println!(" {:>8.1}× {:>15}", ratio, lat.map(|(a, b)| format!("{a:.2} / {b:.2}")).unwrap_or_default());
+    };
+    let mut created = 0usize;
+    for size in sizes {
+        let want = size - created.min(size);
+        eprintln!("bench: creating {want} users on each server (to {size}), in {rounds} rounds");
+        let mut post: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
+        let chunk = want.div_ceil(rounds);
+        let mut done = 0;
+        while done < want {
+            let n = chunk.min(want - done);
+            for (k, t) in targets.iter().enumerate() {
+                let (c, run, ids, from) = (t.client.clone(), run.clone(), t.ids.clone(), created + done);
+                let (rate, _, _, err) = measure(n, 8, None, move |i| {
+                    let (c, run, ids) = (c.clone(), run.clone(), ids.clone());
+                    async move {
+                        let r = c.post("/Users", &user_body(&run, from + i)).await;
+                        if let Some(id) = r.body["id"].as_str() {
+                            ids.write().await.push(id.to_string());
+                        }
+                        r.status == 201
+                    }
+                })
+                .await;
+                if err > 0 {
+                    eprintln!("bench: {} answered {err} of {n} POSTs wrongly", t.name);
+                }
+                post[k].push(rate);
+            }
+            done += n;
+        }
+        created = size;
+        row("POST /Users (8 concurrent)", size, &post.into_iter().map(median).collect::<Vec<_>>(), None);
+        let mut snapshots = Vec::new();
+        for t in &targets {
+            snapshots.push(Arc::new(t.ids.read().await.clone()));
+        }
+        for (_, name, op, count) in workload(ops, size) {
+            let op = Arc::new(op);
+            let mk = |k: usize| {
+                let (c, ids, run, op) = (targets[k].client.clone(), snapshots[k].clone(), run.clone(), op.clone());
+                move |i: usize| op(c.clone(), ids.clone(), run.clone(), i)
+            };
+            let mut rates: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
+            for _ in 0..rounds {
+                for (k, t) in targets.iter().enumerate() {
+                    let (rate, _, _, err) = measure(count, 8, cap, mk(k)).await;
+                    if err > 0 {
+                        eprintln!("bench: {} answered {err} {name} requests wrongly", t.name);
+                    }
+                    rates[k].push(rate);
+                }
+            }
+            let (_, p50, p99, _) = measure((count / 4).max(20), 1, cap, mk(0)).await;
+            row(name, size, &rates.into_iter().map(median).collect::<Vec<_>>(), Some((p50, p99)));
+        }
     }
 }
 
