@@ -28,14 +28,20 @@ struct Log {
     file: File,
     len: u64,
     frame: Vec<u8>,
+    /// A failed append could not be cut off: nothing more is appended (a frame after a torn
+    /// one would make the log unreadable), every later write fails until a restart.
+    broken: bool,
 }
 
 impl Log {
     fn append(&mut self, changes: &[Change]) -> std::io::Result<()> {
+        if self.broken {
+            return Err(std::io::Error::other("an earlier append failed and could not be undone; restart to recover"));
+        }
         self.frame.clear();
         wal::encode(changes, &mut self.frame);
         if let Err(e) = self.file.write_all(&self.frame) {
-            let _ = self.file.set_len(self.len);
+            self.broken = self.file.set_len(self.len).is_err();
             return Err(e);
         }
         self.len += self.frame.len() as u64;
@@ -117,7 +123,7 @@ impl EmbeddedTable {
         };
         fs::rename(&tmp, &path).map_err(|e| StoreError::Other(e.to_string()))?;
         let file = OpenOptions::new().append(true).open(&path).map_err(|e| StoreError::Other(e.to_string()))?;
-        state.log = Some(Log { file, len, frame: Vec::new() });
+        state.log = Some(Log { file, len, frame: Vec::new(), broken: false });
         Ok(EmbeddedTable { state: Mutex::new(state), path: Some(path), observer: std::sync::RwLock::new(None), _lock: Some(lock) })
     }
 
