@@ -265,23 +265,25 @@ impl App {
     /// Serves one request for an authenticated principal. `only` limits the routes (a function
     /// serves its own routes and answers 404 for anything else).
     pub async fn handle(&self, principal: &Principal, req: &Request, base_url: &str, only: Option<&[Route]>) -> Response {
-        let resp = match self.dispatch(principal, req, base_url, only).await {
-            Ok(r) => r,
-            Err(e) => Response::error(&e),
+        let matched = match_route(&req.method, &req.path);
+        let resource_id = matched.as_ref().ok().and_then(|(_, id)| id.clone());
+        let resp = match matched {
+            Ok(m) => self.dispatch(principal, req, base_url, only, m).await,
+            Err(e) => Err(e),
         };
-        self.audit(principal, req, resp.status).await;
+        let resp = resp.unwrap_or_else(|e| Response::error(&e));
+        self.audit(principal, req, resource_id, resp.status).await;
         resp
     }
 
     /// Records a mutation in the tenant's audit log: who (key id), what (method, path, resource
     /// id), outcome (status), when. Never bodies or secrets. Failing to audit does not fail the
     /// request; it is logged.
-    async fn audit(&self, principal: &Principal, req: &Request, status: u16) {
+    async fn audit(&self, principal: &Principal, req: &Request, resource_id: Option<String>, status: u16) {
         let mutating = matches!(req.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") && !req.path.ends_with(".search");
         if !mutating {
             return;
         }
-        let resource_id = match_route(&req.method, &req.path).ok().and_then(|(_, id)| id);
         let time = crate::time::now();
         let entry = AuditEntry { time: &time, key_id: &principal.key_id, method: &req.method, path: &req.path, resource_id, status };
         if let Err(e) = self.service.layout.audit(&principal.tenant_id, &time, &entry, AUDIT_RETENTION_DAYS).await {
@@ -289,8 +291,14 @@ impl App {
         }
     }
 
-    async fn dispatch(&self, principal: &Principal, req: &Request, base_url: &str, only: Option<&[Route]>) -> Result<Response> {
-        let (route, id) = match_route(&req.method, &req.path)?;
+    async fn dispatch(
+        &self,
+        principal: &Principal,
+        req: &Request,
+        base_url: &str,
+        only: Option<&[Route]>,
+        (route, id): (Route, Option<String>),
+    ) -> Result<Response> {
         if only.is_some_and(|o| !o.contains(&route)) {
             return Err(ScimError::NotFound(format!("no endpoint at {}", req.path)));
         }

@@ -103,28 +103,6 @@ fn attrs(doc: &str) -> Option<Attrs<'_>> {
     serde_json::from_str::<Attrs<'_>>(doc).ok()
 }
 
-/// What a created or deleted resource's event reports, read without building the document (the
-/// other members are skipped over).
-#[derive(serde::Deserialize, Default)]
-struct Facts<'a> {
-    #[serde(rename = "externalId", borrow, default)]
-    external_id: Option<&'a RawValue>,
-    #[serde(rename = "userName", borrow, default)]
-    user_name: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    active: Option<&'a RawValue>,
-}
-
-impl<'a> Facts<'a> {
-    fn of(doc: &'a str) -> Facts<'a> {
-        serde_json::from_str(doc).unwrap_or_default()
-    }
-}
-
-fn raw_value(r: Option<&RawValue>) -> Value {
-    r.and_then(|r| serde_json::from_str(r.get()).ok()).unwrap_or(Value::Null)
-}
-
 fn attr(d: &Attrs<'_>, name: &str) -> Option<Value> {
     d.get(name).and_then(|r| serde_json::from_str(r.get()).ok())
 }
@@ -192,46 +170,37 @@ pub fn derive(old: Option<&Item>, new: Option<&Item>) -> Vec<Event> {
                 Kind::User => "user",
                 Kind::Group => "group",
             };
-            // (verb, changed attributes, externalId, the new image's userName and active)
-            let (verb, changed, external_id, now_is) = match (old.and_then(|i| i.doc.as_deref()), new.and_then(|i| i.doc.as_deref())) {
-                (None, Some(a)) => {
-                    let f = Facts::of(a);
-                    (
-                        "created",
-                        Vec::new(),
-                        raw_value(f.external_id),
-                        Some((raw_value(f.user_name), raw_value(f.active) != Value::Bool(false))),
-                    )
-                }
-                (Some(b), None) => ("deleted", Vec::new(), raw_value(Facts::of(b).external_id), None),
+            let (before, after) = (old.and_then(|i| i.doc.as_deref()).and_then(attrs), new.and_then(|i| i.doc.as_deref()).and_then(attrs));
+            let active = |d: &Attrs<'_>| attr(d, "active") != Some(Value::Bool(false));
+            let (verb, changed) = match (&before, &after) {
+                (None, Some(_)) => ("created", Vec::new()),
+                (Some(_), None) => ("deleted", Vec::new()),
                 (Some(b), Some(a)) => {
-                    let (Some(b), Some(a)) = (attrs(b), attrs(a)) else { return Vec::new() };
-                    let changed = changed(&b, &a);
+                    let changed = changed(b, a);
                     if changed.is_empty() {
                         return Vec::new();
                     }
-                    let active = |d: &Attrs<'_>| attr(d, "active") != Some(Value::Bool(false));
-                    let verb = match (kind, active(&b), active(&a)) {
+                    let verb = match (kind, active(b), active(a)) {
                         (Kind::User, true, false) => "deactivated",
                         (Kind::User, false, true) => "reactivated",
                         _ => "updated",
                     };
-                    let external_id = attr(&a, "externalId").unwrap_or(Value::Null);
-                    (verb, changed, external_id, Some((attr(&a, "userName").unwrap_or(Value::Null), active(&a))))
+                    (verb, changed)
                 }
                 (None, None) => return Vec::new(),
             };
+            let external_id = after.as_ref().or(before.as_ref()).and_then(|d| attr(d, "externalId")).unwrap_or(Value::Null);
             let mut detail = json!({"tenant": tenant, "id": id, "externalId": external_id, "time": at});
             if !changed.is_empty()
                 && let Some(o) = detail.as_object_mut()
             {
                 o.insert("changed".into(), json!(changed));
             }
-            if let (Some((user_name, active)), Some(o)) = (now_is, detail.as_object_mut())
+            if let (Some(a), Some(o)) = (&after, detail.as_object_mut())
                 && kind == Kind::User
             {
-                o.insert("userName".into(), user_name);
-                o.insert("active".into(), Value::Bool(active));
+                o.insert("userName".into(), attr(a, "userName").unwrap_or(Value::Null));
+                o.insert("active".into(), Value::Bool(active(a)));
             }
             vec![Event { kind: format!("{noun}.{verb}"), detail }]
         }

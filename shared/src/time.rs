@@ -8,46 +8,12 @@ pub fn now() -> String {
     format(OffsetDateTime::now_utc())
 }
 
-/// Formats a timestamp in UTC with millisecond precision, as RFC 3339 with trailing zeros of
-/// the fraction dropped (`…T10:00:00.12Z`, `…T10:00:00Z`). Every write stamps several of these,
-/// so the digits are written directly rather than through a format description.
+/// Formats a timestamp in UTC with millisecond precision (RFC 3339; trailing zeros of the
+/// fraction dropped: `…T10:00:00.12Z`, `…T10:00:00Z`).
 pub fn format(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
-    let year = t.year();
-    if !(0..=9999).contains(&year) {
-        let t = t.replace_nanosecond((t.nanosecond() / 1_000_000) * 1_000_000).unwrap_or(t);
-        return t.format(&Rfc3339).unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string());
-    }
-    let (h, mi, s, ms) = t.to_hms_milli();
-    let mut out = String::with_capacity(24);
-    let mut two = |n: u32, sep: char| {
-        out.push(char::from(b'0' + (n / 10) as u8));
-        out.push(char::from(b'0' + (n % 10) as u8));
-        out.push(sep);
-    };
-    two(year as u32 / 100, '\0');
-    two(year as u32 % 100, '-');
-    two(u8::from(t.month()).into(), '-');
-    two(t.day().into(), 'T');
-    two(h.into(), ':');
-    two(mi.into(), ':');
-    two(s.into(), '.');
-    out.retain(|c| c != '\0');
-    if ms == 0 {
-        out.pop();
-    } else {
-        let digits = [ms / 100, ms / 10 % 10, ms % 10];
-        let keep = if ms % 100 == 0 {
-            1
-        } else if ms % 10 == 0 {
-            2
-        } else {
-            3
-        };
-        out.extend(digits[..keep].iter().map(|d| char::from(b'0' + *d as u8)));
-    }
-    out.push('Z');
-    out
+    let t = t.replace_nanosecond((t.nanosecond() / 1_000_000) * 1_000_000).unwrap_or(t);
+    t.format(&Rfc3339).unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
 }
 
 /// Parses an RFC 3339 timestamp.

@@ -97,14 +97,36 @@ fn user_body(prefix: &str, i: usize) -> Value {
            "name": {"givenName": "Bench", "familyName": format!("User{i}")}, "emails": [{"value": format!("{prefix}{i:06}@example.com"), "type": "work", "primary": true}], "active": true})
 }
 
+/// `--users`, `--ops` and `--op-seconds` (with its default), as both workload commands take them.
+fn workload_args(args: &[String], op_seconds: f64) -> (Vec<usize>, usize, Option<Duration>) {
+    let sizes = arg(args, "--users").unwrap_or("2000,20000".into()).split(',').filter_map(|s| s.parse().ok()).collect();
+    let ops = arg(args, "--ops").and_then(|s| s.parse().ok()).unwrap_or(2000);
+    let cap = Duration::from_secs_f64(arg(args, "--op-seconds").and_then(|s| s.parse().ok()).unwrap_or(op_seconds));
+    (sizes, ops, Some(cap))
+}
+
+/// POSTs `n` users (numbered from `from`) with 8 in flight, keeping their ids; the measurement.
+async fn create_users(c: &Client, run: &str, ids: &Arc<tokio::sync::RwLock<Vec<String>>>, from: usize, n: usize) -> (f64, f64, f64, usize) {
+    let (c, run, ids) = (c.clone(), run.to_string(), ids.clone());
+    measure(n, 8, None, move |i| {
+        let (c, run, ids) = (c.clone(), run.clone(), ids.clone());
+        async move {
+            let r = c.post("/Users", &user_body(&run, from + i)).await;
+            if let Some(id) = r.body["id"].as_str() {
+                ids.write().await.push(id.to_string());
+            }
+            r.status == 201
+        }
+    })
+    .await
+}
+
 async fn http(args: &[String]) {
     let (Some(base), Some(token)) = (arg(args, "--base-url"), arg(args, "--token")) else {
         eprintln!("bench http needs --base-url and --token");
         return;
     };
-    let sizes: Vec<usize> = arg(args, "--users").unwrap_or("2000,20000".into()).split(',').filter_map(|s| s.parse().ok()).collect();
-    let ops: usize = arg(args, "--ops").and_then(|s| s.parse().ok()).unwrap_or(2000);
-    let cap = Some(Duration::from_secs_f64(arg(args, "--op-seconds").and_then(|s| s.parse().ok()).unwrap_or(60.0)));
+    let (sizes, ops, cap) = workload_args(args, 60.0);
     let only: Option<Vec<String>> = arg(args, "--only").map(|s| s.split(',').map(|o| o.trim().to_ascii_lowercase()).collect());
     let wanted = |key: &str| only.as_ref().is_none_or(|o| o.iter().any(|k| k == key));
     let c = Client::new(&base, &token);
@@ -116,18 +138,7 @@ async fn http(args: &[String]) {
     for size in sizes {
         let want = size - created.min(size);
         eprintln!("bench: creating {want} users (to {size})");
-        let (c2, run2, ids2, from) = (c.clone(), run.clone(), ids.clone(), created);
-        let (rate, p50, p99, err) = measure(want, 8, None, move |i| {
-            let (c, run, ids) = (c2.clone(), run2.clone(), ids2.clone());
-            async move {
-                let r = c.post("/Users", &user_body(&run, from + i)).await;
-                if let Some(id) = r.body["id"].as_str() {
-                    ids.write().await.push(id.to_string());
-                }
-                r.status == 201
-            }
-        })
-        .await;
+        let (rate, p50, p99, err) = create_users(&c, &run, &ids, created, want).await;
         created = size;
         println!("{:<34} {:>8} {:>10.0} {:>9.2} {:>9.2} {:>7}", "POST /Users (8 concurrent)", size, rate, p50, p99, err);
         let snapshot: Arc<Vec<String>> = Arc::new(ids.read().await.clone());
@@ -238,10 +249,8 @@ async fn compare(args: &[String]) {
         eprintln!("bench compare needs two or more --target NAME=BASE_URL=TOKEN (the first is compared with the best of the others)");
         return;
     }
-    let sizes: Vec<usize> = arg(args, "--users").unwrap_or("2000,20000".into()).split(',').filter_map(|s| s.parse().ok()).collect();
-    let ops: usize = arg(args, "--ops").and_then(|s| s.parse().ok()).unwrap_or(2000);
+    let (sizes, ops, cap) = workload_args(args, 20.0);
     let rounds: usize = arg(args, "--rounds").and_then(|s| s.parse().ok()).unwrap_or(3).max(1);
-    let cap = Some(Duration::from_secs_f64(arg(args, "--op-seconds").and_then(|s| s.parse().ok()).unwrap_or(20.0)));
     let run = format!("c{}-", std::process::id());
     let first = targets[0].name.clone();
     print!("{:<32} {:>6}", "operation (median of rounds)", "users");
@@ -272,18 +281,7 @@ async fn compare(args: &[String]) {
         while done < want {
             let n = chunk.min(want - done);
             for (k, t) in targets.iter().enumerate() {
-                let (c, run, ids, from) = (t.client.clone(), run.clone(), t.ids.clone(), created + done);
-                let (rate, _, _, err) = measure(n, 8, None, move |i| {
-                    let (c, run, ids) = (c.clone(), run.clone(), ids.clone());
-                    async move {
-                        let r = c.post("/Users", &user_body(&run, from + i)).await;
-                        if let Some(id) = r.body["id"].as_str() {
-                            ids.write().await.push(id.to_string());
-                        }
-                        r.status == 201
-                    }
-                })
-                .await;
+                let (rate, _, _, err) = create_users(&t.client, &run, &t.ids, created + done, n).await;
                 if err > 0 {
                     eprintln!("bench: {} answered {err} of {n} POSTs wrongly", t.name);
                 }

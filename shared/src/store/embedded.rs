@@ -113,7 +113,7 @@ impl EmbeddedTable {
             w.write_all(wal::MAGIC).map_err(|e| StoreError::Other(e.to_string()))?;
             for item in state.items.values().filter(|i| !i.expired(now)) {
                 frame.clear();
-                wal::encode(&[Change::Put(item.clone())], &mut frame);
+                wal::encode_put(item, &mut frame);
                 w.write_all(&frame).map_err(|e| StoreError::Other(e.to_string()))?;
                 len += frame.len() as u64;
             }

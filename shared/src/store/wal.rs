@@ -33,46 +33,60 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 
 /// Appends one frame holding `changes` to `out`.
 pub fn encode(changes: &[Change], out: &mut Vec<u8>) {
-    let start = out.len();
-    out.extend_from_slice(&[0; HEADER]);
-    for c in changes {
-        match c {
-            Change::Put(i) => {
-                out.push(PUT);
-                put_str(out, &i.pk);
-                put_str(out, &i.sk);
-                let flags = if i.gsi1.is_some() { HAS_GSI } else { 0 }
-                    | if i.doc.is_some() { HAS_DOC } else { 0 }
-                    | if i.expires_at.is_some() { HAS_TTL } else { 0 };
-                out.push(flags);
-                if let Some((p, s)) = &i.gsi1 {
-                    put_str(out, p);
-                    put_str(out, s);
+    frame(out, |out| {
+        for c in changes {
+            match c {
+                Change::Put(i) => put(out, i),
+                Change::Del(pk, sk) => {
+                    out.push(DEL);
+                    put_str(out, pk);
+                    put_str(out, sk);
                 }
-                if let Some(d) = &i.doc {
-                    put_str(out, d);
-                }
-                out.extend_from_slice(&i.version.to_le_bytes());
-                if let Some(t) = i.expires_at {
-                    out.extend_from_slice(&t.to_le_bytes());
-                }
-                out.extend_from_slice(&(i.nums.len() as u32).to_le_bytes());
-                for (k, v) in &i.nums {
-                    put_str(out, k);
-                    out.extend_from_slice(&v.to_le_bytes());
-                }
-            }
-            Change::Del(pk, sk) => {
-                out.push(DEL);
-                put_str(out, pk);
-                put_str(out, sk);
             }
         }
-    }
+    });
+}
+
+/// Appends one frame putting `item` (what compaction writes for each live item).
+pub fn encode_put(item: &Item, out: &mut Vec<u8>) {
+    frame(out, |out| put(out, item));
+}
+
+/// Appends the header, the payload `body` writes, then fills in the length and checksum.
+fn frame(out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER]);
+    body(out);
     let len = (out.len() - start - HEADER) as u32;
     let crc = crc32fast::hash(&out[start + HEADER..]);
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     out[start + 4..start + HEADER].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn put(out: &mut Vec<u8>, i: &Item) {
+    out.push(PUT);
+    put_str(out, &i.pk);
+    put_str(out, &i.sk);
+    let flags = if i.gsi1.is_some() { HAS_GSI } else { 0 }
+        | if i.doc.is_some() { HAS_DOC } else { 0 }
+        | if i.expires_at.is_some() { HAS_TTL } else { 0 };
+    out.push(flags);
+    if let Some((p, s)) = &i.gsi1 {
+        put_str(out, p);
+        put_str(out, s);
+    }
+    if let Some(d) = &i.doc {
+        put_str(out, d);
+    }
+    out.extend_from_slice(&i.version.to_le_bytes());
+    if let Some(t) = i.expires_at {
+        out.extend_from_slice(&t.to_le_bytes());
+    }
+    out.extend_from_slice(&(i.nums.len() as u32).to_le_bytes());
+    for (k, v) in &i.nums {
+        put_str(out, k);
+        out.extend_from_slice(&v.to_le_bytes());
+    }
 }
 
 struct Reader<'a> {
