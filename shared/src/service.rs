@@ -1,7 +1,7 @@
 //! SCIM operations over the store: validation, uniqueness, optimistic locking, membership,
 //! deprovisioning and list planning. Store-agnostic: the layout decides which items are touched.
 
-use crate::auth;
+use crate::auth::{self, Permission};
 use crate::error::{Result, ScimError};
 use crate::filter::{self, Expr, Lookup, Operand};
 use crate::list_query::ListQuery;
@@ -39,6 +39,75 @@ pub struct Ctx<'a> {
     pub roles: Option<&'a crate::auth::RolesPolicy>,
     /// The tenant's deactivation policy (from the authorizer).
     pub deactivation: crate::auth::Deactivation,
+    /// What the caller's key may do (from the authorizer).
+    pub permissions: &'a [Permission],
+}
+
+impl Ctx<'_> {
+    /// Whether the caller's key holds a permission.
+    pub fn may(&self, p: Permission) -> bool {
+        self.permissions.contains(&p)
+    }
+}
+
+/// Attributes that only a key holding a permission may change, whatever the request's form:
+/// the check compares the document a request would store with the stored one (see
+/// [`check_protected`]), so no spelling of a body can get around it.
+pub const PROTECTED: &[(Kind, &str, Permission)] = &[(Kind::User, "roles", Permission::EditRoles)];
+
+/// Refuses (403, before anything is written) a create or an update whose resulting document
+/// would change a protected attribute the caller may not change. `old` is the stored document
+/// (`None` for a create); `new_doc` the document the request produces, before the tenant's
+/// role policy. Both sides go through the policy, so what the server itself fills in (a default
+/// role) is never counted as the caller's change, and clearing counts as much as setting.
+fn check_protected(ctx: Ctx<'_>, kind: Kind, old: Option<&Map<String, Value>>, new_doc: &Map<String, Value>) -> Result<()> {
+    for (k, attr, permission) in PROTECTED {
+        if *k != kind || ctx.may(*permission) {
+            continue;
+        }
+        let before = effective(ctx, attr, old.and_then(|d| d.get(*attr)));
+        let after = effective(ctx, attr, new_doc.get(*attr));
+        if !same_values(&before, &after) {
+            return Err(ScimError::Forbidden(format!(
+                "this request would change '{attr}', and the key's role may not (it needs {})",
+                permission.as_str()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A protected attribute's value as it would be stored: the role policy applies to `roles`.
+fn effective(ctx: Ctx<'_>, attr: &str, v: Option<&Value>) -> Value {
+    let mut doc = Map::new();
+    if let Some(v) = v {
+        doc.insert(attr.to_string(), v.clone());
+    }
+    if attr == "roles" {
+        apply_roles_policy(&mut doc, ctx.roles);
+    }
+    doc.remove(attr).unwrap_or(Value::Null)
+}
+
+/// Equal as stored values: absent, null and `[]` are one; multi-valued attributes compare as
+/// multisets (element order carries no meaning), objects by members (not their order).
+fn same_values(a: &Value, b: &Value) -> bool {
+    let items = |v: &Value| -> Vec<Value> {
+        match v {
+            Value::Null => Vec::new(),
+            Value::Array(a) => a.clone(),
+            other => vec![other.clone()],
+        }
+    };
+    let (a, mut b) = (items(a), items(b));
+    a.len() == b.len()
+        && a.iter().all(|x| match b.iter().position(|y| y == x) {
+            Some(i) => {
+                b.swap_remove(i);
+                true
+            }
+            None => false,
+        })
 }
 
 /// Applies a tenant's role policy to a user document: `roles` values outside the tenant's user
@@ -278,6 +347,7 @@ impl Service {
         if kind == Kind::Group {
             delta.add = self.addable_users(ctx, &take_members(&mut doc, body)?).await?;
         }
+        check_protected(ctx, kind, None, &doc)?;
         if kind == Kind::User {
             apply_roles_policy(&mut doc, ctx.roles);
         }
@@ -383,6 +453,7 @@ impl Service {
             let old = self.get(ctx, kind, id).await?;
             check_if_match(if_match, old.version)?;
             let mut new_doc = change(&old)?;
+            check_protected(ctx, kind, Some(&old.doc), &new_doc)?;
             if kind == Kind::User {
                 apply_roles_policy(&mut new_doc, ctx.roles);
             }

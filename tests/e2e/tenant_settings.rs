@@ -57,21 +57,32 @@ both_stores!(request_limit_answers_429_with_retry_after, |srv| {
     assert_eq!(c.get("/Users").await.status, 200, "the next second is a new budget");
 });
 
-both_stores!(mutations_are_audited_without_secrets, |srv| {
+both_stores!(every_mutation_attempt_is_audited_without_secrets, |srv| {
     let c = &srv.client;
     let id = id_of(&c.post("/Users", &user("audited@example.com")).await.body);
     c.get(&format!("/Users/{id}")).await;
     c.patch(&format!("/Users/{id}"), &patch_op(json!([{"op": "replace", "path": "password", "value": "Secret-Pa55"}]))).await;
     c.post("/Users", &user("audited@example.com")).await; // 409
+    // methods are case-sensitive: `post` is no route (405, as API Gateway answers), and creates nothing
+    let lower = c.send("post", "/Users", Some(&user("lower@example.com").to_string()), &[]).await;
+    lower.assert_error(405, None);
+    assert_eq!(c.filter("/Users", "userName eq \"lower@example.com\"", "").await.body["totalResults"], 0);
+    // a refused attempt (a reader writing) is recorded too
+    let reader = srv.tenant_key("local", "reader").await;
+    reader.delete(&format!("/Users/{id}")).await.assert_error(403, None);
     c.delete(&format!("/Users/{id}")).await;
     let day = scim_core::time::now()[..10].to_string();
     let entries = srv.app.layout().audit_entries("local", &day).await.unwrap();
     let seen: Vec<(String, u64)> =
         entries.iter().map(|e| (e["method"].as_str().unwrap().to_string(), e["status"].as_u64().unwrap())).collect();
-    assert_eq!(seen, vec![("POST".into(), 201), ("PATCH".into(), 200), ("POST".into(), 409), ("DELETE".into(), 204)]);
-    assert_eq!(entries[3]["resource_id"], json!(id));
+    let expected: Vec<(String, u64)> =
+        [("POST", 201), ("PATCH", 200), ("POST", 409), ("post", 405), ("DELETE", 403), ("DELETE", 204)].map(|(m, s)| (m.into(), s)).into();
+    assert_eq!(seen, expected);
+    assert_eq!(entries[5]["resource_id"], json!(id));
+    assert_eq!((&entries[0]["route"], &entries[3]["route"]), (&json!("users-create"), &Value::Null));
     let key_id = srv.token.split('_').nth(1).unwrap();
     assert_eq!(entries[0]["key_id"], key_id);
+    assert_ne!(entries[4]["key_id"], key_id, "the reader's refused delete names the reader's key");
     let all = serde_json::to_string(&entries).unwrap();
     assert!(!all.contains(&srv.token) && !all.contains("Secret-Pa55"), "no secrets in the audit log");
     // the key's last use is recorded (sampled, not on every request)
@@ -144,7 +155,26 @@ both_stores!(custom_roles_and_the_roles_edit_permission, |srv| {
     c.patch(&format!("/Users/{id}"), &patch_op(json!([{"op": "replace", "value": {"roles": [{"value": "admin"}]}}])))
         .await
         .assert_error(403, None);
+    // the spellings a review found answered 200: each is refused and writes nothing
+    let core = "urn:ietf:params:scim:schemas:core:2.0:User";
+    let owner = json!([{"value": "owner"}]);
+    for body in [
+        json!({"schemas": [PATCH_OP], "Operations": [{"op": "add", "Path": "roles", "value": owner}]}),
+        json!({"schemas": [PATCH_OP], "OPERATIONS": [{"op": "add", "path": "roles", "value": owner}]}),
+        json!({"schemas": [PATCH_OP], "Operations": [{"op": "add", "path": format!("{core}:roles"), "value": owner}]}),
+        json!({"schemas": [PATCH_OP], "Operations": [{"op": "add", "value": {format!("{core}:roles"): owner}}]}),
+    ] {
+        c.patch(&format!("/Users/{id}"), &body).await.assert_error(403, None);
+    }
+    let mut urn_member = user("urn@example.com");
+    urn_member[format!("{core}:Roles")] = owner.clone();
+    c.post("/Users", &urn_member).await.assert_error(403, None);
+    let stored = c.get(&format!("/Users/{id}")).await.body;
+    assert_eq!((&stored["roles"], &stored["meta"]["version"]), (&Value::Null, &json!("W/\"1\"")));
     assert_eq!(c.patch(&format!("/Users/{id}"), &patch_op(json!([{"op": "replace", "path": "title", "value": "ok"}]))).await.status, 200);
+    // a change that leaves roles as they are is not a roles change
+    let same = patch_op(json!([{"op": "add", "path": "roles", "value": []}, {"op": "replace", "path": "nickName", "value": "n"}]));
+    assert_eq!(c.patch(&format!("/Users/{id}"), &same).await.status, 200);
     // the built-in provisioner may set roles
     let p = srv.tenant_key("custom", "provisioner").await;
     assert_eq!(p.post("/Users", &with_roles).await.status, 201);
