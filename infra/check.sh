@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Static checks of the SAM template: cfn-lint (schema, SAM transform, best
-# practices), checkov (security policy) and `sam validate --lint` (the SAM CLI's
-# own translation of the template, offline). Run from the repository root:
+# practices), checkov (security policy), `sam validate --lint` (the SAM CLI's
+# own translation of the template, offline) and infra/iam_check.py (what each
+# function's role may do on each item family of the table, against
+# infra/iam-expected.tsv; its own self-test first). Run from the repository root:
 #   bash infra/check.sh
 # Exits non-zero when any tool reports a failure.
 #
@@ -41,6 +43,22 @@ cfn_lint="$(tool_path cfn-lint cfn-lint "$venv")"
 checkov="$(tool_path checkov checkov "$venv")"
 sam="$(tool_path sam aws-sam-cli "$sam_venv")"
 
+# infra/iam_check.py needs samtranslator (package aws-sam-translator, which
+# cfn-lint depends on too) and PyYAML; when python3 lacks them they go into the
+# infra virtualenv.
+iam_python="python3"
+if ! python3 -c 'import samtranslator, yaml' >/dev/null 2>&1; then
+  iam_python="$venv/bin/python"
+  if ! "$iam_python" -c 'import samtranslator, yaml' >/dev/null 2>&1; then
+    echo "infra/check.sh: installing aws-sam-translator into $venv" >&2
+    if [[ ! -x "$venv/bin/python" ]]; then
+      mkdir -p "$(dirname "$venv")"
+      python3 -m venv "$venv"
+    fi
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check aws-sam-translator pyyaml >&2
+  fi
+fi
+
 lint_status="ok"
 if ! "$cfn_lint" "$template"; then
   lint_status="FAILED"
@@ -60,5 +78,17 @@ if ! SAM_CLI_TELEMETRY=0 "$sam" validate --lint --template-file "$template" --re
   sam_status="FAILED"
 fi
 
-echo "infra: cfn-lint $lint_status, checkov $checkov_status, sam validate --lint $sam_status"
-[[ "$lint_status" == "ok" && "$checkov_status" == "ok" && "$sam_status" == "ok" ]]
+# Offline as well: the SAM transform runs in-process (samtranslator), with a
+# fixed region and account; no AWS call, no credentials.
+iam_self_test_status="ok"
+if ! "$iam_python" infra/iam_check.py --self-test; then
+  iam_self_test_status="FAILED"
+fi
+iam_status="ok"
+if ! "$iam_python" infra/iam_check.py; then
+  iam_status="FAILED"
+fi
+
+echo "infra: cfn-lint $lint_status, checkov $checkov_status, sam validate --lint $sam_status, iam self-test $iam_self_test_status, iam check $iam_status"
+[[ "$lint_status" == "ok" && "$checkov_status" == "ok" && "$sam_status" == "ok" \
+  && "$iam_self_test_status" == "ok" && "$iam_status" == "ok" ]]

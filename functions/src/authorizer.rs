@@ -27,7 +27,13 @@ pub async fn authorize(app: &App, event: &Value) -> Result<Value, lambda_runtime
     let method_arn = event.get("methodArn").and_then(Value::as_str).unwrap_or_default();
     match app.authenticate(authorization, source_ip).await {
         Ok(p) => Ok(policy(&p, method_arn)),
-        Err(e) if e.status() == 401 => Err("Unauthorized".into()),
+        Err(e) if e.status() == 401 => {
+            // Lambda counts this answer as a function error (it is API Gateway's only way to a
+            // 401), so refusals are counted apart: the failures alarm subtracts them
+            let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "authorizer".into());
+            println!("{}", denied_key_metric(&function, scim_core::time::unix_millis() as i64));
+            Err("Unauthorized".into())
+        }
         // tenant suspended or address not allowed: an explicit Deny (API Gateway answers 403)
         Err(e) if e.status() == 403 => Ok(deny(method_arn)),
         Err(e) => Err(format!("authorizer failed: {}", e.status()).into()),
@@ -72,4 +78,40 @@ pub fn deny(method_arn: &str) -> Value {
 fn api_and_stage(method_arn: &str) -> (&str, &str) {
     let mut parts = method_arn.splitn(3, '/');
     (parts.next().unwrap_or_default(), parts.next().unwrap_or_default())
+}
+
+/// The CloudWatch namespace of the service's own metrics.
+pub const METRICS_NAMESPACE: &str = "ScimServerless";
+/// The metric counting refused keys (one per 401), by function name.
+pub const DENIED_KEYS_METRIC: &str = "DeniedKeys";
+
+/// One refused key as a CloudWatch embedded-metric-format line (Lambda's log pipeline turns it
+/// into a data point of `DeniedKeys`, dimension `Function`, without an API call).
+pub fn denied_key_metric(function: &str, now_ms: i64) -> String {
+    json!({
+        "_aws": {"Timestamp": now_ms, "CloudWatchMetrics": [{"Namespace": METRICS_NAMESPACE, "Dimensions": [["Function"]],
+            "Metrics": [{"Name": DENIED_KEYS_METRIC, "Unit": "Count"}]}]},
+        "Function": function,
+        DENIED_KEYS_METRIC: 1,
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_key_is_one_embedded_metric_data_point() {
+        let v: Value = serde_json::from_str(&denied_key_metric("scim-serverless-authorizer", 1_700_000_000_000)).unwrap();
+        let m = &v["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(
+            (&m["Namespace"], &m["Dimensions"], &m["Metrics"][0]["Name"]),
+            (&json!("ScimServerless"), &json!([["Function"]]), &json!("DeniedKeys"))
+        );
+        assert_eq!(
+            (&v["Function"], &v["DeniedKeys"], &v["_aws"]["Timestamp"]),
+            (&json!("scim-serverless-authorizer"), &json!(1), &json!(1_700_000_000_000i64))
+        );
+    }
 }

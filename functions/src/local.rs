@@ -81,9 +81,20 @@ pub async fn open_store(choice: &StoreChoice, events: Option<PathBuf>) -> Result
     })
 }
 
-/// Makes the local tenant and an admin key on first start; returns the key when it made one
-/// (or when `new_key` asks for another).
+/// Brings the store to the current layout (an upgrade prints its progress and any names it
+/// could not merge on stderr), then makes the local tenant and an admin key on first start;
+/// returns the key when it made one (or when `new_key` asks for another).
 pub async fn bootstrap(app: &App, new_key: bool) -> Result<Option<String>, ScimError> {
+    let report = scim_core::migrate::upgrade(app.layout(), &mut |line| eprintln!("scim-local: {line}")).await?;
+    if report.from.is_some_and(|v| v < report.to) || (report.from.is_none() && !report.initialised) {
+        eprintln!("scim-local: store upgraded to layout {}", report.to);
+    }
+    for c in &report.collisions {
+        eprintln!(
+            "scim-local: {} '{}' of {} and the one of {} are one name now (case and Unicode form are ignored); rename or delete one",
+            c.attribute, c.name, c.id, c.holder
+        );
+    }
     let created = auth::create_tenant(app.layout(), LOCAL_TENANT, "Local development tenant").await?;
     if created || new_key {
         return Ok(Some(auth::create_key(app.layout(), LOCAL_TENANT, "admin", None).await?.token));

@@ -2,13 +2,13 @@
 //! read), the secret (256 random bits) is stored only as its SHA-256 and compared in constant
 //! time. The full key is returned once, at creation, and never logged.
 
+use crate::crypto::{b64, hex, random_bytes, sha256_hex};
 use crate::error::{Result, ScimError};
-use crate::store::layout::{KEY_SK, Layout, TENANT_SK, key_pk, tenant_pk};
+use crate::store::layout::{KEY_SK, KEY_USE_SK, KEYREF, Layout, REGISTRY_PK, TENANT_SK, conf_pk, key_pk, key_use_pk};
 use crate::store::{Cond, Item, StoreError, Write};
-use base64::Engine;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use std::net::IpAddr;
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 /// What a role may do (the permissions SaaS setup guides ask for).
@@ -162,39 +162,8 @@ impl Principal {
     }
 }
 
-/// Base64url without padding.
-pub fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// Decodes base64url without padding.
-pub fn b64_decode(s: &str) -> Option<Vec<u8>> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok()
-}
-
-/// Cryptographically random bytes from the OS.
-pub fn random_bytes(n: usize) -> Vec<u8> {
-    let mut buf = vec![0u8; n];
-    if getrandom::fill(&mut buf).is_err() {
-        // The OS RNG never fails on supported platforms; refuse to continue with weak keys.
-        std::process::abort();
-    }
-    buf
-}
-
-/// Lower-case hex (every authenticated request hashes its secret: no formatting machinery here).
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0x0f)] as char);
-    }
-    out
-}
-
 fn hash_secret(secret: &str) -> String {
-    hex(&Sha256::digest(secret.as_bytes()))
+    sha256_hex(secret)
 }
 
 /// Splits `scim_<id>_<secret>` (ids are hex, secrets base64url and may contain `_`).
@@ -220,7 +189,7 @@ pub async fn create_tenant(layout: &Layout, tenant_id: &str, name: &str) -> Resu
     }
     let rec = json!({"id": tenant_id, "name": name, "created": crate::time::now(), "status": "active"});
     let writes = vec![
-        Write::Put { item: Item::new(tenant_pk(tenant_id), TENANT_SK, rec.to_string(), 1), cond: Cond::Absent },
+        Write::Put { item: Item::new(conf_pk(tenant_id), TENANT_SK, rec.to_string(), 1), cond: Cond::Absent },
         Write::Put {
             item: Item::new(REGISTRY_PK, format!("TENANT#{tenant_id}"), json!({"id": tenant_id}).to_string(), 1),
             cond: Cond::Always,
@@ -232,9 +201,6 @@ pub async fn create_tenant(layout: &Layout, tenant_id: &str, name: &str) -> Resu
         Err(e) => Err(e.into()),
     }
 }
-
-/// Partition listing every tenant (read by the admin CLI, never on a request path).
-const REGISTRY_PK: &str = "TENANTS";
 
 /// Every tenant record.
 pub async fn list_tenants(layout: &Layout) -> Result<Vec<Value>> {
@@ -250,7 +216,7 @@ pub async fn list_tenants(layout: &Layout) -> Result<Vec<Value>> {
 
 /// A tenant record, when it exists.
 pub async fn get_tenant(layout: &Layout, tenant_id: &str) -> Result<Option<Value>> {
-    Ok(layout.get_record(&tenant_pk(tenant_id), TENANT_SK).await?.map(|(v, _)| v))
+    Ok(layout.get_record(&conf_pk(tenant_id), TENANT_SK).await?.map(|(v, _)| v))
 }
 
 /// A tenant record; 404 when there is none.
@@ -277,24 +243,17 @@ pub async fn create_key(layout: &Layout, tenant_id: &str, role: &str, expires_at
     let rec = json!({
         "key_id": key_id, "tenant": tenant_id, "role": role, "hash": hash_secret(&secret),
         "created": crate::time::now(), "expires_at": expires_at, "revoked": false,
-        "tenant_settings": settings_of(&tenant),
     });
     // the key record, and a reference under the tenant so its keys can be listed
     let writes = vec![
         Write::Put { item: Item::new(key_pk(&key_id), KEY_SK, rec.to_string(), 1), cond: Cond::Absent },
         Write::Put {
-            item: Item::new(tenant_pk(tenant_id), format!("KEYREF#{key_id}"), json!({"key_id": key_id}).to_string(), 1),
+            item: Item::new(conf_pk(tenant_id), format!("{KEYREF}{key_id}"), json!({"key_id": key_id}).to_string(), 1),
             cond: Cond::Absent,
         },
     ];
     layout.table.write(writes).await?;
     Ok(NewKey { token: format!("scim_{key_id}_{secret}"), key_id })
-}
-
-/// The part of a tenant record authentication needs, copied into each of its key records.
-fn settings_of(tenant: &Value) -> Value {
-    json!({"status": tenant["status"], "ip_allowlist": tenant["ip_allowlist"], "rate_limit_per_sec": tenant["rate_limit_per_sec"],
-        "roles_policy": tenant["roles_policy"], "custom_roles": tenant["custom_roles"], "deactivation": tenant["deactivation"]})
 }
 
 /// A key record without its hash, for listings.
@@ -305,13 +264,18 @@ fn public_view(mut rec: Value) -> Value {
     rec
 }
 
-/// The keys of a tenant (id, role, created, expiry, revoked), never their hashes.
+/// The keys of a tenant (id, role, created, expiry, revoked, last use), never their hashes.
 pub async fn list_keys(layout: &Layout, tenant_id: &str) -> Result<Vec<Value>> {
-    let refs = layout.list_records(&tenant_pk(tenant_id), "KEYREF#", 10_000).await?;
+    let refs = layout.list_records(&conf_pk(tenant_id), KEYREF, 10_000).await?;
     let mut out = Vec::new();
     for id in refs.iter().filter_map(|v| v["key_id"].as_str()) {
         if let Some((rec, _)) = layout.get_record(&key_pk(id), KEY_SK).await? {
-            out.push(public_view(rec));
+            let mut view = public_view(rec);
+            if let Some((stamp, _)) = layout.get_record(&key_use_pk(id), KEY_USE_SK).await? {
+                view["last_used_at"] = stamp["last_used_at"].clone();
+                view["last_used_unix"] = stamp["last_used_unix"].clone();
+            }
+            out.push(view);
         }
     }
     Ok(out)
@@ -346,10 +310,15 @@ pub async fn rotate_key(layout: &Layout, key_id: &str) -> Result<NewKey> {
     create_key(layout, tenant, role, rec["expires_at"].as_i64()).await
 }
 
+/// How often a key's last use is stamped, at most (seconds): authentication does not write on
+/// every request.
+const LAST_USE_EVERY: i64 = 900;
+
 /// Checks a bearer token: format, record, hash (constant time), revocation, expiry; then the
 /// tenant: it must be active and, when it has an IP allowlist, `source_ip` must be in it.
 /// Key failures are the same 401 to the client (the reason is logged, never the token); tenant
-/// refusals are 403.
+/// refusals are 403. Two round trips: the key record, then its tenant's record together with
+/// the key's last-use stamp (so a settings change applies to the next request).
 pub async fn authenticate(layout: &Layout, authorization: Option<&str>, source_ip: Option<IpAddr>) -> Result<Principal> {
     let deny = |why: &str| {
         tracing::info!(reason = why, "authentication failed");
@@ -362,10 +331,11 @@ pub async fn authenticate(layout: &Layout, authorization: Option<&str>, source_i
         .map(|(_, t)| t.trim())
         .ok_or_else(|| deny("not a Bearer credential"))?;
     let (key_id, secret) = parse_token(token).ok_or_else(|| deny("malformed key"))?;
-    let item = layout.table.get(&key_pk(key_id), KEY_SK).await?.ok_or_else(|| deny("unknown key id"))?;
-    let key = KeyView::of(key_id, item.doc.as_deref().ok_or_else(|| deny("unknown key id"))?)?;
-    let given = hash_secret(secret);
-    if !bool::from(key.hash.as_bytes().ct_eq(given.as_bytes())) {
+    let (item, prefetched) = read_key_and_tenant(layout, key_id).await?;
+    let item = item.ok_or_else(|| deny("unknown key id"))?;
+    let key_view = KEY_VIEWS.view(key_id, item.doc.as_deref().ok_or_else(|| deny("unknown key id"))?, KeyView::parse)?;
+    let key = &key_view.1;
+    if !bool::from(key.hash.as_bytes().ct_eq(hash_secret(secret).as_bytes())) {
         return Err(deny("wrong secret"));
     }
     if key.revoked {
@@ -375,120 +345,195 @@ pub async fn authenticate(layout: &Layout, authorization: Option<&str>, source_i
     if key.expires_at.is_some_and(|t| t <= now) {
         return Err(deny("expired key"));
     }
-    let tenant = key.tenant.as_deref().ok_or_else(|| deny("key without tenant"))?;
-    if !key.tenant_active {
+    let tenant_id = key.tenant.as_deref().ok_or_else(|| deny("key without tenant"))?;
+    let (tenant_item, stamp) = match prefetched {
+        Some(p) if p.tenant == tenant_id => (p.record, p.stamp),
+        _ => {
+            let keys = [(conf_pk(tenant_id), TENANT_SK.to_string()), (key_use_pk(key_id), KEY_USE_SK.to_string())];
+            let mut got = layout.table.get_many(&keys).await?.into_iter();
+            (got.next().flatten(), got.next().flatten())
+        }
+    };
+    let Some(text) = tenant_item.as_ref().and_then(|i| i.doc.as_deref()) else {
+        return Err(missing_tenant(layout, tenant_id, deny).await);
+    };
+    let tenant_view = TENANT_VIEWS.view(tenant_id, text, TenantView::parse)?;
+    let tenant = &tenant_view.1;
+    if !tenant.active {
         return Err(ScimError::Forbidden("this tenant is suspended".into()));
     }
-    if !key.ip_allowlist.is_empty() && !source_ip.is_some_and(|ip| ip_allowed(&key.ip_allowlist, ip)) {
-        tracing::info!(tenant, "source address not in the tenant's allowlist");
+    if !tenant.ip_allowlist.is_empty() && !source_ip.is_some_and(|ip| ip_allowed(&tenant.ip_allowlist, ip)) {
+        tracing::info!(tenant = tenant_id, "source address not in the tenant's allowlist");
         return Err(ScimError::Forbidden("the source address is not in this tenant's IP allowlist".into()));
     }
-    // last use, written at most every 15 minutes (not on every request)
-    if key.last_used_unix.is_none_or(|t| now - t > 900)
-        && let Some(mut updated) = item.doc.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok())
-    {
-        updated["last_used_unix"] = json!(now);
-        updated["last_used_at"] = json!(crate::time::now());
-        if let Err(e) = layout.put_record(&key_pk(key_id), KEY_SK, &updated, item.version + 1, Cond::Version(item.version)).await {
-            tracing::debug!(error = %e, "last-used stamp skipped");
-        }
-    }
+    stamp_last_use(layout, key_id, stamp.as_ref(), now).await;
     Ok(Principal {
-        tenant_id: tenant.to_string(),
+        tenant_id: tenant_id.to_string(),
         key_id: key_id.to_string(),
         role: key.role.clone(),
-        rate_limit: key.rate_limit,
-        roles_policy: key.roles_policy.clone(),
-        permissions: key.permissions.clone(),
-        deactivation: key.deactivation,
+        rate_limit: tenant.rate_limit,
+        roles_policy: tenant.roles_policy.clone(),
+        // a custom role deleted after the key was made leaves the key with no permission at all
+        permissions: resolve_role(&key.role, &tenant.custom_roles).unwrap_or_default(),
+        deactivation: tenant.deactivation,
     })
 }
 
-/// What authentication reads from a key record. Every request reads the record (a revocation or
-/// a settings change applies to the next request), but only a record whose text changed is
-/// parsed again: the process keeps the last view of each key it saw, with the text it came from.
+/// The key record and, in the same round trip, its tenant's record and its last-use stamp
+/// when this process has seen the key before (a key never changes tenant): one round trip on
+/// the hot path. A key seen for the first time takes a second read for its tenant.
+async fn read_key_and_tenant(layout: &Layout, key_id: &str) -> Result<(Option<Item>, Option<Prefetched>)> {
+    let known = KEY_VIEWS.peek(key_id).and_then(|v| v.1.tenant.clone());
+    let Some(tenant) = known else {
+        return Ok((layout.table.get(&key_pk(key_id), KEY_SK).await?, None));
+    };
+    let keys =
+        [(key_pk(key_id), KEY_SK.to_string()), (conf_pk(&tenant), TENANT_SK.to_string()), (key_use_pk(key_id), KEY_USE_SK.to_string())];
+    let mut got = layout.table.get_many(&keys).await?.into_iter();
+    let key = got.next().flatten();
+    Ok((key, Some(Prefetched { tenant, record: got.next().flatten(), stamp: got.next().flatten() })))
+}
+
+/// The tenant record and last-use stamp read beside a known key.
+struct Prefetched {
+    tenant: String,
+    record: Option<Item>,
+    stamp: Option<Item>,
+}
+
+/// A key whose tenant record is missing: the tenant was deleted (401), or the table has not
+/// been upgraded to this layout yet (503: the operator must run `scim-admin migrate`; an IdP
+/// told "unauthorized" would disable provisioning).
+async fn missing_tenant(layout: &Layout, tenant_id: &str, deny: impl Fn(&str) -> ScimError) -> ScimError {
+    match layout.layout_version().await {
+        Ok(Some(v)) if v >= crate::store::layout::LAYOUT_VERSION => deny("the key's tenant does not exist"),
+        Ok(_) => {
+            tracing::error!(tenant = tenant_id, "the table is at an older layout: run `scim-admin migrate`");
+            ScimError::Unavailable { detail: "this service is being upgraded; retry shortly".into(), retry_after: 30 }
+        }
+        Err(e) => e.into(),
+    }
+}
+
+/// Stamps a key's last use, at most every [`LAST_USE_EVERY`] seconds, in an item of its own
+/// (the authorizer never writes the key record). Best effort: a failed stamp fails nothing.
+async fn stamp_last_use(layout: &Layout, key_id: &str, stamp: Option<&Item>, now: i64) {
+    let last =
+        stamp.and_then(|i| i.doc.as_deref()).and_then(|d| serde_json::from_str::<Value>(d).ok()).and_then(|v| v["last_used_unix"].as_i64());
+    if last.is_some_and(|t| now - t <= LAST_USE_EVERY) {
+        return;
+    }
+    let doc = json!({"last_used_unix": now, "last_used_at": crate::time::now()}).to_string();
+    let write = Write::Put { item: Item::new(key_use_pk(key_id), KEY_USE_SK, doc, 1), cond: Cond::Always };
+    if let Err(e) = layout.table.write(vec![write]).await {
+        tracing::debug!(error = %e, "last-use stamp skipped");
+    }
+}
+
+/// Parsed records kept per process, each with the text it came from: every request reads the
+/// records (so a revocation or a settings change applies to the next request), but only a
+/// record whose text changed is parsed again.
+struct Views<T> {
+    map: std::sync::OnceLock<std::sync::Mutex<ViewMap<T>>>,
+}
+
+/// Record id → (the text a view was parsed from, the view).
+type ViewMap<T> = std::collections::HashMap<String, Arc<(String, T)>>;
+
+/// Views kept per kind; past this many the memo starts over (a process serves a few).
+const VIEWS_KEPT: usize = 1024;
+
+impl<T> Views<T> {
+    const fn new() -> Self {
+        Views { map: std::sync::OnceLock::new() }
+    }
+
+    /// The last view of a record, whatever its text now.
+    fn peek(&self, id: &str) -> Option<Arc<(String, T)>> {
+        self.map.get()?.lock().ok()?.get(id).cloned()
+    }
+
+    fn view(&self, id: &str, text: &str, parse: fn(&Value) -> T) -> Result<Arc<(String, T)>> {
+        let map = self.map.get_or_init(Default::default);
+        if let Ok(m) = map.lock()
+            && let Some(v) = m.get(id).filter(|v| v.0 == text)
+        {
+            return Ok(v.clone());
+        }
+        let rec: Value = serde_json::from_str(text).map_err(|e| StoreError::Other(format!("corrupt record of '{id}': {e}")))?;
+        let view = Arc::new((text.to_string(), parse(&rec)));
+        if let Ok(mut m) = map.lock() {
+            if m.len() >= VIEWS_KEPT {
+                m.clear();
+            }
+            m.insert(id.to_string(), view.clone());
+        }
+        Ok(view)
+    }
+}
+
+static KEY_VIEWS: Views<KeyView> = Views::new();
+static TENANT_VIEWS: Views<TenantView> = Views::new();
+
+/// What authentication reads from a key record.
 struct KeyView {
-    text: String,
     hash: String,
     revoked: bool,
     expires_at: Option<i64>,
     /// The key's tenant, when it names a valid one.
     tenant: Option<String>,
     role: String,
-    tenant_active: bool,
-    ip_allowlist: Vec<String>,
-    last_used_unix: Option<i64>,
-    rate_limit: Option<u32>,
-    roles_policy: Option<RolesPolicy>,
-    /// A custom role deleted after the key was made leaves the key with no permission at all.
-    permissions: Vec<Permission>,
-    deactivation: Deactivation,
 }
 
-/// Views kept per process; past this many keys the memo starts over (a process serves a few).
-const KEY_VIEWS: usize = 1024;
-
 impl KeyView {
-    fn of(key_id: &str, text: &str) -> Result<std::sync::Arc<KeyView>> {
-        use std::collections::HashMap;
-        use std::sync::{Arc, Mutex, OnceLock};
-        static VIEWS: OnceLock<Mutex<HashMap<String, Arc<KeyView>>>> = OnceLock::new();
-        let views = VIEWS.get_or_init(Default::default);
-        if let Ok(v) = views.lock()
-            && let Some(view) = v.get(key_id).filter(|view| view.text == text)
-        {
-            return Ok(view.clone());
-        }
-        let rec: Value = serde_json::from_str(text).map_err(|e| StoreError::Other(format!("corrupt record {}: {e}", key_pk(key_id))))?;
-        let view = Arc::new(KeyView::parse(text, &rec));
-        if let Ok(mut v) = views.lock() {
-            if v.len() >= KEY_VIEWS {
-                v.clear();
-            }
-            v.insert(key_id.to_string(), view.clone());
-        }
-        Ok(view)
-    }
-
-    fn parse(text: &str, rec: &Value) -> KeyView {
-        let role = rec["role"].as_str().unwrap_or("reader").to_string();
-        // the tenant's settings travel in the key record, so authentication stays one read
-        let t = &rec["tenant_settings"];
+    fn parse(rec: &Value) -> KeyView {
         KeyView {
-            text: text.to_string(),
             hash: rec["hash"].as_str().unwrap_or_default().to_string(),
             revoked: rec["revoked"].as_bool().unwrap_or(true),
             expires_at: rec["expires_at"].as_i64(),
             tenant: rec["tenant"].as_str().filter(|t| valid_tenant_id(t)).map(str::to_string),
-            permissions: resolve_role(&role, &t["custom_roles"]).unwrap_or_default(),
-            role,
-            tenant_active: t["status"].as_str().unwrap_or("active") == "active",
+            role: rec["role"].as_str().unwrap_or("reader").to_string(),
+        }
+    }
+}
+
+/// What authentication reads from a tenant record.
+struct TenantView {
+    active: bool,
+    ip_allowlist: Vec<String>,
+    rate_limit: Option<u32>,
+    roles_policy: Option<RolesPolicy>,
+    custom_roles: Value,
+    deactivation: Deactivation,
+}
+
+impl TenantView {
+    fn parse(t: &Value) -> TenantView {
+        TenantView {
+            active: t["status"].as_str().unwrap_or("active") == "active",
             ip_allowlist: t["ip_allowlist"]
                 .as_array()
                 .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
                 .unwrap_or_default(),
-            last_used_unix: rec["last_used_unix"].as_i64(),
             rate_limit: t["rate_limit_per_sec"].as_u64().filter(|n| *n > 0).map(|n| n.min(u32::MAX as u64) as u32),
             roles_policy: serde_json::from_value::<RolesPolicy>(t["roles_policy"].clone()).ok(),
+            custom_roles: t["custom_roles"].clone(),
             deactivation: t["deactivation"].as_str().and_then(Deactivation::parse).unwrap_or_default(),
         }
     }
 }
 
-/// Read-modify-write of a tenant record (conditional on its version, retried on a race), then
-/// the settings copy in its keys.
+/// Read-modify-write of a tenant record (conditional on its version, retried on a race). Keys
+/// read it at authentication, so a change applies to the next request.
 async fn modify_tenant(layout: &Layout, tenant_id: &str, change: impl Fn(&mut Value)) -> Result<Value> {
     for _ in 0..3 {
         let (mut rec, version) = layout
-            .get_record(&tenant_pk(tenant_id), TENANT_SK)
+            .get_record(&conf_pk(tenant_id), TENANT_SK)
             .await?
             .ok_or_else(|| ScimError::NotFound(format!("no tenant '{tenant_id}'")))?;
         change(&mut rec);
-        match layout.put_record(&tenant_pk(tenant_id), TENANT_SK, &rec, version + 1, Cond::Version(version)).await {
-            Ok(()) => {
-                copy_settings_to_keys(layout, tenant_id, &settings_of(&rec)).await?;
-                return Ok(rec);
-            }
+        match layout.put_record(&conf_pk(tenant_id), TENANT_SK, &rec, version + 1, Cond::Version(version)).await {
+            Ok(()) => return Ok(rec),
             Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(e.into()),
         }
@@ -532,23 +577,6 @@ pub async fn set_custom_role(layout: &Layout, tenant_id: &str, name: &str, permi
     })
     .await?;
     Ok(rec["custom_roles"].clone())
-}
-
-/// Rewrites the settings copy in every key of the tenant (admin-time work, one write per key).
-async fn copy_settings_to_keys(layout: &Layout, tenant_id: &str, settings: &Value) -> Result<()> {
-    let refs = layout.list_records(&tenant_pk(tenant_id), "KEYREF#", 10_000).await?;
-    for id in refs.iter().filter_map(|v| v["key_id"].as_str()) {
-        for _ in 0..3 {
-            let Some((mut rec, version)) = layout.get_record(&key_pk(id), KEY_SK).await? else { break };
-            rec["tenant_settings"] = settings.clone();
-            match layout.put_record(&key_pk(id), KEY_SK, &rec, version + 1, Cond::Version(version)).await {
-                Ok(()) => break,
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Parses `a.b.c.d/n`, `x::y/n` or a bare address.
@@ -644,13 +672,6 @@ mod tests {
         assert_eq!(p.grant_of("ws--role-admin"), None);
         let bad = RolesPolicy { default_role: "root".into(), ..p.clone() };
         assert!(bad.validate().is_err());
-    }
-
-    #[test]
-    fn stored_hashes_are_lower_hex_sha256() {
-        // keys already issued are stored in this form: it must never change
-        assert_eq!(hash_secret("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
     }
 
     #[tokio::test]

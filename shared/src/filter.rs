@@ -557,7 +557,7 @@ fn compare(def: &crate::schema::AttrDef, op: CompareOp, actual: &Value, expected
                 Value::Bool(b) => b.to_string(),
                 _ => return false,
             };
-            let (a, e) = if def.case_exact { (a.to_string(), e) } else { (a.to_lowercase(), e.to_lowercase()) };
+            let (a, e) = if def.case_exact { (a.to_string(), e) } else { (crate::casefold::fold(a), crate::casefold::fold(&e)) };
             match op {
                 Co => a.contains(&e),
                 Sw => a.starts_with(&e),
@@ -649,7 +649,7 @@ pub fn sort_key(doc: &Map<String, Value>, t: &Target) -> Option<Value> {
     let v = chosen?;
     let leaf = Operand::Root(*t).leaf();
     match v {
-        Value::String(s) if !leaf.case_exact => Some(Value::String(s.to_lowercase())),
+        Value::String(s) if !leaf.case_exact => Some(Value::String(crate::casefold::fold(s))),
         other => Some(other.clone()),
     }
 }

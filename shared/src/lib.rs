@@ -5,6 +5,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod auth;
+pub mod casefold;
+pub mod crypto;
 pub mod discovery;
 pub mod edge;
 pub mod error;
@@ -12,6 +14,7 @@ pub mod events;
 pub mod filter;
 pub mod list_query;
 pub mod members;
+pub mod migrate;
 pub mod patch;
 pub mod path;
 pub mod projection;

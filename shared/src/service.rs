@@ -1,7 +1,7 @@
 //! SCIM operations over the store: validation, uniqueness, optimistic locking, membership,
 //! deprovisioning and list planning. Store-agnostic: the layout decides which items are touched.
 
-use crate::auth::{self, Permission};
+use crate::auth::Permission;
 use crate::error::{Result, ScimError};
 use crate::filter::{self, Expr, Lookup, Operand};
 use crate::list_query::ListQuery;
@@ -194,8 +194,10 @@ fn name_attr(kind: Kind) -> &'static str {
     }
 }
 
+/// The uniqueness claims of a document: its name folded caselessly (see [`crate::casefold`]),
+/// its externalId exactly.
 fn claims(kind: Kind, doc: &Map<String, Value>) -> Result<Claims> {
-    let name = doc.get(name_attr(kind)).and_then(Value::as_str).map(str::to_lowercase);
+    let name = doc.get(name_attr(kind)).and_then(Value::as_str).map(crate::casefold::fold);
     let external_id = doc.get("externalId").and_then(Value::as_str).map(str::to_string);
     for (what, v) in [(name_attr(kind), &name), ("externalId", &external_id)] {
         if v.as_ref().is_some_and(|s| s.len() > MAX_KEY_TEXT) {
@@ -203,6 +205,20 @@ fn claims(kind: Kind, doc: &Map<String, Value>) -> Result<Claims> {
         }
     }
     Ok(Claims { name, external_id })
+}
+
+/// Identity text a document is about to be stored with: userName, displayName and externalId
+/// carry no C0 or C1 control character (U+0000–U+001F, U+007F–U+009F). Checked on what a request
+/// would store, never on what is already stored (an old document can still be corrected).
+fn check_identity_text(doc: &Map<String, Value>) -> Result<()> {
+    for attr in ["userName", "displayName", "externalId"] {
+        if let Some(text) = doc.get(attr).and_then(Value::as_str)
+            && let Some(c) = text.chars().find(|c| c.is_control())
+        {
+            return Err(ScimError::invalid_value(format!("'{attr}' contains the control character U+{:04X}", u32::from(c))));
+        }
+    }
+    Ok(())
 }
 
 fn conflict(kind: Kind, c: WriteConflict, doc: &Map<String, Value>) -> ScimError {
@@ -348,6 +364,7 @@ impl Service {
             delta.add = self.addable_users(ctx, &take_members(&mut doc, body)?).await?;
         }
         check_protected(ctx, kind, None, &doc)?;
+        check_identity_text(&doc)?;
         if kind == Kind::User {
             apply_roles_policy(&mut doc, ctx.roles);
         }
@@ -454,6 +471,7 @@ impl Service {
             check_if_match(if_match, old.version)?;
             let mut new_doc = change(&old)?;
             check_protected(ctx, kind, Some(&old.doc), &new_doc)?;
+            check_identity_text(&new_doc)?;
             if kind == Kind::User {
                 apply_roles_policy(&mut new_doc, ctx.roles);
             }
@@ -713,7 +731,7 @@ impl Service {
     fn shape(&self, q: &ListQuery) -> String {
         use sha2::Digest;
         let text = format!("{:?}|{:?}|{}", q.filter, q.sort_by, q.descending);
-        auth::b64(&Sha256::digest(text.as_bytes())[..9])
+        crate::crypto::b64(&Sha256::digest(text.as_bytes())[..9])
     }
 
     async fn lookup(&self, ctx: Ctx<'_>, kind: Kind, lookups: &[Lookup]) -> Result<Vec<Stored>> {
@@ -721,7 +739,7 @@ impl Service {
         for l in lookups {
             let id = match l {
                 Lookup::Id(id) => Some(id.clone()),
-                Lookup::Name(n) => self.layout.claimed_by(ctx.tenant, kind, Some(&n.to_lowercase()), None).await?,
+                Lookup::Name(n) => self.layout.claimed_by(ctx.tenant, kind, Some(&crate::casefold::fold(n)), None).await?,
                 Lookup::ExternalId(e) => self.layout.claimed_by(ctx.tenant, kind, None, Some(e)).await?,
             };
             if let Some(id) = id
@@ -825,7 +843,15 @@ impl Service {
     }
 
     async fn seal_key(&self) -> Result<&[u8]> {
-        let k = self.seal.get_or_try_init(|| async { self.layout.seal_key().await.map_err(ScimError::from) }).await?;
+        let k = self
+            .seal
+            .get_or_try_init(|| async {
+                self.layout.seal_key().await?.ok_or_else(|| {
+                    tracing::error!("the table has no cursor seal: run `scim-admin migrate` (or any scim-admin command) once");
+                    ScimError::Unavailable { detail: "cursor pagination is not set up on this deployment yet".into(), retry_after: 60 }
+                })
+            })
+            .await?;
         Ok(k.as_slice())
     }
 
@@ -836,14 +862,14 @@ impl Service {
         let mut mac = Hmac::<Sha256>::new_from_slice(self.seal_key().await?).map_err(|e| ScimError::Internal(e.to_string()))?;
         mac.update(payload.as_bytes());
         let tag = mac.finalize().into_bytes();
-        Ok(format!("{}.{}", auth::b64(payload.as_bytes()), auth::b64(&tag[..16])))
+        Ok(format!("{}.{}", crate::crypto::b64(payload.as_bytes()), crate::crypto::b64(&tag[..16])))
     }
 
     async fn open_cursor(&self, ctx: Ctx<'_>, cursor: &str, shape: &str) -> Result<(Option<String>, Option<u64>)> {
         let invalid = || ScimError::bad(crate::error::ScimType::InvalidCursor, "the cursor is not valid for this tenant and query");
         let (p, t) = cursor.split_once('.').ok_or_else(invalid)?;
-        let payload = auth::b64_decode(p).ok_or_else(invalid)?;
-        let tag = auth::b64_decode(t).filter(|t| t.len() == 16).ok_or_else(invalid)?;
+        let payload = crate::crypto::b64_decode(p).ok_or_else(invalid)?;
+        let tag = crate::crypto::b64_decode(t).filter(|t| t.len() == 16).ok_or_else(invalid)?;
         let mut mac = Hmac::<Sha256>::new_from_slice(self.seal_key().await?).map_err(|e| ScimError::Internal(e.to_string()))?;
         mac.update(&payload);
         mac.verify_truncated_left(&tag).map_err(|_| invalid())?;

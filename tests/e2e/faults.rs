@@ -151,13 +151,13 @@ async fn invariants(srv: &scim_tests::Server, tenant: &str) -> Result<(), String
         let owner = doc(i)["id"].as_str().unwrap_or_default().to_string();
         let res = table.get(&owner).ok_or_else(|| format!("claim {} names a missing resource {owner:?}", i.sk))?;
         let held = res[attr].as_str().unwrap_or_default();
-        if value != if exact { held.to_string() } else { held.to_lowercase() } {
+        if value != if exact { held.to_string() } else { scim_core::casefold::fold(held) } {
             return Err(format!("claim {} but {owner} holds {attr} {held:?}", i.sk));
         }
         claims.insert(i.sk.clone());
     }
     for (id, u) in &users {
-        let name = format!("USERNAME#{}", u["userName"].as_str().unwrap_or_default().to_lowercase());
+        let name = format!("USERNAME#{}", scim_core::casefold::fold(u["userName"].as_str().unwrap_or_default()));
         if !claims.contains(&name) {
             return Err(format!("user {id} lacks its claim {name}"));
         }
@@ -168,7 +168,7 @@ async fn invariants(srv: &scim_tests::Server, tenant: &str) -> Result<(), String
         }
     }
     for (id, g) in &groups {
-        let name = format!("GROUPNAME#{}", g["displayName"].as_str().unwrap_or_default().to_lowercase());
+        let name = format!("GROUPNAME#{}", scim_core::casefold::fold(g["displayName"].as_str().unwrap_or_default()));
         if !claims.contains(&name) {
             return Err(format!("group {id} lacks its claim {name}"));
         }

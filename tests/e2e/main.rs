@@ -5,6 +5,7 @@ mod errors;
 mod faults;
 mod filters;
 mod groups;
+mod identity_text;
 mod idp;
 mod isolation;
 mod lambda_events;
@@ -12,6 +13,7 @@ mod local_binary;
 mod paging;
 mod route_table;
 mod tenant_settings;
+mod upgrade;
 mod users;
 
 use serde_json::{Value, json};

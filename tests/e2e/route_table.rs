@@ -55,3 +55,23 @@ fn template_functions_and_core_routes_agree() {
         .collect();
     assert_eq!(on_disk, expected_bins, "functions/src/bin");
 }
+
+/// The failures alarm subtracts the refusals the authorizer counts: the metric it reads is the
+/// one `authorizer::denied_key_metric` writes (namespace, name, dimension).
+#[test]
+fn the_authorizer_failure_alarm_reads_the_metric_the_authorizer_writes() {
+    use scim_functions::authorizer::{DENIED_KEYS_METRIC, METRICS_NAMESPACE, denied_key_metric};
+    let text = std::fs::read_to_string(repo().join("infra/template.yaml")).expect("infra/template.yaml");
+    let metric = format!(
+        "Metric: {{Namespace: {METRICS_NAMESPACE}, MetricName: {DENIED_KEYS_METRIC}, Dimensions: [{{Name: Function, Value: !Ref AuthorizerFunction}}]}}"
+    );
+    let alarm =
+        text.split("  AuthorizerFailuresAlarm:").nth(1).and_then(|rest| rest.split("\n  DeniedKeysSpikeAlarm:").next()).expect("the alarm");
+    assert!(alarm.contains(&metric), "AuthorizerFailuresAlarm must read {metric}");
+    assert!(alarm.contains("Expression: errors - FILL(denied, 0)"), "failures are errors minus refusals");
+    assert!(alarm.contains("MetricName: Errors, Dimensions: [{Name: FunctionName, Value: !Ref AuthorizerFunction}]"));
+    let line: serde_json::Value = serde_json::from_str(&denied_key_metric("f", 0)).expect("EMF line");
+    assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([["Function"]]));
+    let spike = text.split("  DeniedKeysSpikeAlarm:").nth(1).expect("the spike alarm");
+    assert!(spike.contains(&format!("Namespace: {METRICS_NAMESPACE}")) && spike.contains(&format!("MetricName: {DENIED_KEYS_METRIC}")));
+}

@@ -74,33 +74,26 @@ impl Server {
     /// Starts a server on a fresh table of the given store.
     pub async fn start(store: Store) -> Server {
         let events: Arc<std::sync::Mutex<Vec<scim_core::events::Event>>> = Arc::default();
-        let table: Arc<dyn Table> = match store {
-            Store::Embedded => {
-                let dir = std::env::temp_dir().join(format!("scim-test-{}", uuid_like()));
-                let t = EmbeddedTable::open(&dir).expect("open embedded");
-                let sink = events.clone();
-                t.on_change(Box::new(move |old, new| {
-                    if let Ok(mut v) = sink.lock() {
-                        v.extend(scim_core::events::derive(old, new));
-                    }
-                }));
-                Arc::new(t)
-            }
-            Store::Dynamo => {
-                let cfg = DynamoConfig { table: format!("t{}", uuid_like()), region: "us-east-1".into(), endpoint: Some(moto_endpoint()) };
-                let t = DynamoTable::connect(&cfg).expect("connect");
-                t.create_table().await.expect("create table");
-                Arc::new(t)
-            }
-        };
+        let table = fresh_table(store, Some(events.clone())).await;
+        Server::start_on(store, table, events).await.expect("a new key")
+    }
+
+    /// Starts a server on a table that may hold data already (the same start-up as
+    /// `scim-local`: upgrade to the current layout, then the bootstrap tenant). Returns the
+    /// bootstrap key only when it was made now.
+    pub async fn start_on(
+        store: Store,
+        table: Arc<dyn Table>,
+        events: Arc<std::sync::Mutex<Vec<scim_core::events::Event>>>,
+    ) -> Option<Server> {
         let metered = Arc::new(Metered::new(table));
         let app = Arc::new(App::new(metered.clone()));
-        let token = scim_functions::local::bootstrap(&app, false).await.expect("bootstrap").expect("a new key");
+        let token = scim_functions::local::bootstrap(&app, false).await.expect("bootstrap")?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(scim_functions::local::serve(listener, app.clone()));
         let base = format!("http://{addr}/scim/v2");
-        Server { client: Client::new(&base, &token), base, token, app, metered, store, events }
+        Some(Server { client: Client::new(&base, &token), base, token, app, metered, store, events })
     }
 
     /// A key for another tenant (created if needed) with a role.
@@ -111,7 +104,35 @@ impl Server {
     }
 }
 
-fn uuid_like() -> String {
+/// A fresh, empty table of a store (on the embedded store, change events go to `events`).
+pub async fn fresh_table(store: Store, events: Option<Arc<std::sync::Mutex<Vec<scim_core::events::Event>>>>) -> Arc<dyn Table> {
+    match store {
+        Store::Embedded => {
+            let dir = std::env::temp_dir().join(format!("scim-test-{}", uuid_like()));
+            let t = EmbeddedTable::open(&dir).expect("open embedded");
+            if let Some(sink) = events {
+                t.on_change(Box::new(move |old, new| {
+                    if let Ok(mut v) = sink.lock() {
+                        v.extend(scim_core::events::derive(old, new));
+                    }
+                }));
+            }
+            Arc::new(t)
+        }
+        Store::Dynamo => Arc::new(fresh_dynamo_table(&format!("t{}", uuid_like())).await),
+    }
+}
+
+/// A new DynamoDB table on moto with the layout's key schema and index.
+pub async fn fresh_dynamo_table(name: &str) -> DynamoTable {
+    let cfg = DynamoConfig { table: name.to_string(), region: "us-east-1".into(), endpoint: Some(moto_endpoint()) };
+    let t = DynamoTable::connect(&cfg).expect("connect");
+    t.create_table().await.expect("create table");
+    t
+}
+
+/// A name unique to this process and call (temporary directories, table names).
+pub fn uuid_like() -> String {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);

@@ -2,10 +2,11 @@
 
 use clap::{Parser, Subcommand};
 use scim_core::auth;
+use scim_core::migrate;
 use scim_core::store::Table;
 use scim_core::store::dynamo::{DynamoConfig, DynamoTable};
 use scim_core::store::embedded::EmbeddedTable;
-use scim_core::store::layout::Layout;
+use scim_core::store::layout::{LAYOUT_VERSION, Layout, REGISTRY_PK};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -60,8 +61,14 @@ enum Command {
     /// scim:write, roles:edit), reader (scim:read).
     #[command(subcommand)]
     Role(RoleCmd),
-    /// A tenant's audit log for one day (every create, replace, patch and delete: key id,
-    /// method, path, resource id, status, time; kept 90 days).
+    /// Bring the table to this version's layout: run once after deploying a version whose
+    /// layout changed (until then requests get 503). Idempotent and resumable; prints progress
+    /// and the names it could not merge (two users whose userNames differ only in case or
+    /// Unicode form), which you resolve by renaming or deleting one.
+    Migrate,
+    /// A tenant's audit log for one day (every attempt at a create, replace, patch or delete,
+    /// refused ones included: key id, route, method, path, resource id, status, time; kept 90
+    /// days).
     Audit {
         #[arg(long)]
         tenant: String,
@@ -195,7 +202,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let layout = Layout { table };
     let j = args.json;
+    if let Command::Migrate = args.command {
+        return migrate(&layout, j).await;
+    }
+    prepare(&layout, args.table.is_none()).await?;
     match args.command {
+        Command::Migrate => {}
         Command::Tenant(TenantCmd::Create { id, name }) => {
             let made = auth::create_tenant(&layout, &id, name.as_deref().unwrap_or(&id)).await?;
             if !made {
@@ -297,12 +309,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .iter()
                 .map(|e| {
                     format!(
-                        "{}\t{}\t{} {}\t{}",
+                        "{}\t{}\t{} {}\t{}\t{}",
                         e["time"].as_str().unwrap_or(""),
                         e["key_id"].as_str().unwrap_or(""),
                         e["method"].as_str().unwrap_or(""),
                         e["path"].as_str().unwrap_or(""),
-                        e["status"]
+                        e["status"],
+                        e["route"].as_str().unwrap_or("-")
                     )
                 })
                 .collect::<Vec<_>>()
@@ -349,4 +362,56 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     Ok(())
+}
+
+/// Every command but `migrate` runs on a table at this version's layout: the embedded store is
+/// upgraded in place (it has one owner, this process); an empty DynamoDB table is initialised
+/// (the cursor seal and the layout marker); a table at an older layout is refused until
+/// `migrate` has run, so no command writes in the old places.
+async fn prepare(layout: &Layout, embedded: bool) -> Result<(), Box<dyn std::error::Error>> {
+    let version = layout.layout_version().await?;
+    if version == Some(LAYOUT_VERSION) {
+        return Ok(());
+    }
+    let fresh = version.is_none() && layout.list_records(REGISTRY_PK, "TENANT#", 1).await?.is_empty();
+    if embedded || fresh {
+        let report = migrate::upgrade(layout, &mut |l| eprintln!("scim-admin: {l}")).await?;
+        print_collisions(&report);
+        return Ok(());
+    }
+    Err(format!(
+        "this table is at layout {} and this scim-admin writes layout {LAYOUT_VERSION}: run `scim-admin --table … --region … migrate` first",
+        version.map(|v| v.to_string()).unwrap_or_else(|| "1".into())
+    )
+    .into())
+}
+
+async fn migrate(layout: &Layout, json_out: bool) -> Result<(), Box<dyn std::error::Error>> {
+    let r = migrate::upgrade(layout, &mut |l| eprintln!("scim-admin: {l}")).await?;
+    print_collisions(&r);
+    let from = r.from.map(|v| v.to_string()).unwrap_or_else(|| if r.initialised { "none (empty table)".into() } else { "1".into() });
+    let v = json!({"from": r.from, "to": r.to, "initialised": r.initialised, "tenants": r.tenants,
+        "names_rekeyed": r.names_rekeyed, "config_moved": r.config_moved, "collisions": r.collisions.len()});
+    print(
+        json_out,
+        &v,
+        format!(
+            "layout {from} → {}: {} tenants, {} names re-keyed, {} configuration items moved, {} collisions",
+            r.to,
+            r.tenants,
+            r.names_rekeyed,
+            r.config_moved,
+            r.collisions.len()
+        ),
+    );
+    Ok(())
+}
+
+fn print_collisions(r: &migrate::Report) {
+    for c in &r.collisions {
+        eprintln!(
+            "scim-admin: tenant '{}': {} '{}' of {} is one name with that of {} (case and Unicode form are ignored); rename or delete one",
+            c.tenant, c.attribute, c.name, c.id, c.holder
+        );
+    }
 }

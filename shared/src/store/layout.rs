@@ -1,24 +1,31 @@
 //! The single-table layout: which item holds what, and the reads and transactions each SCIM
 //! operation needs. Every key is built here and nowhere else.
 //!
+//! Item families have partition keys of their own wherever IAM must tell them apart
+//! (`dynamodb:LeadingKeys` sees only the partition key): tenant configuration, API keys, their
+//! last-use stamps and the server items never share a partition prefix with the data the
+//! SCIM routes write (`TENANT#…`).
+//!
 //! | item | pk | sk |
 //! |---|---|---|
-//! | tenant | `TENANT#<t>` | `TENANT` |
 //! | counters | `TENANT#<t>` | `COUNT` |
 //! | user | `TENANT#<t>` | `USER#<id>` |
-//! | userName claim | `TENANT#<t>` | `USERNAME#<lowercased userName>` |
+//! | userName claim | `TENANT#<t>` | `USERNAME#<folded userName>` ([`crate::casefold`]) |
 //! | externalId claim | `TENANT#<t>` | `UEXT#<externalId>` |
 //! | group | `TENANT#<t>` | `GROUP#<id>` (document without members) |
-//! | displayName claim | `TENANT#<t>` | `GROUPNAME#<lowercased displayName>` |
+//! | displayName claim | `TENANT#<t>` | `GROUPNAME#<folded displayName>` |
 //! | group externalId claim | `TENANT#<t>` | `GEXT#<externalId>` |
 //! | membership | `TENANT#<t>#GROUP#<gid>` | `MEMBER#<uid>`; index `gsi1`: `TENANT#<t>#USER#<uid>` / `GROUP#<gid>` |
 //! | page checkpoint | `TENANT#<t>#CURSOR` | `USER#<position, 12 digits>` |
-//! | API key | `KEY#<key id>` | `KEY` |
-//! | key reference (for listing) | `TENANT#<t>` | `KEYREF#<key id>` |
-//! | tenant registry | `TENANTS` | `TENANT#<t>` |
 //! | request counter (TTL 2 min) | `TENANT#<t>#RATE` | `<unix second>` |
 //! | audit entry (TTL 90 days) | `TENANT#<t>#AUDIT#<YYYY-MM-DD>` | `AT#<unix ms, 13 digits>#<uuid v7>` |
-//! | server settings | `SERVER` | `SEAL` |
+//! | tenant record (settings) | `CONF#<t>` | `TENANT` |
+//! | key reference (for listing) | `CONF#<t>` | `KEYREF#<key id>` |
+//! | API key | `KEY#<key id>` | `KEY` |
+//! | key last-use stamp | `KEYUSE#<key id>` | `USE` |
+//! | tenant registry | `TENANTS` | `TENANT#<t>` |
+//! | cursor sealing key | `SERVER` | `SEAL` |
+//! | layout version marker | `SERVER` | `LAYOUT` |
 
 use super::{Cond, Item, Query, StoreError, Table, Write};
 use serde_json::{Map, Value};
@@ -103,8 +110,31 @@ pub fn resource_sk(kind: Kind, id: &str) -> String {
 pub fn key_pk(key_id: &str) -> String {
     format!("KEY#{key_id}")
 }
-/// Sort key of the tenant record.
+/// Partition of a key's last-use stamp (the only item the authorizer writes).
+pub fn key_use_pk(key_id: &str) -> String {
+    format!("KEYUSE#{key_id}")
+}
+/// Sort key of a key's last-use stamp.
+pub const KEY_USE_SK: &str = "USE";
+/// Partition of a tenant's configuration: its record and its key references.
+pub fn conf_pk(tenant: &str) -> String {
+    format!("CONF#{tenant}")
+}
+/// Sort key of the tenant record (under [`conf_pk`]).
 pub const TENANT_SK: &str = "TENANT";
+/// Sort-key prefix of a key reference (under [`conf_pk`]).
+pub const KEYREF: &str = "KEYREF#";
+/// Partition listing every tenant (read by the admin CLI, never on a request path).
+pub const REGISTRY_PK: &str = "TENANTS";
+/// Partition of the server-wide items: the cursor seal and the layout marker.
+pub const SERVER_PK: &str = "SERVER";
+const SEAL_SK: &str = "SEAL";
+const LAYOUT_SK: &str = "LAYOUT";
+/// The version of this layout; `SERVER`/`LAYOUT` records the version a table is at.
+/// 1: everything of a tenant under `TENANT#<t>`, settings copied into key records, names keyed
+/// by their lower case. 2: configuration, keys and last-use stamps in partitions of their own,
+/// names keyed by their caseless fold.
+pub const LAYOUT_VERSION: u64 = 2;
 const COUNT_SK: &str = "COUNT";
 /// Sort key of an API key record.
 pub const KEY_SK: &str = "KEY";
@@ -604,22 +634,152 @@ impl Layout {
         self.list_records(&format!("TENANT#{tenant}#AUDIT#{day}"), "AT#", 100_000).await
     }
 
-    /// A server-wide secret (created on first use): seals pagination cursors.
-    pub async fn seal_key(&self) -> Result<Vec<u8>, StoreError> {
-        if let Some(item) = self.table.get("SERVER", "SEAL").await?
-            && let Some(k) =
-                item.doc.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok()).and_then(|v| v["key"].as_str().map(str::to_string))
-        {
-            return crate::auth::b64_decode(&k).ok_or_else(|| StoreError::Other("corrupt seal key".into()));
+    /// The server-wide secret that seals pagination cursors. It is made by the operator's tools
+    /// ([`Layout::ensure_seal`]: `scim-admin`, `scim-local`), never on a request path, so no
+    /// deployed function needs to write it; `None` until then.
+    pub async fn seal_key(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(item) = self.table.get(SERVER_PK, SEAL_SK).await? else {
+            return Ok(None);
+        };
+        let key = item
+            .doc
+            .as_deref()
+            .and_then(|d| serde_json::from_str::<Value>(d).ok())
+            .and_then(|v| v["key"].as_str().and_then(crate::crypto::b64_decode))
+            .ok_or_else(|| StoreError::Other("corrupt cursor seal".into()))?;
+        Ok(Some(key))
+    }
+
+    /// Makes the cursor seal when there is none (idempotent; concurrent callers agree on one).
+    pub async fn ensure_seal(&self) -> Result<(), StoreError> {
+        if self.seal_key().await?.is_some() {
+            return Ok(());
         }
-        let key = crate::auth::random_bytes(32);
-        let item = Item::new("SERVER", "SEAL", serde_json::json!({"key": crate::auth::b64(&key)}).to_string(), 1);
+        let key = crate::crypto::random_bytes(32);
+        let item = Item::new(SERVER_PK, SEAL_SK, serde_json::json!({"key": crate::crypto::b64(&key)}).to_string(), 1);
         match self.table.write(vec![Write::Put { item, cond: Cond::Absent }]).await {
-            Ok(()) => Ok(key),
-            // another process made it first: use theirs
-            Err(StoreError::Conflict { .. }) => Box::pin(self.seal_key()).await,
+            Ok(()) | Err(StoreError::Conflict { .. }) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// The layout version the table records; `None` for a table that records none (a new,
+    /// empty table, or one written by version 1, which had no marker).
+    pub async fn layout_version(&self) -> Result<Option<u64>, StoreError> {
+        let Some(item) = self.table.get(SERVER_PK, LAYOUT_SK).await? else {
+            return Ok(None);
+        };
+        let v = item.doc.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok()).and_then(|v| v["version"].as_u64());
+        v.map(Some).ok_or_else(|| StoreError::Other("corrupt layout marker".into()))
+    }
+
+    /// Records the layout version the table is at.
+    pub async fn set_layout_version(&self, version: u64) -> Result<(), StoreError> {
+        let doc = serde_json::json!({"version": version, "by": "scim-serverless", "at": crate::time::now()}).to_string();
+        self.table.write(vec![Write::Put { item: Item::new(SERVER_PK, LAYOUT_SK, doc, version), cond: Cond::Always }]).await
+    }
+
+    /// The name claims of a collection (`USERNAME#…` / `GROUPNAME#…`) in key order after the
+    /// claimed key `after`: (claimed key, holder id).
+    pub async fn name_claims(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let prefix = kind.name_claim();
+        let after_sk = after.map(|a| format!("{prefix}{a}"));
+        let items = self.table.query(&Query::prefix(tenant_pk(tenant), prefix, after_sk.as_deref(), limit)).await?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in &items {
+            let holder = Stored::from_item(item)?.doc.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+            out.push((item.sk[prefix.len()..].to_string(), holder));
+        }
+        Ok(out)
+    }
+
+    /// Moves `id`'s name claim from key `from` to key `to` in one transaction. `Ok(None)` when
+    /// it moved (or had moved before); `Ok(Some(holder))` when another resource holds `to`, and
+    /// nothing changed.
+    pub async fn move_name_claim(&self, tenant: &str, kind: Kind, from: &str, to: &str, id: &str) -> Result<Option<String>, StoreError> {
+        let pk = tenant_pk(tenant);
+        let prefix = kind.name_claim();
+        let writes = vec![
+            Write::Put { item: claim_item(&pk, format!("{prefix}{to}"), id), cond: Cond::Absent },
+            Write::Delete { pk: pk.clone(), sk: format!("{prefix}{from}"), cond: Cond::Always },
+        ];
+        match self.table.write(writes).await {
+            Ok(()) => Ok(None),
+            Err(StoreError::Conflict { .. }) => match self.claimed_by(tenant, kind, Some(to), None).await? {
+                // moved by an earlier, interrupted run: only the old claim is left to drop
+                Some(holder) if holder == id => {
+                    self.table.write(vec![Write::Delete { pk, sk: format!("{prefix}{from}"), cond: Cond::Always }]).await?;
+                    Ok(None)
+                }
+                Some(holder) => Ok(Some(holder)),
+                None => Err(StoreError::Unavailable("a name claim changed during the upgrade; run it again".into())),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Layout 1 kept a tenant's record and key references under `TENANT#<t>` and a copy of its
+    /// settings and the last-use stamp inside each key record. Moves them where layout 2 keeps
+    /// them; the tenant record moves last (a key works again once it has). Idempotent; returns
+    /// the number of items written.
+    pub async fn upgrade_config_from_v1(&self, tenant: &str) -> Result<usize, StoreError> {
+        let (old_pk, new_pk) = (tenant_pk(tenant), conf_pk(tenant));
+        let mut written = 0;
+        for item in self.table.query(&Query::prefix(old_pk.clone(), KEYREF, None, 10_000)).await? {
+            let key_id = item.sk[KEYREF.len()..].to_string();
+            let moved = Item { pk: new_pk.clone(), ..item.clone() };
+            self.table
+                .write(vec![
+                    Write::Put { item: moved, cond: Cond::Always },
+                    Write::Delete { pk: old_pk.clone(), sk: item.sk, cond: Cond::Always },
+                ])
+                .await?;
+            written += 1 + self.upgrade_key_from_v1(&key_id).await?;
+        }
+        if let Some(item) = self.table.get(&old_pk, TENANT_SK).await? {
+            let moved = Item { pk: new_pk.clone(), ..item };
+            let delete = Write::Delete { pk: old_pk.clone(), sk: TENANT_SK.into(), cond: Cond::Always };
+            match self.table.write(vec![Write::Put { item: moved, cond: Cond::Absent }, delete.clone()]).await {
+                Ok(()) => written += 1,
+                // already at its new place: only the old copy is left to drop
+                Err(StoreError::Conflict { .. }) => self.table.write(vec![delete]).await?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(written)
+    }
+
+    /// Drops the settings copy from a layout-1 key record and moves its last-use stamp to the
+    /// key's own stamp item.
+    async fn upgrade_key_from_v1(&self, key_id: &str) -> Result<usize, StoreError> {
+        let Some(item) = self.table.get(&key_pk(key_id), KEY_SK).await? else {
+            return Ok(0);
+        };
+        let Some(mut rec) = item.doc.as_deref().and_then(|d| serde_json::from_str::<Map<String, Value>>(d).ok()) else {
+            return Ok(0);
+        };
+        let settings = rec.remove("tenant_settings");
+        let (unix, at) = (rec.remove("last_used_unix"), rec.remove("last_used_at"));
+        if settings.is_none() && unix.is_none() && at.is_none() {
+            return Ok(0);
+        }
+        let mut writes = vec![Write::Put {
+            item: Item::new(key_pk(key_id), KEY_SK, crate::json_text(&rec), item.version + 1),
+            cond: Cond::Version(item.version),
+        }];
+        if let (Some(unix), Some(at)) = (unix, at) {
+            let stamp = serde_json::json!({"last_used_unix": unix, "last_used_at": at}).to_string();
+            writes.push(Write::Put { item: Item::new(key_use_pk(key_id), KEY_USE_SK, stamp, 1), cond: Cond::Always });
+        }
+        let n = writes.len();
+        self.table.write(writes).await?;
+        Ok(n)
     }
 
     /// Reads a JSON record (tenant, key).

@@ -1,0 +1,1092 @@
+#!/usr/bin/env python3
+"""Offline check of what each Lambda function's IAM role may do on the DynamoDB table.
+
+    python3 infra/iam_check.py              compare the template with infra/iam-expected.tsv
+    python3 infra/iam_check.py --write      regenerate infra/iam-expected.tsv (review the diff!)
+    python3 infra/iam_check.py --markdown   print the table as markdown (infra/README.md)
+    python3 infra/iam_check.py --self-test  prove the evaluator on hand-written policies
+
+How it works, with no AWS call and no credentials:
+
+1. infra/template.yaml is translated with samtranslator (the transform SAM applies at deploy time;
+   the package aws-sam-translator) into plain CloudFormation, with the parameter defaults, a fixed
+   region, account and partition, and placeholder S3 URIs for the local code.
+2. For every AWS::Lambda::Function, its role (an AWS::IAM::Role of the template) is looked up and
+   its statements collected: inline Policies, ManagedPolicyArns (the AWS managed policies SAM adds
+   are known here by their published documents; any other managed policy cannot be evaluated and
+   fails the check), and AWS::IAM::Policy / AWS::IAM::ManagedPolicy resources attached to the role.
+   Intrinsics (Ref, Fn::GetAtt, Fn::Sub, Fn::Join, Fn::If, ...) are resolved to concrete values.
+3. Each role is evaluated the way IAM evaluates an identity policy, for every item family of the
+   table layout (a sample partition key each) and every DynamoDB data action: Action / NotAction
+   with IAM wildcards, Resource / NotResource against the table (or index) ARN, conditions on
+   dynamodb:LeadingKeys (StringEquals/StringLike and their negations, IgnoreCase, IfExists,
+   ForAllValues/ForAnyValue, Null), an explicit Deny overriding any Allow. Whatever the evaluator
+   does not understand (another condition key, an unknown operator, a policy variable, an
+   unresolvable intrinsic) counts as satisfied in an Allow and as not satisfied in a Deny, so the
+   result can only over-report access, never under-report it.
+4. The result is compared with infra/iam-expected.tsv (function, family, allowed actions). Any
+   difference fails; a difference that grants more is labelled WIDENED. Independently of that
+   table, a few invariants (the guarantees infra/README.md states) must hold, and no role may be
+   granted a non-data DynamoDB action (DeleteTable, UpdateTable, backups, restores, TTL, streams,
+   ...) on the table.
+
+Not modelled, on purpose (each can only narrow real access, so ignoring it over-reports):
+permission boundaries, service control policies, session policies, the table's resource policy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import functools
+import logging
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TEMPLATE = HERE / "template.yaml"
+EXPECTED = HERE / "iam-expected.tsv"
+
+# Stand-ins for the deployment: only the shape of the ARNs matters.
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"
+PARTITION = "aws"
+STACK = "scim-serverless"
+TABLE_ID = "ScimTable"  # logical id of the table under test
+INDEX_NAME = "gsi1"
+
+# Item families of the table layout, by partition key (dynamodb:LeadingKeys sees nothing else),
+# each with a concrete sample key. "membership-index" is the partition key of gsi1, queried on
+# the index ARN; every other family is addressed on the table ARN.
+FAMILIES: list[tuple[str, str, str]] = [
+    ("tenant-data", "TENANT#acme", "table"),
+    ("membership", "TENANT#acme#GROUP#g1", "table"),
+    ("membership-index", "TENANT#acme#USER#u1", "index"),
+    ("checkpoint", "TENANT#acme#CURSOR", "table"),
+    ("rate", "TENANT#acme#RATE", "table"),
+    ("audit", "TENANT#acme#AUDIT#2026-11-29", "table"),
+    ("tenant-config", "CONF#acme", "table"),
+    ("key", "KEY#0123456789abcdef", "table"),
+    ("key-use", "KEYUSE#0123456789abcdef", "table"),
+    ("registry", "TENANTS", "table"),
+    ("server", "SERVER", "table"),
+]
+FAMILY_NAMES = [f for f, _, _ in FAMILIES]
+
+READ_ACTIONS = ["GetItem", "BatchGetItem", "Query", "Scan", "PartiQLSelect"]
+WRITE_ACTIONS = ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "PartiQLInsert", "PartiQLUpdate", "PartiQLDelete"]
+# ConditionCheckItem reads nothing back and writes nothing, but it is an item action inside
+# TransactWriteItems, so it is evaluated like the others.
+DATA_ACTIONS = READ_ACTIONS + WRITE_ACTIONS + ["ConditionCheckItem"]
+INDEX_ACTIONS = ["Query", "Scan", "PartiQLSelect"]  # the only data actions that address an index
+BATCH_ACTIONS = {"BatchGetItem", "BatchWriteItem"}  # one request, several partition keys
+
+# Every other DynamoDB action that can name the table, its indexes, streams, backups or exports.
+# No function role may be granted any of them. Stream reads are here too: a function reading the
+# stream would see every item of every family, past any LeadingKeys condition.
+NON_DATA_ACTIONS = [
+    "CreateTable", "DeleteTable", "UpdateTable", "DescribeTable", "DescribeTableReplicaAutoScaling",
+    "UpdateTableReplicaAutoScaling", "CreateTableReplica", "DeleteTableReplica",
+    "CreateGlobalTable", "UpdateGlobalTable", "UpdateGlobalTableSettings", "UpdateGlobalTableVersion",
+    "CreateBackup", "DeleteBackup", "DescribeBackup", "ListBackups", "RestoreTableFromBackup",
+    "RestoreTableToPointInTime", "RestoreTableFromAwsBackup", "StartAwsBackupJob",
+    "UpdateContinuousBackups", "DescribeContinuousBackups", "ExportTableToPointInTime",
+    "DescribeExport", "ImportTable", "DescribeImport", "UpdateTimeToLive", "DescribeTimeToLive",
+    "TagResource", "UntagResource", "ListTagsOfResource", "UpdateContributorInsights",
+    "DescribeContributorInsights", "EnableKinesisStreamingDestination",
+    "DisableKinesisStreamingDestination", "UpdateKinesisStreamingDestination",
+    "DescribeKinesisStreamingDestination", "PutResourcePolicy", "DeleteResourcePolicy",
+    "GetResourcePolicy", "DescribeStream", "GetRecords", "GetShardIterator", "ListStreams",
+    "GetAbacStatus", "UpdateAbacStatus",
+]
+
+# AWS managed policies a SAM function role may carry, with their published documents. Any other
+# managed policy fails the check: its document is not known offline.
+KNOWN_MANAGED_POLICIES: dict[str, list[dict]] = {
+    "service-role/AWSLambdaBasicExecutionRole": [
+        {"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], "Resource": "*"},
+    ],
+    "AWSXrayWriteOnlyAccess": [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
+                "xray:GetSamplingTargets", "xray:GetSamplingStatisticSummaries",
+            ],
+            "Resource": ["*"],
+        },
+    ],
+}
+
+# Route functions that list or search: their only writes are checkpoints and the rate counter.
+LIST_FUNCTIONS = ["users-list", "users-search", "search", "groups-list", "groups-search"]
+
+ABBREVIATIONS = {
+    "GetItem": "G", "BatchGetItem": "B", "Query": "Q", "Scan": "S", "PartiQLSelect": "pS",
+    "PutItem": "P", "UpdateItem": "U", "DeleteItem": "D", "BatchWriteItem": "W",
+    "ConditionCheckItem": "C", "PartiQLInsert": "pI", "PartiQLUpdate": "pU", "PartiQLDelete": "pD",
+}
+
+
+class Unevaluable(Exception):
+    """The template holds something whose effect cannot be known offline."""
+
+
+class Unresolved:
+    """A value the offline resolver cannot know (an import, an unknown attribute, ...)."""
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def __repr__(self) -> str:
+        return f"<unresolved {self.what}>"
+
+
+NOVALUE = object()  # Ref AWS::NoValue: the property or list element disappears
+
+
+# ---------------------------------------------------------------------------------------------
+# Template loading and translation
+# ---------------------------------------------------------------------------------------------
+
+
+def load_yaml(path: Path) -> dict:
+    """CloudFormation YAML: short-form intrinsics become their long form; dates stay strings."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.yaml_implicit_resolvers = {
+        ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def intrinsic(loader, suffix, node):
+        name = suffix if suffix in ("Ref", "Condition") else "Fn::" + suffix
+        if isinstance(node, yaml.ScalarNode):
+            value = loader.construct_scalar(node)
+            if suffix == "GetAtt":
+                value = value.split(".", 1)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)
+        return {name: value}
+
+    Loader.add_multi_constructor("!", intrinsic)
+    with open(path, encoding="utf-8") as f:
+        return yaml.load(f, Loader=Loader)
+
+
+def parameter_values(template: dict) -> dict:
+    values = {name: p["Default"] for name, p in (template.get("Parameters") or {}).items() if "Default" in p}
+    values.update({"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": PARTITION,
+                   "AWS::StackName": STACK, "AWS::URLSuffix": "amazonaws.com",
+                   "AWS::StackId": f"arn:{PARTITION}:cloudformation:{REGION}:{ACCOUNT}:stack/{STACK}/offline"})
+    return values
+
+
+def translate(template: dict, params: dict) -> dict:
+    """The SAM transform, run locally by samtranslator (what CloudFormation runs at deploy time)."""
+    transforms = template.get("Transform") or []
+    if isinstance(transforms, str):
+        transforms = [transforms]
+    if not any(str(t).startswith("AWS::Serverless") for t in transforms):
+        return copy.deepcopy(template)
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+
+    sam = copy.deepcopy(template)
+    # Local code paths become S3 placeholders, as `sam validate` does: the transform only checks
+    # their form, and the code does not matter to IAM.
+    for logical_id, resource in (sam.get("Resources") or {}).items():
+        props = resource.get("Properties") or {}
+        for key in ("CodeUri", "ContentUri", "DefinitionUri"):
+            if isinstance(props.get(key), str) and not props[key].startswith("s3://"):
+                props[key] = f"s3://offline-placeholder/{logical_id}/{key}"
+
+    class OfflineRegion:  # all the transform reads from a boto3 session; no AWS call is made
+        region_name = REGION
+
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)  # the transform logs feature-toggle chatter
+    try:
+        translator = Translator(None, Parser(), boto_session=OfflineRegion())
+        # Managed policy names resolve from the map bundled with samtranslator; a name it does not
+        # know stays a name (never an IAM ListPolicies call) and fails below as unknown.
+        return translator.translate(sam, parameter_values=dict(params), get_managed_policy_map=lambda: {})
+    except Exception as e:  # InvalidDocumentException and friends carry the useful text
+        raise Unevaluable(f"SAM transform failed: {e}") from e
+    finally:
+        logging.disable(previous)
+
+
+# ---------------------------------------------------------------------------------------------
+# Intrinsic functions
+# ---------------------------------------------------------------------------------------------
+
+
+class _UnresolvedInSub(Exception):
+    def __init__(self, value: Unresolved):
+        self.value = value
+
+
+class Resolver:
+    """Resolves intrinsics of the translated template to concrete strings, or Unresolved."""
+
+    def __init__(self, template: dict, params: dict):
+        self.resources = template.get("Resources") or {}
+        self.conditions = template.get("Conditions") or {}
+        self.mappings = template.get("Mappings") or {}
+        self.params = params
+
+    def arn(self, service: str, rest: str) -> str:
+        return f"arn:{PARTITION}:{service}:{REGION}:{ACCOUNT}:{rest}"
+
+    def ref(self, name: str):
+        if name == "AWS::NoValue":
+            return NOVALUE
+        if name in self.params:
+            return self.params[name]
+        resource = self.resources.get(name)
+        if resource is None:
+            return Unresolved(f"Ref {name}")
+        rtype = resource.get("Type")
+        props = resource.get("Properties") or {}
+        if rtype == "AWS::IAM::ManagedPolicy":
+            return f"arn:{PARTITION}:iam::{ACCOUNT}:policy/{name}"
+        name_property = {
+            "AWS::DynamoDB::Table": "TableName",
+            "AWS::Lambda::Function": "FunctionName",
+            "AWS::IAM::Role": "RoleName",
+            "AWS::IAM::Policy": "PolicyName",
+        }.get(rtype)
+        if name_property and name_property in props:
+            return self.resolve(props[name_property])
+        return f"{STACK}-{name}-OFFLINE"  # the physical name CloudFormation would generate
+
+    def getatt(self, logical_id: str, attribute):
+        resource = self.resources.get(logical_id)
+        if resource is None or isinstance(attribute, Unresolved):
+            return Unresolved(f"GetAtt {logical_id}.{attribute}")
+        if resource.get("Type") == "AWS::DynamoDB::Table":
+            name = self.ref(logical_id)
+            if isinstance(name, Unresolved):
+                return name
+            table_arn = self.arn("dynamodb", f"table/{name}")
+            if attribute == "Arn":
+                return table_arn
+            if attribute == "StreamArn":
+                return f"{table_arn}/stream/2026-01-01T00:00:00.000"
+        if attribute == "Arn":
+            # stands for the ARN of a resource that is not the table: it matches only wildcards
+            return self.arn("cloudformation", f"stack/{STACK}/resource/{logical_id}")
+        return Unresolved(f"GetAtt {logical_id}.{attribute}")
+
+    def sub(self, argument):
+        if isinstance(argument, list):
+            text, variables = argument[0], {k: self.resolve(v) for k, v in (argument[1] or {}).items()}
+        else:
+            text, variables = argument, {}
+        if not isinstance(text, str):
+            return Unresolved("Fn::Sub of a non-string")
+
+        def replace(match):
+            inner = match.group(1)
+            if inner.startswith("!"):
+                return "${" + inner[1:] + "}"
+            if inner in variables:
+                value = variables[inner]
+            elif "." in inner:
+                value = self.getatt(*inner.split(".", 1))
+            else:
+                value = self.ref(inner)
+            if isinstance(value, Unresolved):
+                raise _UnresolvedInSub(value)
+            return str(value)
+
+        try:
+            return re.sub(r"\$\{([^}]*)\}", replace, text)
+        except _UnresolvedInSub as e:
+            return e.value
+
+    def condition(self, name: str):
+        if name not in self.conditions:
+            return Unresolved(f"Condition {name}")
+        return self.condition_expression(self.conditions[name])
+
+    def condition_expression(self, expr):
+        if isinstance(expr, dict) and len(expr) == 1:
+            (key, value), = expr.items()
+            if key == "Condition":
+                return self.condition(value)
+            if key == "Fn::Equals":
+                a, b = self.resolve(value[0]), self.resolve(value[1])
+                if isinstance(a, Unresolved) or isinstance(b, Unresolved):
+                    return Unresolved("Fn::Equals")
+                return str(a) == str(b)
+            parts = [self.condition_expression(v) for v in value] if isinstance(value, list) else []
+            if any(isinstance(p, Unresolved) for p in parts):
+                return Unresolved(key)
+            if key == "Fn::Not" and len(parts) == 1:
+                return not parts[0]
+            if key == "Fn::And":
+                return all(parts)
+            if key == "Fn::Or":
+                return any(parts)
+        return Unresolved(f"condition {expr!r}")
+
+    def resolve(self, node):
+        if isinstance(node, list):
+            return [r for r in (self.resolve(x) for x in node) if r is not NOVALUE]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            (key, value), = node.items()
+            if key == "Ref":
+                return self.ref(value)
+            if key == "Fn::GetAtt":
+                logical_id, attribute = value.split(".", 1) if isinstance(value, str) else value
+                return self.getatt(logical_id, self.resolve(attribute))
+            if key == "Fn::Sub":
+                return self.sub(value)
+            if key == "Fn::Join":
+                separator, items = value[0], self.resolve(value[1])
+                if isinstance(items, Unresolved) or any(isinstance(i, Unresolved) for i in items):
+                    return Unresolved("Fn::Join")
+                return str(separator).join(str(i) for i in items)
+            if key == "Fn::If":
+                chosen = self.condition(value[0])
+                if isinstance(chosen, Unresolved):
+                    return chosen
+                return self.resolve(value[1] if chosen else value[2])
+            if key == "Fn::Select":
+                index, items = self.resolve(value[0]), self.resolve(value[1])
+                try:
+                    return items[int(index)]
+                except (TypeError, ValueError, IndexError, KeyError):
+                    return Unresolved("Fn::Select")
+            if key == "Fn::FindInMap":
+                name, top, second = (self.resolve(v) for v in value[:3])
+                try:
+                    return self.resolve(self.mappings[name][top][second])
+                except (KeyError, TypeError):
+                    return Unresolved("Fn::FindInMap")
+            if key.startswith("Fn::"):
+                return Unresolved(key)
+        out = {}
+        for key, value in node.items():
+            resolved = self.resolve(value)
+            if resolved is not NOVALUE:
+                out[key] = resolved
+        return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Policies and their evaluation
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Statement:
+    effect: str
+    actions: list | None
+    not_actions: list | None
+    resources: list | None
+    not_resources: list | None
+    condition: dict
+    origin: str
+
+
+def _as_list(value):
+    if value is None:
+        return None
+    return value if isinstance(value, list) else [value]
+
+
+def statements_of(document, origin: str) -> list[Statement]:
+    if isinstance(document, Unresolved) or not isinstance(document, dict):
+        raise Unevaluable(f"{origin}: policy document cannot be resolved ({document!r})")
+    raw = document.get("Statement")
+    raw = _as_list(raw) or []
+    out = []
+    for i, st in enumerate(raw):
+        where = f"{origin} statement {st.get('Sid', i) if isinstance(st, dict) else i}"
+        if not isinstance(st, dict):
+            raise Unevaluable(f"{where}: cannot be resolved ({st!r})")
+        effect = st.get("Effect")
+        if effect not in ("Allow", "Deny"):
+            raise Unevaluable(f"{where}: Effect {effect!r}")
+        condition = st.get("Condition") or {}
+        if not isinstance(condition, dict):
+            raise Unevaluable(f"{where}: Condition cannot be resolved ({condition!r})")
+        out.append(Statement(effect, _as_list(st.get("Action")), _as_list(st.get("NotAction")),
+                             _as_list(st.get("Resource")), _as_list(st.get("NotResource")), condition, where))
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _glob(pattern: str, flags: int = 0) -> re.Pattern:
+    """IAM wildcards: * any sequence (also empty), ? exactly one character; ${*} ${?} ${$} literal."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        for escape, literal in (("${*}", "*"), ("${?}", "?"), ("${$}", "$")):
+            if pattern.startswith(escape, i):
+                out.append(re.escape(literal))
+                i += len(escape)
+                break
+        else:
+            c = pattern[i]
+            out.append(".*" if c == "*" else "." if c == "?" else re.escape(c))
+            i += 1
+    return re.compile("".join(out), re.DOTALL | flags)
+
+
+def _has_policy_variable(pattern: str) -> bool:
+    return "${" in re.sub(r"\$\{[*?$]\}", "", pattern)
+
+
+STRING_OPERATORS = {  # base operator -> (comparison, negated)
+    "StringEquals": ("equals", False),
+    "StringNotEquals": ("equals", True),
+    "StringEqualsIgnoreCase": ("equals-ignore-case", False),
+    "StringNotEqualsIgnoreCase": ("equals-ignore-case", True),
+    "StringLike": ("like", False),
+    "StringNotLike": ("like", True),
+}
+KNOWN_CONDITION_KEYS = {"dynamodb:leadingkeys"}
+
+MUTANTS = [
+    "all-statements-must-hold",  # the misreading behind the original bug: a conditioned Allow restricts the others
+    "ignore-deny",
+    "exact-action",
+    "notaction-as-action",
+    "literal-resource",
+    "like-as-equals",
+    "forall-missing-key-false",
+    "unknown-condition-unsatisfied",
+    "single-key-batches",
+    "unknown-managed-policy-empty",
+]
+
+
+class Evaluator:
+    """IAM's evaluation of identity policies, for DynamoDB item actions. `mutant` deliberately
+    breaks one rule; the self-test proves each of its cases fails against its mutant."""
+
+    def __init__(self, mutant: str | None = None):
+        assert mutant is None or mutant in MUTANTS, mutant
+        self.mutant = mutant
+
+    # -- matching --------------------------------------------------------------------------
+
+    def _action_matches(self, pattern, action: str, unresolved: bool) -> bool:
+        if not isinstance(pattern, str) or _has_policy_variable(pattern):
+            return unresolved
+        if self.mutant == "exact-action":
+            return pattern.lower() == action.lower()
+        return _glob(pattern, re.IGNORECASE).fullmatch(action) is not None
+
+    def _resource_matches(self, pattern, arn: str, unresolved: bool) -> bool:
+        if not isinstance(pattern, str) or _has_policy_variable(pattern):  # ${aws:...}: known at request time only
+            return unresolved
+        if self.mutant == "literal-resource":
+            return pattern == arn
+        return _glob(pattern).fullmatch(arn) is not None
+
+    def _string_matches(self, comparison: str, value: str, pattern: str) -> bool:
+        if comparison == "like" and self.mutant == "like-as-equals":
+            comparison = "equals"
+        if comparison == "equals":
+            return value == pattern
+        if comparison == "equals-ignore-case":
+            return value.lower() == pattern.lower()
+        return _glob(pattern).fullmatch(value) is not None
+
+    # -- conditions ------------------------------------------------------------------------
+
+    def _condition_entry(self, operator: str, key: str, patterns, context: dict) -> bool | None:
+        """True or False, or None when the evaluator cannot know (unknown key or operator)."""
+        if not isinstance(key, str) or key.lower() not in KNOWN_CONDITION_KEYS:
+            return None
+        values = context.get(key.lower())  # None: the key is absent from the request
+        patterns = _as_list(patterns)
+        if not patterns or any(not isinstance(p, (str, bool, int)) for p in patterns):
+            return None
+        patterns = [str(p).lower() if isinstance(p, bool) else str(p) for p in patterns]
+        qualifier, base = None, operator
+        for prefix in ("ForAllValues:", "ForAnyValue:"):
+            if operator.startswith(prefix):
+                qualifier, base = prefix[:-1], operator[len(prefix):]
+        if_exists = base.endswith("IfExists")
+        if if_exists:
+            base = base[: -len("IfExists")]
+        absent = not values
+        if base == "Null":
+            if qualifier or if_exists or any(p not in ("true", "false") for p in patterns):
+                return None
+            return any(absent == (p == "true") for p in patterns)
+        if base not in STRING_OPERATORS or any(_has_policy_variable(p) for p in patterns):
+            return None
+        comparison, negated = STRING_OPERATORS[base]
+        if absent:
+            if if_exists:
+                return True
+            if qualifier == "ForAllValues":
+                return self.mutant != "forall-missing-key-false"  # vacuously true: the trap
+            if qualifier == "ForAnyValue":
+                return False
+            return negated  # a negated operator on a missing key is true, a positive one false
+
+        def holds(value: str) -> bool:
+            matched = any(self._string_matches(comparison, value, p) for p in patterns)
+            return not matched if negated else matched
+
+        if qualifier == "ForAllValues":
+            return all(holds(v) for v in values)
+        if qualifier == "ForAnyValue":
+            return any(holds(v) for v in values)
+        if len(values) == 1:
+            return holds(values[0])
+        return None  # a single-valued operator on several keys: not defined well enough to trust
+
+    def conditions_hold(self, condition: dict, context: dict, effect: str) -> bool:
+        lenient = effect == "Allow"  # unknown: satisfied in an Allow, not satisfied in a Deny
+        if self.mutant == "unknown-condition-unsatisfied":
+            lenient = False
+        for operator, block in condition.items():
+            if not isinstance(block, dict):  # malformed: as unknown
+                if not lenient:
+                    return False
+                continue
+            for key, patterns in block.items():
+                result = self._condition_entry(str(operator), key, patterns, context)
+                if not (lenient if result is None else result):
+                    return False
+        return True
+
+    # -- statements ------------------------------------------------------------------------
+
+    def _targets(self, st: Statement, action: str, arn: str) -> bool:
+        lenient = st.effect == "Allow"  # an unresolved pattern widens an Allow, never a Deny
+        if st.actions is not None:
+            action_ok = any(self._action_matches(p, action, lenient) for p in st.actions)
+        elif st.not_actions is not None:
+            hit = any(self._action_matches(p, action, not lenient) for p in st.not_actions)
+            action_ok = hit if self.mutant == "notaction-as-action" else not hit
+        else:
+            action_ok = lenient
+        if st.resources is not None:
+            resource_ok = any(self._resource_matches(p, arn, lenient) for p in st.resources)
+        elif st.not_resources is not None:
+            resource_ok = not any(self._resource_matches(p, arn, not lenient) for p in st.not_resources)
+        else:
+            resource_ok = lenient
+        return action_ok and resource_ok
+
+    def allowed(self, statements: list[Statement], action: str, arn: str, leading_keys: tuple | None) -> bool:
+        """IAM's decision for one request: explicit Deny > Allow > implicit deny."""
+        context = {} if leading_keys is None else {"dynamodb:leadingkeys": list(leading_keys)}
+        allow = False
+        for st in statements:
+            if not self._targets(st, action, arn):
+                continue
+            holds = self.conditions_hold(st.condition, context, st.effect)
+            if st.effect == "Deny":
+                if holds and self.mutant != "ignore-deny":
+                    return False
+            elif holds:
+                allow = True
+            elif self.mutant == "all-statements-must-hold":
+                return False
+        return allow
+
+    def contexts(self, action: str, pk: str, others: list[str]) -> list[tuple | None]:
+        """The requests through which `action` reaches an item with partition key `pk`."""
+        if action == "Scan":
+            return [None]  # a scan names no partition key and reads every one
+        if action == "PartiQLSelect":
+            return [(pk,), None]  # a SELECT without a key condition is a scan
+        if action in BATCH_ACTIONS and self.mutant != "single-key-batches":
+            # one request may mix keys: ForAnyValue is satisfied by any one of them
+            return [(pk,)] + [(pk, other) for other in others]
+        return [(pk,)]
+
+    def family_actions(self, statements: list[Statement], table_arn: str, index_arn: str) -> dict[str, list[str]]:
+        result = {}
+        for family, pk, kind in FAMILIES:
+            arn = table_arn if kind == "table" else index_arn
+            others = [p for _, p, k in FAMILIES if k == kind and p != pk]
+            actions = INDEX_ACTIONS if kind == "index" else DATA_ACTIONS
+            result[family] = sorted(
+                a for a in actions
+                if any(self.allowed(statements, f"dynamodb:{a}", arn, ctx) for ctx in self.contexts(a, pk, others))
+            )
+        return result
+
+    def non_data_grants(self, statements: list[Statement], table_arn: str) -> list[str]:
+        named = {
+            p.split(":", 1)[1]
+            for st in statements for p in (st.actions or []) + (st.not_actions or [])
+            if isinstance(p, str) and p.lower().startswith("dynamodb:") and not any(c in p for c in "*?")
+        }
+        candidates = sorted(set(NON_DATA_ACTIONS) | {n for n in named if n not in DATA_ACTIONS})
+        arns = [table_arn, f"{table_arn}/index/{INDEX_NAME}", f"{table_arn}/stream/2026-01-01T00:00:00.000",
+                f"{table_arn}/backup/01767225600000-0a1b2c3d", f"{table_arn}/export/01767225600000-0a1b2c3d"]
+        return [a for a in candidates if any(self.allowed(statements, f"dynamodb:{a}", arn, None) for arn in arns)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Roles of the template
+# ---------------------------------------------------------------------------------------------
+
+
+def managed_policy_statements(arn, resolver: Resolver, resources: dict, origin: str, mutant: str | None = None) -> list[Statement]:
+    if isinstance(arn, str):
+        m = re.fullmatch(r"arn:[a-z-]+:iam::aws:policy/(.+)", arn)
+        if m and m.group(1) in KNOWN_MANAGED_POLICIES:
+            return statements_of({"Statement": KNOWN_MANAGED_POLICIES[m.group(1)]}, f"{origin} {m.group(1)}")
+        m = re.fullmatch(rf"arn:{PARTITION}:iam::{ACCOUNT}:policy/(.+)", arn)
+        if m and resources.get(m.group(1), {}).get("Type") == "AWS::IAM::ManagedPolicy":
+            document = resolver.resolve((resources[m.group(1)].get("Properties") or {}).get("PolicyDocument"))
+            return statements_of(document, f"{origin} {m.group(1)}")
+    if mutant == "unknown-managed-policy-empty":
+        return []
+    raise Unevaluable(f"{origin}: managed policy {arn!r} is not known offline, so what it grants cannot be "
+                      f"evaluated (inline its statements, or add its published document to KNOWN_MANAGED_POLICIES)")
+
+
+def role_statements(role_id: str, resolver: Resolver, mutant: str | None = None) -> list[Statement]:
+    resources = resolver.resources
+    role = resolver.resolve(resources[role_id].get("Properties") or {})
+    out: list[Statement] = []
+    for i, policy in enumerate(_as_list(role.get("Policies")) or []):
+        if not isinstance(policy, dict):
+            raise Unevaluable(f"{role_id} policy {i}: cannot be resolved ({policy!r})")
+        out += statements_of(policy.get("PolicyDocument"), f"{role_id}/{policy.get('PolicyName', i)}")
+    for arn in _as_list(role.get("ManagedPolicyArns")) or []:
+        out += managed_policy_statements(arn, resolver, resources, role_id, mutant)
+    role_name = resolver.ref(role_id)
+    for other_id, other in resources.items():
+        if other.get("Type") not in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            continue
+        roles = resolver.resolve((other.get("Properties") or {}).get("Roles")) or []
+        if isinstance(roles, Unresolved) or any(isinstance(r, Unresolved) for r in roles):
+            raise Unevaluable(f"{other_id}: cannot tell which roles it is attached to")
+        if role_name in roles:
+            out += statements_of(resolver.resolve(other["Properties"].get("PolicyDocument")), other_id)
+    return out
+
+
+def function_roles(sam: dict, cfn: dict) -> dict[str, str]:
+    """Function name (its Binary build property, else its logical id) -> logical id of its role."""
+    out = {}
+    resources = cfn.get("Resources") or {}
+    for logical_id, resource in resources.items():
+        if resource.get("Type") != "AWS::Lambda::Function":
+            continue
+        source = (sam.get("Resources") or {}).get(logical_id) or resource
+        binary = ((source.get("Metadata") or {}).get("BuildProperties") or {}).get("Binary") or logical_id
+        role = (resource.get("Properties") or {}).get("Role")
+        target = role.get("Fn::GetAtt") if isinstance(role, dict) else None
+        if isinstance(target, str):
+            target = target.split(".", 1)
+        if not (isinstance(target, list) and target[1:] == ["Arn"]
+                and resources.get(target[0], {}).get("Type") == "AWS::IAM::Role"):
+            raise Unevaluable(f"{logical_id}: its role ({role!r}) is not an AWS::IAM::Role of this template")
+        if binary in out:
+            raise Unevaluable(f"two functions are named {binary!r}")
+        out[binary] = target[0]
+    return out
+
+
+@dataclass
+class Analysis:
+    results: dict[str, dict[str, list[str]]]  # function -> family -> allowed actions
+    non_data: dict[str, list[str]]  # function -> non-data actions it is granted on the table
+    roles: dict[str, str]
+
+
+def analyse(template_path: Path, evaluator: Evaluator | None = None) -> Analysis:
+    evaluator = evaluator or Evaluator()
+    sam = load_yaml(template_path)
+    params = parameter_values(sam)
+    cfn = translate(sam, params)
+    resolver = Resolver(cfn, params)
+    if (resolver.resources.get(TABLE_ID) or {}).get("Type") != "AWS::DynamoDB::Table":
+        raise Unevaluable(f"{TABLE_ID} is not an AWS::DynamoDB::Table of the template")
+    table_arn = resolver.getatt(TABLE_ID, "Arn")
+    if not isinstance(table_arn, str):
+        raise Unevaluable(f"the ARN of {TABLE_ID} cannot be resolved ({table_arn!r})")
+    index_arn = f"{table_arn}/index/{INDEX_NAME}"
+    roles = function_roles(sam, cfn)
+    results, non_data = {}, {}
+    for function in sorted(roles):
+        statements = role_statements(roles[function], resolver)
+        results[function] = evaluator.family_actions(statements, table_arn, index_arn)
+        non_data[function] = evaluator.non_data_grants(statements, table_arn)
+    return Analysis(results, non_data, roles)
+
+
+# ---------------------------------------------------------------------------------------------
+# Expectations, invariants, reports
+# ---------------------------------------------------------------------------------------------
+
+TSV_HEADER = """\
+# What each Lambda function's IAM role may do on the DynamoDB table, per item family (partition
+# key; see infra/iam_check.py for the sample key of each). Checked by infra/iam_check.py, run by
+# infra/check.sh: any difference between this file and the template fails the check.
+# After an intended change: python3 infra/iam_check.py --write, and review the diff of this file.
+"""
+
+
+def to_tsv(results: dict[str, dict[str, list[str]]]) -> str:
+    lines = [TSV_HEADER + "function\tfamily\tactions"]
+    for function in sorted(results):
+        for family in FAMILY_NAMES:
+            lines.append(f"{function}\t{family}\t{','.join(results[function][family]) or '-'}")
+    return "\n".join(lines) + "\n"
+
+
+def read_tsv(path: Path) -> dict[tuple[str, str], list[str]]:
+    rows = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        cells = line.split("\t")
+        if cells == ["function", "family", "actions"]:
+            continue
+        if len(cells) != 3:
+            raise Unevaluable(f"{path.name}:{number}: expected 3 tab-separated columns, got {line!r}")
+        actions = [] if cells[2] == "-" else cells[2].split(",")
+        if actions != sorted(actions) or any(a not in DATA_ACTIONS for a in actions):
+            raise Unevaluable(f"{path.name}:{number}: actions must be a sorted list of DynamoDB data actions")
+        if (cells[0], cells[1]) in rows:
+            raise Unevaluable(f"{path.name}:{number}: duplicate row {cells[0]} / {cells[1]}")
+        rows[(cells[0], cells[1])] = actions
+    return rows
+
+
+def differences(results, expected) -> list[str]:
+    actual = {(f, fam): acts for f, fams in results.items() for fam, acts in fams.items()}
+    out = []
+    for key in sorted(set(actual) | set(expected)):
+        function, family = key
+        if key not in actual:
+            out.append(f"REMOVED  {function} / {family}: expected {','.join(expected[key]) or '-'}, "
+                       "but the template has no such function or family")
+            continue
+        now, was = set(actual[key]), set(expected.get(key, []))
+        added, removed = sorted(now - was), sorted(was - now)
+        if key not in expected and not added:
+            out.append(f"NEW ROW  {function} / {family}: not in the expectations (allows nothing)")
+        if not added and not removed:
+            continue
+        label = "WIDENED " if added else "NARROWED"
+        change = " ".join([f"+{a}" for a in added] + [f"-{r}" for r in removed])
+        out.append(f"{label} {function} / {family}: {change} (expected {','.join(sorted(was)) or '-'}; "
+                   f"template allows {','.join(sorted(now)) or '-'})")
+    return out
+
+
+WRITES = set(WRITE_ACTIONS)
+
+
+def invariant_violations(results: dict[str, dict[str, list[str]]]) -> list[str]:
+    """The guarantees infra/README.md states ("What IAM enforces"); they hold whatever the
+    expectations file says, so --write cannot bless a violation."""
+    out = []
+
+    def writes(function, family):
+        return sorted(set(results[function][family]) & WRITES)
+
+    for name in ["settings", "authorizer", "discovery", "events", *LIST_FUNCTIONS]:
+        if name not in results:
+            out.append(f"function {name!r} is not in the template (the invariants name it)")
+    for function, families in results.items():
+        for family in ("key", "registry", "server"):
+            if writes(function, family):
+                out.append(f"{function} may write {family} items ({','.join(writes(function, family))}): "
+                           "only the admin CLI writes keys, the tenant registry, the seal and the layout marker")
+        if function != "settings" and writes(function, "tenant-config"):
+            out.append(f"{function} may write tenant-config items: only settings writes tenant configuration")
+        if function != "authorizer" and (families["key"] or families["key-use"]):
+            out.append(f"{function} may access key or key-use items: only the authorizer reads keys")
+        if function == "authorizer":
+            for family, actions in families.items():
+                if actions and family not in ("key", "tenant-config", "key-use"):
+                    out.append(f"authorizer may access {family} items: it reads keys and tenant records only")
+                if writes(function, family) and family != "key-use":
+                    out.append(f"authorizer may write {family} items: its only write is the last-use stamp (key-use)")
+        if function in LIST_FUNCTIONS:
+            allowed_writes = {"checkpoint": {"PutItem"}, "rate": {"UpdateItem"}}
+            for family in FAMILY_NAMES:
+                extra = set(writes(function, family)) - allowed_writes.get(family, set())
+                if extra:
+                    out.append(f"{function} may write {family} items ({','.join(sorted(extra))}): list and search "
+                               "functions write only page checkpoints (PutItem) and the rate counter (UpdateItem)")
+        unchecked = sorted({a for actions in families.values() for a in actions
+                            if a in ("Scan", "BatchWriteItem") or a.startswith("PartiQL")})
+        if unchecked:
+            out.append(f"{function} may use {','.join(unchecked)}: no function scans, batch-writes or uses PartiQL "
+                       "(a Scan carries no leading keys, so it passes every ForAllValues condition)")
+        if function in ("discovery", "events") and any(families.values()):
+            out.append(f"{function} may access the table: it needs no DynamoDB access at all")
+    return out
+
+
+def markdown(results: dict[str, dict[str, list[str]]]) -> str:
+    order = [a for a in ABBREVIATIONS]
+    def cell(actions):
+        reads = "".join(ABBREVIATIONS[a] for a in order if a in actions and a not in WRITES and a != "ConditionCheckItem")
+        writes = "".join(ABBREVIATIONS[a] for a in order if a in actions and (a in WRITES or a == "ConditionCheckItem"))
+        return " ".join(x for x in (reads, writes) if x) or "–"
+    lines = ["| function | " + " | ".join(FAMILY_NAMES) + " |", "|---|" + "---|" * len(FAMILY_NAMES)]
+    for function in sorted(results):
+        lines.append(f"| `{function}` | " + " | ".join(cell(results[function][f]) for f in FAMILY_NAMES) + " |")
+    legend = ", ".join(f"{v} {k}" for k, v in ABBREVIATIONS.items())
+    keys = ", ".join(f"{family} `{pk}`" + (" (gsi1)" if kind == "index" else "") for family, pk, kind in FAMILIES)
+    return ("\n".join(lines) + "\n\n"
+            f"Each cell: the reads, then the writes and condition checks; – is nothing. {legend}.\n"
+            f"Sample partition keys: {keys}.\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Self-test
+# ---------------------------------------------------------------------------------------------
+
+TABLE = f"arn:{PARTITION}:dynamodb:{REGION}:{ACCOUNT}:table/scim-serverless"
+OTHER_TABLE = f"arn:{PARTITION}:dynamodb:{REGION}:{ACCOUNT}:table/another-table"
+
+
+def _policy(*statements):
+    return statements_of({"Version": "2012-10-17", "Statement": list(statements)}, "self-test")
+
+
+def _leading(operator, *patterns):
+    return {operator: {"dynamodb:LeadingKeys": list(patterns)}}
+
+
+def _check(ev: Evaluator, policy, expectations) -> list[str]:
+    """expectations: (action, arn, leading keys or None, expected decision)."""
+    failures = []
+    for action, arn, keys, expected in expectations:
+        got = ev.allowed(policy, f"dynamodb:{action}", arn, keys)
+        if got != expected:
+            failures.append(f"{action} on {keys} expected {'allowed' if expected else 'denied'}, "
+                            f"evaluator said {'allowed' if got else 'denied'}")
+    return failures
+
+
+def case_unconditioned_allow(ev):
+    """An Allow without a condition beside a conditioned one: the conditioned one restricts nothing."""
+    conditioned = {"Sid": "AuditOnly", "Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": TABLE,
+                   "Condition": _leading("ForAllValues:StringLike", "TENANT#*#AUDIT#*")}
+    unconditioned = {"Sid": "CreateItems", "Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:PutItem"],
+                     "Resource": TABLE}
+    return (_check(ev, _policy(conditioned, unconditioned), [
+                ("PutItem", TABLE, ("KEY#0123456789abcdef",), True),
+                ("PutItem", TABLE, ("SERVER",), True)])
+            + _check(ev, _policy(conditioned), [
+                ("PutItem", TABLE, ("KEY#0123456789abcdef",), False),
+                ("PutItem", TABLE, ("TENANT#acme#AUDIT#2026-11-29",), True)]))
+
+
+def case_deny_overrides(ev):
+    """An explicit Deny beats any Allow, including a wildcard one."""
+    policy = _policy(
+        {"Effect": "Allow", "Action": "dynamodb:*", "Resource": TABLE},
+        {"Effect": "Deny", "Action": ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"], "Resource": "*",
+         "Condition": _leading("ForAnyValue:StringLike", "KEY#*", "SERVER")})
+    return _check(ev, policy, [
+        ("PutItem", TABLE, ("KEY#0123456789abcdef",), False),
+        ("DeleteItem", TABLE, ("SERVER",), False),
+        ("PutItem", TABLE, ("TENANT#acme",), True),
+        ("GetItem", TABLE, ("KEY#0123456789abcdef",), True)])
+
+
+def case_wildcard_actions(ev):
+    """dynamodb:*, dynamodb:Put*, * and case-insensitive action names match like IAM's."""
+    failures = _check(ev, _policy({"Effect": "Allow", "Action": "dynamodb:Put*", "Resource": TABLE}), [
+        ("PutItem", TABLE, ("KEY#0123456789abcdef",), True),
+        ("PartiQLInsert", TABLE, ("KEY#0123456789abcdef",), False)])
+    failures += _check(ev, _policy({"Effect": "Allow", "Action": "*", "Resource": TABLE}), [
+        ("DeleteItem", TABLE, ("TENANTS",), True)])
+    failures += _check(ev, _policy({"Effect": "Allow", "Action": "DynamoDB:getitem", "Resource": TABLE}), [
+        ("GetItem", TABLE, ("SERVER",), True)])
+    everything = _policy({"Effect": "Allow", "Action": "dynamodb:*", "Resource": TABLE,
+                          "Condition": _leading("ForAllValues:StringLike", "TENANT#*")})
+    if "DeleteTable" not in ev.non_data_grants(everything, TABLE):
+        failures.append("dynamodb:* with a LeadingKeys condition must count as granting DeleteTable "
+                        "(a control-plane request has no leading keys, and ForAllValues of nothing is true)")
+    return failures
+
+
+def case_not_action(ev):
+    """NotAction grants everything it does not name."""
+    policy = _policy({"Effect": "Allow", "NotAction": ["dynamodb:GetItem", "dynamodb:Query"], "Resource": TABLE})
+    return _check(ev, policy, [
+        ("PutItem", TABLE, ("KEY#0123456789abcdef",), True),
+        ("GetItem", TABLE, ("KEY#0123456789abcdef",), False)])
+
+
+def case_resource_star(ev):
+    """Resource "*" (and an ARN with wildcards) covers the table; another table's ARN does not."""
+    failures = _check(ev, _policy({"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": "*"}), [
+        ("PutItem", TABLE, ("SERVER",), True)])
+    failures += _check(ev, _policy({"Effect": "Allow", "Action": "dynamodb:PutItem",
+                                    "Resource": f"arn:{PARTITION}:dynamodb:*:*:table/scim-*"}), [
+        ("PutItem", TABLE, ("SERVER",), True)])
+    failures += _check(ev, _policy({"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": OTHER_TABLE}), [
+        ("PutItem", TABLE, ("SERVER",), False)])
+    return failures
+
+
+def case_pattern_too_wide(ev):
+    """StringLike TENANT* also matches TENANTS (the registry); TENANT#* does not."""
+    wide = _policy({"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": TABLE,
+                    "Condition": _leading("ForAllValues:StringLike", "TENANT*")})
+    exact = _policy({"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": TABLE,
+                     "Condition": _leading("ForAllValues:StringLike", "TENANT#*")})
+    return (_check(ev, wide, [("PutItem", TABLE, ("TENANTS",), True)])
+            + _check(ev, exact, [("PutItem", TABLE, ("TENANTS",), False),
+                                 ("PutItem", TABLE, ("TENANT#acme#CURSOR",), True)]))
+
+
+def case_forall_missing_key(ev):
+    """ForAllValues on a key the request does not carry is true: a Scan passes a LeadingKeys
+    condition. ForAnyValue on a missing key is false."""
+    forall = _policy({"Effect": "Allow", "Action": "dynamodb:Scan", "Resource": TABLE,
+                      "Condition": _leading("ForAllValues:StringLike", "TENANT#*")})
+    forany = _policy({"Effect": "Allow", "Action": "dynamodb:Scan", "Resource": TABLE,
+                      "Condition": _leading("ForAnyValue:StringLike", "TENANT#*")})
+    return _check(ev, forall, [("Scan", TABLE, None, True)]) + _check(ev, forany, [("Scan", TABLE, None, False)])
+
+
+def case_unknown_condition(ev):
+    """An unknown condition key or operator: satisfied in an Allow, not satisfied in a Deny."""
+    allow = _policy({"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": TABLE,
+                     "Condition": {"StringEquals": {"aws:PrincipalTag/tenant": "acme"}}})
+    fancy = _policy({"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": TABLE,
+                     "Condition": {"FancyMatch": {"dynamodb:LeadingKeys": "TENANT#*"}}})
+    deny = _policy({"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": TABLE},
+                   {"Effect": "Deny", "Action": "dynamodb:PutItem", "Resource": TABLE,
+                    "Condition": {"StringNotEquals": {"aws:SourceVpce": "vpce-1"}}})
+    return (_check(ev, allow, [("PutItem", TABLE, ("KEY#0123456789abcdef",), True)])
+            + _check(ev, fancy, [("PutItem", TABLE, ("KEY#0123456789abcdef",), True)])
+            + _check(ev, deny, [("PutItem", TABLE, ("KEY#0123456789abcdef",), True)]))
+
+
+def case_forany_batch(ev):
+    """ForAnyValue lets one permitted key carry any other key through a batch request."""
+    policy = _policy({"Effect": "Allow", "Action": "dynamodb:BatchWriteItem", "Resource": TABLE,
+                      "Condition": _leading("ForAnyValue:StringLike", "TENANT#*")})
+    got = ev.family_actions(policy, TABLE, f"{TABLE}/index/{INDEX_NAME}")
+    return [] if got["key"] == ["BatchWriteItem"] else [f"key family expected BatchWriteItem, got {got['key']}"]
+
+
+def case_unknown_managed_policy(ev):
+    """A managed policy whose document is not known fails the check instead of counting as nothing."""
+    template = {"Resources": {
+        "Fn": {"Type": "AWS::Lambda::Function", "Properties": {"Role": {"Fn::GetAtt": ["FnRole", "Arn"]}}},
+        "FnRole": {"Type": "AWS::IAM::Role", "Properties": {"ManagedPolicyArns": [
+            "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+            "arn:aws:iam::aws:policy/AmazonDynamoDBFullAccess"]}}}}
+    resolver = Resolver(template, parameter_values({}))
+    try:
+        role_statements("FnRole", resolver, ev.mutant)
+    except Unevaluable:
+        return []
+    return ["AmazonDynamoDBFullAccess was accepted as granting nothing"]
+
+
+SELF_TESTS = [  # (case, the mutant it must catch)
+    (case_unconditioned_allow, "all-statements-must-hold"),
+    (case_deny_overrides, "ignore-deny"),
+    (case_wildcard_actions, "exact-action"),
+    (case_not_action, "notaction-as-action"),
+    (case_resource_star, "literal-resource"),
+    (case_pattern_too_wide, "like-as-equals"),
+    (case_forall_missing_key, "forall-missing-key-false"),
+    (case_unknown_condition, "unknown-condition-unsatisfied"),
+    (case_forany_batch, "single-key-batches"),
+    (case_unknown_managed_policy, "unknown-managed-policy-empty"),
+]
+
+
+def self_test() -> bool:
+    failed = 0
+    for case, mutant in SELF_TESTS:
+        failures = case(Evaluator())
+        for failure in failures:
+            print(f"iam self-test FAILED {case.__name__}: {failure}")
+        # A case that still passes with the rule it tests broken proves nothing.
+        if not case(Evaluator(mutant)):
+            print(f"iam self-test FAILED {case.__name__}: it also passes against the mutant {mutant!r}, "
+                  "so it cannot catch that mistake")
+            failures = failures or ["vacuous"]
+        failed += bool(failures)
+    if failed:
+        print(f"iam self-test FAILED: {failed} of {len(SELF_TESTS)} cases")
+    else:
+        print(f"iam self-test: {len(SELF_TESTS)} cases ok, each also shown to fail against an evaluator "
+              "with the rule it tests broken")
+    return not failed
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="regenerate the expectations file from the template")
+    mode.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    mode.add_argument("--self-test", action="store_true", help="run the evaluator's own tests")
+    parser.add_argument("--template", type=Path, default=TEMPLATE)
+    parser.add_argument("--expected", type=Path, default=EXPECTED)
+    args = parser.parse_args(argv)
+
+    if args.self_test:
+        return 0 if self_test() else 1
+    try:
+        analysis = analyse(args.template)
+    except Unevaluable as e:
+        print(f"iam check FAILED: cannot evaluate: {e}")
+        return 1
+    results = analysis.results
+    if args.markdown:
+        print(markdown(results), end="")
+        return 0
+
+    problems = [f"INVARIANT {v}" for v in invariant_violations(results)]
+    problems += [f"CONTROL-PLANE {f} is granted {', '.join(a)} on the table" for f, a in analysis.non_data.items() if a]
+    if args.write:
+        args.expected.write_text(to_tsv(results), encoding="utf-8")
+        print(f"wrote {args.expected} ({len(results)} functions x {len(FAMILY_NAMES)} families); review its diff")
+    else:
+        try:
+            expected = read_tsv(args.expected)
+        except (OSError, Unevaluable) as e:
+            print(f"iam check FAILED: {e}")
+            return 1
+        problems += differences(results, expected)
+    for problem in problems:
+        print(problem)
+    rel = args.expected.name
+    if problems:
+        print(f"iam check FAILED: {len(problems)} problem(s); an intended change: python3 infra/iam_check.py --write, "
+              f"then review the diff of infra/{rel}")
+        return 1
+    if not args.write:
+        print(f"iam check: {len(results)} function roles x {len(FAMILY_NAMES)} item families match infra/{rel}; "
+              "invariants hold; no control-plane access")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,125 @@
+//! A table written by the previous version (layout 1) keeps working: `scim-local` upgrades its
+//! store on start, `scim-admin migrate` upgrades a DynamoDB table (and other commands refuse to
+//! write into an old layout until it has run). Keys issued before keep working; names that are
+//! one name under caseless comparison are reported, not merged.
+
+use super::*;
+use scim_core::store::{Cond, Item, Table, Write};
+use scim_tests::Store;
+use std::sync::Arc;
+
+const KEY_ID: &str = "00112233aabbccdd";
+const SECRET: &str = "layout-one-secret-layout-one-secret-0123456";
+
+fn put(pk: &str, sk: &str, doc: Value) -> Write {
+    Write::Put { item: Item::new(pk, sk, doc.to_string(), 1), cond: Cond::Always }
+}
+
+/// What version 1 stored for a tenant `old`: its record and key reference in the data
+/// partition, a key carrying a copy of the settings and its last use, and three users — one
+/// with a decomposed accent, two whose names are one name under full case folding.
+async fn write_layout_1(table: &dyn Table) {
+    let user = |id: &str, name: &str| json!({"id": id, "userName": name, "meta": {"resourceType": "User", "created": "2026-11-01T00:00:00Z", "lastModified": "2026-11-01T00:00:00Z", "version": "W/\"1\""}});
+    let settings = json!({"status": "active", "ip_allowlist": null, "custom_roles": null});
+    let writes = vec![
+        put("TENANTS", "TENANT#old", json!({"id": "old"})),
+        put("TENANT#old", "TENANT", json!({"id": "old", "name": "Old Co", "created": "2026-11-01T00:00:00Z", "status": "active"})),
+        put("TENANT#old", &format!("KEYREF#{KEY_ID}"), json!({"key_id": KEY_ID})),
+        put(
+            &format!("KEY#{KEY_ID}"),
+            "KEY",
+            json!({"key_id": KEY_ID, "tenant": "old", "role": "admin", "hash": scim_core::crypto::sha256_hex(SECRET),
+                "created": "2026-11-01T00:00:00Z", "expires_at": null, "revoked": false, "tenant_settings": settings,
+                "last_used_unix": 1_764_000_000, "last_used_at": "2025-11-24T16:00:00Z"}),
+        ),
+        put(
+            "TENANT#old",
+            "USER#01a00000-0000-7000-8000-000000000001",
+            user("01a00000-0000-7000-8000-000000000001", "Jose\u{301}@example.com"),
+        ),
+        put("TENANT#old", "USERNAME#jose\u{301}@example.com", json!({"id": "01a00000-0000-7000-8000-000000000001"})),
+        put("TENANT#old", "USER#01a00000-0000-7000-8000-000000000002", user("01a00000-0000-7000-8000-000000000002", "stra\u{df}e")),
+        put("TENANT#old", "USERNAME#stra\u{df}e", json!({"id": "01a00000-0000-7000-8000-000000000002"})),
+        put("TENANT#old", "USER#01a00000-0000-7000-8000-000000000003", user("01a00000-0000-7000-8000-000000000003", "STRASSE")),
+        put("TENANT#old", "USERNAME#strasse", json!({"id": "01a00000-0000-7000-8000-000000000003"})),
+    ];
+    table.write(writes).await.expect("layout 1 items");
+    table
+        .write(vec![Write::Add { pk: "TENANT#old".into(), sk: "COUNT".into(), deltas: vec![("users".into(), 3)] }])
+        .await
+        .expect("counter");
+}
+
+async fn upgraded_on_start(store: Store) {
+    let table = scim_tests::fresh_table(store, None).await;
+    write_layout_1(table.as_ref()).await;
+    let srv = scim_tests::Server::start_on(store, table.clone(), Arc::default()).await.expect("the bootstrap tenant is new");
+    let old = scim_tests::Client::new(&srv.base, &format!("scim_{KEY_ID}_{SECRET}"));
+    let list = old.get("/Users").await;
+    assert_eq!((list.status, &list.body["totalResults"]), (200, &json!(3)), "the old key works after the upgrade: {}", list.raw);
+    let r = old.filter("/Users", "userName eq \"JOS\u{c9}@EXAMPLE.COM\"", "").await;
+    assert_eq!(r.body["Resources"][0]["userName"], "Jose\u{301}@example.com", "re-keyed to its caseless form: {}", r.raw);
+    old.post("/Users", &user("jos\u{e9}@example.com")).await.assert_error(409, Some("uniqueness"));
+    // the colliding pair was left as it was: both users are there, each still reachable by id
+    for id in ["01a00000-0000-7000-8000-000000000002", "01a00000-0000-7000-8000-000000000003"] {
+        assert_eq!(old.get(&format!("/Users/{id}")).await.status, 200);
+    }
+    // configuration left the data partition; the key no longer carries a settings copy
+    assert!(table.get("TENANT#old", "TENANT").await.unwrap().is_none());
+    assert!(table.get("CONF#old", "TENANT").await.unwrap().is_some());
+    let key = table.get(&format!("KEY#{KEY_ID}"), "KEY").await.unwrap().unwrap();
+    assert!(!key.doc.unwrap().contains("tenant_settings"));
+    let keys = scim_core::auth::list_keys(srv.app.layout(), "old").await.unwrap();
+    assert!(keys[0]["last_used_at"].is_string(), "the last use survived the move: {keys:?}");
+    // settings changes reach the old key at once (no copies to rewrite)
+    let change = scim_core::auth::TenantChange { status: Some("suspended".into()), ..Default::default() };
+    scim_core::auth::update_tenant(srv.app.layout(), "old", &change).await.unwrap();
+    old.get("/Users").await.assert_error(403, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layout_1_store_is_upgraded_on_start_embedded() {
+    upgraded_on_start(Store::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layout_1_store_is_upgraded_on_start_dynamodb() {
+    upgraded_on_start(Store::Dynamo).await;
+}
+
+fn scim_admin(table: &str, args: &[&str]) -> (bool, String, String) {
+    let exe = std::env::current_exe().expect("test exe");
+    let bin = exe.parent().and_then(|d| d.parent()).expect("target dir").join("scim-admin");
+    assert!(bin.exists(), "{} is missing: build it first (`cargo build --workspace --bins`)", bin.display());
+    let out = std::process::Command::new(bin)
+        .args(["--table", table, "--region", "us-east-1", "--dynamodb-endpoint", &scim_tests::moto_endpoint()])
+        .args(args)
+        .env_remove("AWS_REGION")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .output()
+        .expect("run scim-admin");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scim_admin_migrates_a_dynamodb_table_and_refuses_to_write_an_old_one() {
+    let name = format!("up{}", scim_tests::uuid_like());
+    let table = scim_tests::fresh_dynamo_table(&name).await;
+    write_layout_1(&table).await;
+    let (ok, _, err) = scim_admin(&name, &["key", "list", "--tenant", "old"]);
+    assert!(!ok && err.contains("migrate"), "an old table is refused until migrated: {err}");
+    let (ok, out, err) = scim_admin(&name, &["migrate"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("layout 1 → 2") && out.contains("1 names re-keyed") && out.contains("1 collisions"), "{out}");
+    assert!(err.contains("STRASSE") || err.contains("stra\u{df}e"), "collisions are named: {err}");
+    let (ok, out, err) = scim_admin(&name, &["key", "list", "--tenant", "old"]);
+    assert!(ok && out.contains(KEY_ID), "{out}{err}");
+    let (ok, out, _) = scim_admin(&name, &["migrate"]);
+    assert!(ok && out.contains("0 names re-keyed") && out.contains("0 configuration items moved"), "a second run changes nothing: {out}");
+    // a new, empty table is initialised by the first command
+    let empty = format!("new{}", scim_tests::uuid_like());
+    scim_tests::fresh_dynamo_table(&empty).await;
+    let (ok, out, err) = scim_admin(&empty, &["tenant", "create", "acme"]);
+    assert!(ok && out.contains("created"), "{out}{err}");
+}
