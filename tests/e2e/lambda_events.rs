@@ -82,3 +82,22 @@ async fn authorizer_allows_exactly_the_roles_routes() {
     let err = scim_functions::authorizer::authorize(&app, &event).await.unwrap_err();
     assert_eq!(err.to_string(), "Unauthorized");
 }
+
+/// The Lambda adapter answers a lower-case method as the local server does: 405, nothing
+/// created, and the attempt audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lower_case_method_is_405_in_lambda_too() {
+    let app = App::new(Arc::new(EmbeddedTable::in_memory()));
+    scim_core::auth::create_tenant(app.layout(), "local", "local").await.unwrap();
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(events_dir().join("users-create.json")).unwrap()).unwrap();
+    v["httpMethod"] = json!("post");
+    v["requestContext"]["httpMethod"] = json!("post");
+    let event = lambda_http::request::from_str(&v.to_string()).unwrap();
+    let resp = scim_functions::lambda::handle(&app, &routes_of("users-create"), event).await;
+    assert_eq!(resp.status().as_u16(), 405);
+    let listed = app.service.layout.page("local", scim_core::store::layout::Kind::User, None, 10).await.unwrap();
+    assert!(listed.is_empty(), "nothing created");
+    let day = scim_core::time::now()[..10].to_string();
+    let audit = app.layout().audit_entries("local", &day).await.unwrap();
+    assert_eq!((&audit[0]["method"], &audit[0]["status"]), (&json!("post"), &json!(405)));
+}
