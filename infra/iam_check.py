@@ -72,6 +72,7 @@ FAMILIES: list[tuple[str, str, str]] = [
     ("key-use", "KEYUSE#0123456789abcdef", "table"),
     ("registry", "TENANTS", "table"),
     ("server", "SERVER", "table"),
+    ("layout", "LAYOUT", "table"),
 ]
 FAMILY_NAMES = [f for f, _, _ in FAMILIES]
 
@@ -808,7 +809,7 @@ def invariant_violations(results: dict[str, dict[str, list[str]]]) -> list[str]:
         if name not in results:
             out.append(f"function {name!r} is not in the template (the invariants name it)")
     for function, families in results.items():
-        for family in ("key", "registry", "server"):
+        for family in ("key", "registry", "server", "layout"):
             if writes(function, family):
                 out.append(f"{function} may write {family} items ({','.join(writes(function, family))}): "
                            "only the admin CLI writes keys, the tenant registry, the seal and the layout marker")
@@ -818,8 +819,8 @@ def invariant_violations(results: dict[str, dict[str, list[str]]]) -> list[str]:
             out.append(f"{function} may access key or key-use items: only the authorizer reads keys")
         if function == "authorizer":
             for family, actions in families.items():
-                if actions and family not in ("key", "tenant-config", "key-use"):
-                    out.append(f"authorizer may access {family} items: it reads keys and tenant records only")
+                if actions and family not in ("key", "tenant-config", "key-use", "layout"):
+                    out.append(f"authorizer may access {family} items: it reads keys, tenant records and the layout marker only")
                 if writes(function, family) and family != "key-use":
                     out.append(f"authorizer may write {family} items: its only write is the last-use stamp (key-use)")
         if function in LIST_FUNCTIONS:

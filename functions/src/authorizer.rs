@@ -36,7 +36,12 @@ pub async fn authorize(app: &App, event: &Value) -> Result<Value, lambda_runtime
         }
         // tenant suspended or address not allowed: an explicit Deny (API Gateway answers 403)
         Err(e) if e.status() == 403 => Ok(deny(method_arn)),
-        Err(e) => Err(format!("authorizer failed: {}", e.status()).into()),
+        Err(e) => {
+            // the store failed, or the table awaits `scim-admin migrate`: API Gateway answers
+            // 503 (AUTHORIZER_FAILURE); the cause is logged here, never sent
+            tracing::error!(error = %e, status = e.status(), "the authorizer could not decide");
+            Err(format!("authorizer failed: {}", e.status()).into())
+        }
     }
 }
 
@@ -57,7 +62,8 @@ pub fn policy(p: &Principal, method_arn: &str) -> Value {
         "context": {"tenant_id": p.tenant_id, "key_id": p.key_id, "role": p.role, "rate_limit": p.rate_limit.map(|n| n.to_string()).unwrap_or_default(),
             "roles_policy": p.roles_policy.as_ref().and_then(|r| serde_json::to_string(r).ok()).unwrap_or_default(),
             "permissions": p.permissions.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(","),
-            "deactivation": p.deactivation.as_str()},
+            "deactivation": p.deactivation.as_str(), "external_id_policy": p.external_id_policy.as_str(),
+            "unknown_extensions": p.unknown_extensions.as_str()},
     })
 }
 

@@ -42,7 +42,19 @@ pub fn principal_of(event: &Request) -> Option<Principal> {
         permissions = scim_core::auth::role_permissions(&role).map(<[_]>::to_vec).unwrap_or_default();
     }
     let deactivation = field("deactivation").and_then(|s| scim_core::auth::Deactivation::parse(&s)).unwrap_or_default();
-    Some(Principal { tenant_id: field("tenant_id")?, key_id: field("key_id")?, role, rate_limit, roles_policy, permissions, deactivation })
+    let external_id_policy = field("external_id_policy").and_then(|s| scim_core::auth::ExternalIdPolicy::parse(&s)).unwrap_or_default();
+    let unknown_extensions = field("unknown_extensions").and_then(|s| scim_core::auth::UnknownExtensions::parse(&s)).unwrap_or_default();
+    Some(Principal {
+        tenant_id: field("tenant_id")?,
+        key_id: field("key_id")?,
+        role,
+        rate_limit,
+        roles_policy,
+        permissions,
+        deactivation,
+        external_id_policy,
+        unknown_extensions,
+    })
 }
 
 /// Converts one event, serves it, converts the response.

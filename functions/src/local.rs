@@ -44,6 +44,8 @@ pub async fn open_store(choice: &StoreChoice, events: Option<PathBuf>) -> Result
                 .append(true)
                 .open(path)
                 .map_err(|e| scim_core::store::StoreError::Other(format!("cannot open {}: {e}", path.display())))?;
+            // events carry user names and ids: readable by the owner only, like the store
+            scim_core::store::embedded::owner_only(path, 0o600)?;
             // a writer thread appends the lines, so the request path only derives and hands over
             let (tx, rx) = std::sync::mpsc::channel::<String>();
             std::thread::spawn(move || {

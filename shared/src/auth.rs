@@ -82,6 +82,68 @@ pub struct Principal {
     pub permissions: Vec<Permission>,
     /// What deactivating a user does to its group memberships.
     pub deactivation: Deactivation,
+    /// Whether externalIds are unique, and what a create with a held one does.
+    pub external_id_policy: ExternalIdPolicy,
+    /// What happens to extension URNs the tenant has not declared.
+    pub unknown_extensions: UnknownExtensions,
+}
+
+/// A tenant's externalId policy. RFC 7643 §3.1: "the server does not enforce uniqueness" —
+/// the default; the other two serve IdPs that rely on it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExternalIdPolicy {
+    /// Any number of users (or groups) may hold one externalId; `externalId eq` returns each.
+    #[default]
+    None,
+    /// One holder per externalId (per collection): another gets `409 uniqueness`.
+    Unique,
+    /// Users: a `POST /Users` whose externalId exactly one user holds updates and reactivates
+    /// that user and answers 201 with its id (Okta re-assigns a user whose userName changed
+    /// with a new POST). Groups behave as under `none`.
+    Relink,
+}
+
+impl ExternalIdPolicy {
+    /// The policy's name in settings, the CLI and the authorizer context.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExternalIdPolicy::None => "none",
+            ExternalIdPolicy::Unique => "unique",
+            ExternalIdPolicy::Relink => "relink",
+        }
+    }
+
+    /// A policy from its name.
+    pub fn parse(name: &str) -> Option<ExternalIdPolicy> {
+        [ExternalIdPolicy::None, ExternalIdPolicy::Unique, ExternalIdPolicy::Relink]
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(name.trim()))
+    }
+}
+
+/// What a create, replace or PATCH does with an extension URN the tenant has not declared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UnknownExtensions {
+    /// Dropped; the audit entry names the URNs so an IT admin can see why data is missing.
+    #[default]
+    Ignore,
+    /// `400 invalidValue` naming the URN.
+    Reject,
+}
+
+impl UnknownExtensions {
+    /// The policy's name in settings, the CLI and the authorizer context.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnknownExtensions::Ignore => "ignore",
+            UnknownExtensions::Reject => "reject",
+        }
+    }
+
+    /// A policy from its name.
+    pub fn parse(name: &str) -> Option<UnknownExtensions> {
+        [UnknownExtensions::Ignore, UnknownExtensions::Reject].into_iter().find(|p| p.as_str().eq_ignore_ascii_case(name.trim()))
+    }
 }
 
 /// A tenant's deactivation policy: what `active: false` does to a user's group memberships.
@@ -376,6 +438,8 @@ pub async fn authenticate(layout: &Layout, authorization: Option<&str>, source_i
         // a custom role deleted after the key was made leaves the key with no permission at all
         permissions: resolve_role(&key.role, &tenant.custom_roles).unwrap_or_default(),
         deactivation: tenant.deactivation,
+        external_id_policy: tenant.external_id_policy,
+        unknown_extensions: tenant.unknown_extensions,
     })
 }
 
@@ -505,6 +569,8 @@ struct TenantView {
     roles_policy: Option<RolesPolicy>,
     custom_roles: Value,
     deactivation: Deactivation,
+    external_id_policy: ExternalIdPolicy,
+    unknown_extensions: UnknownExtensions,
 }
 
 impl TenantView {
@@ -519,6 +585,8 @@ impl TenantView {
             roles_policy: serde_json::from_value::<RolesPolicy>(t["roles_policy"].clone()).ok(),
             custom_roles: t["custom_roles"].clone(),
             deactivation: t["deactivation"].as_str().and_then(Deactivation::parse).unwrap_or_default(),
+            external_id_policy: t["external_id_policy"].as_str().and_then(ExternalIdPolicy::parse).unwrap_or_default(),
+            unknown_extensions: t["unknown_extensions"].as_str().and_then(UnknownExtensions::parse).unwrap_or_default(),
         }
     }
 }
@@ -621,6 +689,8 @@ pub struct TenantChange {
     /// Requests per second for the whole tenant; 0 = no limit.
     pub rate_limit: Option<u32>,
     pub deactivation: Option<Deactivation>,
+    pub external_id_policy: Option<ExternalIdPolicy>,
+    pub unknown_extensions: Option<UnknownExtensions>,
 }
 
 /// Changes a tenant's settings (validated first: nothing is written when one is invalid).
@@ -645,6 +715,12 @@ pub async fn update_tenant(layout: &Layout, tenant_id: &str, change: &TenantChan
         }
         if let Some(d) = change.deactivation {
             rec["deactivation"] = json!(d.as_str());
+        }
+        if let Some(p) = change.external_id_policy {
+            rec["external_id_policy"] = json!(p.as_str());
+        }
+        if let Some(p) = change.unknown_extensions {
+            rec["unknown_extensions"] = json!(p.as_str());
         }
     })
     .await
@@ -733,6 +809,6 @@ mod tests {
         assert_eq!(authenticate(&layout, Some(&bearer), Some(outside)).await.unwrap_err().status(), 403);
         update_tenant(&layout, "acme", &TenantChange { status: Some("active".into()), ..Default::default() }).await.unwrap();
         let p = authenticate(&layout, Some(&bearer), Some(outside)).await.unwrap();
-        assert_eq!((p.rate_limit, p.deactivation), (Some(5), Deactivation::KeepMemberships), "settings travel in the key record");
+        assert_eq!((p.rate_limit, p.deactivation), (Some(5), Deactivation::KeepMemberships), "settings are read with the key");
     }
 }

@@ -112,9 +112,10 @@ pub struct Matched {
     pub id: Option<String>,
 }
 
-/// Matches a method and a path under the base URL, both exactly (as API Gateway does, so the
-/// local server and the Lambdas agree). 404 for unknown paths, 405 for a known path with any
-/// other method (`post` included).
+/// Matches a method and a path under the base URL. The method exactly (methods are
+/// case-sensitive tokens, as API Gateway treats them: `post` is not `POST`); path segments
+/// ignoring ASCII case (Microsoft's tooling sends `/users`). 404 for unknown paths, 405 for a
+/// known path with any other method.
 pub fn match_route(method: &str, path: &str) -> Result<Matched> {
     let path = path.trim_end_matches('/');
     let mut path_known = false;
@@ -127,7 +128,7 @@ pub fn match_route(method: &str, path: &str) -> Result<Matched> {
                 (None, None) => break true,
                 // ".search" is a route of its own, never an id
                 (Some("{id}"), Some(s)) if !s.starts_with('.') => id = Some(s),
-                (Some(p), Some(s)) if p == s => {}
+                (Some(p), Some(s)) if p.eq_ignore_ascii_case(s) => {}
                 _ => break false,
             }
         };
@@ -361,6 +362,7 @@ impl App {
             roles: principal.roles_policy.as_ref(),
             deactivation: principal.deactivation,
             permissions: &principal.permissions,
+            external_id_policy: principal.external_id_policy,
         };
         let id = m.id.clone().unwrap_or_default();
         let if_match = req.header("if-match");
@@ -388,7 +390,10 @@ impl App {
             Ok::<Response, ScimError>(r)
         };
         Ok(match route {
-            Route::UsersCreate | Route::GroupsCreate => render(svc.create(ctx, kind, &body(req)?).await?, 201, Written::Created).await?,
+            Route::UsersCreate | Route::GroupsCreate => {
+                let (stored, written) = svc.create(ctx, kind, &body(req)?).await?;
+                render(stored, 201, written).await?
+            }
             Route::UsersGet | Route::GroupsGet => {
                 let s = svc.get(ctx, kind, &id).await?;
                 // A group's version covers its own attributes, not its member items (adding one
@@ -511,13 +516,11 @@ mod tests {
         assert_eq!(route("DELETE", "/Users").unwrap_err().status(), 405);
         assert_eq!(route("GET", "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User").unwrap(), Route::Schema);
         // methods are case-sensitive tokens: a lower-case method matches no route (API Gateway
-        // does the same), whatever route its upper-case form names
+        // does the same), whatever route its upper-case form names; paths ignore case
         for r in ROUTES {
             let path = r.path.replace("{id}", "x");
             assert_eq!(route(&r.method.to_ascii_lowercase(), &path).unwrap_err().status(), 405, "{} {}", r.method, r.path);
-            if path != path.to_ascii_lowercase() {
-                assert_eq!(route(r.method, &path.to_ascii_lowercase()).unwrap_err().status(), 404, "{} {}", r.method, r.path);
-            }
+            assert_eq!(route(r.method, &path.to_ascii_lowercase()).unwrap(), r.route, "{} {}", r.method, r.path);
         }
     }
 

@@ -19,14 +19,26 @@ pub enum MemberOp {
     Replace(Vec<String>),
 }
 
-/// Member ids from a PATCH or body value: `[{"value": id}, …]`, `{"value": id}` or `"id"`.
-/// `$ref`, `display` and `type` are ignored (IdPs send them).
+/// Most member changes accepted in one request.
+pub const MAX_MEMBER_CHANGES: usize = 10_000;
+
+fn too_many() -> ScimError {
+    ScimError::bad(crate::error::ScimType::TooMany, format!("at most {MAX_MEMBER_CHANGES} member changes per request"))
+}
+
+/// Member ids from a PATCH or body value: `[{"value": id}, …]`, `{"value": id}` or `"id"`,
+/// each once, in the order given. `$ref`, `display` and `type` are ignored (IdPs send them).
+/// More than [`MAX_MEMBER_CHANGES`] is `400 tooMany` before anything else is done with them.
 pub fn ids_of(value: &Value) -> Result<Vec<String>> {
     let items: Vec<&Value> = match value {
         Value::Null => return Ok(Vec::new()),
         Value::Array(a) => a.iter().collect(),
         other => vec![other],
     };
+    if items.len() > MAX_MEMBER_CHANGES {
+        return Err(too_many());
+    }
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::with_capacity(items.len());
     let mut out: Vec<String> = Vec::new();
     for item in items {
         let id = match item {
@@ -37,7 +49,7 @@ pub fn ids_of(value: &Value) -> Result<Vec<String>> {
         let id = id
             .filter(|s| !s.trim().is_empty())
             .ok_or_else(|| ScimError::invalid_value("each member needs a \"value\" with the member's id"))?;
-        if !out.iter().any(|x| x == id) {
+        if seen.insert(id) {
             out.push(id.to_string());
         }
     }

@@ -36,6 +36,8 @@ pub struct Report {
     pub names_rekeyed: usize,
     /// Configuration items moved to their own partitions.
     pub config_moved: usize,
+    /// externalIds given their per-holder index entry.
+    pub external_ids_indexed: usize,
     pub collisions: Vec<Collision>,
 }
 
@@ -57,12 +59,18 @@ pub async fn upgrade(layout: &Layout, progress: &mut dyn FnMut(&str)) -> Result<
     if from == Some(LAYOUT_VERSION) || (from.is_none() && tenants.is_empty()) {
         report.initialised = from.is_none();
     } else {
+        let from = from.unwrap_or(1);
         for (i, t) in tenants.iter().enumerate() {
-            progress(&format!("upgrading tenant '{t}' ({} of {}) to layout {LAYOUT_VERSION}", i + 1, tenants.len()));
+            progress(&format!("upgrading tenant '{t}' ({} of {}) from layout {from} to {LAYOUT_VERSION}", i + 1, tenants.len()));
             for kind in [Kind::User, Kind::Group] {
-                rekey_names(layout, t, kind, &mut report, progress).await?;
+                index_external_ids(layout, t, kind, &mut report).await?;
+                if from < 2 {
+                    rekey_names(layout, t, kind, &mut report, progress).await?;
+                }
             }
-            report.config_moved += layout.upgrade_config_from_v1(t).await?;
+            if from < 2 {
+                report.config_moved += layout.upgrade_config_from_v1(t).await?;
+            }
         }
     }
     layout.ensure_seal().await?;
@@ -70,6 +78,24 @@ pub async fn upgrade(layout: &Layout, progress: &mut dyn FnMut(&str)) -> Result<
         layout.set_layout_version(LAYOUT_VERSION).await?;
     }
     Ok(report)
+}
+
+/// Layouts 1 and 2 held one unique claim per externalId; layout 3 indexes every holder. Each
+/// claim gets its holder's index entry (the claims stay: they are harmless, and they serialise
+/// writers if the tenant later makes externalIds unique).
+async fn index_external_ids(layout: &Layout, tenant: &str, kind: Kind, report: &mut Report) -> Result<()> {
+    let mut after: Option<String> = None;
+    loop {
+        let claims = layout.external_id_claims(tenant, kind, after.as_deref(), CLAIMS_PER_PAGE).await?;
+        for (ext, id) in &claims {
+            layout.index_external_id(tenant, kind, ext, id).await?;
+            report.external_ids_indexed += 1;
+        }
+        match claims.last() {
+            Some((ext, _)) if claims.len() == CLAIMS_PER_PAGE => after = Some(ext.clone()),
+            _ => return Ok(()),
+        }
+    }
 }
 
 /// Moves every name claim of a collection whose key is not its holder's caseless fold.
@@ -163,7 +189,7 @@ mod tests {
         let layout = layout_1_table().await;
         let mut lines = Vec::new();
         let r = upgrade(&layout, &mut |l| lines.push(l.to_string())).await.unwrap();
-        assert_eq!((r.from, r.to, r.initialised, r.tenants), (None, 2, false, 1));
+        assert_eq!((r.from, r.to, r.initialised, r.tenants), (None, LAYOUT_VERSION, false, 1));
         assert_eq!(r.names_rekeyed, 1, "the decomposed accent moves to its composed fold");
         assert_eq!(r.collisions.len(), 1, "{:?}", r.collisions);
         assert_eq!((r.collisions[0].id.as_str(), r.collisions[0].holder.as_str()), ("u1", "u2"));
@@ -183,7 +209,7 @@ mod tests {
         assert_eq!(layout.layout_version().await.unwrap(), Some(LAYOUT_VERSION));
         // a second run changes nothing
         let again = upgrade(&layout, &mut |_| {}).await.unwrap();
-        assert_eq!((again.from, again.names_rekeyed, again.config_moved, again.collisions.len()), (Some(2), 0, 0, 0));
+        assert_eq!((again.from, again.names_rekeyed, again.config_moved, again.collisions.len()), (Some(LAYOUT_VERSION), 0, 0, 0));
     }
 
     #[tokio::test]

@@ -109,6 +109,15 @@ fn put(out: &mut Map<String, Value>, ext: Option<&'static str>, def: &'static At
 /// Normalises the value of one attribute. `Ok(None)` means "no value" (null, "", empty).
 pub fn normalize_value(def: &'static AttrDef, value: &Value) -> Result<Option<Value>> {
     if !def.multi {
+        // Microsoft's validation samples send a single-valued complex attribute (the enterprise
+        // `manager`) as an array of one element
+        if let (true, Value::Array(a)) = (def.is_complex(), value) {
+            return match a.as_slice() {
+                [] => Ok(None),
+                [one] => normalize_single(def, one),
+                _ => Err(ScimError::invalid_value(format!("'{}' is single-valued: send one value, not {}", def.name, a.len()))),
+            };
+        }
         return normalize_single(def, value);
     }
     let items: Vec<&Value> = match value {
@@ -117,10 +126,13 @@ pub fn normalize_value(def: &'static AttrDef, value: &Value) -> Result<Option<Va
         other => vec![other],
     };
     let mut out: Vec<Value> = Vec::with_capacity(items.len());
+    // normalized values have their members in schema order, so equal values have equal text:
+    // duplicates are found in one pass, whatever the number of values
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::with_capacity(items.len());
     for item in items {
         let item = decode_json_encoded_value(def, item);
         if let Some(v) = normalize_single(def, item.as_ref())?
-            && !out.contains(&v)
+            && seen.insert(crate::json_text(&v))
         {
             out.push(v);
         }

@@ -1,7 +1,7 @@
 //! SCIM operations over the store: validation, uniqueness, optimistic locking, membership,
 //! deprovisioning and list planning. Store-agnostic: the layout decides which items are touched.
 
-use crate::auth::Permission;
+use crate::auth::{ExternalIdPolicy, Permission};
 use crate::error::{Result, ScimError};
 use crate::filter::{self, Expr, Lookup, Operand};
 use crate::list_query::ListQuery;
@@ -27,8 +27,7 @@ const WALK_BATCH: usize = 1000;
 const MAX_KEY_TEXT: usize = 512;
 /// Attempts for a read-modify-write that races another writer (no If-Match given).
 const WRITE_ATTEMPTS: usize = 4;
-/// Most member changes accepted in one request.
-pub const MAX_MEMBER_CHANGES: usize = 10_000;
+pub use crate::members::MAX_MEMBER_CHANGES;
 
 /// Who and where: the tenant (from the authorizer only) and the base URL for `location`s.
 #[derive(Debug, Clone, Copy)]
@@ -41,6 +40,8 @@ pub struct Ctx<'a> {
     pub deactivation: crate::auth::Deactivation,
     /// What the caller's key may do (from the authorizer).
     pub permissions: &'a [Permission],
+    /// The tenant's externalId policy (from the authorizer).
+    pub external_id_policy: crate::auth::ExternalIdPolicy,
 }
 
 impl Ctx<'_> {
@@ -196,7 +197,7 @@ fn name_attr(kind: Kind) -> &'static str {
 
 /// The uniqueness claims of a document: its name folded caselessly (see [`crate::casefold`]),
 /// its externalId exactly.
-fn claims(kind: Kind, doc: &Map<String, Value>) -> Result<Claims> {
+fn claims(ctx: Ctx<'_>, kind: Kind, doc: &Map<String, Value>) -> Result<Claims> {
     let name = doc.get(name_attr(kind)).and_then(Value::as_str).map(crate::casefold::fold);
     let external_id = doc.get("externalId").and_then(Value::as_str).map(str::to_string);
     for (what, v) in [(name_attr(kind), &name), ("externalId", &external_id)] {
@@ -204,7 +205,7 @@ fn claims(kind: Kind, doc: &Map<String, Value>) -> Result<Claims> {
             return Err(ScimError::invalid_value(format!("'{what}' is longer than {MAX_KEY_TEXT} bytes")));
         }
     }
-    Ok(Claims { name, external_id })
+    Ok(Claims { name, external_id, external_id_unique: ctx.external_id_policy == ExternalIdPolicy::Unique })
 }
 
 /// Identity text a document is about to be stored with: userName, displayName and externalId
@@ -355,10 +356,21 @@ impl Service {
         }
     }
 
-    /// `POST /Users`, `POST /Groups`.
-    pub async fn create(&self, ctx: Ctx<'_>, kind: Kind, body: &Value) -> Result<Stored> {
+    /// `POST /Users`, `POST /Groups`. Under the `relink` externalId policy a user whose
+    /// externalId exactly one user holds replaces and reactivates that user instead
+    /// (`Written::Changed`: the answer is still 201, with the existing id).
+    pub async fn create(&self, ctx: Ctx<'_>, kind: Kind, body: &Value) -> Result<(Stored, Written)> {
         let rt = resource_type(kind);
         let mut doc = resource::normalize(rt, body)?;
+        if let Some(holder) = self.relink_target(ctx, kind, &doc).await? {
+            let mut reactivated = body.clone();
+            if let Some(o) = reactivated.as_object_mut()
+                && !o.keys().any(|k| k.eq_ignore_ascii_case("active"))
+            {
+                o.insert("active".into(), Value::Bool(true));
+            }
+            return Ok((self.replace(ctx, kind, &holder, &reactivated, None).await?, Written::Changed));
+        }
         let mut delta = MemberDelta::default();
         if kind == Kind::Group {
             delta.add = self.addable_users(ctx, &take_members(&mut doc, body)?).await?;
@@ -368,14 +380,50 @@ impl Service {
         if kind == Kind::User {
             apply_roles_policy(&mut doc, ctx.roles);
         }
-        let claims = claims(kind, &doc)?;
+        let claims = claims(ctx, kind, &doc)?;
+        self.check_external_id(ctx, kind, None, None, &claims).await?;
         let id = uuid::Uuid::now_v7().to_string();
         let now = crate::time::now();
         let full = with_meta(rt, &id, doc, &now, &now, 1);
         match self.layout.create(ctx.tenant, kind, &full, &claims, &delta).await? {
-            Ok(()) => Ok(Stored { doc: full, version: 1 }),
+            Ok(()) => Ok((Stored { doc: full, version: 1 }, Written::Created)),
             Err(c) => Err(conflict(kind, c, &full)),
         }
+    }
+
+    /// The user a create relinks under the `relink` policy: the one user holding the new
+    /// document's externalId. Several holders are a 409 (which to relink is not ours to guess).
+    async fn relink_target(&self, ctx: Ctx<'_>, kind: Kind, doc: &Map<String, Value>) -> Result<Option<String>> {
+        let Some(ext) = doc.get("externalId").and_then(Value::as_str).filter(|_| kind == Kind::User) else { return Ok(None) };
+        if ctx.external_id_policy != ExternalIdPolicy::Relink {
+            return Ok(None);
+        }
+        let holders = self.layout.external_id_holders(ctx.tenant, kind, ext).await?;
+        match holders.len() {
+            0 => Ok(None),
+            1 => Ok(holders.into_iter().next()),
+            n => Err(ScimError::Conflict(format!(
+                "externalId '{ext}' is held by {n} users; the tenant relinks a create to an existing user only when exactly one holds it"
+            ))),
+        }
+    }
+
+    /// Under the `unique` externalId policy, a new externalId may not be held by another
+    /// resource (the index answers who holds it; the claim written with the change serialises
+    /// two writers racing for the same one).
+    async fn check_external_id(&self, ctx: Ctx<'_>, kind: Kind, id: Option<&str>, old: Option<&Claims>, new: &Claims) -> Result<()> {
+        let Some(ext) = new.external_id.as_deref().filter(|_| new.external_id_unique) else { return Ok(()) };
+        if old.is_some_and(|o| o.external_id.as_deref() == Some(ext)) {
+            return Ok(());
+        }
+        let holders = self.layout.external_id_holders(ctx.tenant, kind, ext).await?;
+        if holders.iter().any(|h| Some(h.as_str()) != id) {
+            return Err(ScimError::Conflict(format!(
+                "externalId '{ext}' already belongs to another {} in this tenant (its externalId policy is 'unique')",
+                resource_type(kind).name.to_lowercase()
+            )));
+        }
+        Ok(())
     }
 
     /// `GET /{Users|Groups}/{id}`.
@@ -413,6 +461,15 @@ impl Service {
     async fn member_delta(&self, ctx: Ctx<'_>, gid: &str, ops: &[MemberOp]) -> Result<MemberDelta> {
         if ops.is_empty() {
             return Ok(MemberDelta::default());
+        }
+        // refused before any read: a request naming more ids than it may change costs nothing
+        let named: usize =
+            ops.iter().map(|o| if let MemberOp::Add(v) | MemberOp::Remove(v) | MemberOp::Replace(v) = o { v.len() } else { 0 }).sum();
+        if named > MAX_MEMBER_CHANGES {
+            return Err(ScimError::bad(
+                crate::error::ScimType::TooMany,
+                format!("at most {MAX_MEMBER_CHANGES} member changes per request"),
+            ));
         }
         let needs_all = Plan::needs_current(ops) || ops.iter().any(|o| matches!(o, MemberOp::Replace(_) | MemberOp::RemoveAll));
         let current: Option<BTreeSet<String>> =
@@ -488,7 +545,8 @@ impl Service {
                 self.deprovision_if_inactive(ctx, kind, &old).await?;
                 return Ok(old);
             }
-            let (old_claims, new_claims) = (claims(kind, &old.doc)?, claims(kind, &candidate)?);
+            let (old_claims, new_claims) = (claims(ctx, kind, &old.doc)?, claims(ctx, kind, &candidate)?);
+            self.check_external_id(ctx, kind, Some(id), Some(&old_claims), &new_claims).await?;
             let outcome = if kind == Kind::User && deprovisions(ctx, &candidate) {
                 // deactivation and leaving the groups in one transaction when they fit
                 let groups = self.layout.groups_of(ctx.tenant, id).await?;
@@ -536,7 +594,7 @@ impl Service {
                 Kind::User => self.layout.remove_from_all_groups(ctx.tenant, id).await?,
                 Kind::Group => self.layout.remove_all_members(ctx.tenant, id).await?,
             };
-            let claims = claims(kind, &old.doc)?;
+            let claims = claims(ctx, kind, &old.doc)?;
             match self.layout.delete(ctx.tenant, kind, &old, &claims).await? {
                 Ok(()) => return Ok(()),
                 Err(_) if if_match.is_none() => continue,
@@ -740,7 +798,14 @@ impl Service {
             let id = match l {
                 Lookup::Id(id) => Some(id.clone()),
                 Lookup::Name(n) => self.layout.claimed_by(ctx.tenant, kind, Some(&crate::casefold::fold(n)), None).await?,
-                Lookup::ExternalId(e) => self.layout.claimed_by(ctx.tenant, kind, None, Some(e)).await?,
+                Lookup::ExternalId(e) => {
+                    for id in self.layout.external_id_holders(ctx.tenant, kind, e).await? {
+                        if !ids.contains(&id) {
+                            ids.push(id);
+                        }
+                    }
+                    None
+                }
             };
             if let Some(id) = id
                 && !ids.contains(&id)

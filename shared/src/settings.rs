@@ -1,12 +1,13 @@
 //! A tenant's own settings over HTTP (`/Settings`, `/Settings/RoleMappings`): what a key with
-//! `scim:configure` may see and change (IP allowlist, deactivation policy) and what a key with
+//! `scim:configure` may see and change (IP allowlist, deactivation, externalId and
+//! unknown-extension policies) and what a key with
 //! `mappings:manage` may set (the role mappings: default role, allowed `roles` values, the
 //! group-name rule). Status and the request limit protect the operator and stay with the admin
 //! CLI; custom roles define what keys may do, so a key cannot edit them either.
 //!
 //! Bodies are plain JSON objects in SCIM's camelCase; a PATCH sets only the members it names.
 
-use crate::auth::{self, Deactivation, RolesPolicy, TenantChange};
+use crate::auth::{self, Deactivation, ExternalIdPolicy, RolesPolicy, TenantChange, UnknownExtensions};
 use crate::error::{Result, ScimError, ScimType};
 use crate::store::layout::Layout;
 use serde_json::{Value, json};
@@ -17,7 +18,7 @@ pub const URN_SETTINGS: &str = "urn:scim-serverless:api:messages:1.0:TenantSetti
 pub const URN_ROLE_MAPPINGS: &str = "urn:scim-serverless:api:messages:1.0:RoleMappings";
 
 /// Settings a key may change with `PATCH /Settings`.
-const WRITABLE: [&str; 2] = ["ipAllowlist", "deactivation"];
+const WRITABLE: [&str; 4] = ["ipAllowlist", "deactivation", "externalIdPolicy", "unknownExtensions"];
 /// Settings shown but changed elsewhere, and where.
 const READ_ONLY: [(&str, &str); 5] = [
     ("tenant", "the tenant id never changes"),
@@ -41,6 +42,8 @@ fn render(t: &Value, base_url: &str) -> Value {
         "status": t["status"].as_str().unwrap_or("active"),
         "ipAllowlist": t["ip_allowlist"].as_array().cloned().unwrap_or_default(),
         "deactivation": t["deactivation"].as_str().and_then(Deactivation::parse).unwrap_or_default().as_str(),
+        "externalIdPolicy": t["external_id_policy"].as_str().and_then(ExternalIdPolicy::parse).unwrap_or_default().as_str(),
+        "unknownExtensions": t["unknown_extensions"].as_str().and_then(UnknownExtensions::parse).unwrap_or_default().as_str(),
         "rateLimitPerSecond": t["rate_limit_per_sec"],
         "roleMappings": mappings.as_ref().map(mappings_json),
         "customRoles": if t["custom_roles"].is_object() { t["custom_roles"].clone() } else { json!({}) },
@@ -84,6 +87,16 @@ pub fn change_of(body: &Value) -> Result<TenantChange> {
                     Deactivation::KeepMemberships.as_str()
                 ))
             })?);
+        } else if k.eq_ignore_ascii_case("externalIdPolicy") {
+            let name = v.as_str().unwrap_or_default();
+            change.external_id_policy = Some(
+                ExternalIdPolicy::parse(name)
+                    .ok_or_else(|| ScimError::invalid_value("externalIdPolicy is 'none' (the RFC's default), 'unique' or 'relink'"))?,
+            );
+        } else if k.eq_ignore_ascii_case("unknownExtensions") {
+            let name = v.as_str().unwrap_or_default();
+            change.unknown_extensions =
+                Some(UnknownExtensions::parse(name).ok_or_else(|| ScimError::invalid_value("unknownExtensions is 'ignore' or 'reject'"))?);
         } else {
             return Err(ScimError::bad(
                 ScimType::InvalidPath,

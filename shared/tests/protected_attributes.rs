@@ -27,6 +27,8 @@ fn principal(key: &str, permissions: &[Permission], policy: Option<&RolesPolicy>
         roles_policy: policy.cloned(),
         permissions: permissions.to_vec(),
         deactivation: Deactivation::default(),
+        external_id_policy: Default::default(),
+        unknown_extensions: Default::default(),
     }
 }
 

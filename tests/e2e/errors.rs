@@ -91,3 +91,32 @@ both_stores!(authentication_and_roles, |srv| {
     reader.post("/Users", &user("nope@example.com")).await.assert_error(403, None);
     reader.delete("/Users/x").await.assert_error(403, None);
 });
+
+both_stores!(request_size_limits_are_4xx_and_write_nothing, |srv| {
+    let c = &srv.client;
+    let uid = id_of(&c.post("/Users", &user("limits@example.com")).await.body);
+    // more member ids than one request may change: refused before any of them is looked up
+    let many: Vec<Value> = (0..10_001).map(|i| json!({"value": format!("u{i}")})).collect();
+    let before = srv.metered.counts();
+    c.post("/Groups", &json!({"displayName": "Too big", "members": many})).await.assert_error(400, Some("tooMany"));
+    let gid = id_of(&c.post("/Groups", &json!({"displayName": "Small"})).await.body);
+    let r = c.patch(&format!("/Groups/{gid}"), &patch_op(json!([{"op": "add", "path": "members", "value": many}]))).await;
+    r.assert_error(400, Some("tooMany"));
+    let after = srv.metered.counts();
+    // one batched read per request authenticates it; none looks up the 10 001 ids
+    assert!(after.get_many - before.get_many <= 3, "the ids were not looked up ({} batch reads)", after.get_many - before.get_many);
+    assert_eq!(c.filter("/Groups", "displayName eq \"Too big\"", "").await.body["totalResults"], 0);
+    // more PATCH operations than allowed
+    let ops: Vec<Value> = (0..1001).map(|i| json!({"op": "replace", "path": "title", "value": format!("t{i}")})).collect();
+    c.patch(&format!("/Users/{uid}"), &patch_op(json!(ops))).await.assert_error(400, Some("tooMany"));
+    assert_eq!(c.get(&format!("/Users/{uid}")).await.body["meta"]["version"], "W/\"1\"");
+    // a filter longer than 8 KiB
+    let long = format!("userName eq \"{}\"", "a".repeat(9000));
+    c.filter("/Users", &long, "").await.assert_error(400, Some("invalidFilter"));
+    // many duplicate values normalise in one pass (no quadratic work before the body limit)
+    let emails: Vec<Value> = (0..20_000).map(|i| json!({"value": format!("{}@x.io", i % 3)})).collect();
+    let started = std::time::Instant::now();
+    let r = c.patch(&format!("/Users/{uid}"), &patch_op(json!([{"op": "replace", "path": "emails", "value": emails}]))).await;
+    assert_eq!((r.status, r.body["emails"].as_array().map(Vec::len)), (200, Some(3)), "{}", &r.raw[..r.raw.len().min(300)]);
+    eprintln!("20 000 email values normalised in {:?}", started.elapsed());
+});

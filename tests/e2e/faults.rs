@@ -124,7 +124,7 @@ async fn invariants(srv: &scim_tests::Server, tenant: &str) -> Result<(), String
     use scim_core::store::layout::{Kind, tenant_pk};
     let layout = srv.app.layout();
     let mut items = Vec::new();
-    for prefix in ["USER#", "GROUP#", "USERNAME#", "UEXT#", "GROUPNAME#", "GEXT#"] {
+    for prefix in ["USER#", "GROUP#", "USERNAME#", "UEXT#", "UEXTID#", "GROUPNAME#", "GEXT#", "GEXTID#"] {
         items.extend(layout.table.query(&Query::prefix(tenant_pk(tenant), prefix, None, 100_000)).await.map_err(|e| e.to_string())?);
     }
     let doc = |i: &scim_core::store::Item| -> Value { i.doc.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or(Value::Null) };
@@ -142,12 +142,20 @@ async fn invariants(srv: &scim_tests::Server, tenant: &str) -> Result<(), String
     for i in &items {
         let (table, attr, exact) = match i.sk.split_once('#').map(|(p, _)| p) {
             Some("USERNAME") => (&users, "userName", false),
-            Some("UEXT") => (&users, "externalId", true),
+            Some("UEXT" | "UEXTID") => (&users, "externalId", true),
             Some("GROUPNAME") => (&groups, "displayName", false),
-            Some("GEXT") => (&groups, "externalId", true),
+            Some("GEXT" | "GEXTID") => (&groups, "externalId", true),
             _ => continue,
         };
-        let value = i.sk.split_once('#').map(|(_, v)| v).unwrap_or_default();
+        let mut value = i.sk.split_once('#').map(|(_, v)| v.to_string()).unwrap_or_default();
+        if i.sk.starts_with("UEXTID#") || i.sk.starts_with("GEXTID#") {
+            // an index entry: the escaped externalId, '#', the holder's id
+            let (ext, holder) = value.rsplit_once('#').ok_or_else(|| format!("index entry {} has no holder", i.sk))?;
+            if holder != doc(i)["id"] {
+                return Err(format!("index entry {} holds {}", i.sk, doc(i)["id"]));
+            }
+            value = ext.replace("%23", "#").replace("%25", "%");
+        }
         let owner = doc(i)["id"].as_str().unwrap_or_default().to_string();
         let res = table.get(&owner).ok_or_else(|| format!("claim {} names a missing resource {owner:?}", i.sk))?;
         let held = res[attr].as_str().unwrap_or_default();
@@ -162,9 +170,9 @@ async fn invariants(srv: &scim_tests::Server, tenant: &str) -> Result<(), String
             return Err(format!("user {id} lacks its claim {name}"));
         }
         if let Some(e) = u["externalId"].as_str()
-            && !claims.contains(&format!("UEXT#{e}"))
+            && !claims.contains(&format!("UEXTID#{}#{id}", e.replace('%', "%25").replace('#', "%23")))
         {
-            return Err(format!("user {id} lacks its externalId claim"));
+            return Err(format!("user {id} lacks its externalId index entry"));
         }
     }
     for (id, g) in &groups {

@@ -5,6 +5,7 @@ mod errors;
 mod faults;
 mod filters;
 mod groups;
+mod iam_grants;
 mod identity_text;
 mod idp;
 mod isolation;

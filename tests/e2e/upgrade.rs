@@ -19,7 +19,7 @@ fn put(pk: &str, sk: &str, doc: Value) -> Write {
 /// partition, a key carrying a copy of the settings and its last use, and three users — one
 /// with a decomposed accent, two whose names are one name under full case folding.
 async fn write_layout_1(table: &dyn Table) {
-    let user = |id: &str, name: &str| json!({"id": id, "userName": name, "meta": {"resourceType": "User", "created": "2026-11-01T00:00:00Z", "lastModified": "2026-11-01T00:00:00Z", "version": "W/\"1\""}});
+    let user = |id: &str, name: &str| json!({"id": id, "userName": name, "externalId": if id.ends_with('3') { Some("okta-00u3") } else { None }, "meta": {"resourceType": "User", "created": "2026-11-01T00:00:00Z", "lastModified": "2026-11-01T00:00:00Z", "version": "W/\"1\""}});
     let settings = json!({"status": "active", "ip_allowlist": null, "custom_roles": null});
     let writes = vec![
         put("TENANTS", "TENANT#old", json!({"id": "old"})),
@@ -42,6 +42,7 @@ async fn write_layout_1(table: &dyn Table) {
         put("TENANT#old", "USERNAME#stra\u{df}e", json!({"id": "01a00000-0000-7000-8000-000000000002"})),
         put("TENANT#old", "USER#01a00000-0000-7000-8000-000000000003", user("01a00000-0000-7000-8000-000000000003", "STRASSE")),
         put("TENANT#old", "USERNAME#strasse", json!({"id": "01a00000-0000-7000-8000-000000000003"})),
+        put("TENANT#old", "UEXT#okta-00u3", json!({"id": "01a00000-0000-7000-8000-000000000003"})),
     ];
     table.write(writes).await.expect("layout 1 items");
     table
@@ -60,6 +61,9 @@ async fn upgraded_on_start(store: Store) {
     let r = old.filter("/Users", "userName eq \"JOS\u{c9}@EXAMPLE.COM\"", "").await;
     assert_eq!(r.body["Resources"][0]["userName"], "Jose\u{301}@example.com", "re-keyed to its caseless form: {}", r.raw);
     old.post("/Users", &user("jos\u{e9}@example.com")).await.assert_error(409, Some("uniqueness"));
+    // externalIds of layout 2 and before are indexed: found by the index lookup
+    let by_ext = old.filter("/Users", "externalId eq \"okta-00u3\"", "").await;
+    assert_eq!(by_ext.body["Resources"][0]["userName"], "STRASSE", "{}", by_ext.raw);
     // the colliding pair was left as it was: both users are there, each still reachable by id
     for id in ["01a00000-0000-7000-8000-000000000002", "01a00000-0000-7000-8000-000000000003"] {
         assert_eq!(old.get(&format!("/Users/{id}")).await.status, 200);
@@ -111,12 +115,15 @@ async fn scim_admin_migrates_a_dynamodb_table_and_refuses_to_write_an_old_one() 
     assert!(!ok && err.contains("migrate"), "an old table is refused until migrated: {err}");
     let (ok, out, err) = scim_admin(&name, &["migrate"]);
     assert!(ok, "{err}");
-    assert!(out.contains("layout 1 → 2") && out.contains("1 names re-keyed") && out.contains("1 collisions"), "{out}");
+    assert!(out.contains("layout 1 → 3") && out.contains("1 names re-keyed") && out.contains("1 collisions"), "{out}");
     assert!(err.contains("STRASSE") || err.contains("stra\u{df}e"), "collisions are named: {err}");
     let (ok, out, err) = scim_admin(&name, &["key", "list", "--tenant", "old"]);
     assert!(ok && out.contains(KEY_ID), "{out}{err}");
     let (ok, out, _) = scim_admin(&name, &["migrate"]);
-    assert!(ok && out.contains("0 names re-keyed") && out.contains("0 configuration items moved"), "a second run changes nothing: {out}");
+    assert!(
+        ok && out.contains("0 names re-keyed") && out.contains("0 configuration items moved") && out.contains("0 externalIds indexed"),
+        "a second run changes nothing: {out}"
+    );
     // a new, empty table is initialised by the first command
     let empty = format!("new{}", scim_tests::uuid_like());
     scim_tests::fresh_dynamo_table(&empty).await;

@@ -103,25 +103,77 @@ both_stores!(lifecycle, |srv| {
     assert_eq!(list.body["totalResults"], 2, "{}", list.raw);
 });
 
-both_stores!(external_id_is_unique_per_tenant, |srv| {
+both_stores!(external_id_policies, |srv| {
+    use scim_core::auth::{ExternalIdPolicy, TenantChange, update_tenant};
+    let policy = |p| TenantChange { external_id_policy: Some(p), ..Default::default() };
+    let with_ext = |name: &str, ext: &str| {
+        let mut u = user(name);
+        u["externalId"] = json!(ext);
+        u
+    };
+    // none (the default, RFC 7643 §3.1): any number of holders, each found by an index lookup
     let c = &srv.client;
-    let mut a = user("first@example.com");
-    a["externalId"] = json!("okta-00u1");
-    let first = c.post("/Users", &a).await;
-    assert_eq!(first.status, 201);
-    // Okta's second POST after a userName change carries the same externalId: refused, and the
-    // detail says which rule; no second user appears.
-    let mut b = user("renamed@example.com");
-    b["externalId"] = json!("okta-00u1");
-    let second = c.post("/Users", &b).await;
-    second.assert_error(409, Some("uniqueness"));
-    assert!(second.body["detail"].as_str().unwrap().contains("externalId"));
+    let first = id_of(&c.post("/Users", &with_ext("first@example.com", "okta-00u1")).await.body);
+    let second = c.post("/Users", &with_ext("renamed@example.com", "okta-00u1")).await;
+    assert_eq!(second.status, 201, "{}", second.raw);
+    let before = srv.metered.counts();
     let by_ext = c.filter("/Users", r#"externalId eq "okta-00u1""#, "").await;
-    assert_eq!(by_ext.body["totalResults"], 1);
+    let after = srv.metered.counts();
+    assert_eq!(by_ext.body["totalResults"], 2, "{}", by_ext.raw);
+    assert!(after.query - before.query <= 1 && after.total() - before.total() <= 3, "an index lookup, not a walk of the collection");
+    // '#' and '%' in an externalId stay exact: no prefix of one matches another
+    for ext in ["a#b", "a", "a%23b", "a#"] {
+        assert_eq!(c.post("/Users", &with_ext(&format!("{}@x.io", ext.len()), ext)).await.status, 201, "{ext}");
+    }
+    for ext in ["a#b", "a", "a%23b", "a#"] {
+        let r = c.filter("/Users", &format!("externalId eq \"{ext}\""), "").await;
+        assert_eq!(r.body["totalResults"], 1, "{ext}: {}", r.raw);
+    }
     // externalId is case-exact: a different case is a different identity
-    let mut d = user("third@example.com");
-    d["externalId"] = json!("OKTA-00U1");
-    assert_eq!(c.post("/Users", &d).await.status, 201);
+    assert_eq!(c.post("/Users", &with_ext("third@example.com", "OKTA-00U1")).await.status, 201);
+    // deleting one holder leaves the other found
+    c.delete(&format!("/Users/{first}")).await;
+    assert_eq!(c.filter("/Users", r#"externalId eq "okta-00u1""#, "").await.body["totalResults"], 1);
+
+    // unique: a second holder is refused (create and rename), the holder itself may keep it
+    let u = srv.tenant_key("uniq", "admin").await;
+    update_tenant(srv.app.layout(), "uniq", &policy(ExternalIdPolicy::Unique)).await.unwrap();
+    let a = id_of(&u.post("/Users", &with_ext("a@example.com", "e-1")).await.body);
+    let dup = u.post("/Users", &with_ext("b@example.com", "e-1")).await;
+    dup.assert_error(409, Some("uniqueness"));
+    assert!(dup.body["detail"].as_str().unwrap().contains("externalId"));
+    let b = id_of(&u.post("/Users", &with_ext("b@example.com", "e-2")).await.body);
+    u.patch(&format!("/Users/{b}"), &patch_op(json!([{"op": "replace", "path": "externalId", "value": "e-1"}])))
+        .await
+        .assert_error(409, Some("uniqueness"));
+    assert_eq!(u.put(&format!("/Users/{a}"), &with_ext("a@example.com", "e-1")).await.status, 200, "keeping its own externalId");
+    // released by a rename, it may be taken
+    assert_eq!(
+        u.patch(&format!("/Users/{a}"), &patch_op(json!([{"op": "replace", "path": "externalId", "value": "e-9"}]))).await.status,
+        200
+    );
+    assert_eq!(
+        u.patch(&format!("/Users/{b}"), &patch_op(json!([{"op": "replace", "path": "externalId", "value": "e-1"}]))).await.status,
+        200
+    );
+    // groups too
+    assert_eq!(u.post("/Groups", &json!({"displayName": "G1", "externalId": "g-1"})).await.status, 201);
+    u.post("/Groups", &json!({"displayName": "G2", "externalId": "g-1"})).await.assert_error(409, Some("uniqueness"));
+
+    // relink: Okta re-assigns a renamed user with a new POST carrying its externalId
+    let r = srv.tenant_key("relink", "admin").await;
+    update_tenant(srv.app.layout(), "relink", &policy(ExternalIdPolicy::Relink)).await.unwrap();
+    let orig = r.post("/Users", &with_ext("old.name@example.com", "00u-okta")).await;
+    let oid = id_of(&orig.body);
+    r.patch(&format!("/Users/{oid}"), &patch_op(json!([{"op": "replace", "value": {"active": false}}]))).await;
+    let again = r.post("/Users", &with_ext("new.name@example.com", "00u-okta")).await;
+    assert_eq!((again.status, id_of(&again.body)), (201, oid.clone()), "{}", again.raw);
+    assert_eq!(again.header("location"), Some(format!("{}/Users/{oid}", srv.base).as_str()));
+    assert_eq!((&again.body["userName"], &again.body["active"]), (&json!("new.name@example.com"), &json!(true)), "updated and reactivated");
+    let list = r.get("/Users").await;
+    assert_eq!(list.body["totalResults"], 1, "no second user");
+    // a create without a held externalId creates as usual
+    assert_eq!(r.post("/Users", &with_ext("other@example.com", "00u-other")).await.status, 201);
 });
 
 both_stores!(discovery_describes_what_is_served, |srv| {

@@ -128,6 +128,15 @@ enum TenantCmd {
         /// leaves every group) or keep-memberships (groups stay; reactivation restores access).
         #[arg(long)]
         deactivation: Option<String>,
+        /// none (default, RFC 7643: any number of users may hold one externalId), unique (409
+        /// for a second holder), or relink (a POST /Users whose externalId exactly one user
+        /// holds updates and reactivates that user: Okta's re-assignment after a userName change).
+        #[arg(long)]
+        external_id_policy: Option<String>,
+        /// ignore (default: extension URNs the tenant has not declared are dropped, and the
+        /// audit entry names them) or reject (400 naming the URN).
+        #[arg(long)]
+        unknown_extensions: Option<String>,
     },
 }
 
@@ -254,7 +263,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let rec = auth::set_roles_policy(&layout, &id, policy.as_ref()).await?;
             print(j, &rec, format!("tenant '{id}' role policy: {}", serde_json::to_string(&rec["roles_policy"]).unwrap_or_default()));
         }
-        Command::Tenant(TenantCmd::Update { id, status, ip_allowlist, rate_limit, deactivation }) => {
+        Command::Tenant(TenantCmd::Update {
+            id,
+            status,
+            ip_allowlist,
+            rate_limit,
+            deactivation,
+            external_id_policy,
+            unknown_extensions,
+        }) => {
             let list = ip_allowlist.map(|l| l.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_string).collect::<Vec<_>>());
             let deactivation = match deactivation {
                 Some(d) => Some(
@@ -262,7 +279,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ),
                 None => None,
             };
-            let change = auth::TenantChange { status, ip_allowlist: list, rate_limit, deactivation };
+            let external_id_policy = match external_id_policy {
+                Some(p) => {
+                    Some(auth::ExternalIdPolicy::parse(&p).ok_or(format!("--external-id-policy is none, unique or relink, not '{p}'"))?)
+                }
+                None => None,
+            };
+            let unknown_extensions = match unknown_extensions {
+                Some(p) => Some(auth::UnknownExtensions::parse(&p).ok_or(format!("--unknown-extensions is ignore or reject, not '{p}'"))?),
+                None => None,
+            };
+            let change =
+                auth::TenantChange { status, ip_allowlist: list, rate_limit, deactivation, external_id_policy, unknown_extensions };
             let rec = auth::update_tenant(&layout, &id, &change).await?;
             print(j, &rec, format!("tenant '{id}' updated:\n{}", serde_json::to_string_pretty(&rec).unwrap_or_default()));
         }
@@ -391,16 +419,18 @@ async fn migrate(layout: &Layout, json_out: bool) -> Result<(), Box<dyn std::err
     print_collisions(&r);
     let from = r.from.map(|v| v.to_string()).unwrap_or_else(|| if r.initialised { "none (empty table)".into() } else { "1".into() });
     let v = json!({"from": r.from, "to": r.to, "initialised": r.initialised, "tenants": r.tenants,
-        "names_rekeyed": r.names_rekeyed, "config_moved": r.config_moved, "collisions": r.collisions.len()});
+        "names_rekeyed": r.names_rekeyed, "config_moved": r.config_moved, "external_ids_indexed": r.external_ids_indexed,
+        "collisions": r.collisions.len()});
     print(
         json_out,
         &v,
         format!(
-            "layout {from} → {}: {} tenants, {} names re-keyed, {} configuration items moved, {} collisions",
+            "layout {from} → {}: {} tenants, {} names re-keyed, {} configuration items moved, {} externalIds indexed, {} collisions",
             r.to,
             r.tenants,
             r.names_rekeyed,
             r.config_moved,
+            r.external_ids_indexed,
             r.collisions.len()
         ),
     );

@@ -67,9 +67,12 @@ impl EmbeddedTable {
         EmbeddedTable { state: Mutex::new(State::default()), path: None, observer: std::sync::RwLock::new(None), _lock: None }
     }
 
-    /// Opens (or creates) the table under `dir`, replaying and compacting its log.
+    /// Opens (or creates) the table under `dir`, replaying and compacting its log. The directory
+    /// and the log are readable by their owner only (they hold key hashes, the cursor seal and
+    /// people's data).
     pub fn open(dir: &Path) -> Result<EmbeddedTable, StoreError> {
         fs::create_dir_all(dir).map_err(|e| StoreError::Other(format!("cannot create {}: {e}", dir.display())))?;
+        owner_only(dir, 0o700)?;
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -106,6 +109,7 @@ impl EmbeddedTable {
         let tmp = dir.join("table.log.tmp");
         let len = {
             let f = File::create(&tmp).map_err(|e| StoreError::Other(format!("cannot write {}: {e}", tmp.display())))?;
+            owner_only(&tmp, 0o600)?;
             let mut w = BufWriter::new(f);
             let now = crate::time::unix_now();
             let mut frame = Vec::new();
@@ -332,6 +336,19 @@ impl Table for EmbeddedTable {
     }
 }
 
+/// Restricts a file or directory to its owner (`mode`: 0o700 for directories, 0o600 for files).
+pub fn owner_only(path: &Path, mode: u32) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+            .map_err(|e| StoreError::Other(format!("cannot restrict {} to its owner: {e}", path.display())))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,6 +415,18 @@ mod tests {
         let e = EmbeddedTable::open(&dir).err().expect("a damaged log is refused");
         assert!(e.to_string().contains("damaged at byte"), "{e}");
         assert_eq!(fs::read(&log).unwrap(), bytes, "nothing rewritten");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_data_directory_and_log_are_the_owners_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("scim-perm-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        drop(EmbeddedTable::open(&dir).unwrap());
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode(&dir), mode(&dir.join("table.log"))), (0o700, 0o600));
         let _ = fs::remove_dir_all(&dir);
     }
 }

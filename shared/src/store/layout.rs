@@ -11,10 +11,11 @@
 //! | counters | `TENANT#<t>` | `COUNT` |
 //! | user | `TENANT#<t>` | `USER#<id>` |
 //! | userName claim | `TENANT#<t>` | `USERNAME#<folded userName>` ([`crate::casefold`]) |
-//! | externalId claim | `TENANT#<t>` | `UEXT#<externalId>` |
+//! | externalId index entry (one per holder) | `TENANT#<t>` | `UEXTID#<externalId, % and # escaped>#<id>` |
+//! | externalId claim (only while the tenant makes externalIds unique) | `TENANT#<t>` | `UEXT#<externalId>` |
 //! | group | `TENANT#<t>` | `GROUP#<id>` (document without members) |
 //! | displayName claim | `TENANT#<t>` | `GROUPNAME#<folded displayName>` |
-//! | group externalId claim | `TENANT#<t>` | `GEXT#<externalId>` |
+//! | group externalId index entry / claim | `TENANT#<t>` | `GEXTID#<externalId>#<id>` / `GEXT#<externalId>` |
 //! | membership | `TENANT#<t>#GROUP#<gid>` | `MEMBER#<uid>`; index `gsi1`: `TENANT#<t>#USER#<uid>` / `GROUP#<gid>` |
 //! | page checkpoint | `TENANT#<t>#CURSOR` | `USER#<position, 12 digits>` |
 //! | request counter (TTL 2 min) | `TENANT#<t>#RATE` | `<unix second>` |
@@ -25,7 +26,7 @@
 //! | key last-use stamp | `KEYUSE#<key id>` | `USE` |
 //! | tenant registry | `TENANTS` | `TENANT#<t>` |
 //! | cursor sealing key | `SERVER` | `SEAL` |
-//! | layout version marker | `SERVER` | `LAYOUT` |
+//! | layout version marker | `LAYOUT` | `LAYOUT` |
 
 use super::{Cond, Item, Query, StoreError, Table, Write};
 use serde_json::{Map, Value};
@@ -54,6 +55,12 @@ impl Kind {
         match self {
             Kind::User => "UEXT#",
             Kind::Group => "GEXT#",
+        }
+    }
+    fn ext_index(self) -> &'static str {
+        match self {
+            Kind::User => "UEXTID#",
+            Kind::Group => "GEXTID#",
         }
     }
     fn counter(self) -> &'static str {
@@ -126,15 +133,18 @@ pub const TENANT_SK: &str = "TENANT";
 pub const KEYREF: &str = "KEYREF#";
 /// Partition listing every tenant (read by the admin CLI, never on a request path).
 pub const REGISTRY_PK: &str = "TENANTS";
-/// Partition of the server-wide items: the cursor seal and the layout marker.
+/// Partition of the cursor seal (read by the SCIM functions, written by operators' tools).
 pub const SERVER_PK: &str = "SERVER";
 const SEAL_SK: &str = "SEAL";
+/// Partition of the layout marker: of its own, so the authorizer may read it (to tell "not
+/// upgraded yet" from "no such tenant") without being able to read the seal.
+pub const LAYOUT_PK: &str = "LAYOUT";
 const LAYOUT_SK: &str = "LAYOUT";
 /// The version of this layout; `SERVER`/`LAYOUT` records the version a table is at.
 /// 1: everything of a tenant under `TENANT#<t>`, settings copied into key records, names keyed
 /// by their lower case. 2: configuration, keys and last-use stamps in partitions of their own,
-/// names keyed by their caseless fold.
-pub const LAYOUT_VERSION: u64 = 2;
+/// names keyed by their caseless fold. 3: externalIds indexed per holder (not unique).
+pub const LAYOUT_VERSION: u64 = 3;
 const COUNT_SK: &str = "COUNT";
 /// Sort key of an API key record.
 pub const KEY_SK: &str = "KEY";
@@ -159,11 +169,49 @@ impl Stored {
     }
 }
 
-/// The unique claims a resource holds: lowercased name and exact externalId.
+/// The keys a resource holds besides its own: its name's unique claim (the folded name), its
+/// externalId's index entry (any number of resources may hold one externalId), and, when the
+/// tenant makes externalIds unique, a unique claim on the externalId too.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Claims {
     pub name: Option<String>,
     pub external_id: Option<String>,
+    /// Hold a unique claim on `external_id` as well as its index entry.
+    pub external_id_unique: bool,
+}
+
+/// The sort key of an externalId index entry: the externalId with `%` and `#` escaped (so the
+/// holder id that follows the last `#` is unambiguous), then the holder's id.
+fn ext_index_sk(kind: Kind, external_id: &str, id: &str) -> String {
+    format!("{}{}#{id}", kind.ext_index(), escape_key_part(external_id))
+}
+
+/// `%` → `%25`, `#` → `%23`: a key part that cannot contain the separator.
+fn escape_key_part(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains(['%', '#']) { s.replace('%', "%25").replace('#', "%23").into() } else { s.into() }
+}
+
+/// The writes that give a resource its externalId (index entry, and claim when unique).
+fn ext_id_puts(pk: &str, kind: Kind, id: &str, claims: &Claims) -> Vec<(Write, WriteConflict)> {
+    let Some(e) = &claims.external_id else { return Vec::new() };
+    let mut w = vec![(Write::Put { item: claim_item(pk, ext_index_sk(kind, e, id), id), cond: Cond::Always }, WriteConflict::Version)];
+    if claims.external_id_unique {
+        w.push((
+            Write::Put { item: claim_item(pk, format!("{}{e}", kind.ext_claim()), id), cond: Cond::Absent },
+            WriteConflict::ExternalId,
+        ));
+    }
+    w
+}
+
+/// The writes that take a resource's externalId away: its index entry and any claim on it
+/// (a claim only serialises writers while the tenant makes externalIds unique; the index is
+/// what answers who holds one, so dropping a claim is always safe).
+fn ext_id_deletes(pk: &str, kind: Kind, id: &str, external_id: &str) -> Vec<Write> {
+    vec![
+        Write::Delete { pk: pk.to_string(), sk: ext_index_sk(kind, external_id, id), cond: Cond::Always },
+        Write::Delete { pk: pk.to_string(), sk: format!("{}{external_id}", kind.ext_claim()), cond: Cond::Always },
+    ]
 }
 
 /// Which claim a failed create or update collided on.
@@ -264,20 +312,26 @@ fn update_writes(
         cond: Cond::Version(old.version),
     }];
     let mut roles = vec![WriteConflict::Version];
-    let moves = [
-        (old_claims.name.as_ref(), new_claims.name.as_ref(), kind.name_claim(), WriteConflict::Name),
-        (old_claims.external_id.as_ref(), new_claims.external_id.as_ref(), kind.ext_claim(), WriteConflict::ExternalId),
-    ];
-    for (before, after, prefix, role) in moves {
-        if before == after {
-            continue;
-        }
-        if let Some(b) = before {
+    if old_claims.name != new_claims.name {
+        let prefix = kind.name_claim();
+        if let Some(b) = &old_claims.name {
             writes.push(Write::Delete { pk: pk.clone(), sk: format!("{prefix}{b}"), cond: Cond::Always });
             roles.push(WriteConflict::Version);
         }
-        if let Some(a) = after {
+        if let Some(a) = &new_claims.name {
             writes.push(Write::Put { item: claim_item(&pk, format!("{prefix}{a}"), &id), cond: Cond::Absent });
+            roles.push(WriteConflict::Name);
+        }
+    }
+    if old_claims.external_id != new_claims.external_id {
+        if let Some(b) = &old_claims.external_id {
+            for w in ext_id_deletes(&pk, kind, &id, b) {
+                writes.push(w);
+                roles.push(WriteConflict::Version);
+            }
+        }
+        for (w, role) in ext_id_puts(&pk, kind, &id, new_claims) {
+            writes.push(w);
             roles.push(role);
         }
     }
@@ -293,7 +347,15 @@ impl Layout {
         }
     }
 
-    /// The id holding a name claim (lowercased name) or externalId claim.
+    /// The ids holding an externalId (its index entries, in id order; one Query, whatever
+    /// else the tenant holds).
+    pub async fn external_id_holders(&self, tenant: &str, kind: Kind, external_id: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = format!("{}{}#", kind.ext_index(), escape_key_part(external_id));
+        let items = self.table.query(&Query::prefix(tenant_pk(tenant), &prefix, None, 10_000)).await?;
+        Ok(items.iter().map(|i| i.sk[prefix.len()..].to_string()).collect())
+    }
+
+    /// The id holding a name claim (folded name) or an externalId claim.
     pub async fn claimed_by(
         &self,
         tenant: &str,
@@ -344,9 +406,9 @@ impl Layout {
             writes.push(Write::Put { item: claim_item(&pk, format!("{}{n}", kind.name_claim()), &id), cond: Cond::Absent });
             roles.push(WriteConflict::Name);
         }
-        if let Some(e) = &claims.external_id {
-            writes.push(Write::Put { item: claim_item(&pk, format!("{}{e}", kind.ext_claim()), &id), cond: Cond::Absent });
-            roles.push(WriteConflict::ExternalId);
+        for (w, role) in ext_id_puts(&pk, kind, &id, claims) {
+            writes.push(w);
+            roles.push(role);
         }
         writes.push(Write::Add { pk: pk.clone(), sk: COUNT_SK.into(), deltas: vec![(kind.counter().into(), 1)] });
         self.commit_with_members(tenant, &id, writes, roles, members).await
@@ -538,7 +600,7 @@ impl Layout {
             writes.push(Write::Delete { pk: pk.clone(), sk: format!("{}{n}", kind.name_claim()), cond: Cond::Always });
         }
         if let Some(e) = &claims.external_id {
-            writes.push(Write::Delete { pk: pk.clone(), sk: format!("{}{e}", kind.ext_claim()), cond: Cond::Always });
+            writes.extend(ext_id_deletes(&pk, kind, old.id(), e));
         }
         writes.push(Write::Add { pk, sk: COUNT_SK.into(), deltas: vec![(kind.counter().into(), -1), (kind.delete_counter().into(), 1)] });
         match self.table.write(writes).await {
@@ -666,7 +728,7 @@ impl Layout {
     /// The layout version the table records; `None` for a table that records none (a new,
     /// empty table, or one written by version 1, which had no marker).
     pub async fn layout_version(&self) -> Result<Option<u64>, StoreError> {
-        let Some(item) = self.table.get(SERVER_PK, LAYOUT_SK).await? else {
+        let Some(item) = self.table.get(LAYOUT_PK, LAYOUT_SK).await? else {
             return Ok(None);
         };
         let v = item.doc.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok()).and_then(|v| v["version"].as_u64());
@@ -676,7 +738,7 @@ impl Layout {
     /// Records the layout version the table is at.
     pub async fn set_layout_version(&self, version: u64) -> Result<(), StoreError> {
         let doc = serde_json::json!({"version": version, "by": "scim-serverless", "at": crate::time::now()}).to_string();
-        self.table.write(vec![Write::Put { item: Item::new(SERVER_PK, LAYOUT_SK, doc, version), cond: Cond::Always }]).await
+        self.table.write(vec![Write::Put { item: Item::new(LAYOUT_PK, LAYOUT_SK, doc, version), cond: Cond::Always }]).await
     }
 
     /// The name claims of a collection (`USERNAME#…` / `GROUPNAME#…`) in key order after the
@@ -697,6 +759,32 @@ impl Layout {
             out.push((item.sk[prefix.len()..].to_string(), holder));
         }
         Ok(out)
+    }
+
+    /// The externalId claims of a collection (`UEXT#…` / `GEXT#…`, every holder's before layout
+    /// 3) in key order after the externalId `after`: (externalId, holder id).
+    pub async fn external_id_claims(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let prefix = kind.ext_claim();
+        let after_sk = after.map(|a| format!("{prefix}{a}"));
+        let items = self.table.query(&Query::prefix(tenant_pk(tenant), prefix, after_sk.as_deref(), limit)).await?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in &items {
+            let holder = Stored::from_item(item)?.doc.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+            out.push((item.sk[prefix.len()..].to_string(), holder));
+        }
+        Ok(out)
+    }
+
+    /// Gives `id` the index entry of an externalId it holds (idempotent).
+    pub async fn index_external_id(&self, tenant: &str, kind: Kind, external_id: &str, id: &str) -> Result<(), StoreError> {
+        let item = claim_item(&tenant_pk(tenant), ext_index_sk(kind, external_id, id), id);
+        self.table.write(vec![Write::Put { item, cond: Cond::Always }]).await
     }
 
     /// Moves `id`'s name claim from key `from` to key `to` in one transaction. `Ok(None)` when

@@ -1,0 +1,264 @@
+//! The other half of the IAM check: `infra/iam_check.py` proves what each function's role
+//! allows (`infra/iam-expected.tsv`); this proves the code never needs more. Every function's
+//! routes run through the same `App` the Lambdas use, over a table that records each DynamoDB
+//! action and item family the code touches, and every recorded call must be in that function's
+//! row of the expectations file — otherwise it would be an AccessDenied in AWS.
+
+use super::*;
+use scim_core::auth::{self, Principal};
+use scim_core::edge::{App, ROUTES, Request, routes_of};
+use scim_core::store::embedded::EmbeddedTable;
+use scim_core::store::{Index, Item, Query, StoreError, Table, Write};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+/// A table that records (action, item family) of every call while recording is on.
+struct Recording {
+    inner: EmbeddedTable,
+    calls: Mutex<Option<BTreeSet<(String, String)>>>,
+}
+
+/// The item family of a partition key, as infra/iam_check.py names them.
+fn family(pk: &str, index: bool) -> &'static str {
+    match pk {
+        "TENANTS" => "registry",
+        "SERVER" => "server",
+        "LAYOUT" => "layout",
+        _ if pk.starts_with("KEYUSE#") => "key-use",
+        _ if pk.starts_with("KEY#") => "key",
+        _ if pk.starts_with("CONF#") => "tenant-config",
+        _ if index => "membership-index",
+        _ if pk.ends_with("#CURSOR") => "checkpoint",
+        _ if pk.ends_with("#RATE") => "rate",
+        _ if pk.contains("#AUDIT#") => "audit",
+        _ if pk.contains("#GROUP#") => "membership",
+        _ if pk.starts_with("TENANT#") => "tenant-data",
+        _ => "unknown",
+    }
+}
+
+impl Recording {
+    fn note(&self, action: &str, pk: &str, index: bool) {
+        if let Ok(mut c) = self.calls.lock()
+            && let Some(set) = c.as_mut()
+        {
+            set.insert((action.to_string(), family(pk, index).to_string()));
+        }
+    }
+    fn start(&self) {
+        *self.calls.lock().unwrap() = Some(BTreeSet::new());
+    }
+    fn stop(&self) -> BTreeSet<(String, String)> {
+        self.calls.lock().unwrap().take().unwrap_or_default()
+    }
+}
+
+#[async_trait::async_trait]
+impl Table for Recording {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+        self.note("GetItem", pk, false);
+        self.inner.get(pk, sk).await
+    }
+    async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Item>>, StoreError> {
+        for (pk, _) in keys {
+            self.note("BatchGetItem", pk, false);
+        }
+        self.inner.get_many(keys).await
+    }
+    async fn query(&self, q: &Query) -> Result<Vec<Item>, StoreError> {
+        self.note("Query", &q.pk, q.index == Index::Gsi1);
+        self.inner.query(q).await
+    }
+    async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        // a single write is its own call (DynamoDbTable::write_one; a lone check is a read);
+        // several are one TransactWriteItems, which IAM checks item action by item action
+        let lone = writes.len() == 1;
+        for w in &writes {
+            match w {
+                Write::Put { item, .. } => self.note("PutItem", &item.pk, false),
+                Write::Delete { pk, .. } => self.note("DeleteItem", pk, false),
+                Write::Add { pk, .. } => self.note("UpdateItem", pk, false),
+                Write::Check { pk, .. } => self.note(if lone { "GetItem" } else { "ConditionCheckItem" }, pk, false),
+            }
+        }
+        self.inner.write(writes).await
+    }
+    async fn count(&self, pk: &str, sk: &str, by: i64, expires_at: i64) -> Result<i64, StoreError> {
+        self.note("UpdateItem", pk, false);
+        self.inner.count(pk, sk, by, expires_at).await
+    }
+}
+
+/// function → family → allowed actions, from infra/iam-expected.tsv.
+fn expected() -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/iam-expected.tsv");
+    let text = std::fs::read_to_string(&path).expect("infra/iam-expected.tsv");
+    let mut out: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.starts_with("function\t") && !l.trim().is_empty()) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let actions = cols[2].split(',').filter(|a| *a != "-").map(str::to_string).collect();
+        out.entry(cols[0].to_string()).or_default().insert(cols[1].to_string(), actions);
+    }
+    out
+}
+
+fn req(method: &str, path: &str, body: Option<Value>) -> Request {
+    let (path, query) = match path.split_once('?') {
+        Some((p, q)) => (p.to_string(), scim_core::edge::parse_query(q)),
+        None => (path.to_string(), vec![]),
+    };
+    Request {
+        method: method.into(),
+        path,
+        query,
+        headers: vec![("content-type".into(), "application/scim+json".into())],
+        body: body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
+    }
+}
+
+/// Requests that reach every store call a function's routes make: reads, writes, claims moving,
+/// deprovisioning, member changes, paging with checkpoints and cursors, audit, rate counting.
+fn requests_of(function: &str, ids: &BTreeMap<&str, String>) -> Vec<Request> {
+    let (a, b, g) = (&ids["a"], &ids["b"], &ids["g"]);
+    let op = |ops: Value| Some(patch_op(ops));
+    match function {
+        "users-create" => vec![
+            req("POST", "/Users", Some(json!({"userName": "new@x.io", "externalId": "e-new"}))),
+            req("POST", "/Users", Some(json!({"userName": "new@x.io"}))),
+        ],
+        "users-list" => vec![
+            req("GET", "/Users?startIndex=1&count=1", None),
+            req("GET", "/Users?startIndex=2&count=1", None),
+            req("GET", "/Users?startIndex=3&count=1", None),
+            req("GET", "/Users?cursor=&count=1", None),
+            req("GET", "/Users?filter=userName%20eq%20%22a@x.io%22&attributes=userName,groups", None),
+            req("GET", "/Users?filter=externalId%20eq%20%22e-a%22", None),
+            req("GET", "/Users?sortBy=userName&filter=active%20eq%20true", None),
+        ],
+        "users-search" => vec![req("POST", "/Users/.search", Some(json!({"filter": "userName sw \"a\"", "attributes": ["groups"]})))],
+        "search" => vec![req("POST", "/.search", Some(json!({"filter": "displayName pr"})))],
+        "users-get" => vec![req("GET", &format!("/Users/{a}"), None), req("GET", &format!("/Users/{a}?attributes=groups"), None)],
+        "users-replace" => {
+            vec![req("PUT", &format!("/Users/{b}"), Some(json!({"userName": "b2@x.io", "externalId": "e-b2", "active": false})))]
+        }
+        "users-patch" => vec![
+            req("PATCH", &format!("/Users/{a}"), op(json!([{"op": "replace", "path": "externalId", "value": "e-a2"}]))),
+            req("PATCH", &format!("/Users/{a}"), op(json!([{"op": "replace", "value": {"active": false, "userName": "a2@x.io"}}]))),
+        ],
+        "users-delete" => vec![req("DELETE", &format!("/Users/{b}"), None)],
+        "groups-create" => vec![req("POST", "/Groups", Some(json!({"displayName": "New", "externalId": "ge", "members": [{"value": a}]})))],
+        "groups-list" => vec![
+            req("GET", "/Groups?startIndex=2&count=1", None),
+            req("GET", &format!("/Groups?filter=id%20eq%20%22{g}%22%20and%20members%5Bvalue%20eq%20%22{a}%22%5D"), None),
+            req("GET", "/Groups?filter=displayName%20eq%20%22Eng%22", None),
+        ],
+        "groups-search" => vec![req("POST", "/Groups/.search", Some(json!({"filter": "members pr"})))],
+        "groups-get" => vec![req("GET", &format!("/Groups/{g}"), None)],
+        "groups-replace" => {
+            vec![req("PUT", &format!("/Groups/{g}"), Some(json!({"displayName": "Eng2", "externalId": "g2", "members": [{"value": b}]})))]
+        }
+        "groups-patch" => vec![
+            req("PATCH", &format!("/Groups/{g}"), op(json!([{"op": "add", "path": "members", "value": [{"value": b}]}]))),
+            req("PATCH", &format!("/Groups/{g}"), op(json!([{"op": "remove", "path": format!("members[value eq \"{a}\"]")}]))),
+            req("PATCH", &format!("/Groups/{g}"), op(json!([{"op": "replace", "path": "displayName", "value": "Eng3"}]))),
+        ],
+        "groups-delete" => vec![req("DELETE", &format!("/Groups/{g}"), None)],
+        "discovery" => {
+            vec![req("GET", "/Schemas", None), req("GET", "/ResourceTypes/User", None), req("GET", "/ServiceProviderConfig", None)]
+        }
+        "settings" => vec![
+            req("GET", "/Settings", None),
+            req("PATCH", "/Settings", Some(json!({"deactivation": "keep-memberships"}))),
+            req("PUT", "/Settings/RoleMappings", Some(json!({"defaultRole": "member", "userRoles": ["member"]}))),
+            req("GET", "/Settings/RoleMappings", None),
+            req("DELETE", "/Settings/RoleMappings", None),
+        ],
+        other => panic!("no requests for function {other}: add them here"),
+    }
+}
+
+/// A fresh tenant with two users (a in group g) and a group, made without recording.
+async fn seeded(table: &Arc<Recording>) -> (App, Principal, BTreeMap<&'static str, String>) {
+    let app = App::new(table.clone());
+    scim_core::migrate::upgrade(app.layout(), &mut |_| {}).await.unwrap();
+    auth::create_tenant(app.layout(), "t", "T").await.unwrap();
+    let key = auth::create_key(app.layout(), "t", "admin", None).await.unwrap();
+    let mut p = app.authenticate(Some(&format!("Bearer {}", key.token)), None).await.unwrap();
+    p.rate_limit = Some(1000); // so every route counts its request
+    let mut ids = BTreeMap::new();
+    for (n, name) in [("a", "a@x.io"), ("b", "b@x.io"), ("c", "c@x.io")] {
+        let r =
+            app.handle(&p, &req("POST", "/Users", Some(json!({"userName": name, "externalId": format!("e-{n}")}))), "http://x", None).await;
+        ids.insert(n, id_of(&serde_json::from_slice(&r.body).unwrap()));
+    }
+    let r = app
+        .handle(&p, &req("POST", "/Groups", Some(json!({"displayName": "Eng", "members": [{"value": ids["a"]}]}))), "http://x", None)
+        .await;
+    ids.insert("g", id_of(&serde_json::from_slice(&r.body).unwrap()));
+    (app, p, ids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_store_call_of_every_function_is_one_its_role_allows() {
+    let expected = expected();
+    let functions: BTreeSet<&str> = ROUTES.iter().map(|r| r.function).collect();
+    let mut problems = Vec::new();
+    for f in functions {
+        // each function on a tenant of its own, so earlier functions' writes change nothing
+        let table = Arc::new(Recording { inner: EmbeddedTable::in_memory(), calls: Mutex::new(None) });
+        let (app, p, ids) = seeded(&table).await;
+        table.start();
+        for r in requests_of(f, &ids) {
+            let resp = app.handle(&p, &r, "http://x", Some(&routes_of(f))).await;
+            assert!(
+                resp.status < 500 && resp.status != 404,
+                "{f} {} {}: {} {}",
+                r.method,
+                r.path,
+                resp.status,
+                String::from_utf8_lossy(&resp.body)
+            );
+        }
+        let calls = table.stop();
+        assert!(!calls.is_empty() || f == "discovery", "{f}: the requests reached no store call");
+        for (action, fam) in calls {
+            let allowed = expected.get(f).and_then(|m| m.get(&fam)).is_some_and(|a| a.contains(&action));
+            if !allowed {
+                problems.push(format!("{f} calls {action} on {fam} items, which its role does not allow"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "the code needs more than IAM grants:\n{}", problems.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_authorizer_needs_no_more_than_its_role() {
+    let expected = &expected()["authorizer"];
+    let table = Arc::new(Recording { inner: EmbeddedTable::in_memory(), calls: Mutex::new(None) });
+    let app = App::new(table.clone());
+    scim_core::migrate::upgrade(app.layout(), &mut |_| {}).await.unwrap();
+    auth::create_tenant(app.layout(), "t", "T").await.unwrap();
+    let key = auth::create_key(app.layout(), "t", "admin", None).await.unwrap();
+    let other = auth::create_key(app.layout(), "t", "reader", None).await.unwrap();
+    table.start();
+    // first use (two reads and the stamp), warm use (one batched read), a wrong secret, then a
+    // key whose tenant record is gone (the layout marker decides between 401 and 503)
+    for token in [key.token.clone(), key.token.clone(), format!("scim_{}_{}", key.key_id, "A".repeat(43))] {
+        let _ = app.authenticate(Some(&format!("Bearer {token}")), None).await;
+    }
+    table
+        .inner
+        .write(vec![Write::Delete { pk: "CONF#t".into(), sk: "TENANT".into(), cond: scim_core::store::Cond::Always }])
+        .await
+        .unwrap();
+    assert_eq!(app.authenticate(Some(&format!("Bearer {}", other.token)), None).await.unwrap_err().status(), 401);
+    let calls = table.stop();
+    let needed: BTreeSet<&str> = calls.iter().map(|(_, f)| f.as_str()).collect();
+    assert!(needed.contains("layout") && needed.contains("key-use"), "the paths above were reached: {calls:?}");
+    for (action, fam) in &calls {
+        assert!(
+            expected.get(fam).is_some_and(|a| a.contains(action)),
+            "the authorizer calls {action} on {fam} items, which its role does not allow"
+        );
+    }
+}
