@@ -63,7 +63,7 @@ pub fn policy(p: &Principal, method_arn: &str) -> Value {
             "roles_policy": p.roles_policy.as_ref().and_then(|r| serde_json::to_string(r).ok()).unwrap_or_default(),
             "permissions": p.permissions.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(","),
             "deactivation": p.deactivation.as_str(), "external_id_policy": p.external_id_policy.as_str(),
-            "unknown_extensions": p.unknown_extensions.as_str()},
+            "unknown_extensions": p.unknown_extensions.as_str(), "schemas_version": p.schemas_version.to_string()},
     })
 }
 

@@ -54,6 +54,7 @@ pub fn principal_of(event: &Request) -> Option<Principal> {
         deactivation,
         external_id_policy,
         unknown_extensions,
+        schemas_version: field("schemas_version").and_then(|s| s.parse().ok()).unwrap_or(0),
     })
 }
 

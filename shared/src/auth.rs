@@ -86,6 +86,8 @@ pub struct Principal {
     pub external_id_policy: ExternalIdPolicy,
     /// What happens to extension URNs the tenant has not declared.
     pub unknown_extensions: UnknownExtensions,
+    /// The version of the tenant's schema declarations (0: it has none, no read needed).
+    pub schemas_version: u64,
 }
 
 /// A tenant's externalId policy. RFC 7643 §3.1: "the server does not enforce uniqueness" —
@@ -440,6 +442,7 @@ pub async fn authenticate(layout: &Layout, authorization: Option<&str>, source_i
         deactivation: tenant.deactivation,
         external_id_policy: tenant.external_id_policy,
         unknown_extensions: tenant.unknown_extensions,
+        schemas_version: tenant.schemas_version,
     })
 }
 
@@ -571,6 +574,7 @@ struct TenantView {
     deactivation: Deactivation,
     external_id_policy: ExternalIdPolicy,
     unknown_extensions: UnknownExtensions,
+    schemas_version: u64,
 }
 
 impl TenantView {
@@ -587,6 +591,7 @@ impl TenantView {
             deactivation: t["deactivation"].as_str().and_then(Deactivation::parse).unwrap_or_default(),
             external_id_policy: t["external_id_policy"].as_str().and_then(ExternalIdPolicy::parse).unwrap_or_default(),
             unknown_extensions: t["unknown_extensions"].as_str().and_then(UnknownExtensions::parse).unwrap_or_default(),
+            schemas_version: t["schemas_version"].as_u64().unwrap_or(0),
         }
     }
 }

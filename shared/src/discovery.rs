@@ -2,8 +2,9 @@
 //! from the schema registry and the server's real limits, so they describe exactly what is served.
 
 use crate::error::{Result, ScimError};
+use crate::extensions::TenantSchemas;
 use crate::list_query::{DEFAULT_COUNT, MAX_COUNT};
-use crate::schema::{URN_LIST, URN_SPC, all_schemas, resource_types};
+use crate::schema::{SchemaDef, URN_LIST, URN_SPC};
 use serde_json::{Value, json};
 
 /// Largest request body accepted, bytes.
@@ -51,30 +52,34 @@ fn list(resources: Vec<Value>) -> Value {
     })
 }
 
-/// `GET /ResourceTypes`.
-pub fn resource_type_list(base_url: &str, with_access: bool) -> Value {
-    list(resource_types().iter().map(|r| r.to_json(base_url, with_access)).collect())
+/// `GET /ResourceTypes`: the tenant's types, its declared extensions listed with the built-in.
+pub fn resource_type_list(base_url: &str, types: &TenantSchemas, with_access: bool) -> Value {
+    list([&types.user, &types.group].iter().map(|r| r.to_json(base_url, with_access)).collect())
 }
 
 /// `GET /ResourceTypes/{name}`.
-pub fn resource_type(base_url: &str, name: &str, with_access: bool) -> Result<Value> {
-    resource_types()
+pub fn resource_type(base_url: &str, types: &TenantSchemas, name: &str, with_access: bool) -> Result<Value> {
+    [&types.user, &types.group]
         .iter()
         .find(|r| r.name.eq_ignore_ascii_case(name))
         .map(|r| r.to_json(base_url, with_access))
         .ok_or_else(|| ScimError::NotFound(format!("no resource type '{name}'")))
 }
 
+/// Every schema a tenant is served: the User schemas (core, enterprise, the access extension
+/// for tenants with a role policy, its own User extensions), then the Group ones.
+fn schemas_of(types: &TenantSchemas, with_access: bool) -> impl Iterator<Item = &SchemaDef> {
+    types.user.schemas().chain(types.group.schemas()).filter(move |s| with_access || s.id != crate::schema::URN_ACCESS)
+}
+
 /// `GET /Schemas`.
-pub fn schema_list(base_url: &str, with_access: bool) -> Value {
-    list(all_schemas().iter().filter(|s| with_access || s.id != crate::schema::URN_ACCESS).map(|s| s.to_json(base_url)).collect())
+pub fn schema_list(base_url: &str, types: &TenantSchemas, with_access: bool) -> Value {
+    list(schemas_of(types, with_access).map(|s| s.to_json(base_url)).collect())
 }
 
 /// `GET /Schemas/{urn}`.
-pub fn schema(base_url: &str, id: &str, with_access: bool) -> Result<Value> {
-    all_schemas()
-        .iter()
-        .filter(|s| with_access || s.id != crate::schema::URN_ACCESS)
+pub fn schema(base_url: &str, types: &TenantSchemas, id: &str, with_access: bool) -> Result<Value> {
+    schemas_of(types, with_access)
         .find(|s| s.id.eq_ignore_ascii_case(id))
         .map(|s| s.to_json(base_url))
         .ok_or_else(|| ScimError::NotFound(format!("no schema '{id}'")))

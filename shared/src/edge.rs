@@ -4,11 +4,12 @@
 //! and never fails: every error becomes a SCIM Error body.
 
 use crate::auth::{self, Permission, Principal};
+use crate::declarations;
 use crate::discovery::{self, MAX_PAYLOAD};
 use crate::error::{Result, ScimError};
 use crate::list_query::ListQuery;
 use crate::projection::Projection;
-use crate::service::{Ctx, Service, Written, etag, resource_type};
+use crate::service::{Ctx, Service, Written, etag};
 use crate::settings;
 use crate::store::Table;
 use crate::store::layout::{Kind, Layout, Stored};
@@ -46,6 +47,11 @@ pub enum Route {
     RoleMappingsGet,
     RoleMappingsReplace,
     RoleMappingsDelete,
+    /// The tenant's schema extensions (`scim:configure`).
+    SchemaDeclarationsList,
+    SchemaDeclarationGet,
+    SchemaDeclarationPut,
+    SchemaDeclarationDelete,
 }
 
 /// One row of the route table: everything dispatch, permission, rate limit and audit need.
@@ -98,6 +104,10 @@ pub const ROUTES: &[RouteSpec] = &[
     read(Route::RoleMappingsGet, "GET", "/Settings/RoleMappings", "settings", Permission::ManageMappings),
     write(Route::RoleMappingsReplace, "PUT", "/Settings/RoleMappings", "settings", Permission::ManageMappings),
     write(Route::RoleMappingsDelete, "DELETE", "/Settings/RoleMappings", "settings", Permission::ManageMappings),
+    read(Route::SchemaDeclarationsList, "GET", "/Settings/Schemas", "settings", Permission::ConfigureScim),
+    read(Route::SchemaDeclarationGet, "GET", "/Settings/Schemas/{id}", "settings", Permission::ConfigureScim),
+    write(Route::SchemaDeclarationPut, "PUT", "/Settings/Schemas/{id}", "settings", Permission::ConfigureScim),
+    write(Route::SchemaDeclarationDelete, "DELETE", "/Settings/Schemas/{id}", "settings", Permission::ConfigureScim),
 ];
 
 /// The routes a function binary serves.
@@ -218,6 +228,10 @@ struct AuditEntry<'a> {
     path: &'a str,
     resource_id: Option<&'a str>,
     status: u16,
+    /// Extension URNs the request named that the tenant does not declare (dropped, under the
+    /// tenant's `ignore` policy): why data an IdP reported sent is not there.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    undeclared_extensions: Vec<String>,
 }
 
 /// At most `max` bytes of `s`, cut at a character boundary.
@@ -284,8 +298,9 @@ impl App {
     /// serves its own routes and answers 404 for anything else).
     pub async fn handle(&self, principal: &Principal, req: &Request, base_url: &str, only: Option<&[Route]>) -> Response {
         let matched = match_route(&req.method, &req.path);
+        let undeclared = crate::resource::Undeclared::new(principal.unknown_extensions == crate::auth::UnknownExtensions::Reject);
         let resp = match &matched {
-            Ok(m) => self.dispatch(principal, req, base_url, only, m).await,
+            Ok(m) => self.dispatch(principal, req, base_url, only, m, &undeclared).await,
             Err(e) => Err(e.clone()),
         };
         let resp = resp.unwrap_or_else(|e| Response::error(&e));
@@ -294,8 +309,8 @@ impl App {
         // so is anything that matched no route (an unknown method or path is an attempt too).
         match &matched {
             Ok(m) if !m.spec.mutating => {}
-            Ok(m) => self.audit(principal, req, Some(m), resp.status).await,
-            Err(_) => self.audit(principal, req, None, resp.status).await,
+            Ok(m) => self.audit(principal, req, Some(m), resp.status, undeclared.urns()).await,
+            Err(_) => self.audit(principal, req, None, resp.status, Vec::new()).await,
         }
         resp
     }
@@ -304,7 +319,7 @@ impl App {
     /// resource id), outcome (status), when. Never bodies or secrets; method and path are cut to
     /// a bounded length (they are the client's text). Failing to audit does not fail the
     /// request; it is logged.
-    async fn audit(&self, principal: &Principal, req: &Request, matched: Option<&Matched>, status: u16) {
+    async fn audit(&self, principal: &Principal, req: &Request, matched: Option<&Matched>, status: u16, undeclared: Vec<String>) {
         let time = crate::time::now();
         let entry = AuditEntry {
             time: &time,
@@ -314,6 +329,7 @@ impl App {
             path: bounded(&req.path, 512),
             resource_id: matched.and_then(|m| m.id.as_deref()),
             status,
+            undeclared_extensions: undeclared,
         };
         if let Err(e) = self.service.layout.audit(&principal.tenant_id, &time, &entry, AUDIT_RETENTION_DAYS).await {
             tracing::warn!(error = %e, "audit entry not written");
@@ -327,6 +343,7 @@ impl App {
         base_url: &str,
         only: Option<&[Route]>,
         m: &Matched,
+        undeclared: &crate::resource::Undeclared,
     ) -> Result<Response> {
         let (spec, route) = (m.spec, m.spec.route);
         if only.is_some_and(|o| !o.contains(&route)) {
@@ -356,6 +373,7 @@ impl App {
                 Err(e) => tracing::warn!(error = %e, "rate limiter unavailable; request allowed"),
             }
         }
+        let types = self.service.tenant_types(&principal.tenant_id, principal.schemas_version).await?;
         let ctx = Ctx {
             tenant: &principal.tenant_id,
             base_url,
@@ -363,6 +381,8 @@ impl App {
             deactivation: principal.deactivation,
             permissions: &principal.permissions,
             external_id_policy: principal.external_id_policy,
+            types: &types,
+            undeclared,
         };
         let id = m.id.clone().unwrap_or_default();
         let if_match = req.header("if-match");
@@ -377,7 +397,7 @@ impl App {
             | Route::GroupsDelete => Kind::Group,
             _ => Kind::User,
         };
-        let rt = resource_type(kind);
+        let rt = types.of(kind);
         let projection = Projection::new(rt, query(req, "attributes"), query(req, "excludedAttributes"));
         let render = |s: Stored, status: u16, written: Written| async move {
             let (version, location) = (s.version, (status == 201).then(|| format!("{base_url}{}/{}", rt.endpoint, s.id())));
@@ -434,10 +454,10 @@ impl App {
             }
             Route::RootSearch => Response::json(200, &self.root_search(ctx, &ListQuery::from_search(&body(req)?)?).await?),
             Route::ServiceProviderConfig => Response::json(200, &discovery::service_provider_config(base_url)),
-            Route::ResourceTypes => Response::json(200, &discovery::resource_type_list(base_url, ctx.roles.is_some())),
-            Route::ResourceType => Response::json(200, &discovery::resource_type(base_url, &id, ctx.roles.is_some())?),
-            Route::Schemas => Response::json(200, &discovery::schema_list(base_url, ctx.roles.is_some())),
-            Route::Schema => Response::json(200, &discovery::schema(base_url, &id, ctx.roles.is_some())?),
+            Route::ResourceTypes => Response::json(200, &discovery::resource_type_list(base_url, &types, ctx.roles.is_some())),
+            Route::ResourceType => Response::json(200, &discovery::resource_type(base_url, &types, &id, ctx.roles.is_some())?),
+            Route::Schemas => Response::json(200, &discovery::schema_list(base_url, &types, ctx.roles.is_some())),
+            Route::Schema => Response::json(200, &discovery::schema(base_url, &types, &id, ctx.roles.is_some())?),
             Route::SettingsGet => Response::json(200, &settings::view(&svc.layout, ctx.tenant, base_url).await?),
             Route::SettingsPatch => Response::json(200, &settings::patch(&svc.layout, ctx.tenant, base_url, &body(req)?).await?),
             Route::RoleMappingsGet => Response::json(200, &settings::role_mappings(&svc.layout, ctx.tenant).await?),
@@ -446,6 +466,16 @@ impl App {
             }
             Route::RoleMappingsDelete => {
                 settings::delete_role_mappings(&svc.layout, ctx.tenant).await?;
+                Response::empty(204)
+            }
+            Route::SchemaDeclarationsList => Response::json(200, &declarations::list(&svc.layout, ctx.tenant).await?),
+            Route::SchemaDeclarationGet => Response::json(200, &declarations::get(&svc.layout, ctx.tenant, &id).await?),
+            Route::SchemaDeclarationPut => {
+                let (decl, is_new) = declarations::put(&svc.layout, ctx.tenant, &id, &body(req)?).await?;
+                Response::json(if is_new { 201 } else { 200 }, &decl)
+            }
+            Route::SchemaDeclarationDelete => {
+                declarations::delete(&svc.layout, ctx.tenant, &id).await?;
                 Response::empty(204)
             }
         })
@@ -460,7 +490,7 @@ impl App {
         let mut all: Vec<Value> = Vec::new();
         let mut total = 0u64;
         for kind in [Kind::User, Kind::Group] {
-            let rt = resource_type(kind);
+            let rt = ctx.types.of(kind);
             // a sort attribute of the other type sorts nothing here
             let sort_by = q.sort_by.clone().filter(|s| crate::path::AttrPath::parse(s).ok().and_then(|p| p.resolve(rt)).is_some());
             let whole = ListQuery { start_index: 1, count: crate::list_query::MAX_COUNT, sort_by, ..q.clone() };

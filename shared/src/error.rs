@@ -61,6 +61,10 @@ pub enum ScimError {
     /// 409 uniqueness.
     #[error("{0}")]
     Conflict(String),
+    /// 409 without a `scimType`: the change conflicts with stored data (a schema change that
+    /// values still held would not satisfy).
+    #[error("{0}")]
+    InUse(String),
     /// 412: `If-Match` did not match the current version.
     #[error("{0}")]
     PreconditionFailed(String),
@@ -125,7 +129,7 @@ impl ScimError {
             ScimError::Forbidden(_) => 403,
             ScimError::NotFound(_) => 404,
             ScimError::MethodNotAllowed(_) => 405,
-            ScimError::Conflict(_) => 409,
+            ScimError::Conflict(_) | ScimError::InUse(_) => 409,
             ScimError::PreconditionFailed(_) => 412,
             ScimError::PayloadTooLarge(_) => 413,
             ScimError::UnsupportedMediaType(_) => 415,

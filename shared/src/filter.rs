@@ -311,15 +311,15 @@ pub fn parse(input: &str) -> Result<Filter> {
 
 /// Where a compiled comparison reads its values.
 #[derive(Debug, Clone, Copy)]
-pub enum Operand {
+pub enum Operand<'a> {
     /// A path from the resource root.
-    Root(Target),
+    Root(Target<'a>),
     /// A sub-attribute of the element under test inside `attr[...]`.
-    Element(&'static crate::schema::AttrDef),
+    Element(&'a crate::schema::AttrDef),
 }
 
-impl Operand {
-    fn leaf(&self) -> &'static crate::schema::AttrDef {
+impl<'a> Operand<'a> {
+    fn leaf(&self) -> &'a crate::schema::AttrDef {
         match self {
             Operand::Root(t) => {
                 // `emails eq "x"` compares the element's `value`.
@@ -332,41 +332,41 @@ impl Operand {
 
 /// A filter resolved against a resource type: canonical names and types, ready to evaluate.
 #[derive(Debug, Clone)]
-pub enum Expr {
+pub enum Expr<'a> {
     Compare {
-        operand: Operand,
+        operand: Operand<'a>,
         op: CompareOp,
         value: Value,
     },
-    Present(Operand),
-    And(Box<Expr>, Box<Expr>),
-    Or(Box<Expr>, Box<Expr>),
-    Not(Box<Expr>),
+    Present(Operand<'a>),
+    And(Box<Expr<'a>>, Box<Expr<'a>>),
+    Or(Box<Expr<'a>>, Box<Expr<'a>>),
+    Not(Box<Expr<'a>>),
     Any {
-        target: Target,
-        inner: Box<Expr>,
+        target: Target<'a>,
+        inner: Box<Expr<'a>>,
     },
     /// A path naming no defined attribute: never matches.
     Never,
 }
 
 /// Parses and compiles in one step.
-pub fn compile_str(text: &str, rt: &'static ResourceType) -> Result<Expr> {
+pub fn compile_str<'a>(text: &str, rt: &'a ResourceType) -> Result<Expr<'a>> {
     compile(&parse(text)?, rt)
 }
 
 /// Compiles a parsed filter against a resource type.
-pub fn compile(f: &Filter, rt: &'static ResourceType) -> Result<Expr> {
+pub fn compile<'a>(f: &Filter, rt: &'a ResourceType) -> Result<Expr<'a>> {
     compile_in(f, rt, None)
 }
 
 /// Compiles the filter of a PATCH value path (`emails[type eq "work"]`): its paths name
 /// sub-attributes of `target`'s elements.
-pub fn compile_element(f: &Filter, rt: &'static ResourceType, target: Target) -> Result<Expr> {
+pub fn compile_element<'a>(f: &Filter, rt: &'a ResourceType, target: Target<'a>) -> Result<Expr<'a>> {
     compile_in(f, rt, Some(target))
 }
 
-fn compile_in(f: &Filter, rt: &'static ResourceType, element: Option<Target>) -> Result<Expr> {
+fn compile_in<'a>(f: &Filter, rt: &'a ResourceType, element: Option<Target<'a>>) -> Result<Expr<'a>> {
     Ok(match f {
         Filter::And(a, b) => Expr::And(Box::new(compile_in(a, rt, element)?), Box::new(compile_in(b, rt, element)?)),
         Filter::Or(a, b) => Expr::Or(Box::new(compile_in(a, rt, element)?), Box::new(compile_in(b, rt, element)?)),
@@ -399,7 +399,7 @@ fn compile_in(f: &Filter, rt: &'static ResourceType, element: Option<Target>) ->
     })
 }
 
-fn operand(p: &AttrPath, rt: &'static ResourceType, element: Option<Target>) -> Result<Option<Operand>> {
+fn operand<'a>(p: &AttrPath, rt: &'a ResourceType, element: Option<Target<'a>>) -> Result<Option<Operand<'a>>> {
     if let Some(el) = element {
         if p.urn.is_some() || p.sub.is_some() {
             return Err(ScimError::invalid_filter(format!("'{p}' inside '[...]' must name a sub-attribute of '{}'", el.def.name)));
@@ -437,7 +437,7 @@ fn check_op(ty: AttrType, op: CompareOp, value: &Value, path: &AttrPath) -> Resu
 // ---------------------------------------------------------------------------------------------
 // Evaluation
 
-impl Expr {
+impl Expr<'_> {
     /// Whether a stored document matches.
     pub fn matches(&self, doc: &Map<String, Value>) -> bool {
         self.eval(doc, None)
@@ -473,7 +473,7 @@ impl Expr {
                     Some(urn) => doc.get(urn).and_then(Value::as_object),
                     None => Some(doc),
                 };
-                match container.and_then(|c| c.get(target.def.name)) {
+                match container.and_then(|c| c.get(&*target.def.name)) {
                     Some(Value::Array(items)) => items.iter().filter_map(Value::as_object).any(|e| inner.eval(doc, Some(e))),
                     Some(Value::Object(o)) => inner.eval(doc, Some(o)),
                     _ => false,
@@ -496,7 +496,7 @@ fn present(v: &Value) -> bool {
 /// The values an operand names in a document, flattening multi-valued attributes.
 fn values<'a>(doc: &'a Map<String, Value>, element: Option<&'a Map<String, Value>>, o: &Operand) -> Vec<&'a Value> {
     match o {
-        Operand::Element(def) => element.and_then(|e| e.get(def.name)).into_iter().collect(),
+        Operand::Element(def) => element.and_then(|e| e.get(&*def.name)).into_iter().collect(),
         Operand::Root(t) => {
             let container = match t.ext {
                 Some(urn) => match doc.get(urn).and_then(Value::as_object) {
@@ -505,11 +505,11 @@ fn values<'a>(doc: &'a Map<String, Value>, element: Option<&'a Map<String, Value
                 },
                 None => doc,
             };
-            let Some(v) = container.get(t.def.name) else {
+            let Some(v) = container.get(&*t.def.name) else {
                 return Vec::new();
             };
             let sub = match t.sub {
-                Some(s) => Some(s.name),
+                Some(s) => Some(&*s.name),
                 None if t.def.is_complex() => Some("value"),
                 None => None,
             };
@@ -600,18 +600,30 @@ pub enum Lookup {
     /// userName (users) or displayName (groups): the case-insensitive unique name claim.
     Name(String),
     ExternalId(String),
+    /// A tenant's extension attribute declared unique: its claim (URN, attribute, value key).
+    Unique {
+        ext: String,
+        attr: String,
+        key: String,
+    },
 }
 
-impl Expr {
+impl Expr<'_> {
     /// The key reads that find every possible match, when the filter allows it: an indexed `eq`
     /// anywhere in an AND chain narrows to that key; an OR of narrowable branches unions them.
     /// The full filter is still evaluated on the candidates.
     pub fn lookups(&self) -> Option<Vec<Lookup>> {
         match self {
+            Expr::Compare { operand: Operand::Root(t), op: CompareOp::Eq, value }
+                if t.sub.is_none() && t.def.unique && !t.def.multi && t.ext.is_some() =>
+            {
+                let key = t.def.claim_key(value)?;
+                Some(vec![Lookup::Unique { ext: t.ext.unwrap_or_default().to_string(), attr: t.def.name.to_string(), key }])
+            }
             Expr::Compare { operand: Operand::Root(t), op: CompareOp::Eq, value: Value::String(s) }
                 if t.sub.is_none() && t.ext.is_none() =>
             {
-                match t.def.name {
+                match &*t.def.name {
                     "id" => Some(vec![Lookup::Id(s.clone())]),
                     "userName" | "displayName" if t.def.unique => Some(vec![Lookup::Name(s.clone())]),
                     "externalId" => Some(vec![Lookup::ExternalId(s.clone())]),
@@ -639,9 +651,9 @@ pub fn sort_key(doc: &Map<String, Value>, t: &Target) -> Option<Value> {
         None => doc,
     };
     let chosen = if t.def.multi {
-        let items = container.get(t.def.name)?.as_array()?;
+        let items = container.get(&*t.def.name)?.as_array()?;
         let idx = items.iter().position(|e| e.get("primary") == Some(&Value::Bool(true))).unwrap_or(0);
-        let sub = t.sub.map(|s| s.name).unwrap_or("value");
+        let sub = t.sub.map(|s| &*s.name).unwrap_or("value");
         items.get(idx).and_then(|e| e.get(sub))
     } else {
         vals.first().copied()

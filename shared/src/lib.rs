@@ -7,10 +7,12 @@
 pub mod auth;
 pub mod casefold;
 pub mod crypto;
+pub mod declarations;
 pub mod discovery;
 pub mod edge;
 pub mod error;
 pub mod events;
+pub mod extensions;
 pub mod filter;
 pub mod list_query;
 pub mod members;

@@ -147,14 +147,20 @@ impl PatchOp {
 
 /// Applies every operation to a copy of `doc`; returns the new canonical document.
 /// `doc` holds `id` and `meta`, which no operation may change.
-pub fn apply(rt: &'static ResourceType, doc: &Map<String, Value>, patch: &PatchOp) -> Result<Map<String, Value>> {
+pub fn apply(
+    rt: &ResourceType,
+    doc: &Map<String, Value>,
+    patch: &PatchOp,
+    undeclared: &resource::Undeclared,
+) -> Result<Map<String, Value>> {
     let mut work = doc.clone();
     let id = doc.get("id").cloned();
     let meta = work.remove("meta");
     for op in &patch.operations {
         match &op.path {
+            Some(p) if names_undeclared_extension(rt, p) => undeclared.note(p.attr.urn.as_deref().unwrap_or_default())?,
             Some(p) => apply_path(rt, &mut work, op.op, p, op.value.as_ref())?,
-            None => apply_pathless(rt, &mut work, op.op, op.value.as_ref(), id.as_ref())?,
+            None => apply_pathless(rt, &mut work, op.op, op.value.as_ref(), id.as_ref(), undeclared)?,
         }
     }
     let mut out = resource::finish(rt, work)?;
@@ -172,12 +178,21 @@ pub fn apply(rt: &'static ResourceType, doc: &Map<String, Value>, patch: &PatchO
     Ok(out)
 }
 
+/// Whether a path is qualified by a URN that names none of the resource type's schemas (and
+/// is not itself a whole extension's URN).
+fn names_undeclared_extension(rt: &ResourceType, p: &PatchPath) -> bool {
+    p.extension.is_none()
+        && p.attr.urn.as_deref().is_some_and(|u| rt.schema_by_urn(u).is_none())
+        && rt.extension(&p.attr.to_string()).is_none()
+}
+
 fn apply_pathless(
-    rt: &'static ResourceType,
+    rt: &ResourceType,
     doc: &mut Map<String, Value>,
     op: OpKind,
     value: Option<&Value>,
     id: Option<&Value>,
+    undeclared: &resource::Undeclared,
 ) -> Result<()> {
     let Some(Value::Object(members)) = value else {
         return Err(ScimError::invalid_value("an operation without 'path' needs an object 'value'"));
@@ -194,13 +209,17 @@ fn apply_pathless(
             continue;
         }
         if let Some(ext) = rt.extension(key) {
-            apply_path(rt, doc, op, &PatchPath::extension_root(ext.id), Some(v))?;
+            apply_path(rt, doc, op, &PatchPath::extension_root(&ext.id), Some(v))?;
             continue;
         }
         // Entra sends keys that are paths: "name.givenName", "emails[type eq \"work\"].value", URN-qualified.
         let Ok(path) = PatchPath::parse(key) else {
             continue;
         };
+        if names_undeclared_extension(rt, &path) {
+            undeclared.note(resource::undeclared_urn(key, Some(v)))?;
+            continue;
+        }
         match apply_path(rt, doc, op, &path, Some(v)) {
             Err(ScimError::BadRequest { scim_type: crate::error::ScimType::InvalidPath, .. }) => continue, // unknown attribute: ignored
             other => other?,
@@ -209,7 +228,7 @@ fn apply_pathless(
     Ok(())
 }
 
-fn resolve(rt: &'static ResourceType, p: &PatchPath) -> Result<Target> {
+fn resolve<'a>(rt: &'a ResourceType, p: &PatchPath) -> Result<Target<'a>> {
     let unknown = || ScimError::invalid_path(format!("'{}' is not an attribute of {}", p.attr, rt.name));
     let mut t = p.attr.resolve(rt).ok_or_else(unknown)?;
     if let Some(sub) = &p.sub {
@@ -225,7 +244,7 @@ fn container<'a>(doc: &'a mut Map<String, Value>, ext: Option<&str>) -> Option<&
     }
 }
 
-fn apply_path(rt: &'static ResourceType, doc: &mut Map<String, Value>, op: OpKind, p: &PatchPath, value: Option<&Value>) -> Result<()> {
+fn apply_path(rt: &ResourceType, doc: &mut Map<String, Value>, op: OpKind, p: &PatchPath, value: Option<&Value>) -> Result<()> {
     if let Some(urn) = &p.extension {
         return apply_extension_root(rt, doc, op, urn, value);
     }
@@ -234,7 +253,7 @@ fn apply_path(rt: &'static ResourceType, doc: &mut Map<String, Value>, op: OpKin
         // a path naming a whole extension (its last segment looked like an attribute)
         Err(e) => match rt.extension(&p.attr.to_string()) {
             Some(ext) if p.filter.is_none() => {
-                return apply_extension_root(rt, doc, op, ext.id, value);
+                return apply_extension_root(rt, doc, op, &ext.id, value);
             }
             _ => return Err(e),
         },
@@ -245,7 +264,7 @@ fn apply_path(rt: &'static ResourceType, doc: &mut Map<String, Value>, op: OpKin
     if t.def.mutability == Mutability::WriteOnly {
         return Ok(()); // password: accepted, never stored
     }
-    let name = t.def.name;
+    let name: &str = &t.def.name;
     let Some(c) = container(doc, t.ext) else {
         return Err(ScimError::Internal("extension slot is not an object".into()));
     };
@@ -275,14 +294,14 @@ fn apply_path(rt: &'static ResourceType, doc: &mut Map<String, Value>, op: OpKin
         }
         (OpKind::Remove, Some(sub)) => match c.get_mut(name) {
             Some(Value::Object(o)) => {
-                o.remove(sub.name);
+                o.remove(&*sub.name);
                 if o.is_empty() {
                     c.remove(name);
                 }
             }
             Some(Value::Array(items)) => {
                 for e in items.iter_mut().filter_map(Value::as_object_mut) {
-                    e.remove(sub.name);
+                    e.remove(&*sub.name);
                 }
             }
             _ => {}
@@ -292,11 +311,11 @@ fn apply_path(rt: &'static ResourceType, doc: &mut Map<String, Value>, op: OpKin
             match c.get_mut(name) {
                 Some(Value::Array(items)) => {
                     for e in items.iter_mut().filter_map(Value::as_object_mut) {
-                        set_or_clear(e, sub.name, v.clone());
+                        set_or_clear(e, &sub.name, v.clone());
                     }
                 }
                 Some(Value::Object(o)) => {
-                    set_or_clear(o, sub.name, v);
+                    set_or_clear(o, &sub.name, v);
                     if o.is_empty() {
                         c.remove(name);
                     }
@@ -388,19 +407,13 @@ fn apply_path(rt: &'static ResourceType, doc: &mut Map<String, Value>, op: OpKin
     Ok(())
 }
 
-fn apply_extension_root(
-    rt: &'static ResourceType,
-    doc: &mut Map<String, Value>,
-    op: OpKind,
-    urn: &str,
-    value: Option<&Value>,
-) -> Result<()> {
+fn apply_extension_root(rt: &ResourceType, doc: &mut Map<String, Value>, op: OpKind, urn: &str, value: Option<&Value>) -> Result<()> {
     let Some(ext) = rt.extension(urn) else {
         return Err(ScimError::invalid_path(format!("'{urn}' is not an extension of {}", rt.name)));
     };
     if op == OpKind::Remove || value.is_none_or(Value::is_null) {
         if op == OpKind::Remove {
-            doc.remove(ext.id);
+            doc.remove(&*ext.id);
         }
         return Ok(());
     }
@@ -426,18 +439,11 @@ fn apply_extension_root(
     Ok(())
 }
 
-fn apply_value_path(
-    rt: &'static ResourceType,
-    c: &mut Map<String, Value>,
-    op: OpKind,
-    t: Target,
-    f: &Filter,
-    value: Option<&Value>,
-) -> Result<()> {
+fn apply_value_path(rt: &ResourceType, c: &mut Map<String, Value>, op: OpKind, t: Target, f: &Filter, value: Option<&Value>) -> Result<()> {
     let base = Target { sub: None, ..t };
     let expr = filter::compile_element(f, rt, base).map_err(|e| ScimError::invalid_path(e.to_string()))?;
     let empty = Map::new();
-    let name = t.def.name;
+    let name: &str = &t.def.name;
     let items: &mut Vec<Value> = {
         let slot = c.entry(name.to_string()).or_insert_with(|| Value::Array(Vec::new()));
         if !slot.is_array() {
@@ -457,7 +463,7 @@ fn apply_value_path(
             if let Some(sub) = t.sub {
                 for i in &matched {
                     if let Some(o) = items[*i].as_object_mut() {
-                        o.remove(sub.name);
+                        o.remove(&*sub.name);
                     }
                 }
                 items.retain(|e| e.as_object().is_some_and(|o| !o.is_empty()));
@@ -489,7 +495,7 @@ fn apply_value_path(
                     }
                     for i in &matched {
                         if let Some(o) = items[*i].as_object_mut() {
-                            set_or_clear(o, sub.name, v.clone());
+                            set_or_clear(o, &sub.name, v.clone());
                         }
                     }
                 }
@@ -681,7 +687,7 @@ mod tests {
 
     fn run(ops: Value) -> Result<Map<String, Value>> {
         let p = PatchOp::parse(&json!({"schemas": [URN_PATCH], "Operations": ops}))?;
-        apply(user_type(), &user(), &p)
+        apply(user_type(), &user(), &p, &resource::Undeclared::default())
     }
 
     #[test]

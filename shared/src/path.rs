@@ -35,7 +35,7 @@ impl AttrPath {
     }
 
     /// Resolves this path against a resource type. `None` when no such attribute is defined.
-    pub fn resolve(&self, rt: &'static ResourceType) -> Option<Target> {
+    pub fn resolve<'a>(&self, rt: &'a ResourceType) -> Option<Target<'a>> {
         let r = rt.resolve(self.urn.as_deref(), &self.attr)?;
         let sub = match &self.sub {
             Some(s) => Some(r.def.sub_attr(s)?),
@@ -70,16 +70,16 @@ fn valid_name(name: &str) -> bool {
 
 /// A resolved path: the top-level attribute (and its schema) and optionally a sub-attribute.
 #[derive(Debug, Clone, Copy)]
-pub struct Target {
+pub struct Target<'a> {
     /// Extension URN the attribute lives under, `None` for core and common attributes.
-    pub ext: Option<&'static str>,
-    pub def: &'static AttrDef,
-    pub sub: Option<&'static AttrDef>,
+    pub ext: Option<&'a str>,
+    pub def: &'a AttrDef,
+    pub sub: Option<&'a AttrDef>,
 }
 
-impl Target {
+impl<'a> Target<'a> {
     /// The definition of the leaf this path names.
-    pub fn leaf(&self) -> &'static AttrDef {
+    pub fn leaf(&self) -> &'a AttrDef {
         self.sub.unwrap_or(self.def)
     }
 
@@ -90,10 +90,10 @@ impl Target {
             s.push_str(e);
             s.push(':');
         }
-        s.push_str(self.def.name);
+        s.push_str(&self.def.name);
         if let Some(sub) = self.sub {
             s.push('.');
-            s.push_str(sub.name);
+            s.push_str(&sub.name);
         }
         s
     }

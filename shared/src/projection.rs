@@ -2,20 +2,20 @@
 //! `schemas` and `id` are always returned; `returned: never` attributes never are.
 
 use crate::path::AttrPath;
-use crate::schema::ResourceType;
+use crate::schema::{ResourceType, Returned};
 use serde_json::{Map, Value};
 
 /// One selected attribute: extension URN (or `None`), attribute name, optional sub-attribute.
-type Sel = (Option<&'static str>, &'static str, Option<&'static str>);
+type Sel<'a> = (Option<&'a str>, &'a str, Option<&'a str>);
 
 /// A parsed projection.
 #[derive(Debug, Clone, Default)]
-pub struct Projection {
-    include: Option<Vec<Sel>>,
-    exclude: Vec<Sel>,
+pub struct Projection<'a> {
+    include: Option<Vec<Sel<'a>>>,
+    exclude: Vec<Sel<'a>>,
 }
 
-fn parse_list(rt: &'static ResourceType, text: Option<&str>) -> Option<Vec<Sel>> {
+fn parse_list<'a>(rt: &'a ResourceType, text: Option<&str>) -> Option<Vec<Sel<'a>>> {
     let text = text?.trim();
     if text.is_empty() {
         return None;
@@ -25,7 +25,7 @@ fn parse_list(rt: &'static ResourceType, text: Option<&str>) -> Option<Vec<Sel>>
         // a bare extension URN selects the whole extension
         if let Some(ext) = rt.extension(part) {
             for a in &ext.attrs {
-                out.push((Some(ext.id), a.name, None));
+                out.push((Some(&*ext.id), &*a.name, None));
             }
             continue;
         }
@@ -36,15 +36,15 @@ fn parse_list(rt: &'static ResourceType, text: Option<&str>) -> Option<Vec<Sel>>
             _ => part.to_string(),
         };
         if let Some(t) = AttrPath::parse(&part).ok().and_then(|p| p.resolve(rt)) {
-            out.push((t.ext, t.def.name, t.sub.map(|s| s.name)));
+            out.push((t.ext, &*t.def.name, t.sub.map(|s| &*s.name)));
         }
     }
     Some(out)
 }
 
-impl Projection {
+impl<'a> Projection<'a> {
     /// From the two query parameters (comma-separated attribute paths).
-    pub fn new(rt: &'static ResourceType, attributes: Option<&str>, excluded: Option<&str>) -> Projection {
+    pub fn new(rt: &'a ResourceType, attributes: Option<&str>, excluded: Option<&str>) -> Projection<'a> {
         Projection { include: parse_list(rt, attributes), exclude: parse_list(rt, excluded).unwrap_or_default() }
     }
 
@@ -67,13 +67,32 @@ impl Projection {
         self.include.as_ref().is_some_and(|inc| inc.iter().any(|s| s.0 == ext && s.1 == name))
     }
 
-    /// Applies the projection to a rendered resource.
-    pub fn apply(&self, rt: &'static ResourceType, mut doc: Map<String, Value>) -> Map<String, Value> {
-        if self.is_default() {
-            // everything stays but an extension with nothing in it (as below)
-            doc.retain(|k, v| rt.extension(k).is_none() || v.as_object().is_some_and(|o| !o.is_empty()));
-            return doc;
+    /// Applies the projection to a rendered resource, and the `returned` characteristic of
+    /// extension attributes: `never` is never returned, `request` only when `attributes` names
+    /// it, `always` whatever `excludedAttributes` says.
+    pub fn apply(&self, rt: &ResourceType, doc: Map<String, Value>) -> Map<String, Value> {
+        let mut doc = if self.is_default() { doc } else { self.select(rt, doc) };
+        self.returned(rt, &mut doc);
+        // an extension with nothing in it is not returned
+        doc.retain(|k, v| rt.extension(k).is_none() || v.as_object().is_some_and(|o| !o.is_empty()));
+        doc
+    }
+
+    /// `never` and `request` attributes of the extensions (the core's never-returned password is
+    /// not even stored).
+    fn returned(&self, rt: &ResourceType, doc: &mut Map<String, Value>) {
+        for ext in rt.extensions.iter().filter(|e| e.attrs.iter().any(|a| matches!(a.returned, Returned::Never | Returned::Request))) {
+            if let Some(Value::Object(members)) = doc.get_mut(&*ext.id) {
+                members.retain(|k, _| match ext.attr(k) {
+                    Some(d) if d.returned == Returned::Never => false,
+                    Some(d) if d.returned == Returned::Request => self.names(Some(&ext.id), &d.name),
+                    _ => true,
+                });
+            }
         }
+    }
+
+    fn select(&self, rt: &ResourceType, doc: Map<String, Value>) -> Map<String, Value> {
         let mut out = Map::with_capacity(doc.len());
         for (k, v) in doc {
             if k == "schemas" || k == "id" {
@@ -84,7 +103,9 @@ impl Projection {
                 let Value::Object(members) = v else { continue };
                 let mut kept = Map::new();
                 for (mk, mv) in members {
-                    if let Some(x) = self.filter_value(Some(ext.id), &mk, mv) {
+                    if ext.attr(&mk).is_some_and(|d| d.returned == Returned::Always) {
+                        kept.insert(mk, mv);
+                    } else if let Some(x) = self.filter_value(Some(&ext.id), &mk, mv) {
                         kept.insert(mk, x);
                     }
                 }
@@ -100,7 +121,7 @@ impl Projection {
         out
     }
 
-    fn filter_value(&self, ext: Option<&'static str>, name: &str, v: Value) -> Option<Value> {
+    fn filter_value(&self, ext: Option<&str>, name: &str, v: Value) -> Option<Value> {
         let on = |s: &&Sel| s.0 == ext && s.1 == name;
         if self.exclude.iter().filter(on).any(|s| s.2.is_none()) {
             return None;

@@ -17,15 +17,62 @@ pub fn parse_bool_str(s: &str) -> Option<bool> {
     }
 }
 
+/// Extension URNs a request named that its resource type does not declare. Under the tenant's
+/// `reject` policy the first one is `400 invalidValue`; otherwise they are dropped and
+/// remembered, so the audit entry can name them (an IdP reports success for data the host
+/// application never gets: the IT admin needs to see why).
+#[derive(Debug, Default)]
+pub struct Undeclared {
+    reject: bool,
+    seen: std::sync::Mutex<Vec<String>>,
+}
+
+/// Most undeclared URNs remembered for one request.
+const UNDECLARED_KEPT: usize = 8;
+
+impl Undeclared {
+    /// A collector; `reject` refuses instead of collecting.
+    pub fn new(reject: bool) -> Undeclared {
+        Undeclared { reject, seen: Default::default() }
+    }
+
+    /// One undeclared URN met in the request.
+    pub fn note(&self, urn: &str) -> Result<()> {
+        if self.reject {
+            return Err(ScimError::invalid_value(format!(
+                "'{urn}' is not an extension this tenant declares (and its policy refuses undeclared extensions)"
+            )));
+        }
+        if let Ok(mut seen) = self.seen.lock()
+            && seen.len() < UNDECLARED_KEPT
+            && !seen.iter().any(|u| u.eq_ignore_ascii_case(urn))
+        {
+            seen.push(urn.chars().take(256).collect());
+        }
+        Ok(())
+    }
+
+    /// The URNs dropped so far.
+    pub fn urns(&self) -> Vec<String> {
+        self.seen.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// The URN of a client member naming no known schema: the member itself when it holds an
+/// object (`"urn:…:2.0:User": {…}`), else what precedes its attribute name.
+pub fn undeclared_urn<'a>(key: &'a str, value: Option<&Value>) -> &'a str {
+    if value.is_some_and(Value::is_object) { key } else { key.rsplit_once(':').map(|(u, _)| u).unwrap_or(key) }
+}
+
 /// Normalises a POST/PUT body into the canonical stored form, without `id` and `meta`.
-/// Read-only attributes and unknown attributes or extensions are ignored (IdPs send them);
-/// wrong types are rejected with `invalidValue`.
-pub fn normalize(rt: &'static ResourceType, body: &Value) -> Result<Map<String, Value>> {
+/// Read-only attributes and unknown attributes are ignored (IdPs send them); extension URNs the
+/// resource type does not declare go to `undeclared`; wrong types are `invalidValue`.
+pub fn normalize(rt: &ResourceType, body: &Value, undeclared: &Undeclared) -> Result<Map<String, Value>> {
     let obj = body.as_object().ok_or_else(|| ScimError::invalid_syntax("the request body must be a JSON object"))?;
     check_schemas(rt, obj)?;
     let mut out = Map::new();
     for (key, value) in obj {
-        set_top(rt, &mut out, key, value)?;
+        set_top(rt, &mut out, key, value, undeclared)?;
     }
     finish(rt, out)
 }
@@ -39,7 +86,7 @@ pub fn check_schemas(rt: &ResourceType, obj: &Map<String, Value>) -> Result<()> 
     if !list.iter().all(Value::is_string) {
         return Err(ScimError::invalid_syntax("'schemas' must be an array of schema URNs"));
     }
-    if !list.iter().filter_map(Value::as_str).any(|s| s.eq_ignore_ascii_case(rt.schema.id)) {
+    if !list.iter().filter_map(Value::as_str).any(|s| s.eq_ignore_ascii_case(&rt.schema.id)) {
         return Err(ScimError::invalid_value(format!("'schemas' must include {}", rt.schema.id)));
     }
     Ok(())
@@ -47,7 +94,7 @@ pub fn check_schemas(rt: &ResourceType, obj: &Map<String, Value>) -> Result<()> 
 
 /// Sets one top-level member of a client body into the canonical map (used by normalize and by
 /// PATCH's path-less operations through `patch`).
-fn set_top(rt: &'static ResourceType, out: &mut Map<String, Value>, key: &str, value: &Value) -> Result<()> {
+fn set_top(rt: &ResourceType, out: &mut Map<String, Value>, key: &str, value: &Value, undeclared: &Undeclared) -> Result<()> {
     if key.eq_ignore_ascii_case("schemas") {
         return Ok(());
     }
@@ -60,14 +107,15 @@ fn set_top(rt: &'static ResourceType, out: &mut Map<String, Value>, key: &str, v
         };
         for (k, v) in members {
             if let Some(def) = ext.attr(k) {
-                put(out, Some(ext.id), def, v)?;
+                put(out, Some(&ext.id), def, v)?;
             }
         }
         return Ok(());
     }
     let (urn, name) = rt.split_urn(key);
     if urn.is_none() && key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) {
-        return Ok(()); // an unknown or misspelled extension: ignored
+        // an undeclared or misspelled extension: refused or dropped, as the tenant decides
+        return undeclared.note(undeclared_urn(key, Some(value)));
     }
     if let Some(r) = rt.resolve(urn, name) {
         put(out, r.ext, r.def, value)?;
@@ -75,7 +123,7 @@ fn set_top(rt: &'static ResourceType, out: &mut Map<String, Value>, key: &str, v
     Ok(())
 }
 
-fn put(out: &mut Map<String, Value>, ext: Option<&'static str>, def: &'static AttrDef, value: &Value) -> Result<()> {
+fn put(out: &mut Map<String, Value>, ext: Option<&str>, def: &AttrDef, value: &Value) -> Result<()> {
     match def.mutability {
         Mutability::ReadOnly => return Ok(()),
         Mutability::WriteOnly => {
@@ -107,7 +155,7 @@ fn put(out: &mut Map<String, Value>, ext: Option<&'static str>, def: &'static At
 }
 
 /// Normalises the value of one attribute. `Ok(None)` means "no value" (null, "", empty).
-pub fn normalize_value(def: &'static AttrDef, value: &Value) -> Result<Option<Value>> {
+pub fn normalize_value(def: &AttrDef, value: &Value) -> Result<Option<Value>> {
     if !def.multi {
         // Microsoft's validation samples send a single-valued complex attribute (the enterprise
         // `manager`) as an array of one element
@@ -172,7 +220,7 @@ fn decode_json_encoded_value<'a>(def: &AttrDef, item: &'a Value) -> std::borrow:
     Cow::Owned(Value::Object(merged))
 }
 
-fn normalize_single(def: &'static AttrDef, value: &Value) -> Result<Option<Value>> {
+fn normalize_single(def: &AttrDef, value: &Value) -> Result<Option<Value>> {
     let bad = |what: &str| ScimError::invalid_value(format!("'{}' must be {what}", def.name));
     Ok(match def.ty {
         _ if value.is_null() => None,
@@ -240,9 +288,9 @@ fn normalize_single(def: &'static AttrDef, value: &Value) -> Result<Option<Value
 }
 
 /// Final checks and ordering of a normalised document.
-pub fn finish(rt: &'static ResourceType, mut doc: Map<String, Value>) -> Result<Map<String, Value>> {
+pub fn finish(rt: &ResourceType, mut doc: Map<String, Value>) -> Result<Map<String, Value>> {
     for def in &rt.schema.attrs {
-        if def.required && doc.get(def.name).is_none_or(|v| v.as_str().is_some_and(|s| s.trim().is_empty())) {
+        if def.required && doc.get(&*def.name).is_none_or(|v| v.as_str().is_some_and(|s| s.trim().is_empty())) {
             return Err(ScimError::invalid_value(format!("'{}' is required", def.name)));
         }
     }
@@ -254,8 +302,8 @@ pub fn finish(rt: &'static ResourceType, mut doc: Map<String, Value>) -> Result<
 /// Orders members as the schemas list them: common, core, extensions; anything else last.
 /// (Each member is ranked by its place in the schemas and the members sorted, stably: no lookup
 /// per schema attribute.)
-pub fn reorder(rt: &'static ResourceType, doc: Map<String, Value>) -> Map<String, Value> {
-    let names = || common_attrs().iter().map(|a| a.name).filter(|n| *n != "meta").chain(rt.schema.attrs.iter().map(|a| a.name));
+pub fn reorder(rt: &ResourceType, doc: Map<String, Value>) -> Map<String, Value> {
+    let names = || common_attrs().iter().map(|a| &*a.name).filter(|n| *n != "meta").chain(rt.schema.attrs.iter().map(|a| &*a.name));
     let after_names = names().count();
     let rank = |k: &str| {
         names().position(|n| n == k).or_else(|| rt.extensions.iter().position(|e| e.id == k).map(|i| after_names + i)).unwrap_or(usize::MAX)
@@ -282,11 +330,12 @@ pub fn reorder(rt: &'static ResourceType, doc: Map<String, Value>) -> Map<String
 
 /// Renders a stored document for the wire: `schemas` first, `meta.location` from the base URL.
 /// Takes the document by value: its attributes move into the response, nothing is copied.
-pub fn render(rt: &'static ResourceType, mut doc: Map<String, Value>, base_url: &str) -> Map<String, Value> {
+pub fn render(rt: &ResourceType, mut doc: Map<String, Value>, base_url: &str) -> Map<String, Value> {
+    hide_undeclared(rt, &mut doc);
     let mut out = Map::with_capacity(doc.len() + 2);
     let mut schemas = vec![Value::String(rt.schema.id.to_string())];
     for ext in &rt.extensions {
-        if doc.contains_key(ext.id) {
+        if doc.contains_key(&*ext.id) {
             schemas.push(Value::String(ext.id.to_string()));
         }
     }
@@ -301,6 +350,22 @@ pub fn render(rt: &'static ResourceType, mut doc: Map<String, Value>, base_url: 
         out.insert("meta".into(), Value::Object(meta));
     }
     out
+}
+
+/// Takes out of a stored document what its tenant no longer declares — a deleted extension's
+/// object, a retired attribute inside a declared one — so it is neither returned nor projected
+/// (it stays stored: see `extensions`).
+fn hide_undeclared(rt: &ResourceType, doc: &mut Map<String, Value>) {
+    doc.retain(|k, v| {
+        if !k.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) {
+            return true;
+        }
+        let Some(ext) = rt.extension(k) else { return false };
+        if let Value::Object(members) = v {
+            members.retain(|name, _| ext.attr(name).is_some());
+        }
+        true
+    });
 }
 
 #[cfg(test)]
@@ -322,7 +387,7 @@ mod tests {
             URN_ENTERPRISE: {"department": "R&D", "manager": "m-1"},
             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:Usr": {"department": "ignored"}
         });
-        let d = normalize(user_type(), &body).unwrap();
+        let d = normalize(user_type(), &body, &Undeclared::default()).unwrap();
         assert_eq!(d["userName"], "Test_User@contoso.com");
         assert_eq!(d["active"], true);
         assert!(!d.contains_key("id") && !d.contains_key("meta") && !d.contains_key("password"));
@@ -345,7 +410,7 @@ mod tests {
             json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "userName": "a"}),
             json!(["userName"]),
         ] {
-            let e = normalize(user_type(), &body).expect_err(&body.to_string());
+            let e = normalize(user_type(), &body, &Undeclared::default()).expect_err(&body.to_string());
             assert_eq!(e.status(), 400, "{body}");
         }
     }
@@ -355,16 +420,16 @@ mod tests {
         // found by the `resource` fuzz target: `valuE` holding a JSON-encoded role was decoded
         // only on the second pass
         let body = json!({"userName": "x", "roles": [{"valuE": "{\"value\":\"Admin\"}"}]});
-        let once = normalize(user_type(), &body).unwrap();
+        let once = normalize(user_type(), &body, &Undeclared::default()).unwrap();
         assert_eq!(once["roles"], json!([{"value": "Admin"}]));
-        assert_eq!(normalize(user_type(), &Value::Object(once.clone())).unwrap(), once);
+        assert_eq!(normalize(user_type(), &Value::Object(once.clone()), &Undeclared::default()).unwrap(), once);
     }
 
     #[test]
     fn json_encoded_roles_are_decoded() {
         let body =
             json!({"userName": "a", "roles": [{"primary": true, "value": "{\"id\":\"1\",\"value\":\"Admin\",\"displayName\":\"Admin\"}"}]});
-        let d = normalize(user_type(), &body).unwrap();
+        let d = normalize(user_type(), &body, &Undeclared::default()).unwrap();
         assert_eq!(d["roles"][0]["value"], "Admin");
         assert_eq!(d["roles"][0]["display"], "Admin");
         assert_eq!(d["roles"][0]["primary"], true);

@@ -2,7 +2,11 @@
 //! PATCH, projection and the `/Schemas` endpoint are all driven from these definitions.
 
 use serde_json::{Map, Value, json};
-use std::sync::OnceLock;
+use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
+
+/// Text of a schema: borrowed for the built-in schemas, owned for a tenant's declarations.
+pub type Text = Cow<'static, str>;
 
 pub const URN_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const URN_GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -64,27 +68,28 @@ pub enum Returned {
 }
 
 /// One attribute (or sub-attribute) definition.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AttrDef {
-    pub name: &'static str,
+    pub name: Text,
     pub ty: AttrType,
     pub multi: bool,
     pub required: bool,
     pub case_exact: bool,
     pub mutability: Mutability,
     pub returned: Returned,
-    /// `server` uniqueness (only userName and group displayName here).
+    /// `server` uniqueness: userName, group displayName, and a tenant's attributes declared so.
     pub unique: bool,
-    pub description: &'static str,
-    pub canonical: &'static [&'static str],
-    pub ref_types: &'static [&'static str],
+    pub description: Text,
+    pub canonical: Vec<Text>,
+    pub ref_types: Vec<Text>,
     pub sub: Vec<AttrDef>,
 }
 
 impl AttrDef {
-    fn new(name: &'static str, ty: AttrType, description: &'static str) -> Self {
+    /// A read-write, single-valued, case-insensitive attribute returned by default.
+    pub fn new(name: impl Into<Text>, ty: AttrType, description: impl Into<Text>) -> Self {
         AttrDef {
-            name,
+            name: name.into(),
             ty,
             multi: false,
             required: false,
@@ -92,9 +97,9 @@ impl AttrDef {
             mutability: Mutability::ReadWrite,
             returned: Returned::Default,
             unique: false,
-            description,
-            canonical: &[],
-            ref_types: &[],
+            description: description.into(),
+            canonical: Vec::new(),
+            ref_types: Vec::new(),
             sub: Vec::new(),
         }
     }
@@ -128,11 +133,11 @@ impl AttrDef {
         self
     }
     fn canonical(mut self, values: &'static [&'static str]) -> Self {
-        self.canonical = values;
+        self.canonical = values.iter().map(|v| Text::Borrowed(*v)).collect();
         self
     }
     fn refs(mut self, types: &'static [&'static str]) -> Self {
-        self.ref_types = types;
+        self.ref_types = types.iter().map(|v| Text::Borrowed(*v)).collect();
         self
     }
     fn with(mut self, sub: Vec<AttrDef>) -> Self {
@@ -148,6 +153,19 @@ impl AttrDef {
     /// True for complex attributes.
     pub fn is_complex(&self) -> bool {
         self.ty == AttrType::Complex
+    }
+
+    /// The key a unique attribute's value is claimed under: strings folded caselessly unless the
+    /// attribute is caseExact, other simple values as their JSON text; `None` for no value.
+    pub fn claim_key(&self, v: &Value) -> Option<String> {
+        match v {
+            Value::Null => None,
+            Value::String(s) if s.is_empty() => None,
+            Value::String(s) if self.case_exact => Some(s.clone()),
+            Value::String(s) => Some(crate::casefold::fold(s)),
+            Value::Number(_) | Value::Bool(_) => Some(crate::json_text(v)),
+            _ => None,
+        }
     }
 
     /// The RFC 7643 §7 representation of this attribute for `/Schemas`.
@@ -190,11 +208,11 @@ impl AttrDef {
 }
 
 /// One schema (RFC 7643 §7).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SchemaDef {
-    pub id: &'static str,
-    pub name: &'static str,
-    pub description: &'static str,
+    pub id: Text,
+    pub name: Text,
+    pub description: Text,
     pub attrs: Vec<AttrDef>,
 }
 
@@ -220,29 +238,30 @@ impl SchemaDef {
     }
 }
 
-/// A resource type (RFC 7643 §6): its core schema and extensions.
-#[derive(Debug)]
+/// A resource type (RFC 7643 §6): its core schema and extensions — the built-in ones, and for
+/// a tenant with declarations, its own.
+#[derive(Debug, Clone)]
 pub struct ResourceType {
     pub name: &'static str,
     pub endpoint: &'static str,
     pub description: &'static str,
     pub schema: &'static SchemaDef,
-    pub extensions: Vec<&'static SchemaDef>,
+    pub extensions: Vec<Arc<SchemaDef>>,
 }
 
 impl ResourceType {
     /// The core schema followed by the extensions.
-    pub fn schemas(&self) -> impl Iterator<Item = &'static SchemaDef> + '_ {
-        std::iter::once(self.schema).chain(self.extensions.iter().copied())
+    pub fn schemas(&self) -> impl Iterator<Item = &SchemaDef> + '_ {
+        std::iter::once(self.schema).chain(self.extensions.iter().map(|s| &**s))
     }
 
     /// An extension schema by URN, case-insensitively.
-    pub fn extension(&self, urn: &str) -> Option<&'static SchemaDef> {
-        self.extensions.iter().copied().find(|s| s.id.eq_ignore_ascii_case(urn))
+    pub fn extension(&self, urn: &str) -> Option<&SchemaDef> {
+        self.extensions.iter().map(|s| &**s).find(|s| s.id.eq_ignore_ascii_case(urn))
     }
 
     /// A schema (core or extension) by URN, case-insensitively.
-    pub fn schema_by_urn(&self, urn: &str) -> Option<&'static SchemaDef> {
+    pub fn schema_by_urn(&self, urn: &str) -> Option<&SchemaDef> {
         self.schemas().find(|s| s.id.eq_ignore_ascii_case(urn))
     }
 
@@ -301,7 +320,7 @@ pub fn user_schema() -> &'static SchemaDef {
         use AttrType::*;
         let mut photos = multi_complex("photos", "URLs of images of the user.", Reference, &["photo", "thumbnail"]);
         if let Some(v) = photos.sub.first_mut() {
-            v.ref_types = &["external"];
+            v.ref_types = vec![Text::Borrowed("external")];
             v.case_exact = true;
         }
         let mut x509 = multi_complex("x509Certificates", "DER-encoded X.509 certificates.", Binary, &[]);
@@ -309,9 +328,9 @@ pub fn user_schema() -> &'static SchemaDef {
             v.case_exact = true;
         }
         SchemaDef {
-            id: URN_USER,
-            name: "User",
-            description: "User Account",
+            id: URN_USER.into(),
+            name: "User".into(),
+            description: "User Account".into(),
             attrs: vec![
                 AttrDef::new("userName", String, "Unique identifier for the user, typically used to sign in.").required().unique(),
                 AttrDef::new("name", Complex, "The components of the user's name.").with(vec![
@@ -370,13 +389,17 @@ pub fn user_schema() -> &'static SchemaDef {
 
 /// RFC 7643 §4.3 Enterprise User extension.
 pub fn enterprise_schema() -> &'static SchemaDef {
-    static S: OnceLock<SchemaDef> = OnceLock::new();
+    enterprise_arc()
+}
+
+fn enterprise_arc() -> &'static Arc<SchemaDef> {
+    static S: OnceLock<Arc<SchemaDef>> = OnceLock::new();
     S.get_or_init(|| {
         use AttrType::*;
-        SchemaDef {
-            id: URN_ENTERPRISE,
-            name: "EnterpriseUser",
-            description: "Enterprise User",
+        Arc::new(SchemaDef {
+            id: URN_ENTERPRISE.into(),
+            name: "EnterpriseUser".into(),
+            description: "Enterprise User".into(),
             attrs: vec![
                 AttrDef::new("employeeNumber", String, "Numeric or alphanumeric identifier assigned by the organisation."),
                 AttrDef::new("costCenter", String, "Cost center."),
@@ -389,7 +412,7 @@ pub fn enterprise_schema() -> &'static SchemaDef {
                     AttrDef::new("displayName", String, "The manager's displayName.").read_only(),
                 ]),
             ],
-        }
+        })
     })
 }
 
@@ -405,9 +428,9 @@ pub fn group_schema() -> &'static SchemaDef {
         let mut kind = AttrDef::new("type", String, "The member's resource type.").canonical(&["User", "Group"]);
         kind.mutability = Mutability::Immutable;
         SchemaDef {
-            id: URN_GROUP,
-            name: "Group",
-            description: "Group",
+            id: URN_GROUP.into(),
+            name: "Group".into(),
+            description: "Group".into(),
             attrs: vec![
                 AttrDef::new("displayName", String, "A human-readable name for the group; unique per tenant.").required().unique(),
                 AttrDef::new("members", Complex, "The members of the group.").multi().with(vec![
@@ -430,13 +453,17 @@ pub fn group_type() -> &'static ResourceType {
 /// The access extension: roles the user effectively holds in the host application, computed
 /// from its `roles` and its groups under the tenant's role policy (empty while inactive).
 pub fn access_schema() -> &'static SchemaDef {
-    static S: OnceLock<SchemaDef> = OnceLock::new();
+    access_arc()
+}
+
+fn access_arc() -> &'static Arc<SchemaDef> {
+    static S: OnceLock<Arc<SchemaDef>> = OnceLock::new();
     S.get_or_init(|| {
         use AttrType::*;
-        SchemaDef {
-            id: URN_ACCESS,
-            name: "Access",
-            description: "Effective application roles (read-only)",
+        Arc::new(SchemaDef {
+            id: URN_ACCESS.into(),
+            name: "Access".into(),
+            description: "Effective application roles (read-only)".into(),
             attrs: vec![
                 AttrDef::new(
                     "effectiveRoles",
@@ -451,7 +478,7 @@ pub fn access_schema() -> &'static SchemaDef {
                     AttrDef::new("source", String, "'roles', 'default' or 'group:<group id>'.").read_only(),
                 ]),
             ],
-        }
+        })
     })
 }
 
@@ -463,7 +490,7 @@ pub fn user_type() -> &'static ResourceType {
         endpoint: "/Users",
         description: "User Account",
         schema: user_schema(),
-        extensions: vec![enterprise_schema(), access_schema()],
+        extensions: vec![enterprise_arc().clone(), access_arc().clone()],
     })
 }
 
@@ -479,22 +506,22 @@ pub fn all_schemas() -> Vec<&'static SchemaDef> {
 
 /// Where an attribute path lands in a resource type: which schema, which definition.
 #[derive(Debug, Clone, Copy)]
-pub struct Resolved {
+pub struct Resolved<'a> {
     /// `None` for core and common attributes (stored at the top level); the URN for extensions
     /// (stored under the URN key).
-    pub ext: Option<&'static str>,
-    pub def: &'static AttrDef,
+    pub ext: Option<&'a str>,
+    pub def: &'a AttrDef,
 }
 
 impl ResourceType {
     /// Resolves a top-level attribute name, optionally URN-qualified, case-insensitively.
     /// Unqualified names are looked up in the common attributes, the core schema, then extensions.
-    pub fn resolve(&'static self, urn: Option<&str>, name: &str) -> Option<Resolved> {
+    pub fn resolve(&self, urn: Option<&str>, name: &str) -> Option<Resolved<'_>> {
         match urn {
-            Some(u) if u.eq_ignore_ascii_case(self.schema.id) => self.resolve(None, name).filter(|r| r.ext.is_none()),
+            Some(u) if u.eq_ignore_ascii_case(&self.schema.id) => self.resolve(None, name).filter(|r| r.ext.is_none()),
             Some(u) => {
                 let ext = self.extension(u)?;
-                ext.attr(name).map(|def| Resolved { ext: Some(ext.id), def })
+                ext.attr(name).map(|def| Resolved { ext: Some(&ext.id), def })
             }
             None => {
                 if let Some(def) = common_attrs().iter().find(|a| a.name.eq_ignore_ascii_case(name)) {
@@ -503,17 +530,17 @@ impl ResourceType {
                 if let Some(def) = self.schema.attr(name) {
                     return Some(Resolved { ext: None, def });
                 }
-                self.extensions.iter().find_map(|s| s.attr(name).map(|def| Resolved { ext: Some(s.id), def }))
+                self.extensions.iter().find_map(|s| s.attr(name).map(|def| Resolved { ext: Some(&s.id), def }))
             }
         }
     }
 
     /// Splits a possibly URN-qualified path (`urn:...:User:name.givenName`) into its URN and the
     /// rest, using the known schema URNs (longest match), so dots inside URNs (`2.0`) are kept.
-    pub fn split_urn<'a>(&self, path: &'a str) -> (Option<&'static str>, &'a str) {
-        let mut best: Option<&'static SchemaDef> = None;
+    pub fn split_urn<'a>(&self, path: &'a str) -> (Option<&str>, &'a str) {
+        let mut best: Option<&SchemaDef> = None;
         for s in self.schemas() {
-            let id = s.id;
+            let id = &s.id;
             if path.len() > id.len()
                 && path.is_char_boundary(id.len())
                 && path[..id.len()].eq_ignore_ascii_case(id)
@@ -524,7 +551,7 @@ impl ResourceType {
             }
         }
         match best {
-            Some(s) => (Some(s.id), &path[s.id.len() + 1..]),
+            Some(s) => (Some(&*s.id), &path[s.id.len() + 1..]),
             None => (None, path),
         }
     }
@@ -537,8 +564,8 @@ mod tests {
     #[test]
     fn resolves_case_insensitively_and_by_urn() {
         let t = user_type();
-        assert_eq!(t.resolve(None, "USERNAME").map(|r| r.def.name), Some("userName"));
-        let r = t.resolve(Some(URN_ENTERPRISE), "Department").map(|r| (r.ext, r.def.name));
+        assert_eq!(t.resolve(None, "USERNAME").map(|r| &*r.def.name), Some("userName"));
+        let r = t.resolve(Some(URN_ENTERPRISE), "Department").map(|r| (r.ext, &*r.def.name));
         assert_eq!(r, Some((Some(URN_ENTERPRISE), "department")));
         assert!(t.resolve(None, "nosuch").is_none());
         let (urn, rest) = t.split_urn("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value");

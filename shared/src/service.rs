@@ -3,6 +3,7 @@
 
 use crate::auth::{ExternalIdPolicy, Permission};
 use crate::error::{Result, ScimError};
+use crate::extensions::TenantSchemas;
 use crate::filter::{self, Expr, Lookup, Operand};
 use crate::list_query::ListQuery;
 use crate::members::{self, MemberOp, Plan};
@@ -42,6 +43,10 @@ pub struct Ctx<'a> {
     pub permissions: &'a [Permission],
     /// The tenant's externalId policy (from the authorizer).
     pub external_id_policy: crate::auth::ExternalIdPolicy,
+    /// The tenant's resource types: the built-in ones and its declared extensions.
+    pub types: &'a TenantSchemas,
+    /// Where extension URNs the tenant does not declare are refused or noted.
+    pub undeclared: &'a resource::Undeclared,
 }
 
 impl Ctx<'_> {
@@ -165,7 +170,19 @@ fn effective_roles(doc: &mut Map<String, Value>, policy: Option<&crate::auth::Ro
 pub struct Service {
     pub layout: Layout,
     seal: tokio::sync::OnceCell<Vec<u8>>,
+    types: TypesCache,
 }
+
+/// Tenants' resource types, kept per process: tenant → (types, when read). A request whose
+/// tenant has no declarations (version 0) never looks here; one with declarations reads them at
+/// most once per [`TYPES_TTL`] or when its principal carries a newer version.
+#[derive(Default)]
+struct TypesCache(std::sync::Mutex<std::collections::HashMap<String, (std::sync::Arc<TenantSchemas>, std::time::Instant)>>);
+
+/// How long read declarations are trusted without a newer version announced.
+const TYPES_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+/// Tenants whose types a process keeps; past this the cache starts over.
+const TYPES_KEPT: usize = 512;
 
 /// The weak ETag of a version.
 pub fn etag(version: u64) -> String {
@@ -205,7 +222,26 @@ fn claims(ctx: Ctx<'_>, kind: Kind, doc: &Map<String, Value>) -> Result<Claims> 
             return Err(ScimError::invalid_value(format!("'{what}' is longer than {MAX_KEY_TEXT} bytes")));
         }
     }
-    Ok(Claims { name, external_id, external_id_unique: ctx.external_id_policy == ExternalIdPolicy::Unique })
+    Ok(Claims {
+        name,
+        external_id,
+        external_id_unique: ctx.external_id_policy == ExternalIdPolicy::Unique,
+        attributes: attribute_claims(ctx.types.of(kind), doc),
+    })
+}
+
+/// The unique claims of a document's extension attributes declared `uniqueness: server`.
+fn attribute_claims(rt: &ResourceType, doc: &Map<String, Value>) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for ext in &rt.extensions {
+        let Some(Value::Object(values)) = doc.get(&*ext.id) else { continue };
+        for def in ext.attrs.iter().filter(|a| a.unique) {
+            if let Some(key) = values.get(&*def.name).and_then(|v| def.claim_key(v)) {
+                out.push((ext.id.to_string(), def.name.to_string(), key));
+            }
+        }
+    }
+    out
 }
 
 /// Identity text a document is about to be stored with: userName, displayName and externalId
@@ -225,6 +261,10 @@ fn check_identity_text(doc: &Map<String, Value>) -> Result<()> {
 fn conflict(kind: Kind, c: WriteConflict, doc: &Map<String, Value>) -> ScimError {
     let text = |k: &str| doc.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
     match c {
+        WriteConflict::Attribute(name) => ScimError::Conflict(format!(
+            "the value of '{name}' already belongs to another {} in this tenant (the attribute is declared unique)",
+            resource_type(kind).name.to_lowercase()
+        )),
         WriteConflict::Name => {
             ScimError::Conflict(format!("{} '{}' is already taken in this tenant", name_attr(kind), text(name_attr(kind))))
         }
@@ -325,7 +365,34 @@ fn member_use(e: &Expr) -> MemberUse {
 impl Service {
     /// A service over a layout.
     pub fn new(layout: Layout) -> Service {
-        Service { layout, seal: tokio::sync::OnceCell::new() }
+        Service { layout, seal: tokio::sync::OnceCell::new(), types: TypesCache::default() }
+    }
+
+    /// A tenant's resource types for a request whose principal announces declarations at
+    /// `version`: the built-in types for 0 (no read), else the cached ones when at least that
+    /// new and fresh, else one read of the declarations.
+    pub async fn tenant_types(&self, tenant: &str, version: u64) -> Result<std::sync::Arc<TenantSchemas>> {
+        if version == 0 {
+            return Ok(TenantSchemas::builtin());
+        }
+        if let Ok(cache) = self.types.0.lock()
+            && let Some((t, at)) = cache.get(tenant)
+            && t.version >= version
+            && at.elapsed() < TYPES_TTL
+        {
+            return Ok(t.clone());
+        }
+        let types = std::sync::Arc::new(match self.layout.schema_declarations(tenant).await? {
+            Some((record, v)) => TenantSchemas::build(v, crate::extensions::from_record(&record)),
+            None => TenantSchemas::build(0, Vec::new()),
+        });
+        if let Ok(mut cache) = self.types.0.lock() {
+            if cache.len() >= TYPES_KEPT {
+                cache.clear();
+            }
+            cache.insert(tenant.to_string(), (types.clone(), std::time::Instant::now()));
+        }
+        Ok(types)
     }
 
     /// The users a member change may add: every id must name a user of this tenant (400 naming
@@ -360,8 +427,8 @@ impl Service {
     /// externalId exactly one user holds replaces and reactivates that user instead
     /// (`Written::Changed`: the answer is still 201, with the existing id).
     pub async fn create(&self, ctx: Ctx<'_>, kind: Kind, body: &Value) -> Result<(Stored, Written)> {
-        let rt = resource_type(kind);
-        let mut doc = resource::normalize(rt, body)?;
+        let rt = ctx.types.of(kind);
+        let mut doc = resource::normalize(rt, body, ctx.undeclared)?;
         if let Some(holder) = self.relink_target(ctx, kind, &doc).await? {
             let mut reactivated = body.clone();
             if let Some(o) = reactivated.as_object_mut()
@@ -437,8 +504,8 @@ impl Service {
     /// `PUT`: replace; read-only attributes in the body are ignored. For groups the body's
     /// `members` (or none) becomes the member set.
     pub async fn replace(&self, ctx: Ctx<'_>, kind: Kind, id: &str, body: &Value, if_match: Option<&str>) -> Result<Stored> {
-        let rt = resource_type(kind);
-        let mut new_doc = resource::normalize(rt, body)?;
+        let rt = ctx.types.of(kind);
+        let mut new_doc = resource::normalize(rt, body, ctx.undeclared)?;
         let mut ops = Vec::new();
         if kind == Kind::Group {
             ops.push(MemberOp::Replace(take_members(&mut new_doc, body)?));
@@ -448,11 +515,11 @@ impl Service {
 
     /// `PATCH`.
     pub async fn patch(&self, ctx: Ctx<'_>, kind: Kind, id: &str, body: &Value, if_match: Option<&str>) -> Result<Stored> {
-        let rt = resource_type(kind);
+        let rt = ctx.types.of(kind);
         let op = PatchOp::parse(body)?;
         let (member_ops, rest) = if kind == Kind::Group { members::split(&op)? } else { (Vec::new(), op) };
         self.rewrite(ctx, kind, id, if_match, &member_ops, |old| {
-            if rest.operations.is_empty() { Ok(old.doc.clone()) } else { patch::apply(rt, &old.doc, &rest) }
+            if rest.operations.is_empty() { Ok(old.doc.clone()) } else { patch::apply(rt, &old.doc, &rest, ctx.undeclared) }
         })
         .await
     }
@@ -522,11 +589,13 @@ impl Service {
     where
         F: Fn(&Stored) -> Result<Map<String, Value>>,
     {
-        let rt = resource_type(kind);
+        let rt = ctx.types.of(kind);
         for _ in 0..WRITE_ATTEMPTS {
             let old = self.get(ctx, kind, id).await?;
             check_if_match(if_match, old.version)?;
             let mut new_doc = change(&old)?;
+            // what the tenant's declarations hide is kept, not dropped by a write that cannot see it
+            ctx.types.carry_hidden(kind, &old.doc, &mut new_doc);
             check_protected(ctx, kind, Some(&old.doc), &new_doc)?;
             check_identity_text(&new_doc)?;
             if kind == Kind::User {
@@ -612,7 +681,7 @@ impl Service {
         ctx: Ctx<'_>,
         kind: Kind,
         doc: &mut Map<String, Value>,
-        projection: &Projection,
+        projection: &Projection<'_>,
         in_list: bool,
     ) -> Result<()> {
         let id = doc.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
@@ -654,10 +723,10 @@ impl Service {
         ctx: Ctx<'_>,
         kind: Kind,
         s: Stored,
-        projection: &Projection,
+        projection: &Projection<'_>,
         written: Written,
     ) -> Result<Map<String, Value>> {
-        let rt = resource_type(kind);
+        let rt = ctx.types.of(kind);
         let mut doc = s.doc;
         // `expand` inserts only after its reads succeed, so a failed one leaves `doc` untouched
         if !(written == Written::Created && kind == Kind::User)
@@ -676,7 +745,7 @@ impl Service {
 
     /// `GET /Users|/Groups` and `.search`: a ListResponse, projected.
     pub async fn list_response(&self, ctx: Ctx<'_>, kind: Kind, q: &ListQuery) -> Result<Value> {
-        let rt = resource_type(kind);
+        let rt = ctx.types.of(kind);
         let projection = Projection::new(rt, q.attributes.as_deref(), q.excluded_attributes.as_deref());
         let page = self.list(ctx, kind, rt, q).await?;
         let mut resources = Vec::with_capacity(page.resources.len());
@@ -712,7 +781,7 @@ impl Service {
         Ok(Value::Object(out))
     }
 
-    async fn list(&self, ctx: Ctx<'_>, kind: Kind, rt: &'static ResourceType, q: &ListQuery) -> Result<Page> {
+    async fn list(&self, ctx: Ctx<'_>, kind: Kind, rt: &ResourceType, q: &ListQuery) -> Result<Page> {
         let expr = q.filter.as_deref().map(|f| filter::compile_str(f, rt)).transpose()?;
         let sort = match &q.sort_by {
             Some(s) => Some(
@@ -767,7 +836,7 @@ impl Service {
 
     /// Puts the members a group filter looks at into the candidates' documents: only the asked
     /// ids for `members[value eq "x"]` (one batched read per group), the full list otherwise.
-    async fn attach_members_for_filter(&self, ctx: Ctx<'_>, e: &Expr, groups: &mut [Stored]) -> Result<()> {
+    async fn attach_members_for_filter(&self, ctx: Ctx<'_>, e: &Expr<'_>, groups: &mut [Stored]) -> Result<()> {
         let ids = match member_use(e) {
             MemberUse::None => return Ok(()),
             MemberUse::Ids(ids) => Some(ids),
@@ -798,6 +867,7 @@ impl Service {
             let id = match l {
                 Lookup::Id(id) => Some(id.clone()),
                 Lookup::Name(n) => self.layout.claimed_by(ctx.tenant, kind, Some(&crate::casefold::fold(n)), None).await?,
+                Lookup::Unique { ext, attr, key } => self.layout.attribute_holder(ctx.tenant, kind, ext, attr, key).await?,
                 Lookup::ExternalId(e) => {
                     for id in self.layout.external_id_holders(ctx.tenant, kind, e).await? {
                         if !ids.contains(&id) {

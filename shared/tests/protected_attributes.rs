@@ -29,6 +29,7 @@ fn principal(key: &str, permissions: &[Permission], policy: Option<&RolesPolicy>
         deactivation: Deactivation::default(),
         external_id_policy: Default::default(),
         unknown_extensions: Default::default(),
+        schemas_version: 0,
     }
 }
 

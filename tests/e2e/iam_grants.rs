@@ -12,6 +12,8 @@ use scim_core::store::{Index, Item, Query, StoreError, Table, Write};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
+const EXT: &str = "urn:ietf:params:scim:schemas:extension:acme:2.0:User";
+
 /// A table that records (action, item family) of every call while recording is on.
 struct Recording {
     inner: EmbeddedTable,
@@ -123,7 +125,7 @@ fn requests_of(function: &str, ids: &BTreeMap<&str, String>) -> Vec<Request> {
     let op = |ops: Value| Some(patch_op(ops));
     match function {
         "users-create" => vec![
-            req("POST", "/Users", Some(json!({"userName": "new@x.io", "externalId": "e-new"}))),
+            req("POST", "/Users", Some(json!({"userName": "new@x.io", "externalId": "e-new", EXT: {"badge": 99}}))),
             req("POST", "/Users", Some(json!({"userName": "new@x.io"}))),
         ],
         "users-list" => vec![
@@ -134,6 +136,7 @@ fn requests_of(function: &str, ids: &BTreeMap<&str, String>) -> Vec<Request> {
             req("GET", "/Users?filter=userName%20eq%20%22a@x.io%22&attributes=userName,groups", None),
             req("GET", "/Users?filter=externalId%20eq%20%22e-a%22", None),
             req("GET", "/Users?sortBy=userName&filter=active%20eq%20true", None),
+            req("GET", &format!("/Users?filter={EXT}:badge%20eq%2011"), None),
         ],
         "users-search" => vec![req("POST", "/Users/.search", Some(json!({"filter": "userName sw \"a\"", "attributes": ["groups"]})))],
         "search" => vec![req("POST", "/.search", Some(json!({"filter": "displayName pr"})))],
@@ -143,6 +146,7 @@ fn requests_of(function: &str, ids: &BTreeMap<&str, String>) -> Vec<Request> {
         }
         "users-patch" => vec![
             req("PATCH", &format!("/Users/{a}"), op(json!([{"op": "replace", "path": "externalId", "value": "e-a2"}]))),
+            req("PATCH", &format!("/Users/{a}"), op(json!([{"op": "replace", "path": format!("{EXT}:badge"), "value": 77}]))),
             req("PATCH", &format!("/Users/{a}"), op(json!([{"op": "replace", "value": {"active": false, "userName": "a2@x.io"}}]))),
         ],
         "users-delete" => vec![req("DELETE", &format!("/Users/{b}"), None)],
@@ -163,15 +167,27 @@ fn requests_of(function: &str, ids: &BTreeMap<&str, String>) -> Vec<Request> {
             req("PATCH", &format!("/Groups/{g}"), op(json!([{"op": "replace", "path": "displayName", "value": "Eng3"}]))),
         ],
         "groups-delete" => vec![req("DELETE", &format!("/Groups/{g}"), None)],
-        "discovery" => {
-            vec![req("GET", "/Schemas", None), req("GET", "/ResourceTypes/User", None), req("GET", "/ServiceProviderConfig", None)]
-        }
+        "discovery" => vec![
+            req("GET", "/Schemas", None),
+            req("GET", &format!("/Schemas/{EXT}"), None),
+            req("GET", "/ResourceTypes/User", None),
+            req("GET", "/ServiceProviderConfig", None),
+        ],
         "settings" => vec![
             req("GET", "/Settings", None),
             req("PATCH", "/Settings", Some(json!({"deactivation": "keep-memberships"}))),
             req("PUT", "/Settings/RoleMappings", Some(json!({"defaultRole": "member", "userRoles": ["member"]}))),
             req("GET", "/Settings/RoleMappings", None),
             req("DELETE", "/Settings/RoleMappings", None),
+            req("GET", "/Settings/Schemas", None),
+            req("GET", &format!("/Settings/Schemas/{EXT}"), None),
+            req("PUT", &format!("/Settings/Schemas/{EXT}"), Some(json!({"attributes": [{"name": "badge", "type": "string"}]}))),
+            req(
+                "PUT",
+                "/Settings/Schemas/urn:acme:groups",
+                Some(json!({"extends": "Group", "attributes": [{"name": "code", "type": "string"}]})),
+            ),
+            req("DELETE", "/Settings/Schemas/urn:acme:groups", None),
         ],
         other => panic!("no requests for function {other}: add them here"),
     }
@@ -182,13 +198,16 @@ async fn seeded(table: &Arc<Recording>) -> (App, Principal, BTreeMap<&'static st
     let app = App::new(table.clone());
     scim_core::migrate::upgrade(app.layout(), &mut |_| {}).await.unwrap();
     auth::create_tenant(app.layout(), "t", "T").await.unwrap();
+    // a declared extension with a unique attribute: its declarations are read, its claims written
+    let decl = json!({"attributes": [{"name": "badge", "type": "integer", "uniqueness": "server"}, {"name": "cc", "type": "string"}]});
+    scim_core::declarations::put(app.layout(), "t", EXT, &decl).await.unwrap();
     let key = auth::create_key(app.layout(), "t", "admin", None).await.unwrap();
     let mut p = app.authenticate(Some(&format!("Bearer {}", key.token)), None).await.unwrap();
     p.rate_limit = Some(1000); // so every route counts its request
     let mut ids = BTreeMap::new();
     for (n, name) in [("a", "a@x.io"), ("b", "b@x.io"), ("c", "c@x.io")] {
-        let r =
-            app.handle(&p, &req("POST", "/Users", Some(json!({"userName": name, "externalId": format!("e-{n}")}))), "http://x", None).await;
+        let body = json!({"userName": name, "externalId": format!("e-{n}"), EXT: {"badge": 10 + ids.len(), "cc": n}});
+        let r = app.handle(&p, &req("POST", "/Users", Some(body)), "http://x", None).await;
         ids.insert(n, id_of(&serde_json::from_slice(&r.body).unwrap()));
     }
     let r = app
@@ -206,12 +225,16 @@ async fn every_store_call_of_every_function_is_one_its_role_allows() {
     for f in functions {
         // each function on a tenant of its own, so earlier functions' writes change nothing
         let table = Arc::new(Recording { inner: EmbeddedTable::in_memory(), calls: Mutex::new(None) });
-        let (app, p, ids) = seeded(&table).await;
+        let (_, p, ids) = seeded(&table).await;
+        // a new process on the seeded table: nothing cached, so every read it needs is made
+        let app = App::new(table.clone());
         table.start();
         for r in requests_of(f, &ids) {
             let resp = app.handle(&p, &r, "http://x", Some(&routes_of(f))).await;
             assert!(
-                resp.status < 500 && resp.status != 404,
+                // each does what it is there for (the badge retype is refused while values exist:
+                // 409, after counting them, which is the read it is there for)
+                resp.status < 400 || resp.status == 409,
                 "{f} {} {}: {} {}",
                 r.method,
                 r.path,
@@ -220,7 +243,7 @@ async fn every_store_call_of_every_function_is_one_its_role_allows() {
             );
         }
         let calls = table.stop();
-        assert!(!calls.is_empty() || f == "discovery", "{f}: the requests reached no store call");
+        assert!(!calls.is_empty(), "{f}: the requests reached no store call");
         for (action, fam) in calls {
             let allowed = expected.get(f).and_then(|m| m.get(&fam)).is_some_and(|a| a.contains(&action));
             if !allowed {

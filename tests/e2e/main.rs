@@ -2,6 +2,7 @@
 //! (moto). One test binary, many modules.
 
 mod errors;
+mod extensions;
 mod faults;
 mod filters;
 mod groups;

@@ -125,7 +125,13 @@ pub async fn fresh_table(store: Store, events: Option<Arc<std::sync::Mutex<Vec<s
 
 /// A new DynamoDB table on moto with the layout's key schema and index.
 pub async fn fresh_dynamo_table(name: &str) -> DynamoTable {
-    let cfg = DynamoConfig { table: name.to_string(), region: "us-east-1".into(), endpoint: Some(moto_endpoint()) };
+    // moto handles one request at a time (scripts/moto-serial.py) for every test of the run, so
+    // a call may queue behind many others: wait for it rather than time out and retry
+    let cfg = DynamoConfig {
+        attempt_timeout: Duration::from_secs(30),
+        operation_timeout: Duration::from_secs(90),
+        ..DynamoConfig::new(name, "us-east-1", Some(moto_endpoint()))
+    };
     let t = DynamoTable::connect(&cfg).expect("connect");
     t.create_table().await.expect("create table");
     t

@@ -61,6 +61,10 @@ enum Command {
     /// scim:write, roles:edit), reader (scim:read).
     #[command(subcommand)]
     Role(RoleCmd),
+    /// A tenant's schema extensions (RFC 7643 §7 declarations of custom attributes for Users or
+    /// Groups): what `PUT /Settings/Schemas/{urn}` does, from a file.
+    #[command(subcommand)]
+    Schema(SchemaCmd),
     /// Bring the table to this version's layout: run once after deploying a version whose
     /// layout changed (until then requests get 503). Idempotent and resumable; prints progress
     /// and the names it could not merge (two users whose userNames differ only in case or
@@ -167,6 +171,42 @@ enum RoleCmd {
 }
 
 #[derive(Subcommand, Debug)]
+enum SchemaCmd {
+    /// Declare or redeclare an extension from a JSON file: {"attributes": [{"name": "costCenter",
+    /// "type": "string"}, …]} ("extends": "User" or "Group" when the URN does not end in one).
+    /// Attributes left out are retired (their values stay, hidden); a change stored values might
+    /// not satisfy is refused while values exist.
+    Put {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        urn: String,
+        /// The declaration, a JSON file ("-" reads standard input).
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Show one declaration.
+    Get {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        urn: String,
+    },
+    /// List the tenant's declarations.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Stop serving an extension (its values stay stored, hidden).
+    Delete {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        urn: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum KeyCmd {
     /// Create a key and print it once.
     Create {
@@ -202,11 +242,7 @@ fn print(json_out: bool, v: &Value, text: String) {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let table: Arc<dyn Table> = match &args.table {
-        Some(t) => Arc::new(DynamoTable::connect(&DynamoConfig {
-            table: t.clone(),
-            region: args.region.clone(),
-            endpoint: args.dynamodb_endpoint.clone(),
-        })?),
+        Some(t) => Arc::new(DynamoTable::connect(&DynamoConfig::new(t.clone(), args.region.clone(), args.dynamodb_endpoint.clone()))?),
         None => Arc::new(EmbeddedTable::open(&args.data_dir)?),
     };
     let layout = Layout { table };
@@ -330,6 +366,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .join("\n");
             print(j, &Value::Object(all), text);
         }
+        Command::Schema(cmd) => schema(&layout, j, cmd).await?,
         Command::Audit { tenant, day } => {
             let day = day.unwrap_or_else(|| scim_core::time::now().get(..10).unwrap_or_default().to_string());
             let entries = layout.audit_entries(&tenant, &day).await?;
@@ -444,4 +481,49 @@ fn print_collisions(r: &migrate::Report) {
             c.tenant, c.attribute, c.name, c.id, c.holder
         );
     }
+}
+
+async fn schema(layout: &Layout, json_out: bool, cmd: SchemaCmd) -> Result<(), Box<dyn std::error::Error>> {
+    use scim_core::declarations;
+    match cmd {
+        SchemaCmd::Put { tenant, urn, file } => {
+            let text = if file.as_os_str() == "-" { std::io::read_to_string(std::io::stdin())? } else { std::fs::read_to_string(&file)? };
+            let body: Value = serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", file.display()))?;
+            auth::require_tenant(layout, &tenant).await?;
+            let (decl, is_new) = declarations::put(layout, &tenant, &urn, &body).await?;
+            let n = decl["attributes"].as_array().map(Vec::len).unwrap_or(0);
+            print(
+                json_out,
+                &decl,
+                format!("{urn} {} for tenant '{tenant}' ({n} attributes)", if is_new { "declared" } else { "redeclared" }),
+            );
+        }
+        SchemaCmd::Get { tenant, urn } => {
+            let decl = declarations::get(layout, &tenant, &urn).await?;
+            print(json_out, &decl, serde_json::to_string_pretty(&decl).unwrap_or_default());
+        }
+        SchemaCmd::List { tenant } => {
+            let list = declarations::list(layout, &tenant).await?;
+            let text = list["Resources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|d| {
+                    format!(
+                        "{}\t{}\t{} attributes",
+                        d["id"].as_str().unwrap_or(""),
+                        d["extends"].as_str().unwrap_or(""),
+                        d["attributes"].as_array().map(Vec::len).unwrap_or(0)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            print(json_out, &list, if text.is_empty() { format!("tenant '{tenant}' declares no extension") } else { text });
+        }
+        SchemaCmd::Delete { tenant, urn } => {
+            declarations::delete(layout, &tenant, &urn).await?;
+            print(json_out, &json!({"deleted": urn}), format!("{urn} no longer served for tenant '{tenant}' (its values stay stored)"));
+        }
+    }
+    Ok(())
 }

@@ -57,9 +57,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     scim_functions::init_tracing(false);
     let args = Args::parse();
     let choice = match (&args.dynamodb_endpoint, args.memory) {
-        (Some(e), _) => {
-            StoreChoice::Dynamo(DynamoConfig { table: args.table.clone(), region: args.region.clone(), endpoint: Some(e.clone()) })
-        }
+        (Some(e), _) => StoreChoice::Dynamo(DynamoConfig::new(args.table.clone(), args.region.clone(), Some(e.clone()))),
         (None, true) => StoreChoice::Memory,
         (None, false) => StoreChoice::Embedded(args.data_dir.clone()),
     };

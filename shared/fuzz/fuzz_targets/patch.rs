@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     match PatchOp::parse(&body) {
         Ok(op) => {
             for rt in [user_type(), group_type()] {
-                match patch::apply(rt, &user, &op) {
+                match patch::apply(rt, &user, &op, &scim_core::resource::Undeclared::default()) {
                     Ok(new) => {
                         assert_eq!(new.get("id"), user.get("id"), "PATCH never changes the id");
                         let _ = patch::changed_attributes(&user, &new);

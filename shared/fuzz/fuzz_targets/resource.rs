@@ -8,9 +8,9 @@ use scim_core::schema::{group_type, user_type};
 fuzz_target!(|data: &[u8]| {
     let Ok(body) = serde_json::from_slice::<serde_json::Value>(data) else { return };
     for rt in [user_type(), group_type()] {
-        match resource::normalize(rt, &body) {
+        match resource::normalize(rt, &body, &resource::Undeclared::default()) {
             // normalising a canonical document again changes nothing
-            Ok(doc) => assert_eq!(resource::normalize(rt, &serde_json::Value::Object(doc.clone())).ok(), Some(doc)),
+            Ok(doc) => assert_eq!(resource::normalize(rt, &serde_json::Value::Object(doc.clone()), &resource::Undeclared::default()).ok(), Some(doc)),
             Err(e) => assert_eq!(e.status(), 400),
         }
     }

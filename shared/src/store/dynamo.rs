@@ -24,9 +24,23 @@ pub struct DynamoConfig {
     pub region: String,
     /// A local endpoint (moto, DynamoDB Local); `None` for AWS.
     pub endpoint: Option<String>,
+    /// How long one attempt of a call may take, and the call with its retries.
+    pub attempt_timeout: Duration,
+    pub operation_timeout: Duration,
 }
 
 impl DynamoConfig {
+    /// A table with the timeouts a request path wants (3 s an attempt, 8 s a call).
+    pub fn new(table: impl Into<String>, region: impl Into<String>, endpoint: Option<String>) -> DynamoConfig {
+        DynamoConfig {
+            table: table.into(),
+            region: region.into(),
+            endpoint,
+            attempt_timeout: Duration::from_secs(3),
+            operation_timeout: Duration::from_secs(8),
+        }
+    }
+
     /// From the environment: `SCIM_TABLE`, `AWS_REGION` (or `AWS_DEFAULT_REGION`), optional
     /// `SCIM_DYNAMODB_ENDPOINT`.
     pub fn from_env() -> Result<DynamoConfig, StoreError> {
@@ -35,7 +49,7 @@ impl DynamoConfig {
             .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
             .map_err(|_| StoreError::Other("AWS_REGION is not set".into()))?;
         let endpoint = std::env::var("SCIM_DYNAMODB_ENDPOINT").ok().filter(|s| !s.is_empty());
-        Ok(DynamoConfig { table, region, endpoint })
+        Ok(DynamoConfig::new(table, region, endpoint))
     }
 }
 
@@ -67,10 +81,7 @@ impl DynamoTable {
             .region(Region::new(cfg.region.clone()))
             .credentials_provider(creds)
             .timeout_config(
-                TimeoutConfig::builder()
-                    .operation_attempt_timeout(Duration::from_secs(3))
-                    .operation_timeout(Duration::from_secs(8))
-                    .build(),
+                TimeoutConfig::builder().operation_attempt_timeout(cfg.attempt_timeout).operation_timeout(cfg.operation_timeout).build(),
             );
         if let Some(e) = &cfg.endpoint {
             b = b.endpoint_url(e.clone());

@@ -22,6 +22,8 @@
 //! | audit entry (TTL 90 days) | `TENANT#<t>#AUDIT#<YYYY-MM-DD>` | `AT#<unix ms, 13 digits>#<uuid v7>` |
 //! | tenant record (settings) | `CONF#<t>` | `TENANT` |
 //! | key reference (for listing) | `CONF#<t>` | `KEYREF#<key id>` |
+//! | schema declarations (the tenant's extensions) | `CONF#<t>` | `SCHEMAS` |
+//! | unique extension attribute claim | `TENANT#<t>` | `XU#<U or G>#<8 hex of the URN's SHA-256>#<attribute>#<value key>` |
 //! | API key | `KEY#<key id>` | `KEY` |
 //! | key last-use stamp | `KEYUSE#<key id>` | `USE` |
 //! | tenant registry | `TENANTS` | `TENANT#<t>` |
@@ -129,6 +131,8 @@ pub fn conf_pk(tenant: &str) -> String {
 }
 /// Sort key of the tenant record (under [`conf_pk`]).
 pub const TENANT_SK: &str = "TENANT";
+/// Sort key of the tenant's schema declarations (under [`conf_pk`]).
+const SCHEMAS_SK: &str = "SCHEMAS";
 /// Sort-key prefix of a key reference (under [`conf_pk`]).
 pub const KEYREF: &str = "KEYREF#";
 /// Partition listing every tenant (read by the admin CLI, never on a request path).
@@ -171,13 +175,28 @@ impl Stored {
 
 /// The keys a resource holds besides its own: its name's unique claim (the folded name), its
 /// externalId's index entry (any number of resources may hold one externalId), and, when the
-/// tenant makes externalIds unique, a unique claim on the externalId too.
+/// tenant makes externalIds unique, a unique claim on the externalId too; and one unique claim
+/// per value of a tenant's extension attribute declared `uniqueness: server`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Claims {
     pub name: Option<String>,
     pub external_id: Option<String>,
     /// Hold a unique claim on `external_id` as well as its index entry.
     pub external_id_unique: bool,
+    /// Unique extension attribute values: (extension URN, attribute, value key).
+    pub attributes: Vec<(String, String, String)>,
+}
+
+/// The sort key of a unique extension attribute claim: the URN hashed (URNs are long), the
+/// attribute as declared, the value key (folded unless the attribute is caseExact).
+fn attribute_claim_sk(kind: Kind, urn: &str, attr: &str, key: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(urn.to_ascii_lowercase().as_bytes());
+    let letter = match kind {
+        Kind::User => 'U',
+        Kind::Group => 'G',
+    };
+    format!("XU#{letter}#{}#{attr}#{key}", crate::crypto::hex(&digest[..4]))
 }
 
 /// The sort key of an externalId index entry: the externalId with `%` and `#` escaped (so the
@@ -219,6 +238,8 @@ fn ext_id_deletes(pk: &str, kind: Kind, id: &str, external_id: &str) -> Vec<Writ
 pub enum WriteConflict {
     Name,
     ExternalId,
+    /// A unique extension attribute (its name).
+    Attribute(String),
     /// The resource changed (or vanished) since it was read.
     Version,
 }
@@ -335,6 +356,14 @@ fn update_writes(
             roles.push(role);
         }
     }
+    for a in old_claims.attributes.iter().filter(|a| !new_claims.attributes.contains(a)) {
+        writes.push(Write::Delete { pk: pk.clone(), sk: attribute_claim_sk(kind, &a.0, &a.1, &a.2), cond: Cond::Always });
+        roles.push(WriteConflict::Version);
+    }
+    for a in new_claims.attributes.iter().filter(|a| !old_claims.attributes.contains(a)) {
+        writes.push(Write::Put { item: claim_item(&pk, attribute_claim_sk(kind, &a.0, &a.1, &a.2), &id), cond: Cond::Absent });
+        roles.push(WriteConflict::Attribute(a.1.clone()));
+    }
     (writes, roles)
 }
 
@@ -353,6 +382,45 @@ impl Layout {
         let prefix = format!("{}{}#", kind.ext_index(), escape_key_part(external_id));
         let items = self.table.query(&Query::prefix(tenant_pk(tenant), &prefix, None, 10_000)).await?;
         Ok(items.iter().map(|i| i.sk[prefix.len()..].to_string()).collect())
+    }
+
+    /// The id holding a unique extension attribute's value (its claim; one read).
+    pub async fn attribute_holder(&self, tenant: &str, kind: Kind, urn: &str, attr: &str, key: &str) -> Result<Option<String>, StoreError> {
+        let Some(item) = self.table.get(&tenant_pk(tenant), &attribute_claim_sk(kind, urn, attr, key)).await? else {
+            return Ok(None);
+        };
+        Ok(Stored::from_item(&item)?.doc.get("id").and_then(Value::as_str).map(str::to_string))
+    }
+
+    /// The tenant's schema declarations record and its version; `None` when it has none.
+    pub async fn schema_declarations(&self, tenant: &str) -> Result<Option<(Value, u64)>, StoreError> {
+        self.get_record(&conf_pk(tenant), SCHEMAS_SK).await
+    }
+
+    /// Writes the tenant's schema declarations (conditional on the version read, or on there
+    /// being none) and, in the same transaction, the tenant record carrying their new version,
+    /// so authentication sees that they changed.
+    pub async fn commit_schema_declarations(
+        &self,
+        tenant: &str,
+        record: &Value,
+        read_version: Option<u64>,
+        tenant_record: &Value,
+        tenant_version: u64,
+    ) -> Result<Result<(), WriteConflict>, StoreError> {
+        let pk = conf_pk(tenant);
+        let version = read_version.unwrap_or(0) + 1;
+        let writes = vec![
+            Write::Put {
+                item: Item::new(&pk, SCHEMAS_SK, crate::json_text(record), version),
+                cond: read_version.map(Cond::Version).unwrap_or(Cond::Absent),
+            },
+            Write::Put {
+                item: Item::new(&pk, TENANT_SK, crate::json_text(tenant_record), tenant_version + 1),
+                cond: Cond::Version(tenant_version),
+            },
+        ];
+        self.commit(writes, &[WriteConflict::Version, WriteConflict::Version]).await
     }
 
     /// The id holding a name claim (folded name) or an externalId claim.
@@ -409,6 +477,10 @@ impl Layout {
         for (w, role) in ext_id_puts(&pk, kind, &id, claims) {
             writes.push(w);
             roles.push(role);
+        }
+        for a in &claims.attributes {
+            writes.push(Write::Put { item: claim_item(&pk, attribute_claim_sk(kind, &a.0, &a.1, &a.2), &id), cond: Cond::Absent });
+            roles.push(WriteConflict::Attribute(a.1.clone()));
         }
         writes.push(Write::Add { pk: pk.clone(), sk: COUNT_SK.into(), deltas: vec![(kind.counter().into(), 1)] });
         self.commit_with_members(tenant, &id, writes, roles, members).await
@@ -601,6 +673,9 @@ impl Layout {
         }
         if let Some(e) = &claims.external_id {
             writes.extend(ext_id_deletes(&pk, kind, old.id(), e));
+        }
+        for a in &claims.attributes {
+            writes.push(Write::Delete { pk: pk.clone(), sk: attribute_claim_sk(kind, &a.0, &a.1, &a.2), cond: Cond::Always });
         }
         writes.push(Write::Add { pk, sk: COUNT_SK.into(), deltas: vec![(kind.counter().into(), -1), (kind.delete_counter().into(), 1)] });
         match self.table.write(writes).await {
