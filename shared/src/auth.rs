@@ -485,13 +485,20 @@ async fn missing_tenant(layout: &Layout, tenant_id: &str, deny: impl Fn(&str) ->
 /// Stamps a key's last use, at most every [`LAST_USE_EVERY`] seconds, in an item of its own
 /// (the authorizer never writes the key record). Best effort: a failed stamp fails nothing.
 async fn stamp_last_use(layout: &Layout, key_id: &str, stamp: Option<&Item>, now: i64) {
-    let last =
-        stamp.and_then(|i| i.doc.as_deref()).and_then(|d| serde_json::from_str::<Value>(d).ok()).and_then(|v| v["last_used_unix"].as_i64());
+    // the time is also a number of the item (read on every request without parsing its text)
+    let last = stamp.and_then(|i| {
+        i.nums
+            .get("last_used_unix")
+            .copied()
+            .or_else(|| i.doc.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok()).and_then(|v| v["last_used_unix"].as_i64()))
+    });
     if last.is_some_and(|t| now - t <= LAST_USE_EVERY) {
         return;
     }
     let doc = json!({"last_used_unix": now, "last_used_at": crate::time::now()}).to_string();
-    let write = Write::Put { item: Item::new(key_use_pk(key_id), KEY_USE_SK, doc, 1), cond: Cond::Always };
+    let mut item = Item::new(key_use_pk(key_id), KEY_USE_SK, doc, 1);
+    item.nums.insert("last_used_unix".into(), now);
+    let write = Write::Put { item, cond: Cond::Always };
     if let Err(e) = layout.table.write(vec![write]).await {
         tracing::debug!(error = %e, "last-use stamp skipped");
     }

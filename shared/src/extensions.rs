@@ -362,10 +362,14 @@ impl TenantSchemas {
     pub fn build(version: u64, declared: Vec<Declaration>) -> TenantSchemas {
         let mut user = crate::schema::user_type().clone();
         let mut group = crate::schema::group_type().clone();
-        for d in declared.iter().filter(|d| !d.deleted) {
-            match d.extends {
-                Kind::User => user.extensions.push(d.schema.clone()),
-                Kind::Group => group.extensions.push(d.schema.clone()),
+        for d in &declared {
+            let rt = match d.extends {
+                Kind::User => &mut user,
+                Kind::Group => &mut group,
+            };
+            rt.hides_values |= d.deleted || !d.retired.is_empty();
+            if !d.deleted {
+                rt.extensions.push(d.schema.clone());
             }
         }
         TenantSchemas { version, user, group, declared }

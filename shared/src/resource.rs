@@ -105,10 +105,20 @@ fn set_top(rt: &ResourceType, out: &mut Map<String, Value>, key: &str, value: &V
             }
             return Err(ScimError::invalid_value(format!("'{}' must be an object", ext.id)));
         };
+        // the extension's object is looked up once, not once per attribute
+        let mut values = match out.remove(&*ext.id) {
+            Some(Value::Object(m)) => m,
+            _ => Map::with_capacity(members.len()),
+        };
         for (k, v) in members {
-            if let Some(def) = ext.attr(k) {
-                put(out, Some(&ext.id), def, v)?;
+            if let Some(def) = ext.attr(k)
+                && let Some(nv) = stored_value(def, v)?
+            {
+                values.insert(def.name.to_string(), nv);
             }
+        }
+        if !values.is_empty() {
+            out.insert(ext.id.to_string(), Value::Object(values));
         }
         return Ok(());
     }
@@ -123,19 +133,24 @@ fn set_top(rt: &ResourceType, out: &mut Map<String, Value>, key: &str, value: &V
     Ok(())
 }
 
-fn put(out: &mut Map<String, Value>, ext: Option<&str>, def: &AttrDef, value: &Value) -> Result<()> {
+/// What a client's value of an attribute stores: nothing for read-only attributes (ignored),
+/// write-only ones (checked, never stored) and empty values; the normalized value otherwise.
+fn stored_value(def: &AttrDef, value: &Value) -> Result<Option<Value>> {
     match def.mutability {
-        Mutability::ReadOnly => return Ok(()),
+        Mutability::ReadOnly => Ok(None),
         Mutability::WriteOnly => {
             // password: accepted and checked for type, never stored or returned.
             if !value.is_null() && !value.is_string() {
                 return Err(ScimError::invalid_value(format!("'{}' must be a string", def.name)));
             }
-            return Ok(());
+            Ok(None)
         }
-        _ => {}
+        _ => normalize_value(def, value),
     }
-    let Some(v) = normalize_value(def, value)? else {
+}
+
+fn put(out: &mut Map<String, Value>, ext: Option<&str>, def: &AttrDef, value: &Value) -> Result<()> {
+    let Some(v) = stored_value(def, value)? else {
         return Ok(());
     };
     let container = match ext {
@@ -175,14 +190,20 @@ pub fn normalize_value(def: &AttrDef, value: &Value) -> Result<Option<Value>> {
     };
     let mut out: Vec<Value> = Vec::with_capacity(items.len());
     // normalized values have their members in schema order, so equal values have equal text:
-    // duplicates are found in one pass, whatever the number of values
-    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::with_capacity(items.len());
+    // many values are de-duplicated in one pass by their text; a few (the usual case) by a
+    // comparison with each kept one, which costs less than hashing them
+    let mut seen: Option<std::collections::HashSet<String>> =
+        (items.len() > 16).then(|| std::collections::HashSet::with_capacity(items.len()));
     for item in items {
         let item = decode_json_encoded_value(def, item);
-        if let Some(v) = normalize_single(def, item.as_ref())?
-            && seen.insert(crate::json_text(&v))
-        {
-            out.push(v);
+        if let Some(v) = normalize_single(def, item.as_ref())? {
+            let fresh = match seen.as_mut() {
+                Some(seen) => seen.insert(crate::json_text(&v)),
+                None => !out.contains(&v),
+            };
+            if fresh {
+                out.push(v);
+            }
         }
     }
     if out.is_empty() {
@@ -294,6 +315,14 @@ pub fn finish(rt: &ResourceType, mut doc: Map<String, Value>) -> Result<Map<Stri
             return Err(ScimError::invalid_value(format!("'{}' is required", def.name)));
         }
     }
+    // a required attribute of an extension is required of a resource carrying the extension
+    for ext in &rt.extensions {
+        if let Some(Value::Object(values)) = doc.get(&*ext.id)
+            && let Some(missing) = ext.attrs.iter().find(|d| d.required && values.get(&*d.name).is_none_or(Value::is_null))
+        {
+            return Err(ScimError::invalid_value(format!("'{}:{}' is required", ext.id, missing.name)));
+        }
+    }
     // drop extension objects that ended up empty
     doc.retain(|_, v| !v.as_object().is_some_and(Map::is_empty));
     Ok(reorder(rt, doc))
@@ -314,8 +343,20 @@ pub fn reorder(rt: &ResourceType, doc: Map<String, Value>) -> Map<String, Value>
     for (r, k, v) in members {
         let v = match (r.checked_sub(after_names).and_then(|i| rt.extensions.get(i)), v) {
             (Some(ext), Value::Object(e)) => {
-                let mut e: Vec<(usize, String, Value)> =
-                    e.into_iter().map(|(k, v)| (ext.attrs.iter().position(|a| a.name == k).unwrap_or(usize::MAX), k, v)).collect();
+                let position = |k: &str| ext.attrs.iter().position(|a| a.name == k).unwrap_or(usize::MAX);
+                // already in the declaration's order, every member declared: kept as it is (no
+                // rebuild of the object, which hashes every member again)
+                let mut last = None;
+                if e.keys().all(|k| {
+                    let p = position(k);
+                    let ok = p != usize::MAX && last.is_none_or(|l| l < p);
+                    last = Some(p);
+                    ok
+                }) {
+                    out.insert(k, Value::Object(e));
+                    continue;
+                }
+                let mut e: Vec<(usize, String, Value)> = e.into_iter().map(|(k, v)| (position(&k), k, v)).collect();
                 e.sort_by_key(|m| m.0);
                 // members an extension does not define were dropped before
                 Value::Object(e.into_iter().filter(|m| m.0 != usize::MAX).map(|(_, k, v)| (k, v)).collect())
@@ -331,7 +372,9 @@ pub fn reorder(rt: &ResourceType, doc: Map<String, Value>) -> Map<String, Value>
 /// Renders a stored document for the wire: `schemas` first, `meta.location` from the base URL.
 /// Takes the document by value: its attributes move into the response, nothing is copied.
 pub fn render(rt: &ResourceType, mut doc: Map<String, Value>, base_url: &str) -> Map<String, Value> {
-    hide_undeclared(rt, &mut doc);
+    if rt.hides_values {
+        hide_undeclared(rt, &mut doc);
+    }
     let mut out = Map::with_capacity(doc.len() + 2);
     let mut schemas = vec![Value::String(rt.schema.id.to_string())];
     for ext in &rt.extensions {

@@ -247,6 +247,9 @@ pub struct ResourceType {
     pub description: &'static str,
     pub schema: &'static SchemaDef,
     pub extensions: Vec<Arc<SchemaDef>>,
+    /// Stored documents may hold values no extension here declares (a tenant's retired
+    /// attributes or deleted extensions): rendering must take them out.
+    pub hides_values: bool,
 }
 
 impl ResourceType {
@@ -447,7 +450,14 @@ pub fn group_schema() -> &'static SchemaDef {
 /// The Group resource type.
 pub fn group_type() -> &'static ResourceType {
     static T: OnceLock<ResourceType> = OnceLock::new();
-    T.get_or_init(|| ResourceType { name: "Group", endpoint: "/Groups", description: "Group", schema: group_schema(), extensions: vec![] })
+    T.get_or_init(|| ResourceType {
+        name: "Group",
+        endpoint: "/Groups",
+        description: "Group",
+        schema: group_schema(),
+        extensions: vec![],
+        hides_values: false,
+    })
 }
 
 /// The access extension: roles the user effectively holds in the host application, computed
@@ -491,6 +501,7 @@ pub fn user_type() -> &'static ResourceType {
         description: "User Account",
         schema: user_schema(),
         extensions: vec![enterprise_arc().clone(), access_arc().clone()],
+        hides_values: false,
     })
 }
 

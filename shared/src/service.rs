@@ -83,6 +83,22 @@ fn check_protected(ctx: Ctx<'_>, kind: Kind, old: Option<&Map<String, Value>>, n
     Ok(())
 }
 
+/// RFC 7643 §7 `immutable`: an extension attribute with a value keeps it (it may be set when it
+/// has none). 400 `mutability` otherwise, before anything is written.
+fn check_immutable(rt: &ResourceType, old: &Map<String, Value>, new: &Map<String, Value>) -> Result<()> {
+    for ext in &rt.extensions {
+        let value = |doc: &Map<String, Value>, name: &str| doc.get(&*ext.id).and_then(|e| e.get(name)).filter(|v| !v.is_null()).cloned();
+        for d in ext.attrs.iter().filter(|d| d.mutability == crate::schema::Mutability::Immutable) {
+            if let Some(before) = value(old, &d.name)
+                && value(new, &d.name).as_ref() != Some(&before)
+            {
+                return Err(ScimError::mutability(format!("'{}:{}' is immutable: it keeps the value it was given", ext.id, d.name)));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A protected attribute's value as it would be stored: the role policy applies to `roles`.
 fn effective(ctx: Ctx<'_>, attr: &str, v: Option<&Value>) -> Value {
     let mut doc = Map::new();
@@ -597,6 +613,7 @@ impl Service {
             // what the tenant's declarations hide is kept, not dropped by a write that cannot see it
             ctx.types.carry_hidden(kind, &old.doc, &mut new_doc);
             check_protected(ctx, kind, Some(&old.doc), &new_doc)?;
+            check_immutable(ctx.types.of(kind), &old.doc, &new_doc)?;
             check_identity_text(&new_doc)?;
             if kind == Kind::User {
                 apply_roles_policy(&mut new_doc, ctx.roles);

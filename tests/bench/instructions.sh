@@ -7,7 +7,9 @@
 #
 # Creates USERS users (default 2000) with `bench http`, then runs the chosen operation (2000 at
 # 8 in flight, 500 at 1) and prints instructions per request for the POSTs and for the chosen
-# operation. Counters start after the server is up, so startup is not counted. Needs valgrind
+# operation. Counters start after the server is up, so startup is not counted. BENCH_ARGS adds
+# bench http arguments (e.g. BENCH_ARGS="--extension 20": users carry a declared extension).
+# Needs valgrind
 # and a release `bench` (cargo build --release -p scim-tests --bin bench).
 set -euo pipefail
 bin=${1:?usage: instructions.sh BINARY [post|get|patch|filter|page] [USERS]}
@@ -27,7 +29,8 @@ count() { # $1 = --only value; prints total instructions after startup
   local token
   token=$(sed -n 's/^SCIM_TOKEN=//p' "$work/stdout")
   callgrind_control -z "$pid" >/dev/null 2>&1
-  "$bench" http --base-url "http://127.0.0.1:$port/scim/v2" --token "$token" --users "$users" --only "$1" >/dev/null 2>&1
+  # shellcheck disable=SC2086 # BENCH_ARGS is a list of extra bench http arguments
+  "$bench" http --base-url "http://127.0.0.1:$port/scim/v2" --token "$token" --users "$users" --only "$1" ${BENCH_ARGS:-} >/dev/null 2>&1
   kill -INT "$pid"
   wait "$pid" 2>/dev/null || true
   callgrind_annotate "$out" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,

@@ -1,11 +1,13 @@
 //! `bench`: figures, never assertions.
 //!
 //!   bench http --base-url URL --token KEY [--users 2000,20000] [--ops 2000] [--op-seconds 60]
-//!              [--only get,filter,patch,page]
+//!              [--only get,filter,patch,page] [--extension N]
 //!       the peers.md workload against any SCIM server: POST users, GET by id, filter
 //!       userName eq, PATCH name.givenName, deep page (startIndex at 90 %, count=100);
 //!       ops/s at 8 concurrent requests and p50/p99 at 1, per collection size. `--only` keeps
 //!       the named measurements (the users are always created; POST is always printed).
+//!       `--extension N` declares an N-attribute extension first (the key needs scim:configure)
+//!       and every user created carries a value for each attribute.
 //!   bench compare --target NAME=BASE_URL=TOKEN --target … [--users 2000,20000] [--ops 2000]
 //!                 [--rounds 3] [--op-seconds 20]
 //!       the same workload on several servers, interleaved round by round (a slow spell of the
@@ -13,6 +15,10 @@
 //!       to the best of the others.
 //!   bench cost
 //!       DynamoDB round trips per SCIM operation, on the embedded store and on moto.
+//!   bench extension [--attrs 20] [--users 2000] [--ops 2000] [--rounds 3]
+//!       one in-process server, two tenants: one without declarations, one with a declared
+//!       extension of `attrs` attributes whose users carry a value for each; the same workload
+//!       on both, interleaved round by round; median ops/s and the ratio with/without.
 //!   bench lambda-init --binary PATH --event FILE [--runs 5]
 //!       starts a function binary against a local stand-in of the Lambda runtime API and
 //!       prints init time (process start → first "next" call), first-invocation time and peak
@@ -39,6 +45,7 @@ async fn main() {
         Some("http") => http(&args).await,
         Some("compare") => compare(&args).await,
         Some("cost") => cost().await,
+        Some("extension") => extension(&args).await,
         Some("members") => members(&args).await,
         Some("lambda-init") => lambda_init(&args).await,
         _ => eprintln!(
@@ -106,12 +113,23 @@ fn workload_args(args: &[String], op_seconds: f64) -> (Vec<usize>, usize, Option
 }
 
 /// POSTs `n` users (numbered from `from`) with 8 in flight, keeping their ids; the measurement.
-async fn create_users(c: &Client, run: &str, ids: &Arc<tokio::sync::RwLock<Vec<String>>>, from: usize, n: usize) -> (f64, f64, f64, usize) {
+async fn create_users(
+    c: &Client,
+    run: &str,
+    ids: &Arc<tokio::sync::RwLock<Vec<String>>>,
+    from: usize,
+    n: usize,
+    extension: Option<usize>,
+) -> (f64, f64, f64, usize) {
     let (c, run, ids) = (c.clone(), run.to_string(), ids.clone());
     measure(n, 8, None, move |i| {
         let (c, run, ids) = (c.clone(), run.clone(), ids.clone());
         async move {
-            let r = c.post("/Users", &user_body(&run, from + i)).await;
+            let body = match extension {
+                Some(n_attrs) => with_extension(user_body(&run, from + i), n_attrs, from + i),
+                None => user_body(&run, from + i),
+            };
+            let r = c.post("/Users", &body).await;
             if let Some(id) = r.body["id"].as_str() {
                 ids.write().await.push(id.to_string());
             }
@@ -130,6 +148,14 @@ async fn http(args: &[String]) {
     let only: Option<Vec<String>> = arg(args, "--only").map(|s| s.split(',').map(|o| o.trim().to_ascii_lowercase()).collect());
     let wanted = |key: &str| only.as_ref().is_none_or(|o| o.iter().any(|k| k == key));
     let c = Client::new(&base, &token);
+    let extension: Option<usize> = arg(args, "--extension").and_then(|s| s.parse().ok());
+    if let Some(n) = extension {
+        let d = c.put(&format!("/Settings/Schemas/{EXT}"), &extension_declaration(n)).await;
+        if !matches!(d.status, 200 | 201) {
+            eprintln!("bench: declaring the extension failed: {}", d.raw);
+            return;
+        }
+    }
     let run = format!("b{}-", std::process::id());
     let mut created = 0usize;
     let ids = Arc::new(tokio::sync::RwLock::new(Vec::<String>::new()));
@@ -138,7 +164,7 @@ async fn http(args: &[String]) {
     for size in sizes {
         let want = size - created.min(size);
         eprintln!("bench: creating {want} users (to {size})");
-        let (rate, p50, p99, err) = create_users(&c, &run, &ids, created, want).await;
+        let (rate, p50, p99, err) = create_users(&c, &run, &ids, created, want, extension).await;
         created = size;
         println!("{:<34} {:>8} {:>10.0} {:>9.2} {:>9.2} {:>7}", "POST /Users (8 concurrent)", size, rate, p50, p99, err);
         let snapshot: Arc<Vec<String>> = Arc::new(ids.read().await.clone());
@@ -281,7 +307,7 @@ async fn compare(args: &[String]) {
         while done < want {
             let n = chunk.min(want - done);
             for (k, t) in targets.iter().enumerate() {
-                let (rate, _, _, err) = create_users(&t.client, &run, &t.ids, created + done, n).await;
+                let (rate, _, _, err) = create_users(&t.client, &run, &t.ids, created + done, n, None).await;
                 if err > 0 {
                     eprintln!("bench: {} answered {err} of {n} POSTs wrongly", t.name);
                 }
@@ -318,7 +344,7 @@ async fn compare(args: &[String]) {
 }
 
 async fn cost() {
-    println!("round trips per SCIM operation (the authorizer's key read excluded), capacity units modelled from the");
+    println!("round trips per SCIM operation (authentication excluded), capacity units modelled from the");
     println!("items moved (DynamoDB's rules, see store::metered), and what moto reported with ReturnConsumedCapacity");
     println!(
         "{:<44} {:>9} {:>5} {:>9} {:>6} {:>6} {:>6} {:>6} {:>13}",
@@ -330,6 +356,16 @@ async fn cost() {
         for i in 0..300 {
             c.post("/Users", &user_body("c", i)).await;
         }
+        // three users holding one externalId (not unique, RFC 7643 §3.1)
+        for i in 0..3 {
+            let mut u = user_body("shared", i);
+            u["externalId"] = json!("shared-ext");
+            c.post("/Users", &u).await;
+        }
+        // a declared 20-attribute extension (one attribute unique), and a user carrying it
+        c.put(&format!("/Settings/Schemas/{EXT}"), &extension_declaration(20)).await;
+        let carrier =
+            c.post("/Users", &with_extension(user_body("carrier", 0), 20, 7)).await.body["id"].as_str().unwrap_or_default().to_string();
         let list = c.get("/Users?count=1").await;
         let id = list.body["Resources"][0]["id"].as_str().unwrap_or_default().to_string();
         let g = c.post("/Groups", &json!({"displayName": "cost", "members": [{"value": id}]})).await;
@@ -337,13 +373,20 @@ async fn cost() {
         let other = c.post("/Users", &user_body("extra", 0)).await.body["id"].as_str().unwrap_or_default().to_string();
         // the process's first cursor loads (or makes) the cursor sealing key once: not per request
         c.get("/Users?count=1&cursor=").await;
+        // what authenticating a request costs (a warm process: one batched read of the key, its
+        // tenant and its last-use stamp), measured on a request that reads nothing else and
+        // taken off every row below: in AWS the authorizer does it, cached
         let (auth, auth_rcu, auth_reported) = {
             let before = srv.metered.counts();
             let reported = srv.metered.consumed_capacity();
             c.get("/ServiceProviderConfig").await;
             let after = srv.metered.counts();
             let reported_after = srv.metered.consumed_capacity();
-            (after.total() - before.total(), after.rcu - before.rcu, reported.zip(reported_after).map(|(a, b)| b.0 - a.0).unwrap_or(0.0))
+            (
+                (after.get - before.get, after.get_many - before.get_many),
+                after.rcu - before.rcu,
+                reported.zip(reported_after).map(|(a, b)| b.0 - a.0).unwrap_or(0.0),
+            )
         };
         let patch = |v: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": v});
         let steps: Vec<(&str, &str, String, Option<Value>)> = vec![
@@ -352,6 +395,26 @@ async fn cost() {
             ("GET /Users/{id}?excludedAttributes=groups", "GET", format!("/Users/{id}?excludedAttributes=groups"), None),
             ("filter userName eq", "GET", format!("/Users?filter={}", scim_tests::encode("userName eq \"c000042@example.com\"")), None),
             ("filter externalId eq (no match)", "GET", format!("/Users?filter={}", scim_tests::encode("externalId eq \"nope\"")), None),
+            (
+                "filter externalId eq (3 holders)",
+                "GET",
+                format!("/Users?filter={}", scim_tests::encode("externalId eq \"shared-ext\"")),
+                None,
+            ),
+            ("POST /Users with a 20-attribute extension", "POST", "/Users".into(), Some(with_extension(user_body("carrier", 1), 20, 8))),
+            ("GET /Users/{id} with a 20-attribute extension", "GET", format!("/Users/{carrier}?excludedAttributes=groups"), None),
+            (
+                "PATCH one extension attribute",
+                "PATCH",
+                format!("/Users/{carrier}"),
+                Some(patch(json!([{"op": "replace", "path": format!("{EXT}:attr03"), "value": "changed"}]))),
+            ),
+            (
+                "filter unique extension attribute eq",
+                "GET",
+                format!("/Users?filter={}", scim_tests::encode(&format!("{EXT}:badge eq 7"))),
+                None,
+            ),
             (
                 "PATCH name.givenName",
                 "PATCH",
@@ -395,13 +458,14 @@ async fn cost() {
                 _ => "-".into(),
             };
             let d = |a: u64, b: u64| a - b;
-            let get = d(after.get, before.get).saturating_sub(auth);
+            let get = d(after.get, before.get).saturating_sub(auth.0);
+            let get_many = d(after.get_many, before.get_many).saturating_sub(auth.1);
             println!(
                 "{:<44} {:>9} {:>5} {:>9} {:>6} {:>6} {:>6.1} {:>6.1} {:>13}{}",
                 name,
                 if store == Store::Embedded { "embedded" } else { "dynamodb" },
                 get,
-                d(after.get_many, before.get_many),
+                get_many,
                 d(after.query, before.query),
                 d(after.write, before.write),
                 after.rcu - before.rcu - auth_rcu,
@@ -587,5 +651,97 @@ async fn lambda_init(args: &[String]) {
         server.abort();
         let ms = |d: Option<Duration>| d.map(|d| format!("{:.1}", d.as_secs_f64() * 1e3)).unwrap_or("-".into());
         println!("{:>4} {:>10} {:>14} {:>10.1} {:>8}", run + 1, ms(init), ms(first), rss, status);
+    }
+}
+
+/// The extension `bench cost` and `bench extension` declare.
+const EXT: &str = "urn:ietf:params:scim:schemas:extension:bench:2.0:User";
+
+/// A declaration of `n` attributes: `badge` (integer, unique) and `attr01`… (strings).
+fn extension_declaration(n: usize) -> Value {
+    let mut attrs = vec![json!({"name": "badge", "type": "integer", "uniqueness": "server"})];
+    attrs.extend((1..n).map(|i| json!({"name": format!("attr{i:02}"), "type": "string"})));
+    json!({"attributes": attrs})
+}
+
+/// A user body carrying a value for each of the extension's `n` attributes.
+fn with_extension(mut body: Value, n: usize, badge: usize) -> Value {
+    let mut ext = serde_json::Map::new();
+    ext.insert("badge".into(), json!(badge));
+    // short values, as custom attributes mostly are (cost centers, divisions, codes)
+    for i in 1..n {
+        ext.insert(format!("attr{i:02}"), json!(format!("v{i}-{}", badge % 1000)));
+    }
+    body[EXT] = Value::Object(ext);
+    body
+}
+
+/// `bench extension`: the cost of a declared extension on the request path, measured against a
+/// tenant without declarations in the same process and the same run (rounds interleaved).
+async fn extension(args: &[String]) {
+    let n_attrs: usize = arg(args, "--attrs").and_then(|s| s.parse().ok()).unwrap_or(20);
+    let users: usize = arg(args, "--users").and_then(|s| s.parse().ok()).unwrap_or(2000);
+    let ops: usize = arg(args, "--ops").and_then(|s| s.parse().ok()).unwrap_or(2000);
+    let rounds: usize = arg(args, "--rounds").and_then(|s| s.parse().ok()).unwrap_or(3).max(1);
+    let srv = Server::start(Store::Embedded).await;
+    let plain = srv.client.clone();
+    let declared = srv.tenant_key("declared", "admin").await;
+    let with = srv.tenant_key("ext", "admin").await;
+    for c in [&declared, &with] {
+        let d = c.put(&format!("/Settings/Schemas/{EXT}"), &extension_declaration(n_attrs)).await;
+        if d.status != 201 {
+            eprintln!("bench: declaring the extension failed: {}", d.raw);
+            return;
+        }
+    }
+    // the machinery alone (declared, users carry no values), then users carrying every value
+    let tenants = [("no declaration", plain, false), ("declared, unused", declared, false), ("values in every user", with, true)];
+    let ids: Vec<Arc<tokio::sync::RwLock<Vec<String>>>> = vec![Default::default(), Default::default(), Default::default()];
+    let mut post = [Vec::new(), Vec::new(), Vec::new()];
+    let chunk = users.div_ceil(rounds);
+    for r in 0..rounds {
+        for (k, (_, c, ext)) in tenants.iter().enumerate() {
+            let (c, ids, ext) = (c.clone(), ids[k].clone(), *ext);
+            let (rate, _, _, err) = measure(chunk, 8, None, move |i| {
+                let (c, ids) = (c.clone(), ids.clone());
+                async move {
+                    let n = r * chunk + i;
+                    let body = if ext { with_extension(user_body("x", n), n_attrs, n) } else { user_body("x", n) };
+                    let resp = c.post("/Users", &body).await;
+                    if let Some(id) = resp.body["id"].as_str() {
+                        ids.write().await.push(id.to_string());
+                    }
+                    resp.status == 201
+                }
+            })
+            .await;
+            if err > 0 {
+                eprintln!("bench: {err} POSTs failed");
+            }
+            post[k].push(rate);
+        }
+    }
+    println!("{n_attrs}-attribute extension; ops/s with 8 in flight, median of {rounds} interleaved rounds, ratio to no declaration");
+    println!("{:<28} {:>15} {:>24} {:>24}", "operation", tenants[0].0, tenants[1].0, tenants[2].0);
+    let row = |name: &str, r: &[f64]| {
+        let base = r[0].max(1e-9);
+        println!("{name:<28} {:>15.0} {:>16.0} ({:>4.2}) {:>16.0} ({:>4.2})", r[0], r[1], r[1] / base, r[2], r[2] / base);
+    };
+    row("POST /Users", &post.iter().map(|p| median(p.clone())).collect::<Vec<_>>());
+    let mut snapshots = Vec::new();
+    for i in &ids {
+        snapshots.push(Arc::new(i.read().await.clone()));
+    }
+    for (_, name, op, count) in workload(ops, users).into_iter().filter(|w| w.0 != "page") {
+        let op = Arc::new(op);
+        let mut rates = [Vec::new(), Vec::new(), Vec::new()];
+        for _ in 0..rounds {
+            for (k, (_, c, _)) in tenants.iter().enumerate() {
+                let (c, ids, op) = (c.clone(), snapshots[k].clone(), op.clone());
+                let (rate, _, _, _) = measure(count, 8, None, move |i| op(c.clone(), ids.clone(), "x".into(), i)).await;
+                rates[k].push(rate);
+            }
+        }
+        row(name, &rates.iter().map(|r| median(r.clone())).collect::<Vec<_>>());
     }
 }

@@ -160,3 +160,42 @@ both_stores!(a_declared_extension_lives_like_the_enterprise_one, |srv| {
     assert_eq!(c.get(&format!("/Schemas/{ACME}")).await.status, 404);
     assert!(c.get(&path).await.body.get(ACME).is_none());
 });
+
+const TEAMS: &str = "urn:acme:params:scim:schemas:extension:teams:1.0:Group";
+
+both_stores!(group_extensions_required_and_immutable_attributes, |srv| {
+    let c = &srv.client;
+    let decl = json!({"attributes": [
+        {"name": "code", "type": "string", "required": true, "mutability": "immutable", "caseExact": true},
+        {"name": "budget", "type": "decimal"}
+    ]});
+    let d = c.put(&format!("/Settings/Schemas/{TEAMS}"), &decl).await;
+    assert_eq!((d.status, &d.body["extends"]), (201, &json!("Group")), "the URN says Group: {}", d.raw);
+    let rt = c.get("/ResourceTypes/Group").await.body;
+    assert!(rt["schemaExtensions"].as_array().unwrap().iter().any(|e| e["schema"] == TEAMS));
+    // required when the resource carries the extension
+    c.post("/Groups", &json!({"displayName": "Ops", TEAMS: {"budget": 10.5}})).await.assert_error(400, Some("invalidValue"));
+    assert_eq!(c.post("/Groups", &json!({"displayName": "Plain"})).await.status, 201, "a group without the extension");
+    let g = c.post("/Groups", &json!({"displayName": "Ops", TEAMS: {"code": "OPS-1", "budget": 10.5}})).await;
+    assert_eq!(g.status, 201, "{}", g.raw);
+    let gid = id_of(&g.body);
+    // immutable: kept once set
+    let r = c
+        .patch(
+            &format!("/Groups/{gid}?attributes={TEAMS}"),
+            &patch_op(json!([{"op": "replace", "path": format!("{TEAMS}:code"), "value": "OPS-2"}])),
+        )
+        .await;
+    r.assert_error(400, Some("mutability"));
+    let r = c
+        .patch(
+            &format!("/Groups/{gid}?attributes={TEAMS}"),
+            &patch_op(json!([{"op": "replace", "path": format!("{TEAMS}:budget"), "value": 12}])),
+        )
+        .await;
+    assert_eq!((r.status, &r.body[TEAMS]), (200, &json!({"code": "OPS-1", "budget": 12})), "{}", r.raw);
+    // filtered (case-exact) and returned on reads
+    assert_eq!(c.filter("/Groups", &format!("{TEAMS}:code eq \"OPS-1\""), "").await.body["totalResults"], 1);
+    assert_eq!(c.filter("/Groups", &format!("{TEAMS}:code eq \"ops-1\""), "").await.body["totalResults"], 0);
+    assert_eq!(c.get(&format!("/Groups/{gid}")).await.body[TEAMS]["code"], "OPS-1");
+});

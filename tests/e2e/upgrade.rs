@@ -119,10 +119,10 @@ async fn scim_admin_migrates_a_dynamodb_table_and_refuses_to_write_an_old_one() 
     assert!(err.contains("STRASSE") || err.contains("stra\u{df}e"), "collisions are named: {err}");
     let (ok, out, err) = scim_admin(&name, &["key", "list", "--tenant", "old"]);
     assert!(ok && out.contains(KEY_ID), "{out}{err}");
-    let (ok, out, _) = scim_admin(&name, &["migrate"]);
+    let (ok, out, err) = scim_admin(&name, &["migrate"]);
     assert!(
         ok && out.contains("0 names re-keyed") && out.contains("0 configuration items moved") && out.contains("0 externalIds indexed"),
-        "a second run changes nothing: {out}"
+        "a second run changes nothing: {out}{err}"
     );
     // a new, empty table is initialised by the first command
     let empty = format!("new{}", scim_tests::uuid_like());

@@ -242,7 +242,12 @@ fn print(json_out: bool, v: &Value, text: String) {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let table: Arc<dyn Table> = match &args.table {
-        Some(t) => Arc::new(DynamoTable::connect(&DynamoConfig::new(t.clone(), args.region.clone(), args.dynamodb_endpoint.clone()))?),
+        // an operator's tool, not a request path: it waits longer for a busy table
+        Some(t) => Arc::new(DynamoTable::connect(&DynamoConfig {
+            attempt_timeout: std::time::Duration::from_secs(20),
+            operation_timeout: std::time::Duration::from_secs(120),
+            ..DynamoConfig::new(t.clone(), args.region.clone(), args.dynamodb_endpoint.clone())
+        })?),
         None => Arc::new(EmbeddedTable::open(&args.data_dir)?),
     };
     let layout = Layout { table };

@@ -23,7 +23,7 @@
 //! | tenant record (settings) | `CONF#<t>` | `TENANT` |
 //! | key reference (for listing) | `CONF#<t>` | `KEYREF#<key id>` |
 //! | schema declarations (the tenant's extensions) | `CONF#<t>` | `SCHEMAS` |
-//! | unique extension attribute claim | `TENANT#<t>` | `XU#<U or G>#<8 hex of the URN's SHA-256>#<attribute>#<value key>` |
+//! | unique extension attribute claim | `TENANT#<t>` | `XU#<U or G>#<16 hex: FNV-1a of the URN>#<attribute>#<value key>` |
 //! | API key | `KEY#<key id>` | `KEY` |
 //! | key last-use stamp | `KEYUSE#<key id>` | `USE` |
 //! | tenant registry | `TENANTS` | `TENANT#<t>` |
@@ -187,16 +187,17 @@ pub struct Claims {
     pub attributes: Vec<(String, String, String)>,
 }
 
-/// The sort key of a unique extension attribute claim: the URN hashed (URNs are long), the
-/// attribute as declared, the value key (folded unless the attribute is caseExact).
+/// The sort key of a unique extension attribute claim: the URN hashed (URNs are long; 64-bit
+/// FNV-1a of its lower case, a stable and cheap hash — two URNs of one tenant sharing a hash
+/// and an attribute name and a value is not a concern), the attribute as declared, the value key
+/// (folded unless the attribute is caseExact).
 fn attribute_claim_sk(kind: Kind, urn: &str, attr: &str, key: &str) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(urn.to_ascii_lowercase().as_bytes());
+    let hash = urn.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x0100_0000_01b3));
     let letter = match kind {
         Kind::User => 'U',
         Kind::Group => 'G',
     };
-    format!("XU#{letter}#{}#{attr}#{key}", crate::crypto::hex(&digest[..4]))
+    format!("XU#{letter}#{}#{attr}#{key}", crate::crypto::hex(&hash.to_be_bytes()))
 }
 
 /// The sort key of an externalId index entry: the externalId with `%` and `#` escaped (so the
