@@ -7,19 +7,37 @@ use scim_core::edge::{self, App, Route};
 use scim_core::error::ScimError;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-/// Runs the Lambda for one function of the route table (`users-get`, …).
+/// Runs the Lambda for one function of the route table (`users-get`, …). A function whose
+/// configuration is missing (no `SCIM_TABLE`) still serves: every request gets a SCIM `500`
+/// naming what is missing, instead of a process that exits before its first event (which
+/// leaves `cargo lambda invoke` waiting for an answer).
 pub async fn run(function: &'static str) -> Result<(), lambda_http::Error> {
     crate::init_tracing(true);
-    let table = crate::table_from_env()?;
-    let app = Arc::new(App::new(table));
+    let app = match crate::table_from_env() {
+        Ok(table) => Ok(Arc::new(App::new(table))),
+        Err(e) => {
+            tracing::error!(error = %e, "the function is not configured; every request gets 500");
+            Err(e.to_string())
+        }
+    };
     let routes: Arc<[Route]> = edge::routes_of(function).into();
     lambda_http::run(service_fn(move |event: Request| {
         let (app, routes) = (app.clone(), routes.clone());
-        async move { Ok::<_, Infallible>(handle(&app, &routes, event).await) }
+        async move {
+            Ok::<_, Infallible>(match &app {
+                Ok(app) => handle(app, &routes, event).await,
+                Err(why) => to_lambda(edge::Response::error(&ScimError::Internal(format!("not configured: {why}")))),
+            })
+        }
     }))
     .await
 }
+
+/// How long before the invocation's deadline a request is given up, so the client gets a SCIM
+/// `503` with `Retry-After` rather than the bare error of a function that timed out.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
 
 /// The authorizer's context on a REST API proxy event.
 pub fn principal_of(event: &Request) -> Option<Principal> {
@@ -62,12 +80,33 @@ pub fn principal_of(event: &Request) -> Option<Principal> {
 pub async fn handle(app: &App, routes: &[Route], event: Request) -> Response<Body> {
     let req = to_edge(&event);
     let base_url = base_url(&event);
+    let budget = event
+        .lambda_context_ref()
+        .and_then(|c| c.deadline().duration_since(SystemTime::now()).ok())
+        .map(|d| d.saturating_sub(DEADLINE_MARGIN));
     let resp = match principal_of(&event) {
-        Some(p) => app.handle(&p, &req, &base_url, Some(routes)).await,
+        Some(p) => within(budget, app.handle(&p, &req, &base_url, Some(routes))).await,
         None => edge::Response::error(&ScimError::Unauthorized("no authorizer context on the request".into())),
     };
     tracing::info!(method = %req.method, path = %req.path, status = resp.status, "request");
     to_lambda(resp)
+}
+
+/// The response, or — when the invocation's time runs out first — a `503` saying the request
+/// may or may not have been applied (the client's retry finds out: a create answers 409, a
+/// delete 404, an update is applied once).
+pub async fn within(budget: Option<Duration>, work: impl std::future::Future<Output = edge::Response>) -> edge::Response {
+    let Some(budget) = budget else { return work.await };
+    match tokio::time::timeout(budget, work).await {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::warn!(budget_ms = budget.as_millis() as u64, "the request ran out of time; answered 503");
+            edge::Response::error(&ScimError::Unavailable {
+                detail: "the request took too long and was stopped; it may or may not have been applied: retry it".into(),
+                retry_after: 2,
+            })
+        }
+    }
 }
 
 fn to_edge(event: &Request) -> edge::Request {
@@ -109,4 +148,22 @@ fn to_lambda(r: edge::Response) -> Response<Body> {
     }
     let body = if r.body.is_empty() { Body::Empty } else { Body::Text(String::from_utf8_lossy(&r.body).into_owned()) };
     b.body(body).unwrap_or_else(|_| Response::new(Body::Empty))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_request_out_of_time_is_a_scim_503_with_retry_after() {
+        let slow = async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            edge::Response::error(&ScimError::NotFound("late".into()))
+        };
+        let r = within(Some(Duration::from_millis(20)), slow).await;
+        assert_eq!((r.status, r.header("retry-after")), (503, Some("2")));
+        assert_eq!(r.header("content-type"), Some("application/scim+json"));
+        let quick = async { edge::Response::error(&ScimError::NotFound("fine".into())) };
+        assert_eq!(within(Some(Duration::from_secs(5)), quick).await.status, 404);
+    }
 }

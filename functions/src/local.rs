@@ -63,7 +63,8 @@ pub async fn open_store(choice: &StoreChoice, events: Option<PathBuf>) -> Result
                 }
             });
             t.on_change(Box::new(move |old, new| {
-                for e in scim_core::events::derive(old, new) {
+                for mut e in scim_core::events::derive(old, new) {
+                    e.identify_locally();
                     let mut line = e.to_line();
                     line.push('\n');
                     let _ = tx.send(line);

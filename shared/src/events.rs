@@ -25,6 +25,24 @@ impl Event {
         json!({"source": SOURCE, "detail-type": self.kind, "detail": self.detail})
     }
 
+    /// Names where the event came from, so consumers can drop duplicates (an at-least-once
+    /// pipe may deliver one twice) and order the changes of one item: `eventId` (the stream
+    /// record's id in AWS, a UUIDv7 locally) and, in AWS, the record's `sequenceNumber`.
+    pub fn identify(&mut self, event_id: &str, sequence: Option<&str>) {
+        if let Some(o) = self.detail.as_object_mut() {
+            o.insert("eventId".into(), Value::String(event_id.to_string()));
+            if let Some(s) = sequence {
+                o.insert("sequenceNumber".into(), Value::String(s.to_string()));
+            }
+        }
+    }
+
+    /// [`Event::identify`] for an event of the embedded store's feed: a UUIDv7, so the ids also
+    /// sort in commit order.
+    pub fn identify_locally(&mut self) {
+        self.identify(&uuid::Uuid::now_v7().to_string(), None);
+    }
+
     /// The same entry as one line of JSON text (no newline), written without building it as a
     /// document first.
     pub fn to_line(&self) -> String {
@@ -153,9 +171,16 @@ fn changed(before: &Attrs<'_>, after: &Attrs<'_>) -> Vec<String> {
 
 /// The events one item change means. Claims, counters, checkpoints and keys mean none.
 pub fn derive(old: Option<&Item>, new: Option<&Item>) -> Vec<Event> {
+    derive_at(old, new, None)
+}
+
+/// [`derive`], with the time the change reached the store when the caller knows it (a stream
+/// record's creation time). An event's `time` is when the change happened: the resource's own
+/// `meta.lastModified` for creates and updates, else `changed_at`, else now.
+pub fn derive_at(old: Option<&Item>, new: Option<&Item>, changed_at: Option<&str>) -> Vec<Event> {
     let Some(any) = new.or(old) else { return Vec::new() };
     let Some(key) = parse_key(&any.pk, &any.sk) else { return Vec::new() };
-    let at = crate::time::now();
+    let at = changed_at.map(str::to_string).unwrap_or_else(crate::time::now);
     match key {
         ItemKey::Membership { tenant, group, user } => {
             let kind = match (old, new) {
@@ -190,7 +215,11 @@ pub fn derive(old: Option<&Item>, new: Option<&Item>) -> Vec<Event> {
                 (None, None) => return Vec::new(),
             };
             let external_id = after.as_ref().or(before.as_ref()).and_then(|d| attr(d, "externalId")).unwrap_or(Value::Null);
-            let mut detail = json!({"tenant": tenant, "id": id, "externalId": external_id, "time": at});
+            let modified = after
+                .as_ref()
+                .and_then(|a| attr(a, "meta"))
+                .and_then(|m| m.get("lastModified").and_then(Value::as_str).map(str::to_string));
+            let mut detail = json!({"tenant": tenant, "id": id, "externalId": external_id, "time": modified.unwrap_or(at)});
             if !changed.is_empty()
                 && let Some(o) = detail.as_object_mut()
             {

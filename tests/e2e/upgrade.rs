@@ -124,6 +124,37 @@ async fn scim_admin_migrates_a_dynamodb_table_and_refuses_to_write_an_old_one() 
         ok && out.contains("0 names re-keyed") && out.contains("0 configuration items moved") && out.contains("0 externalIds indexed"),
         "a second run changes nothing: {out}{err}"
     );
+    // the region is never assumed, and a table of another shape is refused
+    let exe = std::env::current_exe().expect("test exe");
+    let bin = exe.parent().and_then(|d| d.parent()).expect("target dir").join("scim-admin");
+    let no_region =
+        std::process::Command::new(&bin).args(["--table", &name, "tenant", "list"]).env("AWS_REGION", "us-east-1").output().unwrap();
+    assert!(!no_region.status.success() && String::from_utf8_lossy(&no_region.stderr).contains("--region is required"));
+    let other = format!("other{}", scim_tests::uuid_like());
+    let moto = scim_tests::Client::new(&scim_tests::moto_endpoint(), "");
+    let create = json!({"TableName": other, "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}], "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}]});
+    let r = moto
+        .send(
+            "POST",
+            "/",
+            Some(&create.to_string()),
+            &[
+                ("x-amz-target", "DynamoDB_20120810.CreateTable"),
+                ("content-type", "application/x-amz-json-1.0"),
+                // moto reads the region from the credential scope
+                (
+                    "authorization",
+                    "AWS4-HMAC-SHA256 Credential=test/20261129/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.raw);
+    let (ok, _, err) = scim_admin(&other, &["tenant", "create", "acme"]);
+    assert!(!ok && err.contains("not a scim-serverless table"), "{err}");
+    let (ok, _, err) = scim_admin("no-such-table", &["tenant", "list"]);
+    assert!(!ok && err.contains("there is no table 'no-such-table'"), "{err}");
     // a new, empty table is initialised by the first command
     let empty = format!("new{}", scim_tests::uuid_like());
     scim_tests::fresh_dynamo_table(&empty).await;

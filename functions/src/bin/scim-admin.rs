@@ -35,9 +35,10 @@ struct Args {
     /// DynamoDB table; selects DynamoDB instead of the embedded store.
     #[arg(long, env = "SCIM_TABLE")]
     table: Option<String>,
-    /// AWS region of the table.
-    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
-    region: String,
+    /// AWS region of the table: required with --table, never taken from the environment or a
+    /// default (a tenant made in the wrong region's table gets its IdP 401s).
+    #[arg(long)]
+    region: Option<String>,
     /// A local DynamoDB endpoint (moto, DynamoDB Local).
     #[arg(long, env = "SCIM_DYNAMODB_ENDPOINT")]
     dynamodb_endpoint: Option<String>,
@@ -242,12 +243,26 @@ fn print(json_out: bool, v: &Value, text: String) {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let table: Arc<dyn Table> = match &args.table {
-        // an operator's tool, not a request path: it waits longer for a busy table
-        Some(t) => Arc::new(DynamoTable::connect(&DynamoConfig {
-            attempt_timeout: std::time::Duration::from_secs(20),
-            operation_timeout: std::time::Duration::from_secs(120),
-            ..DynamoConfig::new(t.clone(), args.region.clone(), args.dynamodb_endpoint.clone())
-        })?),
+        Some(t) => {
+            let region = args
+                .region
+                .clone()
+                .ok_or("--region is required with --table: say which region's table this is (e.g. --region eu-west-1)")?;
+            // an operator's tool, not a request path: it waits longer for a busy table
+            let dynamo = DynamoTable::connect(&DynamoConfig {
+                attempt_timeout: std::time::Duration::from_secs(20),
+                operation_timeout: std::time::Duration::from_secs(120),
+                ..DynamoConfig::new(t.clone(), region.clone(), args.dynamodb_endpoint.clone())
+            })?;
+            let shape = dynamo.has_layout_shape().await.map_err(|e| format!("cannot read table '{t}' in {region}: {e}"))?;
+            if !shape {
+                return Err(format!(
+                    "table '{t}' in {region} is not a scim-serverless table (key pk/sk and index gsi1 expected): refusing to write to it"
+                )
+                .into());
+            }
+            Arc::new(dynamo)
+        }
         None => Arc::new(EmbeddedTable::open(&args.data_dir)?),
     };
     let layout = Layout { table };

@@ -127,6 +127,28 @@ impl DynamoTable {
         Ok(())
     }
 
+    /// Whether the table has this layout's shape: key `pk` (hash) + `sk` (range) and the index
+    /// `gsi1` on `gsi1pk` + `gsi1sk`. What an operator's tool checks before writing to a table
+    /// named on its command line (a typo must not put tenants into somebody else's table).
+    /// `Err` when the table does not exist or cannot be described.
+    pub async fn has_layout_shape(&self) -> Result<bool, StoreError> {
+        let out = match self.client.describe_table().table_name(&self.table).send().await {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
+                return Err(StoreError::Other(format!("there is no table '{}' in this region", self.table)));
+            }
+            Err(e) => return Err(map_sdk(e)),
+        };
+        let Some(t) = out.table() else { return Ok(false) };
+        let keys = |k: &[KeySchemaElement]| k.iter().map(|e| (e.attribute_name().to_string(), e.key_type().clone())).collect::<Vec<_>>();
+        let main = keys(t.key_schema()) == vec![("pk".to_string(), KeyType::Hash), ("sk".to_string(), KeyType::Range)];
+        let index = t.global_secondary_indexes().iter().any(|g| {
+            g.index_name() == Some(GSI1)
+                && keys(g.key_schema()) == vec![("gsi1pk".to_string(), KeyType::Hash), ("gsi1sk".to_string(), KeyType::Range)]
+        });
+        Ok(main && index)
+    }
+
     fn key(pk: &str, sk: &str) -> HashMap<String, AttributeValue> {
         HashMap::from([("pk".to_string(), AttributeValue::S(pk.to_string())), ("sk".to_string(), AttributeValue::S(sk.to_string()))])
     }
