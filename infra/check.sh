@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Static checks of the SAM template: cfn-lint (schema, SAM transform, best
 # practices), checkov (security policy), `sam validate --lint` (the SAM CLI's
-# own translation of the template, offline) and infra/iam_check.py (what each
+# own translation of the template, offline), infra/iam_check.py (what each
 # function's role may do on each item family of the table, against
-# infra/iam-expected.tsv; its own self-test first). Run from the repository root:
+# infra/iam-expected.tsv; its own self-test first) and infra/template_check.py
+# (custom domain, aliases and CodeDeploy groups, the pipe filter on sample
+# stream records, alarms, dashboard, logs, timeouts, rules; on the translated
+# template under several parameter sets, its self-test first). Run from the
+# repository root:
 #   bash infra/check.sh
 # Exits non-zero when any tool reports a failure.
 #
@@ -43,7 +47,7 @@ cfn_lint="$(tool_path cfn-lint cfn-lint "$venv")"
 checkov="$(tool_path checkov checkov "$venv")"
 sam="$(tool_path sam aws-sam-cli "$sam_venv")"
 
-# infra/iam_check.py needs samtranslator (package aws-sam-translator, which
+# infra/iam_check.py and infra/template_check.py need samtranslator (package aws-sam-translator, which
 # cfn-lint depends on too) and PyYAML; when python3 lacks them they go into the
 # infra virtualenv.
 iam_python="python3"
@@ -89,6 +93,18 @@ if ! "$iam_python" infra/iam_check.py; then
   iam_status="FAILED"
 fi
 
-echo "infra: cfn-lint $lint_status, checkov $checkov_status, sam validate --lint $sam_status, iam self-test $iam_self_test_status, iam check $iam_status"
+# Offline too: the same translation under several parameter sets; the self-test
+# breaks copies of the template and shows each check failing.
+template_self_test_status="ok"
+if ! "$iam_python" infra/template_check.py --self-test; then
+  template_self_test_status="FAILED"
+fi
+template_status="ok"
+if ! "$iam_python" infra/template_check.py; then
+  template_status="FAILED"
+fi
+
+echo "infra: cfn-lint $lint_status, checkov $checkov_status, sam validate --lint $sam_status, iam self-test $iam_self_test_status, iam check $iam_status, template self-test $template_self_test_status, template check $template_status"
 [[ "$lint_status" == "ok" && "$checkov_status" == "ok" && "$sam_status" == "ok" \
-  && "$iam_self_test_status" == "ok" && "$iam_status" == "ok" ]]
+  && "$iam_self_test_status" == "ok" && "$iam_status" == "ok" \
+  && "$template_self_test_status" == "ok" && "$template_status" == "ok" ]]

@@ -805,31 +805,47 @@ def invariant_violations(results: dict[str, dict[str, list[str]]]) -> list[str]:
     def writes(function, family):
         return sorted(set(results[function][family]) & WRITES)
 
-    for name in ["settings", "authorizer", "discovery", "events", *LIST_FUNCTIONS]:
+    for name in ["settings", "authorizer", "discovery", "events", "portal", *LIST_FUNCTIONS]:
         if name not in results:
             out.append(f"function {name!r} is not in the template (the invariants name it)")
     for function, families in results.items():
-        for family in ("key", "registry", "server", "layout"):
+        for family in ("registry", "server", "layout"):
             if writes(function, family):
                 out.append(f"{function} may write {family} items ({','.join(writes(function, family))}): "
-                           "only the admin CLI writes keys, the tenant registry, the seal and the layout marker")
-        if function != "settings" and writes(function, "tenant-config"):
-            out.append(f"{function} may write tenant-config items: only settings writes tenant configuration")
-        if function != "authorizer" and (families["key"] or families["key-use"]):
-            out.append(f"{function} may access key or key-use items: only the authorizer reads keys")
+                           "only the admin CLI writes the tenant registry, the seal and the layout marker")
+        if function != "portal" and writes(function, "key"):
+            out.append(f"{function} may write key items: only the admin CLI and the portal (its tenant's "
+                       "provisioner keys) write keys")
+        if function not in ("settings", "portal") and writes(function, "tenant-config"):
+            out.append(f"{function} may write tenant-config items: only settings (and the portal, for key "
+                       "references) writes tenant configuration")
+        if function not in ("authorizer", "portal") and (families["key"] or families["key-use"]):
+            out.append(f"{function} may access key or key-use items: only the authorizer and the portal read keys")
         if function == "authorizer":
             for family, actions in families.items():
-                if actions and family not in ("key", "tenant-config", "key-use", "layout"):
+                if actions and family not in ("key", "tenant-config", "key-use", "layout", "audit"):
                     out.append(f"authorizer may access {family} items: it reads keys, tenant records and the layout marker only")
-                if writes(function, family) and family != "key-use":
-                    out.append(f"authorizer may write {family} items: its only write is the last-use stamp (key-use)")
+                if writes(function, family) and family not in ("key-use", "audit"):
+                    out.append(f"authorizer may write {family} items: it writes the last-use stamp (key-use) and "
+                               "refusals in the activity log (audit) only")
+            if set(families["audit"]) - {"PutItem"}:
+                out.append("authorizer may do more with the activity log than append a refusal (PutItem)")
+        if function == "portal":
+            allowed = {"server": {"GetItem"}, "tenant-config": {"GetItem", "Query", "PutItem"}, "key": {"GetItem", "PutItem"},
+                       "key-use": {"GetItem"}, "tenant-data": {"GetItem"}, "audit": {"Query", "PutItem"}}
+            for family, actions in families.items():
+                extra = set(actions) - allowed.get(family, set())
+                if extra:
+                    out.append(f"portal may {','.join(sorted(extra))} on {family} items: it reads the link key, its "
+                               "tenant's record, keys, counts and activity, and writes keys, key references and audit entries only")
         if function in LIST_FUNCTIONS:
-            allowed_writes = {"checkpoint": {"PutItem"}, "rate": {"UpdateItem"}}
+            allowed_writes = {"checkpoint": {"PutItem"}, "rate": {"UpdateItem"}, "audit": {"PutItem"}}
             for family in FAMILY_NAMES:
                 extra = set(writes(function, family)) - allowed_writes.get(family, set())
                 if extra:
                     out.append(f"{function} may write {family} items ({','.join(sorted(extra))}): list and search "
-                               "functions write only page checkpoints (PutItem) and the rate counter (UpdateItem)")
+                               "functions write only page checkpoints (PutItem), the rate counter (UpdateItem) and "
+                               "failed requests in the activity log (PutItem)")
         unchecked = sorted({a for actions in families.values() for a in actions
                             if a in ("Scan", "BatchWriteItem") or a.startswith("PartiQL")})
         if unchecked:
@@ -837,8 +853,10 @@ def invariant_violations(results: dict[str, dict[str, list[str]]]) -> list[str]:
                        "(a Scan carries no leading keys, so it passes every ForAllValues condition)")
         if function == "events" and any(families.values()):
             out.append("events may access the table: it needs no DynamoDB access at all")
-        if function == "discovery" and any(a != "GetItem" or f != "tenant-config" for f, acts in families.items() for a in acts):
-            out.append("discovery may do more than read tenant configuration (its schema declarations)")
+        discovery_allowed = {("GetItem", "tenant-config"), ("PutItem", "audit")}
+        if function == "discovery" and any((a, f) not in discovery_allowed for f, acts in families.items() for a in acts):
+            out.append("discovery may do more than read tenant configuration (its schema declarations) and record "
+                       "failed requests in the activity log")
     return out
 
 

@@ -25,7 +25,14 @@ pub async fn authorize(app: &App, event: &Value) -> Result<Value, lambda_runtime
     let authorization = headers.and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case("authorization"))).and_then(|(_, v)| v.as_str());
     let source_ip = event.pointer("/requestContext/identity/sourceIp").and_then(Value::as_str).and_then(|s| s.parse().ok());
     let method_arn = event.get("methodArn").and_then(Value::as_str).unwrap_or_default();
-    match app.authenticate(authorization, source_ip).await {
+    // what the request is, from the method ARN (`…/{stage}/{METHOD}/{path}`): recorded in the
+    // tenant's activity log when a known key is refused
+    let mut rest = method_arn.splitn(4, '/').skip(2);
+    let (method, path) = (rest.next().unwrap_or_default(), rest.next().unwrap_or_default());
+    let path = format!("/{}", path.trim_start_matches("scim/v2/").trim_start_matches('/'));
+    let user_agent = headers.and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case("user-agent"))).and_then(|(_, v)| v.as_str());
+    let attempt = scim_core::auth::Attempt { method, path: &path, user_agent };
+    match app.authenticate_attempt(authorization, source_ip, attempt).await {
         Ok(p) => Ok(policy(&p, method_arn)),
         Err(e) if e.status() == 401 => {
             // Lambda counts this answer as a function error (it is API Gateway's only way to a

@@ -35,6 +35,42 @@ pub async fn run(function: &'static str) -> Result<(), lambda_http::Error> {
     .await
 }
 
+/// Runs the portal Lambda: the setup page and its API, behind no authorizer (the page is
+/// public; its API checks the setup link in `Authorization: Portal …` itself).
+pub async fn run_portal() -> Result<(), lambda_http::Error> {
+    crate::init_tracing(true);
+    let app = crate::table_from_env().map(|t| Arc::new(App::new(t))).map_err(|e| e.to_string());
+    if let Err(why) = &app {
+        tracing::error!(error = %why, "the function is not configured; every request gets 500");
+    }
+    lambda_http::run(service_fn(move |event: Request| {
+        let app = app.clone();
+        async move {
+            Ok::<_, Infallible>(match &app {
+                Ok(app) => portal(app, event).await,
+                Err(why) => to_lambda(edge::Response::error(&ScimError::Internal(format!("not configured: {why}")))),
+            })
+        }
+    }))
+    .await
+}
+
+/// Serves one portal event (the path from `/portal` on, whatever stage or base path precedes it).
+pub async fn portal(app: &App, event: Request) -> Response<Body> {
+    let req = to_edge(&event);
+    let path = portal_path(event.uri().path());
+    let preq = scim_core::portal::PortalRequest { method: &req.method, path, query: &req.query, headers: &req.headers, body: &req.body };
+    let resp = scim_core::portal::handle(app.layout(), &preq, &base_url(&event)).await;
+    tracing::info!(method = %req.method, path = %path, status = resp.status, "portal request");
+    to_lambda(resp)
+}
+
+/// The path from its `/portal` segment on (`/v1/portal/api/keys` → `/portal/api/keys`).
+fn portal_path(full: &str) -> &str {
+    let at = full.match_indices("/portal").map(|(i, _)| i).find(|&i| matches!(full.as_bytes().get(i + 7), None | Some(b'/')));
+    at.map(|i| &full[i..]).unwrap_or(full)
+}
+
 /// How long before the invocation's deadline a request is given up, so the client gets a SCIM
 /// `503` with `Retry-After` rather than the bare error of a function that timed out.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
@@ -153,6 +189,14 @@ fn to_lambda(r: edge::Response) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_portal_path_starts_at_its_segment() {
+        assert_eq!(portal_path("/v1/portal/api/keys"), "/portal/api/keys");
+        assert_eq!(portal_path("/portal"), "/portal");
+        assert_eq!(portal_path("/portalx/portal/app.js"), "/portal/app.js");
+        assert_eq!(portal_path("/elsewhere"), "/elsewhere");
+    }
 
     #[tokio::test]
     async fn a_request_out_of_time_is_a_scim_503_with_retry_after() {

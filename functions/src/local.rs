@@ -105,6 +105,12 @@ pub async fn bootstrap(app: &App, new_key: bool) -> Result<Option<String>, ScimE
     Ok(None)
 }
 
+/// A fresh setup link for the local tenant (printed as `SCIM_PORTAL_URL` on every start).
+pub async fn portal_link(app: &App, base_url: &str, hours: i64) -> Result<String, ScimError> {
+    let (token, _) = scim_core::setup_link::make_link(app.layout(), LOCAL_TENANT, hours).await?;
+    Ok(scim_core::setup_link::link_url(base_url, &token))
+}
+
 /// Serves connections until the listener fails.
 pub async fn serve(listener: TcpListener, app: Arc<App>) -> std::io::Result<()> {
     loop {
@@ -140,13 +146,34 @@ async fn handle(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpAddr
 
 async fn serve_one(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpAddr) -> edge::Response {
     let (parts, body) = req.into_parts();
+    let host = parts.headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1").to_string();
+    let base_url = format!("http://{host}/scim/v2");
+    if parts.uri.path() == "/portal" || parts.uri.path().starts_with("/portal/") {
+        let body = match Limited::new(body, MAX_PAYLOAD + 1).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return edge::Response::error(&ScimError::PayloadTooLarge(format!("request body over {MAX_PAYLOAD} bytes"))),
+        };
+        let query = parts.uri.query().map(edge::parse_query).unwrap_or_default();
+        let headers: Vec<(String, String)> =
+            parts.headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string()))).collect();
+        let preq = scim_core::portal::PortalRequest {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: &query,
+            headers: &headers,
+            body: &body,
+        };
+        return scim_core::portal::handle(app.layout(), &preq, &base_url).await;
+    }
     let Some(path) = parts.uri.path().strip_prefix("/scim/v2") else {
         return edge::Response::error(&ScimError::NotFound(format!("no endpoint at {}; the base URL is /scim/v2", parts.uri.path())));
     };
     let headers: Vec<(String, String)> =
         parts.headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string()))).collect();
     let authorization = parts.headers.get("authorization").and_then(|v| v.to_str().ok());
-    let principal = match app.authenticate(authorization, Some(peer)).await {
+    let user_agent = parts.headers.get("user-agent").and_then(|v| v.to_str().ok());
+    let attempt = scim_core::auth::Attempt { method: parts.method.as_str(), path, user_agent };
+    let principal = match app.authenticate_attempt(authorization, Some(peer), attempt).await {
         Ok(p) => p,
         Err(e) => {
             let mut r = edge::Response::error(&e);
@@ -162,8 +189,6 @@ async fn serve_one(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpA
             return edge::Response::error(&ScimError::PayloadTooLarge(format!("request body over {MAX_PAYLOAD} bytes")));
         }
     };
-    let host = parts.headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
-    let base_url = format!("http://{host}/scim/v2");
     let req = edge::Request {
         method: parts.method.as_str().to_string(),
         path: path.to_string(),

@@ -384,7 +384,57 @@ const LAST_USE_EVERY: i64 = 900;
 /// refusals are 403. Two round trips: the key record, then its tenant's record together with
 /// the key's last-use stamp (so a settings change applies to the next request).
 pub async fn authenticate(layout: &Layout, authorization: Option<&str>, source_ip: Option<IpAddr>) -> Result<Principal> {
-    let deny = |why: &str| {
+    authenticate_attempt(layout, authorization, source_ip, None).await
+}
+
+/// The request a key is presented with, for the tenant's activity log: a refused key whose
+/// tenant is known (a revoked, expired or wrongly completed key of a real key id; a suspended
+/// tenant; an address outside the allowlist) is recorded there, so the tenant's admin sees why
+/// its identity provider is failing. A key id nobody holds names no tenant: nothing to record.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub user_agent: Option<&'a str>,
+}
+
+/// [`authenticate`], recording refusals of a known key in its tenant's activity log.
+pub async fn authenticate_attempt(
+    layout: &Layout,
+    authorization: Option<&str>,
+    source_ip: Option<IpAddr>,
+    attempt: Option<Attempt<'_>>,
+) -> Result<Principal> {
+    let mut refused_key: Option<(String, String)> = None;
+    let reason = std::sync::OnceLock::new();
+    let result = authenticate_key(layout, authorization, source_ip, &mut refused_key, &reason).await;
+    if let (Err(e), Some((tenant, key_id)), Some(a)) = (&result, &refused_key, attempt) {
+        // the tenant's own log says why (the client is told only that the key is not valid)
+        let why = if e.status() == 401 { reason.get().copied().unwrap_or("not valid").to_string() } else { e.client_detail() };
+        record_refusal(layout, tenant, key_id, a, e.status(), &why).await;
+    }
+    result
+}
+
+async fn record_refusal(layout: &Layout, tenant: &str, key_id: &str, a: Attempt<'_>, status: u16, why: &str) {
+    let cut = |s: &str, n: usize| s.chars().take(n).collect::<String>();
+    let time = crate::time::now();
+    let entry = json!({"time": time, "key_id": key_id, "method": cut(a.method, 16), "path": cut(a.path, 512), "status": status,
+        "detail": format!("key refused: {why}"), "user_agent": a.user_agent.map(|u| cut(u, 200))});
+    if let Err(err) = layout.audit(tenant, &time, &entry, crate::edge::AUDIT_RETENTION_DAYS).await {
+        tracing::warn!(error = %err, "refusal not recorded");
+    }
+}
+
+async fn authenticate_key(
+    layout: &Layout,
+    authorization: Option<&str>,
+    source_ip: Option<IpAddr>,
+    refused_key: &mut Option<(String, String)>,
+    reason: &std::sync::OnceLock<&'static str>,
+) -> Result<Principal> {
+    let deny = |why: &'static str| {
+        let _ = reason.set(why);
         tracing::info!(reason = why, "authentication failed");
         ScimError::Unauthorized("a valid bearer API key is required".into())
     };
@@ -399,6 +449,8 @@ pub async fn authenticate(layout: &Layout, authorization: Option<&str>, source_i
     let item = item.ok_or_else(|| deny("unknown key id"))?;
     let key_view = KEY_VIEWS.view(key_id, item.doc.as_deref().ok_or_else(|| deny("unknown key id"))?, KeyView::parse)?;
     let key = &key_view.1;
+    // from here a refusal concerns a real key of a known tenant
+    *refused_key = key.tenant.clone().map(|t| (t, key_id.to_string()));
     if !bool::from(key.hash.as_bytes().ct_eq(hash_secret(secret).as_bytes())) {
         return Err(deny("wrong secret"));
     }
@@ -430,6 +482,7 @@ pub async fn authenticate(layout: &Layout, authorization: Option<&str>, source_i
         tracing::info!(tenant = tenant_id, "source address not in the tenant's allowlist");
         return Err(ScimError::Forbidden("the source address is not in this tenant's IP allowlist".into()));
     }
+    *refused_key = None;
     stamp_last_use(layout, key_id, stamp.as_ref(), now).await;
     Ok(Principal {
         tenant_id: tenant_id.to_string(),
@@ -471,7 +524,7 @@ struct Prefetched {
 /// A key whose tenant record is missing: the tenant was deleted (401), or the table has not
 /// been upgraded to this layout yet (503: the operator must run `scim-admin migrate`; an IdP
 /// told "unauthorized" would disable provisioning).
-async fn missing_tenant(layout: &Layout, tenant_id: &str, deny: impl Fn(&str) -> ScimError) -> ScimError {
+async fn missing_tenant(layout: &Layout, tenant_id: &str, deny: impl Fn(&'static str) -> ScimError) -> ScimError {
     match layout.layout_version().await {
         Ok(Some(v)) if v >= crate::store::layout::LAYOUT_VERSION => deny("the key's tenant does not exist"),
         Ok(_) => {
@@ -619,6 +672,16 @@ async fn modify_tenant(layout: &Layout, tenant_id: &str, change: impl Fn(&mut Va
         }
     }
     Err(ScimError::Unavailable { detail: "the tenant is being changed concurrently; retry".into(), retry_after: 1 })
+}
+
+/// Invalidates every portal link of a tenant made so far (links carry the tenant's link
+/// epoch; this moves it on). Returns the new epoch.
+pub async fn revoke_portal_links(layout: &Layout, tenant_id: &str) -> Result<u64> {
+    let rec = modify_tenant(layout, tenant_id, |rec| {
+        rec["portal_epoch"] = json!(rec["portal_epoch"].as_u64().unwrap_or(0) + 1);
+    })
+    .await?;
+    Ok(rec["portal_epoch"].as_u64().unwrap_or(0))
 }
 
 /// Sets (or, with `None`, removes) a tenant's role policy.

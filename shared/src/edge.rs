@@ -52,6 +52,9 @@ pub enum Route {
     SchemaDeclarationGet,
     SchemaDeclarationPut,
     SchemaDeclarationDelete,
+    /// Setup links to the portal for the tenant's IT admin (`scim:configure`).
+    PortalLinkCreate,
+    PortalLinksRevoke,
 }
 
 /// One row of the route table: everything dispatch, permission, rate limit and audit need.
@@ -108,6 +111,8 @@ pub const ROUTES: &[RouteSpec] = &[
     read(Route::SchemaDeclarationGet, "GET", "/Settings/Schemas/{id}", "settings", Permission::ConfigureScim),
     write(Route::SchemaDeclarationPut, "PUT", "/Settings/Schemas/{id}", "settings", Permission::ConfigureScim),
     write(Route::SchemaDeclarationDelete, "DELETE", "/Settings/Schemas/{id}", "settings", Permission::ConfigureScim),
+    write(Route::PortalLinkCreate, "POST", "/Settings/PortalLinks", "settings", Permission::ConfigureScim),
+    write(Route::PortalLinksRevoke, "DELETE", "/Settings/PortalLinks", "settings", Permission::ConfigureScim),
 ];
 
 /// The routes a function binary serves.
@@ -228,6 +233,13 @@ struct AuditEntry<'a> {
     path: &'a str,
     resource_id: Option<&'a str>,
     status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scim_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a str>,
+    /// Which client sent it (Entra, Okta, …: the portal names the IdP from it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_agent: Option<&'a str>,
     /// Extension URNs the request named that the tenant does not declare (dropped, under the
     /// tenant's `ignore` policy): why data an IdP reported sent is not there.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -294,33 +306,59 @@ impl App {
         auth::authenticate(&self.service.layout, authorization, source_ip).await
     }
 
+    /// [`App::authenticate`] for a request: a refused key of a known tenant is recorded in that
+    /// tenant's activity log.
+    pub async fn authenticate_attempt(
+        &self,
+        authorization: Option<&str>,
+        source_ip: Option<std::net::IpAddr>,
+        attempt: auth::Attempt<'_>,
+    ) -> Result<Principal> {
+        auth::authenticate_attempt(&self.service.layout, authorization, source_ip, Some(attempt)).await
+    }
+
     /// Serves one request for an authenticated principal. `only` limits the routes (a function
     /// serves its own routes and answers 404 for anything else).
     pub async fn handle(&self, principal: &Principal, req: &Request, base_url: &str, only: Option<&[Route]>) -> Response {
         let matched = match_route(&req.method, &req.path);
         let undeclared = crate::resource::Undeclared::new(principal.unknown_extensions == crate::auth::UnknownExtensions::Reject);
-        let resp = match &matched {
+        let outcome = match &matched {
             Ok(m) => self.dispatch(principal, req, base_url, only, m, &undeclared).await,
             Err(e) => Err(e.clone()),
         };
-        let resp = resp.unwrap_or_else(|e| Response::error(&e));
-        // Only a request that matched a read-only route is left out of the audit log: every
-        // attempt on a mutating route is recorded whatever its outcome (refusals included), and
-        // so is anything that matched no route (an unknown method or path is an attempt too).
-        match &matched {
-            Ok(m) if !m.spec.mutating => {}
-            Ok(m) => self.audit(principal, req, Some(m), resp.status, undeclared.urns()).await,
-            Err(_) => self.audit(principal, req, None, resp.status, Vec::new()).await,
+        let (resp, failure) = match outcome {
+            Ok(r) => (r, None),
+            Err(e) => (Response::error(&e), Some(e)),
+        };
+        // The tenant's activity log: every attempt on a mutating route whatever its outcome
+        // (refusals included), anything that matched no route (an unknown method or path is an
+        // attempt too), and every failed request on any route. A read that succeeded writes
+        // nothing.
+        let record = match &matched {
+            Ok(m) => m.spec.mutating || failure.is_some(),
+            Err(_) => true,
+        };
+        if record {
+            self.audit(principal, req, matched.as_ref().ok(), resp.status, failure.as_ref(), undeclared.urns()).await;
         }
         resp
     }
 
-    /// Records an attempt in the tenant's audit log: who (key id), what (route, method, path,
-    /// resource id), outcome (status), when. Never bodies or secrets; method and path are cut to
-    /// a bounded length (they are the client's text). Failing to audit does not fail the
-    /// request; it is logged.
-    async fn audit(&self, principal: &Principal, req: &Request, matched: Option<&Matched>, status: u16, undeclared: Vec<String>) {
+    /// Records an attempt in the tenant's activity (audit) log: who (key id, the client's
+    /// User-Agent), what (route, method, path, resource id), outcome (status, and for a failure
+    /// its scimType and detail), when. Never bodies or secrets; the client's text is cut to a
+    /// bounded length. Failing to record does not fail the request; it is logged.
+    async fn audit(
+        &self,
+        principal: &Principal,
+        req: &Request,
+        matched: Option<&Matched>,
+        status: u16,
+        failure: Option<&ScimError>,
+        undeclared: Vec<String>,
+    ) {
         let time = crate::time::now();
+        let detail = failure.map(|e| e.client_detail());
         let entry = AuditEntry {
             time: &time,
             key_id: &principal.key_id,
@@ -329,6 +367,9 @@ impl App {
             path: bounded(&req.path, 512),
             resource_id: matched.and_then(|m| m.id.as_deref()),
             status,
+            scim_type: failure.and_then(ScimError::scim_type).map(|t| t.as_str()),
+            detail: detail.as_deref().map(|d| bounded(d, 300)),
+            user_agent: req.header("user-agent").map(|u| bounded(u, 200)),
             undeclared_extensions: undeclared,
         };
         if let Err(e) = self.service.layout.audit(&principal.tenant_id, &time, &entry, AUDIT_RETENTION_DAYS).await {
@@ -476,6 +517,14 @@ impl App {
             }
             Route::SchemaDeclarationDelete => {
                 declarations::delete(&svc.layout, ctx.tenant, &id).await?;
+                Response::empty(204)
+            }
+            Route::PortalLinkCreate => {
+                let b = if req.body.iter().all(u8::is_ascii_whitespace) { None } else { Some(body(req)?) };
+                Response::json(201, &settings::create_portal_link(&svc.layout, ctx.tenant, base_url, b.as_ref()).await?)
+            }
+            Route::PortalLinksRevoke => {
+                settings::revoke_portal_links(&svc.layout, ctx.tenant).await?;
                 Response::empty(204)
             }
         })

@@ -19,11 +19,13 @@ pub mod members;
 pub mod migrate;
 pub mod patch;
 pub mod path;
+pub mod portal;
 pub mod projection;
 pub mod resource;
 pub mod schema;
 pub mod service;
 pub mod settings;
+pub mod setup_link;
 pub mod store;
 pub mod time;
 

@@ -38,6 +38,8 @@ pub struct Report {
     pub config_moved: usize,
     /// externalIds given their per-holder index entry.
     pub external_ids_indexed: usize,
+    /// Inactive users counted (layout 4 keeps a counter of them).
+    pub inactive_counted: u64,
     pub collisions: Vec<Collision>,
 }
 
@@ -63,11 +65,14 @@ pub async fn upgrade(layout: &Layout, progress: &mut dyn FnMut(&str)) -> Result<
         for (i, t) in tenants.iter().enumerate() {
             progress(&format!("upgrading tenant '{t}' ({} of {}) from layout {from} to {LAYOUT_VERSION}", i + 1, tenants.len()));
             for kind in [Kind::User, Kind::Group] {
-                index_external_ids(layout, t, kind, &mut report).await?;
+                if from < 3 {
+                    index_external_ids(layout, t, kind, &mut report).await?;
+                }
                 if from < 2 {
                     rekey_names(layout, t, kind, &mut report, progress).await?;
                 }
             }
+            report.inactive_counted += count_inactive(layout, t).await?;
             if from < 2 {
                 report.config_moved += layout.upgrade_config_from_v1(t).await?;
             }
@@ -78,6 +83,24 @@ pub async fn upgrade(layout: &Layout, progress: &mut dyn FnMut(&str)) -> Result<
         layout.set_layout_version(LAYOUT_VERSION).await?;
     }
     Ok(report)
+}
+
+/// Layout 4 keeps a counter of inactive users; before, nothing counted them: one walk of the
+/// users sets it (relative to what the counter holds, so a deactivation meanwhile is kept, and a
+/// second run corrects any skew).
+async fn count_inactive(layout: &Layout, tenant: &str) -> Result<u64> {
+    let mut after: Option<String> = None;
+    let mut n = 0u64;
+    loop {
+        let page = layout.page(tenant, Kind::User, after.as_deref(), CLAIMS_PER_PAGE).await?;
+        n += page.iter().filter(|s| s.doc.get("active") == Some(&serde_json::Value::Bool(false))).count() as u64;
+        match page.last() {
+            Some(last) if page.len() == CLAIMS_PER_PAGE => after = Some(last.id().to_string()),
+            _ => break,
+        }
+    }
+    layout.set_inactive_count(tenant, Kind::User, n).await?;
+    Ok(n)
 }
 
 /// Layouts 1 and 2 held one unique claim per externalId; layout 3 indexes every holder. Each

@@ -243,6 +243,7 @@ fn claims(ctx: Ctx<'_>, kind: Kind, doc: &Map<String, Value>) -> Result<Claims> 
         external_id,
         external_id_unique: ctx.external_id_policy == ExternalIdPolicy::Unique,
         attributes: attribute_claims(ctx.types.of(kind), doc),
+        inactive: kind == Kind::User && is_inactive(doc),
     })
 }
 

@@ -9,11 +9,14 @@
 
 use crate::auth::{self, Deactivation, ExternalIdPolicy, RolesPolicy, TenantChange, UnknownExtensions};
 use crate::error::{Result, ScimError, ScimType};
+use crate::setup_link;
 use crate::store::layout::Layout;
 use serde_json::{Value, json};
 
 /// The `schemas` value of a settings body.
 pub const URN_SETTINGS: &str = "urn:scim-serverless:api:messages:1.0:TenantSettings";
+/// The `schemas` value of a setup link body.
+pub const URN_PORTAL_LINK: &str = "urn:scim-serverless:api:messages:1.0:PortalLink";
 /// The `schemas` value of a role mappings body.
 pub const URN_ROLE_MAPPINGS: &str = "urn:scim-serverless:api:messages:1.0:RoleMappings";
 
@@ -180,6 +183,28 @@ pub fn mappings_of(body: &Value) -> Result<RolesPolicy> {
     let p = RolesPolicy { default_role, user_roles: strings("userRoles")?, group_rule, group_roles: strings("groupRoles")? };
     p.validate()?;
     Ok(p)
+}
+
+/// `POST /Settings/PortalLinks`: a setup link for the tenant's IT admin, valid `hours` (body
+/// optional; default 72). The link is a credential: it is in the response only, never logged.
+pub async fn create_portal_link(layout: &Layout, tenant_id: &str, base_url: &str, body: Option<&Value>) -> Result<Value> {
+    let hours = match body.map(|b| &b["hours"]) {
+        None | Some(Value::Null) => setup_link::DEFAULT_LINK_HOURS,
+        Some(h) => h.as_i64().filter(|h| (1..=setup_link::MAX_LINK_HOURS).contains(h)).ok_or_else(|| {
+            ScimError::invalid_value(format!("hours is a whole number from 1 to {} (got {h})", setup_link::MAX_LINK_HOURS))
+        })?,
+    };
+    let (token, expires) = setup_link::make_link(layout, tenant_id, hours).await?;
+    Ok(json!({
+        "schemas": [URN_PORTAL_LINK],
+        "url": setup_link::link_url(base_url, &token),
+        "expires": crate::time::format_unix_millis(expires * 1000),
+    }))
+}
+
+/// `DELETE /Settings/PortalLinks`: every setup link of the tenant made so far stops working.
+pub async fn revoke_portal_links(layout: &Layout, tenant_id: &str) -> Result<()> {
+    auth::revoke_portal_links(layout, tenant_id).await.map(|_| ())
 }
 
 #[cfg(test)]

@@ -188,6 +188,11 @@ async fn invariants(srv: &scim_tests::Server, tenant: &str) -> Result<(), String
             return Err(format!("{kind:?} counter {} but {n} items", c.total));
         }
     }
+    let inactive = users.values().filter(|u| u["active"] == json!(false)).count() as u64;
+    let counted = layout.counts(tenant, Kind::User).await.map_err(|e| e.to_string())?.inactive;
+    if counted != inactive {
+        return Err(format!("inactive counter {counted} but {inactive} inactive users"));
+    }
     // memberships join live users and live groups; deactivated users belong to none
     for gid in groups.keys() {
         for uid in layout.members(tenant, gid).await.map_err(|e| e.to_string())? {

@@ -188,8 +188,36 @@ fn requests_of(function: &str, ids: &BTreeMap<&str, String>) -> Vec<Request> {
                 Some(json!({"extends": "Group", "attributes": [{"name": "code", "type": "string"}]})),
             ),
             req("DELETE", "/Settings/Schemas/urn:acme:groups", None),
+            req("POST", "/Settings/PortalLinks", Some(json!({"hours": 2}))),
+            req("DELETE", "/Settings/PortalLinks", None),
         ],
         other => panic!("no requests for function {other}: add them here"),
+    }
+}
+
+/// A request each function answers with a failure (written to the tenant's activity log).
+fn failing_request_of(function: &str) -> Request {
+    match function {
+        "users-create" => req("POST", "/Users", Some(json!({"displayName": "no userName"}))),
+        "users-list" => req("GET", "/Users?filter=userName%20zz%20%22a%22", None),
+        "users-search" => req("POST", "/Users/.search", Some(json!({"filter": "("}))),
+        "search" => req("POST", "/.search", Some(json!({"filter": "("}))),
+        "users-get" => req("GET", "/Users/no-such-user", None),
+        "users-replace" => req("PUT", "/Users/no-such-user", Some(json!({"userName": "z@x.io"}))),
+        "users-patch" => req("PATCH", "/Users/no-such-user", Some(patch_op(json!([{"op": "replace", "path": "active", "value": false}])))),
+        "users-delete" => req("DELETE", "/Users/no-such-user", None),
+        "groups-create" => req("POST", "/Groups", Some(json!({"members": []}))),
+        "groups-list" => req("GET", "/Groups?filter=(", None),
+        "groups-search" => req("POST", "/Groups/.search", Some(json!({"filter": "("}))),
+        "groups-get" => req("GET", "/Groups/no-such-group", None),
+        "groups-replace" => req("PUT", "/Groups/no-such-group", Some(json!({"displayName": "z"}))),
+        "groups-patch" => {
+            req("PATCH", "/Groups/no-such-group", Some(patch_op(json!([{"op": "replace", "path": "displayName", "value": "z"}]))))
+        }
+        "groups-delete" => req("DELETE", "/Groups/no-such-group", None),
+        "discovery" => req("GET", "/Schemas/urn:no:such:schema", None),
+        "settings" => req("PATCH", "/Settings", Some(json!({"deactivation": "sometimes"}))),
+        other => panic!("no failing request for function {other}: add one here"),
     }
 }
 
@@ -242,7 +270,12 @@ async fn every_store_call_of_every_function_is_one_its_role_allows() {
                 String::from_utf8_lossy(&resp.body)
             );
         }
+        // a failure is recorded in the tenant's activity log, on every route
+        let r = failing_request_of(f);
+        let resp = app.handle(&p, &r, "http://x", Some(&routes_of(f))).await;
+        assert!((400..500).contains(&resp.status), "{f} {} {} should fail: {}", r.method, r.path, resp.status);
         let calls = table.stop();
+        assert!(calls.contains(&("PutItem".to_string(), "audit".to_string())), "{f}: its failure was not recorded: {calls:?}");
         assert!(!calls.is_empty(), "{f}: the requests reached no store call");
         for (action, fam) in calls {
             let allowed = expected.get(f).and_then(|m| m.get(&fam)).is_some_and(|a| a.contains(&action));
@@ -266,22 +299,63 @@ async fn the_authorizer_needs_no_more_than_its_role() {
     table.start();
     // first use (two reads and the stamp), warm use (one batched read), a wrong secret, then a
     // key whose tenant record is gone (the layout marker decides between 401 and 503)
+    // (a refused known key is recorded in its tenant's activity log)
+    let attempt = || scim_core::auth::Attempt { method: "GET", path: "/Users", user_agent: Some("Okta") };
     for token in [key.token.clone(), key.token.clone(), format!("scim_{}_{}", key.key_id, "A".repeat(43))] {
-        let _ = app.authenticate(Some(&format!("Bearer {token}")), None).await;
+        let _ = app.authenticate_attempt(Some(&format!("Bearer {token}")), None, attempt()).await;
     }
     table
         .inner
         .write(vec![Write::Delete { pk: "CONF#t".into(), sk: "TENANT".into(), cond: scim_core::store::Cond::Always }])
         .await
         .unwrap();
-    assert_eq!(app.authenticate(Some(&format!("Bearer {}", other.token)), None).await.unwrap_err().status(), 401);
+    assert_eq!(app.authenticate_attempt(Some(&format!("Bearer {}", other.token)), None, attempt()).await.unwrap_err().status(), 401);
     let calls = table.stop();
     let needed: BTreeSet<&str> = calls.iter().map(|(_, f)| f.as_str()).collect();
-    assert!(needed.contains("layout") && needed.contains("key-use"), "the paths above were reached: {calls:?}");
+    assert!(needed.contains("layout") && needed.contains("key-use") && needed.contains("audit"), "the paths above were reached: {calls:?}");
     for (action, fam) in &calls {
         assert!(
             expected.get(fam).is_some_and(|a| a.contains(action)),
             "the authorizer calls {action} on {fam} items, which its role does not allow"
         );
     }
+}
+
+/// The portal function: the page's API on a valid link (session, keys made and revoked,
+/// activity) and a link that is not valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_needs_no_more_than_its_role() {
+    use scim_core::portal::{PortalRequest, handle};
+    let expected = &expected()["portal"];
+    let table = Arc::new(Recording { inner: EmbeddedTable::in_memory(), calls: Mutex::new(None) });
+    let (app, _, _) = seeded(&table).await;
+    let (token, _) = scim_core::setup_link::make_link(app.layout(), "t", 1).await.unwrap();
+    let old = auth::create_key(app.layout(), "t", "provisioner", None).await.unwrap();
+    let app = App::new(table.clone());
+    table.start();
+    let call = |method: &'static str, path: String, token: String| {
+        let app = &app;
+        async move {
+            let headers = vec![("authorization".to_string(), format!("Portal {token}"))];
+            let body = if method == "POST" { b"{}".to_vec() } else { Vec::new() };
+            let r = PortalRequest { method, path: &path, query: &[], headers: &headers, body: &body };
+            handle(app.layout(), &r, "http://x/scim/v2").await.status
+        }
+    };
+    assert_eq!(call("GET", "/portal/api/session".into(), token.clone()).await, 200);
+    assert_eq!(call("GET", "/portal/api/keys".into(), token.clone()).await, 200);
+    assert_eq!(call("POST", "/portal/api/keys".into(), token.clone()).await, 201);
+    assert_eq!(call("DELETE", format!("/portal/api/keys/{}", old.key_id), token.clone()).await, 204);
+    assert_eq!(call("GET", "/portal/api/activity".into(), token.clone()).await, 200);
+    assert_eq!(call("GET", "/portal/api/keys".into(), format!("{token}x")).await, 401);
+    let calls = table.stop();
+    let needed: BTreeSet<&str> = calls.iter().map(|(_, f)| f.as_str()).collect();
+    assert!(["server", "key", "tenant-config", "audit"].iter().all(|f| needed.contains(f)), "the paths above were reached: {calls:?}");
+    let mut problems = Vec::new();
+    for (action, fam) in &calls {
+        if !expected.get(fam).is_some_and(|a| a.contains(action)) {
+            problems.push(format!("the portal calls {action} on {fam} items, which its role does not allow"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -33,20 +33,15 @@ fn start(data: &std::path::Path) -> (Running, Vec<String>) {
     let mut lines = Vec::new();
     let mut reader = BufReader::new(out);
     let mut line = String::new();
+    // up to the last line it prints (the setup link)
     while reader.read_line(&mut line).unwrap_or(0) > 0 {
         let l = line.trim().to_string();
         line.clear();
-        let done = l.starts_with("SCIM_BASE_URL=");
+        let done = l.starts_with("SCIM_PORTAL_URL=");
         lines.push(l);
         if done {
             break;
         }
-    }
-    // the token line, when present, comes right after the URL line
-    if let Ok(n) = reader.read_line(&mut line)
-        && n > 0
-    {
-        lines.push(line.trim().to_string());
     }
     (Running(child), lines)
 }
@@ -102,10 +97,12 @@ async fn keys_and_passwords_reach_neither_the_logs_nor_the_store() {
         .spawn()
         .expect("spawn scim-local");
     let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
-    let (mut url, mut tok) = (String::new(), String::new());
+    let (mut url, mut tok, mut portal) = (String::new(), String::new(), String::new());
     reader.read_line(&mut url).expect("url line");
     reader.read_line(&mut tok).expect("token line");
+    reader.read_line(&mut portal).expect("portal line");
     let guard = Running(child);
+    let link_secret = portal.trim().split_once('#').map(|(_, s)| s.to_string()).expect("a setup link");
     let base = url.trim().strip_prefix("SCIM_BASE_URL=").expect("url").to_string();
     let token = tok.trim().strip_prefix("SCIM_TOKEN=").expect("token").to_string();
     let secret = token.rsplit_once('_').map(|(_, s)| s.to_string()).expect("secret part");
@@ -122,13 +119,22 @@ async fn keys_and_passwords_reach_neither_the_logs_nor_the_store() {
     assert!(!p.raw.contains(password), "a password is never returned");
     scim_tests::Client::new(&base, &format!("scim_{key_id}_{wrong_secret}")).get("/Users").await.assert_error(401, None);
     scim_tests::Client::new(&base, "not-a-key").get("/Users").await.assert_error(401, None);
+    // the setup portal's API, with its link and with a changed one
+    let root = scim_tests::Client::new(&base.replace("/scim/v2", ""), "");
+    for (t, status) in [(link_secret.clone(), 200), (format!("{link_secret}x"), 401)] {
+        assert_eq!(root.send("GET", "/portal/api/keys", None, &[("authorization", &format!("Portal {t}"))]).await.status, status);
+    }
     drop(guard);
 
     let logs = std::fs::read_to_string(&log_path).expect("logs");
     assert!(logs.contains("authentication failed"), "the refusals were logged (else this test proves nothing):\n{logs}");
-    for (what, s) in
-        [("the key", token.as_str()), ("the key's secret", &secret), ("a wrong secret", &wrong_secret), ("a password", password)]
-    {
+    for (what, s) in [
+        ("the key", token.as_str()),
+        ("the key's secret", &secret),
+        ("a wrong secret", &wrong_secret),
+        ("a password", password),
+        ("the setup link", &link_secret),
+    ] {
         assert!(!logs.contains(s), "{what} appears in the server's logs");
     }
     // nor in any file of the store (key records hold only the SHA-256 of the secret)
@@ -141,5 +147,83 @@ async fn keys_and_passwords_reach_neither_the_logs_nor_the_store() {
             assert!(!bytes.contains(&secret) && !bytes.contains(password), "{} holds a secret", p.display());
         }
     }
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+fn admin(data: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let exe = std::env::current_exe().expect("test exe");
+    let bin = exe.parent().and_then(|d| d.parent()).expect("target dir").join("scim-admin");
+    Command::new(bin).arg("--data-dir").arg(data).args(args).output().expect("run scim-admin")
+}
+
+/// Reads scim-local's stdout up to its setup link line; returns (base URL, link).
+fn start_for_link(data: &std::path::Path) -> (Running, String, String) {
+    let mut child = Command::new(binary())
+        .args(["--port", "0", "--data-dir"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn scim-local");
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+    let (mut base, mut link) = (String::new(), String::new());
+    let mut line = String::new();
+    while reader.read_line(&mut line).unwrap_or(0) > 0 {
+        if let Some(b) = line.trim().strip_prefix("SCIM_BASE_URL=") {
+            base = b.to_string();
+        }
+        if let Some(l) = line.trim().strip_prefix("SCIM_PORTAL_URL=") {
+            link = l.to_string();
+            break;
+        }
+        line.clear();
+    }
+    (Running(child), base, link)
+}
+
+async fn session_status(base: &str, link: &str) -> u16 {
+    let token = link.split_once('#').expect("a fragment").1;
+    let root = scim_tests::Client::new(&base.replace("/scim/v2", ""), "");
+    root.send("GET", "/portal/api/session", None, &[("authorization", &format!("Portal {token}"))]).await.status
+}
+
+/// The operator's way in: `scim-admin portal link` prints a link under the Tenant URL given,
+/// `scim-admin portal revoke` ends every link made so far; scim-local prints one on each start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_links_from_scim_local_and_the_admin_cli() {
+    let data = std::env::temp_dir().join(format!("scim-local-links-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let (run, base, printed) = start_for_link(&data);
+    assert!(printed.starts_with(&base.replace("/scim/v2", "/portal#")), "{printed}");
+    assert_eq!(session_status(&base, &printed).await, 200);
+    drop(run);
+
+    let out = admin(
+        &data,
+        &["--json", "portal", "link", "--tenant", "local", "--tenant-url", "https://scim.example.com/v1/scim/v2", "--hours", "2"],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let made: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let url = made["url"].as_str().expect("url").to_string();
+    assert!(url.starts_with("https://scim.example.com/v1/portal#"), "{url}");
+    for bad in [
+        vec!["portal", "link", "--tenant", "local", "--tenant-url", "scim.example.com"],
+        vec!["portal", "link", "--tenant", "local", "--tenant-url", "https://x/scim/v2", "--hours", "0"],
+        vec!["portal", "link", "--tenant", "nobody", "--tenant-url", "https://x/scim/v2"],
+    ] {
+        let out = admin(&data, &bad);
+        assert!(!out.status.success() && !out.stderr.is_empty(), "{bad:?} should fail with a reason");
+    }
+
+    let (run, base, _) = start_for_link(&data);
+    assert_eq!(session_status(&base, &url).await, 200, "a link works whatever host it names");
+    drop(run);
+    let out = admin(&data, &["portal", "revoke", "--tenant", "local"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (run, base, fresh) = start_for_link(&data);
+    assert_eq!(session_status(&base, &url).await, 401, "revoked");
+    assert_eq!(session_status(&base, &printed).await, 401, "revoked");
+    assert_eq!(session_status(&base, &fresh).await, 200, "made after the revocation");
+    drop(run);
     let _ = std::fs::remove_dir_all(&data);
 }

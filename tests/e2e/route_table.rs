@@ -40,13 +40,16 @@ fn template_routes() -> (BTreeSet<(String, String, String)>, BTreeSet<String>) {
 
 #[test]
 fn template_functions_and_core_routes_agree() {
-    let core: BTreeSet<(String, String, String)> =
+    let mut core: BTreeSet<(String, String, String)> =
         ROUTES.iter().map(|r| (r.function.to_string(), r.method.to_string(), r.path.to_string())).collect();
+    // the setup portal: its own function, behind no authorizer
+    core.extend(scim_core::portal::ROUTES.iter().map(|(m, p)| ("portal".to_string(), m.to_string(), p.to_string())));
     let (template, binaries) = template_routes();
-    assert_eq!(template, core, "infra/template.yaml and scim_core::edge::ROUTES differ");
+    assert_eq!(template, core, "infra/template.yaml and scim_core::edge::ROUTES (+ portal::ROUTES) differ");
     let mut expected_bins: BTreeSet<String> = ROUTES.iter().map(|r| r.function.to_string()).collect();
     expected_bins.insert("authorizer".into());
     expected_bins.insert("events".into());
+    expected_bins.insert("portal".into());
     assert_eq!(binaries, expected_bins, "template functions");
     let on_disk: BTreeSet<String> = std::fs::read_dir(repo().join("functions/src/bin"))
         .expect("functions/src/bin")
@@ -74,4 +77,24 @@ fn the_authorizer_failure_alarm_reads_the_metric_the_authorizer_writes() {
     assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([["Function"]]));
     let spike = text.split("  DeniedKeysSpikeAlarm:").nth(1).expect("the spike alarm");
     assert!(spike.contains(&format!("Namespace: {METRICS_NAMESPACE}")) && spike.contains(&format!("MetricName: {DENIED_KEYS_METRIC}")));
+}
+
+/// Only the portal's routes skip the authorizer: every SCIM route and every other function's
+/// event is behind the key authorizer (the API's default).
+#[test]
+fn only_the_portal_is_reachable_without_a_key() {
+    let text = std::fs::read_to_string(repo().join("infra/template.yaml")).expect("infra/template.yaml");
+    assert!(text.contains("DefaultAuthorizer: ScimKeyAuthorizer"), "the key authorizer is the API's default");
+    let mut function = String::new();
+    let mut open = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("  ") && !line.starts_with("   ") && line.trim_end().ends_with(':') {
+            function = line.trim().trim_end_matches(':').to_string();
+        }
+        if line.trim() == "Authorizer: NONE" {
+            open.push(function.clone());
+        }
+    }
+    assert!(!open.is_empty() && open.iter().all(|f| f == "PortalFunction"), "events without the authorizer: {open:?}");
+    assert_eq!(open.len(), scim_core::portal::ROUTES.len(), "each portal route opts out once");
 }

@@ -1,6 +1,8 @@
 //! Test support: start the real HTTP edge (the same `serve` as `scim-local`) on either store,
 //! start moto's DynamoDB server when none is given, and a small HTTP client.
 
+pub mod browser;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HyperClient;

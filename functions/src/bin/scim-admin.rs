@@ -66,6 +66,10 @@ enum Command {
     /// Groups): what `PUT /Settings/Schemas/{urn}` does, from a file.
     #[command(subcommand)]
     Schema(SchemaCmd),
+    /// Setup links for a tenant's IT admin: a page that shows the Tenant URL, makes provisioner
+    /// tokens, runs the IdP's Test Connection and lists provisioning activity, failures first.
+    #[command(subcommand)]
+    Portal(PortalCmd),
     /// Bring the table to this version's layout: run once after deploying a version whose
     /// layout changed (until then requests get 503). Idempotent and resumable; prints progress
     /// and the names it could not merge (two users whose userNames differ only in case or
@@ -208,6 +212,28 @@ enum SchemaCmd {
 }
 
 #[derive(Subcommand, Debug)]
+enum PortalCmd {
+    /// Make a setup link and print it. It is a credential until it expires: send it to the
+    /// tenant's IT admin privately (the secret part, after '#', never reaches a server log).
+    Link {
+        #[arg(long)]
+        tenant: String,
+        /// The deployment's Tenant URL (the stack output TenantUrl, ending in /scim/v2).
+        #[arg(long, env = "SCIM_TENANT_URL")]
+        tenant_url: String,
+        /// How long the link works, 1 to 720 hours.
+        #[arg(long, default_value_t = scim_core::setup_link::DEFAULT_LINK_HOURS)]
+        hours: i64,
+    },
+    /// Revoke every setup link of a tenant made so far (tokens made with them keep working;
+    /// revoke those with `key revoke`).
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum KeyCmd {
     /// Create a key and print it once.
     Create {
@@ -279,6 +305,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 return Err(format!("tenant '{id}' already exists").into());
             }
             print(j, &json!({"tenant": id, "created": true}), format!("tenant '{id}' created; next: scim-admin key create --tenant {id}"));
+        }
+        Command::Portal(PortalCmd::Link { tenant, tenant_url, hours }) => {
+            if !(tenant_url.starts_with("https://") || tenant_url.starts_with("http://"))
+                || !tenant_url.trim_end_matches('/').ends_with("/scim/v2")
+            {
+                return Err(format!("--tenant-url is the deployment's Tenant URL, https://…/scim/v2 (got '{tenant_url}')").into());
+            }
+            let (token, expires) = scim_core::setup_link::make_link(&layout, &tenant, hours).await?;
+            let url = scim_core::setup_link::link_url(&tenant_url, &token);
+            let until = scim_core::time::format_unix_millis(expires * 1000).unwrap_or_default();
+            print(j, &json!({"tenant": tenant, "url": url, "expires": until}), format!("{url}\n(valid until {until}; send it privately)"));
+        }
+        Command::Portal(PortalCmd::Revoke { tenant }) => {
+            auth::revoke_portal_links(&layout, &tenant).await?;
+            print(
+                j,
+                &json!({"tenant": tenant, "revoked": true}),
+                format!("every setup link of tenant '{tenant}' made so far stops working"),
+            );
         }
         Command::Tenant(TenantCmd::List) => {
             let ts = auth::list_tenants(&layout).await?;
@@ -476,18 +521,19 @@ async fn migrate(layout: &Layout, json_out: bool) -> Result<(), Box<dyn std::err
     print_collisions(&r);
     let from = r.from.map(|v| v.to_string()).unwrap_or_else(|| if r.initialised { "none (empty table)".into() } else { "1".into() });
     let v = json!({"from": r.from, "to": r.to, "initialised": r.initialised, "tenants": r.tenants,
-        "names_rekeyed": r.names_rekeyed, "config_moved": r.config_moved, "external_ids_indexed": r.external_ids_indexed,
+        "names_rekeyed": r.names_rekeyed, "config_moved": r.config_moved, "external_ids_indexed": r.external_ids_indexed, "inactive_counted": r.inactive_counted,
         "collisions": r.collisions.len()});
     print(
         json_out,
         &v,
         format!(
-            "layout {from} → {}: {} tenants, {} names re-keyed, {} configuration items moved, {} externalIds indexed, {} collisions",
+            "layout {from} → {}: {} tenants, {} names re-keyed, {} configuration items moved, {} externalIds indexed, {} inactive users counted, {} collisions",
             r.to,
             r.tenants,
             r.names_rekeyed,
             r.config_moved,
             r.external_ids_indexed,
+            r.inactive_counted,
             r.collisions.len()
         ),
     );

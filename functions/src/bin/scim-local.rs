@@ -16,9 +16,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Serves every SCIM route at http://HOST:PORT/scim/v2 with the same code as the Lambdas.
 ///
-/// On first start it creates the tenant "local" and an admin API key, and prints two lines on
-/// stdout for scripts: SCIM_BASE_URL=<url> and SCIM_TOKEN=<key> (the token only when it was just
-/// made; it is shown once). Later starts reuse the store and print only the URL.
+/// On first start it creates the tenant "local" and an admin API key, and prints lines on
+/// stdout for scripts: SCIM_BASE_URL=<url>, SCIM_TOKEN=<key> (only when it was just made; it is
+/// shown once) and SCIM_PORTAL_URL=<a setup link for the local tenant, valid 24 hours, made anew
+/// on every start>. Later starts reuse the store.
 #[derive(Parser, Debug)]
 #[command(name = "scim-local", version)]
 struct Args {
@@ -77,12 +78,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await
         .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
     let addr = listener.local_addr()?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "SCIM_BASE_URL=http://{addr}/scim/v2")?;
+    let base_url = format!("http://{addr}/scim/v2");
+    let portal = local::portal_link(&app, &base_url, 24).await.map_err(|e| format!("cannot make a setup link: {e}"))?;
+    // one write; a reader that stops reading early (`| head -1`) does not stop the server
+    let mut lines = format!("SCIM_BASE_URL={base_url}\n");
     if let Some(t) = &token {
-        writeln!(out, "SCIM_TOKEN={t}")?;
+        lines.push_str(&format!("SCIM_TOKEN={t}\n"));
     }
-    out.flush()?;
+    lines.push_str(&format!("SCIM_PORTAL_URL={portal}\n"));
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(lines.as_bytes()).and_then(|()| out.flush()) {
+        eprintln!("scim-local: could not write the URLs to standard output ({e}); serving anyway (--new-key makes another key)");
+    }
     drop(out);
     let store = match &choice {
         StoreChoice::Embedded(d) => format!("embedded store in {}", d.display()),
@@ -95,6 +102,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("scim-local: reusing tenant '{}' (run with --new-key for another key)", local::LOCAL_TENANT);
     }
     eprintln!("scim-local: serving http://{addr}/scim/v2 on the {store}; Ctrl-C stops");
+    eprintln!("scim-local: the setup portal for the IT admin: open SCIM_PORTAL_URL (valid 24 hours; a new one on every start)");
     if let Some(p) = &events {
         eprintln!("scim-local: change events are appended to {}", p.display());
     }

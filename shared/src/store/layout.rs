@@ -148,7 +148,8 @@ const LAYOUT_SK: &str = "LAYOUT";
 /// 1: everything of a tenant under `TENANT#<t>`, settings copied into key records, names keyed
 /// by their lower case. 2: configuration, keys and last-use stamps in partitions of their own,
 /// names keyed by their caseless fold. 3: externalIds indexed per holder (not unique).
-pub const LAYOUT_VERSION: u64 = 3;
+/// 4: a counter of inactive users beside the collection counters.
+pub const LAYOUT_VERSION: u64 = 4;
 const COUNT_SK: &str = "COUNT";
 /// Sort key of an API key record.
 pub const KEY_SK: &str = "KEY";
@@ -185,7 +186,12 @@ pub struct Claims {
     pub external_id_unique: bool,
     /// Unique extension attribute values: (extension URN, attribute, value key).
     pub attributes: Vec<(String, String, String)>,
+    /// The resource counts among the collection's inactive ones (a deactivated user).
+    pub inactive: bool,
 }
+
+/// The counter of a collection's inactive resources.
+const INACTIVE: &str = "inactive";
 
 /// The sort key of a unique extension attribute claim: the URN hashed (URNs are long; 64-bit
 /// FNV-1a of its lower case, a stable and cheap hash — two URNs of one tenant sharing a hash
@@ -251,6 +257,8 @@ pub struct Counts {
     pub total: u64,
     /// Bumped on every delete: page checkpoints made before a delete are stale.
     pub deletes: u64,
+    /// Resources counted inactive (deactivated users), kept in the same transactions.
+    pub inactive: u64,
 }
 
 /// The layout over any [`Table`].
@@ -303,7 +311,7 @@ fn claim_item(pk: &str, sk: String, id: &str) -> Item {
 /// A collection's counters from the tenant's counter item (absent: all zero).
 fn counts_of(kind: Kind, item: Option<&Item>) -> Counts {
     let get = |f: &str| item.and_then(|i| i.nums.get(f)).copied().unwrap_or(0).max(0) as u64;
-    Counts { total: get(kind.counter()), deletes: get(kind.delete_counter()) }
+    Counts { total: get(kind.counter()), deletes: get(kind.delete_counter()), inactive: get(&format!("{}_{INACTIVE}", kind.counter())) }
 }
 
 /// A page checkpoint item, when it is still valid for `deletes` (deletes shift positions).
@@ -356,6 +364,11 @@ fn update_writes(
             writes.push(w);
             roles.push(role);
         }
+    }
+    if old_claims.inactive != new_claims.inactive {
+        let by = if new_claims.inactive { 1 } else { -1 };
+        writes.push(Write::Add { pk: pk.clone(), sk: COUNT_SK.into(), deltas: vec![(format!("{}_{INACTIVE}", kind.counter()), by)] });
+        roles.push(WriteConflict::Version);
     }
     for a in old_claims.attributes.iter().filter(|a| !new_claims.attributes.contains(a)) {
         writes.push(Write::Delete { pk: pk.clone(), sk: attribute_claim_sk(kind, &a.0, &a.1, &a.2), cond: Cond::Always });
@@ -483,7 +496,11 @@ impl Layout {
             writes.push(Write::Put { item: claim_item(&pk, attribute_claim_sk(kind, &a.0, &a.1, &a.2), &id), cond: Cond::Absent });
             roles.push(WriteConflict::Attribute(a.1.clone()));
         }
-        writes.push(Write::Add { pk: pk.clone(), sk: COUNT_SK.into(), deltas: vec![(kind.counter().into(), 1)] });
+        let mut deltas = vec![(kind.counter().to_string(), 1)];
+        if claims.inactive {
+            deltas.push((format!("{}_{INACTIVE}", kind.counter()), 1));
+        }
+        writes.push(Write::Add { pk: pk.clone(), sk: COUNT_SK.into(), deltas });
         self.commit_with_members(tenant, &id, writes, roles, members).await
     }
 
@@ -678,12 +695,28 @@ impl Layout {
         for a in &claims.attributes {
             writes.push(Write::Delete { pk: pk.clone(), sk: attribute_claim_sk(kind, &a.0, &a.1, &a.2), cond: Cond::Always });
         }
-        writes.push(Write::Add { pk, sk: COUNT_SK.into(), deltas: vec![(kind.counter().into(), -1), (kind.delete_counter().into(), 1)] });
+        let mut deltas = vec![(kind.counter().to_string(), -1), (kind.delete_counter().to_string(), 1)];
+        if claims.inactive {
+            deltas.push((format!("{}_{INACTIVE}", kind.counter()), -1));
+        }
+        writes.push(Write::Add { pk, sk: COUNT_SK.into(), deltas });
         match self.table.write(writes).await {
             Ok(()) => Ok(Ok(())),
             Err(StoreError::Conflict { .. }) => Ok(Err(WriteConflict::Version)),
             Err(e) => Err(e),
         }
+    }
+
+    /// Sets the collection's inactive counter to `n` (an upgrade counts them once), relative
+    /// to what it holds, so changes made meanwhile are kept.
+    pub async fn set_inactive_count(&self, tenant: &str, kind: Kind, n: u64) -> Result<(), StoreError> {
+        let current = self.counts(tenant, kind).await?.inactive;
+        if current == n {
+            return Ok(());
+        }
+        let delta = n as i64 - current as i64;
+        let w = Write::Add { pk: tenant_pk(tenant), sk: COUNT_SK.into(), deltas: vec![(format!("{}_{INACTIVE}", kind.counter()), delta)] };
+        self.table.write(vec![w]).await
     }
 
     /// The collection's counters (one read).
@@ -770,6 +803,20 @@ impl Layout {
     /// The audit entries of a tenant for one day (`YYYY-MM-DD`), oldest first.
     pub async fn audit_entries(&self, tenant: &str, day: &str) -> Result<Vec<Value>, StoreError> {
         self.list_records(&format!("TENANT#{tenant}#AUDIT#{day}"), "AT#", 100_000).await
+    }
+
+    /// The newest `limit` entries of a tenant's audit log for one day, newest first (one Query).
+    pub async fn recent_audit_entries(&self, tenant: &str, day: &str, limit: usize) -> Result<Vec<Value>, StoreError> {
+        let q = Query {
+            index: super::Index::Primary,
+            pk: format!("TENANT#{tenant}#AUDIT#{day}"),
+            lo: "AT#".into(),
+            hi: "AT#\u{10FFFF}".into(),
+            forward: false,
+            limit,
+            keys_only: false,
+        };
+        Ok(self.table.query(&q).await?.iter().filter_map(|i| i.doc.as_deref().and_then(|d| serde_json::from_str(d).ok())).collect())
     }
 
     /// The server-wide secret that seals pagination cursors. It is made by the operator's tools

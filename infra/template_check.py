@@ -1,0 +1,1297 @@
+#!/usr/bin/env python3
+"""Offline checks of what infra/template.yaml deploys, on the translated CloudFormation.
+
+    python3 infra/template_check.py              run every check under every parameter set
+    python3 infra/template_check.py --self-test  show each check failing on a broken copy
+
+How it works, with no AWS call and no credentials: the template is translated with samtranslator
+(the SAM transform, through infra/iam_check.py's helpers) under a few parameter sets (PARAMETER_SETS:
+no domain and no alarm topic; a custom domain with a hosted zone and an alarm topic; backups with a
+cross-region copy and a WAF web ACL made by the stack; an existing web ACL). Conditions, Fn::If,
+Fn::Sub and Ref are resolved with iam_check's resolver, so "exists when set" means: the resource is
+in the translated template and its Condition holds under that parameter set.
+
+The checks (CHECKS) look at meaning, not names where they can: an alarm is "the API 5XX rate" because
+its metric math divides AWS/ApiGateway 5XXError by Count, and "a function's error alarm" because it
+reads that function's Lambda Errors. The pipe's filter is evaluated like EventBridge evaluates an
+event pattern (EventPattern below: exact values, prefix, suffix, anything-but with values, a prefix
+or a suffix, exists with its leaf-only rule, equals-ignore-case, numeric, $or) on sample DynamoDB
+stream records of every item family of the table, and it may use only the operators EventBridge
+Pipes support (their documentation's operator table: anything-but with a prefix or suffix is event
+bus only). The template's Rules section is evaluated for the alarm-topic requirement.
+
+--self-test first proves the pattern evaluator on hand-written cases, each also run against an
+evaluator with the rule it tests broken (like iam_check's self-test); then, for every check, it
+breaks a copy of the template the way that check exists to catch (MUTATIONS) and shows that the
+check then fails. A check that cannot fail proves nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import re
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import iam_check as ic  # noqa: E402  (the translation and the intrinsic resolver live there)
+
+TEMPLATE = HERE / "template.yaml"
+
+TOPIC = f"arn:aws:sns:{ic.REGION}:{ic.ACCOUNT}:scim-alarms"
+DOMAIN = "eu.scim.example.com"
+CERTIFICATE = f"arn:aws:acm:{ic.REGION}:{ic.ACCOUNT}:certificate/0a1b2c3d-1111-2222-3333-444455556666"
+ZONE = "Z0123456789ABCDEFGHIJ"
+COPY_VAULT = f"arn:aws:backup:us-east-1:{ic.ACCOUNT}:backup-vault:scim-dr"
+EXTERNAL_ACL = f"arn:aws:wafv2:{ic.REGION}:{ic.ACCOUNT}:regional/webacl/shared/0a1b2c3d-4e5f"
+
+# Parameter overrides per set (everything else: the template's defaults).
+PARAMETER_SETS: dict[str, dict[str, str]] = {
+    # the defaults: no domain, no topic (so the alarm-topic rule refuses it), no backup, no WAF
+    "plain": {},
+    "domain": {"DomainName": DOMAIN, "CertificateArn": CERTIFICATE, "HostedZoneId": ZONE,
+               "AlarmTopicArn": TOPIC, "Tracing": "Active", "ApiMetricsEnabled": "true",
+               "DeploymentType": "Linear10PercentEvery1Minute", "ApplicationLogLevel": "DEBUG"},
+    "backup": {"EnableBackup": "true", "BackupCopyDestinationVaultArn": COPY_VAULT, "AlarmsNotifyNobody": "true",
+               "CreateWebAcl": "true", "WebAclRateLimit": "1200", "DeploymentType": "AllAtOnce",
+               "EventArchiveRetentionDays": "30"},
+    "external-waf": {"WebAclArn": EXTERNAL_ACL, "AlarmTopicArn": TOPIC},
+}
+
+ROUTE_SUFFIX = "/scim/v2"
+
+
+class CheckError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Event patterns, evaluated like EventBridge
+# ---------------------------------------------------------------------------------------------
+
+MISSING = object()
+
+# What EventBridge Pipes filters accept ("Comparison operators for use in event patterns", the
+# "Pipe support" column): anything-but only with exact values; no wildcard; $or not listed.
+PIPE_OPERATORS = {"exact", "prefix", "suffix", "equals-ignore-case", "anything-but", "exists", "numeric"}
+BUS_OPERATORS = PIPE_OPERATORS | {"anything-but-prefix", "anything-but-suffix", "$or"}
+
+PATTERN_MUTANTS = ["prefix-ignored", "exists-on-objects", "anything-but-ignored", "or-as-and",
+                   "anything-but-matches-missing", "array-needs-all"]
+
+
+class EventPattern:
+    """EventBridge event pattern matching. `mutant` breaks one rule on purpose (self-test)."""
+
+    def __init__(self, mutant: str | None = None):
+        assert mutant is None or mutant in PATTERN_MUTANTS, mutant
+        self.mutant = mutant
+
+    def operators(self, pattern) -> set[str]:
+        """The operators a pattern uses (names as in PIPE_OPERATORS / BUS_OPERATORS)."""
+        found: set[str] = set()
+
+        def leaf(item):
+            if not isinstance(item, dict):
+                found.add("exact")
+                return
+            for key, value in item.items():
+                if key == "anything-but" and isinstance(value, dict):
+                    found.update(f"anything-but-{k}" for k in value)
+                elif key in ("prefix", "suffix") and isinstance(value, dict):
+                    found.add(key)
+                else:
+                    found.add(key)
+
+        def walk(node):
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    if key == "$or":
+                        found.add("$or")
+                        for sub in value:
+                            walk(sub)
+                    elif isinstance(value, list):
+                        for item in value:
+                            leaf(item)
+                    else:
+                        walk(value)
+
+        walk(pattern)
+        return found
+
+    def matches(self, pattern: dict, event) -> bool:
+        if not isinstance(pattern, dict):
+            raise CheckError(f"a pattern must be an object: {pattern!r}")
+        results = []
+        for key, rule in pattern.items():
+            if key == "$or":
+                if not isinstance(rule, list) or not rule:
+                    raise CheckError("$or takes a non-empty list of patterns")
+                subs = [self.matches(sub, event) for sub in rule]
+                results.append(all(subs) if self.mutant == "or-as-and" else any(subs))
+                continue
+            value = event.get(key, MISSING) if isinstance(event, dict) else MISSING
+            if isinstance(rule, dict):
+                results.append(self.matches(rule, value if isinstance(value, dict) else {}))
+            elif isinstance(rule, list):
+                if not rule:
+                    raise CheckError(f"empty match list for {key!r}")
+                results.append(self._leaf(rule, value))
+            else:
+                raise CheckError(f"pattern values are lists or objects, not {rule!r} (at {key!r})")
+        return all(results)
+
+    def _leaf(self, rules: list, value) -> bool:
+        values = value if isinstance(value, list) else [value]
+        if self.mutant == "array-needs-all" and isinstance(value, list):
+            return all(any(self._one(r, v) for r in rules) for v in values)
+        return any(self._one(r, v) for r in rules for v in values) or (
+            not values and any(self._one(r, MISSING) for r in rules))
+
+    def _one(self, rule, value) -> bool:
+        # exists (and so "absent") looks at leaves only: an object is not a value here
+        is_leaf = value is not MISSING and not isinstance(value, dict)
+        if self.mutant == "exists-on-objects":
+            is_leaf = value is not MISSING
+        if not isinstance(rule, dict):
+            return is_leaf and value == rule
+        if len(rule) != 1:
+            raise CheckError(f"one operator per match object: {rule!r}")
+        (op, arg), = rule.items()
+        if op == "exists":
+            return is_leaf == bool(arg)
+        if op == "anything-but" and value is MISSING and self.mutant == "anything-but-matches-missing":
+            return True
+        if not is_leaf:  # every other operator needs a value: anything-but does not match an absent field
+            return False
+        if op == "prefix":
+            if self.mutant == "prefix-ignored":
+                return True
+            return isinstance(value, str) and self._affix(value, arg, str.startswith)
+        if op == "suffix":
+            return isinstance(value, str) and self._affix(value, arg, str.endswith)
+        if op == "equals-ignore-case":
+            return isinstance(value, str) and value.lower() == str(arg).lower()
+        if op == "anything-but":
+            if self.mutant == "anything-but-ignored":
+                return True
+            if isinstance(arg, dict):
+                (sub, x), = arg.items()
+                if sub == "prefix":
+                    return isinstance(value, str) and not value.startswith(x)
+                if sub == "suffix":
+                    return isinstance(value, str) and not value.endswith(x)
+                if sub == "equals-ignore-case":
+                    xs = x if isinstance(x, list) else [x]
+                    return isinstance(value, str) and value.lower() not in [str(i).lower() for i in xs]
+                raise CheckError(f"anything-but {sub!r} is not implemented here")
+            xs = arg if isinstance(arg, list) else [arg]
+            return value not in xs
+        if op == "numeric":
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                return False
+            ops = {"<": float.__lt__, "<=": float.__le__, "=": float.__eq__, ">": float.__gt__, ">=": float.__ge__}
+            return all(ops[arg[i]](number, float(arg[i + 1])) for i in range(0, len(arg), 2))
+        raise CheckError(f"operator {op!r} is not implemented by this evaluator")
+
+    @staticmethod
+    def _affix(value: str, arg, test) -> bool:
+        if isinstance(arg, dict) and list(arg) == ["equals-ignore-case"]:
+            return test(value.lower(), str(arg["equals-ignore-case"]).lower())
+        return isinstance(arg, str) and test(value, arg)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sample DynamoDB stream records, one or more per item family of the table layout
+# ---------------------------------------------------------------------------------------------
+
+UID = "2819c223-7f76-453a-919d-413861904646"
+UID_DIGITS = "01890f4c-0000-7000-8000-000000000101"  # a UUIDv7-looking id starting with digits
+GID = "e9e30dba-f08f-4109-8486-d5c6a331660a"
+NOW = 1767225600
+
+
+def _attrs(pk, sk, **extra):
+    item = {"pk": {"S": pk}, "sk": {"S": sk}}
+    for key, value in extra.items():
+        item[key] = {"N": str(value)} if isinstance(value, int) else {"S": value}
+    return item
+
+
+def _record(event_name, pk, sk, **extra):
+    item = _attrs(pk, sk, **extra)
+    body = {"Keys": {"pk": {"S": pk}, "sk": {"S": sk}}, "StreamViewType": "NEW_AND_OLD_IMAGES",
+            "SequenceNumber": "111", "SizeBytes": 100, "ApproximateCreationDateTime": NOW}
+    if event_name in ("INSERT", "MODIFY"):
+        body["NewImage"] = item
+    if event_name in ("MODIFY", "REMOVE"):
+        body["OldImage"] = item
+    record = {"eventID": "1", "eventName": event_name, "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+              "awsRegion": ic.REGION, "dynamodb": body,
+              "eventSourceARN": f"arn:aws:dynamodb:{ic.REGION}:{ic.ACCOUNT}:table/scim-serverless/stream/x"}
+    if event_name == "REMOVE" and "expires_at" in extra:  # a TTL deletion
+        record["userIdentity"] = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+    return record
+
+
+def stream_samples() -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]]:
+    """(records the pipe must pass, records it must drop), each with a label."""
+    doc = '{"id":"x"}'
+    keep = []
+    for event_name in ("INSERT", "MODIFY", "REMOVE"):
+        keep.append((f"user document {event_name}", _record(event_name, "TENANT#acme", f"USER#{UID}", doc=doc, version=3)))
+        keep.append((f"user document (digits first) {event_name}",
+                     _record(event_name, "TENANT#acme", f"USER#{UID_DIGITS}", doc=doc, version=1)))
+        keep.append((f"group document {event_name}", _record(event_name, "TENANT#acme", f"GROUP#{GID}", doc=doc, version=2,
+                                                              gsi1pk="TENANT#acme#GROUPS")))
+    for event_name in ("INSERT", "REMOVE"):
+        keep.append((f"membership {event_name}", _record(event_name, f"TENANT#acme#GROUP#{GID}", f"MEMBER#{UID}",
+                                                         doc=f'{{"value":"{UID}"}}', version=1,
+                                                         gsi1pk=f"TENANT#acme#USER#{UID}", gsi1sk=f"GROUP#{GID}")))
+    drop = []
+    for event_name in ("INSERT", "MODIFY", "REMOVE"):
+        for kind in ("USER", "GROUP"):
+            drop.append((f"{kind.lower()} page checkpoint {event_name}",
+                         _record(event_name, "TENANT#acme#CURSOR", f"{kind}#000000000101", doc='{"after":"x"}',
+                                 version=1, deletes=0, expires_at=NOW + 3600)))
+    families = [
+        ("rate counter", "TENANT#acme#RATE", str(NOW), {"n_count": 3, "expires_at": NOW + 120}),
+        ("audit entry", "TENANT#acme#AUDIT#2026-11-29", f"AT#{NOW}000#0190", {"doc": "{}", "expires_at": NOW + 86400}),
+        ("tenant counter", "TENANT#acme", "COUNT", {"n_users": 3}),
+        ("userName claim", "TENANT#acme", "USERNAME#alice@example.com", {"doc": UID}),
+        ("user externalId claim", "TENANT#acme", "UEXTID#ext-1", {"doc": UID}),
+        ("user externalId index", "TENANT#acme", f"UEXT#ext-1#{UID}", {"doc": UID}),
+        ("extension uniqueness claim", "TENANT#acme", "XU#u#00ff#employeeNumber#42", {"doc": UID}),
+        ("group displayName claim", "TENANT#acme", "GROUPNAME#admins", {"doc": GID}),
+        ("group externalId claim", "TENANT#acme", "GEXTID#g-ext", {"doc": GID}),
+        ("group externalId index", "TENANT#acme", f"GEXT#g-ext#{GID}", {"doc": GID}),
+        ("tenant record", "CONF#acme", "TENANT", {"doc": "{}"}),
+        ("key reference", "CONF#acme", "KEYREF#0123456789abcdef", {"doc": "{}"}),
+        ("schema declarations", "CONF#acme", "SCHEMAS", {"doc": "{}"}),
+        ("a CONF# item keyed like a user", "CONF#acme", f"USER#{UID}", {"doc": "{}"}),
+        ("key record", "KEY#0123456789abcdef", "KEY", {"doc": "{}"}),
+        ("key last-use stamp", "KEYUSE#0123456789abcdef", "USE", {"doc": "{}"}),
+        ("tenant registry", "TENANTS", "acme", {"doc": "{}"}),
+        ("cursor seal", "SERVER", "SEAL", {"doc": "{}"}),
+        ("layout marker", "LAYOUT", "LAYOUT", {"doc": "{}"}),
+    ]
+    for label, pk, sk, extra in families:
+        for event_name in ("INSERT", "REMOVE"):
+            drop.append((f"{label} {event_name}", _record(event_name, pk, sk, **extra)))
+    return keep, drop
+
+
+# ---------------------------------------------------------------------------------------------
+# The template under a parameter set
+# ---------------------------------------------------------------------------------------------
+
+
+class Resolver(ic.Resolver):
+    """iam_check's resolver, knowing a few more physical names (Ref of a pipe is its Name, ...)
+    and standing in for attributes it cannot know (a queue's name, a domain's regional host)."""
+
+    NAME_PROPERTIES = {"AWS::Pipes::Pipe": "Name", "AWS::CloudWatch::Alarm": "AlarmName",
+                       "AWS::Events::Rule": "Name", "AWS::CloudWatch::Dashboard": "DashboardName"}
+
+    def ref(self, name: str):
+        resource = self.resources.get(name)
+        if resource is not None:
+            prop = self.NAME_PROPERTIES.get(resource.get("Type"))
+            if prop and prop in (resource.get("Properties") or {}):
+                return self.resolve(resource["Properties"][prop])
+        return super().ref(name)
+
+    def getatt(self, logical_id: str, attribute):
+        value = super().getatt(logical_id, attribute)
+        if isinstance(value, ic.Unresolved) and logical_id in self.resources and isinstance(attribute, str):
+            return f"{logical_id}.{attribute}-OFFLINE"
+        return value
+
+
+class Deployed:
+    """The translated template under one parameter set, with its intrinsics resolvable."""
+
+    def __init__(self, sam: dict, name: str, overrides: dict[str, str]):
+        self.name = name
+        self.sam = sam
+        self.params = ic.parameter_values(sam)
+        unknown = set(overrides) - set((sam.get("Parameters") or {}))
+        if unknown:
+            raise CheckError(f"parameter set {name}: unknown parameters {sorted(unknown)}")
+        self.params.update(overrides)
+        try:
+            self.cfn = ic.translate(sam, self.params)
+        except ic.Unevaluable as e:
+            raise CheckError(f"parameter set {name}: {e}") from e
+        self.res = self.cfn.get("Resources") or {}
+        self.resolver = Resolver(self.cfn, self.params)
+
+    def param(self, name: str) -> str:
+        return str(self.params[name])
+
+    def holds(self, condition: str, **overrides) -> bool:
+        resolver = self.resolver if not overrides else Resolver(self.cfn, {**self.params, **overrides})
+        value = resolver.condition(condition)
+        if not isinstance(value, bool):
+            raise CheckError(f"condition {condition} cannot be evaluated ({value!r})")
+        return value
+
+    def active(self, logical_id: str, **overrides) -> bool:
+        condition = self.res[logical_id].get("Condition")
+        return condition is None or self.holds(condition, **overrides)
+
+    def of_type(self, rtype: str) -> list[tuple[str, dict]]:
+        return [(k, r) for k, r in self.res.items() if r.get("Type") == rtype and self.active(k)]
+
+    def props(self, logical_id: str) -> dict:
+        return self.res[logical_id].get("Properties") or {}
+
+    def value(self, node):
+        return self.resolver.resolve(node)
+
+    def only(self, rtype: str, where: str) -> tuple[str, dict]:
+        found = self.of_type(rtype)
+        if len(found) != 1:
+            raise CheckError(f"[{self.name}] expected exactly one {rtype} ({where}), found {[k for k, _ in found]}")
+        return found[0]
+
+    def functions(self) -> list[str]:
+        return [k for k, _ in self.of_type("AWS::Lambda::Function")]
+
+    def alarms(self) -> list[tuple[str, dict]]:
+        return self.of_type("AWS::CloudWatch::Alarm")
+
+
+def ref_target(node) -> str | None:
+    return node.get("Ref") if isinstance(node, dict) and list(node) == ["Ref"] else None
+
+
+def getatt_target(node) -> tuple[str, str] | None:
+    if isinstance(node, dict) and list(node) == ["Fn::GetAtt"]:
+        value = node["Fn::GetAtt"]
+        parts = value.split(".", 1) if isinstance(value, str) else value
+        return tuple(parts)
+    return None
+
+
+def alarm_metrics(d: Deployed, props: dict) -> list[dict]:
+    """Every metric an alarm reads: {namespace, name, dims (resolved), raw_dims, stat}."""
+    out = []
+    if "MetricName" in props:
+        out.append({"namespace": props.get("Namespace"), "name": props.get("MetricName"),
+                    "dims": {x["Name"]: d.value(x["Value"]) for x in props.get("Dimensions") or []},
+                    "raw_dims": {x["Name"]: x["Value"] for x in props.get("Dimensions") or []},
+                    "stat": props.get("ExtendedStatistic") or props.get("Statistic"), "id": None})
+    for m in props.get("Metrics") or []:
+        stat = m.get("MetricStat")
+        if stat:
+            metric = stat["Metric"]
+            out.append({"namespace": metric.get("Namespace"), "name": metric.get("MetricName"),
+                        "dims": {x["Name"]: d.value(x["Value"]) for x in metric.get("Dimensions") or []},
+                        "raw_dims": {x["Name"]: x["Value"] for x in metric.get("Dimensions") or []},
+                        "stat": stat.get("Stat"), "id": m.get("Id")})
+    return out
+
+
+def returned_expression(props: dict) -> str | None:
+    for m in props.get("Metrics") or []:
+        if m.get("ReturnData", True) and "Expression" in m:
+            return m["Expression"]
+    return None
+
+
+def is_api_rate_alarm(d: Deployed, props: dict, error_metric: str) -> bool:
+    """Metric math dividing the API's error metric by its request Count (a rate, not a count)."""
+    metrics = {m["id"]: m for m in alarm_metrics(d, props) if m["id"]}
+    expression = returned_expression(props) or ""
+    errors = [i for i, m in metrics.items() if m["namespace"] == "AWS/ApiGateway" and m["name"] == error_metric]
+    counts = [i for i, m in metrics.items() if m["namespace"] == "AWS/ApiGateway" and m["name"] == "Count"]
+    if not errors or not counts:
+        return False
+    api = d.value({"Fn::Sub": "${AWS::StackName}-scim"})
+    if any(metrics[i]["dims"].get("ApiName") != api for i in errors + counts):
+        return False
+    return any(re.search(rf"\b{e}\b.*/\s*\(?\s*{c}\b", expression) for e in errors for c in counts)
+
+
+def alarm_actions_ok(d: Deployed, props: dict) -> str | None:
+    topic = d.param("AlarmTopicArn")
+    actions = d.value(props.get("AlarmActions"))
+    actions = [] if actions in (None, ic.NOVALUE) or actions == {} else actions
+    if topic and actions != [topic]:
+        return f"notifies {actions!r}, not the alarm topic"
+    if not topic and actions:
+        return f"notifies {actions!r} with no AlarmTopicArn"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The checks
+# ---------------------------------------------------------------------------------------------
+
+
+def rest_api(d: Deployed) -> tuple[str, dict]:
+    return d.only("AWS::ApiGateway::RestApi", "the SCIM API")
+
+
+def api_stage(d: Deployed) -> tuple[str, dict]:
+    api_id, _ = rest_api(d)
+    stages = [(k, r) for k, r in d.of_type("AWS::ApiGateway::Stage") if ref_target(r["Properties"].get("RestApiId")) == api_id]
+    if len(stages) != 1:
+        raise CheckError(f"[{d.name}] expected one stage of {api_id}, found {[k for k, _ in stages]}")
+    return stages[0]
+
+
+def disable_execute_api(d: Deployed):
+    """The RestApi property, or the extension SAM writes into the definition (OpenAPI 3: under
+    servers; Swagger 2: at the top)."""
+    api_id, api = rest_api(d)
+    props = api.get("Properties") or {}
+    if "DisableExecuteApiEndpoint" in props:
+        return d.value(props["DisableExecuteApiEndpoint"])
+    body = props.get("Body") or {}
+    places = [body] + [s for s in body.get("servers") or [] if isinstance(s, dict)]
+    values = [d.value(p["x-amazon-apigateway-endpoint-configuration"].get("disableExecuteApiEndpoint", False))
+              for p in places if isinstance(p.get("x-amazon-apigateway-endpoint-configuration"), dict)]
+    return values[0] if len(values) == 1 else (False if not values else values)
+
+
+def security_schemes(api: dict) -> dict:
+    body = api["Properties"].get("Body") or {}
+    return {**(body.get("securityDefinitions") or {}), **((body.get("components") or {}).get("securitySchemes") or {})}
+
+
+def output(d: Deployed, name: str):
+    out = (d.cfn.get("Outputs") or {}).get(name)
+    if out is None:
+        raise CheckError(f"[{d.name}] no output {name}")
+    if "Condition" in out and not d.holds(out["Condition"]):
+        return None
+    return d.value(out["Value"])
+
+
+def check_custom_domain(ds: dict[str, Deployed]) -> list[str]:
+    """With DomainName: a regional TLS 1.2 custom domain, the stage mapped at the root, a Route 53
+    alias record, the execute-api endpoint disabled and TenantUrl https://<domain>/scim/v2; without
+    it: none of those, and TenantUrl the execute-api URL with the stage."""
+    f = []
+    d = ds["domain"]
+    dom_id, dom = d.only("AWS::ApiGateway::DomainName", "the custom domain")
+    p = dom["Properties"]
+    if d.value(p.get("DomainName")) != DOMAIN:
+        f.append(f"custom domain name is {d.value(p.get('DomainName'))!r}, not the DomainName parameter")
+    if d.value(p.get("RegionalCertificateArn")) != CERTIFICATE:
+        f.append("custom domain does not use CertificateArn as its regional certificate")
+    if (p.get("EndpointConfiguration") or {}).get("Types") != ["REGIONAL"]:
+        f.append(f"custom domain endpoint is {p.get('EndpointConfiguration')!r}, not REGIONAL")
+    if p.get("SecurityPolicy") != "TLS_1_2":
+        f.append(f"custom domain security policy is {p.get('SecurityPolicy')!r}, not TLS_1_2")
+    api_id, _ = rest_api(d)
+    stage_id, _ = api_stage(d)
+    mappings = [(k, r) for k, r in d.of_type("AWS::ApiGateway::BasePathMapping")
+                if ref_target(r["Properties"].get("DomainName")) == dom_id]
+    if len(mappings) != 1:
+        f.append(f"expected one base-path mapping on the custom domain, found {[k for k, _ in mappings]}")
+    else:
+        mp = mappings[0][1]["Properties"]
+        if ref_target(mp.get("RestApiId")) != api_id or ref_target(mp.get("Stage")) != stage_id:
+            f.append(f"base-path mapping does not map {api_id} / {stage_id}: {mp!r}")
+        if mp.get("BasePath") not in (None, "", "(none)"):
+            f.append(f"base-path mapping has BasePath {mp.get('BasePath')!r}: the Tenant URL would need it")
+    records = [(k, r) for k, r in d.of_type("AWS::Route53::RecordSet")
+               if getatt_target((r["Properties"].get("AliasTarget") or {}).get("DNSName")) == (dom_id, "RegionalDomainName")]
+    if len(records) != 1:
+        f.append(f"expected one Route 53 alias record to the custom domain, found {[k for k, _ in records]}")
+    else:
+        rid, rec = records[0]
+        rp = rec["Properties"]
+        if d.value(rp.get("HostedZoneId")) != ZONE or d.value(rp.get("Name")) != DOMAIN or rp.get("Type") != "A":
+            f.append(f"record {rid} is not an A record for DomainName in HostedZoneId: {rp!r}")
+        if getatt_target(rp["AliasTarget"].get("HostedZoneId")) != (dom_id, "RegionalHostedZoneId"):
+            f.append(f"record {rid} alias hosted zone is not the custom domain's regional zone")
+        if d.active(rid, HostedZoneId=""):
+            f.append(f"record {rid} would be created without HostedZoneId")
+    if disable_execute_api(d) is not True:
+        f.append(f"with a domain, DisableExecuteApiEndpoint is {disable_execute_api(d)!r}, not true")
+    if output(d, "TenantUrl") != f"https://{DOMAIN}{ROUTE_SUFFIX}":
+        f.append(f"with a domain, TenantUrl is {output(d, 'TenantUrl')!r}")
+    p0 = ds["plain"]
+    for rtype in ("AWS::ApiGateway::DomainName", "AWS::ApiGateway::BasePathMapping", "AWS::Route53::RecordSet"):
+        if p0.of_type(rtype):
+            f.append(f"without a domain, {rtype} {[k for k, _ in p0.of_type(rtype)]} is still created")
+    if disable_execute_api(p0) not in (False, None):
+        f.append(f"without a domain, DisableExecuteApiEndpoint is {disable_execute_api(p0)!r}")
+    api = p0.resolver.ref(rest_api(p0)[0])
+    want = f"https://{api}.execute-api.{ic.REGION}.amazonaws.com/{p0.param('StageName')}{ROUTE_SUFFIX}"
+    if output(p0, "TenantUrl") != want:
+        f.append(f"without a domain, TenantUrl is {output(p0, 'TenantUrl')!r}, not {want!r}")
+    return f
+
+
+def _alias_of(d: Deployed, function: str) -> list[tuple[str, dict]]:
+    return [(k, r) for k, r in d.of_type("AWS::Lambda::Alias") if ref_target(r["Properties"].get("FunctionName")) == function]
+
+
+def _error_alarm_for(d: Deployed, function: str, alarm_id: str) -> bool:
+    """The alarm reads this function's Lambda Errors."""
+    if alarm_id not in d.res or d.res[alarm_id].get("Type") != "AWS::CloudWatch::Alarm":
+        return False
+    metrics = alarm_metrics(d, d.props(alarm_id))
+    return any(m["namespace"] == "AWS/Lambda" and m["name"] == "Errors"
+               and ref_target(m["raw_dims"].get("FunctionName")) == function for m in metrics)
+
+
+def check_aliases_and_deployments(ds: dict[str, Deployed]) -> list[str]:
+    """Every function: an alias "live" shifted by a CodeDeploy deployment group (DeploymentType)
+    that rolls back on an API 5XX *rate* alarm and on an alarm reading that function's errors."""
+    f = []
+    for name in ("plain", "domain", "backup"):
+        d = ds[name]
+        want_config = f"CodeDeployDefault.Lambda{d.param('DeploymentType')}"
+        functions = d.functions()
+        if len(functions) < 19:
+            f.append(f"[{name}] only {len(functions)} functions")
+        for fn in functions:
+            aliases = _alias_of(d, fn)
+            if len(aliases) != 1 or aliases[0][1]["Properties"].get("Name") != "live":
+                f.append(f"[{name}] {fn} has no single alias 'live' ({[k for k, _ in aliases]})")
+                continue
+            alias_id, alias = aliases[0]
+            update = (alias.get("UpdatePolicy") or {}).get("CodeDeployLambdaAliasUpdate") or {}
+            group_id = ref_target(update.get("DeploymentGroupName"))
+            if not group_id or group_id not in d.res or d.res[group_id]["Type"] != "AWS::CodeDeploy::DeploymentGroup":
+                f.append(f"[{name}] {alias_id} is not shifted by a CodeDeploy deployment group")
+                continue
+            gp = d.props(group_id)
+            if d.value(gp.get("DeploymentConfigName")) != want_config:
+                f.append(f"[{name}] {group_id} uses {d.value(gp.get('DeploymentConfigName'))!r}, not {want_config}")
+            rollback = gp.get("AutoRollbackConfiguration") or {}
+            if rollback.get("Enabled") is not True or "DEPLOYMENT_STOP_ON_ALARM" not in (rollback.get("Events") or []):
+                f.append(f"[{name}] {group_id} does not roll back on alarm")
+            config = gp.get("AlarmConfiguration") or {}
+            named = [ref_target(a.get("Name")) for a in config.get("Alarms") or []]
+            if config.get("Enabled") is not True:
+                f.append(f"[{name}] {group_id} alarm configuration is not enabled")
+            if not any(a in d.res and is_api_rate_alarm(d, d.props(a), "5XXError") for a in named if a):
+                f.append(f"[{name}] {group_id} names no API 5XX-rate alarm (alarms: {named})")
+            if fn == api_authorizer_function(d):
+                if "AuthorizerFailuresAlarm" not in named:
+                    f.append(f"[{name}] {group_id} (the authorizer) does not name AuthorizerFailuresAlarm")
+            elif not any(a and _error_alarm_for(d, fn, a) for a in named):
+                f.append(f"[{name}] {group_id} names no alarm on {fn}'s Lambda Errors (alarms: {named})")
+    return f
+
+
+def api_authorizer_function(d: Deployed) -> str | None:
+    """The function behind the API's Lambda authorizer (through its alias)."""
+    _, api = rest_api(d)
+    for scheme in security_schemes(api).values():
+        auth = scheme.get("x-amazon-apigateway-authorizer") or {}
+        uri = auth.get("authorizerUri")
+        target = _lambda_of_uri(uri)
+        if target:
+            alias_or_fn = target
+            if d.res.get(alias_or_fn, {}).get("Type") == "AWS::Lambda::Alias":
+                return ref_target(d.props(alias_or_fn).get("FunctionName"))
+            return alias_or_fn
+    return None
+
+
+def _lambda_of_uri(uri) -> str | None:
+    """Logical id of what an integration/authorizer URI invokes (alias or function)."""
+    if not isinstance(uri, dict) or "Fn::Sub" not in uri:
+        return None
+    sub = uri["Fn::Sub"]
+    text, variables = (sub[0], sub[1] or {}) if isinstance(sub, list) else (sub, {})
+    m = re.search(r"/functions/\$\{([^}]+)\}/invocations", text)
+    if not m:
+        return None
+    inner = m.group(1)
+    if inner in variables:
+        node = variables[inner]
+        return ref_target(node) or (getatt_target(node) or (None,))[0]
+    return inner.split(".")[0]
+
+
+def check_api_invokes_alias(ds: dict[str, Deployed]) -> list[str]:
+    """API Gateway integrations, the authorizer and the pipe's enrichment invoke the alias ARN, and
+    API Gateway's invoke permissions are granted on the alias."""
+    f = []
+    d = ds["plain"]
+    _, api = rest_api(d)
+    integrations = 0
+    for path, methods in ((api["Properties"].get("Body") or {}).get("paths") or {}).items():
+        for method, op in methods.items():
+            integration = op.get("x-amazon-apigateway-integration") if isinstance(op, dict) else None
+            if not integration:
+                continue
+            integrations += 1
+            target = _lambda_of_uri(integration.get("uri"))
+            if d.res.get(target, {}).get("Type") != "AWS::Lambda::Alias":
+                f.append(f"{method.upper()} {path} invokes {target!r}, not a function alias")
+    if integrations < 20:
+        f.append(f"only {integrations} API integrations found")
+    authorizer = None
+    for scheme in security_schemes(api).values():
+        uri = (scheme.get("x-amazon-apigateway-authorizer") or {}).get("authorizerUri")
+        if uri:
+            authorizer = _lambda_of_uri(uri)
+    if d.res.get(authorizer, {}).get("Type") != "AWS::Lambda::Alias":
+        f.append(f"the API authorizer invokes {authorizer!r}, not a function alias")
+    for pid, perm in d.of_type("AWS::Lambda::Permission"):
+        pp = perm["Properties"]
+        if pp.get("Principal") == "apigateway.amazonaws.com":
+            target = ref_target(pp.get("FunctionName"))
+            if d.res.get(target, {}).get("Type") != "AWS::Lambda::Alias":
+                f.append(f"{pid} lets API Gateway invoke {pp.get('FunctionName')!r}, not an alias")
+    _, pipe = d.only("AWS::Pipes::Pipe", "the events pipe")
+    enrichment = ref_target(pipe["Properties"].get("Enrichment"))
+    if d.res.get(enrichment, {}).get("Type") != "AWS::Lambda::Alias":
+        f.append(f"the pipe's enrichment is {pipe['Properties'].get('Enrichment')!r}, not a function alias")
+    return f
+
+
+def check_event_archive(ds: dict[str, Deployed]) -> list[str]:
+    """An archive of the pipe's target bus, kept EventArchiveRetentionDays."""
+    f = []
+    for name in ("plain", "backup"):
+        d = ds[name]
+        _, pipe = d.only("AWS::Pipes::Pipe", "the events pipe")
+        bus = getatt_target(pipe["Properties"].get("Target"))
+        archives = [(k, r) for k, r in d.of_type("AWS::Events::Archive")
+                    if getatt_target(r["Properties"].get("SourceArn")) == (bus[0] if bus else None, "Arn")]
+        if len(archives) != 1:
+            f.append(f"[{name}] expected one archive of the bus {bus}, found {[k for k, _ in archives]}")
+            continue
+        days = d.value(archives[0][1]["Properties"].get("RetentionDays"))
+        if str(days) != d.param("EventArchiveRetentionDays"):
+            f.append(f"[{name}] archive keeps events {days!r} days, not EventArchiveRetentionDays")
+    return f
+
+
+PIPE_METRICS = ["ExecutionFailed", "ExecutionThrottled", "EnrichmentStageFailed", "TargetStageFailed"]
+
+
+def check_pipe_monitoring(ds: dict[str, Deployed]) -> list[str]:
+    """Alarms on the pipe's failure and throttling metrics, and a default-bus rule on its state
+    changes that notifies the alarm topic when there is one."""
+    f = []
+    for name in ("plain", "domain"):
+        d = ds[name]
+        pipe_id, pipe = d.only("AWS::Pipes::Pipe", "the events pipe")
+        pipe_name = d.value(pipe["Properties"].get("Name"))
+        pipe_arn = d.resolver.getatt(pipe_id, "Arn")
+        for metric in PIPE_METRICS:
+            hits = [aid for aid, a in d.alarms() for m in alarm_metrics(d, a["Properties"])
+                    if m["namespace"] == "AWS/EventBridge/Pipes" and m["name"] == metric and m["dims"].get("PipeName") == pipe_name]
+            if not hits:
+                f.append(f"[{name}] no alarm reads {metric} of the pipe {pipe_name!r}")
+            for aid in hits:
+                problem = alarm_actions_ok(d, d.props(aid))
+                if problem:
+                    f.append(f"[{name}] {aid} {problem}")
+        ev = EventPattern()
+        positives = [
+            {"source": "aws.pipes", "detail-type": "EventBridge Pipe State Change", "resources": [pipe_arn],
+             "detail": {"name": pipe_name, "currentState": "STOPPED"}},
+            {"source": "aws.pipes", "detail-type": "AWS API Call via CloudTrail",
+             "detail": {"eventSource": "pipes.amazonaws.com", "eventName": "StopPipe", "requestParameters": {"name": pipe_name}}},
+            {"source": "aws.pipes", "detail-type": "AWS API Call via CloudTrail",
+             "detail": {"eventSource": "pipes.amazonaws.com", "eventName": "UpdatePipe",
+                        "requestParameters": {"name": pipe_name, "desiredState": "STOPPED"}}},
+        ]
+        negatives = [
+            {"source": "aws.pipes", "detail-type": "EventBridge Pipe State Change",
+             "resources": [pipe_arn.replace(pipe_id, "AnotherPipe")], "detail": {"name": "another"}},
+            {"source": "aws.pipes", "detail-type": "AWS API Call via CloudTrail",
+             "detail": {"eventSource": "pipes.amazonaws.com", "eventName": "StopPipe", "requestParameters": {"name": "another"}}},
+            {"source": "aws.pipes", "detail-type": "AWS API Call via CloudTrail",
+             "detail": {"eventSource": "pipes.amazonaws.com", "eventName": "DescribePipe", "requestParameters": {"name": pipe_name}}},
+            {"source": "scim-serverless", "detail-type": "user.created", "resources": [pipe_arn], "detail": {}},
+        ]
+        rules = []
+        for rid, rule in d.of_type("AWS::Events::Rule"):
+            rp = rule["Properties"]
+            if d.value(rp.get("EventBusName", "default")) not in ("default", None):
+                continue
+            pattern = d.value(rp.get("EventPattern"))
+            if isinstance(pattern, str):
+                pattern = json.loads(pattern)
+            if not isinstance(pattern, dict):
+                continue
+            try:
+                if all(ev.matches(pattern, e) for e in positives):
+                    rules.append((rid, rp, pattern))
+            except CheckError as e:
+                f.append(f"[{name}] {rid}: {e}")
+        if len(rules) != 1:
+            f.append(f"[{name}] expected one default-bus rule matching this pipe's state changes, found {[r for r, _, _ in rules]}")
+            continue
+        rid, rp, pattern = rules[0]
+        for e in negatives:
+            if ev.matches(pattern, e):
+                f.append(f"[{name}] {rid} also matches an unrelated event: {json.dumps(e)[:120]}")
+        targets = d.value(rp.get("Targets"))
+        arns = [t.get("Arn") for t in targets] if isinstance(targets, list) else []
+        topic = d.param("AlarmTopicArn")
+        if topic and arns != [topic]:
+            f.append(f"[{name}] {rid} targets {arns}, not the alarm topic")
+        if not topic and arns:
+            f.append(f"[{name}] {rid} targets {arns} with no alarm topic")
+    return f
+
+
+def pipe_filters(d: Deployed) -> list[dict]:
+    _, pipe = d.only("AWS::Pipes::Pipe", "the events pipe")
+    criteria = ((pipe["Properties"].get("SourceParameters") or {}).get("FilterCriteria") or {}).get("Filters") or []
+    out = []
+    for i, flt in enumerate(criteria):
+        text = d.value(flt.get("Pattern"))
+        if not isinstance(text, str) or len(text) > 4096:
+            raise CheckError(f"filter {i}: the pattern must be a string of at most 4096 characters")
+        out.append(json.loads(text))
+    if not out or len(out) > 5:
+        raise CheckError(f"a pipe takes 1 to 5 filters, found {len(out)}")
+    return out
+
+
+def check_pipe_filter(ds: dict[str, Deployed]) -> list[str]:
+    """The pipe's filter passes user and group documents and memberships, and drops page
+    checkpoints, counters, the rate counter, audit entries, claims, configuration, keys and the
+    server items; it uses only operators EventBridge Pipes support."""
+    f = []
+    d = ds["plain"]
+    try:
+        patterns = pipe_filters(d)
+    except (CheckError, json.JSONDecodeError) as e:
+        return [f"pipe filter: {e}"]
+    ev = EventPattern()
+    for i, pattern in enumerate(patterns):
+        unsupported = ev.operators(pattern) - PIPE_OPERATORS
+        if unsupported:
+            f.append(f"filter {i} uses {sorted(unsupported)}, which EventBridge Pipes do not support")
+    keep, drop = stream_samples()
+    for label, record in keep:
+        if not any(ev.matches(p, record) for p in patterns):
+            f.append(f"the pipe drops a {label}")
+    for label, record in drop:
+        if any(ev.matches(p, record) for p in patterns):
+            f.append(f"the pipe passes a {label}")
+    return f
+
+
+def _dashboard_metrics(body: dict) -> list[tuple[str, str, dict, str]]:
+    out = []
+    for widget in body.get("widgets") or []:
+        props = widget.get("properties") or {}
+        for row in props.get("metrics") or []:
+            names = [x for x in row if isinstance(x, str)]
+            opts = next((x for x in row if isinstance(x, dict)), {})
+            if len(names) >= 2:
+                dims = dict(zip(names[2::2], names[3::2]))
+                out.append((names[0], names[1], dims, opts.get("stat") or props.get("stat")))
+    return out
+
+
+def check_dashboard(ds: dict[str, Deployed]) -> list[str]:
+    """One dashboard with the API rates and latency, every route function's p99, the table's
+    throttles and system errors, concurrency, refused keys, the pipe, and every alarm."""
+    f = []
+    d = ds["plain"]
+    try:
+        did, dash = d.only("AWS::CloudWatch::Dashboard", "the dashboard")
+    except CheckError as e:
+        return [str(e)]
+    text = d.value(dash["Properties"].get("DashboardBody"))
+    try:
+        body = json.loads(text)
+    except (TypeError, json.JSONDecodeError) as e:
+        return [f"{did} body is not JSON after substitution: {e}"]
+    metrics = _dashboard_metrics(body)
+    seen = {(ns, m) for ns, m, _, _ in metrics}
+    for need in [("AWS/ApiGateway", "Count"), ("AWS/ApiGateway", "5XXError"), ("AWS/ApiGateway", "4XXError"),
+                 ("AWS/ApiGateway", "Latency"), ("AWS/DynamoDB", "ThrottledRequests"), ("AWS/DynamoDB", "SystemErrors"),
+                 ("AWS/Lambda", "ConcurrentExecutions"), ("ScimServerless", "DeniedKeys"),
+                 ("AWS/EventBridge/Pipes", "ExecutionFailed"), ("AWS/SQS", "ApproximateNumberOfMessagesVisible")]:
+        if need not in seen:
+            f.append(f"{did} shows no {need[0]} {need[1]}")
+    for fn in route_functions(d):
+        name = d.resolver.ref(fn)
+        if not any(ns == "AWS/Lambda" and m == "Duration" and dims.get("FunctionName") == name and stat == "p99"
+                   for ns, m, dims, stat in metrics):
+            f.append(f"{did} shows no p99 Duration of {fn}")
+    shown = {a for w in body.get("widgets") or [] if w.get("type") == "alarm" for a in w["properties"].get("alarms") or []}
+    for aid, _ in d.alarms():
+        if d.resolver.getatt(aid, "Arn") not in shown:
+            f.append(f"{did} alarm widget lacks {aid}")
+    return f
+
+
+def route_functions(d: Deployed) -> list[str]:
+    """Functions on the request path: those with API events, and the authorizer."""
+    out = set()
+    for _, perm in d.of_type("AWS::Lambda::Permission"):
+        pp = perm["Properties"]
+        if pp.get("Principal") == "apigateway.amazonaws.com":
+            target = ref_target(pp.get("FunctionName"))
+            if d.res.get(target, {}).get("Type") == "AWS::Lambda::Alias":
+                target = ref_target(d.props(target).get("FunctionName"))
+            out.add(target)
+    return sorted(x for x in out if x)
+
+
+def check_logging(ds: dict[str, Deployed]) -> list[str]:
+    """Every function logs JSON at ApplicationLogLevel / SystemLogLevel into its own log group,
+    and RUST_LOG follows the application level."""
+    f = []
+    for name in ("plain", "domain"):
+        d = ds[name]
+        for fn in d.functions():
+            props = d.props(fn)
+            lc = props.get("LoggingConfig") or {}
+            if lc.get("LogFormat") != "JSON":
+                f.append(f"[{name}] {fn} LogFormat is {lc.get('LogFormat')!r}, not JSON")
+            if d.value(lc.get("ApplicationLogLevel")) != d.param("ApplicationLogLevel"):
+                f.append(f"[{name}] {fn} ApplicationLogLevel is {d.value(lc.get('ApplicationLogLevel'))!r}")
+            if d.value(lc.get("SystemLogLevel")) != d.param("SystemLogLevel"):
+                f.append(f"[{name}] {fn} SystemLogLevel is {d.value(lc.get('SystemLogLevel'))!r}")
+            group = ref_target(lc.get("LogGroup"))
+            if d.res.get(group, {}).get("Type") != "AWS::Logs::LogGroup" or "RetentionInDays" not in d.props(group):
+                f.append(f"[{name}] {fn} logs to {lc.get('LogGroup')!r}, not a log group of the stack with a retention")
+            rust_log = d.value(((props.get("Environment") or {}).get("Variables") or {}).get("RUST_LOG"))
+            want = {"FATAL": "error"}.get(d.param("ApplicationLogLevel"), d.param("ApplicationLogLevel").lower())
+            if rust_log != want:
+                f.append(f"[{name}] {fn} RUST_LOG is {rust_log!r}, not {want!r}")
+    return f
+
+
+def check_timeouts(ds: dict[str, Deployed]) -> list[str]:
+    """Every function times out before API Gateway's 29 s integration limit; the authorizer
+    well before the route it guards."""
+    f = []
+    d = ds["plain"]
+    timeouts = {}
+    for fn in d.functions():
+        t = d.value(d.props(fn).get("Timeout", 3))
+        timeouts[fn] = t
+        if not isinstance(t, int) or t >= 29:
+            f.append(f"{fn} Timeout {t!r} is not under API Gateway's 29 s")
+    authorizer = api_authorizer_function(d)
+    routes = [fn for fn in route_functions(d) if fn != authorizer]
+    if authorizer in timeouts and routes and not all(isinstance(timeouts[r], int) and timeouts[authorizer] < timeouts[r] for r in routes):
+        f.append(f"the authorizer's timeout ({timeouts[authorizer]}) is not below the routes'")
+    return f
+
+
+def evaluate_rule_expr(node, params):
+    if isinstance(node, dict) and len(node) == 1:
+        (key, value), = node.items()
+        if key == "Ref":
+            return str(params[value])
+        if key == "Fn::Equals":
+            return evaluate_rule_expr(value[0], params) == evaluate_rule_expr(value[1], params)
+        if key == "Fn::Not":
+            return not evaluate_rule_expr(value[0], params)
+        if key == "Fn::And":
+            return all(evaluate_rule_expr(v, params) for v in value)
+        if key == "Fn::Or":
+            return any(evaluate_rule_expr(v, params) for v in value)
+        if key == "Fn::Contains":
+            return evaluate_rule_expr(value[1], params) in [evaluate_rule_expr(v, params) for v in value[0]]
+        raise CheckError(f"rule function {key} is not evaluated here")
+    if isinstance(node, (str, int, float, bool)):
+        return str(node).lower() if isinstance(node, bool) else str(node)
+    raise CheckError(f"cannot evaluate {node!r} in a rule")
+
+
+def rule_violations(sam: dict, overrides: dict) -> list[str]:
+    params = {k: str(v.get("Default", "")) for k, v in (sam.get("Parameters") or {}).items()}
+    params.update(overrides)
+    out = []
+    for name, rule in (sam.get("Rules") or {}).items():
+        if "RuleCondition" in rule and not evaluate_rule_expr(rule["RuleCondition"], params):
+            continue
+        for assertion in rule.get("Assertions") or []:
+            if not evaluate_rule_expr(assertion["Assert"], params):
+                out.append(name)
+    return out
+
+
+def check_alarm_topic(ds: dict[str, Deployed]) -> list[str]:
+    """AlarmTopicArn is required unless AlarmsNotifyNobody=true (the template's Rules); every
+    alarm notifies the topic when there is one; the parameter sets used here are otherwise valid."""
+    f = []
+    sam = ds["plain"].sam
+    if not rule_violations(sam, {}):
+        f.append("the defaults (no AlarmTopicArn, no waiver) pass the template's rules")
+    if rule_violations(sam, {"AlarmTopicArn": TOPIC}):
+        f.append(f"a stack with AlarmTopicArn is refused: {rule_violations(sam, {'AlarmTopicArn': TOPIC})}")
+    if rule_violations(sam, {"AlarmsNotifyNobody": "true"}):
+        f.append(f"the explicit waiver is refused: {rule_violations(sam, {'AlarmsNotifyNobody': 'true'})}")
+    if not rule_violations(sam, {"AlarmTopicArn": TOPIC, "DomainName": DOMAIN}):
+        f.append("a DomainName without CertificateArn passes the template's rules")
+    for name, overrides in PARAMETER_SETS.items():
+        if name == "plain":
+            continue
+        if rule_violations(sam, overrides):
+            f.append(f"parameter set {name} breaks the rules {rule_violations(sam, overrides)}")
+    for name in ("plain", "domain"):
+        d = ds[name]
+        for aid, alarm in d.alarms():
+            problem = alarm_actions_ok(d, alarm["Properties"])
+            if problem:
+                f.append(f"[{name}] {aid} {problem}")
+    return f
+
+
+def check_alarm_catalogue(ds: dict[str, Deployed]) -> list[str]:
+    """The alarms the README lists, found by what they read: the table's ThrottledRequests and
+    SystemErrors (every operation the store uses), API 5XX and 4XX rates, API p99 latency, p99 of
+    every route function, account concurrency, refused keys."""
+    f = []
+    d = ds["plain"]
+    table = d.resolver.ref("ScimTable")
+    everything = [(aid, a["Properties"], alarm_metrics(d, a["Properties"])) for aid, a in d.alarms()]
+    used_operations = {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"}
+    for metric in ("ThrottledRequests", "SystemErrors"):
+        ops = {m["dims"].get("Operation") for _, _, ms in everything for m in ms
+               if m["namespace"] == "AWS/DynamoDB" and m["name"] == metric and m["dims"].get("TableName") == table}
+        if not used_operations <= ops:
+            f.append(f"no alarm reads the table's {metric} for {sorted(used_operations - ops)}")
+    if not any(is_api_rate_alarm(d, p, "5XXError") for _, p, _ in everything):
+        f.append("no API 5XX-rate alarm (5XXError / Count)")
+    if not any(is_api_rate_alarm(d, p, "4XXError") for _, p, _ in everything):
+        f.append("no API 4XX-rate alarm (4XXError / Count)")
+    if not any(m["namespace"] == "AWS/ApiGateway" and m["name"] == "Latency" and m["stat"] == "p99" for _, _, ms in everything for m in ms):
+        f.append("no API p99 latency alarm")
+    for fn in route_functions(d):
+        name = d.resolver.ref(fn)
+        if not any(m["namespace"] == "AWS/Lambda" and m["name"] == "Duration" and m["stat"] == "p99"
+                   and m["dims"].get("FunctionName") == name for _, _, ms in everything for m in ms):
+            f.append(f"no p99 latency alarm covers {fn}")
+    if not any(m["namespace"] == "AWS/Lambda" and m["name"] == "ConcurrentExecutions" for _, _, ms in everything for m in ms):
+        f.append("no concurrency alarm")
+    if not any(m["namespace"] == "ScimServerless" and m["name"] == "DeniedKeys" for _, _, ms in everything for m in ms):
+        f.append("no refused-keys (401) alarm")
+    return f
+
+
+LIST_ROUTES = {("/~1scim~1v2~1Users", "GET"), ("/~1scim~1v2~1Groups", "GET"), ("/~1scim~1v2~1Users~1.search", "POST"),
+               ("/~1scim~1v2~1Groups~1.search", "POST"), ("/~1scim~1v2~1.search", "POST")}
+
+
+def check_throttling(ds: dict[str, Deployed]) -> list[str]:
+    """A default per-method throttle, and lower ones for the list and search routes."""
+    f = []
+    d = ds["plain"]
+    _, stage = api_stage(d)
+    settings = {(s.get("ResourcePath"), s.get("HttpMethod")): s for s in d.value(stage["Properties"].get("MethodSettings")) or []}
+    default = settings.get(("/*", "*"))
+    if not default or default.get("ThrottlingRateLimit") != d.params["ThrottleRate"]:
+        f.append("no default method throttle (/* *) at ThrottleRate")
+    for route in sorted(LIST_ROUTES):
+        s = settings.get(route)
+        if not s:
+            f.append(f"no method throttle for {route[1]} {route[0]}")
+        elif s.get("ThrottlingRateLimit") != d.params["ListThrottleRate"] or s.get("ThrottlingBurstLimit") != d.params["ListThrottleBurst"]:
+            f.append(f"{route[1]} {route[0]} is not throttled at ListThrottleRate/ListThrottleBurst")
+    if not d.params["ListThrottleRate"] < d.params["ThrottleRate"]:
+        f.append("the list throttle default is not lower than the default method throttle")
+    return f
+
+
+def check_cost_defaults(ds: dict[str, Deployed]) -> list[str]:
+    """Detailed API metrics and X-Ray are off by default and follow their parameters."""
+    f = []
+    for name, on in (("plain", False), ("domain", True)):
+        d = ds[name]
+        _, stage = api_stage(d)
+        sp = stage["Properties"]
+        if d.value(sp.get("TracingEnabled", False)) is not on:
+            f.append(f"[{name}] stage TracingEnabled is {d.value(sp.get('TracingEnabled'))!r}")
+        for s in d.value(sp.get("MethodSettings")) or []:
+            if s.get("MetricsEnabled", False) is not on:
+                f.append(f"[{name}] MethodSettings {s.get('HttpMethod')} {s.get('ResourcePath')} MetricsEnabled is {s.get('MetricsEnabled')!r}")
+        for fn in d.functions():
+            mode = d.value((d.props(fn).get("TracingConfig") or {}).get("Mode", "PassThrough"))
+            if mode != ("Active" if on else "PassThrough"):
+                f.append(f"[{name}] {fn} tracing is {mode!r}")
+    return f
+
+
+def check_backup(ds: dict[str, Deployed]) -> list[str]:
+    """Point-in-time recovery always; with EnableBackup a daily backup of the table copied to the
+    other region's vault; no backup resources otherwise."""
+    f = []
+    for name in ("plain", "backup"):
+        d = ds[name]
+        table = d.props("ScimTable")
+        if (table.get("PointInTimeRecoverySpecification") or {}).get("PointInTimeRecoveryEnabled") is not True:
+            f.append(f"[{name}] point-in-time recovery is off")
+    p0 = ds["plain"]
+    for rtype in ("AWS::Backup::BackupPlan", "AWS::Backup::BackupSelection", "AWS::Backup::BackupVault"):
+        if p0.of_type(rtype):
+            f.append(f"without EnableBackup, {rtype} is created")
+    d = ds["backup"]
+    plans = d.of_type("AWS::Backup::BackupPlan")
+    if len(plans) != 1:
+        return f + [f"[backup] expected one backup plan, found {[k for k, _ in plans]}"]
+    plan_id, plan = plans[0]
+    rules = d.value(plan["Properties"]["BackupPlan"].get("BackupPlanRule")) or []
+    copies = [c for r in rules for c in (r.get("CopyActions") or [])]
+    if not any(c.get("DestinationBackupVaultArn") == COPY_VAULT for c in copies):
+        f.append(f"[backup] no rule copies to BackupCopyDestinationVaultArn ({copies!r})")
+    if not rules or not all(r.get("ScheduleExpression") for r in rules):
+        f.append("[backup] the plan has no scheduled rule")
+    selections = [r for _, r in d.of_type("AWS::Backup::BackupSelection") if ref_target(r["Properties"].get("BackupPlanId")) == plan_id]
+    if not any(getatt_target(x) == ("ScimTable", "Arn") for s in selections for x in s["Properties"]["BackupSelection"].get("Resources") or []):
+        f.append("[backup] no backup selection of the table in the plan")
+    no_copy = Resolver(d.cfn, {**d.params, "BackupCopyDestinationVaultArn": ""})
+    rules = no_copy.resolve(plan["Properties"]["BackupPlan"].get("BackupPlanRule")) or []
+    if any(r.get("CopyActions") for r in rules):
+        f.append("[backup] a copy action remains without BackupCopyDestinationVaultArn")
+    return f
+
+
+def check_waf(ds: dict[str, Deployed]) -> list[str]:
+    """CreateWebAcl: a web ACL with a per-IP rate rule associated with the stage; WebAclArn: that
+    ACL associated; neither: no association."""
+    f = []
+    if ds["plain"].of_type("AWS::WAFv2::WebACLAssociation"):
+        f.append("without WAF parameters a web ACL is associated")
+    d = ds["backup"]
+    api_id, _ = rest_api(d)
+    acls = d.of_type("AWS::WAFv2::WebACL")
+    if len(acls) != 1:
+        return f + [f"[backup] CreateWebAcl made {len(acls)} web ACLs"]
+    acl_id, acl = acls[0]
+    rate = [r for r in d.value(acl["Properties"].get("Rules")) or []
+            if (r.get("Statement") or {}).get("RateBasedStatement", {}).get("AggregateKeyType") == "IP"]
+    if not rate or str(rate[0]["Statement"]["RateBasedStatement"].get("Limit")) != d.param("WebAclRateLimit") or "Block" not in (rate[0].get("Action") or {}):
+        f.append("[backup] the web ACL has no blocking per-IP rate rule at WebAclRateLimit")
+    for name, want in (("backup", ("getatt", acl_id)), ("external-waf", ("value", EXTERNAL_ACL))):
+        dd = ds[name]
+        assoc = dd.of_type("AWS::WAFv2::WebACLAssociation")
+        if len(assoc) != 1:
+            f.append(f"[{name}] expected one web ACL association, found {[k for k, _ in assoc]}")
+            continue
+        ap = assoc[0][1]["Properties"]
+        got = getatt_target(ap.get("WebACLArn")) if want[0] == "getatt" else dd.value(ap.get("WebACLArn"))
+        if (got[0] if want[0] == "getatt" and got else got) != want[1]:
+            f.append(f"[{name}] the association uses {ap.get('WebACLArn')!r}")
+        arn = dd.value(ap.get("ResourceArn"))
+        stage_id, _ = api_stage(dd)
+        if not isinstance(arn, str) or f"/restapis/{dd.resolver.ref(api_id)}/stages/{dd.resolver.ref(stage_id)}" not in arn:
+            f.append(f"[{name}] the association is on {arn!r}, not the API stage")
+    return f
+
+
+CHECKS = [  # (check, the parameter sets it reads)
+    (check_custom_domain, ("plain", "domain")),
+    (check_aliases_and_deployments, ("plain", "domain", "backup")),
+    (check_api_invokes_alias, ("plain",)),
+    (check_event_archive, ("plain", "backup")),
+    (check_pipe_monitoring, ("plain", "domain")),
+    (check_pipe_filter, ("plain",)),
+    (check_dashboard, ("plain",)),
+    (check_logging, ("plain", "domain")),
+    (check_timeouts, ("plain",)),
+    (check_alarm_topic, ("plain", "domain")),
+    (check_alarm_catalogue, ("plain",)),
+    (check_throttling, ("plain",)),
+    (check_cost_defaults, ("plain", "domain")),
+    (check_backup, ("plain", "backup")),
+    (check_waf, ("plain", "backup", "external-waf")),
+]
+
+
+def deploy_sets(sam: dict, names) -> dict[str, Deployed]:
+    return {name: Deployed(sam, name, PARAMETER_SETS[name]) for name in names}
+
+
+def run_check(check, ds) -> list[str]:
+    try:
+        return check(ds)
+    except CheckError as e:
+        return [str(e)]
+    except (KeyError, TypeError, AttributeError, IndexError) as e:
+        return [f"the template is not shaped as expected ({type(e).__name__}: {e})"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Self-test: the evaluator, then every check against a broken copy of the template
+# ---------------------------------------------------------------------------------------------
+
+
+def _ev_cases(ev: EventPattern) -> dict[str, list[str]]:
+    def expect(label, pattern, event, want):
+        got = ev.matches(pattern, event)
+        return [] if got == want else [f"{label}: expected {'match' if want else 'no match'}"]
+
+    record = {"dynamodb": {"Keys": {"sk": {"S": "USERNAME#alice"}}, "NewImage": {"ttl": {"N": "5"}}}}
+    return {
+        "prefix-ignored": expect("prefix USER# vs USERNAME#", {"dynamodb": {"Keys": {"sk": {"S": [{"prefix": "USER#"}]}}}}, record, False)
+        + expect("prefix USERN", {"dynamodb": {"Keys": {"sk": {"S": [{"prefix": "USERN"}]}}}}, record, True),
+        "exists-on-objects": expect("exists false on an object value matches (leaf-only)", {"dynamodb": {"NewImage": {"ttl": [{"exists": False}]}}}, record, True)
+        + expect("exists false on the leaf", {"dynamodb": {"NewImage": {"ttl": {"N": [{"exists": False}]}}}}, record, False)
+        + expect("exists false, parent absent", {"dynamodb": {"OldImage": {"ttl": {"N": [{"exists": False}]}}}}, record, True),
+        "anything-but-ignored": expect("anything-but value", {"a": [{"anything-but": ["x", "y"]}]}, {"a": "x"}, False)
+        + expect("anything-but prefix", {"a": [{"anything-but": {"prefix": "TENANT#"}}]}, {"a": "TENANT#1"}, False)
+        + expect("anything-but other", {"a": [{"anything-but": "x"}]}, {"a": "z"}, True),
+        "or-as-and": expect("$or", {"s": ["a"], "$or": [{"x": ["1"]}, {"y": ["2"]}]}, {"s": "a", "x": "1"}, True),
+        "anything-but-matches-missing": expect("anything-but on an absent field", {"a": [{"anything-but": "x"}]}, {"b": "z"}, False),
+        "array-needs-all": expect("array value: any element", {"resources": ["arn:1"]}, {"resources": ["arn:0", "arn:1"]}, True),
+    }
+
+
+def self_test_evaluator() -> list[str]:
+    failures = []
+    cases = _ev_cases(EventPattern())
+    for mutant in PATTERN_MUTANTS:
+        for failure in cases[mutant]:
+            failures.append(f"evaluator case {mutant}: {failure}")
+        if not _ev_cases(EventPattern(mutant))[mutant]:
+            failures.append(f"evaluator case for {mutant!r} also passes against that mutant, so it cannot catch it")
+    return failures
+
+
+def _res(sam, logical_id):
+    return sam["Resources"][logical_id]
+
+
+def _mutate_rule_source(sam):
+    _res(sam, "EventsPipeStateRule")["Properties"]["EventPattern"]["source"] = ["aws.events"]
+
+
+def _filter(sam, patterns):
+    _res(sam, "EventsPipe")["Properties"]["SourceParameters"]["FilterCriteria"]["Filters"] = [{"Pattern": json.dumps(p)} for p in patterns]
+
+
+OLD_FILTER = [{"dynamodb": {"Keys": {"sk": {"S": [{"prefix": "USER#"}, {"prefix": "GROUP#"}, {"prefix": "MEMBER#"}]}}}}]
+SUFFIX_FILTER = [{"dynamodb": {"Keys": {"pk": {"S": [{"anything-but": {"suffix": "#CURSOR"}}]}, "sk": {"S": [{"prefix": "USER#"}, {"prefix": "GROUP#"}]}}}},
+                 {"dynamodb": {"Keys": {"pk": {"S": [{"prefix": "TENANT#"}]}, "sk": {"S": [{"prefix": "MEMBER#"}]}}}}]
+OBJECT_EXISTS_FILTER = [{"dynamodb": {"Keys": {"pk": {"S": [{"prefix": "TENANT#"}]}, "sk": {"S": [{"prefix": "USER#"}, {"prefix": "GROUP#"}]}},
+                                      "NewImage": {"expires_at": [{"exists": False}]}, "OldImage": {"expires_at": [{"exists": False}]}}},
+                        {"dynamodb": {"Keys": {"pk": {"S": [{"prefix": "TENANT#"}]}, "sk": {"S": [{"prefix": "MEMBER#"}]}}}}]
+
+
+def _drop_list_throttles(sam):
+    settings = _res(sam, "ScimApi")["Properties"]["MethodSettings"]
+    _res(sam, "ScimApi")["Properties"]["MethodSettings"] = [s for s in settings if s["ResourcePath"] != "/~1scim~1v2~1Groups"]
+
+
+def _drop_copy(sam):
+    del _res(sam, "BackupPlan")["Properties"]["BackupPlan"]["BackupPlanRule"][0]["CopyActions"]
+
+
+def _constant_rate(sam):
+    _res(sam, "ScimWebAcl")["Properties"]["Rules"][0]["Statement"]["RateBasedStatement"]["AggregateKeyType"] = "CONSTANT"
+
+
+def _drop_dashboard_widget(sam):
+    node = _res(sam, "Dashboard")["Properties"]["DashboardBody"]
+    body = json.loads(node["Fn::Sub"])
+    body["widgets"] = [w for w in body["widgets"] if "p99 duration" not in (w.get("properties") or {}).get("title", "")]
+    node["Fn::Sub"] = json.dumps(body)
+
+
+MUTATIONS = [  # (check, what is broken, how)
+    (check_custom_domain, "no Route 53 record", lambda s: s["Resources"].pop("ApiDomainRecord")),
+    (check_custom_domain, "TenantUrl always the execute-api URL",
+     lambda s: s["Outputs"]["TenantUrl"].update(Value={"Fn::Sub": "https://${ScimApi}.execute-api.${AWS::Region}.amazonaws.com/${StageName}/scim/v2"})),
+    (check_custom_domain, "execute-api endpoint left on", lambda s: _res(s, "ScimApi")["Properties"].update(DisableExecuteApiEndpoint=False)),
+    (check_aliases_and_deployments, "a function without its error alarm", lambda s: _res(s, "UsersCreateFunction")["Properties"].pop("DeploymentPreference")),
+    (check_aliases_and_deployments, "a 5XX count instead of a rate",
+     lambda s: _res(s, "Api5xxRateAlarm")["Properties"]["Metrics"][0].update(Expression="errors")),
+    (check_api_invokes_alias, "authorizer invoked by function ARN",
+     lambda s: _res(s, "ScimApi")["Properties"]["Auth"]["Authorizers"]["ScimKeyAuthorizer"].update(FunctionArn={"Fn::GetAtt": ["AuthorizerFunction", "Arn"]})),
+    (check_api_invokes_alias, "pipe enrichment by function ARN",
+     lambda s: _res(s, "EventsPipe")["Properties"].update(Enrichment={"Fn::GetAtt": ["EventsFunction", "Arn"]})),
+    (check_event_archive, "no archive", lambda s: s["Resources"].pop("EventArchive")),
+    (check_pipe_monitoring, "no TargetStageFailed alarm", lambda s: s["Resources"].pop("EventsPipeTargetFailedAlarm")),
+    (check_pipe_monitoring, "state rule on the wrong source", _mutate_rule_source),
+    (check_pipe_filter, "the old USER#/GROUP#/MEMBER# filter", lambda s: _filter(s, OLD_FILTER)),
+    (check_pipe_filter, "anything-but suffix (event bus only)", lambda s: _filter(s, SUFFIX_FILTER)),
+    (check_pipe_filter, "exists on a DynamoDB JSON object", lambda s: _filter(s, OBJECT_EXISTS_FILTER)),
+    (check_dashboard, "no per-route p99 widget", _drop_dashboard_widget),
+    (check_logging, "text logs", lambda s: s["Globals"]["Function"]["LoggingConfig"].update(LogFormat="Text")),
+    (check_timeouts, "a 30 s timeout", lambda s: s["Globals"]["Function"].update(Timeout=30)),
+    (check_alarm_topic, "no alarm-topic rule", lambda s: s["Rules"].pop("AlarmTopicRequired")),
+    (check_alarm_catalogue, "no SystemErrors alarm", lambda s: s["Resources"].pop("TableSystemErrorsAlarm")),
+    (check_throttling, "GET /Groups at the default throttle", _drop_list_throttles),
+    (check_cost_defaults, "X-Ray on by default", lambda s: s["Parameters"]["Tracing"].update(Default="Active")),
+    (check_backup, "no cross-region copy", _drop_copy),
+    (check_waf, "a stage-wide instead of a per-IP rate rule", _constant_rate),
+]
+
+
+def self_test(sam: dict) -> bool:
+    failures = self_test_evaluator()
+    for failure in failures:
+        print(f"template self-test FAILED {failure}")
+    covered = set()
+    for check, what, mutate in MUTATIONS:
+        broken = copy.deepcopy(sam)
+        mutate(broken)
+        sets = dict(CHECKS)[check]
+        try:
+            ds = deploy_sets(broken, sets)
+            found = run_check(check, ds)
+        except CheckError as e:
+            found = []
+            print(f"template self-test FAILED {check.__name__} / {what}: the broken copy does not translate ({e})")
+            failures.append(what)
+            continue
+        if not found:
+            print(f"template self-test FAILED {check.__name__} still passes with {what}, so it cannot catch that")
+            failures.append(what)
+        else:
+            covered.add(check)
+    for check, _ in CHECKS:
+        if check not in covered and not any(c is check for c, _, _ in MUTATIONS):
+            print(f"template self-test FAILED {check.__name__} has no mutation showing it can fail")
+            failures.append(check.__name__)
+    if failures:
+        print(f"template self-test FAILED: {len(failures)} problem(s)")
+        return False
+    print(f"template self-test: {len(PATTERN_MUTANTS)} evaluator cases ok (each also fails against its mutant); "
+          f"{len(MUTATIONS)} broken copies of the template, each caught by the check it targets "
+          f"(every one of the {len(CHECKS)} checks)")
+    return True
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--self-test", action="store_true", help="show each check failing on a broken copy")
+    parser.add_argument("--template", type=Path, default=TEMPLATE)
+    args = parser.parse_args(argv)
+    sam = ic.load_yaml(args.template)
+    if args.self_test:
+        return 0 if self_test(sam) else 1
+    try:
+        ds = deploy_sets(sam, PARAMETER_SETS)
+    except CheckError as e:
+        print(f"template check FAILED: {e}")
+        return 1
+    problems = []
+    for check, sets in CHECKS:
+        for problem in run_check(check, {k: ds[k] for k in sets}):
+            problems.append(f"{check.__name__}: {problem}")
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"template check FAILED: {len(problems)} problem(s)")
+        return 1
+    print(f"template check: {len(CHECKS)} checks hold under {len(PARAMETER_SETS)} parameter sets "
+          f"({', '.join(PARAMETER_SETS)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,269 @@
+//! The setup portal for a tenant's IT admin: one page (`/portal`) that shows the Tenant URL,
+//! makes and revokes provisioner keys, runs the IdP's *Test Connection*, and lists the tenant's
+//! provisioning activity (failures first) — reached by a **setup link**, never by a SCIM key.
+//!
+//! The page reads the link's token from the URL fragment (`crate::setup_link`), removes it from
+//! the address bar and sends it in an `Authorization: Portal <token>` header. Cross-site requests cannot set that header without a CORS preflight, which is never granted
+//! (no cookie is ever used): the API is safe against CSRF by construction; framing is refused.
+
+use crate::auth;
+use crate::edge::Response;
+use crate::error::{Result, ScimError};
+use crate::setup_link::{root_path, verify};
+use crate::store::layout::{Kind, Layout};
+use serde_json::{Value, json};
+
+const HTML: &str = include_str!("../portal/index.html");
+const JS: &str = include_str!("../portal/app.js");
+const CSS: &str = include_str!("../portal/app.css");
+
+/// Every portal response's security headers: scripts and styles from this origin only (no
+/// inline script), no framing, no referrer, no sniffing.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+                   frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+fn with_security_headers(mut r: Response, cache: bool) -> Response {
+    r.headers.push(("content-security-policy".into(), CSP.into()));
+    r.headers.push(("x-frame-options".into(), "DENY".into()));
+    r.headers.push(("x-content-type-options".into(), "nosniff".into()));
+    r.headers.push(("referrer-policy".into(), "no-referrer".into()));
+    r.headers.push(("cache-control".into(), if cache { "public, max-age=300" } else { "no-store" }.into()));
+    r
+}
+
+fn asset(content_type: &str, body: &str) -> Response {
+    let r = Response { status: 200, headers: vec![("content-type".into(), content_type.into())], body: body.as_bytes().to_vec() };
+    with_security_headers(r, true)
+}
+
+/// A portal request: method, path under the API root (`/portal…`), query, headers, body.
+pub struct PortalRequest<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a [(String, String)],
+    /// Header names in any case.
+    pub headers: &'a [(String, String)],
+    pub body: &'a [u8],
+}
+
+impl PortalRequest<'_> {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// What the portal serves: the page, its two assets and its API (paths under the API's root).
+/// The SAM template wires exactly these to the portal function (a test compares them).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/portal"),
+    ("GET", "/portal/app.js"),
+    ("GET", "/portal/app.css"),
+    ("GET", "/portal/api/session"),
+    ("GET", "/portal/api/keys"),
+    ("POST", "/portal/api/keys"),
+    ("DELETE", "/portal/api/keys/{id}"),
+    ("GET", "/portal/api/activity"),
+];
+
+/// The route of a method and path: its index in [`ROUTES`] and the `{id}` it carries; 404 for a
+/// path the portal does not have, 405 for one it has with another method.
+fn match_route<'p>(method: &str, path: &'p str) -> Result<(usize, Option<&'p str>)> {
+    let fits = |pattern: &str| match pattern.strip_suffix("{id}") {
+        Some(prefix) => path.strip_prefix(prefix).filter(|id| !id.is_empty() && !id.contains('/')).map(Some),
+        None => (pattern == path).then_some(None),
+    };
+    let mut known_path = false;
+    for (i, (m, pattern)) in ROUTES.iter().enumerate() {
+        if let Some(id) = fits(pattern) {
+            if *m == method {
+                return Ok((i, id));
+            }
+            known_path = true;
+        }
+    }
+    if known_path {
+        return Err(ScimError::MethodNotAllowed(format!("{method} is not allowed on {path}")));
+    }
+    Err(ScimError::NotFound(format!("no portal page at {path}")))
+}
+
+/// Serves one portal request: the page and its assets to anyone (they hold nothing of a
+/// tenant), the API to a valid link. `scim_base_url` is the Tenant URL shown to the admin.
+pub async fn handle(layout: &Layout, req: &PortalRequest<'_>, scim_base_url: &str) -> Response {
+    let path = req.path.trim_end_matches('/');
+    let r = match match_route(req.method, path) {
+        Ok((0, _)) => return asset("text/html; charset=utf-8", &HTML.replace("{{root}}", &root_path(scim_base_url))),
+        Ok((1, _)) => return asset("text/javascript; charset=utf-8", JS),
+        Ok((2, _)) => return asset("text/css; charset=utf-8", CSS),
+        Ok((_, id)) => api(layout, req, &path["/portal/api".len()..], id, scim_base_url).await,
+        Err(e) => Err(e),
+    };
+    with_security_headers(r.unwrap_or_else(|e| Response::error(&e)), false)
+}
+
+fn json_response(status: u16, v: &Value) -> Response {
+    Response { status, headers: vec![("content-type".into(), "application/json".into())], body: crate::json_text(v).into_bytes() }
+}
+
+async fn api(layout: &Layout, req: &PortalRequest<'_>, path: &str, id: Option<&str>, scim_base_url: &str) -> Result<Response> {
+    let token = req
+        .header("authorization")
+        .and_then(|h| h.strip_prefix("Portal ").map(str::to_string))
+        .ok_or_else(|| ScimError::Unauthorized("open the page from its setup link".into()))?;
+    let session = verify(layout, &token).await?;
+    let tenant = session.tenant.as_str();
+    match (req.method, path) {
+        ("GET", "/session") => {
+            let rec = auth::require_tenant(layout, tenant).await?;
+            Ok(json_response(
+                200,
+                &json!({"tenant": tenant, "name": rec["name"], "tenantUrl": scim_base_url, "expires": session.expires,
+                    "expiresAt": crate::time::format_unix_millis(session.expires * 1000)}),
+            ))
+        }
+        ("GET", "/keys") => Ok(json_response(200, &json!({"keys": keys(layout, tenant).await?}))),
+        ("POST", "/keys") => {
+            let days =
+                serde_json::from_slice::<Value>(req.body).ok().and_then(|b| b["expiresInDays"].as_i64()).filter(|d| (1..=3650).contains(d));
+            let k = auth::create_key(layout, tenant, "provisioner", days.map(|d| crate::time::unix_now() + d * 86_400)).await?;
+            note(layout, tenant, "POST", "/portal/api/keys", Some(&k.key_id), 201).await;
+            Ok(json_response(201, &json!({"id": k.key_id, "token": k.token, "role": "provisioner"})))
+        }
+        ("DELETE", p) => {
+            let id = id.unwrap_or_default();
+            // only a key of this tenant: another tenant's key id is as unknown as a made-up one
+            let mine = auth::list_keys(layout, tenant).await?.iter().any(|k| k["key_id"] == id);
+            if !mine {
+                return Err(ScimError::NotFound(format!("no key '{id}'")));
+            }
+            auth::revoke_key(layout, id).await?;
+            note(layout, tenant, "DELETE", &format!("/portal/api{p}"), Some(id), 204).await;
+            Ok(Response { status: 204, headers: Vec::new(), body: Vec::new() })
+        }
+        ("GET", "/activity") => Ok(json_response(200, &activity(layout, tenant, req.query).await?)),
+        (m, p) => Err(ScimError::Internal(format!("the portal route table has {m} {p} but nothing serves it"))),
+    }
+}
+
+/// The tenant's keys for the page: id, role, created, last used, expiry, revoked.
+async fn keys(layout: &Layout, tenant: &str) -> Result<Vec<Value>> {
+    Ok(auth::list_keys(layout, tenant)
+        .await?
+        .into_iter()
+        .map(|k| {
+            json!({"id": k["key_id"], "role": k["role"], "created": k["created"], "lastUsed": k["last_used_at"],
+                "expires": k["expires_at"].as_i64().and_then(|x| crate::time::format_unix_millis(x * 1000)),
+                "revoked": k["revoked"].as_bool().unwrap_or(false)})
+        })
+        .collect())
+}
+
+/// A portal action in the tenant's audit log (as the admin's key changes would be).
+async fn note(layout: &Layout, tenant: &str, method: &str, path: &str, id: Option<&str>, status: u16) {
+    let time = crate::time::now();
+    let entry =
+        json!({"time": time, "key_id": "portal", "route": "portal", "method": method, "path": path, "resource_id": id, "status": status});
+    if let Err(e) = layout.audit(tenant, &time, &entry, crate::edge::AUDIT_RETENTION_DAYS).await {
+        tracing::warn!(error = %e, "portal audit entry not written");
+    }
+}
+
+/// Which identity provider a User-Agent names (a heuristic on the names they send), or the
+/// User-Agent's first word.
+pub fn idp_of(user_agent: &str) -> String {
+    let ua = user_agent.to_ascii_lowercase();
+    let known = [
+        ("okta", "Okta"),
+        ("microsoft", "Microsoft Entra ID"),
+        ("azure", "Microsoft Entra ID"),
+        ("aad", "Microsoft Entra ID"),
+        ("entra", "Microsoft Entra ID"),
+        ("onelogin", "OneLogin"),
+        ("jumpcloud", "JumpCloud"),
+        ("google", "Google Workspace"),
+    ];
+    known.iter().find(|(k, _)| ua.contains(k)).map(|(_, n)| n.to_string()).unwrap_or_else(|| {
+        user_agent
+            .split(|c: char| c == '/' || c.is_whitespace())
+            .next()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("unknown")
+            .chars()
+            .take(40)
+            .collect()
+    })
+}
+
+/// Days of the activity log read for the page: today and the day before.
+const ACTIVITY_DAYS: i64 = 2;
+/// Entries read per day.
+const ACTIVITY_PER_DAY: usize = 200;
+
+/// The tenant's recent activity (failures first unless `order=time`; `failures=only` keeps
+/// failures; `q=` filters by text), never bodies or secrets, and its counts.
+async fn activity(layout: &Layout, tenant: &str, query: &[(String, String)]) -> Result<Value> {
+    let param = |n: &str| query.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    let mut entries = Vec::new();
+    for back in 0..ACTIVITY_DAYS {
+        let day = crate::time::format_unix_millis((crate::time::unix_now() - back * 86_400) * 1000).unwrap_or_default();
+        entries.extend(layout.recent_audit_entries(tenant, day.get(..10).unwrap_or_default(), ACTIVITY_PER_DAY).await?);
+    }
+    let mut last_by_idp = serde_json::Map::new();
+    for e in &entries {
+        if let Some(ua) = e["user_agent"].as_str() {
+            let idp = idp_of(ua);
+            let t = e["time"].as_str().unwrap_or_default();
+            if last_by_idp.get(&idp).and_then(Value::as_str).is_none_or(|seen| seen < t) {
+                last_by_idp.insert(idp, json!(t));
+            }
+        }
+    }
+    let failed = |e: &Value| e["status"].as_u64().unwrap_or(0) >= 400;
+    if param("failures") == Some("only") {
+        entries.retain(failed);
+    }
+    if let Some(q) = param("q").map(str::to_lowercase).filter(|q| !q.is_empty()) {
+        entries.retain(|e| crate::json_text(e).to_lowercase().contains(&q));
+    }
+    if param("order") != Some("time") {
+        // failures first, each group newest first (the sort is stable)
+        entries.sort_by_key(|e| !failed(e));
+    }
+    let rows: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            json!({"time": e["time"], "idp": e["user_agent"].as_str().map(idp_of), "method": e["method"], "path": e["path"],
+                "status": e["status"], "scimType": e["scim_type"], "detail": e["detail"], "resourceId": e["resource_id"],
+                "undeclaredExtensions": e["undeclared_extensions"]})
+        })
+        .collect();
+    let (users, groups) = (layout.counts(tenant, Kind::User).await?, layout.counts(tenant, Kind::Group).await?);
+    Ok(json!({
+        "entries": rows,
+        "counts": {"usersActive": users.total.saturating_sub(users.inactive), "usersInactive": users.inactive, "groups": groups.total,
+            "lastRequestByIdp": last_by_idp},
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn portal_routes_match_exactly() {
+        assert_eq!(match_route("GET", "/portal").unwrap(), (0, None));
+        assert_eq!(match_route("DELETE", "/portal/api/keys/abc").unwrap(), (6, Some("abc")));
+        assert_eq!(match_route("PUT", "/portal/api/keys").unwrap_err().status(), 405);
+        assert_eq!(match_route("get", "/portal").unwrap_err().status(), 405);
+        assert_eq!(match_route("DELETE", "/portal/api/keys/a/b").unwrap_err().status(), 404);
+        assert_eq!(match_route("GET", "/portal/admin").unwrap_err().status(), 404);
+    }
+
+    #[test]
+    fn identity_providers_are_named_from_their_user_agents() {
+        assert_eq!(idp_of("Okta SCIM Client 1.0.0"), "Okta");
+        assert_eq!(idp_of("Microsoft.Azure.ActiveDirectory.Provisioning"), "Microsoft Entra ID");
+        assert_eq!(idp_of("curl/8.5.0"), "curl");
+        assert_eq!(idp_of(""), "unknown");
+    }
+}
