@@ -121,6 +121,17 @@ fn attrs(doc: &str) -> Option<Attrs<'_>> {
     serde_json::from_str::<Attrs<'_>>(doc).ok()
 }
 
+/// `meta.lastModified`, read without building the meta object.
+fn last_modified(d: &Attrs<'_>) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Meta<'a> {
+        #[serde(rename = "lastModified", borrow, default)]
+        last_modified: Option<std::borrow::Cow<'a, str>>,
+    }
+    let meta: Meta<'_> = serde_json::from_str(d.get("meta")?.get()).ok()?;
+    meta.last_modified.map(std::borrow::Cow::into_owned)
+}
+
 fn attr(d: &Attrs<'_>, name: &str) -> Option<Value> {
     d.get(name).and_then(|r| serde_json::from_str(r.get()).ok())
 }
@@ -180,7 +191,7 @@ pub fn derive(old: Option<&Item>, new: Option<&Item>) -> Vec<Event> {
 pub fn derive_at(old: Option<&Item>, new: Option<&Item>, changed_at: Option<&str>) -> Vec<Event> {
     let Some(any) = new.or(old) else { return Vec::new() };
     let Some(key) = parse_key(&any.pk, &any.sk) else { return Vec::new() };
-    let at = changed_at.map(str::to_string).unwrap_or_else(crate::time::now);
+    let at = || changed_at.map(str::to_string).unwrap_or_else(crate::time::now);
     match key {
         ItemKey::Membership { tenant, group, user } => {
             let kind = match (old, new) {
@@ -188,7 +199,7 @@ pub fn derive_at(old: Option<&Item>, new: Option<&Item>, changed_at: Option<&str
                 (Some(_), None) => "membership.removed",
                 _ => return Vec::new(),
             };
-            vec![Event { kind: kind.into(), detail: json!({"tenant": tenant, "group": group, "user": user, "time": at}) }]
+            vec![Event { kind: kind.into(), detail: json!({"tenant": tenant, "group": group, "user": user, "time": at()}) }]
         }
         ItemKey::Resource { tenant, kind, id } => {
             let noun = match kind {
@@ -215,11 +226,8 @@ pub fn derive_at(old: Option<&Item>, new: Option<&Item>, changed_at: Option<&str
                 (None, None) => return Vec::new(),
             };
             let external_id = after.as_ref().or(before.as_ref()).and_then(|d| attr(d, "externalId")).unwrap_or(Value::Null);
-            let modified = after
-                .as_ref()
-                .and_then(|a| attr(a, "meta"))
-                .and_then(|m| m.get("lastModified").and_then(Value::as_str).map(str::to_string));
-            let mut detail = json!({"tenant": tenant, "id": id, "externalId": external_id, "time": modified.unwrap_or(at)});
+            let modified = after.as_ref().and_then(last_modified);
+            let mut detail = json!({"tenant": tenant, "id": id, "externalId": external_id, "time": modified.unwrap_or_else(at)});
             if !changed.is_empty()
                 && let Some(o) = detail.as_object_mut()
             {

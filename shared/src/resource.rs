@@ -110,8 +110,9 @@ fn set_top(rt: &ResourceType, out: &mut Map<String, Value>, key: &str, value: &V
             Some(Value::Object(m)) => m,
             _ => Map::with_capacity(members.len()),
         };
+        let mut hint = 0;
         for (k, v) in members {
-            if let Some(def) = ext.attr(k)
+            if let Some(def) = ext.attr_after(k, &mut hint)
                 && let Some(nv) = stored_value(def, v)?
             {
                 values.insert(def.name.to_string(), nv);

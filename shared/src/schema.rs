@@ -222,6 +222,18 @@ impl SchemaDef {
         self.attrs.iter().find(|a| a.name.eq_ignore_ascii_case(name))
     }
 
+    /// [`SchemaDef::attr`] for a caller walking a client's members: the attribute after the
+    /// one found last (`hint`) is tried first, so members sent in declaration order are found
+    /// at once instead of by a scan each.
+    pub fn attr_after(&self, name: &str, hint: &mut usize) -> Option<&AttrDef> {
+        let at = match self.attrs.get(*hint) {
+            Some(a) if a.name.eq_ignore_ascii_case(name) => *hint,
+            _ => self.attrs.iter().position(|a| a.name.eq_ignore_ascii_case(name))?,
+        };
+        *hint = at + 1;
+        self.attrs.get(at)
+    }
+
     /// The `/Schemas/{id}` representation.
     pub fn to_json(&self, base_url: &str) -> Value {
         json!({
@@ -571,6 +583,20 @@ impl ResourceType {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attributes_are_found_in_any_order_and_case() {
+        let s = SchemaDef {
+            id: "urn:x".into(),
+            name: "X".into(),
+            description: "".into(),
+            attrs: ["a", "b", "c"].iter().map(|n| AttrDef::new(*n, AttrType::String, "")).collect(),
+        };
+        let mut hint = 0;
+        let names: Vec<_> =
+            ["A", "b", "a", "C", "zz", "c"].iter().map(|n| s.attr_after(n, &mut hint).map(|a| a.name.to_string())).collect();
+        assert_eq!(names, [Some("a"), Some("b"), Some("a"), Some("c"), None, Some("c")].map(|n| n.map(str::to_string)));
+    }
 
     #[test]
     fn resolves_case_insensitively_and_by_urn() {

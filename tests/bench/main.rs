@@ -447,6 +447,7 @@ async fn cost() {
                 Some(patch(json!([{"op": "replace", "value": {"active": false}}]))),
             ),
             ("DELETE /Users/{id}", "DELETE", format!("/Users/{other}"), None),
+            ("GET /Users/{id} of no user (404: an activity entry)", "GET", "/Users/no-such-user".into(), None),
         ];
         for (name, method, path, body) in steps {
             let before = srv.metered.counts();

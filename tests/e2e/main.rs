@@ -13,6 +13,7 @@ mod isolation;
 mod lambda_events;
 mod local_binary;
 mod paging;
+mod pipe_filter;
 mod portal;
 mod route_table;
 mod tenant_settings;
