@@ -14,7 +14,9 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
     let app = Arc::new(App::new(crate::table_from_env()?));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let app = app.clone();
-        async move { authorize(&app, &event.payload).await }
+        // its DynamoDB calls are recorded under the invocation's trace when it is sampled
+        let trace = event.context.xray_trace_id.as_deref().and_then(scim_core::trace::TraceHeader::parse);
+        async move { scim_core::trace::within(trace, authorize(&app, &event.payload)).await }
     }))
     .await
 }

@@ -57,6 +57,10 @@ pub async fn run_portal() -> Result<(), lambda_http::Error> {
 
 /// Serves one portal event (the path from `/portal` on, whatever stage or base path precedes it).
 pub async fn portal(app: &App, event: Request) -> Response<Body> {
+    scim_core::trace::within(trace_of(&event), serve_portal(app, event)).await
+}
+
+async fn serve_portal(app: &App, event: Request) -> Response<Body> {
     let req = to_edge(&event);
     let path = portal_path(event.uri().path());
     let preq = scim_core::portal::PortalRequest { method: &req.method, path, query: &req.query, headers: &req.headers, body: &req.body };
@@ -112,8 +116,18 @@ pub fn principal_of(event: &Request) -> Option<Principal> {
     })
 }
 
-/// Converts one event, serves it, converts the response.
+/// The invocation's X-Ray trace header, parsed.
+fn trace_of(event: &Request) -> Option<scim_core::trace::TraceHeader> {
+    event.lambda_context_ref().and_then(|c| c.xray_trace_id.as_deref()).and_then(scim_core::trace::TraceHeader::parse)
+}
+
+/// Converts one event, serves it (its DynamoDB calls recorded under the invocation's trace when
+/// it is sampled), converts the response.
 pub async fn handle(app: &App, routes: &[Route], event: Request) -> Response<Body> {
+    scim_core::trace::within(trace_of(&event), serve(app, routes, event)).await
+}
+
+async fn serve(app: &App, routes: &[Route], event: Request) -> Response<Body> {
     let req = to_edge(&event);
     let base_url = base_url(&event);
     let budget = event

@@ -28,6 +28,7 @@ pub mod settings;
 pub mod setup_link;
 pub mod store;
 pub mod time;
+pub mod trace;
 
 /// The JSON text of a document. Everything stored or sent goes through here: serde_json's
 /// `Display` for `Value` (what `to_string()` calls) hands every token to a `fmt::Formatter`

@@ -17,6 +17,7 @@ mod pipe_filter;
 mod portal;
 mod route_table;
 mod tenant_settings;
+mod tracing;
 mod upgrade;
 mod users;
 

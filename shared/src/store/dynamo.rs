@@ -27,6 +27,8 @@ pub struct DynamoConfig {
     /// How long one attempt of a call may take, and the call with its retries.
     pub attempt_timeout: Duration,
     pub operation_timeout: Duration,
+    /// The X-Ray daemon that gets a subsegment per call of a sampled request (`None`: none).
+    pub xray_daemon: Option<std::net::SocketAddr>,
 }
 
 impl DynamoConfig {
@@ -38,6 +40,7 @@ impl DynamoConfig {
             endpoint,
             attempt_timeout: Duration::from_secs(3),
             operation_timeout: Duration::from_secs(8),
+            xray_daemon: None,
         }
     }
 
@@ -49,7 +52,9 @@ impl DynamoConfig {
             .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
             .map_err(|_| StoreError::Other("AWS_REGION is not set".into()))?;
         let endpoint = std::env::var("SCIM_DYNAMODB_ENDPOINT").ok().filter(|s| !s.is_empty());
-        Ok(DynamoConfig::new(table, region, endpoint))
+        // Lambda sets the daemon's address when the function's tracing is on
+        let xray_daemon = std::env::var("AWS_XRAY_DAEMON_ADDRESS").ok().and_then(|a| super::xray::daemon_address(&a));
+        Ok(DynamoConfig { xray_daemon, ..DynamoConfig::new(table, region, endpoint) })
     }
 }
 
@@ -85,6 +90,10 @@ impl DynamoTable {
             );
         if let Some(e) = &cfg.endpoint {
             b = b.endpoint_url(e.clone());
+        }
+        // tracing on (Lambda sets the daemon's address): every call a subsegment of its request
+        if let Some(x) = cfg.xray_daemon.and_then(|d| super::xray::XrayCalls::to(d, &cfg.table, &cfg.region)) {
+            b = b.interceptor(x);
         }
         Ok(DynamoTable { client: Client::from_conf(b.build()), table: cfg.table.clone(), consumed: Default::default() })
     }

@@ -9,6 +9,8 @@ pub mod embedded;
 pub mod layout;
 pub mod metered;
 pub mod wal;
+#[cfg(feature = "dynamodb")]
+pub mod xray;
 
 use std::collections::BTreeMap;
 
