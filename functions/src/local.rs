@@ -43,7 +43,7 @@ pub async fn open_store(choice: &StoreChoice, events: Option<PathBuf>) -> Result
                 .create(true)
                 .append(true)
                 .open(path)
-                .map_err(|e| scim_core::store::StoreError::Other(format!("cannot open {}: {e}", path.display())))?;
+                .map_err(|e| scim_core::store::StoreError::caused(format!("cannot open {}", path.display()), e))?;
             // events carry user names and ids: readable by the owner only, like the store
             scim_core::store::embedded::owner_only(path, 0o600)?;
             // a writer thread appends the lines, so the request path only derives and hands over

@@ -417,13 +417,17 @@ pub async fn authenticate_attempt(
 }
 
 async fn record_refusal(layout: &Layout, tenant: &str, key_id: &str, a: Attempt<'_>, status: u16, why: &str) {
-    let cut = |s: &str, n: usize| s.chars().take(n).collect::<String>();
-    let time = crate::time::now();
-    let entry = json!({"time": time, "key_id": key_id, "method": cut(a.method, 16), "path": cut(a.path, 512), "status": status,
-        "detail": format!("key refused: {why}"), "user_agent": a.user_agent.map(|u| cut(u, 200))});
-    if let Err(err) = layout.audit(tenant, &time, &entry, crate::edge::AUDIT_RETENTION_DAYS).await {
-        tracing::warn!(error = %err, "refusal not recorded");
-    }
+    let detail = format!("key refused: {why}");
+    let entry = crate::activity::Entry {
+        key_id,
+        method: a.method,
+        path: a.path,
+        status,
+        detail: Some(&detail),
+        user_agent: a.user_agent,
+        ..Default::default()
+    };
+    crate::activity::record(layout, tenant, entry).await;
 }
 
 async fn authenticate_key(
@@ -587,7 +591,7 @@ impl<T> Views<T> {
         {
             return Ok(v.clone());
         }
-        let rec: Value = serde_json::from_str(text).map_err(|e| StoreError::Other(format!("corrupt record of '{id}': {e}")))?;
+        let rec: Value = serde_json::from_str(text).map_err(|e| StoreError::caused(format!("corrupt record of '{id}'"), e))?;
         let view = Arc::new((text.to_string(), parse(&rec)));
         if let Ok(mut m) = map.lock() {
             if m.len() >= VIEWS_KEPT {

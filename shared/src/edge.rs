@@ -3,6 +3,7 @@
 //! request and response values, and `App::handle`, which turns a request into a SCIM response
 //! and never fails: every error becomes a SCIM Error body.
 
+use crate::activity;
 use crate::auth::{self, Permission, Principal};
 use crate::declarations;
 use crate::discovery::{self, MAX_PAYLOAD};
@@ -55,6 +56,18 @@ pub enum Route {
     /// Setup links to the portal for the tenant's IT admin (`scim:configure`).
     PortalLinkCreate,
     PortalLinksRevoke,
+}
+
+impl Route {
+    /// The resource type a Users or Groups route serves; `None` for every other route.
+    pub fn kind(self) -> Option<Kind> {
+        use Route::*;
+        match self {
+            UsersCreate | UsersList | UsersSearch | UsersGet | UsersReplace | UsersPatch | UsersDelete => Some(Kind::User),
+            GroupsCreate | GroupsList | GroupsSearch | GroupsGet | GroupsReplace | GroupsPatch | GroupsDelete => Some(Kind::Group),
+            _ => None,
+        }
+    }
 }
 
 /// One row of the route table: everything dispatch, permission, rate limit and audit need.
@@ -221,43 +234,6 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-/// One audit entry as stored (and read back by `scim-admin audit`).
-#[derive(serde::Serialize)]
-struct AuditEntry<'a> {
-    time: &'a str,
-    key_id: &'a str,
-    /// The function of the matched route; absent when the request matched none (404, 405).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    route: Option<&'static str>,
-    method: &'a str,
-    path: &'a str,
-    resource_id: Option<&'a str>,
-    status: u16,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    scim_type: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    detail: Option<&'a str>,
-    /// Which client sent it (Entra, Okta, …: the portal names the IdP from it).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user_agent: Option<&'a str>,
-    /// Extension URNs the request named that the tenant does not declare (dropped, under the
-    /// tenant's `ignore` policy): why data an IdP reported sent is not there.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    undeclared_extensions: Vec<String>,
-}
-
-/// At most `max` bytes of `s`, cut at a character boundary.
-fn bounded(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-/// How long audit entries are kept.
-pub const AUDIT_RETENTION_DAYS: i64 = 90;
-
 /// The media type of every body we send.
 pub const SCIM_JSON: &str = "application/scim+json";
 
@@ -357,37 +333,26 @@ impl App {
         failure: Option<&ScimError>,
         undeclared: Vec<String>,
     ) {
-        let time = crate::time::now();
         let detail = failure.map(|e| e.client_detail());
-        let entry = AuditEntry {
-            time: &time,
+        let entry = activity::Entry {
             key_id: &principal.key_id,
             route: matched.map(|m| m.spec.function),
-            method: bounded(&req.method, 16),
-            path: bounded(&req.path, 512),
+            method: &req.method,
+            path: &req.path,
             resource_id: matched.and_then(|m| m.id.as_deref()),
             status,
             scim_type: failure.and_then(ScimError::scim_type).map(|t| t.as_str()),
-            detail: detail.as_deref().map(|d| bounded(d, 300)),
-            user_agent: req.header("user-agent").map(|u| bounded(u, 200)),
-            undeclared_extensions: undeclared,
+            detail: detail.as_deref(),
+            user_agent: req.header("user-agent"),
+            undeclared_extensions: &undeclared,
         };
-        if let Err(e) = self.service.layout.audit(&principal.tenant_id, &time, &entry, AUDIT_RETENTION_DAYS).await {
-            tracing::warn!(error = %e, "audit entry not written");
-        }
+        activity::record(&self.service.layout, &principal.tenant_id, entry).await;
     }
 
-    async fn dispatch(
-        &self,
-        principal: &Principal,
-        req: &Request,
-        base_url: &str,
-        only: Option<&[Route]>,
-        m: &Matched,
-        undeclared: &crate::resource::Undeclared,
-    ) -> Result<Response> {
-        let (spec, route) = (m.spec, m.spec.route);
-        if only.is_some_and(|o| !o.contains(&route)) {
+    /// Whether this request may run at all: the route is one this function serves, the key's
+    /// role has the route's permission, and the tenant is within its request limit.
+    async fn admit(&self, principal: &Principal, req: &Request, spec: &RouteSpec, only: Option<&[Route]>) -> Result<()> {
+        if only.is_some_and(|o| !o.contains(&spec.route)) {
             return Err(ScimError::NotFound(format!("no endpoint at {}", req.path)));
         }
         if !principal.may(spec.permission) {
@@ -400,20 +365,29 @@ impl App {
             )));
         }
         // per-tenant request limit (discovery is static and exempt); the limiter fails open
-        if let Some(limit) = principal.rate_limit
-            && spec.function != "discovery"
-        {
-            match self.service.layout.tick(&principal.tenant_id).await {
-                Ok(n) if n > i64::from(limit) => {
-                    return Err(ScimError::TooManyRequests {
-                        detail: format!("this tenant is limited to {limit} requests per second"),
-                        retry_after: 1,
-                    });
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "rate limiter unavailable; request allowed"),
+        let Some(limit) = principal.rate_limit.filter(|_| spec.function != "discovery") else { return Ok(()) };
+        match self.service.layout.tick(&principal.tenant_id).await {
+            Ok(n) if n > i64::from(limit) => {
+                Err(ScimError::TooManyRequests { detail: format!("this tenant is limited to {limit} requests per second"), retry_after: 1 })
+            }
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "rate limiter unavailable; request allowed");
+                Ok(())
             }
         }
+    }
+
+    async fn dispatch(
+        &self,
+        principal: &Principal,
+        req: &Request,
+        base_url: &str,
+        only: Option<&[Route]>,
+        m: &Matched,
+        undeclared: &crate::resource::Undeclared,
+    ) -> Result<Response> {
+        self.admit(principal, req, m.spec, only).await?;
         let types = self.service.tenant_types(&principal.tenant_id, principal.schemas_version).await?;
         let ctx = Ctx {
             tenant: &principal.tenant_id,
@@ -425,30 +399,39 @@ impl App {
             types: &types,
             undeclared,
         };
-        let id = m.id.clone().unwrap_or_default();
-        let if_match = req.header("if-match");
-        let svc = &self.service;
-        let kind = match route {
-            Route::GroupsCreate
-            | Route::GroupsList
-            | Route::GroupsSearch
-            | Route::GroupsGet
-            | Route::GroupsReplace
-            | Route::GroupsPatch
-            | Route::GroupsDelete => Kind::Group,
-            _ => Kind::User,
-        };
-        let rt = types.of(kind);
+        let id = m.id.as_deref().unwrap_or_default();
+        if let Some(kind) = m.spec.route.kind() {
+            return self.resource_route(ctx, req, m.spec.route, kind, id).await;
+        }
+        let roles = ctx.roles.is_some();
+        Ok(match m.spec.route {
+            Route::RootSearch => Response::json(200, &self.root_search(ctx, &ListQuery::from_search(&body(req)?)?).await?),
+            Route::ServiceProviderConfig => Response::json(200, &discovery::service_provider_config(base_url)),
+            Route::ResourceTypes => Response::json(200, &discovery::resource_type_list(base_url, &types, roles)),
+            Route::ResourceType => Response::json(200, &discovery::resource_type(base_url, &types, id, roles)?),
+            Route::Schemas => Response::json(200, &discovery::schema_list(base_url, &types, roles)),
+            Route::Schema => Response::json(200, &discovery::schema(base_url, &types, id, roles)?),
+            route => self.configuration_route(ctx.tenant, req, base_url, route, id).await?,
+        })
+    }
+
+    /// The Users and Groups routes (RFC 7644 §3.3–3.6).
+    async fn resource_route(&self, ctx: Ctx<'_>, req: &Request, route: Route, kind: Kind, id: &str) -> Result<Response> {
+        let (svc, if_match) = (&self.service, req.header("if-match"));
+        let rt = ctx.types.of(kind);
         let projection = Projection::new(rt, query(req, "attributes"), query(req, "excludedAttributes"));
         let render = |s: Stored, status: u16, written: Written| async move {
-            let (version, location) = (s.version, (status == 201).then(|| format!("{base_url}{}/{}", rt.endpoint, s.id())));
+            let (version, location) = (s.version, (status == 201).then(|| format!("{}{}/{}", ctx.base_url, rt.endpoint, s.id())));
             let doc = svc.render(ctx, kind, s, &projection, written).await?;
             let mut r = Response::json(status, &Value::Object(doc));
             r.headers.push(("etag".into(), etag(version)));
-            if let Some(l) = location {
-                r.headers.push(("location".into(), l));
-            }
+            r.headers.extend(location.map(|l| ("location".to_string(), l)));
             Ok::<Response, ScimError>(r)
+        };
+        let bodiless = |status: u16, version: u64| {
+            let mut r = Response::empty(status);
+            r.headers.push(("etag".into(), etag(version)));
+            r
         };
         Ok(match route {
             Route::UsersCreate | Route::GroupsCreate => {
@@ -456,35 +439,29 @@ impl App {
                 render(stored, 201, written).await?
             }
             Route::UsersGet | Route::GroupsGet => {
-                let s = svc.get(ctx, kind, &id).await?;
+                let s = svc.get(ctx, kind, id).await?;
                 // A group's version covers its own attributes, not its member items (adding one
                 // member must not contend on the group item), so only users answer 304.
-                if kind == Kind::User && req.header("if-none-match").is_some_and(|h| h.split(',').any(|t| t.trim() == etag(s.version))) {
-                    let mut r = Response::empty(304);
-                    r.headers.push(("etag".into(), etag(s.version)));
-                    r
-                } else {
-                    render(s, 200, Written::No).await?
+                match kind == Kind::User && req.header("if-none-match").is_some_and(|h| h.split(',').any(|t| t.trim() == etag(s.version))) {
+                    true => bodiless(304, s.version),
+                    false => render(s, 200, Written::No).await?,
                 }
             }
             Route::UsersReplace | Route::GroupsReplace => {
-                render(svc.replace(ctx, kind, &id, &body(req)?, if_match).await?, 200, Written::Changed).await?
+                render(svc.replace(ctx, kind, id, &body(req)?, if_match).await?, 200, Written::Changed).await?
             }
-            Route::UsersPatch => render(svc.patch(ctx, kind, &id, &body(req)?, if_match).await?, 200, Written::Changed).await?,
+            Route::UsersPatch => render(svc.patch(ctx, kind, id, &body(req)?, if_match).await?, 200, Written::Changed).await?,
             // Group PATCH answers 204 (a large group's members are not sent back) unless the
             // client asks for attributes.
             Route::GroupsPatch => {
-                let s = svc.patch(ctx, kind, &id, &body(req)?, if_match).await?;
-                if query(req, "attributes").is_some() || query(req, "excludedAttributes").is_some() {
-                    render(s, 200, Written::Changed).await?
-                } else {
-                    let mut r = Response::empty(204);
-                    r.headers.push(("etag".into(), etag(s.version)));
-                    r
+                let s = svc.patch(ctx, kind, id, &body(req)?, if_match).await?;
+                match query(req, "attributes").is_some() || query(req, "excludedAttributes").is_some() {
+                    true => render(s, 200, Written::Changed).await?,
+                    false => bodiless(204, s.version),
                 }
             }
             Route::UsersDelete | Route::GroupsDelete => {
-                svc.delete(ctx, kind, &id, if_match).await?;
+                svc.delete(ctx, kind, id, if_match).await?;
                 Response::empty(204)
             }
             Route::UsersList | Route::GroupsList => {
@@ -493,40 +470,41 @@ impl App {
             Route::UsersSearch | Route::GroupsSearch => {
                 Response::json(200, &svc.list_response(ctx, kind, &ListQuery::from_search(&body(req)?)?).await?)
             }
-            Route::RootSearch => Response::json(200, &self.root_search(ctx, &ListQuery::from_search(&body(req)?)?).await?),
-            Route::ServiceProviderConfig => Response::json(200, &discovery::service_provider_config(base_url)),
-            Route::ResourceTypes => Response::json(200, &discovery::resource_type_list(base_url, &types, ctx.roles.is_some())),
-            Route::ResourceType => Response::json(200, &discovery::resource_type(base_url, &types, &id, ctx.roles.is_some())?),
-            Route::Schemas => Response::json(200, &discovery::schema_list(base_url, &types, ctx.roles.is_some())),
-            Route::Schema => Response::json(200, &discovery::schema(base_url, &types, &id, ctx.roles.is_some())?),
-            Route::SettingsGet => Response::json(200, &settings::view(&svc.layout, ctx.tenant, base_url).await?),
-            Route::SettingsPatch => Response::json(200, &settings::patch(&svc.layout, ctx.tenant, base_url, &body(req)?).await?),
-            Route::RoleMappingsGet => Response::json(200, &settings::role_mappings(&svc.layout, ctx.tenant).await?),
-            Route::RoleMappingsReplace => {
-                Response::json(200, &settings::replace_role_mappings(&svc.layout, ctx.tenant, &body(req)?).await?)
-            }
+            other => return Err(ScimError::Internal(format!("{other:?} is not a resource route"))),
+        })
+    }
+
+    /// The tenant's own configuration: settings, role mappings, schema declarations, setup links.
+    async fn configuration_route(&self, tenant: &str, req: &Request, base_url: &str, route: Route, id: &str) -> Result<Response> {
+        let layout = &self.service.layout;
+        Ok(match route {
+            Route::SettingsGet => Response::json(200, &settings::view(layout, tenant, base_url).await?),
+            Route::SettingsPatch => Response::json(200, &settings::patch(layout, tenant, base_url, &body(req)?).await?),
+            Route::RoleMappingsGet => Response::json(200, &settings::role_mappings(layout, tenant).await?),
+            Route::RoleMappingsReplace => Response::json(200, &settings::replace_role_mappings(layout, tenant, &body(req)?).await?),
             Route::RoleMappingsDelete => {
-                settings::delete_role_mappings(&svc.layout, ctx.tenant).await?;
+                settings::delete_role_mappings(layout, tenant).await?;
                 Response::empty(204)
             }
-            Route::SchemaDeclarationsList => Response::json(200, &declarations::list(&svc.layout, ctx.tenant).await?),
-            Route::SchemaDeclarationGet => Response::json(200, &declarations::get(&svc.layout, ctx.tenant, &id).await?),
+            Route::SchemaDeclarationsList => Response::json(200, &declarations::list(layout, tenant).await?),
+            Route::SchemaDeclarationGet => Response::json(200, &declarations::get(layout, tenant, id).await?),
             Route::SchemaDeclarationPut => {
-                let (decl, is_new) = declarations::put(&svc.layout, ctx.tenant, &id, &body(req)?).await?;
+                let (decl, is_new) = declarations::put(layout, tenant, id, &body(req)?).await?;
                 Response::json(if is_new { 201 } else { 200 }, &decl)
             }
             Route::SchemaDeclarationDelete => {
-                declarations::delete(&svc.layout, ctx.tenant, &id).await?;
+                declarations::delete(layout, tenant, id).await?;
                 Response::empty(204)
             }
             Route::PortalLinkCreate => {
                 let b = if req.body.iter().all(u8::is_ascii_whitespace) { None } else { Some(body(req)?) };
-                Response::json(201, &settings::create_portal_link(&svc.layout, ctx.tenant, base_url, b.as_ref()).await?)
+                Response::json(201, &settings::create_portal_link(layout, tenant, base_url, b.as_ref()).await?)
             }
             Route::PortalLinksRevoke => {
-                settings::revoke_portal_links(&svc.layout, ctx.tenant).await?;
+                settings::revoke_portal_links(layout, tenant).await?;
                 Response::empty(204)
             }
+            other => return Err(ScimError::Internal(format!("{other:?} is not a configuration route"))),
         })
     }
 

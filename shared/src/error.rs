@@ -1,6 +1,7 @@
 //! The one error type of the core: every failure maps to an HTTP status and an RFC 7644 §3.12
 //! `scimType`, and renders as a SCIM Error body.
 
+use crate::store::StoreError;
 use serde_json::{Value, json};
 
 /// RFC 7644 §3.12 `scimType` values (plus RFC 9865's cursor errors).
@@ -177,6 +178,24 @@ impl ScimError {
             obj.insert("scimType".into(), Value::String(t.as_str().into()));
         }
         body
+    }
+}
+
+/// How a failure below the store seam reaches the client: throttling is 429, an unreachable store
+/// or a lost race 503 (both with Retry-After), anything else 500.
+impl From<StoreError> for ScimError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Throttled => ScimError::TooManyRequests { detail: "the store is throttling; retry shortly".into(), retry_after: 1 },
+            e @ StoreError::Unavailable { .. } => {
+                tracing::warn!(cause = %e, "store unavailable");
+                ScimError::Unavailable { detail: "the store is unavailable; retry shortly".into(), retry_after: 2 }
+            }
+            StoreError::Conflict { index } => {
+                ScimError::Unavailable { detail: format!("concurrent update (write {index}); retry"), retry_after: 1 }
+            }
+            e @ StoreError::Other { .. } => ScimError::Internal(e.to_string()),
+        }
     }
 }
 

@@ -136,7 +136,7 @@ fn attr(d: &Attrs<'_>, name: &str) -> Option<Value> {
     d.get(name).and_then(|r| serde_json::from_str(r.get()).ok())
 }
 
-/// The attributes that differ, as [`crate::patch::changed_attributes`] names them. Identical text
+/// The attributes that differ, as [`crate::diff::changed_attributes`] names them. Identical text
 /// is an identical value; only attributes whose text differs are parsed and compared as values
 /// (so a reordered object is still no change).
 fn changed(before: &Attrs<'_>, after: &Attrs<'_>) -> Vec<String> {
@@ -175,7 +175,7 @@ fn changed(before: &Attrs<'_>, after: &Attrs<'_>) -> Vec<String> {
             }
             m
         };
-        out.extend(crate::patch::changed_attributes(&one(was), &one(is)));
+        out.extend(crate::diff::changed_attributes(&one(was), &one(is)));
     }
     out
 }

@@ -128,104 +128,126 @@ fn check_names(defs: &[AttrDef], within: &str) -> Result<()> {
     Ok(())
 }
 
+/// The attribute characteristics RFC 7643 §7 names, with the values each may take.
+const TYPES: &[(&str, AttrType)] = &[
+    ("string", AttrType::String),
+    ("boolean", AttrType::Boolean),
+    ("decimal", AttrType::Decimal),
+    ("integer", AttrType::Integer),
+    ("dateTime", AttrType::DateTime),
+    ("binary", AttrType::Binary),
+    ("reference", AttrType::Reference),
+    ("complex", AttrType::Complex),
+];
+const MUTABILITIES: &[(&str, Mutability)] = &[
+    ("readWrite", Mutability::ReadWrite),
+    ("readOnly", Mutability::ReadOnly),
+    ("immutable", Mutability::Immutable),
+    ("writeOnly", Mutability::WriteOnly),
+];
+const RETURNED: &[(&str, Returned)] =
+    &[("default", Returned::Default), ("always", Returned::Always), ("never", Returned::Never), ("request", Returned::Request)];
+/// `global` cannot be enforced across service providers; within this one it is `server`.
+const UNIQUENESS: &[(&str, bool)] = &[("none", false), ("server", true), ("global", true)];
+
+/// One attribute definition being read: its members by case-insensitive name, and errors that
+/// name the attribute.
+struct Characteristics<'a> {
+    members: &'a Map<String, Value>,
+    name: &'a str,
+}
+
+impl<'a> Characteristics<'a> {
+    fn get(&self, n: &str) -> Option<&'a Value> {
+        self.members.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v).filter(|v| !v.is_null())
+    }
+
+    fn bad(&self, what: &str) -> ScimError {
+        ScimError::invalid_value(format!("attribute '{}': {what}", self.name))
+    }
+
+    fn flag(&self, n: &str) -> Result<bool> {
+        match self.get(n) {
+            None => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(self.bad(&format!("'{n}' is true or false"))),
+        }
+    }
+
+    /// The value of `n` (a string from `table`, or `default` when absent).
+    fn choose<T: Copy>(&self, n: &str, default: &str, table: &[(&str, T)]) -> Result<T> {
+        let word = match self.get(n) {
+            None => default,
+            Some(Value::String(s)) => s,
+            Some(_) => return Err(self.bad(&format!("'{n}' is a string"))),
+        };
+        table.iter().find(|(w, _)| *w == word).map(|(_, t)| *t).ok_or_else(|| {
+            let allowed: Vec<&str> = table.iter().map(|(w, _)| *w).collect();
+            self.bad(&format!("{n} '{word}' is not one of {}", allowed.join(", ")))
+        })
+    }
+
+    fn strings(&self, n: &str) -> Result<Vec<Text>> {
+        match self.get(n) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|x| x.as_str().map(|s| Text::Owned(s.to_string())).ok_or_else(|| self.bad(&format!("'{n}' holds strings"))))
+                .collect(),
+            Some(_) => Err(self.bad(&format!("'{n}' is a list of strings"))),
+        }
+    }
+}
+
 fn parse_attr(v: &Value, top: bool) -> Result<AttrDef> {
     let o = v.as_object().ok_or_else(|| ScimError::invalid_value("each attribute is an object with at least 'name' and 'type'"))?;
-    let get = |n: &str| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v);
-    let name = get("name").and_then(Value::as_str).unwrap_or_default();
+    let name = o.iter().find(|(k, _)| k.eq_ignore_ascii_case("name")).and_then(|(_, v)| v.as_str()).unwrap_or_default();
     if !valid_name(name) {
         return Err(ScimError::invalid_value(format!("'{name}' is not an attribute name (a letter, then letters, digits, '-', '_')")));
     }
-    let bad = |what: &str| ScimError::invalid_value(format!("attribute '{name}': {what}"));
-    let word = |n: &str, default: &'static str| -> Result<String> {
-        match get(n) {
-            None | Some(Value::Null) => Ok(default.to_string()),
-            Some(Value::String(s)) => Ok(s.clone()),
-            Some(_) => Err(bad(&format!("'{n}' is a string"))),
-        }
+    let c = Characteristics { members: o, name };
+    let ty = c.choose("type", "", TYPES)?;
+    let description = match c.get("description") {
+        None => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(c.bad("'description' is a string")),
     };
-    let flag = |n: &str| -> Result<bool> {
-        match get(n) {
-            None | Some(Value::Null) => Ok(false),
-            Some(Value::Bool(b)) => Ok(*b),
-            Some(_) => Err(bad(&format!("'{n}' is true or false"))),
-        }
-    };
-    let ty = match word("type", "")?.as_str() {
-        "string" => AttrType::String,
-        "boolean" => AttrType::Boolean,
-        "decimal" => AttrType::Decimal,
-        "integer" => AttrType::Integer,
-        "dateTime" => AttrType::DateTime,
-        "binary" => AttrType::Binary,
-        "reference" => AttrType::Reference,
-        "complex" => AttrType::Complex,
-        other => {
-            return Err(bad(&format!(
-                "type '{other}' is not one of string, boolean, decimal, integer, dateTime, binary, reference, complex"
-            )));
-        }
-    };
-    let mut def = AttrDef::new(name.to_string(), ty, word("description", "")?);
-    def.multi = flag("multiValued")?;
-    def.required = flag("required")?;
-    def.case_exact = flag("caseExact")?;
-    def.mutability = match word("mutability", "readWrite")?.as_str() {
-        "readWrite" => Mutability::ReadWrite,
-        "readOnly" => Mutability::ReadOnly,
-        "immutable" => Mutability::Immutable,
-        "writeOnly" => Mutability::WriteOnly,
-        other => return Err(bad(&format!("mutability '{other}' is not readOnly, readWrite, immutable or writeOnly"))),
-    };
-    def.returned = match word("returned", "default")?.as_str() {
-        "default" => Returned::Default,
-        "always" => Returned::Always,
-        "never" => Returned::Never,
-        "request" => Returned::Request,
-        other => return Err(bad(&format!("returned '{other}' is not always, never, default or request"))),
-    };
-    def.unique = match word("uniqueness", "none")?.as_str() {
-        "none" => false,
-        // "global" cannot be enforced across service providers; within this one it is "server"
-        "server" | "global" => true,
-        other => return Err(bad(&format!("uniqueness '{other}' is not none, server or global"))),
-    };
-    let strings = |n: &str| -> Result<Vec<Text>> {
-        match get(n) {
-            None | Some(Value::Null) => Ok(Vec::new()),
-            Some(Value::Array(a)) => a
-                .iter()
-                .map(|x| x.as_str().map(|s| Text::Owned(s.to_string())).ok_or_else(|| bad(&format!("'{n}' holds strings"))))
-                .collect(),
-            Some(_) => Err(bad(&format!("'{n}' is a list of strings"))),
-        }
-    };
-    def.canonical = strings("canonicalValues")?;
-    def.ref_types = strings("referenceTypes")?;
-    let subs = match get("subAttributes") {
-        None | Some(Value::Null) => Vec::new(),
+    let mut def = AttrDef::new(name.to_string(), ty, description);
+    def.multi = c.flag("multiValued")?;
+    def.required = c.flag("required")?;
+    def.case_exact = c.flag("caseExact")?;
+    def.mutability = c.choose("mutability", "readWrite", MUTABILITIES)?;
+    def.returned = c.choose("returned", "default", RETURNED)?;
+    def.unique = c.choose("uniqueness", "none", UNIQUENESS)?;
+    def.canonical = c.strings("canonicalValues")?;
+    def.ref_types = c.strings("referenceTypes")?;
+    def.sub = match c.get("subAttributes") {
+        None => Vec::new(),
         Some(Value::Array(a)) => a.iter().map(|s| parse_attr(s, false)).collect::<Result<Vec<_>>>()?,
-        Some(_) => return Err(bad("'subAttributes' is a list of attribute definitions")),
+        Some(_) => return Err(c.bad("'subAttributes' is a list of attribute definitions")),
     };
-    match (ty, top, subs.is_empty()) {
-        (AttrType::Complex, false, _) => return Err(bad("a sub-attribute cannot be complex (RFC 7643 §2.3.8)")),
-        (AttrType::Complex, true, true) => return Err(bad("a complex attribute needs 'subAttributes'")),
+    check_shape(&c, &def, top)?;
+    Ok(def)
+}
+
+/// What RFC 7643 §2.3.8 and this server allow: sub-attributes only under a top-level complex
+/// attribute (which needs some), and `uniqueness: server` only on single-valued scalars.
+fn check_shape(c: &Characteristics, def: &AttrDef, top: bool) -> Result<()> {
+    match (def.ty, top, def.sub.is_empty()) {
+        (AttrType::Complex, false, _) => return Err(c.bad("a sub-attribute cannot be complex (RFC 7643 §2.3.8)")),
+        (AttrType::Complex, true, true) => return Err(c.bad("a complex attribute needs 'subAttributes'")),
         (AttrType::Complex, true, false) => {}
-        (_, _, false) => return Err(bad("only complex attributes have 'subAttributes'")),
+        (_, _, false) => return Err(c.bad("only complex attributes have 'subAttributes'")),
         _ => {}
     }
-    check_names(&subs, &format!("'{name}'"))?;
-    def.sub = subs;
-    if def.unique
-        && (!top
-            || def.multi
-            || matches!(ty, AttrType::Complex | AttrType::Boolean | AttrType::Binary)
-            || def.mutability == Mutability::WriteOnly)
-    {
-        return Err(bad(
-            "only a single-valued string, integer, decimal, dateTime or reference attribute can be unique (uniqueness: server)",
-        ));
+    check_names(&def.sub, &format!("'{}'", def.name))?;
+    let scalar = !matches!(def.ty, AttrType::Complex | AttrType::Boolean | AttrType::Binary);
+    if def.unique && !(top && !def.multi && scalar && def.mutability != Mutability::WriteOnly) {
+        return Err(
+            c.bad("only a single-valued string, integer, decimal, dateTime or reference attribute can be unique (uniqueness: server)")
+        );
     }
-    Ok(def)
+    Ok(())
 }
 
 /// The RFC 7643 §7 representation of a declaration as stored (and returned by

@@ -4,10 +4,12 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo, clippy::unimplemented)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod activity;
 pub mod auth;
 pub mod casefold;
 pub mod crypto;
 pub mod declarations;
+pub mod diff;
 pub mod discovery;
 pub mod edge;
 pub mod error;

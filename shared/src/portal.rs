@@ -160,12 +160,9 @@ async fn keys(layout: &Layout, tenant: &str) -> Result<Vec<Value>> {
 
 /// A portal action in the tenant's audit log (as the admin's key changes would be).
 async fn note(layout: &Layout, tenant: &str, method: &str, path: &str, id: Option<&str>, status: u16) {
-    let time = crate::time::now();
     let entry =
-        json!({"time": time, "key_id": "portal", "route": "portal", "method": method, "path": path, "resource_id": id, "status": status});
-    if let Err(e) = layout.audit(tenant, &time, &entry, crate::edge::AUDIT_RETENTION_DAYS).await {
-        tracing::warn!(error = %e, "portal audit entry not written");
-    }
+        crate::activity::Entry { key_id: "portal", route: Some("portal"), method, path, resource_id: id, status, ..Default::default() };
+    crate::activity::record(layout, tenant, entry).await;
 }
 
 /// Which identity provider a User-Agent names (a heuristic on the names they send), or the

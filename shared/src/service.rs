@@ -18,8 +18,6 @@ use serde_json::{Map, Value, json};
 use sha2::Sha256;
 use std::collections::BTreeSet;
 
-/// How long a pagination cursor stays valid, seconds.
-pub const CURSOR_TTL_SECS: i64 = 3600;
 /// Positions between page checkpoints written while walking a collection.
 const CHECKPOINT_STRIDE: u64 = 1000;
 /// Items read per store query while walking a collection.
@@ -622,7 +620,7 @@ impl Service {
             let delta = self.member_delta(ctx, id, member_ops).await?;
             let created = old.doc.get("meta").and_then(|m| m.get("created")).and_then(Value::as_str).unwrap_or_default().to_string();
             let candidate = with_meta(rt, id, new_doc, &created, &crate::time::now(), old.version + 1);
-            if patch::same_attributes(&old.doc, &candidate) {
+            if crate::diff::same_attributes(&old.doc, &candidate) {
                 if !delta.is_empty() {
                     match self.layout.change_members(ctx.tenant, id, &delta).await? {
                         Ok(()) => {}
@@ -1011,7 +1009,7 @@ impl Service {
     /// Seals a cursor: tenant-bound, query-bound, expiring, authenticated (HMAC-SHA256).
     async fn seal_cursor(&self, ctx: Ctx<'_>, after: Option<&str>, offset: Option<u64>, shape: &str) -> Result<String> {
         let payload =
-            json!({"t": ctx.tenant, "a": after, "o": offset, "s": shape, "x": crate::time::unix_now() + CURSOR_TTL_SECS}).to_string();
+            json!({"t": ctx.tenant, "a": after, "o": offset, "s": shape, "x": crate::time::unix_now() + crate::list_query::CURSOR_TTL_SECS}).to_string();
         let mut mac = Hmac::<Sha256>::new_from_slice(self.seal_key().await?).map_err(|e| ScimError::Internal(e.to_string()))?;
         mac.update(payload.as_bytes());
         let tag = mac.finalize().into_bytes();

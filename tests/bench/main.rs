@@ -9,10 +9,15 @@
 //!       `--extension N` declares an N-attribute extension first (the key needs scim:configure)
 //!       and every user created carries a value for each attribute.
 //!   bench compare --target NAME=BASE_URL=TOKEN --target … [--users 2000,20000] [--ops 2000]
-//!                 [--rounds 3] [--op-seconds 20]
+//!                 [--rounds 3] [--op-seconds 20] [--only get,filter,patch,page]
 //!       the same workload on several servers, interleaved round by round (a slow spell of the
 //!       machine falls on all of them); median ops/s per server and the first server's ratio
 //!       to the best of the others.
+//!       `--only get,…` keeps the named measurements (POSTs always run).
+//!   bench static-server [--port 8081]
+//!       the ceiling for `compare`: a bare hyper server answering every request with one static
+//!       ~1 KB SCIM User (no routing, no parsing, no store). tests/bench/ceiling.sh runs it and
+//!       scim-local pinned to one core and compares GET by id.
 //!   bench cost
 //!       DynamoDB round trips per SCIM operation, on the embedded store and on moto.
 //!   bench extension [--attrs 20] [--users 2000] [--ops 2000] [--rounds 3]
@@ -48,6 +53,7 @@ async fn main() {
         Some("extension") => extension(&args).await,
         Some("members") => members(&args).await,
         Some("lambda-init") => lambda_init(&args).await,
+        Some("static-server") => static_server(&args).await,
         _ => eprintln!(
             "usage: bench http --base-url URL --token KEY [--users 2000,20000] [--ops 2000] [--op-seconds 60] [--only get,filter,patch,page] | bench compare --target NAME=URL=TOKEN --target … [--rounds 3] | bench cost | bench members [--size N] [--batch N]"
         ),
@@ -257,71 +263,85 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// `bench compare`: the `http` workload on several servers at once, interleaved. Each
 /// measurement is split into rounds and the servers take turns round by round, so a slow spell
 /// of a shared machine falls on all of them alike; the figure per server is its median round.
-async fn compare(args: &[String]) {
+/// The `--target NAME=BASE_URL=TOKEN` arguments; `None` (after saying why) when malformed.
+fn compare_targets(args: &[String]) -> Option<Vec<Target>> {
     let mut targets = Vec::new();
-    for (i, a) in args.iter().enumerate() {
-        if a != "--target" {
-            continue;
-        }
-        let spec = args.get(i + 1).cloned().unwrap_or_default();
+    for spec in args.iter().zip(args.iter().skip(1)).filter(|(a, _)| *a == "--target").map(|(_, s)| s) {
         let mut parts = spec.splitn(3, '=');
         let (Some(name), Some(url), Some(token)) = (parts.next(), parts.next(), parts.next()) else {
             eprintln!("--target takes NAME=BASE_URL=TOKEN, got '{spec}'");
-            return;
+            return None;
         };
         targets.push(Target { name: name.into(), client: Client::new(url, token), ids: Default::default() });
     }
     if targets.len() < 2 {
         eprintln!("bench compare needs two or more --target NAME=BASE_URL=TOKEN (the first is compared with the best of the others)");
-        return;
+        return None;
     }
+    Some(targets)
+}
+
+/// One row of `bench compare`: the median rate of each target and the first one's ratio to the
+/// best of the others.
+fn compare_row(name: &str, size: usize, rates: &[f64], lat: Option<(f64, f64)>) {
+    print!("{name:<32} {size:>6}");
+    for r in rates {
+        if *r < 10.0 {
+            print!(" {:>13.1}", r);
+        } else {
+            print!(" {:>13.0}", r);
+        }
+    }
+    let best_other = rates.iter().skip(1).copied().fold(0.0, f64::max);
+    let ratio = rates.first().copied().unwrap_or(0.0) / best_other.max(1e-9);
+    println!(" {:>8.1}× {:>15}", ratio, lat.map(|(a, b)| format!("{a:.2} / {b:.2}")).unwrap_or_default());
+}
+
+/// Grows every target's collection from `created` to `size` users, round by round; the POST rates.
+async fn compare_create(targets: &[Target], run: &str, created: usize, size: usize, rounds: usize) -> Vec<f64> {
+    let want = size - created.min(size);
+    eprintln!("bench: creating {want} users on each server (to {size}), in {rounds} rounds");
+    let mut post: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
+    let chunk = want.div_ceil(rounds);
+    let mut done = 0;
+    while done < want {
+        let n = chunk.min(want - done);
+        for (k, t) in targets.iter().enumerate() {
+            let (rate, _, _, err) = create_users(&t.client, run, &t.ids, created + done, n, None).await;
+            if err > 0 {
+                eprintln!("bench: {} answered {err} of {n} POSTs wrongly", t.name);
+            }
+            post[k].push(rate);
+        }
+        done += n;
+    }
+    post.into_iter().map(median).collect()
+}
+
+async fn compare(args: &[String]) {
+    let Some(targets) = compare_targets(args) else { return };
     let (sizes, ops, cap) = workload_args(args, 20.0);
+    let only: Option<Vec<String>> = arg(args, "--only").map(|s| s.split(',').map(|o| o.trim().to_ascii_lowercase()).collect());
     let rounds: usize = arg(args, "--rounds").and_then(|s| s.parse().ok()).unwrap_or(3).max(1);
     let run = format!("c{}-", std::process::id());
-    let first = targets[0].name.clone();
     print!("{:<32} {:>6}", "operation (median of rounds)", "users");
     for t in &targets {
         print!(" {:>13}", t.name);
     }
-    println!(" {:>9} {:>15}", "× others", format!("{first} p50/p99"));
-    let row = |name: &str, size: usize, rates: &[f64], lat: Option<(f64, f64)>| {
-        print!("{name:<32} {size:>6}");
-        for r in rates {
-            if *r < 10.0 {
-                print!(" {:>13.1}", r);
-            } else {
-                print!(" {:>13.0}", r);
-            }
-        }
-        let best_other = rates.iter().skip(1).copied().fold(0.0, f64::max);
-        let ratio = rates.first().copied().unwrap_or(0.0) / best_other.max(1e-9);
-        println!(" {:>8.1}× {:>15}", ratio, lat.map(|(a, b)| format!("{a:.2} / {b:.2}")).unwrap_or_default());
-    };
+    println!(" {:>9} {:>15}", "× others", format!("{} p50/p99", targets[0].name));
     let mut created = 0usize;
     for size in sizes {
-        let want = size - created.min(size);
-        eprintln!("bench: creating {want} users on each server (to {size}), in {rounds} rounds");
-        let mut post: Vec<Vec<f64>> = vec![Vec::new(); targets.len()];
-        let chunk = want.div_ceil(rounds);
-        let mut done = 0;
-        while done < want {
-            let n = chunk.min(want - done);
-            for (k, t) in targets.iter().enumerate() {
-                let (rate, _, _, err) = create_users(&t.client, &run, &t.ids, created + done, n, None).await;
-                if err > 0 {
-                    eprintln!("bench: {} answered {err} of {n} POSTs wrongly", t.name);
-                }
-                post[k].push(rate);
-            }
-            done += n;
-        }
+        let post = compare_create(&targets, &run, created, size, rounds).await;
         created = size;
-        row("POST /Users (8 concurrent)", size, &post.into_iter().map(median).collect::<Vec<_>>(), None);
+        compare_row("POST /Users (8 concurrent)", size, &post, None);
         let mut snapshots = Vec::new();
         for t in &targets {
             snapshots.push(Arc::new(t.ids.read().await.clone()));
         }
-        for (_, name, op, count) in workload(ops, size) {
+        for (key, name, op, count) in workload(ops, size) {
+            if only.as_ref().is_some_and(|o| !o.iter().any(|k| k == key)) {
+                continue;
+            }
             let op = Arc::new(op);
             let mk = |k: usize| {
                 let (c, ids, run, op) = (targets[k].client.clone(), snapshots[k].clone(), run.clone(), op.clone());
@@ -338,9 +358,173 @@ async fn compare(args: &[String]) {
                 }
             }
             let (_, p50, p99, _) = measure((count / 4).max(20), 1, cap, mk(0)).await;
-            row(name, size, &rates.into_iter().map(median).collect::<Vec<_>>(), Some((p50, p99)));
+            compare_row(name, size, &rates.into_iter().map(median).collect::<Vec<_>>(), Some((p50, p99)));
         }
     }
+}
+
+/// The ceiling `bench compare` measures the request path against: a bare hyper server answering
+/// every request with one static ~1 KB SCIM User (201 to a POST, 200 otherwise), no routing, no
+/// parsing, no store.
+async fn static_server(args: &[String]) {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    let port: u16 = arg(args, "--port").and_then(|p| p.parse().ok()).unwrap_or(8081);
+    let body = Bytes::from(static_user().to_string());
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind the static server's port");
+    println!("static server on http://127.0.0.1:{port}/scim/v2 ({} byte body)", body.len());
+    while let Ok((stream, _)) = listener.accept().await {
+        let body = body.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let status = if req.method() == hyper::Method::POST { 201 } else { 200 };
+                let r =
+                    hyper::Response::builder().status(status).header("content-type", "application/scim+json").body(Full::new(body.clone()));
+                async move { r }
+            });
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+        });
+    }
+}
+
+/// A SCIM User of about 1 KB, the size `GET /Users/{id}` answers with in the peers' workload.
+fn static_user() -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "id": "0190f3a2-7c1e-7b4a-9d2e-5f6a7b8c9d0e",
+        "externalId": "00u1a2b3c4d5e6f7g8h9",
+        "userName": "static.user@example.com",
+        "name": {"formatted": "Static User", "familyName": "User", "givenName": "Static"},
+        "displayName": "Static User",
+        "active": true,
+        "emails": [{"value": "static.user@example.com", "type": "work", "primary": true}],
+        "phoneNumbers": [{"value": "+1 555 0100", "type": "work"}],
+        "title": "Engineer",
+        "preferredLanguage": "en-US",
+        "locale": "en-US",
+        "timezone": "Europe/Paris",
+        "groups": [],
+        "meta": {
+            "resourceType": "User",
+            "created": "2026-11-29T10:00:00.000Z",
+            "lastModified": "2026-11-29T10:00:00.000Z",
+            "version": "W/\"1\"",
+            "location": "http://127.0.0.1:8081/scim/v2/Users/0190f3a2-7c1e-7b4a-9d2e-5f6a7b8c9d0e"
+        },
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
+            "employeeNumber": "100042", "costCenter": "CC-1000", "organization": "Example", "division": "R&D",
+            "department": "Identity", "manager": {"value": "0190f3a2-0000-7000-8000-000000000001", "displayName": "Manager"}
+        }
+    })
+}
+
+/// The ids `bench cost` works on: a user, one carrying a 20-attribute extension, a group with
+/// that user, and a user in no group.
+struct CostFixture {
+    id: String,
+    carrier: String,
+    gid: String,
+    other: String,
+}
+
+/// 300 users, three holding one externalId, a declared extension and a user carrying it, a group.
+async fn cost_fixture(c: &Client) -> CostFixture {
+    for i in 0..300 {
+        c.post("/Users", &user_body("c", i)).await;
+    }
+    // three users holding one externalId (not unique, RFC 7643 §3.1)
+    for i in 0..3 {
+        let mut u = user_body("shared", i);
+        u["externalId"] = json!("shared-ext");
+        c.post("/Users", &u).await;
+    }
+    // a declared 20-attribute extension (one attribute unique), and a user carrying it
+    c.put(&format!("/Settings/Schemas/{EXT}"), &extension_declaration(20)).await;
+    let id_of = |v: &Value| v["id"].as_str().unwrap_or_default().to_string();
+    let carrier = id_of(&c.post("/Users", &with_extension(user_body("carrier", 0), 20, 7)).await.body);
+    let id = id_of(&c.get("/Users?count=1").await.body["Resources"][0]);
+    let gid = id_of(&c.post("/Groups", &json!({"displayName": "cost", "members": [{"value": id}]})).await.body);
+    let other = id_of(&c.post("/Users", &user_body("extra", 0)).await.body);
+    // the process's first cursor loads (or makes) the cursor sealing key once: not per request
+    c.get("/Users?count=1&cursor=").await;
+    CostFixture { id, carrier, gid, other }
+}
+
+/// What authenticating a request costs (a warm process: one batched read of the key, its tenant
+/// and its last-use stamp), measured on a request that reads nothing else and taken off every row
+/// of `bench cost`: in AWS the authorizer does it, cached. (gets, batch gets), RCU, moto's RCU.
+async fn auth_cost(srv: &Server) -> ((u64, u64), f64, f64) {
+    let before = srv.metered.counts();
+    let reported = srv.metered.consumed_capacity();
+    srv.client.get("/ServiceProviderConfig").await;
+    let after = srv.metered.counts();
+    let reported_after = srv.metered.consumed_capacity();
+    (
+        (after.get - before.get, after.get_many - before.get_many),
+        after.rcu - before.rcu,
+        reported.zip(reported_after).map(|(a, b)| b.0 - a.0).unwrap_or(0.0),
+    )
+}
+
+/// The operations `bench cost` measures: (row name, method, path, body).
+fn cost_steps(f: &CostFixture) -> Vec<(&'static str, &'static str, String, Option<Value>)> {
+    let CostFixture { id, carrier, gid, other } = f;
+    let patch = |v: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": v});
+    vec![
+        ("POST /Users", "POST", "/Users".into(), Some(user_body("c2", 1))),
+        ("GET /Users/{id}", "GET", format!("/Users/{id}"), None),
+        ("GET /Users/{id}?excludedAttributes=groups", "GET", format!("/Users/{id}?excludedAttributes=groups"), None),
+        ("filter userName eq", "GET", format!("/Users?filter={}", scim_tests::encode("userName eq \"c000042@example.com\"")), None),
+        ("filter externalId eq (no match)", "GET", format!("/Users?filter={}", scim_tests::encode("externalId eq \"nope\"")), None),
+        ("filter externalId eq (3 holders)", "GET", format!("/Users?filter={}", scim_tests::encode("externalId eq \"shared-ext\"")), None),
+        ("POST /Users with a 20-attribute extension", "POST", "/Users".into(), Some(with_extension(user_body("carrier", 1), 20, 8))),
+        ("GET /Users/{id} with a 20-attribute extension", "GET", format!("/Users/{carrier}?excludedAttributes=groups"), None),
+        (
+            "PATCH one extension attribute",
+            "PATCH",
+            format!("/Users/{carrier}"),
+            Some(patch(json!([{"op": "replace", "path": format!("{EXT}:attr03"), "value": "changed"}]))),
+        ),
+        (
+            "filter unique extension attribute eq",
+            "GET",
+            format!("/Users?filter={}", scim_tests::encode(&format!("{EXT}:badge eq 7"))),
+            None,
+        ),
+        (
+            "PATCH name.givenName",
+            "PATCH",
+            format!("/Users/{id}"),
+            Some(patch(json!([{"op": "replace", "path": "name.givenName", "value": "Z"}]))),
+        ),
+        ("page startIndex=1 count=100", "GET", "/Users?startIndex=1&count=100".into(), None),
+        ("page startIndex=101 count=100 (next page)", "GET", "/Users?startIndex=101&count=100".into(), None),
+        ("page startIndex=201 count=100 (next page)", "GET", "/Users?startIndex=201&count=100".into(), None),
+        ("cursor page count=100", "GET", "/Users?count=100&cursor=".into(), None),
+        (
+            "group add 1 member",
+            "PATCH",
+            format!("/Groups/{gid}"),
+            Some(patch(json!([{"op": "add", "path": "members", "value": [{"value": other}]}]))),
+        ),
+        (
+            "group membership check",
+            "GET",
+            format!(
+                "/Groups?excludedAttributes=members&filter={}",
+                scim_tests::encode(&format!("id eq \"{gid}\" and members[value eq \"{other}\"]"))
+            ),
+            None,
+        ),
+        (
+            "deactivate user in 1 group",
+            "PATCH",
+            format!("/Users/{other}"),
+            Some(patch(json!([{"op": "replace", "value": {"active": false}}]))),
+        ),
+        ("DELETE /Users/{id}", "DELETE", format!("/Users/{other}"), None),
+        ("GET /Users/{id} of no user (404: an activity entry)", "GET", "/Users/no-such-user".into(), None),
+    ]
 }
 
 async fn cost() {
@@ -353,103 +537,9 @@ async fn cost() {
     for store in [Store::Embedded, Store::Dynamo] {
         let srv = Server::start(store).await;
         let c = &srv.client;
-        for i in 0..300 {
-            c.post("/Users", &user_body("c", i)).await;
-        }
-        // three users holding one externalId (not unique, RFC 7643 §3.1)
-        for i in 0..3 {
-            let mut u = user_body("shared", i);
-            u["externalId"] = json!("shared-ext");
-            c.post("/Users", &u).await;
-        }
-        // a declared 20-attribute extension (one attribute unique), and a user carrying it
-        c.put(&format!("/Settings/Schemas/{EXT}"), &extension_declaration(20)).await;
-        let carrier =
-            c.post("/Users", &with_extension(user_body("carrier", 0), 20, 7)).await.body["id"].as_str().unwrap_or_default().to_string();
-        let list = c.get("/Users?count=1").await;
-        let id = list.body["Resources"][0]["id"].as_str().unwrap_or_default().to_string();
-        let g = c.post("/Groups", &json!({"displayName": "cost", "members": [{"value": id}]})).await;
-        let gid = g.body["id"].as_str().unwrap_or_default().to_string();
-        let other = c.post("/Users", &user_body("extra", 0)).await.body["id"].as_str().unwrap_or_default().to_string();
-        // the process's first cursor loads (or makes) the cursor sealing key once: not per request
-        c.get("/Users?count=1&cursor=").await;
-        // what authenticating a request costs (a warm process: one batched read of the key, its
-        // tenant and its last-use stamp), measured on a request that reads nothing else and
-        // taken off every row below: in AWS the authorizer does it, cached
-        let (auth, auth_rcu, auth_reported) = {
-            let before = srv.metered.counts();
-            let reported = srv.metered.consumed_capacity();
-            c.get("/ServiceProviderConfig").await;
-            let after = srv.metered.counts();
-            let reported_after = srv.metered.consumed_capacity();
-            (
-                (after.get - before.get, after.get_many - before.get_many),
-                after.rcu - before.rcu,
-                reported.zip(reported_after).map(|(a, b)| b.0 - a.0).unwrap_or(0.0),
-            )
-        };
-        let patch = |v: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": v});
-        let steps: Vec<(&str, &str, String, Option<Value>)> = vec![
-            ("POST /Users", "POST", "/Users".into(), Some(user_body("c2", 1))),
-            ("GET /Users/{id}", "GET", format!("/Users/{id}"), None),
-            ("GET /Users/{id}?excludedAttributes=groups", "GET", format!("/Users/{id}?excludedAttributes=groups"), None),
-            ("filter userName eq", "GET", format!("/Users?filter={}", scim_tests::encode("userName eq \"c000042@example.com\"")), None),
-            ("filter externalId eq (no match)", "GET", format!("/Users?filter={}", scim_tests::encode("externalId eq \"nope\"")), None),
-            (
-                "filter externalId eq (3 holders)",
-                "GET",
-                format!("/Users?filter={}", scim_tests::encode("externalId eq \"shared-ext\"")),
-                None,
-            ),
-            ("POST /Users with a 20-attribute extension", "POST", "/Users".into(), Some(with_extension(user_body("carrier", 1), 20, 8))),
-            ("GET /Users/{id} with a 20-attribute extension", "GET", format!("/Users/{carrier}?excludedAttributes=groups"), None),
-            (
-                "PATCH one extension attribute",
-                "PATCH",
-                format!("/Users/{carrier}"),
-                Some(patch(json!([{"op": "replace", "path": format!("{EXT}:attr03"), "value": "changed"}]))),
-            ),
-            (
-                "filter unique extension attribute eq",
-                "GET",
-                format!("/Users?filter={}", scim_tests::encode(&format!("{EXT}:badge eq 7"))),
-                None,
-            ),
-            (
-                "PATCH name.givenName",
-                "PATCH",
-                format!("/Users/{id}"),
-                Some(patch(json!([{"op": "replace", "path": "name.givenName", "value": "Z"}]))),
-            ),
-            ("page startIndex=1 count=100", "GET", "/Users?startIndex=1&count=100".into(), None),
-            ("page startIndex=101 count=100 (next page)", "GET", "/Users?startIndex=101&count=100".into(), None),
-            ("page startIndex=201 count=100 (next page)", "GET", "/Users?startIndex=201&count=100".into(), None),
-            ("cursor page count=100", "GET", "/Users?count=100&cursor=".into(), None),
-            (
-                "group add 1 member",
-                "PATCH",
-                format!("/Groups/{gid}"),
-                Some(patch(json!([{"op": "add", "path": "members", "value": [{"value": other}]}]))),
-            ),
-            (
-                "group membership check",
-                "GET",
-                format!(
-                    "/Groups?excludedAttributes=members&filter={}",
-                    scim_tests::encode(&format!("id eq \"{gid}\" and members[value eq \"{other}\"]"))
-                ),
-                None,
-            ),
-            (
-                "deactivate user in 1 group",
-                "PATCH",
-                format!("/Users/{other}"),
-                Some(patch(json!([{"op": "replace", "value": {"active": false}}]))),
-            ),
-            ("DELETE /Users/{id}", "DELETE", format!("/Users/{other}"), None),
-            ("GET /Users/{id} of no user (404: an activity entry)", "GET", "/Users/no-such-user".into(), None),
-        ];
-        for (name, method, path, body) in steps {
+        let fixture = cost_fixture(c).await;
+        let (auth, auth_rcu, auth_reported) = auth_cost(&srv).await;
+        for (name, method, path, body) in cost_steps(&fixture) {
             let before = srv.metered.counts();
             let reported_before = srv.metered.consumed_capacity();
             let r = c.send(method, &path, body.as_ref().map(|b| b.to_string()).as_deref(), &[]).await;
@@ -536,9 +626,91 @@ async fn members(args: &[String]) {
 
 /// A stand-in for the Lambda runtime API: hands out one event, records when the function first
 /// asked for work and when it answered.
-async fn lambda_init(args: &[String]) {
+/// What the runtime API stand-in saw: ("next" | "next-again" | "response", when, body).
+type RuntimeEvent = (&'static str, Instant, String);
+
+/// One answer of the runtime API stand-in: the first `next` gets `event`, a second one is parked
+/// (as between invocations), a response is reported with its body.
+async fn runtime_api_answer(
+    req: hyper::Request<hyper::body::Incoming>,
+    tx: tokio::sync::mpsc::UnboundedSender<RuntimeEvent>,
+    event: String,
+    served: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<hyper::Response<http_body_util::Full<hyper::body::Bytes>>, std::convert::Infallible> {
     use http_body_util::{BodyExt, Full};
     use hyper::body::Bytes;
+    let now = Instant::now();
+    if !req.uri().path().ends_with("/invocation/next") {
+        let body = req.into_body().collect().await.map(|b| String::from_utf8_lossy(&b.to_bytes()).to_string()).unwrap_or_default();
+        let _ = tx.send(("response", now, body));
+        return Ok(hyper::Response::builder().status(202).body(Full::new(Bytes::new())).unwrap_or_default());
+    }
+    if served.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        // park the second "next" like the real API does between invocations
+        let _ = tx.send(("next-again", now, String::new()));
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    }
+    let _ = tx.send(("next", now, String::new()));
+    let deadline = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() + 10_000).unwrap_or(0);
+    Ok(hyper::Response::builder()
+        .header("lambda-runtime-aws-request-id", "bench-1")
+        .header("lambda-runtime-deadline-ms", deadline.to_string())
+        .header("lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:000000000000:function:bench")
+        .header("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000")
+        .body(Full::new(Bytes::from(event)))
+        .unwrap_or_default())
+}
+
+/// A local stand-in of the Lambda runtime API on `listener`, serving `event` once.
+fn runtime_api_stand_in(
+    listener: tokio::net::TcpListener,
+    event: String,
+    tx: tokio::sync::mpsc::UnboundedSender<RuntimeEvent>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let served = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        while let Ok((stream, _)) = listener.accept().await {
+            let (tx, ev, served) = (tx.clone(), event.clone(), served.clone());
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| runtime_api_answer(req, tx.clone(), ev.clone(), served.clone()));
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+            });
+        }
+    })
+}
+
+/// The function binary started as Lambda would, against the runtime API at `addr`.
+fn start_function(binary: &str, addr: std::net::SocketAddr) -> std::io::Result<tokio::process::Child> {
+    tokio::process::Command::new(binary)
+        .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+}
+
+/// Peak resident memory of a process, MiB (0 when unknown).
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib = status.lines().find(|l| l.starts_with("VmHWM")).and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<f64>().ok());
+    kib.map(|k| k / 1024.0).unwrap_or(0.0)
+}
+
+/// The status a function answered: the proxy response's statusCode, or "policy" for an authorizer.
+fn answered(body: &str) -> String {
+    let v = serde_json::from_str::<Value>(body).unwrap_or_default();
+    v["statusCode"]
+        .as_u64()
+        .map(|s| s.to_string())
+        .or_else(|| v["context"]["tenant_id"].as_str().map(|_| "policy".to_string()))
+        .unwrap_or_else(|| "?".into())
+}
+
+async fn lambda_init(args: &[String]) {
     let (Some(binary), Some(event)) = (arg(args, "--binary"), arg(args, "--event")) else {
         eprintln!("bench lambda-init needs --binary and --event");
         return;
@@ -551,69 +723,10 @@ async fn lambda_init(args: &[String]) {
     for run in 0..runs {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(&'static str, Instant, String)>();
-        let ev = event.clone();
-        let server = tokio::spawn(async move {
-            let served = Arc::new(std::sync::atomic::AtomicBool::new(false));
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
-                let (tx, ev, served) = (tx.clone(), ev.clone(), served.clone());
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let (tx, ev, served) = (tx.clone(), ev.clone(), served.clone());
-                        async move {
-                            let now = Instant::now();
-                            let path = req.uri().path().to_string();
-                            if path.ends_with("/invocation/next") {
-                                if served.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                                    // park the second "next" like the real API does between invocations
-                                    let _ = tx.send(("next-again", now, String::new()));
-                                    tokio::time::sleep(Duration::from_secs(30)).await;
-                                }
-                                let _ = tx.send(("next", now, String::new()));
-                                let deadline = std::time::SystemTime::now()
-                                    .duration_since(std::time::UNIX_EPOCH)
-                                    .map(|d| d.as_millis() + 10_000)
-                                    .unwrap_or(0);
-                                return Ok::<_, std::convert::Infallible>(
-                                    hyper::Response::builder()
-                                        .header("lambda-runtime-aws-request-id", "bench-1")
-                                        .header("lambda-runtime-deadline-ms", deadline.to_string())
-                                        .header(
-                                            "lambda-runtime-invoked-function-arn",
-                                            "arn:aws:lambda:us-east-1:000000000000:function:bench",
-                                        )
-                                        .header("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000")
-                                        .body(Full::new(Bytes::from(ev)))
-                                        .unwrap_or_default(),
-                                );
-                            }
-                            let body = req
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| String::from_utf8_lossy(&b.to_bytes()).to_string())
-                                .unwrap_or_default();
-                            let _ = tx.send(("response", now, body));
-                            Ok(hyper::Response::builder().status(202).body(Full::new(Bytes::new())).unwrap_or_default())
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
-                });
-            }
-        });
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<RuntimeEvent>();
+        let server = runtime_api_stand_in(listener, event.clone(), tx);
         let started = Instant::now();
-        let mut child = match tokio::process::Command::new(&binary)
-            .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
-            .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-        {
+        let mut child = match start_function(&binary, addr) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("cannot start {binary}: {e}");
@@ -621,33 +734,21 @@ async fn lambda_init(args: &[String]) {
             }
         };
         let pid = child.id().unwrap_or(0);
-        let mut init = None;
-        let mut first = None;
-        let mut status = String::new();
+        let (mut init, mut first, mut status) = (None, None, String::new());
         let deadline = tokio::time::sleep(Duration::from_secs(20));
         tokio::pin!(deadline);
         loop {
             tokio::select! {
                 m = rx.recv() => match m {
                     Some(("next", t, _)) if init.is_none() => init = Some(t - started),
-                    Some(("response", t, body)) => {
-                        first = Some(t - started);
-                        status = serde_json::from_str::<Value>(&body).ok().and_then(|v| v["statusCode"].as_u64().map(|s| s.to_string()).or_else(|| v["context"]["tenant_id"].as_str().map(|_| "policy".to_string()))).unwrap_or_else(|| "?".into());
-                    }
-                    Some(("next-again", _, _)) => break,
+                    Some(("response", t, body)) => (first, status) = (Some(t - started), answered(&body)),
+                    Some(("next-again", _, _)) | None => break,
                     Some(_) => {}
-                    None => break,
                 },
                 _ = &mut deadline => break,
             }
         }
-        let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines().find(|l| l.starts_with("VmHWM")).and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<f64>().ok())
-            })
-            .map(|k| k / 1024.0)
-            .unwrap_or(0.0);
+        let rss = peak_rss_mib(pid);
         let _ = child.kill().await;
         server.abort();
         let ms = |d: Option<Duration>| d.map(|d| format!("{:.1}", d.as_secs_f64() * 1e3)).unwrap_or("-".into());

@@ -23,7 +23,7 @@ both_stores!(create_under_throttling_and_outage, |srv| {
     let r = c.post("/Users", &user("faulty@example.com")).await;
     r.assert_error(429, None);
     assert_eq!(r.header("retry-after"), Some("1"));
-    srv.metered.fail_nth(Some(Call::Write), 0, StoreError::Unavailable("connection reset".into()));
+    srv.metered.fail_nth(Some(Call::Write), 0, StoreError::unavailable("connection reset"));
     let r = c.post("/Users", &user("faulty@example.com")).await;
     r.assert_error(503, None);
     assert!(r.header("retry-after").is_some());
@@ -32,7 +32,7 @@ both_stores!(create_under_throttling_and_outage, |srv| {
     assert_eq!(c.get("/Users").await.body["totalResults"], 0);
     assert_eq!(c.post("/Users", &user("faulty@example.com")).await.status, 201);
     assert_eq!(c.get("/Users").await.body["totalResults"], 1);
-    srv.metered.fail_nth(Some(Call::Get), 1, StoreError::Unavailable("timeout".into()));
+    srv.metered.fail_nth(Some(Call::Get), 1, StoreError::unavailable("timeout"));
     c.filter("/Users", r#"userName eq "faulty@example.com""#, "").await.assert_error(503, None);
 });
 
@@ -67,7 +67,7 @@ both_stores!(chunked_member_change_is_undone_on_failure, |srv| {
     let path = format!("/Groups/{gid}");
     let add: Vec<Value> = ids[5..].iter().map(|u| json!({"value": u})).collect();
     // 115 adds need two member transactions and a final group check; fail the second
-    srv.metered.fail_nth(Some(Call::Write), 1, StoreError::Unavailable("dropped".into()));
+    srv.metered.fail_nth(Some(Call::Write), 1, StoreError::unavailable("dropped"));
     let r = c.patch(&path, &patch_op(json!([{"op": "add", "path": "members", "value": add.clone()}]))).await;
     r.assert_error(503, None);
     assert_eq!(members(&c.get(&path).await.body), 5, "the applied chunk was undone");
@@ -82,7 +82,7 @@ both_stores!(interrupted_deprovisioning_completes_on_retry, |srv| {
     let g1 = id_of(&c.post("/Groups", &group("One", std::slice::from_ref(&uid))).await.body);
     let g2 = id_of(&c.post("/Groups", &group("Two", std::slice::from_ref(&uid))).await.body);
     // the membership sweep runs, then the final delete transaction fails
-    srv.metered.fail_nth(Some(Call::Write), 1, StoreError::Unavailable("timeout".into()));
+    srv.metered.fail_nth(Some(Call::Write), 1, StoreError::unavailable("timeout"));
     c.delete(&format!("/Users/{uid}")).await.assert_error(503, None);
     assert_eq!(c.get(&format!("/Users/{uid}")).await.status, 200, "the user is still there");
     assert_eq!(members(&c.get(&format!("/Groups/{g1}")).await.body), 0, "but has no access left");
@@ -111,9 +111,9 @@ fn inject(srv: &scim_tests::Server, fault: Fault, calls: Option<Call>, skip: usi
     let m = &srv.metered;
     match fault {
         Fault::Throttled => m.fail_nth(calls, skip, StoreError::Throttled),
-        Fault::Timeout => m.fail_nth(calls, skip, StoreError::Unavailable("operation timed out".into())),
-        Fault::Cancelled => m.fail_nth(calls, skip, StoreError::Unavailable("transaction cancelled: [TransactionConflict]".into())),
-        Fault::DroppedAfterApplying => m.fail_nth_after_applying(calls, skip, StoreError::Unavailable("connection dropped".into())),
+        Fault::Timeout => m.fail_nth(calls, skip, StoreError::unavailable("operation timed out")),
+        Fault::Cancelled => m.fail_nth(calls, skip, StoreError::unavailable("transaction cancelled: [TransactionConflict]")),
+        Fault::DroppedAfterApplying => m.fail_nth_after_applying(calls, skip, StoreError::unavailable("connection dropped")),
     }
 }
 

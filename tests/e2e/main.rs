@@ -16,6 +16,7 @@ mod paging;
 mod pipe_filter;
 mod portal;
 mod route_table;
+mod store_contract;
 mod tenant_settings;
 mod tracing;
 mod upgrade;

@@ -265,225 +265,218 @@ fn print(json_out: bool, v: &Value, text: String) {
     }
 }
 
+/// What every command answers with: a message for the operator on failure.
+type Outcome = Result<(), Box<dyn std::error::Error>>;
+
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Outcome {
     let args = Args::parse();
-    let table: Arc<dyn Table> = match &args.table {
-        Some(t) => {
-            let region = args
-                .region
-                .clone()
-                .ok_or("--region is required with --table: say which region's table this is (e.g. --region eu-west-1)")?;
-            // an operator's tool, not a request path: it waits longer for a busy table
-            let dynamo = DynamoTable::connect(&DynamoConfig {
-                attempt_timeout: std::time::Duration::from_secs(20),
-                operation_timeout: std::time::Duration::from_secs(120),
-                ..DynamoConfig::new(t.clone(), region.clone(), args.dynamodb_endpoint.clone())
-            })?;
-            let shape = dynamo.has_layout_shape().await.map_err(|e| format!("cannot read table '{t}' in {region}: {e}"))?;
-            if !shape {
-                return Err(format!(
-                    "table '{t}' in {region} is not a scim-serverless table (key pk/sk and index gsi1 expected): refusing to write to it"
-                )
-                .into());
-            }
-            Arc::new(dynamo)
-        }
-        None => Arc::new(EmbeddedTable::open(&args.data_dir)?),
-    };
-    let layout = Layout { table };
+    let layout = Layout { table: open_table(&args).await? };
     let j = args.json;
     if let Command::Migrate = args.command {
         return migrate(&layout, j).await;
     }
     prepare(&layout, args.table.is_none()).await?;
     match args.command {
-        Command::Migrate => {}
-        Command::Tenant(TenantCmd::Create { id, name }) => {
-            let made = auth::create_tenant(&layout, &id, name.as_deref().unwrap_or(&id)).await?;
+        Command::Migrate => Ok(()),
+        Command::Tenant(cmd) => tenant(&layout, j, cmd).await,
+        Command::Portal(cmd) => portal(&layout, j, cmd).await,
+        Command::Role(cmd) => role(&layout, j, cmd).await,
+        Command::Schema(cmd) => schema(&layout, j, cmd).await,
+        Command::Audit { tenant, day } => audit(&layout, j, tenant, day).await,
+        Command::Key(cmd) => key(&layout, j, cmd).await,
+    }
+}
+
+/// The embedded store under `--data-dir`, or the DynamoDB table `--table` in `--region` — only
+/// when it has this layout's key schema (an operator must not write into some other table).
+async fn open_table(args: &Args) -> Result<Arc<dyn Table>, Box<dyn std::error::Error>> {
+    let Some(t) = &args.table else {
+        return Ok(Arc::new(EmbeddedTable::open(&args.data_dir)?));
+    };
+    let region =
+        args.region.clone().ok_or("--region is required with --table: say which region's table this is (e.g. --region eu-west-1)")?;
+    // an operator's tool, not a request path: it waits longer for a busy table
+    let dynamo = DynamoTable::connect(&DynamoConfig {
+        attempt_timeout: std::time::Duration::from_secs(20),
+        operation_timeout: std::time::Duration::from_secs(120),
+        ..DynamoConfig::new(t.clone(), region.clone(), args.dynamodb_endpoint.clone())
+    })?;
+    let shape = dynamo.has_layout_shape().await.map_err(|e| format!("cannot read table '{t}' in {region}: {e}"))?;
+    if !shape {
+        return Err(format!(
+            "table '{t}' in {region} is not a scim-serverless table (key pk/sk and index gsi1 expected): refusing to write to it"
+        )
+        .into());
+    }
+    Ok(Arc::new(dynamo))
+}
+
+/// Rows of text, or `empty` when there are none.
+fn rows(lines: Vec<String>, empty: String) -> String {
+    if lines.is_empty() { empty } else { lines.join("\n") }
+}
+
+async fn tenant(layout: &Layout, j: bool, cmd: TenantCmd) -> Outcome {
+    match cmd {
+        TenantCmd::Create { id, name } => {
+            let made = auth::create_tenant(layout, &id, name.as_deref().unwrap_or(&id)).await?;
             if !made {
                 return Err(format!("tenant '{id}' already exists").into());
             }
             print(j, &json!({"tenant": id, "created": true}), format!("tenant '{id}' created; next: scim-admin key create --tenant {id}"));
         }
-        Command::Portal(PortalCmd::Link { tenant, tenant_url, hours }) => {
+        TenantCmd::List => {
+            let ts = auth::list_tenants(layout).await?;
+            let text = ts.iter().map(|t| {
+                let field = |k: &str| t[k].as_str().unwrap_or("").to_string();
+                format!("{}\t{}\t{}", field("id"), field("name"), field("created"))
+            });
+            let text = rows(text.collect(), "no tenants".into());
+            print(j, &Value::Array(ts), text);
+        }
+        TenantCmd::Show { id } => {
+            let t = auth::get_tenant(layout, &id).await?.ok_or(format!("no tenant '{id}'"))?;
+            let keys = auth::list_keys(layout, &id).await?;
+            let text = format!("{}\nkeys: {}", serde_json::to_string_pretty(&t).unwrap_or_default(), keys.len());
+            print(j, &json!({"tenant": t, "keys": keys}), text);
+        }
+        TenantCmd::Roles { id, default_role, user_roles, group_rule, group_roles, clear } => {
+            let split = |s: Option<String>| {
+                s.map(|s| s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect::<Vec<_>>()).unwrap_or_default()
+            };
+            let policy = match clear {
+                true => None,
+                false => Some(auth::RolesPolicy {
+                    default_role: default_role.ok_or("--default-role is required (or --clear)")?,
+                    user_roles: split(user_roles),
+                    group_rule,
+                    group_roles: split(group_roles),
+                }),
+            };
+            let rec = auth::set_roles_policy(layout, &id, policy.as_ref()).await?;
+            print(j, &rec, format!("tenant '{id}' role policy: {}", serde_json::to_string(&rec["roles_policy"]).unwrap_or_default()));
+        }
+        TenantCmd::Update { id, status, ip_allowlist, rate_limit, deactivation, external_id_policy, unknown_extensions } => {
+            let change = auth::TenantChange {
+                status,
+                ip_allowlist: ip_allowlist.map(|l| l.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_string).collect()),
+                rate_limit,
+                deactivation: parsed(deactivation, auth::Deactivation::parse, "--deactivation is remove-memberships or keep-memberships")?,
+                external_id_policy: parsed(
+                    external_id_policy,
+                    auth::ExternalIdPolicy::parse,
+                    "--external-id-policy is none, unique or relink",
+                )?,
+                unknown_extensions: parsed(unknown_extensions, auth::UnknownExtensions::parse, "--unknown-extensions is ignore or reject")?,
+            };
+            let rec = auth::update_tenant(layout, &id, &change).await?;
+            print(j, &rec, format!("tenant '{id}' updated:\n{}", serde_json::to_string_pretty(&rec).unwrap_or_default()));
+        }
+    }
+    Ok(())
+}
+
+/// An optional setting parsed by `parse`; a value it does not know is an error saying `expected`.
+fn parsed<T>(value: Option<String>, parse: fn(&str) -> Option<T>, expected: &str) -> Result<Option<T>, String> {
+    value.map(|v| parse(&v).ok_or(format!("{expected}, not '{v}'"))).transpose()
+}
+
+async fn portal(layout: &Layout, j: bool, cmd: PortalCmd) -> Outcome {
+    match cmd {
+        PortalCmd::Link { tenant, tenant_url, hours } => {
             if !(tenant_url.starts_with("https://") || tenant_url.starts_with("http://"))
                 || !tenant_url.trim_end_matches('/').ends_with("/scim/v2")
             {
                 return Err(format!("--tenant-url is the deployment's Tenant URL, https://…/scim/v2 (got '{tenant_url}')").into());
             }
-            let (token, expires) = scim_core::setup_link::make_link(&layout, &tenant, hours).await?;
+            let (token, expires) = scim_core::setup_link::make_link(layout, &tenant, hours).await?;
             let url = scim_core::setup_link::link_url(&tenant_url, &token);
             let until = scim_core::time::format_unix_millis(expires * 1000).unwrap_or_default();
             print(j, &json!({"tenant": tenant, "url": url, "expires": until}), format!("{url}\n(valid until {until}; send it privately)"));
         }
-        Command::Portal(PortalCmd::Revoke { tenant }) => {
-            auth::revoke_portal_links(&layout, &tenant).await?;
-            print(
-                j,
-                &json!({"tenant": tenant, "revoked": true}),
-                format!("every setup link of tenant '{tenant}' made so far stops working"),
-            );
+        PortalCmd::Revoke { tenant } => {
+            auth::revoke_portal_links(layout, &tenant).await?;
+            let text = format!("every setup link of tenant '{tenant}' made so far stops working");
+            print(j, &json!({"tenant": tenant, "revoked": true}), text);
         }
-        Command::Tenant(TenantCmd::List) => {
-            let ts = auth::list_tenants(&layout).await?;
-            let text = ts
-                .iter()
-                .map(|t| {
-                    format!(
-                        "{}\t{}\t{}",
-                        t["id"].as_str().unwrap_or(""),
-                        t["name"].as_str().unwrap_or(""),
-                        t["created"].as_str().unwrap_or("")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-            print(j, &Value::Array(ts), if text.is_empty() { "no tenants".into() } else { text });
-        }
-        Command::Tenant(TenantCmd::Show { id }) => {
-            let t = auth::get_tenant(&layout, &id).await?.ok_or(format!("no tenant '{id}'"))?;
-            let keys = auth::list_keys(&layout, &id).await?;
-            let text = format!("{}\nkeys: {}", serde_json::to_string_pretty(&t).unwrap_or_default(), keys.len());
-            print(j, &json!({"tenant": t, "keys": keys}), text);
-        }
-        Command::Tenant(TenantCmd::Roles { id, default_role, user_roles, group_rule, group_roles, clear }) => {
-            let split = |s: Option<String>| {
-                s.map(|s| s.split(',').map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect::<Vec<_>>()).unwrap_or_default()
-            };
-            let policy = if clear {
-                None
-            } else {
-                Some(auth::RolesPolicy {
-                    default_role: default_role.ok_or("--default-role is required (or --clear)")?,
-                    user_roles: split(user_roles),
-                    group_rule,
-                    group_roles: split(group_roles),
-                })
-            };
-            let rec = auth::set_roles_policy(&layout, &id, policy.as_ref()).await?;
-            print(j, &rec, format!("tenant '{id}' role policy: {}", serde_json::to_string(&rec["roles_policy"]).unwrap_or_default()));
-        }
-        Command::Tenant(TenantCmd::Update {
-            id,
-            status,
-            ip_allowlist,
-            rate_limit,
-            deactivation,
-            external_id_policy,
-            unknown_extensions,
-        }) => {
-            let list = ip_allowlist.map(|l| l.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_string).collect::<Vec<_>>());
-            let deactivation = match deactivation {
-                Some(d) => Some(
-                    auth::Deactivation::parse(&d).ok_or(format!("--deactivation is remove-memberships or keep-memberships, not '{d}'"))?,
-                ),
-                None => None,
-            };
-            let external_id_policy = match external_id_policy {
-                Some(p) => {
-                    Some(auth::ExternalIdPolicy::parse(&p).ok_or(format!("--external-id-policy is none, unique or relink, not '{p}'"))?)
-                }
-                None => None,
-            };
-            let unknown_extensions = match unknown_extensions {
-                Some(p) => Some(auth::UnknownExtensions::parse(&p).ok_or(format!("--unknown-extensions is ignore or reject, not '{p}'"))?),
-                None => None,
-            };
-            let change =
-                auth::TenantChange { status, ip_allowlist: list, rate_limit, deactivation, external_id_policy, unknown_extensions };
-            let rec = auth::update_tenant(&layout, &id, &change).await?;
-            print(j, &rec, format!("tenant '{id}' updated:\n{}", serde_json::to_string_pretty(&rec).unwrap_or_default()));
-        }
-        Command::Role(RoleCmd::Create { tenant, name, permissions }) => {
+    }
+    Ok(())
+}
+
+async fn role(layout: &Layout, j: bool, cmd: RoleCmd) -> Outcome {
+    match cmd {
+        RoleCmd::Create { tenant, name, permissions } => {
             let mut perms = Vec::new();
             for p in permissions.split(',').filter(|p| !p.trim().is_empty()) {
                 perms.push(auth::Permission::parse(p).ok_or(format!("unknown permission '{p}'"))?);
             }
-            let roles = auth::set_custom_role(&layout, &tenant, &name, Some(&perms)).await?;
+            let roles = auth::set_custom_role(layout, &tenant, &name, Some(&perms)).await?;
             print(j, &roles, format!("role '{name}' saved for tenant '{tenant}'"));
         }
-        Command::Role(RoleCmd::Delete { tenant, name }) => {
-            let roles = auth::set_custom_role(&layout, &tenant, &name, None).await?;
+        RoleCmd::Delete { tenant, name } => {
+            let roles = auth::set_custom_role(layout, &tenant, &name, None).await?;
             print(j, &roles, format!("role '{name}' deleted from tenant '{tenant}'"));
         }
-        Command::Role(RoleCmd::List { tenant }) => {
-            let t = auth::get_tenant(&layout, &tenant).await?.ok_or(format!("no tenant '{tenant}'"))?;
+        RoleCmd::List { tenant } => {
+            let t = auth::get_tenant(layout, &tenant).await?.ok_or(format!("no tenant '{tenant}'"))?;
             let mut all = serde_json::Map::new();
             for r in ["admin", "provisioner", "reader"] {
                 let perms = auth::role_permissions(r).unwrap_or(&[]).iter().map(|p| p.as_str()).collect::<Vec<_>>();
                 all.insert(r.to_string(), json!(perms));
             }
             if let Some(custom) = t["custom_roles"].as_object() {
-                for (k, v) in custom {
-                    all.insert(k.clone(), v.clone());
-                }
+                all.extend(custom.iter().map(|(k, v)| (k.clone(), v.clone())));
             }
-            let text = all
-                .iter()
-                .map(|(k, v)| {
-                    format!(
-                        "{k}\t{}",
-                        v.as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(",")).unwrap_or_default()
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
+            let names =
+                |v: &Value| v.as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(",")).unwrap_or_default();
+            let text = all.iter().map(|(k, v)| format!("{k}\t{}", names(v))).collect::<Vec<_>>().join("\n");
             print(j, &Value::Object(all), text);
         }
-        Command::Schema(cmd) => schema(&layout, j, cmd).await?,
-        Command::Audit { tenant, day } => {
-            let day = day.unwrap_or_else(|| scim_core::time::now().get(..10).unwrap_or_default().to_string());
-            let entries = layout.audit_entries(&tenant, &day).await?;
-            let text = entries
-                .iter()
-                .map(|e| {
-                    format!(
-                        "{}\t{}\t{} {}\t{}\t{}",
-                        e["time"].as_str().unwrap_or(""),
-                        e["key_id"].as_str().unwrap_or(""),
-                        e["method"].as_str().unwrap_or(""),
-                        e["path"].as_str().unwrap_or(""),
-                        e["status"],
-                        e["route"].as_str().unwrap_or("-")
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-            print(j, &Value::Array(entries), if text.is_empty() { format!("no audit entries for {tenant} on {day}") } else { text });
-        }
-        Command::Key(KeyCmd::Create { tenant, role, expires_in_days }) => {
+    }
+    Ok(())
+}
+
+async fn audit(layout: &Layout, j: bool, tenant: String, day: Option<String>) -> Outcome {
+    let day = day.unwrap_or_else(|| scim_core::time::now().get(..10).unwrap_or_default().to_string());
+    let entries = layout.audit_entries(&tenant, &day).await?;
+    let text = entries.iter().map(|e| {
+        let field = |k: &str| e[k].as_str().unwrap_or("").to_string();
+        let route = e["route"].as_str().unwrap_or("-");
+        format!("{}\t{}\t{} {}\t{}\t{route}", field("time"), field("key_id"), field("method"), field("path"), e["status"])
+    });
+    let text = rows(text.collect(), format!("no audit entries for {tenant} on {day}"));
+    print(j, &Value::Array(entries), text);
+    Ok(())
+}
+
+async fn key(layout: &Layout, j: bool, cmd: KeyCmd) -> Outcome {
+    match cmd {
+        KeyCmd::Create { tenant, role, expires_in_days } => {
             let expires = expires_in_days.map(|d| scim_core::time::unix_now() + d * 86_400);
-            let k = auth::create_key(&layout, &tenant, &role, expires).await?;
+            let k = auth::create_key(layout, &tenant, &role, expires).await?;
             print(
                 j,
                 &json!({"key_id": k.key_id, "token": k.token, "tenant": tenant, "role": role}),
                 format!("{}\n(key id {}; shown once — paste it into the IdP's Secret Token now)", k.token, k.key_id),
             );
         }
-        Command::Key(KeyCmd::List { tenant }) => {
-            let keys = auth::list_keys(&layout, &tenant).await?;
-            let text = keys
-                .iter()
-                .map(|k| {
-                    format!(
-                        "{}\t{}\tcreated {}\t{}",
-                        k["key_id"].as_str().unwrap_or(""),
-                        k["role"].as_str().unwrap_or(""),
-                        k["created"].as_str().unwrap_or(""),
-                        if k["revoked"] == json!(true) { "revoked" } else { "active" }
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-            print(j, &Value::Array(keys), if text.is_empty() { "no keys".into() } else { text });
+        KeyCmd::List { tenant } => {
+            let keys = auth::list_keys(layout, &tenant).await?;
+            let text = keys.iter().map(|k| {
+                let field = |f: &str| k[f].as_str().unwrap_or("").to_string();
+                let state = if k["revoked"] == json!(true) { "revoked" } else { "active" };
+                format!("{}\t{}\tcreated {}\t{state}", field("key_id"), field("role"), field("created"))
+            });
+            let text = rows(text.collect(), "no keys".into());
+            print(j, &Value::Array(keys), text);
         }
-        Command::Key(KeyCmd::Revoke { key_id }) => {
-            let rec = auth::revoke_key(&layout, &key_id).await?;
+        KeyCmd::Revoke { key_id } => {
+            let rec = auth::revoke_key(layout, &key_id).await?;
             print(j, &rec, format!("key {key_id} revoked (in AWS it stops working when the authorizer cache TTL expires)"));
         }
-        Command::Key(KeyCmd::Rotate { key_id }) => {
-            let k = auth::rotate_key(&layout, &key_id).await?;
+        KeyCmd::Rotate { key_id } => {
+            let k = auth::rotate_key(layout, &key_id).await?;
             print(
                 j,
                 &json!({"key_id": k.key_id, "token": k.token, "replaces": key_id}),
@@ -498,7 +491,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// upgraded in place (it has one owner, this process); an empty DynamoDB table is initialised
 /// (the cursor seal and the layout marker); a table at an older layout is refused until
 /// `migrate` has run, so no command writes in the old places.
-async fn prepare(layout: &Layout, embedded: bool) -> Result<(), Box<dyn std::error::Error>> {
+async fn prepare(layout: &Layout, embedded: bool) -> Outcome {
     let version = layout.layout_version().await?;
     if version == Some(LAYOUT_VERSION) {
         return Ok(());
@@ -516,7 +509,7 @@ async fn prepare(layout: &Layout, embedded: bool) -> Result<(), Box<dyn std::err
     .into())
 }
 
-async fn migrate(layout: &Layout, json_out: bool) -> Result<(), Box<dyn std::error::Error>> {
+async fn migrate(layout: &Layout, json_out: bool) -> Outcome {
     let r = migrate::upgrade(layout, &mut |l| eprintln!("scim-admin: {l}")).await?;
     print_collisions(&r);
     let from = r.from.map(|v| v.to_string()).unwrap_or_else(|| if r.initialised { "none (empty table)".into() } else { "1".into() });
@@ -549,7 +542,7 @@ fn print_collisions(r: &migrate::Report) {
     }
 }
 
-async fn schema(layout: &Layout, json_out: bool, cmd: SchemaCmd) -> Result<(), Box<dyn std::error::Error>> {
+async fn schema(layout: &Layout, json_out: bool, cmd: SchemaCmd) -> Outcome {
     use scim_core::declarations;
     match cmd {
         SchemaCmd::Put { tenant, urn, file } => {

@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
                 match patch::apply(rt, &user, &op, &scim_core::resource::Undeclared::default()) {
                     Ok(new) => {
                         assert_eq!(new.get("id"), user.get("id"), "PATCH never changes the id");
-                        let _ = patch::changed_attributes(&user, &new);
+                        let _ = scim_core::diff::changed_attributes(&user, &new);
                     }
                     Err(e) => assert!((400..500).contains(&e.status()), "{e:?}"),
                 }

@@ -5,7 +5,7 @@
 use super::{Cond, Index, Item, Query, StoreError, Table, Write};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Region, timeout::TimeoutConfig};
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex, KeySchemaElement, KeyType,
@@ -47,10 +47,10 @@ impl DynamoConfig {
     /// From the environment: `SCIM_TABLE`, `AWS_REGION` (or `AWS_DEFAULT_REGION`), optional
     /// `SCIM_DYNAMODB_ENDPOINT`.
     pub fn from_env() -> Result<DynamoConfig, StoreError> {
-        let table = std::env::var("SCIM_TABLE").map_err(|_| StoreError::Other("SCIM_TABLE is not set".into()))?;
+        let table = std::env::var("SCIM_TABLE").map_err(|_| StoreError::other("SCIM_TABLE is not set"))?;
         let region = std::env::var("AWS_REGION")
             .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
-            .map_err(|_| StoreError::Other("AWS_REGION is not set".into()))?;
+            .map_err(|_| StoreError::other("AWS_REGION is not set"))?;
         let endpoint = std::env::var("SCIM_DYNAMODB_ENDPOINT").ok().filter(|s| !s.is_empty());
         // Lambda sets the daemon's address when the function's tracing is on
         let xray_daemon = std::env::var("AWS_XRAY_DAEMON_ADDRESS").ok().and_then(|a| super::xray::daemon_address(&a));
@@ -78,7 +78,7 @@ impl DynamoTable {
             (Some(k), Some(s), _) => aws_credential_types::Credentials::new(k, s, token, None, "environment"),
             (_, _, Some(_)) => aws_credential_types::Credentials::new("local", "local", None, None, "local-endpoint"),
             _ => {
-                return Err(StoreError::Other("AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are not set".into()));
+                return Err(StoreError::other("AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are not set"));
             }
         };
         let mut b = aws_sdk_dynamodb::Config::builder()
@@ -144,7 +144,7 @@ impl DynamoTable {
         let out = match self.client.describe_table().table_name(&self.table).send().await {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {
-                return Err(StoreError::Other(format!("there is no table '{}' in this region", self.table)));
+                return Err(StoreError::other(format!("there is no table '{}' in this region", self.table)));
             }
             Err(e) => return Err(map_sdk(e)),
         };
@@ -163,8 +163,8 @@ impl DynamoTable {
     }
 }
 
-fn other<E: std::fmt::Display>(e: E) -> StoreError {
-    StoreError::Other(e.to_string())
+fn other<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
+    StoreError::caused("DynamoDB", e)
 }
 
 fn map_sdk<E, R>(e: SdkError<E, R>) -> StoreError
@@ -173,19 +173,22 @@ where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     match &e {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            StoreError::Unavailable(DisplayErrorContext(&e).to_string())
-        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => unavailable(e),
         SdkError::ServiceError(se) => match se.err().code() {
             Some("ConditionalCheckFailedException") => StoreError::Conflict { index: 0 },
             Some("ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded") => StoreError::Throttled,
             Some("InternalServerError" | "ServiceUnavailable" | "TransactionConflictException" | "TransactionInProgressException") => {
-                StoreError::Unavailable(DisplayErrorContext(&e).to_string())
+                unavailable(e)
             }
-            _ => StoreError::Other(DisplayErrorContext(&e).to_string()),
+            _ => StoreError::caused("DynamoDB", e),
         },
-        _ => StoreError::Other(DisplayErrorContext(&e).to_string()),
+        _ => StoreError::caused("DynamoDB", e),
     }
+}
+
+/// A retryable SDK failure, its full context in the message and the error kept as the source.
+fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Unavailable { context: "DynamoDB".into(), source: Some(std::sync::Arc::new(e)) }
 }
 
 fn to_attrs(item: &Item) -> HashMap<String, AttributeValue> {
@@ -211,8 +214,8 @@ fn from_attrs(m: &HashMap<String, AttributeValue>) -> Result<Item, StoreError> {
     let s = |k: &str| m.get(k).and_then(|v| v.as_s().ok()).cloned();
     let n = |v: &AttributeValue| v.as_n().ok().and_then(|x| x.parse::<i64>().ok());
     let mut item = Item {
-        pk: s("pk").ok_or_else(|| StoreError::Other("item without pk".into()))?,
-        sk: s("sk").ok_or_else(|| StoreError::Other("item without sk".into()))?,
+        pk: s("pk").ok_or_else(|| StoreError::other("item without pk"))?,
+        sk: s("sk").ok_or_else(|| StoreError::other("item without sk"))?,
         doc: s("doc"),
         version: m.get("v").and_then(n).unwrap_or(0) as u64,
         expires_at: m.get("expires_at").and_then(n),
@@ -413,7 +416,7 @@ impl Table for DynamoTable {
 
     async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         if writes.len() > super::MAX_TRANSACTION {
-            return Err(StoreError::Other(format!("{} writes exceed one transaction", writes.len())));
+            return Err(StoreError::other(format!("{} writes exceed one transaction", writes.len())));
         }
         let mut writes = writes;
         if writes.len() == 1
@@ -448,7 +451,7 @@ impl Table for DynamoTable {
                     if reasons.iter().any(|r| r.code() == Some("ThrottlingError") || r.code() == Some("ProvisionedThroughputExceeded")) {
                         return Err(StoreError::Throttled);
                     }
-                    return Err(StoreError::Unavailable(format!(
+                    return Err(StoreError::unavailable(format!(
                         "transaction cancelled: {:?}",
                         reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
                     )));

@@ -71,27 +71,27 @@ impl EmbeddedTable {
     /// and the log are readable by their owner only (they hold key hashes, the cursor seal and
     /// people's data).
     pub fn open(dir: &Path) -> Result<EmbeddedTable, StoreError> {
-        fs::create_dir_all(dir).map_err(|e| StoreError::Other(format!("cannot create {}: {e}", dir.display())))?;
+        fs::create_dir_all(dir).map_err(|e| StoreError::caused(format!("cannot create {}", dir.display()), e))?;
         owner_only(dir, 0o700)?;
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(dir.join("LOCK"))
-            .map_err(|e| StoreError::Other(format!("cannot open {}: {e}", dir.display())))?;
+            .map_err(|e| StoreError::caused(format!("cannot open {}", dir.display()), e))?;
         if lock.try_lock().is_err() {
-            return Err(StoreError::Other(format!("{} is in use by another process (is scim-local running on it?)", dir.display())));
+            return Err(StoreError::other(format!("{} is in use by another process (is scim-local running on it?)", dir.display())));
         }
         let path = dir.join("table.log");
         let mut state = State::default();
         if path.exists() {
-            let bytes = fs::read(&path).map_err(|e| StoreError::Other(format!("cannot read {}: {e}", path.display())))?;
+            let bytes = fs::read(&path).map_err(|e| StoreError::caused(format!("cannot read {}", path.display()), e))?;
             if let Some(frames) = bytes.strip_prefix(wal::MAGIC) {
                 let replayed = wal::replay(frames, |c| {
                     apply(&mut state, c);
                 })
                 .map_err(|d| {
-                    StoreError::Other(format!(
+                    StoreError::other(format!(
                         "{} is damaged at byte {} (not a torn append: a whole frame follows); nothing was changed. \
                          Move the file away to start empty, or restore it from a copy",
                         path.display(),
@@ -108,25 +108,26 @@ impl EmbeddedTable {
         // compact: rewrite live items, then append from there
         let tmp = dir.join("table.log.tmp");
         let len = {
-            let f = File::create(&tmp).map_err(|e| StoreError::Other(format!("cannot write {}: {e}", tmp.display())))?;
+            let f = File::create(&tmp).map_err(|e| StoreError::caused(format!("cannot write {}", tmp.display()), e))?;
             owner_only(&tmp, 0o600)?;
             let mut w = BufWriter::new(f);
             let now = crate::time::unix_now();
             let mut frame = Vec::new();
             let mut len = wal::MAGIC.len() as u64;
-            w.write_all(wal::MAGIC).map_err(|e| StoreError::Other(e.to_string()))?;
+            w.write_all(wal::MAGIC).map_err(|e| StoreError::caused(format!("cannot write {}", tmp.display()), e))?;
             for item in state.items.values().filter(|i| !i.expired(now)) {
                 frame.clear();
                 wal::encode_put(item, &mut frame);
-                w.write_all(&frame).map_err(|e| StoreError::Other(e.to_string()))?;
+                w.write_all(&frame).map_err(|e| StoreError::caused(format!("cannot write {}", tmp.display()), e))?;
                 len += frame.len() as u64;
             }
-            w.flush().map_err(|e| StoreError::Other(e.to_string()))?;
-            w.get_ref().sync_all().map_err(|e| StoreError::Other(e.to_string()))?;
+            w.flush().map_err(|e| StoreError::caused(format!("cannot write {}", tmp.display()), e))?;
+            w.get_ref().sync_all().map_err(|e| StoreError::caused(format!("cannot sync {}", tmp.display()), e))?;
             len
         };
-        fs::rename(&tmp, &path).map_err(|e| StoreError::Other(e.to_string()))?;
-        let file = OpenOptions::new().append(true).open(&path).map_err(|e| StoreError::Other(e.to_string()))?;
+        fs::rename(&tmp, &path).map_err(|e| StoreError::caused(format!("cannot replace {}", path.display()), e))?;
+        let file =
+            OpenOptions::new().append(true).open(&path).map_err(|e| StoreError::caused(format!("cannot open {}", path.display()), e))?;
         state.log = Some(Log { file, len, frame: Vec::new(), broken: false });
         Ok(EmbeddedTable { state: Mutex::new(state), path: Some(path), observer: std::sync::RwLock::new(None), _lock: Some(lock) })
     }
@@ -145,7 +146,7 @@ impl EmbeddedTable {
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, StoreError> {
-        self.state.lock().map_err(|_| StoreError::Other("embedded store lock poisoned".into()))
+        self.state.lock().map_err(|_| StoreError::other("embedded store lock poisoned"))
     }
 }
 
@@ -276,7 +277,7 @@ impl Table for EmbeddedTable {
 
     async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         if writes.len() > super::MAX_TRANSACTION {
-            return Err(StoreError::Other(format!("{} writes exceed one transaction", writes.len())));
+            return Err(StoreError::other(format!("{} writes exceed one transaction", writes.len())));
         }
         let now = crate::time::unix_now();
         let mut s = self.lock()?;
@@ -318,7 +319,10 @@ impl Table for EmbeddedTable {
             }
         }
         if let Some(log) = s.log.as_mut() {
-            log.append(&changes).map_err(|e| StoreError::Unavailable(format!("embedded log write failed: {e}")))?;
+            log.append(&changes).map_err(|e| StoreError::Unavailable {
+                context: "embedded log write failed".into(),
+                source: Some(std::sync::Arc::new(e)),
+            })?;
         }
         let observer = self.observer.read().ok();
         let observer = observer.as_ref().and_then(|o| o.as_ref());
@@ -342,7 +346,7 @@ pub fn owner_only(path: &Path, mode: u32) -> Result<(), StoreError> {
     {
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(path, fs::Permissions::from_mode(mode))
-            .map_err(|e| StoreError::Other(format!("cannot restrict {} to its owner: {e}", path.display())))?;
+            .map_err(|e| StoreError::caused(format!("cannot restrict {} to its owner", path.display()), e))?;
     }
     #[cfg(not(unix))]
     let _ = (path, mode);

@@ -163,9 +163,8 @@ pub struct Stored {
 
 impl Stored {
     fn from_item(item: &Item) -> Result<Stored, StoreError> {
-        let text = item.doc.as_deref().ok_or_else(|| StoreError::Other(format!("item {} has no document", item.sk)))?;
-        let doc: Map<String, Value> =
-            serde_json::from_str(text).map_err(|e| StoreError::Other(format!("corrupt item {}: {e}", item.sk)))?;
+        let text = item.doc.as_deref().ok_or_else(|| StoreError::other(format!("item {} has no document", item.sk)))?;
+        let doc: Map<String, Value> = serde_json::from_str(text).map_err(|e| StoreError::caused(format!("corrupt item {}", item.sk), e))?;
         Ok(Stored { doc, version: item.version })
     }
     /// The resource id.
@@ -831,7 +830,7 @@ impl Layout {
             .as_deref()
             .and_then(|d| serde_json::from_str::<Value>(d).ok())
             .and_then(|v| v["key"].as_str().and_then(crate::crypto::b64_decode))
-            .ok_or_else(|| StoreError::Other("corrupt cursor seal".into()))?;
+            .ok_or_else(|| StoreError::other("corrupt cursor seal"))?;
         Ok(Some(key))
     }
 
@@ -855,7 +854,7 @@ impl Layout {
             return Ok(None);
         };
         let v = item.doc.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok()).and_then(|v| v["version"].as_u64());
-        v.map(Some).ok_or_else(|| StoreError::Other("corrupt layout marker".into()))
+        v.map(Some).ok_or_else(|| StoreError::other("corrupt layout marker"))
     }
 
     /// Records the layout version the table is at.
@@ -929,7 +928,7 @@ impl Layout {
                     Ok(None)
                 }
                 Some(holder) => Ok(Some(holder)),
-                None => Err(StoreError::Unavailable("a name claim changed during the upgrade; run it again".into())),
+                None => Err(StoreError::unavailable("a name claim changed during the upgrade; run it again")),
             },
             Err(e) => Err(e),
         }
@@ -1003,7 +1002,7 @@ impl Layout {
             .as_deref()
             .map(serde_json::from_str::<Value>)
             .transpose()
-            .map_err(|e| StoreError::Other(format!("corrupt record {pk}: {e}")))?;
+            .map_err(|e| StoreError::caused(format!("corrupt record {pk}"), e))?;
         Ok(v.map(|v| (v, item.version)))
     }
 

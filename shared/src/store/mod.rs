@@ -118,7 +118,10 @@ impl Query {
     }
 }
 
-/// Failures below the seam. Mapped to SCIM errors by the service.
+/// What caused a store failure (an I/O error, the SDK's error), kept for logs and `source()`.
+pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+
+/// Failures below the seam. The error module above it maps them to SCIM errors.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// A condition failed; `index` is the failing write's position in the transaction.
@@ -128,27 +131,48 @@ pub enum StoreError {
     #[error("throttled by the store")]
     Throttled,
     /// The store could not be reached or timed out; safe to retry.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
+    #[error("store unavailable: {context}{}", causes(.source))]
+    Unavailable {
+        context: String,
+        #[source]
+        source: Option<Cause>,
+    },
     /// Anything else (misconfiguration, corrupt item).
-    #[error("store failure: {0}")]
-    Other(String),
+    #[error("store failure: {context}{}", causes(.source))]
+    Other {
+        context: String,
+        #[source]
+        source: Option<Cause>,
+    },
 }
 
-impl From<StoreError> for crate::error::ScimError {
-    fn from(e: StoreError) -> Self {
-        use crate::error::ScimError;
-        match e {
-            StoreError::Throttled => ScimError::TooManyRequests { detail: "the store is throttling; retry shortly".into(), retry_after: 1 },
-            StoreError::Unavailable(cause) => {
-                tracing::warn!(%cause, "store unavailable");
-                ScimError::Unavailable { detail: "the store is unavailable; retry shortly".into(), retry_after: 2 }
-            }
-            StoreError::Conflict { index } => {
-                ScimError::Unavailable { detail: format!("concurrent update (write {index}); retry"), retry_after: 1 }
-            }
-            StoreError::Other(cause) => ScimError::Internal(cause),
-        }
+/// `: cause: its cause…` (empty without one): the message shows what went wrong below, while
+/// `source()` keeps the error itself.
+fn causes(source: &Option<Cause>) -> String {
+    let mut out = String::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = source.as_deref().map(|e| e as _);
+    while let Some(e) = next {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        next = e.source();
+    }
+    out
+}
+
+impl StoreError {
+    /// A failure described by `context` alone.
+    pub fn other(context: impl Into<String>) -> StoreError {
+        StoreError::Other { context: context.into(), source: None }
+    }
+
+    /// A failure of `context` caused by `source`.
+    pub fn caused(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+        StoreError::Other { context: context.into(), source: Some(std::sync::Arc::new(source)) }
+    }
+
+    /// The store is out of reach for now (`context` says how); the caller may retry.
+    pub fn unavailable(context: impl Into<String>) -> StoreError {
+        StoreError::Unavailable { context: context.into(), source: None }
     }
 }
 
@@ -174,3 +198,18 @@ pub trait Table: Send + Sync {
 
 /// Most writes in one transaction (DynamoDB's limit).
 pub const MAX_TRANSACTION: usize = 100;
+
+#[cfg(test)]
+mod tests {
+    use super::StoreError;
+    use std::error::Error;
+
+    #[test]
+    fn a_failure_keeps_its_cause() {
+        let e = StoreError::caused("cannot open /data", std::io::Error::new(std::io::ErrorKind::PermissionDenied, "permission denied"));
+        assert_eq!(e.to_string(), "store failure: cannot open /data: permission denied");
+        assert_eq!(e.source().map(|s| s.to_string()).as_deref(), Some("permission denied"));
+        assert!(StoreError::other("corrupt layout marker").source().is_none());
+        assert_eq!(StoreError::unavailable("timeout").to_string(), "store unavailable: timeout");
+    }
+}
