@@ -16,8 +16,11 @@
 //!       `--only get,…` keeps the named measurements (POSTs always run).
 //!   bench static-server [--port 8081]
 //!       the ceiling for `compare`: a bare hyper server answering every request with one static
-//!       ~1 KB SCIM User (no routing, no parsing, no store). tests/bench/ceiling.sh runs it and
-//!       scim-local pinned to one core and compares GET by id.
+//!       ~1 KB SCIM User (no routing, no parsing, no store).
+//!   bench ceiling --scim BASE_URL=TOKEN --static BASE_URL [--ops 50000] [--rounds 5]
+//!       GET by id on a SCIM server against the static server, interleaved rounds, with a
+//!       hand-written HTTP/1.1 load generator (an HTTP client library would be the bottleneck);
+//!       tests/bench/ceiling.sh runs both servers pinned to one core and the load on the other.
 //!   bench cost
 //!       DynamoDB round trips per SCIM operation, on the embedded store and on moto.
 //!   bench extension [--attrs 20] [--users 2000] [--ops 2000] [--rounds 3]
@@ -54,6 +57,7 @@ async fn main() {
         Some("members") => members(&args).await,
         Some("lambda-init") => lambda_init(&args).await,
         Some("static-server") => static_server(&args).await,
+        Some("ceiling") => ceiling(&args).await,
         _ => eprintln!(
             "usage: bench http --base-url URL --token KEY [--users 2000,20000] [--ops 2000] [--op-seconds 60] [--only get,filter,patch,page] | bench compare --target NAME=URL=TOKEN --target … [--rounds 3] | bench cost | bench members [--size N] [--batch N]"
         ),
@@ -361,6 +365,101 @@ async fn compare(args: &[String]) {
             compare_row(name, size, &rates.into_iter().map(median).collect::<Vec<_>>(), Some((p50, p99)));
         }
     }
+}
+
+/// `GET path` `n` times over one kept-alive connection to `addr`, written and read by hand (no
+/// HTTP client library: the load generator must cost far less than the servers it measures).
+/// The number of 200 answers.
+async fn raw_gets(addr: std::net::SocketAddr, request: Arc<Vec<u8>>, n: usize) -> usize {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut conn) = tokio::net::TcpStream::connect(addr).await else { return 0 };
+    let _ = conn.set_nodelay(true);
+    let (mut buf, mut ok) = (Vec::with_capacity(8192), 0);
+    for _ in 0..n {
+        if conn.write_all(&request).await.is_err() {
+            return ok;
+        }
+        buf.clear();
+        // read the head, then as many body bytes as content-length says
+        let (head_end, length) = loop {
+            let mut chunk = [0u8; 4096];
+            match conn.read(&mut chunk).await {
+                Ok(0) | Err(_) => return ok,
+                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+            }
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let length = head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse::<usize>().ok());
+                break (end + 4, length.unwrap_or(0));
+            }
+        };
+        while buf.len() < head_end + length {
+            let mut chunk = [0u8; 4096];
+            match conn.read(&mut chunk).await {
+                Ok(0) | Err(_) => return ok,
+                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+            }
+        }
+        ok += usize::from(buf.starts_with(b"HTTP/1.1 200"));
+    }
+    ok
+}
+
+/// Requests per second of `conns` connections sharing `n` GETs; and how many were not 200.
+async fn raw_rate(addr: std::net::SocketAddr, request: Arc<Vec<u8>>, conns: usize, n: usize) -> (f64, usize) {
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..conns).map(|_| tokio::spawn(raw_gets(addr, request.clone(), n / conns))).collect();
+    let mut ok = 0;
+    for t in tasks {
+        ok += t.await.unwrap_or(0);
+    }
+    (ok as f64 / started.elapsed().as_secs_f64(), (n / conns) * conns - ok)
+}
+
+/// `bench ceiling --scim BASE_URL=TOKEN --static BASE_URL [--ops 50000] [--rounds 5]`: GET by id on
+/// scim-local against the static server, round by round, with a hand-written HTTP/1.1 load
+/// generator (8 kept-alive connections); the median rate of each and their ratio.
+async fn ceiling(args: &[String]) {
+    let (Some(scim), Some(stat)) = (arg(args, "--scim"), arg(args, "--static")) else {
+        eprintln!("bench ceiling needs --scim BASE_URL=TOKEN and --static BASE_URL");
+        return;
+    };
+    let Some((base, token)) = scim.split_once('=') else {
+        eprintln!("--scim takes BASE_URL=TOKEN");
+        return;
+    };
+    let ops: usize = arg(args, "--ops").and_then(|s| s.parse().ok()).unwrap_or(50_000);
+    let rounds: usize = arg(args, "--rounds").and_then(|s| s.parse().ok()).unwrap_or(5).max(1);
+    let client = Client::new(base, token);
+    let created = client.post("/Users", &user_body("ceiling", 0)).await;
+    let Some(id) = created.body["id"].as_str() else {
+        eprintln!("bench ceiling: creating the user failed: {}", created.raw);
+        return;
+    };
+    let target = |url: &str, path: String| {
+        let rest = url.trim_start_matches("http://");
+        let (host, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let addr: std::net::SocketAddr = host.parse().expect("--scim and --static are http://IP:PORT/… URLs");
+        let request = format!(
+            "GET /{prefix}{path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nAccept: application/scim+json\r\n\r\n"
+        );
+        (addr, Arc::new(request.into_bytes()))
+    };
+    let (scim_addr, scim_req) = target(base, format!("/Users/{id}"));
+    let (static_addr, static_req) = target(&stat, format!("/Users/{id}"));
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let (r, bad) = raw_rate(scim_addr, scim_req.clone(), 8, ops).await;
+        a.push(r);
+        let (s, bad_static) = raw_rate(static_addr, static_req.clone(), 8, ops).await;
+        b.push(s);
+        if bad + bad_static > 0 {
+            eprintln!("bench ceiling: {bad} scim-local and {bad_static} static answers were not 200");
+        }
+    }
+    let (a, b) = (median(a), median(b));
+    println!("GET /Users/{{id}}, 8 connections, median of {rounds} rounds of {ops}:");
+    println!("  scim-local {a:>9.0} /s\n  static     {b:>9.0} /s\n  ratio      {:>9.2}", a / b.max(1e-9));
 }
 
 /// The ceiling `bench compare` measures the request path against: a bare hyper server answering
