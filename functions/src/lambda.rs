@@ -94,14 +94,14 @@ pub fn principal_of(event: &Request) -> Option<Principal> {
     let role = field("role")?;
     // the authorizer sends the resolved permissions; a context without them (an older
     // authorizer, hand-made events) falls back to the built-in role of that name, or nothing
-    let mut permissions: Vec<scim_core::auth::Permission> =
-        field("permissions").map(|s| s.split(',').filter_map(scim_core::auth::Permission::parse).collect()).unwrap_or_default();
+    let mut permissions: Vec<scim_core::roles::Permission> =
+        field("permissions").map(|s| s.split(',').filter_map(scim_core::roles::Permission::parse).collect()).unwrap_or_default();
     if permissions.is_empty() {
-        permissions = scim_core::auth::role_permissions(&role).map(<[_]>::to_vec).unwrap_or_default();
+        permissions = scim_core::roles::role_permissions(&role).map(<[_]>::to_vec).unwrap_or_default();
     }
-    let deactivation = field("deactivation").and_then(|s| scim_core::auth::Deactivation::parse(&s)).unwrap_or_default();
-    let external_id_policy = field("external_id_policy").and_then(|s| scim_core::auth::ExternalIdPolicy::parse(&s)).unwrap_or_default();
-    let unknown_extensions = field("unknown_extensions").and_then(|s| scim_core::auth::UnknownExtensions::parse(&s)).unwrap_or_default();
+    let deactivation = field("deactivation").and_then(|s| scim_core::tenancy::Deactivation::parse(&s)).unwrap_or_default();
+    let external_id_policy = field("external_id_policy").and_then(|s| scim_core::tenancy::ExternalIdPolicy::parse(&s)).unwrap_or_default();
+    let unknown_extensions = field("unknown_extensions").and_then(|s| scim_core::tenancy::UnknownExtensions::parse(&s)).unwrap_or_default();
     Some(Principal {
         tenant_id: field("tenant_id")?,
         key_id: field("key_id")?,

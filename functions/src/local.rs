@@ -7,13 +7,13 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use scim_core::auth;
 use scim_core::discovery::MAX_PAYLOAD;
 use scim_core::edge::{self, App};
 use scim_core::error::ScimError;
 use scim_core::store::Table;
 use scim_core::store::dynamo::{DynamoConfig, DynamoTable};
 use scim_core::store::embedded::EmbeddedTable;
+use scim_core::tenancy;
 use std::convert::Infallible;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -98,9 +98,9 @@ pub async fn bootstrap(app: &App, new_key: bool) -> Result<Option<String>, ScimE
             c.attribute, c.name, c.id, c.holder
         );
     }
-    let created = auth::create_tenant(app.layout(), LOCAL_TENANT, "Local development tenant").await?;
+    let created = tenancy::create_tenant(app.layout(), LOCAL_TENANT, "Local development tenant").await?;
     if created || new_key {
-        return Ok(Some(auth::create_key(app.layout(), LOCAL_TENANT, "admin", None).await?.token));
+        return Ok(Some(tenancy::create_key(app.layout(), LOCAL_TENANT, "admin", None).await?.token));
     }
     Ok(None)
 }

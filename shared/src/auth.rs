@@ -1,72 +1,16 @@
-//! Tenants, API keys and roles. A key is `scim_<key id>_<secret>`: the id finds the record (one
-//! read), the secret (256 random bits) is stored only as its SHA-256 and compared in constant
-//! time. The full key is returned once, at creation, and never logged.
+//! Authentication and the principal. A key is `scim_<key id>_<secret>`: the id finds the record
+//! (one read), the secret (256 random bits) is stored only as its SHA-256 and compared in
+//! constant time. The full key is returned once, at creation (`tenancy`), and never logged.
 
-use crate::crypto::{b64, hex, random_bytes, sha256_hex};
 use crate::error::{Result, ScimError};
-use crate::store::layout::{KEY_SK, KEY_USE_SK, KEYREF, Layout, REGISTRY_PK, TENANT_SK, conf_pk, key_pk, key_use_pk};
+use crate::roles::{Permission, RolesPolicy};
+use crate::store::layout::{KEY_SK, KEY_USE_SK, Layout, TENANT_SK, conf_pk, key_pk, key_use_pk};
 use crate::store::{Cond, Item, StoreError, Write};
-use serde_json::{Value, json};
+use crate::tenancy::{Deactivation, ExternalIdPolicy, KeyRecord, TenantRecord, UnknownExtensions, hash_secret, parse_cidr};
+use serde_json::json;
 use std::net::IpAddr;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
-
-/// What a role may do (the permissions SaaS setup guides ask for).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Permission {
-    /// Read Users, Groups and discovery endpoints.
-    ScimRead,
-    /// Create, replace, patch and delete Users and Groups.
-    ScimWrite,
-    /// Set the `roles` attribute of users.
-    EditRoles,
-    /// Manage identity mappings (group → role rules).
-    ManageMappings,
-    /// Configure SCIM for the tenant (keys, settings).
-    ConfigureScim,
-}
-
-/// Every permission, in wire order.
-pub const ALL_PERMISSIONS: [Permission; 5] =
-    [Permission::ScimRead, Permission::ScimWrite, Permission::EditRoles, Permission::ManageMappings, Permission::ConfigureScim];
-
-impl Permission {
-    /// The permission's name in records and policies.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Permission::ScimRead => "scim:read",
-            Permission::ScimWrite => "scim:write",
-            Permission::EditRoles => "roles:edit",
-            Permission::ManageMappings => "mappings:manage",
-            Permission::ConfigureScim => "scim:configure",
-        }
-    }
-
-    /// A permission from its name.
-    pub fn parse(name: &str) -> Option<Permission> {
-        ALL_PERMISSIONS.into_iter().find(|p| p.as_str().eq_ignore_ascii_case(name.trim()))
-    }
-}
-
-/// The permissions of a built-in role; `None` for any other name.
-pub fn role_permissions(role: &str) -> Option<&'static [Permission]> {
-    match role {
-        "admin" => Some(&ALL_PERMISSIONS),
-        "provisioner" => Some(&[Permission::ScimRead, Permission::ScimWrite, Permission::EditRoles]),
-        "reader" => Some(&[Permission::ScimRead]),
-        _ => None,
-    }
-}
-
-/// The permissions of a role for a tenant: built-in, or one of the tenant's custom roles
-/// (`custom_roles` of its settings: name → permission names).
-pub fn resolve_role(role: &str, custom_roles: &Value) -> Option<Vec<Permission>> {
-    if let Some(p) = role_permissions(role) {
-        return Some(p.to_vec());
-    }
-    let names = custom_roles.get(role)?.as_array()?;
-    Some(names.iter().filter_map(|n| n.as_str().and_then(Permission::parse)).collect())
-}
 
 /// Who is calling: built only by the authorizer (or, locally, the same code in process).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,144 +34,11 @@ pub struct Principal {
     pub schemas_version: u64,
 }
 
-/// A tenant's externalId policy. RFC 7643 §3.1: "the server does not enforce uniqueness" —
-/// the default; the other two serve IdPs that rely on it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum ExternalIdPolicy {
-    /// Any number of users (or groups) may hold one externalId; `externalId eq` returns each.
-    #[default]
-    None,
-    /// One holder per externalId (per collection): another gets `409 uniqueness`.
-    Unique,
-    /// Users: a `POST /Users` whose externalId exactly one user holds updates and reactivates
-    /// that user and answers 201 with its id (Okta re-assigns a user whose userName changed
-    /// with a new POST). Groups behave as under `none`.
-    Relink,
-}
-
-impl ExternalIdPolicy {
-    /// The policy's name in settings, the CLI and the authorizer context.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ExternalIdPolicy::None => "none",
-            ExternalIdPolicy::Unique => "unique",
-            ExternalIdPolicy::Relink => "relink",
-        }
-    }
-
-    /// A policy from its name.
-    pub fn parse(name: &str) -> Option<ExternalIdPolicy> {
-        [ExternalIdPolicy::None, ExternalIdPolicy::Unique, ExternalIdPolicy::Relink]
-            .into_iter()
-            .find(|p| p.as_str().eq_ignore_ascii_case(name.trim()))
-    }
-}
-
-/// What a create, replace or PATCH does with an extension URN the tenant has not declared.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum UnknownExtensions {
-    /// Dropped; the audit entry names the URNs so an IT admin can see why data is missing.
-    #[default]
-    Ignore,
-    /// `400 invalidValue` naming the URN.
-    Reject,
-}
-
-impl UnknownExtensions {
-    /// The policy's name in settings, the CLI and the authorizer context.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UnknownExtensions::Ignore => "ignore",
-            UnknownExtensions::Reject => "reject",
-        }
-    }
-
-    /// A policy from its name.
-    pub fn parse(name: &str) -> Option<UnknownExtensions> {
-        [UnknownExtensions::Ignore, UnknownExtensions::Reject].into_iter().find(|p| p.as_str().eq_ignore_ascii_case(name.trim()))
-    }
-}
-
-/// A tenant's deactivation policy: what `active: false` does to a user's group memberships.
-/// Either way a deactivated user has no effective roles and the host application gets
-/// `user.deactivated`; deleting a user always removes its memberships.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Deactivation {
-    /// Deprovision: the user leaves every group (and an inactive user cannot be added to one).
-    /// Reactivation restores nothing; the IdP re-adds the memberships it still wants.
-    #[default]
-    RemoveMemberships,
-    /// Suspend: memberships stay, so reactivation gives back the same access at once.
-    KeepMemberships,
-}
-
-impl Deactivation {
-    /// The policy's name in settings, the CLI and the authorizer context.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Deactivation::RemoveMemberships => "remove-memberships",
-            Deactivation::KeepMemberships => "keep-memberships",
-        }
-    }
-
-    /// A policy from its name.
-    pub fn parse(name: &str) -> Option<Deactivation> {
-        [Deactivation::RemoveMemberships, Deactivation::KeepMemberships].into_iter().find(|d| d.as_str().eq_ignore_ascii_case(name.trim()))
-    }
-}
-
-/// How a tenant's users get application roles (Portkey-style): the `roles` values a user may
-/// hold (others fall back to the default), the default for users sent without roles, and a
-/// group-name rule such as `ws-{workspace}-role-{role}` granting workspace roles.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RolesPolicy {
-    pub default_role: String,
-    pub user_roles: Vec<String>,
-    #[serde(default)]
-    pub group_rule: Option<String>,
-    #[serde(default)]
-    pub group_roles: Vec<String>,
-}
-
-impl RolesPolicy {
-    /// Checks the policy is usable: default among the user roles, the rule has both placeholders.
-    pub fn validate(&self) -> Result<()> {
-        if !self.user_roles.iter().any(|r| r.eq_ignore_ascii_case(&self.default_role)) {
-            return Err(ScimError::invalid_value("the default role must be one of the user roles"));
-        }
-        if let Some(rule) = &self.group_rule {
-            let (w, r) = (rule.find("{workspace}"), rule.find("{role}"));
-            if !matches!((w, r), (Some(w), Some(r)) if w < r) {
-                return Err(ScimError::invalid_value("the group rule needs {workspace} before {role}, e.g. ws-{workspace}-role-{role}"));
-            }
-            if self.group_roles.is_empty() {
-                return Err(ScimError::invalid_value("a group rule needs the roles it may grant"));
-            }
-        }
-        Ok(())
-    }
-
-    /// The workspace and role a group name grants under the rule, if any.
-    pub fn grant_of(&self, group_name: &str) -> Option<(String, String)> {
-        let rule = self.group_rule.as_deref()?;
-        let (prefix, rest) = rule.split_once("{workspace}")?;
-        let (middle, suffix) = rest.split_once("{role}")?;
-        let body = group_name.strip_prefix(prefix)?.strip_suffix(suffix)?;
-        let (workspace, role) = body.rsplit_once(middle)?;
-        let role = self.group_roles.iter().find(|r| r.eq_ignore_ascii_case(role))?;
-        (!workspace.is_empty()).then(|| (workspace.to_string(), role.clone()))
-    }
-}
-
 impl Principal {
     /// Whether the principal's role holds a permission.
     pub fn may(&self, p: Permission) -> bool {
         self.permissions.contains(&p)
     }
-}
-
-fn hash_secret(secret: &str) -> String {
-    sha256_hex(secret)
 }
 
 /// Splits `scim_<id>_<secret>` (ids are hex, secrets base64url and may contain `_`).
@@ -238,140 +49,6 @@ pub fn parse_token(token: &str) -> Option<(&str, &str)> {
         return None;
     }
     Some((id, secret))
-}
-
-/// A tenant id: letters, digits, '-' and '_', 1 to 64 characters.
-pub fn valid_tenant_id(t: &str) -> bool {
-    !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// Creates a tenant record (and its entry in the tenant registry, in the same transaction).
-/// `Ok(false)` when it already exists.
-pub async fn create_tenant(layout: &Layout, tenant_id: &str, name: &str) -> Result<bool> {
-    if !valid_tenant_id(tenant_id) {
-        return Err(ScimError::invalid_value("tenant ids use letters, digits, '-' and '_' (at most 64)"));
-    }
-    let rec = json!({"id": tenant_id, "name": name, "created": crate::time::now(), "status": "active"});
-    let writes = vec![
-        Write::Put { item: Item::new(conf_pk(tenant_id), TENANT_SK, rec.to_string(), 1), cond: Cond::Absent },
-        Write::Put {
-            item: Item::new(REGISTRY_PK, format!("TENANT#{tenant_id}"), json!({"id": tenant_id}).to_string(), 1),
-            cond: Cond::Always,
-        },
-    ];
-    match layout.table.write(writes).await {
-        Ok(()) => Ok(true),
-        Err(StoreError::Conflict { .. }) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Every tenant record.
-pub async fn list_tenants(layout: &Layout) -> Result<Vec<Value>> {
-    let ids = layout.list_records(REGISTRY_PK, "TENANT#", 10_000).await?;
-    let mut out = Vec::new();
-    for id in ids.iter().filter_map(|v| v["id"].as_str()) {
-        if let Some(t) = get_tenant(layout, id).await? {
-            out.push(t);
-        }
-    }
-    Ok(out)
-}
-
-/// A tenant record, when it exists.
-pub async fn get_tenant(layout: &Layout, tenant_id: &str) -> Result<Option<Value>> {
-    Ok(layout.get_record(&conf_pk(tenant_id), TENANT_SK).await?.map(|(v, _)| v))
-}
-
-/// A tenant record; 404 when there is none.
-pub async fn require_tenant(layout: &Layout, tenant_id: &str) -> Result<Value> {
-    get_tenant(layout, tenant_id).await?.ok_or_else(|| ScimError::NotFound(format!("no tenant '{tenant_id}'")))
-}
-
-/// A new key: the token (show once) and its id.
-pub struct NewKey {
-    pub key_id: String,
-    pub token: String,
-}
-
-/// Creates an API key for a tenant and role; the token is returned once and stored only hashed.
-pub async fn create_key(layout: &Layout, tenant_id: &str, role: &str, expires_at: Option<i64>) -> Result<NewKey> {
-    let tenant = require_tenant(layout, tenant_id).await?;
-    if resolve_role(role, &tenant["custom_roles"]).is_none() {
-        return Err(ScimError::invalid_value(format!(
-            "unknown role '{role}' (admin, provisioner, reader, or a custom role of the tenant)"
-        )));
-    }
-    let key_id = hex(&random_bytes(8));
-    let secret = b64(&random_bytes(32));
-    let rec = json!({
-        "key_id": key_id, "tenant": tenant_id, "role": role, "hash": hash_secret(&secret),
-        "created": crate::time::now(), "expires_at": expires_at, "revoked": false,
-    });
-    // the key record, and a reference under the tenant so its keys can be listed
-    let writes = vec![
-        Write::Put { item: Item::new(key_pk(&key_id), KEY_SK, rec.to_string(), 1), cond: Cond::Absent },
-        Write::Put {
-            item: Item::new(conf_pk(tenant_id), format!("{KEYREF}{key_id}"), json!({"key_id": key_id}).to_string(), 1),
-            cond: Cond::Absent,
-        },
-    ];
-    layout.table.write(writes).await?;
-    Ok(NewKey { token: format!("scim_{key_id}_{secret}"), key_id })
-}
-
-/// A key record without its hash, for listings.
-fn public_view(mut rec: Value) -> Value {
-    if let Some(o) = rec.as_object_mut() {
-        o.remove("hash");
-    }
-    rec
-}
-
-/// The keys of a tenant (id, role, created, expiry, revoked, last use), never their hashes.
-pub async fn list_keys(layout: &Layout, tenant_id: &str) -> Result<Vec<Value>> {
-    let refs = layout.list_records(&conf_pk(tenant_id), KEYREF, 10_000).await?;
-    let mut out = Vec::new();
-    for id in refs.iter().filter_map(|v| v["key_id"].as_str()) {
-        if let Some((rec, _)) = layout.get_record(&key_pk(id), KEY_SK).await? {
-            let mut view = public_view(rec);
-            if let Some((stamp, _)) = layout.get_record(&key_use_pk(id), KEY_USE_SK).await? {
-                view["last_used_at"] = stamp["last_used_at"].clone();
-                view["last_used_unix"] = stamp["last_used_unix"].clone();
-            }
-            out.push(view);
-        }
-    }
-    Ok(out)
-}
-
-/// Revokes a key: it stops working at once locally, and in AWS when the authorizer cache
-/// (its TTL) expires. Idempotent.
-pub async fn revoke_key(layout: &Layout, key_id: &str) -> Result<Value> {
-    for _ in 0..3 {
-        let (mut rec, version) =
-            layout.get_record(&key_pk(key_id), KEY_SK).await?.ok_or_else(|| ScimError::NotFound(format!("no key '{key_id}'")))?;
-        if rec["revoked"] == json!(true) {
-            return Ok(public_view(rec));
-        }
-        rec["revoked"] = json!(true);
-        rec["revoked_at"] = json!(crate::time::now());
-        match layout.put_record(&key_pk(key_id), KEY_SK, &rec, version + 1, Cond::Version(version)).await {
-            Ok(()) => return Ok(public_view(rec)),
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ScimError::Unavailable { detail: "the key is being changed concurrently; retry".into(), retry_after: 1 })
-}
-
-/// Rotation step one: a new key with the same tenant and role. Both keys work until the old one
-/// is revoked (step two), so the IdP can be switched over without downtime.
-pub async fn rotate_key(layout: &Layout, key_id: &str) -> Result<NewKey> {
-    let (rec, _) = layout.get_record(&key_pk(key_id), KEY_SK).await?.ok_or_else(|| ScimError::NotFound(format!("no key '{key_id}'")))?;
-    let tenant = rec["tenant"].as_str().ok_or_else(|| ScimError::Internal("key without tenant".into()))?;
-    let role = rec["role"].as_str().unwrap_or("reader");
-    create_key(layout, tenant, role, rec["expires_at"].as_i64()).await
 }
 
 /// How often a key's last use is stamped, at most (seconds): authentication does not write on
@@ -451,7 +128,7 @@ async fn authenticate_key(
     let (key_id, secret) = parse_token(token).ok_or_else(|| deny("malformed key"))?;
     let (item, prefetched) = read_key_and_tenant(layout, key_id).await?;
     let item = item.ok_or_else(|| deny("unknown key id"))?;
-    let key_view = KEY_VIEWS.view(key_id, item.doc.as_deref().ok_or_else(|| deny("unknown key id"))?, KeyView::parse)?;
+    let key_view = KEY_VIEWS.view(key_id, item.doc.as_deref().ok_or_else(|| deny("unknown key id"))?)?;
     let key = &key_view.1;
     // from here a refusal concerns a real key of a known tenant
     *refused_key = key.tenant.clone().map(|t| (t, key_id.to_string()));
@@ -477,9 +154,9 @@ async fn authenticate_key(
     let Some(text) = tenant_item.as_ref().and_then(|i| i.doc.as_deref()) else {
         return Err(missing_tenant(layout, tenant_id, deny).await);
     };
-    let tenant_view = TENANT_VIEWS.view(tenant_id, text, TenantView::parse)?;
+    let tenant_view = TENANT_VIEWS.view(tenant_id, text)?;
     let tenant = &tenant_view.1;
-    if !tenant.active {
+    if !tenant.is_active() {
         return Err(ScimError::Forbidden("this tenant is suspended".into()));
     }
     if !tenant.ip_allowlist.is_empty() && !source_ip.is_some_and(|ip| ip_allowed(&tenant.ip_allowlist, ip)) {
@@ -495,7 +172,7 @@ async fn authenticate_key(
         rate_limit: tenant.rate_limit,
         roles_policy: tenant.roles_policy.clone(),
         // a custom role deleted after the key was made leaves the key with no permission at all
-        permissions: resolve_role(&key.role, &tenant.custom_roles).unwrap_or_default(),
+        permissions: tenant.permissions_of(&key.role).unwrap_or_default(),
         deactivation: tenant.deactivation,
         external_id_policy: tenant.external_id_policy,
         unknown_extensions: tenant.unknown_extensions,
@@ -544,10 +221,9 @@ async fn missing_tenant(layout: &Layout, tenant_id: &str, deny: impl Fn(&'static
 async fn stamp_last_use(layout: &Layout, key_id: &str, stamp: Option<&Item>, now: i64) {
     // the time is also a number of the item (read on every request without parsing its text)
     let last = stamp.and_then(|i| {
-        i.nums
-            .get("last_used_unix")
-            .copied()
-            .or_else(|| i.doc.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok()).and_then(|v| v["last_used_unix"].as_i64()))
+        i.nums.get("last_used_unix").copied().or_else(|| {
+            i.doc.as_deref().and_then(|d| serde_json::from_str::<crate::tenancy::KeyUse>(d).ok()).and_then(|u| u.last_used_unix)
+        })
     });
     if last.is_some_and(|t| now - t <= LAST_USE_EVERY) {
         return;
@@ -584,15 +260,18 @@ impl<T> Views<T> {
         self.map.get()?.lock().ok()?.get(id).cloned()
     }
 
-    fn view(&self, id: &str, text: &str, parse: fn(&Value) -> T) -> Result<Arc<(String, T)>> {
+    fn view(&self, id: &str, text: &str) -> Result<Arc<(String, T)>>
+    where
+        T: serde::de::DeserializeOwned,
+    {
         let map = self.map.get_or_init(Default::default);
         if let Ok(m) = map.lock()
             && let Some(v) = m.get(id).filter(|v| v.0 == text)
         {
             return Ok(v.clone());
         }
-        let rec: Value = serde_json::from_str(text).map_err(|e| StoreError::caused(format!("corrupt record of '{id}'"), e))?;
-        let view = Arc::new((text.to_string(), parse(&rec)));
+        let rec: T = serde_json::from_str(text).map_err(|e| StoreError::caused(format!("corrupt record of '{id}'"), e))?;
+        let view = Arc::new((text.to_string(), rec));
         if let Ok(mut m) = map.lock() {
             if m.len() >= VIEWS_KEPT {
                 m.clear();
@@ -603,141 +282,8 @@ impl<T> Views<T> {
     }
 }
 
-static KEY_VIEWS: Views<KeyView> = Views::new();
-static TENANT_VIEWS: Views<TenantView> = Views::new();
-
-/// What authentication reads from a key record.
-struct KeyView {
-    hash: String,
-    revoked: bool,
-    expires_at: Option<i64>,
-    /// The key's tenant, when it names a valid one.
-    tenant: Option<String>,
-    role: String,
-}
-
-impl KeyView {
-    fn parse(rec: &Value) -> KeyView {
-        KeyView {
-            hash: rec["hash"].as_str().unwrap_or_default().to_string(),
-            revoked: rec["revoked"].as_bool().unwrap_or(true),
-            expires_at: rec["expires_at"].as_i64(),
-            tenant: rec["tenant"].as_str().filter(|t| valid_tenant_id(t)).map(str::to_string),
-            role: rec["role"].as_str().unwrap_or("reader").to_string(),
-        }
-    }
-}
-
-/// What authentication reads from a tenant record.
-struct TenantView {
-    active: bool,
-    ip_allowlist: Vec<String>,
-    rate_limit: Option<u32>,
-    roles_policy: Option<RolesPolicy>,
-    custom_roles: Value,
-    deactivation: Deactivation,
-    external_id_policy: ExternalIdPolicy,
-    unknown_extensions: UnknownExtensions,
-    schemas_version: u64,
-}
-
-impl TenantView {
-    fn parse(t: &Value) -> TenantView {
-        TenantView {
-            active: t["status"].as_str().unwrap_or("active") == "active",
-            ip_allowlist: t["ip_allowlist"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-                .unwrap_or_default(),
-            rate_limit: t["rate_limit_per_sec"].as_u64().filter(|n| *n > 0).map(|n| n.min(u32::MAX as u64) as u32),
-            roles_policy: serde_json::from_value::<RolesPolicy>(t["roles_policy"].clone()).ok(),
-            custom_roles: t["custom_roles"].clone(),
-            deactivation: t["deactivation"].as_str().and_then(Deactivation::parse).unwrap_or_default(),
-            external_id_policy: t["external_id_policy"].as_str().and_then(ExternalIdPolicy::parse).unwrap_or_default(),
-            unknown_extensions: t["unknown_extensions"].as_str().and_then(UnknownExtensions::parse).unwrap_or_default(),
-            schemas_version: t["schemas_version"].as_u64().unwrap_or(0),
-        }
-    }
-}
-
-/// Read-modify-write of a tenant record (conditional on its version, retried on a race). Keys
-/// read it at authentication, so a change applies to the next request.
-async fn modify_tenant(layout: &Layout, tenant_id: &str, change: impl Fn(&mut Value)) -> Result<Value> {
-    for _ in 0..3 {
-        let (mut rec, version) = layout
-            .get_record(&conf_pk(tenant_id), TENANT_SK)
-            .await?
-            .ok_or_else(|| ScimError::NotFound(format!("no tenant '{tenant_id}'")))?;
-        change(&mut rec);
-        match layout.put_record(&conf_pk(tenant_id), TENANT_SK, &rec, version + 1, Cond::Version(version)).await {
-            Ok(()) => return Ok(rec),
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ScimError::Unavailable { detail: "the tenant is being changed concurrently; retry".into(), retry_after: 1 })
-}
-
-/// Invalidates every portal link of a tenant made so far (links carry the tenant's link
-/// epoch; this moves it on). Returns the new epoch.
-pub async fn revoke_portal_links(layout: &Layout, tenant_id: &str) -> Result<u64> {
-    let rec = modify_tenant(layout, tenant_id, |rec| {
-        rec["portal_epoch"] = json!(rec["portal_epoch"].as_u64().unwrap_or(0) + 1);
-    })
-    .await?;
-    Ok(rec["portal_epoch"].as_u64().unwrap_or(0))
-}
-
-/// Sets (or, with `None`, removes) a tenant's role policy.
-pub async fn set_roles_policy(layout: &Layout, tenant_id: &str, policy: Option<&RolesPolicy>) -> Result<Value> {
-    if let Some(p) = policy {
-        p.validate()?;
-    }
-    modify_tenant(layout, tenant_id, |rec| {
-        rec["roles_policy"] = serde_json::to_value(policy).unwrap_or(Value::Null);
-    })
-    .await
-}
-
-/// Creates or replaces a tenant's custom role; `None` deletes it. Built-in names are reserved.
-pub async fn set_custom_role(layout: &Layout, tenant_id: &str, name: &str, permissions: Option<&[Permission]>) -> Result<Value> {
-    if role_permissions(name).is_some() {
-        return Err(ScimError::invalid_value(format!("'{name}' is a built-in role")));
-    }
-    if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-        return Err(ScimError::invalid_value("role names use letters, digits, '-' and '_'"));
-    }
-    let rec = modify_tenant(layout, tenant_id, |rec| {
-        if !rec["custom_roles"].is_object() {
-            rec["custom_roles"] = json!({});
-        }
-        if let Some(roles) = rec["custom_roles"].as_object_mut() {
-            match permissions {
-                Some(p) => {
-                    roles.insert(name.to_string(), json!(p.iter().map(|p| p.as_str()).collect::<Vec<_>>()));
-                }
-                None => {
-                    roles.remove(name);
-                }
-            }
-        }
-    })
-    .await?;
-    Ok(rec["custom_roles"].clone())
-}
-
-/// Parses `a.b.c.d/n`, `x::y/n` or a bare address.
-pub fn parse_cidr(cidr: &str) -> Option<(IpAddr, u8)> {
-    let (addr, bits) = match cidr.trim().split_once('/') {
-        Some((a, b)) => (a.parse::<IpAddr>().ok()?, b.parse::<u8>().ok()?),
-        None => {
-            let a = cidr.trim().parse::<IpAddr>().ok()?;
-            (a, if a.is_ipv4() { 32 } else { 128 })
-        }
-    };
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    (bits <= max).then_some((addr, bits))
-}
+static KEY_VIEWS: Views<KeyRecord> = Views::new();
+static TENANT_VIEWS: Views<TenantRecord> = Views::new();
 
 /// Whether `ip` is inside any of the CIDRs (IPv4-mapped IPv6 addresses count as IPv4).
 pub fn ip_allowed(cidrs: &[String], ip: IpAddr) -> bool {
@@ -758,76 +304,12 @@ pub fn ip_allowed(cidrs: &[String], ip: IpAddr) -> bool {
     })
 }
 
-/// A change to a tenant's settings; `None` leaves a setting as it is.
-#[derive(Debug, Clone, Default)]
-pub struct TenantChange {
-    /// `active` or `suspended` (every key of the tenant gets 403).
-    pub status: Option<String>,
-    /// CIDRs the IdP calls from; empty = any address.
-    pub ip_allowlist: Option<Vec<String>>,
-    /// Requests per second for the whole tenant; 0 = no limit.
-    pub rate_limit: Option<u32>,
-    pub deactivation: Option<Deactivation>,
-    pub external_id_policy: Option<ExternalIdPolicy>,
-    pub unknown_extensions: Option<UnknownExtensions>,
-}
-
-/// Changes a tenant's settings (validated first: nothing is written when one is invalid).
-pub async fn update_tenant(layout: &Layout, tenant_id: &str, change: &TenantChange) -> Result<Value> {
-    if let Some(list) = &change.ip_allowlist
-        && let Some(bad) = list.iter().find(|c| parse_cidr(c).is_none())
-    {
-        return Err(ScimError::invalid_value(format!("'{bad}' is not a CIDR (e.g. 203.0.113.0/24)")));
-    }
-    if change.status.as_deref().is_some_and(|s| s != "active" && s != "suspended") {
-        return Err(ScimError::invalid_value("status is 'active' or 'suspended'"));
-    }
-    modify_tenant(layout, tenant_id, |rec| {
-        if let Some(s) = &change.status {
-            rec["status"] = json!(s);
-        }
-        if let Some(l) = &change.ip_allowlist {
-            rec["ip_allowlist"] = json!(l);
-        }
-        if let Some(r) = change.rate_limit {
-            rec["rate_limit_per_sec"] = if r == 0 { Value::Null } else { json!(r) };
-        }
-        if let Some(d) = change.deactivation {
-            rec["deactivation"] = json!(d.as_str());
-        }
-        if let Some(p) = change.external_id_policy {
-            rec["external_id_policy"] = json!(p.as_str());
-        }
-        if let Some(p) = change.unknown_extensions {
-            rec["unknown_extensions"] = json!(p.as_str());
-        }
-    })
-    .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::embedded::EmbeddedTable;
+    use crate::tenancy::*;
     use std::sync::Arc;
-
-    #[test]
-    fn group_rule_grants_workspace_roles() {
-        let p = RolesPolicy {
-            default_role: "member".into(),
-            user_roles: vec!["member".into(), "admin".into(), "owner".into()],
-            group_rule: Some("ws-{workspace}-role-{role}".into()),
-            group_roles: vec!["admin".into(), "manager".into(), "member".into()],
-        };
-        p.validate().unwrap();
-        assert_eq!(p.grant_of("ws-acme-role-admin"), Some(("acme".into(), "admin".into())));
-        assert_eq!(p.grant_of("ws-my-team-role-Manager"), Some(("my-team".into(), "manager".into())));
-        assert_eq!(p.grant_of("ws-acme-role-owner"), None, "not a group role");
-        assert_eq!(p.grant_of("Engineering"), None);
-        assert_eq!(p.grant_of("ws--role-admin"), None);
-        let bad = RolesPolicy { default_role: "root".into(), ..p.clone() };
-        assert!(bad.validate().is_err());
-    }
 
     #[tokio::test]
     async fn keys_authenticate_and_are_stored_hashed() {

@@ -4,12 +4,13 @@
 //! and never fails: every error becomes a SCIM Error body.
 
 use crate::activity;
-use crate::auth::{self, Permission, Principal};
+use crate::auth::{self, Principal};
 use crate::declarations;
 use crate::discovery::{self, MAX_PAYLOAD};
 use crate::error::{Result, ScimError};
 use crate::list_query::ListQuery;
 use crate::projection::Projection;
+use crate::roles::Permission;
 use crate::service::{Ctx, Service, Written, etag};
 use crate::settings;
 use crate::store::Table;
@@ -297,7 +298,7 @@ impl App {
     /// serves its own routes and answers 404 for anything else).
     pub async fn handle(&self, principal: &Principal, req: &Request, base_url: &str, only: Option<&[Route]>) -> Response {
         let matched = match_route(&req.method, &req.path);
-        let undeclared = crate::resource::Undeclared::new(principal.unknown_extensions == crate::auth::UnknownExtensions::Reject);
+        let undeclared = crate::resource::Undeclared::new(principal.unknown_extensions == crate::tenancy::UnknownExtensions::Reject);
         let outcome = match &matched {
             Ok(m) => self.dispatch(principal, req, base_url, only, m, &undeclared).await,
             Err(e) => Err(e.clone()),

@@ -24,11 +24,13 @@ pub mod path;
 pub mod portal;
 pub mod projection;
 pub mod resource;
+pub mod roles;
 pub mod schema;
 pub mod service;
 pub mod settings;
 pub mod setup_link;
 pub mod store;
+pub mod tenancy;
 pub mod time;
 pub mod trace;
 

@@ -6,11 +6,11 @@
 //! the address bar and sends it in an `Authorization: Portal <token>` header. Cross-site requests cannot set that header without a CORS preflight, which is never granted
 //! (no cookie is ever used): the API is safe against CSRF by construction; framing is refused.
 
-use crate::auth;
 use crate::edge::Response;
 use crate::error::{Result, ScimError};
 use crate::setup_link::{root_path, verify};
 use crate::store::layout::{Kind, Layout};
+use crate::tenancy;
 use serde_json::{Value, json};
 
 const HTML: &str = include_str!("../portal/index.html");
@@ -114,10 +114,10 @@ async fn api(layout: &Layout, req: &PortalRequest<'_>, path: &str, id: Option<&s
     let tenant = session.tenant.as_str();
     match (req.method, path) {
         ("GET", "/session") => {
-            let rec = auth::require_tenant(layout, tenant).await?;
+            let rec = tenancy::require_tenant(layout, tenant).await?;
             Ok(json_response(
                 200,
-                &json!({"tenant": tenant, "name": rec["name"], "tenantUrl": scim_base_url, "expires": session.expires,
+                &json!({"tenant": tenant, "name": rec.name, "tenantUrl": scim_base_url, "expires": session.expires,
                     "expiresAt": crate::time::format_unix_millis(session.expires * 1000)}),
             ))
         }
@@ -125,18 +125,18 @@ async fn api(layout: &Layout, req: &PortalRequest<'_>, path: &str, id: Option<&s
         ("POST", "/keys") => {
             let days =
                 serde_json::from_slice::<Value>(req.body).ok().and_then(|b| b["expiresInDays"].as_i64()).filter(|d| (1..=3650).contains(d));
-            let k = auth::create_key(layout, tenant, "provisioner", days.map(|d| crate::time::unix_now() + d * 86_400)).await?;
+            let k = tenancy::create_key(layout, tenant, "provisioner", days.map(|d| crate::time::unix_now() + d * 86_400)).await?;
             note(layout, tenant, "POST", "/portal/api/keys", Some(&k.key_id), 201).await;
             Ok(json_response(201, &json!({"id": k.key_id, "token": k.token, "role": "provisioner"})))
         }
         ("DELETE", p) => {
             let id = id.unwrap_or_default();
             // only a key of this tenant: another tenant's key id is as unknown as a made-up one
-            let mine = auth::list_keys(layout, tenant).await?.iter().any(|k| k["key_id"] == id);
+            let mine = tenancy::list_keys(layout, tenant).await?.iter().any(|k| k["key_id"] == id);
             if !mine {
                 return Err(ScimError::NotFound(format!("no key '{id}'")));
             }
-            auth::revoke_key(layout, id).await?;
+            tenancy::revoke_key(layout, id).await?;
             note(layout, tenant, "DELETE", &format!("/portal/api{p}"), Some(id), 204).await;
             Ok(Response { status: 204, headers: Vec::new(), body: Vec::new() })
         }
@@ -147,7 +147,7 @@ async fn api(layout: &Layout, req: &PortalRequest<'_>, path: &str, id: Option<&s
 
 /// The tenant's keys for the page: id, role, created, last used, expiry, revoked.
 async fn keys(layout: &Layout, tenant: &str) -> Result<Vec<Value>> {
-    Ok(auth::list_keys(layout, tenant)
+    Ok(tenancy::list_keys(layout, tenant)
         .await?
         .into_iter()
         .map(|k| {

@@ -1,7 +1,6 @@
 //! SCIM operations over the store: validation, uniqueness, optimistic locking, membership,
 //! deprovisioning and list planning. Store-agnostic: the layout decides which items are touched.
 
-use crate::auth::{ExternalIdPolicy, Permission};
 use crate::error::{Result, ScimError};
 use crate::extensions::TenantSchemas;
 use crate::filter::{self, Expr, Lookup, Operand};
@@ -11,8 +10,10 @@ use crate::patch::{self, PatchOp};
 use crate::path::AttrPath;
 use crate::projection::Projection;
 use crate::resource;
+use crate::roles::Permission;
 use crate::schema::{ResourceType, URN_LIST, group_type, user_type};
 use crate::store::layout::{Claims, Kind, Layout, MemberDelta, Stored, WriteConflict};
+use crate::tenancy::ExternalIdPolicy;
 use hmac::{Hmac, Mac};
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
@@ -34,13 +35,13 @@ pub struct Ctx<'a> {
     pub tenant: &'a str,
     pub base_url: &'a str,
     /// The tenant's role policy (from the authorizer), when it has one.
-    pub roles: Option<&'a crate::auth::RolesPolicy>,
+    pub roles: Option<&'a crate::roles::RolesPolicy>,
     /// The tenant's deactivation policy (from the authorizer).
-    pub deactivation: crate::auth::Deactivation,
+    pub deactivation: crate::tenancy::Deactivation,
     /// What the caller's key may do (from the authorizer).
     pub permissions: &'a [Permission],
     /// The tenant's externalId policy (from the authorizer).
-    pub external_id_policy: crate::auth::ExternalIdPolicy,
+    pub external_id_policy: crate::tenancy::ExternalIdPolicy,
     /// The tenant's resource types: the built-in ones and its declared extensions.
     pub types: &'a TenantSchemas,
     /// Where extension URNs the tenant does not declare are refused or noted.
@@ -132,7 +133,7 @@ fn same_values(a: &Value, b: &Value) -> bool {
 
 /// Applies a tenant's role policy to a user document: `roles` values outside the tenant's user
 /// roles fall back to the default role, and a user sent without roles gets the default.
-fn apply_roles_policy(doc: &mut Map<String, Value>, policy: Option<&crate::auth::RolesPolicy>) {
+fn apply_roles_policy(doc: &mut Map<String, Value>, policy: Option<&crate::roles::RolesPolicy>) {
     let Some(p) = policy else { return };
     let canonical = |v: &str| p.user_roles.iter().find(|r| r.eq_ignore_ascii_case(v)).cloned().unwrap_or_else(|| p.default_role.clone());
     let mut roles: Vec<Value> = Vec::new();
@@ -152,7 +153,7 @@ fn apply_roles_policy(doc: &mut Map<String, Value>, policy: Option<&crate::auth:
 
 /// The access extension of a rendered user: organisation roles from `roles`, workspace roles
 /// from groups matching the rule (the strongest per workspace, in the order of the rule's roles).
-fn effective_roles(doc: &mut Map<String, Value>, policy: Option<&crate::auth::RolesPolicy>) {
+fn effective_roles(doc: &mut Map<String, Value>, policy: Option<&crate::roles::RolesPolicy>) {
     let Some(p) = policy else { return };
     let mut out: Vec<Value> = Vec::new();
     if doc.get("active") != Some(&Value::Bool(false)) {
@@ -314,7 +315,7 @@ fn is_inactive(doc: &Map<String, Value>) -> bool {
 /// Whether writing this user document must remove it from its groups: it is inactive and the
 /// tenant's policy removes the memberships of inactive users.
 fn deprovisions(ctx: Ctx<'_>, doc: &Map<String, Value>) -> bool {
-    is_inactive(doc) && ctx.deactivation == crate::auth::Deactivation::RemoveMemberships
+    is_inactive(doc) && ctx.deactivation == crate::tenancy::Deactivation::RemoveMemberships
 }
 
 /// Whether a rendered resource was just written, and how.

@@ -7,10 +7,11 @@
 //!
 //! Bodies are plain JSON objects in SCIM's camelCase; a PATCH sets only the members it names.
 
-use crate::auth::{self, Deactivation, ExternalIdPolicy, RolesPolicy, TenantChange, UnknownExtensions};
 use crate::error::{Result, ScimError, ScimType};
+use crate::roles::RolesPolicy;
 use crate::setup_link;
 use crate::store::layout::Layout;
+use crate::tenancy::{self, Deactivation, ExternalIdPolicy, TenantChange, TenantRecord, UnknownExtensions};
 use serde_json::{Value, json};
 
 /// The `schemas` value of a settings body.
@@ -33,23 +34,22 @@ const READ_ONLY: [(&str, &str); 5] = [
 
 /// `GET /Settings`.
 pub async fn view(layout: &Layout, tenant_id: &str, base_url: &str) -> Result<Value> {
-    Ok(render(&auth::require_tenant(layout, tenant_id).await?, base_url))
+    Ok(render(&tenancy::require_tenant(layout, tenant_id).await?, base_url))
 }
 
-fn render(t: &Value, base_url: &str) -> Value {
-    let mappings = serde_json::from_value::<RolesPolicy>(t["roles_policy"].clone()).ok();
+fn render(t: &TenantRecord, base_url: &str) -> Value {
     json!({
         "schemas": [URN_SETTINGS],
-        "tenant": t["id"],
-        "name": t["name"],
-        "status": t["status"].as_str().unwrap_or("active"),
-        "ipAllowlist": t["ip_allowlist"].as_array().cloned().unwrap_or_default(),
-        "deactivation": t["deactivation"].as_str().and_then(Deactivation::parse).unwrap_or_default().as_str(),
-        "externalIdPolicy": t["external_id_policy"].as_str().and_then(ExternalIdPolicy::parse).unwrap_or_default().as_str(),
-        "unknownExtensions": t["unknown_extensions"].as_str().and_then(UnknownExtensions::parse).unwrap_or_default().as_str(),
-        "rateLimitPerSecond": t["rate_limit_per_sec"],
-        "roleMappings": mappings.as_ref().map(mappings_json),
-        "customRoles": if t["custom_roles"].is_object() { t["custom_roles"].clone() } else { json!({}) },
+        "tenant": t.id,
+        "name": t.name,
+        "status": t.status,
+        "ipAllowlist": t.ip_allowlist,
+        "deactivation": t.deactivation.as_str(),
+        "externalIdPolicy": t.external_id_policy.as_str(),
+        "unknownExtensions": t.unknown_extensions.as_str(),
+        "rateLimitPerSecond": t.rate_limit,
+        "roleMappings": t.roles_policy.as_ref().map(mappings_json),
+        "customRoles": t.custom_roles,
         "meta": {"resourceType": "TenantSettings", "location": format!("{base_url}/Settings")},
     })
 }
@@ -57,7 +57,7 @@ fn render(t: &Value, base_url: &str) -> Value {
 /// `PATCH /Settings`: validates the whole body first, then changes the tenant in one write.
 pub async fn patch(layout: &Layout, tenant_id: &str, base_url: &str, body: &Value) -> Result<Value> {
     let change = change_of(body)?;
-    Ok(render(&auth::update_tenant(layout, tenant_id, &change).await?, base_url))
+    Ok(render(&tenancy::update_tenant(layout, tenant_id, &change).await?, base_url))
 }
 
 /// The change a PATCH body asks for. Attribute names are case-insensitive, as in SCIM.
@@ -121,9 +121,10 @@ fn mappings_json(p: &RolesPolicy) -> Value {
 
 /// `GET /Settings/RoleMappings`; 404 when the tenant has none.
 pub async fn role_mappings(layout: &Layout, tenant_id: &str) -> Result<Value> {
-    let t = auth::require_tenant(layout, tenant_id).await?;
-    let p = serde_json::from_value::<RolesPolicy>(t["roles_policy"].clone())
-        .map_err(|_| ScimError::NotFound("this tenant has no role mappings (PUT /Settings/RoleMappings sets them)".into()))?;
+    let t = tenancy::require_tenant(layout, tenant_id).await?;
+    let p = t
+        .roles_policy
+        .ok_or_else(|| ScimError::NotFound("this tenant has no role mappings (PUT /Settings/RoleMappings sets them)".into()))?;
     Ok(mappings_body(&p))
 }
 
@@ -136,13 +137,13 @@ fn mappings_body(p: &RolesPolicy) -> Value {
 /// `PUT /Settings/RoleMappings`: the whole policy, validated before anything is written.
 pub async fn replace_role_mappings(layout: &Layout, tenant_id: &str, body: &Value) -> Result<Value> {
     let p = mappings_of(body)?;
-    auth::set_roles_policy(layout, tenant_id, Some(&p)).await?;
+    tenancy::set_roles_policy(layout, tenant_id, Some(&p)).await?;
     Ok(mappings_body(&p))
 }
 
 /// `DELETE /Settings/RoleMappings`: users keep the `roles` they hold; nothing is mapped any more.
 pub async fn delete_role_mappings(layout: &Layout, tenant_id: &str) -> Result<()> {
-    auth::set_roles_policy(layout, tenant_id, None).await.map(|_| ())
+    tenancy::set_roles_policy(layout, tenant_id, None).await.map(|_| ())
 }
 
 /// A role policy from a `RoleMappings` body.
@@ -204,7 +205,7 @@ pub async fn create_portal_link(layout: &Layout, tenant_id: &str, base_url: &str
 
 /// `DELETE /Settings/PortalLinks`: every setup link of the tenant made so far stops working.
 pub async fn revoke_portal_links(layout: &Layout, tenant_id: &str) -> Result<()> {
-    auth::revoke_portal_links(layout, tenant_id).await.map(|_| ())
+    tenancy::revoke_portal_links(layout, tenant_id).await.map(|_| ())
 }
 
 #[cfg(test)]

@@ -7,10 +7,10 @@
 //! the deployment's sealing key. Revoking a tenant's links moves its epoch on, which every
 //! earlier link names.
 
-use crate::auth;
 use crate::crypto::{b64, b64_decode, random_bytes};
 use crate::error::{Result, ScimError};
 use crate::store::layout::Layout;
+use crate::tenancy;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -44,10 +44,9 @@ pub async fn make_link(layout: &Layout, tenant: &str, hours: i64) -> Result<(Str
     if !(1..=MAX_LINK_HOURS).contains(&hours) {
         return Err(ScimError::invalid_value(format!("a link lasts 1 to {MAX_LINK_HOURS} hours")));
     }
-    let rec = auth::require_tenant(layout, tenant).await?;
+    let rec = tenancy::require_tenant(layout, tenant).await?;
     let expires = crate::time::unix_now() + hours * 3600;
-    let payload =
-        json!({"t": tenant, "e": rec["portal_epoch"].as_u64().unwrap_or(0), "x": expires, "n": b64(&random_bytes(8))}).to_string();
+    let payload = json!({"t": tenant, "e": rec.portal_epoch, "x": expires, "n": b64(&random_bytes(8))}).to_string();
     let mut mac = Hmac::<Sha256>::new_from_slice(&link_key(layout).await?).map_err(|e| ScimError::Internal(e.to_string()))?;
     mac.update(payload.as_bytes());
     let tag = mac.finalize().into_bytes();
@@ -89,11 +88,11 @@ pub async fn verify(layout: &Layout, token: &str) -> Result<Session> {
     if expires <= crate::time::unix_now() {
         return Err(invalid("expired"));
     }
-    let rec = auth::get_tenant(layout, tenant).await?.ok_or_else(|| invalid("no such tenant"))?;
-    if rec["portal_epoch"].as_u64().unwrap_or(0) != epoch {
+    let rec = tenancy::get_tenant(layout, tenant).await?.ok_or_else(|| invalid("no such tenant"))?;
+    if rec.portal_epoch != epoch {
         return Err(invalid("revoked"));
     }
-    if rec["status"].as_str().unwrap_or("active") != "active" {
+    if !rec.is_active() {
         return Err(ScimError::Forbidden("this tenant is suspended".into()));
     }
     Ok(Session { tenant: tenant.to_string(), expires })

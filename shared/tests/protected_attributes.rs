@@ -9,9 +9,11 @@
 //! did); with it, the result equals the admin's.
 
 use proptest::prelude::*;
-use scim_core::auth::{ALL_PERMISSIONS, Deactivation, Permission, Principal, RolesPolicy};
+use scim_core::auth::Principal;
 use scim_core::edge::{App, Request};
+use scim_core::roles::{ALL_PERMISSIONS, Permission, RolesPolicy};
 use scim_core::store::embedded::EmbeddedTable;
+use scim_core::tenancy::Deactivation;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 

@@ -5,10 +5,11 @@
 //! row of the expectations file — otherwise it would be an AccessDenied in AWS.
 
 use super::*;
-use scim_core::auth::{self, Principal};
+use scim_core::auth::Principal;
 use scim_core::edge::{App, ROUTES, Request, routes_of};
 use scim_core::store::embedded::EmbeddedTable;
 use scim_core::store::{Index, Item, Query, StoreError, Table, Write};
+use scim_core::tenancy;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
@@ -225,11 +226,11 @@ fn failing_request_of(function: &str) -> Request {
 async fn seeded(table: &Arc<Recording>) -> (App, Principal, BTreeMap<&'static str, String>) {
     let app = App::new(table.clone());
     scim_core::migrate::upgrade(app.layout(), &mut |_| {}).await.unwrap();
-    auth::create_tenant(app.layout(), "t", "T").await.unwrap();
+    tenancy::create_tenant(app.layout(), "t", "T").await.unwrap();
     // a declared extension with a unique attribute: its declarations are read, its claims written
     let decl = json!({"attributes": [{"name": "badge", "type": "integer", "uniqueness": "server"}, {"name": "cc", "type": "string"}]});
     scim_core::declarations::put(app.layout(), "t", EXT, &decl).await.unwrap();
-    let key = auth::create_key(app.layout(), "t", "admin", None).await.unwrap();
+    let key = tenancy::create_key(app.layout(), "t", "admin", None).await.unwrap();
     let mut p = app.authenticate(Some(&format!("Bearer {}", key.token)), None).await.unwrap();
     p.rate_limit = Some(1000); // so every route counts its request
     let mut ids = BTreeMap::new();
@@ -293,9 +294,9 @@ async fn the_authorizer_needs_no_more_than_its_role() {
     let table = Arc::new(Recording { inner: EmbeddedTable::in_memory(), calls: Mutex::new(None) });
     let app = App::new(table.clone());
     scim_core::migrate::upgrade(app.layout(), &mut |_| {}).await.unwrap();
-    auth::create_tenant(app.layout(), "t", "T").await.unwrap();
-    let key = auth::create_key(app.layout(), "t", "admin", None).await.unwrap();
-    let other = auth::create_key(app.layout(), "t", "reader", None).await.unwrap();
+    tenancy::create_tenant(app.layout(), "t", "T").await.unwrap();
+    let key = tenancy::create_key(app.layout(), "t", "admin", None).await.unwrap();
+    let other = tenancy::create_key(app.layout(), "t", "reader", None).await.unwrap();
     table.start();
     // first use (two reads and the stamp), warm use (one batched read), a wrong secret, then a
     // key whose tenant record is gone (the layout marker decides between 401 and 503)
@@ -330,7 +331,7 @@ async fn the_portal_needs_no_more_than_its_role() {
     let table = Arc::new(Recording { inner: EmbeddedTable::in_memory(), calls: Mutex::new(None) });
     let (app, _, _) = seeded(&table).await;
     let (token, _) = scim_core::setup_link::make_link(app.layout(), "t", 1).await.unwrap();
-    let old = auth::create_key(app.layout(), "t", "provisioner", None).await.unwrap();
+    let old = tenancy::create_key(app.layout(), "t", "provisioner", None).await.unwrap();
     let app = App::new(table.clone());
     table.start();
     let call = |method: &'static str, path: String, token: String| {

@@ -15,7 +15,7 @@ fn events_dir() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_function_answers_its_sample_event() {
     let app = App::new(Arc::new(EmbeddedTable::in_memory()));
-    scim_core::auth::create_tenant(app.layout(), "local", "local").await.unwrap();
+    scim_core::tenancy::create_tenant(app.layout(), "local", "local").await.unwrap();
     let functions: BTreeSet<&str> = ROUTES.iter().map(|r| r.function).collect();
     for f in functions {
         let path = events_dir().join(format!("{f}.json"));
@@ -56,8 +56,8 @@ async fn no_authorizer_context_means_401_never_a_default_tenant() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authorizer_allows_exactly_the_roles_routes() {
     let app = App::new(Arc::new(EmbeddedTable::in_memory()));
-    scim_core::auth::create_tenant(app.layout(), "acme", "Acme").await.unwrap();
-    let reader = scim_core::auth::create_key(app.layout(), "acme", "reader", None).await.unwrap();
+    scim_core::tenancy::create_tenant(app.layout(), "acme", "Acme").await.unwrap();
+    let reader = scim_core::tenancy::create_key(app.layout(), "acme", "reader", None).await.unwrap();
     let mut event: Value = serde_json::from_str(&std::fs::read_to_string(events_dir().join("authorizer.json")).unwrap()).unwrap();
     let arn = event["methodArn"].as_str().unwrap().to_string();
     let (api_stage, _) = arn.split_once("/GET").or_else(|| arn.split_once("/POST")).unwrap_or((&arn, ""));
@@ -71,8 +71,8 @@ async fn authorizer_allows_exactly_the_roles_routes() {
     assert!(resources.iter().all(|r| !r.contains("/DELETE/") && !r.contains("/PATCH/")), "a reader gets no write routes: {resources:?}");
     assert!(resources.iter().all(|r| r.starts_with(api_stage.split('/').next().unwrap())));
     // an address outside the tenant's allowlist gets an explicit Deny (API Gateway: 403)
-    let allow = scim_core::auth::TenantChange { ip_allowlist: Some(vec!["10.0.0.0/8".into()]), ..Default::default() };
-    scim_core::auth::update_tenant(app.layout(), "acme", &allow).await.unwrap();
+    let allow = scim_core::tenancy::TenantChange { ip_allowlist: Some(vec!["10.0.0.0/8".into()]), ..Default::default() };
+    scim_core::tenancy::update_tenant(app.layout(), "acme", &allow).await.unwrap();
     let denied = scim_functions::authorizer::authorize(&app, &event).await.unwrap();
     assert_eq!(denied["policyDocument"]["Statement"][0]["Effect"], "Deny");
     event["requestContext"]["identity"]["sourceIp"] = json!("10.1.2.3");
@@ -88,7 +88,7 @@ async fn authorizer_allows_exactly_the_roles_routes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lower_case_method_is_405_in_lambda_too() {
     let app = App::new(Arc::new(EmbeddedTable::in_memory()));
-    scim_core::auth::create_tenant(app.layout(), "local", "local").await.unwrap();
+    scim_core::tenancy::create_tenant(app.layout(), "local", "local").await.unwrap();
     let mut v: Value = serde_json::from_str(&std::fs::read_to_string(events_dir().join("users-create.json")).unwrap()).unwrap();
     v["httpMethod"] = json!("post");
     v["requestContext"]["httpMethod"] = json!("post");

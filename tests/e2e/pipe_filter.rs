@@ -7,10 +7,11 @@
 //! values), and matched by a small evaluator of the operators the filter may use.
 
 use super::*;
-use scim_core::auth::{self, Principal};
+use scim_core::auth::Principal;
 use scim_core::edge::{App, Request};
 use scim_core::store::embedded::EmbeddedTable;
 use scim_core::store::{Item, Query, StoreError, Table, Write};
+use scim_core::tenancy;
 use std::sync::{Arc, Mutex};
 
 /// A table that keeps (old image, new image) of every item each write changes.
@@ -194,8 +195,8 @@ async fn the_pipe_forwards_every_change_that_means_an_event_and_nothing_else() {
     let table = Arc::new(Streaming { inner: EmbeddedTable::in_memory(), changes: Mutex::new(Vec::new()) });
     let app = App::new(table.clone());
     scim_core::migrate::upgrade(app.layout(), &mut |_| {}).await.unwrap();
-    auth::create_tenant(app.layout(), "t", "T").await.unwrap();
-    let key = auth::create_key(app.layout(), "t", "admin", None).await.unwrap();
+    tenancy::create_tenant(app.layout(), "t", "T").await.unwrap();
+    let key = tenancy::create_key(app.layout(), "t", "admin", None).await.unwrap();
     let mut p = app.authenticate(Some(&format!("Bearer {}", key.token)), None).await.unwrap();
     p.rate_limit = Some(1000); // the rate counter is written too
     run(&app, &p).await;

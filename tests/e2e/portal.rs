@@ -150,18 +150,18 @@ both_stores!(portal_api_refuses_what_a_link_does_not_allow, |srv| {
     assert_eq!(root.get("/portal/api/session").await.status, 401);
     assert_eq!(root.send("GET", "/portal/api/session", None, &[("authorization", &format!("Bearer {}", srv.token))]).await.status, 401);
     srv.tenant_key("other", "admin").await;
-    let other = scim_core::auth::list_keys(srv.app.layout(), "other").await.unwrap();
+    let other = scim_core::tenancy::list_keys(srv.app.layout(), "other").await.unwrap();
     let other_id = other[0]["key_id"].as_str().unwrap();
     let r = root.send("DELETE", &format!("/portal/api/keys/{other_id}"), None, &[("authorization", &format!("Portal {token}"))]).await;
     assert_eq!(r.status, 404, "another tenant's key is unknown here");
     // revoking the tenant's links ends every link made so far
-    scim_core::auth::revoke_portal_links(srv.app.layout(), "local").await.unwrap();
+    scim_core::tenancy::revoke_portal_links(srv.app.layout(), "local").await.unwrap();
     assert_eq!(get(token).await.status, 401);
     let (fresh, _) = scim_core::setup_link::make_link(srv.app.layout(), "local", 1).await.unwrap();
     assert_eq!(get(fresh.clone()).await.status, 200);
     // a suspended tenant's link is refused with 403, naming nothing
-    let suspend = scim_core::auth::TenantChange { status: Some("suspended".into()), ..Default::default() };
-    scim_core::auth::update_tenant(srv.app.layout(), "local", &suspend).await.unwrap();
+    let suspend = scim_core::tenancy::TenantChange { status: Some("suspended".into()), ..Default::default() };
+    scim_core::tenancy::update_tenant(srv.app.layout(), "local", &suspend).await.unwrap();
     assert_eq!(get(fresh).await.status, 403);
 });
 
@@ -233,8 +233,8 @@ both_stores!(the_activity_log_records_failures_and_changes_not_successful_reads,
     assert!(find("/Nowhere", 404).is_some(), "an unmatched path is logged");
     assert!(!scim_core::json_text(&serde_json::Value::Array(log.clone())).contains(secret), "no body, no password");
     // a refused known key: logged in its tenant with the reason; the client learns only 401
-    let k = scim_core::auth::create_key(srv.app.layout(), "local", "provisioner", None).await.unwrap();
-    scim_core::auth::revoke_key(srv.app.layout(), &k.key_id).await.unwrap();
+    let k = scim_core::tenancy::create_key(srv.app.layout(), "local", "provisioner", None).await.unwrap();
+    scim_core::tenancy::revoke_key(srv.app.layout(), &k.key_id).await.unwrap();
     let r = scim_tests::Client::new(&srv.base, &k.token).send("GET", "/Users", None, &ua).await;
     assert_eq!(r.status, 401);
     assert!(!r.raw.contains("revoked"), "the client is not told why: {}", r.raw);

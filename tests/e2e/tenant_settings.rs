@@ -1,7 +1,7 @@
 //! Tenant settings enforced at the edge: IP allowlist and suspension (403), request limit (429).
 
 use super::*;
-use scim_core::auth::{TenantChange, update_tenant};
+use scim_core::tenancy::{TenantChange, update_tenant};
 
 fn allow(cidrs: &[&str]) -> TenantChange {
     TenantChange { ip_allowlist: Some(cidrs.iter().map(|c| c.to_string()).collect()), ..Default::default() }
@@ -86,12 +86,13 @@ both_stores!(every_mutation_attempt_is_audited_without_secrets, |srv| {
     let all = serde_json::to_string(&entries).unwrap();
     assert!(!all.contains(&srv.token) && !all.contains("Secret-Pa55"), "no secrets in the audit log");
     // the key's last use is recorded (sampled, not on every request)
-    let keys = scim_core::auth::list_keys(srv.app.layout(), "local").await.unwrap();
+    let keys = scim_core::tenancy::list_keys(srv.app.layout(), "local").await.unwrap();
     assert!(keys[0]["last_used_at"].is_string());
 });
 
 both_stores!(role_policy_defaults_falls_back_and_maps_groups, |srv| {
-    use scim_core::auth::{RolesPolicy, set_roles_policy};
+    use scim_core::roles::RolesPolicy;
+    use scim_core::tenancy::set_roles_policy;
     const ACCESS: &str = "urn:scim-serverless:schemas:extension:access:1.0:User";
     // without a policy users carry no roles and no access extension
     let plain = srv.client.post("/Users", &user("plain@example.com")).await;
@@ -140,7 +141,8 @@ both_stores!(role_policy_defaults_falls_back_and_maps_groups, |srv| {
 });
 
 both_stores!(custom_roles_and_the_roles_edit_permission, |srv| {
-    use scim_core::auth::{Permission, create_key, set_custom_role};
+    use scim_core::roles::Permission;
+    use scim_core::tenancy::{create_key, set_custom_role};
     srv.tenant_key("custom", "reader").await; // makes the tenant
     set_custom_role(srv.app.layout(), "custom", "syncer", Some(&[Permission::ScimRead, Permission::ScimWrite])).await.unwrap();
     let k = create_key(srv.app.layout(), "custom", "syncer", None).await.unwrap();
@@ -184,7 +186,8 @@ both_stores!(custom_roles_and_the_roles_edit_permission, |srv| {
 });
 
 both_stores!(settings_over_http_need_their_permissions, |srv| {
-    use scim_core::auth::{Permission, create_key, set_custom_role};
+    use scim_core::roles::Permission;
+    use scim_core::tenancy::{create_key, set_custom_role};
     let admin = &srv.client;
     let s = admin.get("/Settings").await;
     assert_eq!(s.status, 200, "{}", s.raw);

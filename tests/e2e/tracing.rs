@@ -46,7 +46,7 @@ async fn sampled_requests_show_their_dynamodb_calls_in_xray() {
     };
     let app = App::new(Arc::new(DynamoTable::connect(&cfg).unwrap()));
     scim_core::migrate::upgrade(app.layout(), &mut |_| {}).await.unwrap();
-    scim_core::auth::create_tenant(app.layout(), "local", "local").await.unwrap();
+    scim_core::tenancy::create_tenant(app.layout(), "local", "local").await.unwrap();
     assert!(received(&daemon).is_empty(), "calls outside a request's trace are not recorded");
 
     assert_eq!(invoke(&app, true).await, 200);

@@ -104,7 +104,7 @@ both_stores!(lifecycle, |srv| {
 });
 
 both_stores!(external_id_policies, |srv| {
-    use scim_core::auth::{ExternalIdPolicy, TenantChange, update_tenant};
+    use scim_core::tenancy::{ExternalIdPolicy, TenantChange, update_tenant};
     let policy = |p| TenantChange { external_id_policy: Some(p), ..Default::default() };
     let with_ext = |name: &str, ext: &str| {
         let mut u = user(name);

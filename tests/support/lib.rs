@@ -8,12 +8,12 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use scim_core::auth;
 use scim_core::edge::App;
 use scim_core::store::Table;
 use scim_core::store::dynamo::{DynamoConfig, DynamoTable};
 use scim_core::store::embedded::EmbeddedTable;
 use scim_core::store::metered::Metered;
+use scim_core::tenancy;
 use serde_json::Value;
 use std::net::TcpListener as StdListener;
 use std::process::{Command, Stdio};
@@ -100,8 +100,8 @@ impl Server {
 
     /// A key for another tenant (created if needed) with a role.
     pub async fn tenant_key(&self, tenant: &str, role: &str) -> Client {
-        auth::create_tenant(self.app.layout(), tenant, tenant).await.expect("tenant");
-        let k = auth::create_key(self.app.layout(), tenant, role, None).await.expect("key");
+        tenancy::create_tenant(self.app.layout(), tenant, tenant).await.expect("tenant");
+        let k = tenancy::create_key(self.app.layout(), tenant, role, None).await.expect("key");
         Client::new(&self.base, &k.token)
     }
 }

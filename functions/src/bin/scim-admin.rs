@@ -1,12 +1,13 @@
 //! `scim-admin`: tenants and API keys, against the embedded store or DynamoDB.
 
 use clap::{Parser, Subcommand};
-use scim_core::auth;
 use scim_core::migrate;
+use scim_core::roles;
 use scim_core::store::Table;
 use scim_core::store::dynamo::{DynamoConfig, DynamoTable};
 use scim_core::store::embedded::EmbeddedTable;
 use scim_core::store::layout::{LAYOUT_VERSION, Layout, REGISTRY_PK};
+use scim_core::tenancy;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -257,7 +258,7 @@ enum KeyCmd {
     Rotate { key_id: String },
 }
 
-fn print(json_out: bool, v: &Value, text: String) {
+fn print(json_out: bool, v: &impl serde::Serialize, text: String) {
     if json_out {
         println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
     } else {
@@ -320,24 +321,21 @@ fn rows(lines: Vec<String>, empty: String) -> String {
 async fn tenant(layout: &Layout, j: bool, cmd: TenantCmd) -> Outcome {
     match cmd {
         TenantCmd::Create { id, name } => {
-            let made = auth::create_tenant(layout, &id, name.as_deref().unwrap_or(&id)).await?;
+            let made = tenancy::create_tenant(layout, &id, name.as_deref().unwrap_or(&id)).await?;
             if !made {
                 return Err(format!("tenant '{id}' already exists").into());
             }
             print(j, &json!({"tenant": id, "created": true}), format!("tenant '{id}' created; next: scim-admin key create --tenant {id}"));
         }
         TenantCmd::List => {
-            let ts = auth::list_tenants(layout).await?;
-            let text = ts.iter().map(|t| {
-                let field = |k: &str| t[k].as_str().unwrap_or("").to_string();
-                format!("{}\t{}\t{}", field("id"), field("name"), field("created"))
-            });
+            let ts = tenancy::list_tenants(layout).await?;
+            let text = ts.iter().map(|t| format!("{}\t{}\t{}", t.id, t.name, t.created));
             let text = rows(text.collect(), "no tenants".into());
-            print(j, &Value::Array(ts), text);
+            print(j, &ts, text);
         }
         TenantCmd::Show { id } => {
-            let t = auth::get_tenant(layout, &id).await?.ok_or(format!("no tenant '{id}'"))?;
-            let keys = auth::list_keys(layout, &id).await?;
+            let t = tenancy::get_tenant(layout, &id).await?.ok_or(format!("no tenant '{id}'"))?;
+            let keys = tenancy::list_keys(layout, &id).await?;
             let text = format!("{}\nkeys: {}", serde_json::to_string_pretty(&t).unwrap_or_default(), keys.len());
             print(j, &json!({"tenant": t, "keys": keys}), text);
         }
@@ -347,30 +345,38 @@ async fn tenant(layout: &Layout, j: bool, cmd: TenantCmd) -> Outcome {
             };
             let policy = match clear {
                 true => None,
-                false => Some(auth::RolesPolicy {
+                false => Some(roles::RolesPolicy {
                     default_role: default_role.ok_or("--default-role is required (or --clear)")?,
                     user_roles: split(user_roles),
                     group_rule,
                     group_roles: split(group_roles),
                 }),
             };
-            let rec = auth::set_roles_policy(layout, &id, policy.as_ref()).await?;
-            print(j, &rec, format!("tenant '{id}' role policy: {}", serde_json::to_string(&rec["roles_policy"]).unwrap_or_default()));
+            let rec = tenancy::set_roles_policy(layout, &id, policy.as_ref()).await?;
+            print(j, &rec, format!("tenant '{id}' role policy: {}", serde_json::to_string(&rec.roles_policy).unwrap_or_default()));
         }
         TenantCmd::Update { id, status, ip_allowlist, rate_limit, deactivation, external_id_policy, unknown_extensions } => {
-            let change = auth::TenantChange {
+            let change = tenancy::TenantChange {
                 status,
                 ip_allowlist: ip_allowlist.map(|l| l.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_string).collect()),
                 rate_limit,
-                deactivation: parsed(deactivation, auth::Deactivation::parse, "--deactivation is remove-memberships or keep-memberships")?,
+                deactivation: parsed(
+                    deactivation,
+                    tenancy::Deactivation::parse,
+                    "--deactivation is remove-memberships or keep-memberships",
+                )?,
                 external_id_policy: parsed(
                     external_id_policy,
-                    auth::ExternalIdPolicy::parse,
+                    tenancy::ExternalIdPolicy::parse,
                     "--external-id-policy is none, unique or relink",
                 )?,
-                unknown_extensions: parsed(unknown_extensions, auth::UnknownExtensions::parse, "--unknown-extensions is ignore or reject")?,
+                unknown_extensions: parsed(
+                    unknown_extensions,
+                    tenancy::UnknownExtensions::parse,
+                    "--unknown-extensions is ignore or reject",
+                )?,
             };
-            let rec = auth::update_tenant(layout, &id, &change).await?;
+            let rec = tenancy::update_tenant(layout, &id, &change).await?;
             print(j, &rec, format!("tenant '{id}' updated:\n{}", serde_json::to_string_pretty(&rec).unwrap_or_default()));
         }
     }
@@ -396,7 +402,7 @@ async fn portal(layout: &Layout, j: bool, cmd: PortalCmd) -> Outcome {
             print(j, &json!({"tenant": tenant, "url": url, "expires": until}), format!("{url}\n(valid until {until}; send it privately)"));
         }
         PortalCmd::Revoke { tenant } => {
-            auth::revoke_portal_links(layout, &tenant).await?;
+            tenancy::revoke_portal_links(layout, &tenant).await?;
             let text = format!("every setup link of tenant '{tenant}' made so far stops working");
             print(j, &json!({"tenant": tenant, "revoked": true}), text);
         }
@@ -409,25 +415,23 @@ async fn role(layout: &Layout, j: bool, cmd: RoleCmd) -> Outcome {
         RoleCmd::Create { tenant, name, permissions } => {
             let mut perms = Vec::new();
             for p in permissions.split(',').filter(|p| !p.trim().is_empty()) {
-                perms.push(auth::Permission::parse(p).ok_or(format!("unknown permission '{p}'"))?);
+                perms.push(roles::Permission::parse(p).ok_or(format!("unknown permission '{p}'"))?);
             }
-            let roles = auth::set_custom_role(layout, &tenant, &name, Some(&perms)).await?;
+            let roles = tenancy::set_custom_role(layout, &tenant, &name, Some(&perms)).await?;
             print(j, &roles, format!("role '{name}' saved for tenant '{tenant}'"));
         }
         RoleCmd::Delete { tenant, name } => {
-            let roles = auth::set_custom_role(layout, &tenant, &name, None).await?;
+            let roles = tenancy::set_custom_role(layout, &tenant, &name, None).await?;
             print(j, &roles, format!("role '{name}' deleted from tenant '{tenant}'"));
         }
         RoleCmd::List { tenant } => {
-            let t = auth::get_tenant(layout, &tenant).await?.ok_or(format!("no tenant '{tenant}'"))?;
+            let t = tenancy::get_tenant(layout, &tenant).await?.ok_or(format!("no tenant '{tenant}'"))?;
             let mut all = serde_json::Map::new();
             for r in ["admin", "provisioner", "reader"] {
-                let perms = auth::role_permissions(r).unwrap_or(&[]).iter().map(|p| p.as_str()).collect::<Vec<_>>();
+                let perms = roles::role_permissions(r).unwrap_or(&[]).iter().map(|p| p.as_str()).collect::<Vec<_>>();
                 all.insert(r.to_string(), json!(perms));
             }
-            if let Some(custom) = t["custom_roles"].as_object() {
-                all.extend(custom.iter().map(|(k, v)| (k.clone(), v.clone())));
-            }
+            all.extend(t.custom_roles.iter().map(|(k, v)| (k.clone(), json!(v))));
             let names =
                 |v: &Value| v.as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(",")).unwrap_or_default();
             let text = all.iter().map(|(k, v)| format!("{k}\t{}", names(v))).collect::<Vec<_>>().join("\n");
@@ -454,7 +458,7 @@ async fn key(layout: &Layout, j: bool, cmd: KeyCmd) -> Outcome {
     match cmd {
         KeyCmd::Create { tenant, role, expires_in_days } => {
             let expires = expires_in_days.map(|d| scim_core::time::unix_now() + d * 86_400);
-            let k = auth::create_key(layout, &tenant, &role, expires).await?;
+            let k = tenancy::create_key(layout, &tenant, &role, expires).await?;
             print(
                 j,
                 &json!({"key_id": k.key_id, "token": k.token, "tenant": tenant, "role": role}),
@@ -462,7 +466,7 @@ async fn key(layout: &Layout, j: bool, cmd: KeyCmd) -> Outcome {
             );
         }
         KeyCmd::List { tenant } => {
-            let keys = auth::list_keys(layout, &tenant).await?;
+            let keys = tenancy::list_keys(layout, &tenant).await?;
             let text = keys.iter().map(|k| {
                 let field = |f: &str| k[f].as_str().unwrap_or("").to_string();
                 let state = if k["revoked"] == json!(true) { "revoked" } else { "active" };
@@ -472,11 +476,11 @@ async fn key(layout: &Layout, j: bool, cmd: KeyCmd) -> Outcome {
             print(j, &Value::Array(keys), text);
         }
         KeyCmd::Revoke { key_id } => {
-            let rec = auth::revoke_key(layout, &key_id).await?;
+            let rec = tenancy::revoke_key(layout, &key_id).await?;
             print(j, &rec, format!("key {key_id} revoked (in AWS it stops working when the authorizer cache TTL expires)"));
         }
         KeyCmd::Rotate { key_id } => {
-            let k = auth::rotate_key(layout, &key_id).await?;
+            let k = tenancy::rotate_key(layout, &key_id).await?;
             print(
                 j,
                 &json!({"key_id": k.key_id, "token": k.token, "replaces": key_id}),
@@ -548,7 +552,7 @@ async fn schema(layout: &Layout, json_out: bool, cmd: SchemaCmd) -> Outcome {
         SchemaCmd::Put { tenant, urn, file } => {
             let text = if file.as_os_str() == "-" { std::io::read_to_string(std::io::stdin())? } else { std::fs::read_to_string(&file)? };
             let body: Value = serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", file.display()))?;
-            auth::require_tenant(layout, &tenant).await?;
+            tenancy::require_tenant(layout, &tenant).await?;
             let (decl, is_new) = declarations::put(layout, &tenant, &urn, &body).await?;
             let n = decl["attributes"].as_array().map(Vec::len).unwrap_or(0);
             print(

@@ -1006,6 +1006,49 @@ impl Layout {
         Ok(v.map(|v| (v, item.version)))
     }
 
+    /// The typed records of a partition whose sort key starts with `prefix` (one Query); items
+    /// that do not parse as `T` are skipped.
+    pub async fn list_typed<T: serde::de::DeserializeOwned>(&self, pk: &str, prefix: &str, limit: usize) -> Result<Vec<T>, StoreError> {
+        let items = self.table.query(&Query::prefix(pk, prefix, None, limit)).await?;
+        Ok(items.iter().filter_map(|i| i.doc.as_deref().and_then(|d| serde_json::from_str(d).ok())).collect())
+    }
+
+    /// A typed record and its version.
+    pub async fn read_record<T: serde::de::DeserializeOwned>(&self, pk: &str, sk: &str) -> Result<Option<(T, u64)>, StoreError> {
+        let Some(item) = self.table.get(pk, sk).await? else {
+            return Ok(None);
+        };
+        let text = item.doc.as_deref().ok_or_else(|| StoreError::other(format!("record {pk} has no document")))?;
+        let rec = serde_json::from_str(text).map_err(|e| StoreError::caused(format!("corrupt record {pk}"), e))?;
+        Ok(Some((rec, item.version)))
+    }
+
+    /// Read-modify-write of one typed record, conditional on the version read and retried when
+    /// another writer came first (three attempts, then a `Conflict`). `change` returns whether
+    /// there is anything to write. `None` when there is no such record.
+    pub async fn modify_record<T: serde::Serialize + serde::de::DeserializeOwned>(
+        &self,
+        pk: &str,
+        sk: &str,
+        mut change: impl FnMut(&mut T) -> bool,
+    ) -> Result<Option<T>, StoreError> {
+        for _ in 0..3 {
+            let Some((mut rec, version)) = self.read_record::<T>(pk, sk).await? else {
+                return Ok(None);
+            };
+            if !change(&mut rec) {
+                return Ok(Some(rec));
+            }
+            let text = serde_json::to_string(&rec).map_err(|e| StoreError::caused(format!("record {pk} cannot be written"), e))?;
+            match self.table.write(vec![Write::Put { item: Item::new(pk, sk, text, version + 1), cond: Cond::Version(version) }]).await {
+                Ok(()) => return Ok(Some(rec)),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Conflict { index: 0 })
+    }
+
     /// Writes a JSON record under a condition.
     pub async fn put_record(&self, pk: &str, sk: &str, v: &Value, version: u64, cond: Cond) -> Result<(), StoreError> {
         self.table.write(vec![Write::Put { item: Item::new(pk, sk, crate::json_text(v), version), cond }]).await

@@ -1,0 +1,535 @@
+//! Tenants and their API keys as records: the typed tenant record (status, allowlist, rate limit,
+//! policies, custom roles, link epoch, declarations version) and key record (tenant, role, the
+//! secret's hash, expiry, revocation), how they are created, listed, changed and revoked. Unknown
+//! members of a stored record are kept as they are; a member of an unexpected shape (written by
+//! an older version or by hand) reads as its default rather than locking the tenant out.
+//! Authentication (`auth`) reads these records; it writes none of them.
+
+use crate::crypto::{b64, hex, random_bytes, sha256_hex};
+use crate::error::{Result, ScimError};
+use crate::roles::{Permission, RolesPolicy, resolve_role, role_permissions};
+use crate::store::layout::{KEY_SK, KEY_USE_SK, KEYREF, Layout, REGISTRY_PK, TENANT_SK, conf_pk, key_pk, key_use_pk};
+use crate::store::{Cond, Item, StoreError, Write};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// A tenant's externalId policy. RFC 7643 §3.1: "the server does not enforce uniqueness" —
+/// the default; the other two serve IdPs that rely on it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExternalIdPolicy {
+    /// Any number of users (or groups) may hold one externalId; `externalId eq` returns each.
+    #[default]
+    None,
+    /// One holder per externalId (per collection): another gets `409 uniqueness`.
+    Unique,
+    /// Users: a `POST /Users` whose externalId exactly one user holds updates and reactivates
+    /// that user and answers 201 with its id (Okta re-assigns a user whose userName changed
+    /// with a new POST). Groups behave as under `none`.
+    Relink,
+}
+
+impl ExternalIdPolicy {
+    /// The policy's name in settings, the CLI and the authorizer context.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExternalIdPolicy::None => "none",
+            ExternalIdPolicy::Unique => "unique",
+            ExternalIdPolicy::Relink => "relink",
+        }
+    }
+
+    /// A policy from its name.
+    pub fn parse(name: &str) -> Option<ExternalIdPolicy> {
+        [ExternalIdPolicy::None, ExternalIdPolicy::Unique, ExternalIdPolicy::Relink]
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(name.trim()))
+    }
+}
+
+/// What a create, replace or PATCH does with an extension URN the tenant has not declared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UnknownExtensions {
+    /// Dropped; the audit entry names the URNs so an IT admin can see why data is missing.
+    #[default]
+    Ignore,
+    /// `400 invalidValue` naming the URN.
+    Reject,
+}
+
+impl UnknownExtensions {
+    /// The policy's name in settings, the CLI and the authorizer context.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnknownExtensions::Ignore => "ignore",
+            UnknownExtensions::Reject => "reject",
+        }
+    }
+
+    /// A policy from its name.
+    pub fn parse(name: &str) -> Option<UnknownExtensions> {
+        [UnknownExtensions::Ignore, UnknownExtensions::Reject].into_iter().find(|p| p.as_str().eq_ignore_ascii_case(name.trim()))
+    }
+}
+
+/// A tenant's deactivation policy: what `active: false` does to a user's group memberships.
+/// Either way a deactivated user has no effective roles and the host application gets
+/// `user.deactivated`; deleting a user always removes its memberships.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Deactivation {
+    /// Deprovision: the user leaves every group (and an inactive user cannot be added to one).
+    /// Reactivation restores nothing; the IdP re-adds the memberships it still wants.
+    #[default]
+    RemoveMemberships,
+    /// Suspend: memberships stay, so reactivation gives back the same access at once.
+    KeepMemberships,
+}
+
+impl Deactivation {
+    /// The policy's name in settings, the CLI and the authorizer context.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Deactivation::RemoveMemberships => "remove-memberships",
+            Deactivation::KeepMemberships => "keep-memberships",
+        }
+    }
+
+    /// A policy from its name.
+    pub fn parse(name: &str) -> Option<Deactivation> {
+        [Deactivation::RemoveMemberships, Deactivation::KeepMemberships].into_iter().find(|d| d.as_str().eq_ignore_ascii_case(name.trim()))
+    }
+}
+
+/// A tenant setting stored by its name (the three policies above).
+trait Named: Sized + Default + Copy {
+    fn name(self) -> &'static str;
+    fn from_name(name: &str) -> Option<Self>;
+}
+
+macro_rules! named {
+    ($($t:ty),*) => {$(
+        impl Named for $t {
+            fn name(self) -> &'static str {
+                self.as_str()
+            }
+            fn from_name(name: &str) -> Option<Self> {
+                <$t>::parse(name)
+            }
+        }
+    )*};
+}
+named!(ExternalIdPolicy, UnknownExtensions, Deactivation);
+
+fn by_name<T: Named, S: Serializer>(v: &T, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(v.name())
+}
+
+/// A setting from its name; absent, null or unknown is the default.
+fn from_name<'de, T: Named, D: Deserializer<'de>>(d: D) -> std::result::Result<T, D::Error> {
+    Ok(Option::<Value>::deserialize(d)?.and_then(|v| v.as_str().and_then(T::from_name)).unwrap_or_default())
+}
+
+/// A member of any other shape: absent, null or unreadable is the default.
+fn lenient<'de, T: serde::de::DeserializeOwned + Default, D: Deserializer<'de>>(d: D) -> std::result::Result<T, D::Error> {
+    Ok(Option::<Value>::deserialize(d)?.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default())
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+fn active() -> String {
+    "active".into()
+}
+
+/// A tenant's record (`CONF#<tenant>` / `TENANT`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TenantRecord {
+    pub id: String,
+    #[serde(default, deserialize_with = "lenient")]
+    pub name: String,
+    #[serde(default, deserialize_with = "lenient")]
+    pub created: String,
+    /// `active` or `suspended` (every key of the tenant gets 403).
+    #[serde(default = "active", deserialize_with = "lenient_status")]
+    pub status: String,
+    /// CIDRs the IdP calls from; empty = any address.
+    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Vec::is_empty")]
+    pub ip_allowlist: Vec<String>,
+    /// Requests per second for the whole tenant; `None` = no limit.
+    #[serde(default, rename = "rate_limit_per_sec", deserialize_with = "lenient_limit", skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<u32>,
+    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    pub roles_policy: Option<RolesPolicy>,
+    /// The tenant's own roles: name → permission names.
+    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom_roles: BTreeMap<String, Vec<String>>,
+    #[serde(default, deserialize_with = "from_name", serialize_with = "by_name", skip_serializing_if = "is_default")]
+    pub deactivation: Deactivation,
+    #[serde(default, deserialize_with = "from_name", serialize_with = "by_name", skip_serializing_if = "is_default")]
+    pub external_id_policy: ExternalIdPolicy,
+    #[serde(default, deserialize_with = "from_name", serialize_with = "by_name", skip_serializing_if = "is_default")]
+    pub unknown_extensions: UnknownExtensions,
+    /// Setup links carry it; moving it on revokes every link made so far.
+    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "is_default")]
+    pub portal_epoch: u64,
+    /// The version of the tenant's schema declarations (0: none).
+    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "is_default")]
+    pub schemas_version: u64,
+    /// Members this version does not know, kept as they are.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+fn lenient_status<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    Ok(Option::<Value>::deserialize(d)?.and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(active))
+}
+
+/// A positive limit, capped at `u32::MAX`; 0, null or anything else is no limit.
+fn lenient_limit<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<u32>, D::Error> {
+    let n = Option::<Value>::deserialize(d)?.and_then(|v| v.as_u64()).filter(|n| *n > 0);
+    Ok(n.map(|n| n.min(u64::from(u32::MAX)) as u32))
+}
+
+impl TenantRecord {
+    /// Whether the tenant's keys may be used.
+    pub fn is_active(&self) -> bool {
+        self.status == "active"
+    }
+
+    /// What a key of this tenant with `role` may do (`None`: the role does not exist).
+    pub fn permissions_of(&self, role: &str) -> Option<Vec<Permission>> {
+        resolve_role(role, &self.custom_roles)
+    }
+}
+
+/// An API key's record (`KEY#<id>` / `KEY`). The secret is stored only as its SHA-256.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub key_id: String,
+    /// The key's tenant (`None` when the record names no valid one).
+    #[serde(default, deserialize_with = "lenient_tenant")]
+    pub tenant: Option<String>,
+    #[serde(default = "reader", deserialize_with = "lenient_role")]
+    pub role: String,
+    #[serde(default, deserialize_with = "lenient")]
+    pub hash: String,
+    #[serde(default, deserialize_with = "lenient")]
+    pub created: String,
+    #[serde(default, deserialize_with = "lenient")]
+    pub expires_at: Option<i64>,
+    /// A record without the member reads as revoked.
+    #[serde(default = "revoked_unless_said", deserialize_with = "lenient_revoked")]
+    pub revoked: bool,
+    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+fn reader() -> String {
+    "reader".into()
+}
+
+fn revoked_unless_said() -> bool {
+    true
+}
+
+fn lenient_tenant<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
+    Ok(Option::<Value>::deserialize(d)?.and_then(|v| v.as_str().filter(|t| valid_tenant_id(t)).map(str::to_string)))
+}
+
+fn lenient_role<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    Ok(Option::<Value>::deserialize(d)?.and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(reader))
+}
+
+fn lenient_revoked<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<bool, D::Error> {
+    Ok(Option::<Value>::deserialize(d)?.and_then(|v| v.as_bool()).unwrap_or(true))
+}
+
+/// When a key was last used (`KEYUSE#<id>`), stamped by authentication.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeyUse {
+    #[serde(default, deserialize_with = "lenient")]
+    pub last_used_unix: Option<i64>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub last_used_at: Option<String>,
+}
+
+pub(crate) fn hash_secret(secret: &str) -> String {
+    sha256_hex(secret)
+}
+
+/// A tenant id: letters, digits, '-' and '_', 1 to 64 characters.
+pub fn valid_tenant_id(t: &str) -> bool {
+    !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Creates a tenant record (and its entry in the tenant registry, in the same transaction).
+/// `Ok(false)` when it already exists.
+pub async fn create_tenant(layout: &Layout, tenant_id: &str, name: &str) -> Result<bool> {
+    if !valid_tenant_id(tenant_id) {
+        return Err(ScimError::invalid_value("tenant ids use letters, digits, '-' and '_' (at most 64)"));
+    }
+    let rec = TenantRecord { id: tenant_id.into(), name: name.into(), created: crate::time::now(), status: active(), ..Default::default() };
+    let writes = vec![
+        Write::Put { item: Item::new(conf_pk(tenant_id), TENANT_SK, crate::json_text(&rec), 1), cond: Cond::Absent },
+        Write::Put {
+            item: Item::new(REGISTRY_PK, format!("TENANT#{tenant_id}"), json!({"id": tenant_id}).to_string(), 1),
+            cond: Cond::Always,
+        },
+    ];
+    match layout.table.write(writes).await {
+        Ok(()) => Ok(true),
+        Err(StoreError::Conflict { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A tenant's entry in the registry (`TENANTS` / `TENANT#<id>`).
+#[derive(Deserialize)]
+struct TenantRef {
+    id: String,
+}
+
+/// A key's reference under its tenant (`CONF#<tenant>` / `KEYREF#<id>`).
+#[derive(Deserialize)]
+struct KeyRef {
+    key_id: String,
+}
+
+/// Every tenant record.
+pub async fn list_tenants(layout: &Layout) -> Result<Vec<TenantRecord>> {
+    let ids = layout.list_typed::<TenantRef>(REGISTRY_PK, "TENANT#", 10_000).await?;
+    let mut out = Vec::new();
+    for TenantRef { id } in ids {
+        if let Some(t) = get_tenant(layout, &id).await? {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
+/// A tenant record, when it exists.
+pub async fn get_tenant(layout: &Layout, tenant_id: &str) -> Result<Option<TenantRecord>> {
+    Ok(layout.read_record::<TenantRecord>(&conf_pk(tenant_id), TENANT_SK).await?.map(|(t, _)| t))
+}
+
+/// A tenant record; 404 when there is none.
+pub async fn require_tenant(layout: &Layout, tenant_id: &str) -> Result<TenantRecord> {
+    get_tenant(layout, tenant_id).await?.ok_or_else(|| ScimError::NotFound(format!("no tenant '{tenant_id}'")))
+}
+
+/// A new key: the token (show once) and its id.
+pub struct NewKey {
+    pub key_id: String,
+    pub token: String,
+}
+
+/// Creates an API key for a tenant and role; the token is returned once and stored only hashed.
+pub async fn create_key(layout: &Layout, tenant_id: &str, role: &str, expires_at: Option<i64>) -> Result<NewKey> {
+    let tenant = require_tenant(layout, tenant_id).await?;
+    if tenant.permissions_of(role).is_none() {
+        return Err(ScimError::invalid_value(format!(
+            "unknown role '{role}' (admin, provisioner, reader, or a custom role of the tenant)"
+        )));
+    }
+    let key_id = hex(&random_bytes(8));
+    let secret = b64(&random_bytes(32));
+    let rec = KeyRecord {
+        key_id: key_id.clone(),
+        tenant: Some(tenant_id.into()),
+        role: role.into(),
+        hash: hash_secret(&secret),
+        created: crate::time::now(),
+        expires_at,
+        revoked: false,
+        ..Default::default()
+    };
+    // the key record, and a reference under the tenant so its keys can be listed
+    let writes = vec![
+        Write::Put { item: Item::new(key_pk(&key_id), KEY_SK, crate::json_text(&rec), 1), cond: Cond::Absent },
+        Write::Put {
+            item: Item::new(conf_pk(tenant_id), format!("{KEYREF}{key_id}"), json!({"key_id": key_id}).to_string(), 1),
+            cond: Cond::Absent,
+        },
+    ];
+    layout.table.write(writes).await?;
+    Ok(NewKey { token: format!("scim_{key_id}_{secret}"), key_id })
+}
+
+/// A key as listings show it: the record without its hash, with its last use.
+fn public_view(rec: &KeyRecord, used: Option<&KeyUse>) -> Value {
+    let mut view = serde_json::to_value(rec).unwrap_or_default();
+    if let Some(o) = view.as_object_mut() {
+        o.remove("hash");
+        if let Some(u) = used {
+            o.insert("last_used_at".into(), json!(u.last_used_at));
+            o.insert("last_used_unix".into(), json!(u.last_used_unix));
+        }
+    }
+    view
+}
+
+/// The keys of a tenant (id, role, created, expiry, revoked, last use), never their hashes.
+pub async fn list_keys(layout: &Layout, tenant_id: &str) -> Result<Vec<Value>> {
+    let refs = layout.list_typed::<KeyRef>(&conf_pk(tenant_id), KEYREF, 10_000).await?;
+    let mut out = Vec::new();
+    for KeyRef { key_id: id } in refs {
+        if let Some((rec, _)) = layout.read_record::<KeyRecord>(&key_pk(&id), KEY_SK).await? {
+            let used = layout.read_record::<KeyUse>(&key_use_pk(&id), KEY_USE_SK).await?;
+            out.push(public_view(&rec, used.as_ref().map(|(u, _)| u)));
+        }
+    }
+    Ok(out)
+}
+
+/// Revokes a key: it stops working at once locally, and in AWS when the authorizer cache
+/// (its TTL) expires. Idempotent.
+pub async fn revoke_key(layout: &Layout, key_id: &str) -> Result<Value> {
+    let rec = layout
+        .modify_record::<KeyRecord>(&key_pk(key_id), KEY_SK, |rec| {
+            let change = !rec.revoked;
+            if change {
+                rec.revoked = true;
+                rec.revoked_at = Some(crate::time::now());
+            }
+            change
+        })
+        .await?
+        .ok_or_else(|| ScimError::NotFound(format!("no key '{key_id}'")))?;
+    Ok(public_view(&rec, None))
+}
+
+/// Rotation step one: a new key with the same tenant and role. Both keys work until the old one
+/// is revoked (step two), so the IdP can be switched over without downtime.
+pub async fn rotate_key(layout: &Layout, key_id: &str) -> Result<NewKey> {
+    let (rec, _) =
+        layout.read_record::<KeyRecord>(&key_pk(key_id), KEY_SK).await?.ok_or_else(|| ScimError::NotFound(format!("no key '{key_id}'")))?;
+    let tenant = rec.tenant.as_deref().ok_or_else(|| ScimError::Internal("key without tenant".into()))?;
+    create_key(layout, tenant, &rec.role, rec.expires_at).await
+}
+
+/// Read-modify-write of a tenant record (conditional on its version, retried on a race). Keys
+/// read it at authentication, so a change applies to the next request.
+async fn modify_tenant(layout: &Layout, tenant_id: &str, mut change: impl FnMut(&mut TenantRecord)) -> Result<TenantRecord> {
+    let changed = layout
+        .modify_record::<TenantRecord>(&conf_pk(tenant_id), TENANT_SK, |rec| {
+            change(rec);
+            true
+        })
+        .await?;
+    changed.ok_or_else(|| ScimError::NotFound(format!("no tenant '{tenant_id}'")))
+}
+
+/// Invalidates every portal link of a tenant made so far (links carry the tenant's link
+/// epoch; this moves it on). Returns the new epoch.
+pub async fn revoke_portal_links(layout: &Layout, tenant_id: &str) -> Result<u64> {
+    Ok(modify_tenant(layout, tenant_id, |rec| rec.portal_epoch += 1).await?.portal_epoch)
+}
+
+/// Sets (or, with `None`, removes) a tenant's role policy.
+pub async fn set_roles_policy(layout: &Layout, tenant_id: &str, policy: Option<&RolesPolicy>) -> Result<TenantRecord> {
+    if let Some(p) = policy {
+        p.validate()?;
+    }
+    modify_tenant(layout, tenant_id, |rec| rec.roles_policy = policy.cloned()).await
+}
+
+/// Creates or replaces a tenant's custom role; `None` deletes it. Built-in names are reserved.
+/// The tenant's custom roles after the change.
+pub async fn set_custom_role(
+    layout: &Layout,
+    tenant_id: &str,
+    name: &str,
+    permissions: Option<&[Permission]>,
+) -> Result<BTreeMap<String, Vec<String>>> {
+    if role_permissions(name).is_some() {
+        return Err(ScimError::invalid_value(format!("'{name}' is a built-in role")));
+    }
+    if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(ScimError::invalid_value("role names use letters, digits, '-' and '_'"));
+    }
+    let rec = modify_tenant(layout, tenant_id, |rec| match permissions {
+        Some(p) => {
+            rec.custom_roles.insert(name.to_string(), p.iter().map(|p| p.as_str().to_string()).collect());
+        }
+        None => {
+            rec.custom_roles.remove(name);
+        }
+    })
+    .await?;
+    Ok(rec.custom_roles)
+}
+
+/// Parses `a.b.c.d/n`, `x::y/n` or a bare address.
+pub fn parse_cidr(cidr: &str) -> Option<(IpAddr, u8)> {
+    let (addr, bits) = match cidr.trim().split_once('/') {
+        Some((a, b)) => (a.parse::<IpAddr>().ok()?, b.parse::<u8>().ok()?),
+        None => {
+            let a = cidr.trim().parse::<IpAddr>().ok()?;
+            (a, if a.is_ipv4() { 32 } else { 128 })
+        }
+    };
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    (bits <= max).then_some((addr, bits))
+}
+
+/// A change to a tenant's settings; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default)]
+pub struct TenantChange {
+    /// `active` or `suspended` (every key of the tenant gets 403).
+    pub status: Option<String>,
+    /// CIDRs the IdP calls from; empty = any address.
+    pub ip_allowlist: Option<Vec<String>>,
+    /// Requests per second for the whole tenant; 0 = no limit.
+    pub rate_limit: Option<u32>,
+    pub deactivation: Option<Deactivation>,
+    pub external_id_policy: Option<ExternalIdPolicy>,
+    pub unknown_extensions: Option<UnknownExtensions>,
+}
+
+/// Changes a tenant's settings (validated first: nothing is written when one is invalid).
+pub async fn update_tenant(layout: &Layout, tenant_id: &str, change: &TenantChange) -> Result<TenantRecord> {
+    if let Some(list) = &change.ip_allowlist
+        && let Some(bad) = list.iter().find(|c| parse_cidr(c).is_none())
+    {
+        return Err(ScimError::invalid_value(format!("'{bad}' is not a CIDR (e.g. 203.0.113.0/24)")));
+    }
+    if change.status.as_deref().is_some_and(|s| s != "active" && s != "suspended") {
+        return Err(ScimError::invalid_value("status is 'active' or 'suspended'"));
+    }
+    modify_tenant(layout, tenant_id, |rec| {
+        rec.status = change.status.clone().unwrap_or_else(|| rec.status.clone());
+        rec.ip_allowlist = change.ip_allowlist.clone().unwrap_or_else(|| rec.ip_allowlist.clone());
+        rec.rate_limit = change.rate_limit.map(|r| (r > 0).then_some(r)).unwrap_or(rec.rate_limit);
+        rec.deactivation = change.deactivation.unwrap_or(rec.deactivation);
+        rec.external_id_policy = change.external_id_policy.unwrap_or(rec.external_id_policy);
+        rec.unknown_extensions = change.unknown_extensions.unwrap_or(rec.unknown_extensions);
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_of_older_versions_and_odd_shapes_read_leniently_and_keep_unknown_members() {
+        let old = json!({"id": "acme", "name": "Acme", "created": "2026-01-01T00:00:00Z", "status": "active",
+            "ip_allowlist": null, "custom_roles": null, "rate_limit_per_sec": 0, "deactivation": "bogus",
+            "roles_policy": {"nonsense": true}, "future_member": {"x": 1}});
+        let t: TenantRecord = serde_json::from_value(old).unwrap();
+        assert_eq!((t.ip_allowlist.len(), t.custom_roles.len(), t.rate_limit), (0, 0, None));
+        assert_eq!((t.deactivation, t.roles_policy.is_none()), (Deactivation::RemoveMemberships, true));
+        let back = serde_json::to_value(&t).unwrap();
+        assert_eq!(back["future_member"], json!({"x": 1}), "unknown members survive a rewrite");
+        let k: KeyRecord = serde_json::from_value(json!({"key_id": "k", "tenant": "bad tenant!", "hash": "h"})).unwrap();
+        assert_eq!((k.tenant, k.role.as_str(), k.revoked), (None, "reader", true), "a record that does not say is revoked");
+        let t: TenantRecord =
+            serde_json::from_value(json!({"id": "a", "rate_limit_per_sec": 99_999_999_999u64, "external_id_policy": "RELINK"})).unwrap();
+        assert_eq!((t.rate_limit, t.external_id_policy), (Some(u32::MAX), ExternalIdPolicy::Relink));
+        assert_eq!(serde_json::to_value(&t).unwrap()["external_id_policy"], "relink");
+    }
+}
