@@ -78,7 +78,7 @@ async fn refuse_if_held(layout: &Layout, tenant: &str, kind: Kind, urn: &str, at
     loop {
         let batch = layout.page(tenant, kind, after.as_deref(), WALK_BATCH).await?;
         for s in &batch {
-            let Some(Value::Object(values)) = s.doc.iter().find(|(k, _)| k.eq_ignore_ascii_case(urn)).map(|(_, v)| v) else { continue };
+            let Some(Value::Object(values)) = crate::names::value(&s.doc, urn) else { continue };
             for (i, a) in attrs.iter().enumerate() {
                 if values.iter().any(|(k, v)| k.eq_ignore_ascii_case(a) && !v.is_null()) {
                     counts[i] += 1;

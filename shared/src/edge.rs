@@ -223,7 +223,7 @@ pub struct Request {
 impl Request {
     /// A header value by (case-insensitive) name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        crate::names::pair(&self.headers, name)
     }
 }
 
@@ -258,7 +258,7 @@ impl Response {
     }
     /// A header value by name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        crate::names::pair(&self.headers, name)
     }
 }
 
@@ -539,7 +539,7 @@ impl App {
 }
 
 fn query<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.query.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    crate::names::pair(&req.query, name)
 }
 
 /// Decodes a JSON request body: size, media type and syntax checked, each with its own error.

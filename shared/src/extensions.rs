@@ -58,7 +58,7 @@ fn kind_of(name: &str) -> Option<Kind> {
 pub fn parse(urn: &str, body: &Value) -> Result<Declaration> {
     check_urn(urn)?;
     let obj = body.as_object().ok_or_else(|| ScimError::invalid_syntax("a schema declaration is a JSON object"))?;
-    let get = |name: &str| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v);
+    let get = |name: &str| crate::names::value(obj, name);
     if let Some(id) = get("id").and_then(Value::as_str)
         && !id.eq_ignore_ascii_case(urn)
     {
@@ -159,7 +159,7 @@ struct Characteristics<'a> {
 
 impl<'a> Characteristics<'a> {
     fn get(&self, n: &str) -> Option<&'a Value> {
-        self.members.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v).filter(|v| !v.is_null())
+        crate::names::value(self.members, n).filter(|v| !v.is_null())
     }
 
     fn bad(&self, what: &str) -> ScimError {
@@ -201,7 +201,7 @@ impl<'a> Characteristics<'a> {
 
 fn parse_attr(v: &Value, top: bool) -> Result<AttrDef> {
     let o = v.as_object().ok_or_else(|| ScimError::invalid_value("each attribute is an object with at least 'name' and 'type'"))?;
-    let name = o.iter().find(|(k, _)| k.eq_ignore_ascii_case("name")).and_then(|(_, v)| v.as_str()).unwrap_or_default();
+    let name = crate::names::value(o, "name").and_then(Value::as_str).unwrap_or_default();
     if !valid_name(name) {
         return Err(ScimError::invalid_value(format!("'{name}' is not an attribute name (a letter, then letters, digits, '-', '_')")));
     }

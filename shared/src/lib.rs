@@ -19,6 +19,7 @@ pub mod filter;
 pub mod list_query;
 pub mod members;
 pub mod migrate;
+pub mod names;
 pub mod patch;
 pub mod path;
 pub mod portal;

@@ -67,7 +67,7 @@ impl ListQuery {
 
     /// From query parameters (names case-insensitive).
     pub fn from_params(params: &[(String, String)]) -> Result<ListQuery> {
-        let get = |name: &str| params.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+        let get = |name: &str| crate::names::pair(params, name).map(str::to_string);
         let start = get("startIndex").map(|v| parse_int("startIndex", &v)).transpose()?;
         let count = get("count").map(|v| parse_int("count", &v)).transpose()?;
         Self::finish(
@@ -85,7 +85,7 @@ impl ListQuery {
     /// From a SearchRequest body (`POST /.search`).
     pub fn from_search(body: &Value) -> Result<ListQuery> {
         let obj = body.as_object().ok_or_else(|| ScimError::invalid_syntax("a SearchRequest must be a JSON object"))?;
-        let get = |name: &str| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v);
+        let get = |name: &str| crate::names::value(obj, name);
         if let Some(s) = get("schemas") {
             let ok = s.as_array().is_some_and(|a| a.iter().filter_map(Value::as_str).any(|u| u.eq_ignore_ascii_case(URN_SEARCH)));
             if !ok {

@@ -43,7 +43,7 @@ pub fn ids_of(value: &Value) -> Result<Vec<String>> {
     for item in items {
         let id = match item {
             Value::String(s) => Some(s.as_str()),
-            Value::Object(o) => o.iter().find(|(k, _)| k.eq_ignore_ascii_case("value")).and_then(|(_, v)| v.as_str()),
+            Value::Object(o) => crate::names::value(o, "value").and_then(Value::as_str),
             _ => None,
         };
         let id = id
@@ -109,7 +109,7 @@ pub fn split(patch: &PatchOp) -> Result<(Vec<MemberOp>, PatchOp)> {
             None if matches!(&op.value, Some(Value::Object(o)) if o.keys().any(|k| k.eq_ignore_ascii_case("members"))) => {
                 let Some(Value::Object(o)) = &op.value else { continue };
                 let mut others = o.clone();
-                let key = o.keys().find(|k| k.eq_ignore_ascii_case("members")).cloned().unwrap_or_default();
+                let key = crate::names::member(o, "members").map(|(k, _)| k.clone()).unwrap_or_default();
                 let v = others.remove(&key).unwrap_or(Value::Null);
                 members.push(match op.op {
                     OpKind::Add => MemberOp::Add(ids_of(&v)?),

@@ -88,17 +88,13 @@ impl PatchOp {
     /// Parses a PatchOp body. Extra members (a top-level `id`, per-operation `name`) are ignored.
     pub fn parse(body: &Value) -> Result<PatchOp> {
         let obj = body.as_object().ok_or_else(|| ScimError::invalid_syntax("a PATCH body must be a PatchOp object"))?;
-        if let Some((_, schemas)) = obj.iter().find(|(k, _)| k.eq_ignore_ascii_case("schemas")) {
+        if let Some((_, schemas)) = crate::names::member(obj, "schemas") {
             let ok = schemas.as_array().is_some_and(|a| a.iter().filter_map(Value::as_str).any(|s| s.eq_ignore_ascii_case(URN_PATCH)));
             if !ok {
                 return Err(ScimError::invalid_syntax(format!("'schemas' must be [\"{URN_PATCH}\"]")));
             }
         }
-        let ops = obj
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("Operations"))
-            .map(|(_, v)| v)
-            .ok_or_else(|| ScimError::invalid_syntax("a PatchOp needs 'Operations'"))?;
+        let ops = crate::names::value(obj, "Operations").ok_or_else(|| ScimError::invalid_syntax("a PatchOp needs 'Operations'"))?;
         let ops = ops.as_array().ok_or_else(|| ScimError::invalid_syntax("'Operations' must be an array"))?;
         if ops.is_empty() {
             return Err(ScimError::invalid_syntax("'Operations' is empty"));
@@ -109,7 +105,7 @@ impl PatchOp {
         let mut operations = Vec::with_capacity(ops.len());
         for (i, op) in ops.iter().enumerate() {
             let o = op.as_object().ok_or_else(|| ScimError::invalid_syntax(format!("operation {i} is not an object")))?;
-            let get = |name: &str| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v);
+            let get = |name: &str| crate::names::value(o, name);
             let kind = match get("op").and_then(Value::as_str).map(str::to_ascii_lowercase).as_deref() {
                 Some("add") => OpKind::Add,
                 Some("replace") => OpKind::Replace,
@@ -614,7 +610,7 @@ fn as_list(v: &Value) -> Vec<Value> {
 
 fn element_value(e: &Value) -> Option<Value> {
     match e {
-        Value::Object(o) => o.iter().find(|(k, _)| k.eq_ignore_ascii_case("value")).map(|(_, v)| v.clone()),
+        Value::Object(o) => crate::names::value(o, "value").cloned(),
         Value::String(_) => Some(e.clone()),
         _ => None,
     }

@@ -48,7 +48,7 @@ pub struct PortalRequest<'a> {
 
 impl PortalRequest<'_> {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        crate::names::pair(self.headers, name)
     }
 }
 

@@ -79,7 +79,7 @@ pub fn normalize(rt: &ResourceType, body: &Value, undeclared: &Undeclared) -> Re
 
 /// Checks the `schemas` member: when present it must list the resource's core schema.
 pub fn check_schemas(rt: &ResourceType, obj: &Map<String, Value>) -> Result<()> {
-    let Some((_, v)) = obj.iter().find(|(k, _)| k.eq_ignore_ascii_case("schemas")) else {
+    let Some((_, v)) = crate::names::member(obj, "schemas") else {
         return Ok(());
     };
     let list = v.as_array().ok_or_else(|| ScimError::invalid_syntax("'schemas' must be an array of schema URNs"))?;
@@ -225,7 +225,7 @@ fn decode_json_encoded_value<'a>(def: &AttrDef, item: &'a Value) -> std::borrow:
     }
     let Some(obj) = item.as_object() else { return Cow::Borrowed(item) };
     // attribute names are case-insensitive: `valuE` is `value`
-    let Some((value_key, Value::String(s))) = obj.iter().find(|(k, _)| k.eq_ignore_ascii_case("value")) else {
+    let Some((value_key, Value::String(s))) = crate::names::member(obj, "value") else {
         return Cow::Borrowed(item);
     };
     let Ok(Value::Object(inner)) = serde_json::from_str::<Value>(s.trim()) else {

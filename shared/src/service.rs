@@ -304,7 +304,7 @@ fn with_meta(rt: &ResourceType, id: &str, mut doc: Map<String, Value>, created: 
 /// A group body's member ids; members are stored as items, never in the group document.
 fn take_members(doc: &mut Map<String, Value>, body: &Value) -> Result<Vec<String>> {
     doc.remove("members");
-    let raw = body.as_object().and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("members"))).map(|(_, v)| v);
+    let raw = body.as_object().and_then(|o| crate::names::value(o, "members"));
     members::ids_of(raw.unwrap_or(&Value::Null))
 }
 

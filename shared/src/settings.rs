@@ -149,7 +149,7 @@ pub async fn delete_role_mappings(layout: &Layout, tenant_id: &str) -> Result<()
 /// A role policy from a `RoleMappings` body.
 pub fn mappings_of(body: &Value) -> Result<RolesPolicy> {
     let obj = body.as_object().ok_or_else(|| ScimError::invalid_syntax("send a JSON object with defaultRole and userRoles"))?;
-    let get = |name: &str| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v);
+    let get = |name: &str| crate::names::value(obj, name);
     let known = ["schemas", "defaultRole", "userRoles", "groupRule", "groupRoles"];
     if let Some(k) = obj.keys().find(|k| !known.iter().any(|n| n.eq_ignore_ascii_case(k))) {
         return Err(ScimError::bad(ScimType::InvalidPath, format!("'{k}' is not part of role mappings ({})", known[1..].join(", "))));
