@@ -8,6 +8,7 @@ pub mod activity;
 pub mod auth;
 pub mod casefold;
 pub mod crypto;
+pub mod cursor;
 pub mod declarations;
 pub mod diff;
 pub mod discovery;

@@ -1,6 +1,7 @@
 //! SCIM operations over the store: validation, uniqueness, optimistic locking, membership,
 //! deprovisioning and list planning. Store-agnostic: the layout decides which items are touched.
 
+use crate::cursor;
 use crate::error::{Result, ScimError};
 use crate::extensions::TenantSchemas;
 use crate::filter::{self, Expr, Lookup, Operand};
@@ -14,7 +15,6 @@ use crate::roles::Permission;
 use crate::schema::{ResourceType, URN_LIST, group_type, user_type};
 use crate::store::layout::{Claims, Kind, Layout, MemberDelta, Stored, WriteConflict};
 use crate::tenancy::ExternalIdPolicy;
-use hmac::{Hmac, Mac};
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
 use std::collections::BTreeSet;
@@ -1007,32 +1007,15 @@ impl Service {
         Ok(k.as_slice())
     }
 
-    /// Seals a cursor: tenant-bound, query-bound, expiring, authenticated (HMAC-SHA256).
+    /// Seals a cursor (see [`crate::cursor`]) under the deployment's seal key.
     async fn seal_cursor(&self, ctx: Ctx<'_>, after: Option<&str>, offset: Option<u64>, shape: &str) -> Result<String> {
-        let payload =
-            json!({"t": ctx.tenant, "a": after, "o": offset, "s": shape, "x": crate::time::unix_now() + crate::list_query::CURSOR_TTL_SECS}).to_string();
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.seal_key().await?).map_err(|e| ScimError::Internal(e.to_string()))?;
-        mac.update(payload.as_bytes());
-        let tag = mac.finalize().into_bytes();
-        Ok(format!("{}.{}", crate::crypto::b64(payload.as_bytes()), crate::crypto::b64(&tag[..16])))
+        let at = cursor::Position { after: after.map(str::to_string), offset };
+        cursor::seal(self.seal_key().await?, ctx.tenant, shape, at, crate::time::unix_now())
     }
 
-    async fn open_cursor(&self, ctx: Ctx<'_>, cursor: &str, shape: &str) -> Result<(Option<String>, Option<u64>)> {
-        let invalid = || ScimError::bad(crate::error::ScimType::InvalidCursor, "the cursor is not valid for this tenant and query");
-        let (p, t) = cursor.split_once('.').ok_or_else(invalid)?;
-        let payload = crate::crypto::b64_decode(p).ok_or_else(invalid)?;
-        let tag = crate::crypto::b64_decode(t).filter(|t| t.len() == 16).ok_or_else(invalid)?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.seal_key().await?).map_err(|e| ScimError::Internal(e.to_string()))?;
-        mac.update(&payload);
-        mac.verify_truncated_left(&tag).map_err(|_| invalid())?;
-        let v: Value = serde_json::from_slice(&payload).map_err(|_| invalid())?;
-        if v["t"].as_str() != Some(ctx.tenant) || v["s"].as_str() != Some(shape) {
-            return Err(invalid());
-        }
-        if v["x"].as_i64().is_none_or(|x| x < crate::time::unix_now()) {
-            return Err(ScimError::bad(crate::error::ScimType::ExpiredCursor, "the cursor has expired; start again"));
-        }
-        Ok((v["a"].as_str().map(str::to_string), v["o"].as_u64()))
+    async fn open_cursor(&self, ctx: Ctx<'_>, c: &str, shape: &str) -> Result<(Option<String>, Option<u64>)> {
+        let at = cursor::open(self.seal_key().await?, c, ctx.tenant, shape, crate::time::unix_now())?;
+        Ok((at.after, at.offset))
     }
 }
 

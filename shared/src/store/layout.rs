@@ -1060,3 +1060,82 @@ impl Layout {
         Ok(items.iter().filter_map(|i| i.doc.as_deref().and_then(|d| serde_json::from_str(d).ok())).collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::embedded::EmbeddedTable;
+    use crate::store::metered::{Call, Metered};
+    use std::sync::Arc;
+
+    #[test]
+    fn every_item_family_has_a_partition_of_its_own() {
+        let pks = [tenant_pk("acme"), cursor_pk("acme"), conf_pk("acme"), key_pk("k1"), key_use_pk("k1"), members_pk("acme", "g1")];
+        let distinct: std::collections::BTreeSet<&String> = pks.iter().collect();
+        assert_eq!(distinct.len(), pks.len(), "{pks:?}");
+        assert!(pks.iter().all(|p| p != REGISTRY_PK && p != SERVER_PK && p != LAYOUT_PK));
+        // what IAM's LeadingKeys sees: only data-plane partitions start with the tenant prefix
+        assert!(conf_pk("acme").starts_with("CONF#") && key_pk("k1").starts_with("KEY#") && key_use_pk("k1").starts_with("KEYUSE#"));
+    }
+
+    #[test]
+    fn item_keys_name_resources_and_memberships_only() {
+        let user = (tenant_pk("acme"), resource_sk(Kind::User, "u1"));
+        assert_eq!(parse_key(&user.0, &user.1), Some(ItemKey::Resource { tenant: "acme".into(), kind: Kind::User, id: "u1".into() }));
+        let m = member_item("acme", "g1", "u1");
+        assert_eq!(parse_key(&m.pk, &m.sk), Some(ItemKey::Membership { tenant: "acme".into(), group: "g1".into(), user: "u1".into() }));
+        for (pk, sk) in [
+            (cursor_pk("acme"), "USER#1".to_string()),
+            (conf_pk("acme"), TENANT_SK.to_string()),
+            (key_pk("k1"), KEY_SK.to_string()),
+            ("TENANT#acme#AUDIT#2026-11-29".to_string(), "AT#1#x".to_string()),
+            (tenant_pk("acme"), "CLAIM#x".to_string()),
+        ] {
+            assert_eq!(parse_key(&pk, &sk), None, "{pk} / {sk}");
+        }
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Counter {
+        n: u64,
+    }
+
+    #[tokio::test]
+    async fn a_read_modify_write_retries_a_lost_race_and_then_gives_up() {
+        let metered = Arc::new(Metered::new(Arc::new(EmbeddedTable::in_memory())));
+        let layout = Layout { table: metered.clone() };
+        layout.table.write(vec![Write::Put { item: Item::new("R", "r", r#"{"n":1}"#.into(), 1), cond: Cond::Absent }]).await.unwrap();
+        // another writer wins once: the change is made again on what it wrote, not lost
+        metered.fail_nth(Some(Call::Write), 0, StoreError::Conflict { index: 0 });
+        let got = layout.modify_record::<Counter>("R", "r", |c| {
+            c.n += 1;
+            true
+        });
+        assert_eq!(got.await.unwrap(), Some(Counter { n: 2 }));
+        assert_eq!(layout.read_record::<Counter>("R", "r").await.unwrap(), Some((Counter { n: 2 }, 2)));
+        // three lost races in a row: a conflict the caller can retry, nothing written
+        for _ in 0..3 {
+            metered.fail_nth(Some(Call::Write), 0, StoreError::Conflict { index: 0 });
+        }
+        let r = layout.modify_record::<Counter>("R", "r", |c| {
+            c.n += 1;
+            true
+        });
+        assert!(matches!(r.await, Err(StoreError::Conflict { .. })));
+        assert_eq!(layout.read_record::<Counter>("R", "r").await.unwrap().map(|(c, _)| c.n), Some(2));
+        // nothing to change: nothing written; no record: None
+        let writes = metered.counts().write;
+        assert_eq!(layout.modify_record::<Counter>("R", "r", |_| false).await.unwrap(), Some(Counter { n: 2 }));
+        assert_eq!(metered.counts().write, writes);
+        assert_eq!(layout.modify_record::<Counter>("R", "missing", |_| true).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_record_is_an_error_that_names_it() {
+        let layout = Layout { table: Arc::new(EmbeddedTable::in_memory()) };
+        layout.table.write(vec![Write::Put { item: Item::new("R", "bad", "{not json".into(), 1), cond: Cond::Absent }]).await.unwrap();
+        let e = layout.read_record::<Counter>("R", "bad").await.unwrap_err();
+        assert!(e.to_string().starts_with("store failure: corrupt record R: "), "{e}");
+        assert!(std::error::Error::source(&e).is_some(), "the parse error is kept");
+    }
+}
