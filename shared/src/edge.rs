@@ -177,35 +177,15 @@ pub fn match_route(method: &str, path: &str) -> Result<Matched> {
     }
 }
 
-/// Decodes %XX escapes in a path segment (ids are ASCII; anything undecodable stays as is).
+/// Decodes %XX escapes in a path segment (RFC 3986 §2.1; bytes that are not UTF-8 become U+FFFD,
+/// which matches no id).
 pub fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8(out).unwrap_or_else(|_| s.to_string())
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
-/// Decodes a query string (`a=b&c=d`, `+` as space) into pairs.
+/// Decodes a query string (`a=b&c=d`, `+` as space: application/x-www-form-urlencoded) into pairs.
 pub fn parse_query(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(&k.replace('+', " ")), percent_decode(&v.replace('+', " ")))
-        })
-        .collect()
+    form_urlencoded::parse(q.as_bytes()).into_owned().collect()
 }
 
 /// An HTTP request, as the edge sees it.
@@ -603,5 +583,9 @@ mod tests {
         let q = parse_query("filter=userName+eq+%22a%40b.c%22&count=10");
         assert_eq!(q[0].1, "userName eq \"a@b.c\"");
         assert_eq!(q[1], ("count".into(), "10".into()));
+        assert_eq!(parse_query("a&&b=%zz&c=%4"), [("a".into(), "".into()), ("b".into(), "%zz".into()), ("c".into(), "%4".into())]);
+        assert_eq!(percent_decode("Jos%C3%A9"), "José");
+        assert_eq!(percent_decode("%FF"), "\u{FFFD}", "not UTF-8: matches no id");
+        assert_eq!(percent_decode("a%2Fb"), "a/b");
     }
 }
