@@ -61,11 +61,16 @@ pub async fn portal(app: &App, event: Request) -> Response<Body> {
 }
 
 async fn serve_portal(app: &App, event: Request) -> Response<Body> {
-    let req = to_edge(&event);
-    let path = portal_path(event.uri().path());
-    let preq = scim_core::portal::PortalRequest { method: &req.method, path, query: &req.query, headers: &req.headers, body: &req.body };
-    let resp = scim_core::portal::handle(app.layout(), &preq, &base_url(&event)).await;
-    tracing::info!(method = %req.method, path = %path, status = resp.status, "portal request");
+    let base_url = base_url(&event);
+    let path = portal_path(event.uri().path()).to_string();
+    let query = event.uri().query().map(edge::parse_query).unwrap_or_default();
+    let headers: Vec<(String, String)> =
+        event.headers().iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string()))).collect();
+    let method = event.method().as_str().to_string();
+    let body = body_bytes(event.into_body());
+    let preq = scim_core::portal::PortalRequest { method: &method, path: &path, query: &query, headers: &headers, body: &body };
+    let resp = scim_core::portal::handle(app.layout(), &preq, &base_url).await;
+    tracing::info!(%method, %path, status = resp.status, "portal request");
     to_lambda(resp)
 }
 
@@ -128,17 +133,18 @@ pub async fn handle(app: &App, routes: &[Route], event: Request) -> Response<Bod
 }
 
 async fn serve(app: &App, routes: &[Route], event: Request) -> Response<Body> {
-    let req = to_edge(&event);
     let base_url = base_url(&event);
     let budget = event
         .lambda_context_ref()
         .and_then(|c| c.deadline().duration_since(SystemTime::now()).ok())
         .map(|d| d.saturating_sub(DEADLINE_MARGIN));
-    let resp = match principal_of(&event) {
+    let principal = principal_of(&event);
+    let req = to_edge(event);
+    let resp = match principal {
         Some(p) => within(budget, app.handle(&p, &req, &base_url, Some(routes))).await,
         None => edge::Response::error(&ScimError::Unauthorized("no authorizer context on the request".into())),
     };
-    tracing::info!(method = %req.method, path = %req.path, status = resp.status, "request");
+    tracing::info!(method = %req.method(), path = %req.uri().path(), status = resp.status, "request");
     to_lambda(resp)
 }
 
@@ -159,23 +165,27 @@ pub async fn within(budget: Option<Duration>, work: impl std::future::Future<Out
     }
 }
 
-fn to_edge(event: &Request) -> edge::Request {
-    let full = event.uri().path();
-    // the stage may or may not prefix the path; everything after /scim/v2 is ours
-    let path = match full.find("/scim/v2") {
-        Some(i) => full[i + "/scim/v2".len()..].to_string(),
-        None => full.to_string(),
+/// The event as the edge reads it: its URI made relative to the base URL (the stage may or may
+/// not prefix the path; everything after `/scim/v2` is ours), the body as bytes.
+fn to_edge(event: Request) -> edge::HttpRequest {
+    let (mut parts, body) = event.into_parts();
+    let full = parts.uri.path();
+    let path = full.find("/scim/v2").map(|i| &full[i + "/scim/v2".len()..]).unwrap_or(full);
+    let relative = match parts.uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
     };
-    let query = event.uri().query().map(edge::parse_query).unwrap_or_default();
-    let headers =
-        event.headers().iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_ascii_lowercase(), v.to_string()))).collect();
-    let body = match event.body() {
-        Body::Empty => Vec::new(),
-        Body::Text(t) => t.as_bytes().to_vec(),
-        Body::Binary(b) => b.clone(),
-        _ => Vec::new(),
-    };
-    edge::Request { method: event.method().as_str().to_string(), path, query, headers, body }
+    // an empty path (the base URL itself) matches no route, like any other unknown path
+    parts.uri = relative.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
+    http::Request::from_parts(parts, body_bytes(body))
+}
+
+fn body_bytes(body: Body) -> bytes::Bytes {
+    match body {
+        Body::Text(t) => bytes::Bytes::from(t),
+        Body::Binary(b) => bytes::Bytes::from(b),
+        _ => bytes::Bytes::new(),
+    }
 }
 
 fn base_url(event: &Request) -> String {
@@ -192,12 +202,7 @@ fn base_url(event: &Request) -> String {
 }
 
 fn to_lambda(r: edge::Response) -> Response<Body> {
-    let mut b = Response::builder().status(r.status);
-    for (k, v) in &r.headers {
-        b = b.header(k.as_str(), v.as_str());
-    }
-    let body = if r.body.is_empty() { Body::Empty } else { Body::Text(String::from_utf8_lossy(&r.body).into_owned()) };
-    b.body(body).unwrap_or_else(|_| Response::new(Body::Empty))
+    r.into_http().map(|b| if b.is_empty() { Body::Empty } else { Body::Text(String::from_utf8_lossy(&b).into_owned()) })
 }
 
 #[cfg(test)]

@@ -128,11 +128,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>) -> std::io::Result<()> 
 }
 
 fn scim_response(r: edge::Response) -> hyper::Response<Full<Bytes>> {
-    let mut b = hyper::Response::builder().status(r.status);
-    for (k, v) in &r.headers {
-        b = b.header(k.as_str(), v.as_str());
-    }
-    b.body(Full::new(Bytes::from(r.body))).unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())))
+    r.into_http().map(Full::new)
 }
 
 async fn handle(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpAddr) -> hyper::Response<Full<Bytes>> {
@@ -168,8 +164,6 @@ async fn serve_one(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpA
     let Some(path) = parts.uri.path().strip_prefix("/scim/v2") else {
         return edge::Response::error(&ScimError::NotFound(format!("no endpoint at {}; the base URL is /scim/v2", parts.uri.path())));
     };
-    let headers: Vec<(String, String)> =
-        parts.headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string()))).collect();
     let authorization = parts.headers.get("authorization").and_then(|v| v.to_str().ok());
     let user_agent = parts.headers.get("user-agent").and_then(|v| v.to_str().ok());
     let attempt = scim_core::auth::Attempt { method: parts.method.as_str(), path, user_agent };
@@ -184,17 +178,18 @@ async fn serve_one(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpA
         }
     };
     let body = match Limited::new(body, MAX_PAYLOAD + 1).collect().await {
-        Ok(b) => b.to_bytes().to_vec(),
+        Ok(b) => b.to_bytes(),
         Err(_) => {
             return edge::Response::error(&ScimError::PayloadTooLarge(format!("request body over {MAX_PAYLOAD} bytes")));
         }
     };
-    let req = edge::Request {
-        method: parts.method.as_str().to_string(),
-        path: path.to_string(),
-        query: parts.uri.query().map(edge::parse_query).unwrap_or_default(),
-        headers,
-        body,
+    // the edge reads URIs relative to the base URL
+    let relative = match parts.uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
     };
+    let mut parts = parts;
+    parts.uri = relative.parse().unwrap_or_else(|_| hyper::Uri::from_static("/"));
+    let req = hyper::Request::from_parts(parts, body);
     app.handle(&principal, &req, &base_url, None).await
 }

@@ -188,22 +188,49 @@ pub fn parse_query(q: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(q.as_bytes()).into_owned().collect()
 }
 
-/// An HTTP request, as the edge sees it.
-#[derive(Debug, Clone, Default)]
-pub struct Request {
-    pub method: String,
+/// A request as the edge reads it: the HTTP request both entry points hand over (`http` types,
+/// what `lambda_http` speaks and hyper serves), its URI relative to the base URL
+/// (`/Users/123?attributes=userName`), with the query decoded once.
+#[derive(Debug)]
+pub struct Request<'a> {
+    http: &'a HttpRequest,
+    /// The method, exactly as sent (methods are case-sensitive tokens).
+    pub method: &'a str,
     /// Path under the base URL, e.g. `/Users/123`.
-    pub path: String,
+    pub path: &'a str,
     pub query: Vec<(String, String)>,
-    /// Header names lowercased.
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    pub body: &'a [u8],
 }
 
-impl Request {
-    /// A header value by (case-insensitive) name.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        crate::names::pair(&self.headers, name)
+/// What the entry points hand the edge: an HTTP request whose URI is relative to the base URL.
+pub type HttpRequest = http::Request<bytes::Bytes>;
+
+/// A request as a SCIM client sends it — `method`, a URI relative to the base URL, a JSON body
+/// (or none) as `application/scim+json` — for tools and tests that call the edge in process. A
+/// method or URI that does not parse becomes `GET /`, which matches no route.
+pub fn json_request(method: &str, uri: &str, body: Option<&Value>) -> HttpRequest {
+    let mut r = http::Request::new(body.map(|b| bytes::Bytes::from(crate::json_text(b))).unwrap_or_default());
+    *r.method_mut() = http::Method::from_bytes(method.as_bytes()).unwrap_or(http::Method::GET);
+    *r.uri_mut() = uri.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(SCIM_JSON));
+    r
+}
+
+impl<'a> Request<'a> {
+    /// The edge's view of an HTTP request.
+    pub fn of(http: &'a HttpRequest) -> Request<'a> {
+        Request {
+            http,
+            method: http.method().as_str(),
+            path: http.uri().path(),
+            query: http.uri().query().map(parse_query).unwrap_or_default(),
+            body: http.body(),
+        }
+    }
+
+    /// A header value by (case-insensitive) name; a value that is not visible ASCII reads as absent.
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.http.headers().get(name).and_then(|v| v.to_str().ok())
     }
 }
 
@@ -239,6 +266,19 @@ impl Response {
     /// A header value by name.
     pub fn header(&self, name: &str) -> Option<&str> {
         crate::names::pair(&self.headers, name)
+    }
+
+    /// The response in `http` types, for either entry point. A header that is not a valid HTTP
+    /// header (none of ours) is left out rather than failing the response.
+    pub fn into_http(self) -> http::Response<bytes::Bytes> {
+        let mut r = http::Response::new(bytes::Bytes::from(self.body));
+        *r.status_mut() = http::StatusCode::from_u16(self.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+        for (k, v) in self.headers {
+            if let (Ok(k), Ok(v)) = (http::HeaderName::try_from(k), http::HeaderValue::try_from(v)) {
+                r.headers_mut().append(k, v);
+            }
+        }
+        r
     }
 }
 
@@ -276,8 +316,9 @@ impl App {
 
     /// Serves one request for an authenticated principal. `only` limits the routes (a function
     /// serves its own routes and answers 404 for anything else).
-    pub async fn handle(&self, principal: &Principal, req: &Request, base_url: &str, only: Option<&[Route]>) -> Response {
-        let matched = match_route(&req.method, &req.path);
+    pub async fn handle(&self, principal: &Principal, req: &HttpRequest, base_url: &str, only: Option<&[Route]>) -> Response {
+        let req = &Request::of(req);
+        let matched = match_route(req.method, req.path);
         let undeclared = crate::resource::Undeclared::new(principal.unknown_extensions == crate::tenancy::UnknownExtensions::Reject);
         let outcome = match &matched {
             Ok(m) => self.dispatch(principal, req, base_url, only, m, &undeclared).await,
@@ -308,7 +349,7 @@ impl App {
     async fn audit(
         &self,
         principal: &Principal,
-        req: &Request,
+        req: &Request<'_>,
         matched: Option<&Matched>,
         status: u16,
         failure: Option<&ScimError>,
@@ -318,8 +359,8 @@ impl App {
         let entry = activity::Entry {
             key_id: &principal.key_id,
             route: matched.map(|m| m.spec.function),
-            method: &req.method,
-            path: &req.path,
+            method: req.method,
+            path: req.path,
             resource_id: matched.and_then(|m| m.id.as_deref()),
             status,
             scim_type: failure.and_then(ScimError::scim_type).map(|t| t.as_str()),
@@ -332,7 +373,7 @@ impl App {
 
     /// Whether this request may run at all: the route is one this function serves, the key's
     /// role has the route's permission, and the tenant is within its request limit.
-    async fn admit(&self, principal: &Principal, req: &Request, spec: &RouteSpec, only: Option<&[Route]>) -> Result<()> {
+    async fn admit(&self, principal: &Principal, req: &Request<'_>, spec: &RouteSpec, only: Option<&[Route]>) -> Result<()> {
         if only.is_some_and(|o| !o.contains(&spec.route)) {
             return Err(ScimError::NotFound(format!("no endpoint at {}", req.path)));
         }
@@ -362,7 +403,7 @@ impl App {
     async fn dispatch(
         &self,
         principal: &Principal,
-        req: &Request,
+        req: &Request<'_>,
         base_url: &str,
         only: Option<&[Route]>,
         m: &Matched,
@@ -397,7 +438,7 @@ impl App {
     }
 
     /// The Users and Groups routes (RFC 7644 §3.3–3.6).
-    async fn resource_route(&self, ctx: Ctx<'_>, req: &Request, route: Route, kind: Kind, id: &str) -> Result<Response> {
+    async fn resource_route(&self, ctx: Ctx<'_>, req: &Request<'_>, route: Route, kind: Kind, id: &str) -> Result<Response> {
         let (svc, if_match) = (&self.service, req.header("if-match"));
         let rt = ctx.types.of(kind);
         let projection = Projection::new(rt, query(req, "attributes"), query(req, "excludedAttributes"));
@@ -456,7 +497,7 @@ impl App {
     }
 
     /// The tenant's own configuration: settings, role mappings, schema declarations, setup links.
-    async fn configuration_route(&self, tenant: &str, req: &Request, base_url: &str, route: Route, id: &str) -> Result<Response> {
+    async fn configuration_route(&self, tenant: &str, req: &Request<'_>, base_url: &str, route: Route, id: &str) -> Result<Response> {
         let layout = &self.service.layout;
         Ok(match route {
             Route::SettingsGet => Response::json(200, &settings::view(layout, tenant, base_url).await?),
@@ -518,12 +559,12 @@ impl App {
     }
 }
 
-fn query<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+fn query<'a>(req: &'a Request<'_>, name: &str) -> Option<&'a str> {
     crate::names::pair(&req.query, name)
 }
 
 /// Decodes a JSON request body: size, media type and syntax checked, each with its own error.
-fn body(req: &Request) -> Result<Value> {
+fn body(req: &Request<'_>) -> Result<Value> {
     if req.body.len() > MAX_PAYLOAD {
         return Err(ScimError::PayloadTooLarge(format!("request body over {MAX_PAYLOAD} bytes")));
     }
@@ -536,7 +577,7 @@ fn body(req: &Request) -> Result<Value> {
     if req.body.iter().all(u8::is_ascii_whitespace) {
         return Err(ScimError::invalid_syntax("the request body is empty"));
     }
-    serde_json::from_slice(&req.body).map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")))
+    serde_json::from_slice(req.body).map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 
 use proptest::prelude::*;
 use scim_core::auth::Principal;
-use scim_core::edge::{App, Request};
+use scim_core::edge::{App, json_request};
 use scim_core::roles::{ALL_PERMISSIONS, Permission, RolesPolicy};
 use scim_core::store::embedded::EmbeddedTable;
 use scim_core::tenancy::Deactivation;
@@ -45,13 +45,7 @@ fn policy() -> RolesPolicy {
 }
 
 async fn call(app: &App, p: &Principal, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-    let req = Request {
-        method: method.into(),
-        path: path.into(),
-        query: vec![],
-        headers: vec![("content-type".into(), "application/scim+json".into())],
-        body: body.map(|b| serde_json::to_vec(b).unwrap()).unwrap_or_default(),
-    };
+    let req = json_request(method, path, body);
     let r = app.handle(p, &req, "http://x/scim/v2", None).await;
     let v = if r.body.is_empty() { Value::Null } else { serde_json::from_slice(&r.body).unwrap() };
     (r.status, v)

@@ -6,7 +6,7 @@
 
 use super::*;
 use scim_core::auth::Principal;
-use scim_core::edge::{App, ROUTES, Request, routes_of};
+use scim_core::edge::{App, HttpRequest, ROUTES, json_request, routes_of};
 use scim_core::store::embedded::EmbeddedTable;
 use scim_core::store::{Index, Item, Query, StoreError, Table, Write};
 use scim_core::tenancy;
@@ -105,23 +105,13 @@ fn expected() -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
     out
 }
 
-fn req(method: &str, path: &str, body: Option<Value>) -> Request {
-    let (path, query) = match path.split_once('?') {
-        Some((p, q)) => (p.to_string(), scim_core::edge::parse_query(q)),
-        None => (path.to_string(), vec![]),
-    };
-    Request {
-        method: method.into(),
-        path,
-        query,
-        headers: vec![("content-type".into(), "application/scim+json".into())],
-        body: body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
-    }
+fn req(method: &str, path: &str, body: Option<Value>) -> HttpRequest {
+    json_request(method, path, body.as_ref())
 }
 
 /// Requests that reach every store call a function's routes make: reads, writes, claims moving,
 /// deprovisioning, member changes, paging with checkpoints and cursors, audit, rate counting.
-fn requests_of(function: &str, ids: &BTreeMap<&str, String>) -> Vec<Request> {
+fn requests_of(function: &str, ids: &BTreeMap<&str, String>) -> Vec<HttpRequest> {
     let (a, b, g) = (&ids["a"], &ids["b"], &ids["g"]);
     let op = |ops: Value| Some(patch_op(ops));
     match function {
@@ -197,7 +187,7 @@ fn requests_of(function: &str, ids: &BTreeMap<&str, String>) -> Vec<Request> {
 }
 
 /// A request each function answers with a failure (written to the tenant's activity log).
-fn failing_request_of(function: &str) -> Request {
+fn failing_request_of(function: &str) -> HttpRequest {
     match function {
         "users-create" => req("POST", "/Users", Some(json!({"displayName": "no userName"}))),
         "users-list" => req("GET", "/Users?filter=userName%20zz%20%22a%22", None),
@@ -265,8 +255,8 @@ async fn every_store_call_of_every_function_is_one_its_role_allows() {
                 // 409, after counting them, which is the read it is there for)
                 resp.status < 400 || resp.status == 409,
                 "{f} {} {}: {} {}",
-                r.method,
-                r.path,
+                r.method(),
+                r.uri(),
                 resp.status,
                 String::from_utf8_lossy(&resp.body)
             );
@@ -274,7 +264,7 @@ async fn every_store_call_of_every_function_is_one_its_role_allows() {
         // a failure is recorded in the tenant's activity log, on every route
         let r = failing_request_of(f);
         let resp = app.handle(&p, &r, "http://x", Some(&routes_of(f))).await;
-        assert!((400..500).contains(&resp.status), "{f} {} {} should fail: {}", r.method, r.path, resp.status);
+        assert!((400..500).contains(&resp.status), "{f} {} {} should fail: {}", r.method(), r.uri(), resp.status);
         let calls = table.stop();
         assert!(calls.contains(&("PutItem".to_string(), "audit".to_string())), "{f}: its failure was not recorded: {calls:?}");
         assert!(!calls.is_empty(), "{f}: the requests reached no store call");

@@ -8,7 +8,7 @@
 
 use super::*;
 use scim_core::auth::Principal;
-use scim_core::edge::{App, Request};
+use scim_core::edge::{App, HttpRequest, json_request};
 use scim_core::store::embedded::EmbeddedTable;
 use scim_core::store::{Item, Query, StoreError, Table, Write};
 use scim_core::tenancy;
@@ -153,13 +153,8 @@ fn pipe_filters() -> Vec<Value> {
     filters
 }
 
-fn req(method: &str, path: &str, body: Option<Value>) -> Request {
-    let (path, query) = match path.split_once('?') {
-        Some((p, q)) => (p.to_string(), scim_core::edge::parse_query(q)),
-        None => (path.to_string(), vec![]),
-    };
-    let headers = vec![("content-type".into(), "application/scim+json".into())];
-    Request { method: method.into(), path, query, headers, body: body.map(|b| b.to_string().into_bytes()).unwrap_or_default() }
+fn req(method: &str, path: &str, body: Option<Value>) -> HttpRequest {
+    json_request(method, path, body.as_ref())
 }
 
 /// Provisioning as IdPs do it, touching every item family the request path writes.
