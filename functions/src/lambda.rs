@@ -62,15 +62,9 @@ pub async fn portal(app: &App, event: Request) -> Response<Body> {
 
 async fn serve_portal(app: &App, event: Request) -> Response<Body> {
     let base_url = base_url(&event);
-    let path = portal_path(event.uri().path()).to_string();
-    let query = event.uri().query().map(edge::parse_query).unwrap_or_default();
-    let headers: Vec<(String, String)> =
-        event.headers().iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string()))).collect();
-    let method = event.method().as_str().to_string();
-    let body = body_bytes(event.into_body());
-    let preq = scim_core::portal::PortalRequest { method: &method, path: &path, query: &query, headers: &headers, body: &body };
-    let resp = scim_core::portal::handle(app.layout(), &preq, &base_url).await;
-    tracing::info!(%method, %path, status = resp.status, "portal request");
+    let req = rebased(event, portal_path);
+    let resp = scim_core::portal::handle(app.layout(), &req, &base_url).await;
+    tracing::info!(method = %req.method(), path = %req.uri().path(), status = resp.status, "portal request");
     to_lambda(resp)
 }
 
@@ -139,7 +133,7 @@ async fn serve(app: &App, routes: &[Route], event: Request) -> Response<Body> {
         .and_then(|c| c.deadline().duration_since(SystemTime::now()).ok())
         .map(|d| d.saturating_sub(DEADLINE_MARGIN));
     let principal = principal_of(&event);
-    let req = to_edge(event);
+    let req = rebased(event, scim_path);
     let resp = match principal {
         Some(p) => within(budget, app.handle(&p, &req, &base_url, Some(routes))).await,
         None => edge::Response::error(&ScimError::Unauthorized("no authorizer context on the request".into())),
@@ -165,19 +159,23 @@ pub async fn within(budget: Option<Duration>, work: impl std::future::Future<Out
     }
 }
 
-/// The event as the edge reads it: its URI made relative to the base URL (the stage may or may
-/// not prefix the path; everything after `/scim/v2` is ours), the body as bytes.
-fn to_edge(event: Request) -> edge::HttpRequest {
+/// The event as the core reads it: its path rebased (`scim_path` or `portal_path`, whatever
+/// stage or base path precedes it), the query kept, the body as bytes.
+fn rebased(event: Request, path_of: fn(&str) -> &str) -> edge::HttpRequest {
     let (mut parts, body) = event.into_parts();
-    let full = parts.uri.path();
-    let path = full.find("/scim/v2").map(|i| &full[i + "/scim/v2".len()..]).unwrap_or(full);
-    let relative = match parts.uri.query() {
+    let path = path_of(parts.uri.path());
+    let uri = match parts.uri.query() {
         Some(q) => format!("{path}?{q}"),
         None => path.to_string(),
     };
     // an empty path (the base URL itself) matches no route, like any other unknown path
-    parts.uri = relative.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
+    parts.uri = uri.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
     http::Request::from_parts(parts, body_bytes(body))
+}
+
+/// The path under the base URL: everything after `/scim/v2` (`/v1/scim/v2/Users` → `/Users`).
+fn scim_path(full: &str) -> &str {
+    full.find("/scim/v2").map(|i| &full[i + "/scim/v2".len()..]).unwrap_or(full)
 }
 
 fn body_bytes(body: Body) -> bytes::Bytes {

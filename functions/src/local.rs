@@ -149,16 +149,7 @@ async fn serve_one(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpA
             Ok(b) => b.to_bytes(),
             Err(_) => return edge::Response::error(&ScimError::PayloadTooLarge(format!("request body over {MAX_PAYLOAD} bytes"))),
         };
-        let query = parts.uri.query().map(edge::parse_query).unwrap_or_default();
-        let headers: Vec<(String, String)> =
-            parts.headers.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string()))).collect();
-        let preq = scim_core::portal::PortalRequest {
-            method: parts.method.as_str(),
-            path: parts.uri.path(),
-            query: &query,
-            headers: &headers,
-            body: &body,
-        };
+        let preq = hyper::Request::from_parts(parts, body);
         return scim_core::portal::handle(app.layout(), &preq, &base_url).await;
     }
     let Some(path) = parts.uri.path().strip_prefix("/scim/v2") else {

@@ -6,7 +6,7 @@
 //! the address bar and sends it in an `Authorization: Portal <token>` header. Cross-site requests cannot set that header without a CORS preflight, which is never granted
 //! (no cookie is ever used): the API is safe against CSRF by construction; framing is refused.
 
-use crate::edge::Response;
+use crate::edge::{HttpRequest, Response};
 use crate::error::{Result, ScimError};
 use crate::setup_link::{root_path, verify};
 use crate::store::layout::{Kind, Layout};
@@ -36,19 +36,29 @@ fn asset(content_type: &str, body: &str) -> Response {
     with_security_headers(r, true)
 }
 
-/// A portal request: method, path under the API root (`/portal…`), query, headers, body.
-pub struct PortalRequest<'a> {
-    pub method: &'a str,
-    pub path: &'a str,
-    pub query: &'a [(String, String)],
-    /// Header names in any case.
-    pub headers: &'a [(String, String)],
-    pub body: &'a [u8],
+/// A portal request as the portal reads it: the `http` request (its path from the API root,
+/// `/portal…`), with the query decoded once.
+struct PortalRequest<'a> {
+    http: &'a HttpRequest,
+    method: &'a str,
+    path: &'a str,
+    query: Vec<(String, String)>,
+    body: &'a [u8],
 }
 
-impl PortalRequest<'_> {
-    fn header(&self, name: &str) -> Option<&str> {
-        crate::names::pair(self.headers, name)
+impl<'a> PortalRequest<'a> {
+    fn of(http: &'a HttpRequest) -> PortalRequest<'a> {
+        PortalRequest {
+            http,
+            method: http.method().as_str(),
+            path: http.uri().path(),
+            query: http.uri().query().map(crate::edge::parse_query).unwrap_or_default(),
+            body: http.body(),
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&'a str> {
+        self.http.headers().get(name).and_then(|v| v.to_str().ok())
     }
 }
 
@@ -89,7 +99,8 @@ fn match_route<'p>(method: &str, path: &'p str) -> Result<(usize, Option<&'p str
 
 /// Serves one portal request: the page and its assets to anyone (they hold nothing of a
 /// tenant), the API to a valid link. `scim_base_url` is the Tenant URL shown to the admin.
-pub async fn handle(layout: &Layout, req: &PortalRequest<'_>, scim_base_url: &str) -> Response {
+pub async fn handle(layout: &Layout, req: &HttpRequest, scim_base_url: &str) -> Response {
+    let req = &PortalRequest::of(req);
     let path = req.path.trim_end_matches('/');
     let r = match match_route(req.method, path) {
         Ok((0, _)) => return asset("text/html; charset=utf-8", &HTML.replace("{{root}}", &root_path(scim_base_url))),
@@ -140,7 +151,7 @@ async fn api(layout: &Layout, req: &PortalRequest<'_>, path: &str, id: Option<&s
             note(layout, tenant, "DELETE", &format!("/portal/api{p}"), Some(id), 204).await;
             Ok(Response { status: 204, headers: Vec::new(), body: Vec::new() })
         }
-        ("GET", "/activity") => Ok(json_response(200, &activity(layout, tenant, req.query).await?)),
+        ("GET", "/activity") => Ok(json_response(200, &activity(layout, tenant, &req.query).await?)),
         (m, p) => Err(ScimError::Internal(format!("the portal route table has {m} {p} but nothing serves it"))),
     }
 }

@@ -316,7 +316,7 @@ async fn the_authorizer_needs_no_more_than_its_role() {
 /// activity) and a link that is not valid.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_portal_needs_no_more_than_its_role() {
-    use scim_core::portal::{PortalRequest, handle};
+    use scim_core::portal::handle;
     let expected = &expected()["portal"];
     let table = Arc::new(Recording { inner: EmbeddedTable::in_memory(), calls: Mutex::new(None) });
     let (app, _, _) = seeded(&table).await;
@@ -327,9 +327,8 @@ async fn the_portal_needs_no_more_than_its_role() {
     let call = |method: &'static str, path: String, token: String| {
         let app = &app;
         async move {
-            let headers = vec![("authorization".to_string(), format!("Portal {token}"))];
-            let body = if method == "POST" { b"{}".to_vec() } else { Vec::new() };
-            let r = PortalRequest { method, path: &path, query: &[], headers: &headers, body: &body };
+            let mut r = json_request(method, &path, (method == "POST").then(|| json!({})).as_ref());
+            r.headers_mut().insert(http::header::AUTHORIZATION, http::HeaderValue::from_str(&format!("Portal {token}")).unwrap());
             handle(app.layout(), &r, "http://x/scim/v2").await.status
         }
     };
