@@ -84,14 +84,55 @@ pub struct RouteSpec {
     pub permission: Permission,
     /// Whether the route can change stored data (every attempt on it is audited).
     pub mutating: bool,
+    /// The body it reads, decoded once before dispatch.
+    pub body: BodyUse,
+}
+
+/// What a route does with the request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyUse {
+    /// Nothing: a body sent anyway is ignored.
+    Ignored,
+    /// A JSON document it cannot do without (an empty body is `400 invalidSyntax`).
+    Json,
+    /// A JSON document, or nothing at all.
+    OptionalJson,
+}
+
+/// Whether `a` and `b` are the same text (`==` on `str` is not `const`).
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// The methods whose requests carry the document the route works on.
+const fn body_of(method: &str) -> BodyUse {
+    if same(method, "POST") || same(method, "PUT") || same(method, "PATCH") { BodyUse::Json } else { BodyUse::Ignored }
 }
 
 const fn read(route: Route, method: &'static str, path: &'static str, function: &'static str, permission: Permission) -> RouteSpec {
-    RouteSpec { route, method, path, function, permission, mutating: false }
+    RouteSpec { route, method, path, function, permission, mutating: false, body: body_of(method) }
 }
 
 const fn write(route: Route, method: &'static str, path: &'static str, function: &'static str, permission: Permission) -> RouteSpec {
-    RouteSpec { route, method, path, function, permission, mutating: true }
+    RouteSpec { route, method, path, function, permission, mutating: true, body: body_of(method) }
+}
+
+impl RouteSpec {
+    /// The same row, its body optional.
+    const fn body_optional(self) -> RouteSpec {
+        RouteSpec { body: BodyUse::OptionalJson, ..self }
+    }
 }
 
 /// The route table.
@@ -125,7 +166,7 @@ pub const ROUTES: &[RouteSpec] = &[
     read(Route::SchemaDeclarationGet, "GET", "/Settings/Schemas/{id}", "settings", Permission::ConfigureScim),
     write(Route::SchemaDeclarationPut, "PUT", "/Settings/Schemas/{id}", "settings", Permission::ConfigureScim),
     write(Route::SchemaDeclarationDelete, "DELETE", "/Settings/Schemas/{id}", "settings", Permission::ConfigureScim),
-    write(Route::PortalLinkCreate, "POST", "/Settings/PortalLinks", "settings", Permission::ConfigureScim),
+    write(Route::PortalLinkCreate, "POST", "/Settings/PortalLinks", "settings", Permission::ConfigureScim).body_optional(),
     write(Route::PortalLinksRevoke, "DELETE", "/Settings/PortalLinks", "settings", Permission::ConfigureScim),
 ];
 
@@ -410,6 +451,7 @@ impl App {
         undeclared: &crate::resource::Undeclared,
     ) -> Result<Response> {
         self.admit(principal, req, m.spec, only).await?;
+        let doc = body(req, m.spec.body)?;
         let types = self.service.tenant_types(&principal.tenant_id, principal.schemas_version).await?;
         let ctx = Ctx {
             tenant: &principal.tenant_id,
@@ -423,22 +465,22 @@ impl App {
         };
         let id = m.id.as_deref().unwrap_or_default();
         if let Some(kind) = m.spec.route.kind() {
-            return self.resource_route(ctx, req, m.spec.route, kind, id).await;
+            return self.resource_route(ctx, req, &doc, m.spec.route, kind, id).await;
         }
         let roles = ctx.roles.is_some();
         Ok(match m.spec.route {
-            Route::RootSearch => Response::json(200, &self.root_search(ctx, &ListQuery::from_search(&body(req)?)?).await?),
+            Route::RootSearch => Response::json(200, &self.root_search(ctx, &ListQuery::from_search(&doc)?).await?),
             Route::ServiceProviderConfig => Response::json(200, &discovery::service_provider_config(base_url)),
             Route::ResourceTypes => Response::json(200, &discovery::resource_type_list(base_url, &types, roles)),
             Route::ResourceType => Response::json(200, &discovery::resource_type(base_url, &types, id, roles)?),
             Route::Schemas => Response::json(200, &discovery::schema_list(base_url, &types, roles)),
             Route::Schema => Response::json(200, &discovery::schema(base_url, &types, id, roles)?),
-            route => self.configuration_route(ctx.tenant, req, base_url, route, id).await?,
+            route => self.configuration_route(ctx.tenant, &doc, base_url, route, id).await?,
         })
     }
 
     /// The Users and Groups routes (RFC 7644 §3.3–3.6).
-    async fn resource_route(&self, ctx: Ctx<'_>, req: &Request<'_>, route: Route, kind: Kind, id: &str) -> Result<Response> {
+    async fn resource_route(&self, ctx: Ctx<'_>, req: &Request<'_>, doc: &Value, route: Route, kind: Kind, id: &str) -> Result<Response> {
         let (svc, if_match) = (&self.service, req.header("if-match"));
         let rt = ctx.types.of(kind);
         let projection = Projection::new(rt, query(req, "attributes"), query(req, "excludedAttributes"));
@@ -457,7 +499,7 @@ impl App {
         };
         Ok(match route {
             Route::UsersCreate | Route::GroupsCreate => {
-                let (stored, written) = svc.create(ctx, kind, &body(req)?).await?;
+                let (stored, written) = svc.create(ctx, kind, doc).await?;
                 render(stored, 201, written).await?
             }
             Route::UsersGet | Route::GroupsGet => {
@@ -470,13 +512,13 @@ impl App {
                 }
             }
             Route::UsersReplace | Route::GroupsReplace => {
-                render(svc.replace(ctx, kind, id, &body(req)?, if_match).await?, 200, Written::Changed).await?
+                render(svc.replace(ctx, kind, id, doc, if_match).await?, 200, Written::Changed).await?
             }
-            Route::UsersPatch => render(svc.patch(ctx, kind, id, &body(req)?, if_match).await?, 200, Written::Changed).await?,
+            Route::UsersPatch => render(svc.patch(ctx, kind, id, doc, if_match).await?, 200, Written::Changed).await?,
             // Group PATCH answers 204 (a large group's members are not sent back) unless the
             // client asks for attributes.
             Route::GroupsPatch => {
-                let s = svc.patch(ctx, kind, id, &body(req)?, if_match).await?;
+                let s = svc.patch(ctx, kind, id, doc, if_match).await?;
                 match query(req, "attributes").is_some() || query(req, "excludedAttributes").is_some() {
                     true => render(s, 200, Written::Changed).await?,
                     false => bodiless(204, s.version),
@@ -490,20 +532,20 @@ impl App {
                 Response::json(200, &svc.list_response(ctx, kind, &ListQuery::from_params(&req.query)?).await?)
             }
             Route::UsersSearch | Route::GroupsSearch => {
-                Response::json(200, &svc.list_response(ctx, kind, &ListQuery::from_search(&body(req)?)?).await?)
+                Response::json(200, &svc.list_response(ctx, kind, &ListQuery::from_search(doc)?).await?)
             }
             other => return Err(ScimError::Internal(format!("{other:?} is not a resource route"))),
         })
     }
 
     /// The tenant's own configuration: settings, role mappings, schema declarations, setup links.
-    async fn configuration_route(&self, tenant: &str, req: &Request<'_>, base_url: &str, route: Route, id: &str) -> Result<Response> {
+    async fn configuration_route(&self, tenant: &str, doc: &Value, base_url: &str, route: Route, id: &str) -> Result<Response> {
         let layout = &self.service.layout;
         Ok(match route {
             Route::SettingsGet => Response::json(200, &settings::view(layout, tenant, base_url).await?),
-            Route::SettingsPatch => Response::json(200, &settings::patch(layout, tenant, base_url, &body(req)?).await?),
+            Route::SettingsPatch => Response::json(200, &settings::patch(layout, tenant, base_url, doc).await?),
             Route::RoleMappingsGet => Response::json(200, &settings::role_mappings(layout, tenant).await?),
-            Route::RoleMappingsReplace => Response::json(200, &settings::replace_role_mappings(layout, tenant, &body(req)?).await?),
+            Route::RoleMappingsReplace => Response::json(200, &settings::replace_role_mappings(layout, tenant, doc).await?),
             Route::RoleMappingsDelete => {
                 settings::delete_role_mappings(layout, tenant).await?;
                 Response::empty(204)
@@ -511,7 +553,7 @@ impl App {
             Route::SchemaDeclarationsList => Response::json(200, &declarations::list(layout, tenant).await?),
             Route::SchemaDeclarationGet => Response::json(200, &declarations::get(layout, tenant, id).await?),
             Route::SchemaDeclarationPut => {
-                let (decl, is_new) = declarations::put(layout, tenant, id, &body(req)?).await?;
+                let (decl, is_new) = declarations::put(layout, tenant, id, doc).await?;
                 Response::json(if is_new { 201 } else { 200 }, &decl)
             }
             Route::SchemaDeclarationDelete => {
@@ -519,8 +561,7 @@ impl App {
                 Response::empty(204)
             }
             Route::PortalLinkCreate => {
-                let b = if req.body.iter().all(u8::is_ascii_whitespace) { None } else { Some(body(req)?) };
-                Response::json(201, &settings::create_portal_link(layout, tenant, base_url, b.as_ref()).await?)
+                Response::json(201, &settings::create_portal_link(layout, tenant, base_url, (!doc.is_null()).then_some(doc)).await?)
             }
             Route::PortalLinksRevoke => {
                 settings::revoke_portal_links(layout, tenant).await?;
@@ -563,8 +604,15 @@ fn query<'a>(req: &'a Request<'_>, name: &str) -> Option<&'a str> {
     crate::names::pair(&req.query, name)
 }
 
-/// Decodes a JSON request body: size, media type and syntax checked, each with its own error.
-fn body(req: &Request<'_>) -> Result<Value> {
+/// The request body as the route reads it (`Null` when it reads none, or an optional one is
+/// absent): size, media type and syntax checked, each with its own error.
+fn body(req: &Request<'_>, reads: BodyUse) -> Result<Value> {
+    let blank = req.body.iter().all(u8::is_ascii_whitespace);
+    match reads {
+        BodyUse::Ignored => return Ok(Value::Null),
+        BodyUse::OptionalJson if blank => return Ok(Value::Null),
+        _ => {}
+    }
     if req.body.len() > MAX_PAYLOAD {
         return Err(ScimError::PayloadTooLarge(format!("request body over {MAX_PAYLOAD} bytes")));
     }
@@ -574,7 +622,7 @@ fn body(req: &Request<'_>) -> Result<Value> {
             return Err(ScimError::UnsupportedMediaType(format!("send application/scim+json, not {media}")));
         }
     }
-    if req.body.iter().all(u8::is_ascii_whitespace) {
+    if blank {
         return Err(ScimError::invalid_syntax("the request body is empty"));
     }
     serde_json::from_slice(req.body).map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")))
@@ -608,6 +656,16 @@ mod tests {
         for r in ROUTES {
             assert_eq!(ROUTES.iter().filter(|x| x.route == r.route).count(), 1);
         }
+    }
+
+    #[test]
+    fn the_routes_that_read_a_body_are_the_ones_whose_method_carries_one() {
+        for r in ROUTES {
+            let carries = matches!(r.method, "POST" | "PUT" | "PATCH");
+            assert_eq!(r.body != BodyUse::Ignored, carries, "{} {}", r.method, r.path);
+        }
+        let optional: Vec<Route> = ROUTES.iter().filter(|r| r.body == BodyUse::OptionalJson).map(|r| r.route).collect();
+        assert_eq!(optional, [Route::PortalLinkCreate], "only a setup link may be asked for without a body");
     }
 
     #[test]
