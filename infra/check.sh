@@ -63,48 +63,37 @@ if ! python3 -c 'import samtranslator, yaml' >/dev/null 2>&1; then
   fi
 fi
 
-lint_status="ok"
-if ! "$cfn_lint" "$template"; then
-  lint_status="FAILED"
-fi
+# check LABEL COMMAND...: runs one check, notes "LABEL ok" or "LABEL FAILED"; every check
+# runs whatever the others gave, and the script fails when any did.
+results=()
+failed=0
+check() {
+  local label="$1"
+  shift
+  if "$@"; then
+    results+=("$label ok")
+  else
+    results+=("$label FAILED")
+    failed=1
+  fi
+}
 
+check cfn-lint "$cfn_lint" "$template"
 # --skip-download: run the bundled checks only, with no calls to the vendor's
 # platform (there is no API key, and CI may have no route to it).
-checkov_status="ok"
-if ! "$checkov" -f "$template" --framework cloudformation --quiet --compact --skip-download; then
-  checkov_status="FAILED"
-fi
-
+check checkov "$checkov" -f "$template" --framework cloudformation --quiet --compact --skip-download
 # Offline: the transform runs locally, --lint adds cfn-lint's rules; no AWS
 # credentials are needed or read (the region only names the partition).
-sam_status="ok"
-if ! SAM_CLI_TELEMETRY=0 "$sam" validate --lint --template-file "$template" --region eu-west-1; then
-  sam_status="FAILED"
-fi
-
+check "sam validate --lint" env SAM_CLI_TELEMETRY=0 "$sam" validate --lint --template-file "$template" --region eu-west-1
 # Offline as well: the SAM transform runs in-process (samtranslator), with a
 # fixed region and account; no AWS call, no credentials.
-iam_self_test_status="ok"
-if ! "$iam_python" infra/iam_check.py --self-test; then
-  iam_self_test_status="FAILED"
-fi
-iam_status="ok"
-if ! "$iam_python" infra/iam_check.py; then
-  iam_status="FAILED"
-fi
-
+check "iam self-test" "$iam_python" infra/iam_check.py --self-test
+check "iam check" "$iam_python" infra/iam_check.py
 # Offline too: the same translation under several parameter sets; the self-test
 # breaks copies of the template and shows each check failing.
-template_self_test_status="ok"
-if ! "$iam_python" infra/template_check.py --self-test; then
-  template_self_test_status="FAILED"
-fi
-template_status="ok"
-if ! "$iam_python" infra/template_check.py; then
-  template_status="FAILED"
-fi
+check "template self-test" "$iam_python" infra/template_check.py --self-test
+check "template check" "$iam_python" infra/template_check.py
 
-echo "infra: cfn-lint $lint_status, checkov $checkov_status, sam validate --lint $sam_status, iam self-test $iam_self_test_status, iam check $iam_status, template self-test $template_self_test_status, template check $template_status"
-[[ "$lint_status" == "ok" && "$checkov_status" == "ok" && "$sam_status" == "ok" \
-  && "$iam_self_test_status" == "ok" && "$iam_status" == "ok" \
-  && "$template_self_test_status" == "ok" && "$template_status" == "ok" ]]
+summary=$(printf ', %s' "${results[@]}")
+echo "infra: ${summary:2}"
+exit "$failed"

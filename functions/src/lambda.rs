@@ -163,13 +163,7 @@ pub async fn within(budget: Option<Duration>, work: impl std::future::Future<Out
 /// stage or base path precedes it), the query kept, the body as bytes.
 fn rebased(event: Request, path_of: fn(&str) -> &str) -> edge::HttpRequest {
     let (mut parts, body) = event.into_parts();
-    let path = path_of(parts.uri.path());
-    let uri = match parts.uri.query() {
-        Some(q) => format!("{path}?{q}"),
-        None => path.to_string(),
-    };
-    // an empty path (the base URL itself) matches no route, like any other unknown path
-    parts.uri = uri.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
+    parts.uri = edge::rebased_uri(path_of(parts.uri.path()), parts.uri.query());
     http::Request::from_parts(parts, body_bytes(body))
 }
 

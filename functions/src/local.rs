@@ -175,12 +175,9 @@ async fn serve_one(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpA
         }
     };
     // the edge reads URIs relative to the base URL
-    let relative = match parts.uri.query() {
-        Some(q) => format!("{path}?{q}"),
-        None => path.to_string(),
-    };
+    let uri = edge::rebased_uri(path, parts.uri.query());
     let mut parts = parts;
-    parts.uri = relative.parse().unwrap_or_else(|_| hyper::Uri::from_static("/"));
+    parts.uri = uri;
     let req = hyper::Request::from_parts(parts, body);
     app.handle(&principal, &req, &base_url, None).await
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 /// How long a cursor stays valid, seconds.
-pub const TTL_SECS: i64 = crate::list_query::CURSOR_TTL_SECS;
+pub const TTL_SECS: i64 = 3600;
 
 /// Where a cursor continues: after an id (cursor pages) or at an offset (index pages).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -110,10 +110,10 @@ async fn refuse_if_held(layout: &Layout, tenant: &str, kind: Kind, urn: &str, at
 /// authorizer's cache expires in AWS).
 async fn commit(layout: &Layout, tenant: &str, list: &[Declaration], read_version: Option<u64>) -> Result<()> {
     let (mut rec, tenant_version) = layout
-        .get_record(&crate::store::layout::conf_pk(tenant), crate::store::layout::TENANT_SK)
+        .read_record::<crate::tenancy::TenantRecord>(&crate::store::layout::conf_pk(tenant), crate::store::layout::TENANT_SK)
         .await?
         .ok_or_else(|| ScimError::NotFound(format!("no tenant '{tenant}'")))?;
-    rec["schemas_version"] = json!(read_version.unwrap_or(0) + 1);
+    rec.schemas_version = read_version.unwrap_or(0) + 1;
     match layout.commit_schema_declarations(tenant, &extensions::record(list), read_version, &rec, tenant_version).await? {
         Ok(()) => Ok(()),
         Err(_) => {

@@ -27,7 +27,7 @@ pub fn service_provider_config(base_url: &str) -> Value {
             "defaultPaginationMethod": "index",
             "defaultPageSize": DEFAULT_COUNT,
             "maxPageSize": MAX_COUNT,
-            "cursorTimeout": crate::list_query::CURSOR_TTL_SECS,
+            "cursorTimeout": crate::cursor::TTL_SECS,
         },
         "authenticationSchemes": [{
             "type": "oauthbearertoken",

@@ -246,6 +246,17 @@ pub struct Request<'a> {
 /// What the entry points hand the edge: an HTTP request whose URI is relative to the base URL.
 pub type HttpRequest = http::Request<bytes::Bytes>;
 
+/// The URI an entry point hands over: `path` (already rebased on the base URL or the portal's
+/// root) with the query as sent. An empty path (the base URL itself) or one that does not parse
+/// becomes `/`, which matches no route, like any other unknown path.
+pub fn rebased_uri(path: &str, query: Option<&str>) -> http::Uri {
+    let uri = match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    uri.parse().unwrap_or_else(|_| http::Uri::from_static("/"))
+}
+
 /// A request as a SCIM client sends it — `method`, a URI relative to the base URL, a JSON body
 /// (or none) as `application/scim+json` — for tools and tests that call the edge in process. A
 /// method or URI that does not parse becomes `GET /`, which matches no route.
@@ -607,11 +618,12 @@ fn query<'a>(req: &'a Request<'_>, name: &str) -> Option<&'a str> {
 /// The request body as the route reads it (`Null` when it reads none, or an optional one is
 /// absent): size, media type and syntax checked, each with its own error.
 fn body(req: &Request<'_>, reads: BodyUse) -> Result<Value> {
+    if reads == BodyUse::Ignored {
+        return Ok(Value::Null);
+    }
     let blank = req.body.iter().all(u8::is_ascii_whitespace);
-    match reads {
-        BodyUse::Ignored => return Ok(Value::Null),
-        BodyUse::OptionalJson if blank => return Ok(Value::Null),
-        _ => {}
+    if reads == BodyUse::OptionalJson && blank {
+        return Ok(Value::Null);
     }
     if req.body.len() > MAX_PAYLOAD {
         return Err(ScimError::PayloadTooLarge(format!("request body over {MAX_PAYLOAD} bytes")));

@@ -7,8 +7,6 @@ use serde_json::Value;
 
 /// Page size when the client gives none.
 pub const DEFAULT_COUNT: u64 = 100;
-/// How long a pagination cursor (RFC 9865) stays valid, seconds.
-pub const CURSOR_TTL_SECS: i64 = 3600;
 /// Largest page served; larger `count`s are clamped (RFC 7644 allows fewer than asked).
 pub const MAX_COUNT: u64 = 1000;
 

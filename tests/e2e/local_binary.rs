@@ -158,27 +158,10 @@ fn admin(data: &std::path::Path, args: &[&str]) -> std::process::Output {
 
 /// Reads scim-local's stdout up to its setup link line; returns (base URL, link).
 fn start_for_link(data: &std::path::Path) -> (Running, String, String) {
-    let mut child = Command::new(binary())
-        .args(["--port", "0", "--data-dir"])
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn scim-local");
-    let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
-    let (mut base, mut link) = (String::new(), String::new());
-    let mut line = String::new();
-    while reader.read_line(&mut line).unwrap_or(0) > 0 {
-        if let Some(b) = line.trim().strip_prefix("SCIM_BASE_URL=") {
-            base = b.to_string();
-        }
-        if let Some(l) = line.trim().strip_prefix("SCIM_PORTAL_URL=") {
-            link = l.to_string();
-            break;
-        }
-        line.clear();
-    }
-    (Running(child), base, link)
+    let (run, lines) = start(data);
+    let printed = |prefix: &str| lines.iter().find_map(|l| l.strip_prefix(prefix)).unwrap_or_default().to_string();
+    let (base, link) = (printed("SCIM_BASE_URL="), printed("SCIM_PORTAL_URL="));
+    (run, base, link)
 }
 
 async fn session_status(base: &str, link: &str) -> u16 {

@@ -418,7 +418,7 @@ impl Layout {
         tenant: &str,
         record: &Value,
         read_version: Option<u64>,
-        tenant_record: &Value,
+        tenant_record: &impl serde::Serialize,
         tenant_version: u64,
     ) -> Result<Result<(), WriteConflict>, StoreError> {
         let pk = conf_pk(tenant);
@@ -1047,11 +1047,6 @@ impl Layout {
             }
         }
         Err(StoreError::Conflict { index: 0 })
-    }
-
-    /// Writes a JSON record under a condition.
-    pub async fn put_record(&self, pk: &str, sk: &str, v: &Value, version: u64, cond: Cond) -> Result<(), StoreError> {
-        self.table.write(vec![Write::Put { item: Item::new(pk, sk, crate::json_text(v), version), cond }]).await
     }
 
     /// Lists JSON records in a partition by sort-key prefix.
