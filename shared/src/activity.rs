@@ -77,6 +77,21 @@ mod tests {
         assert_eq!(bounded("", 0), "");
     }
 
+    /// SECURITY.md: entries are kept 90 days (the item's TTL), in the tenant's own partition.
+    #[tokio::test]
+    async fn entries_expire_after_the_retention() {
+        use crate::store::{Query, Table};
+        let table = std::sync::Arc::new(crate::store::embedded::EmbeddedTable::in_memory());
+        let layout = Layout { table: table.clone() };
+        record(&layout, "acme", Entry { key_id: "k1", method: "GET", path: "/Users/x", status: 404, ..Default::default() }).await;
+        let day = crate::time::now().get(..10).unwrap().to_string();
+        let items = table.query(&Query::prefix(format!("TENANT#acme#AUDIT#{day}"), "AT#", None, 10)).await.unwrap();
+        assert_eq!(items.len(), 1);
+        let ttl = items[0].expires_at.unwrap() - crate::time::unix_now();
+        assert!((RETENTION_DAYS * 86_400 - 5..=RETENTION_DAYS * 86_400).contains(&ttl), "{ttl}");
+        assert_eq!(RETENTION_DAYS, 90);
+    }
+
     #[test]
     fn entries_are_stored_flat_with_their_time() {
         let urns = vec!["urn:x".to_string()];

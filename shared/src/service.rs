@@ -1027,6 +1027,25 @@ mod tests {
         v.as_object().cloned().unwrap()
     }
 
+    /// README: a tenant without declarations pays no read for them; one with declarations reads
+    /// them once per warm process until a newer version is announced.
+    #[tokio::test]
+    async fn declarations_are_read_only_when_announced_and_then_kept() {
+        use crate::store::metered::Metered;
+        let metered = std::sync::Arc::new(Metered::new(std::sync::Arc::new(crate::store::embedded::EmbeddedTable::in_memory())));
+        let svc = Service::new(Layout { table: metered.clone() });
+        svc.tenant_types("t", 0).await.unwrap();
+        assert_eq!(metered.counts().total(), 0, "version 0: the built-in types, no read");
+        crate::tenancy::create_tenant(&svc.layout, "t", "T").await.unwrap();
+        let record = crate::extensions::record(&[]);
+        svc.layout.commit_schema_declarations("t", &record, None, &json!({"id": "t"}), 1).await.unwrap().unwrap();
+        let before = metered.counts().total();
+        svc.tenant_types("t", 1).await.unwrap();
+        assert_eq!(metered.counts().total(), before + 1, "announced: one read");
+        svc.tenant_types("t", 1).await.unwrap();
+        assert_eq!(metered.counts().total(), before + 1, "then kept");
+    }
+
     #[test]
     fn meta_goes_last_and_id_first_in_place() {
         let doc = map(json!({"userName": "a", "meta": {"created": "x"}, "id": "old", "name": {"givenName": "A"}, "title": "t"}));
