@@ -2,6 +2,7 @@
 //! authorizer (`authorizer`), and the `scim-local` server (`local`). All of them call the same
 //! core: `scim_core::edge::App`.
 
+pub mod access_log;
 pub mod authorizer;
 pub mod events;
 pub mod lambda;

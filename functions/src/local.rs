@@ -132,11 +132,13 @@ fn scim_response(r: edge::Response) -> hyper::Response<Full<Bytes>> {
 }
 
 async fn handle(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpAddr) -> hyper::Response<Full<Bytes>> {
+    if !crate::access_log::enabled() {
+        return scim_response(serve_one(app, req, peer).await);
+    }
     let started = std::time::Instant::now();
-    let method = req.method().as_str().to_string();
-    let full_path = req.uri().path().to_string();
+    let (method, uri) = (req.method().clone(), req.uri().clone());
     let resp = serve_one(app, req, peer).await;
-    tracing::info!(%method, path = %full_path, status = resp.status, ms = started.elapsed().as_secs_f64() * 1e3, "request");
+    crate::access_log::record(method.as_str(), uri.path(), resp.status, started.elapsed());
     scim_response(resp)
 }
 

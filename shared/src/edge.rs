@@ -299,7 +299,10 @@ pub const SCIM_JSON: &str = "application/scim+json";
 
 impl Response {
     fn json(status: u16, v: &Value) -> Response {
-        Response { status, headers: vec![("content-type".into(), SCIM_JSON.into())], body: serde_json::to_vec(v).unwrap_or_default() }
+        Response::json_body(status, crate::json_text(v).into_bytes())
+    }
+    fn json_body(status: u16, body: Vec<u8>) -> Response {
+        Response { status, headers: vec![("content-type".into(), SCIM_JSON.into())], body }
     }
     fn empty(status: u16) -> Response {
         Response { status, headers: Vec::new(), body: Vec::new() }
@@ -494,10 +497,10 @@ impl App {
     async fn resource_route(&self, ctx: Ctx<'_>, req: &Request<'_>, doc: &Value, route: Route, kind: Kind, id: &str) -> Result<Response> {
         let (svc, if_match) = (&self.service, req.header("if-match"));
         let rt = ctx.types.of(kind);
-        let projection = Projection::new(rt, query(req, "attributes"), query(req, "excludedAttributes"));
+        let projection = &Projection::new(rt, query(req, "attributes"), query(req, "excludedAttributes"));
         let render = |s: Stored, status: u16, written: Written| async move {
             let (version, location) = (s.version, (status == 201).then(|| format!("{}{}/{}", ctx.base_url, rt.endpoint, s.id())));
-            let doc = svc.render(ctx, kind, s, &projection, written).await?;
+            let doc = svc.render(ctx, kind, s, projection, written).await?;
             let mut r = Response::json(status, &Value::Object(doc));
             r.headers.push(("etag".into(), etag(version)));
             r.headers.extend(location.map(|l| ("location".to_string(), l)));
@@ -514,12 +517,16 @@ impl App {
                 render(stored, 201, written).await?
             }
             Route::UsersGet | Route::GroupsGet => {
-                let s = svc.get(ctx, kind, id).await?;
+                let s = svc.get_text(ctx, kind, id).await?;
                 // A group's version covers its own attributes, not its member items (adding one
                 // member must not contend on the group item), so only users answer 304.
                 match kind == Kind::User && req.header("if-none-match").is_some_and(|h| h.split(',').any(|t| t.trim() == etag(s.version))) {
                     true => bodiless(304, s.version),
-                    false => render(s, 200, Written::No).await?,
+                    false => {
+                        let mut r = Response::json_body(200, svc.read(ctx, kind, &s, projection).await?);
+                        r.headers.push(("etag".into(), etag(s.version)));
+                        r
+                    }
                 }
             }
             Route::UsersReplace | Route::GroupsReplace => {

@@ -2,11 +2,17 @@
 //! `schemas` and `id` are always returned; `returned: never` attributes never are.
 
 use crate::path::AttrPath;
-use crate::schema::{ResourceType, Returned};
+use crate::schema::{ResourceType, Returned, SchemaDef};
 use serde_json::{Map, Value};
 
 /// One selected attribute: extension URN (or `None`), attribute name, optional sub-attribute.
 type Sel<'a> = (Option<&'a str>, &'a str, Option<&'a str>);
+
+/// Whether an extension has attributes the default projection leaves out (`returned: never` or
+/// `request`).
+fn withholds(ext: &SchemaDef) -> bool {
+    ext.attrs.iter().any(|a| matches!(a.returned, Returned::Never | Returned::Request))
+}
 
 /// A parsed projection.
 #[derive(Debug, Clone, Default)]
@@ -80,8 +86,15 @@ impl<'a> Projection<'a> {
 
     /// `never` and `request` attributes of the extensions (the core's never-returned password is
     /// not even stored).
+    /// Whether this projection keeps every stored member as it is stored (apart from dropping
+    /// empty extension objects): the default one, on a type whose extensions return all their
+    /// attributes by default — what `resource::render_text` needs.
+    pub fn keeps_stored_members(&self, rt: &ResourceType) -> bool {
+        self.is_default() && !rt.extensions.iter().any(|e| withholds(e))
+    }
+
     fn returned(&self, rt: &ResourceType, doc: &mut Map<String, Value>) {
-        for ext in rt.extensions.iter().filter(|e| e.attrs.iter().any(|a| matches!(a.returned, Returned::Never | Returned::Request))) {
+        for ext in rt.extensions.iter().filter(|e| withholds(e)) {
             if let Some(Value::Object(members)) = doc.get_mut(&*ext.id) {
                 members.retain(|k, _| match ext.attr(k) {
                     Some(d) if d.returned == Returned::Never => false,

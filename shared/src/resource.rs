@@ -396,12 +396,177 @@ pub fn render(rt: &ResourceType, mut doc: Map<String, Value>, base_url: &str) ->
     out
 }
 
+/// Renders a stored document for the wire from its stored text, without building it: the same
+/// bytes as `render`, the default projection and serialization, with the member `extra` (a
+/// user's `groups`, a group's `members`) placed where `expand` puts it. Each top-level value is
+/// copied as stored (stored text is serde_json's own compact output, which re-serializes to
+/// itself); only `meta` is parsed, to add its location. `None` when the text holds a member only
+/// the general path places the same (`schemas`, or one named like `extra`). The caller checks
+/// that nothing else applies: the projection (`Projection::keeps_stored_members`), the type's
+/// hidden values, computed attributes.
+pub fn render_members(
+    rt: &ResourceType,
+    doc: &StoredMembers<'_>,
+    base_url: &str,
+    extra: Option<(&str, &Value)>,
+) -> serde_json::Result<Option<Vec<u8>>> {
+    let members = &doc.0;
+    let clashes = |k: &str| k == "schemas" || extra.is_some_and(|(name, _)| k == name);
+    if members.iter().any(|(k, _)| clashes(k)) {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(members.iter().map(|(k, v)| k.len() + v.get().len() + 4).sum::<usize>() + 200);
+    out.extend_from_slice(b"{\"schemas\":[");
+    serde_json::to_writer(&mut out, rt.schema.id.as_ref())?;
+    for ext in rt.extensions.iter().filter(|e| members.iter().any(|(k, _)| *k == *e.id)) {
+        out.push(b',');
+        serde_json::to_writer(&mut out, ext.id.as_ref())?;
+    }
+    out.push(b']');
+    let mut meta = None;
+    for (k, v) in members {
+        // the default projection drops an extension that is not a non-empty object
+        let empty_extension = || is_urn(k) && rt.extension(k).is_some() && !is_nonempty_object(v.get());
+        if k == "meta" {
+            meta = Some(*v);
+        } else if !empty_extension() {
+            write_member(&mut out, k, v.get().as_bytes())?;
+        }
+    }
+    if let Some((name, value)) = extra {
+        write_member(&mut out, name, &serde_json::to_vec(value)?)?;
+    }
+    if let Some(meta) = meta {
+        write_meta(&mut out, meta.get(), doc.id().map(|id| format!("{base_url}{}/{id}", rt.endpoint)))?;
+    }
+    out.push(b'}');
+    Ok(Some(out))
+}
+
+/// `,"meta":{…}` with `location` set, as `render` sets it: last, or in its place when stored;
+/// a `meta` that is not an object is left out.
+fn write_meta(out: &mut Vec<u8>, meta: &str, location: Option<String>) -> serde_json::Result<()> {
+    if !meta.trim_start().starts_with('{') {
+        return Ok(());
+    }
+    let StoredMembers(members) = StoredMembers::parse(meta)?;
+    out.extend_from_slice(b",\"meta\":{");
+    let mut first = true;
+    let mut member = |out: &mut Vec<u8>, k: &str, v: &[u8]| {
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, k)?;
+        out.push(b':');
+        out.extend_from_slice(v);
+        Ok::<(), serde_json::Error>(())
+    };
+    let location = location.map(|l| serde_json::to_vec(&l)).transpose()?;
+    for (k, v) in &members {
+        match (&location, k == "location") {
+            (Some(l), true) => member(out, k, l)?,
+            _ => member(out, k, v.get().as_bytes())?,
+        }
+    }
+    if let Some(l) = location.filter(|_| !members.iter().any(|(k, _)| k == "location")) {
+        member(out, "location", &l)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// Whether a member name starts like a schema URN (an extension's members do).
+fn is_urn(name: &str) -> bool {
+    name.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+}
+
+/// `,"name":value` (the name escaped as JSON wants it).
+fn write_member(out: &mut Vec<u8>, name: &str, value: &[u8]) -> serde_json::Result<()> {
+    out.push(b',');
+    serde_json::to_writer(&mut *out, name)?;
+    out.push(b':');
+    out.extend_from_slice(value);
+    Ok(())
+}
+
+/// Whether a JSON text is an object with at least one member.
+fn is_nonempty_object(text: &str) -> bool {
+    let t = text.trim_start();
+    t.starts_with('{') && !t[1..].trim_start().starts_with('}')
+}
+
+/// A stored document's top-level members in order, each value the JSON text it was stored as
+/// (reading it allocates nothing per value).
+pub struct StoredMembers<'a>(Vec<(std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue)>);
+
+impl<'a> StoredMembers<'a> {
+    pub fn parse(text: &'a str) -> serde_json::Result<StoredMembers<'a>> {
+        serde_json::from_str(text)
+    }
+
+    fn get(&self, name: &str) -> Option<&'a str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.get())
+    }
+
+    /// The resource id (`id` as a string).
+    pub fn id(&self) -> Option<String> {
+        self.get("id").and_then(|v| serde_json::from_str(v).ok())
+    }
+
+    /// Whether `active` is `false`.
+    pub fn is_inactive(&self) -> bool {
+        self.get("active") == Some("false")
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for StoredMembers<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = StoredMembers<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> std::result::Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(MemberName(k)) = map.next_key()? {
+                    out.push((k, map.next_value()?));
+                }
+                Ok(StoredMembers(out))
+            }
+        }
+        d.deserialize_map(Members)
+    }
+}
+
+/// A member name, borrowed from the text unless it holds escapes.
+struct MemberName<'a>(std::borrow::Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for MemberName<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Name;
+        impl<'de> serde::de::Visitor<'de> for Name {
+            type Value = MemberName<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Self::Value, E> {
+                Ok(MemberName(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<Self::Value, E> {
+                Ok(MemberName(std::borrow::Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(Name)
+    }
+}
+
 /// Takes out of a stored document what its tenant no longer declares — a deleted extension's
 /// object, a retired attribute inside a declared one — so it is neither returned nor projected
 /// (it stays stored: see `extensions`).
 fn hide_undeclared(rt: &ResourceType, doc: &mut Map<String, Value>) {
     doc.retain(|k, v| {
-        if !k.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) {
+        if !is_urn(k) {
             return true;
         }
         let Some(ext) = rt.extension(k) else { return false };
@@ -477,5 +642,86 @@ mod tests {
         assert_eq!(d["roles"][0]["value"], "Admin");
         assert_eq!(d["roles"][0]["display"], "Admin");
         assert_eq!(d["roles"][0]["primary"], true);
+    }
+
+    /// What the general path sends for a stored document: its stored text parsed, `render`, the
+    /// default projection, serialization — the bytes `render_members` must equal.
+    fn general(rt: &ResourceType, doc: &Value, extra: Option<(&str, &Value)>) -> Vec<u8> {
+        let mut doc: Map<String, Value> = serde_json::from_str(&crate::json_text(doc)).unwrap();
+        if let Some((name, v)) = extra {
+            doc.insert(name.into(), v.clone());
+        }
+        let projection = crate::projection::Projection::default();
+        crate::json_text(&projection.apply(rt, render(rt, doc, BASE))).into_bytes()
+    }
+
+    fn from_text(rt: &ResourceType, doc: &Value, extra: Option<(&str, &Value)>) -> Option<Vec<u8>> {
+        let text = crate::json_text(doc);
+        render_members(rt, &StoredMembers::parse(&text).unwrap(), BASE, extra).unwrap()
+    }
+
+    const BASE: &str = "https://scim.example.com/scim/v2";
+
+    #[test]
+    fn a_read_from_the_stored_text_sends_what_the_general_path_sends() {
+        let groups = json!([{"value": "g1", "$ref": "https://x/Groups/g1", "display": "Ops \"α\"", "type": "direct"}]);
+        let docs = [
+            json!({"id": "u1", "userName": "a", "meta": {"resourceType": "User", "version": "W/\"1\""}}),
+            json!({"id": "u\"2", "userName": "é\u{1}\n", "active": false, "emails": [{"value": "a@b", "primary": true}], "meta": {"created": "x"}, "n": 1.5e300}),
+            json!({"id": "u3", URN_ENTERPRISE: {"department": "R&D"}, "userName": "b", "meta": {}}),
+            json!({"id": "u4", URN_ENTERPRISE: {}, "userName": "c", "meta": "not an object"}),
+            json!({"id": "u5", "urn:ietf:params:scim:schemas:extension:ENTERPRISE:2.0:User": {"x": 1}, "userName": "d"}),
+            json!({"userName": "no id", "meta": {"resourceType": "User"}}),
+            json!({"id": "u6", "ke\"y": [1, {"a": null}], "meta": {"location": "old", "version": "W/\"3\""}}),
+        ];
+        for doc in &docs {
+            for extra in [None, Some(("groups", &groups))] {
+                assert_eq!(
+                    from_text(user_type(), doc, extra).map(String::from_utf8),
+                    Some(String::from_utf8(general(user_type(), doc, extra))),
+                    "{doc}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn members_only_the_general_path_places_are_left_to_it() {
+        let groups = json!([{"value": "g1"}]);
+        assert_eq!(from_text(user_type(), &json!({"id": "u", "schemas": ["x"]}), None), None);
+        assert_eq!(from_text(user_type(), &json!({"id": "u", "groups": []}), Some(("groups", &groups))), None);
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
+            "\\PC{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::vec(("location|[a-z\"]{1,6}", inner), 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Any stored document, any values: the text path sends the general path's bytes.
+        #[test]
+        fn the_stored_text_renders_like_the_document(
+            members in proptest::collection::vec((proptest::sample::select(vec!["id", "userName", "active", "meta", "emails", URN_ENTERPRISE, "x\"y", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user"]), json_value()), 0..8),
+            with_groups in proptest::bool::ANY,
+        ) {
+            let doc = Value::Object(members.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+            let groups = json!([{"value": "g", "display": "G"}]);
+            let extra = with_groups.then_some(("groups", &groups));
+            if let Some(bytes) = from_text(user_type(), &doc, extra) {
+                proptest::prop_assert_eq!(String::from_utf8(bytes).unwrap(), String::from_utf8(general(user_type(), &doc, extra)).unwrap());
+            }
+        }
     }
 }

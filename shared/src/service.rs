@@ -13,7 +13,7 @@ use crate::projection::Projection;
 use crate::resource;
 use crate::roles::Permission;
 use crate::schema::{ResourceType, URN_LIST, group_type, user_type};
-use crate::store::layout::{Claims, Kind, Layout, MemberDelta, Stored, WriteConflict};
+use crate::store::layout::{Claims, Kind, Layout, MemberDelta, Stored, StoredText, WriteConflict};
 use crate::tenancy::ExternalIdPolicy;
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
@@ -509,12 +509,17 @@ impl Service {
         Ok(())
     }
 
-    /// `GET /{Users|Groups}/{id}`.
-    pub async fn get(&self, ctx: Ctx<'_>, kind: Kind, id: &str) -> Result<Stored> {
+    /// `GET /{Users|Groups}/{id}`: the stored text (see `read`).
+    pub async fn get_text(&self, ctx: Ctx<'_>, kind: Kind, id: &str) -> Result<StoredText> {
         self.layout
-            .get(ctx.tenant, kind, id)
+            .get_text(ctx.tenant, kind, id)
             .await?
             .ok_or_else(|| ScimError::NotFound(format!("no {} '{id}'", resource_type(kind).name.to_lowercase())))
+    }
+
+    /// A resource's stored document.
+    async fn get(&self, ctx: Ctx<'_>, kind: Kind, id: &str) -> Result<Stored> {
+        Ok(self.get_text(ctx, kind, id).await?.parse()?)
     }
 
     /// `PUT`: replace; read-only attributes in the body are ignored. For groups the body's
@@ -690,9 +695,7 @@ impl Service {
         Err(ScimError::Unavailable { detail: "the resource is being changed concurrently; retry".into(), retry_after: 1 })
     }
 
-    /// Adds what is stored elsewhere and the projection returns: a group's `members`, a user's
-    /// `groups`. `in_list` skips a user's groups unless asked for by name (one index query per
-    /// user would make list pages O(count) queries).
+    /// Adds what is stored elsewhere and the projection returns (see `expansion`).
     pub async fn expand(
         &self,
         ctx: Ctx<'_>,
@@ -702,33 +705,67 @@ impl Service {
         in_list: bool,
     ) -> Result<()> {
         let id = doc.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
-        match kind {
+        if let Some((name, value)) = self.expansion(ctx, kind, &id, is_inactive(doc), projection, in_list).await? {
+            doc.insert(name.into(), value);
+        }
+        Ok(())
+    }
+
+    /// What is stored elsewhere and the projection returns: a group's `members`, a user's
+    /// `groups` (`None`: not asked for, or none). `in_list` skips a user's groups unless asked
+    /// for by name (one index query per user would make list pages O(count) queries).
+    async fn expansion(
+        &self,
+        ctx: Ctx<'_>,
+        kind: Kind,
+        id: &str,
+        inactive: bool,
+        projection: &Projection<'_>,
+        in_list: bool,
+    ) -> Result<Option<(&'static str, Value)>> {
+        let reference = |kind: &str, id: &str| format!("{}/{kind}/{id}", ctx.base_url);
+        let list: Vec<Value> = match kind {
             Kind::Group if projection.returns(None, "members") => {
-                let ids = self.layout.members(ctx.tenant, &id).await?;
-                if !ids.is_empty() {
-                    let list: Vec<Value> =
-                        ids.iter().map(|u| json!({"value": u, "$ref": format!("{}/Users/{u}", ctx.base_url), "type": "User"})).collect();
-                    doc.insert("members".into(), Value::Array(list));
-                }
+                let ids = self.layout.members(ctx.tenant, id).await?;
+                ids.iter().map(|u| json!({"value": u, "$ref": reference("Users", u), "type": "User"})).collect()
             }
             // a user the tenant's policy deprovisions belongs to no group (its memberships were
             // removed with the deactivation): nothing to read
             Kind::User
-                if projection.returns(None, "groups") && (!in_list || projection.names(None, "groups")) && !deprovisions(ctx, doc) =>
+                if projection.returns(None, "groups")
+                    && (!in_list || projection.names(None, "groups"))
+                    && !(inactive && ctx.deactivation == crate::tenancy::Deactivation::RemoveMemberships) =>
             {
-                let gids = self.layout.groups_of(ctx.tenant, &id).await?;
-                if !gids.is_empty() {
-                    let groups = self.layout.get_many(ctx.tenant, Kind::Group, &gids).await?;
-                    let list: Vec<Value> = groups
-                        .iter()
-                        .map(|g| json!({"value": g.id(), "$ref": format!("{}/Groups/{}", ctx.base_url, g.id()), "display": g.doc.get("displayName"), "type": "direct"}))
-                        .collect();
-                    doc.insert("groups".into(), Value::Array(list));
-                }
+                let gids = self.layout.groups_of(ctx.tenant, id).await?;
+                let groups = if gids.is_empty() { Vec::new() } else { self.layout.get_many(ctx.tenant, Kind::Group, &gids).await? };
+                groups
+                    .iter()
+                    .map(|g| json!({"value": g.id(), "$ref": reference("Groups", g.id()), "display": g.doc.get("displayName"), "type": "direct"}))
+                    .collect()
             }
-            _ => {}
+            _ => Vec::new(),
+        };
+        let name = if kind == Kind::Group { "members" } else { "groups" };
+        Ok((!list.is_empty()).then(|| (name, Value::Array(list))))
+    }
+
+    /// `GET /{Users|Groups}/{id}` rendered for the wire. With the default projection, on a
+    /// type with nothing hidden and nothing computed, the body is written from the stored text
+    /// (`resource::render_members`: nothing is parsed but `meta`); otherwise through `render`.
+    pub async fn read(&self, ctx: Ctx<'_>, kind: Kind, s: &StoredText, projection: &Projection<'_>) -> Result<Vec<u8>> {
+        let rt = ctx.types.of(kind);
+        let computed = kind == Kind::User && ctx.roles.is_some(); // effectiveRoles
+        if projection.keeps_stored_members(rt) && !rt.hides_values && !computed {
+            let doc = resource::StoredMembers::parse(&s.text).map_err(|e| s.corrupt(e))?;
+            let id = doc.id().unwrap_or_default();
+            let extra = self.expansion(ctx, kind, &id, doc.is_inactive(), projection, false).await?;
+            let body = resource::render_members(rt, &doc, ctx.base_url, extra.as_ref().map(|(n, v)| (*n, v)));
+            if let Some(body) = body.map_err(|e| s.corrupt(e))? {
+                return Ok(body);
+            }
         }
-        Ok(())
+        let doc = self.render(ctx, kind, s.parse()?, projection, Written::No).await?;
+        Ok(crate::json_text(&doc).into_bytes())
     }
 
     /// Renders one resource for the wire with its projection. A just-created user belongs to

@@ -108,7 +108,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     tokio::select! {
         r = local::serve(listener, app) => r?,
-        _ = tokio::signal::ctrl_c() => eprintln!("scim-local: stopped"),
+        _ = tokio::signal::ctrl_c() => {
+            scim_functions::access_log::flush();
+            eprintln!("scim-local: stopped");
+        }
     }
     Ok(())
 }

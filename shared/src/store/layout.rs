@@ -161,6 +161,34 @@ pub struct Stored {
     pub version: u64,
 }
 
+/// A stored resource as the JSON text it is stored as, unparsed: a read answered from the text
+/// itself (see `resource::render_text`) never builds the document.
+#[derive(Debug, Clone)]
+pub struct StoredText {
+    pub text: String,
+    pub version: u64,
+    sk: String,
+}
+
+impl StoredText {
+    fn from_item(item: Item) -> Result<StoredText, StoreError> {
+        let text = item.doc.ok_or_else(|| StoreError::other(format!("item {} has no document", item.sk)))?;
+        Ok(StoredText { text, version: item.version, sk: item.sk })
+    }
+
+    /// The document, parsed.
+    pub fn parse(&self) -> Result<Stored, StoreError> {
+        let doc: Map<String, Value> =
+            serde_json::from_str(&self.text).map_err(|e| StoreError::caused(format!("corrupt item {}", self.sk), e))?;
+        Ok(Stored { doc, version: self.version })
+    }
+
+    /// A failure to read the text as a document, for a reader that parses it itself.
+    pub fn corrupt(&self, e: serde_json::Error) -> StoreError {
+        StoreError::caused(format!("corrupt item {}", self.sk), e)
+    }
+}
+
 impl Stored {
     fn from_item(item: &Item) -> Result<Stored, StoreError> {
         let text = item.doc.as_deref().ok_or_else(|| StoreError::other(format!("item {} has no document", item.sk)))?;
@@ -383,10 +411,12 @@ fn update_writes(
 impl Layout {
     /// One resource by id.
     pub async fn get(&self, tenant: &str, kind: Kind, id: &str) -> Result<Option<Stored>, StoreError> {
-        match self.table.get(&tenant_pk(tenant), &resource_sk(kind, id)).await? {
-            Some(i) => Ok(Some(Stored::from_item(&i)?)),
-            None => Ok(None),
-        }
+        self.get_text(tenant, kind, id).await?.map(|t| t.parse()).transpose()
+    }
+
+    /// A resource as its stored text (one read, nothing parsed).
+    pub async fn get_text(&self, tenant: &str, kind: Kind, id: &str) -> Result<Option<StoredText>, StoreError> {
+        self.table.get(&tenant_pk(tenant), &resource_sk(kind, id)).await?.map(StoredText::from_item).transpose()
     }
 
     /// The ids holding an externalId (its index entries, in id order; one Query, whatever
