@@ -1,0 +1,131 @@
+//! What an update may not change: protected attributes (only a key holding their permission
+//! changes them, compared on the documents a request would produce), immutable ones, and the
+//! tenant's role policy applied to users (default roles, effective roles).
+
+use super::*;
+
+/// Attributes that only a key holding a permission may change, whatever the request's form:
+/// the check compares the document a request would store with the stored one (see
+/// [`check_protected`]), so no spelling of a body can get around it.
+pub const PROTECTED: &[(Kind, &str, Permission)] = &[(Kind::User, "roles", Permission::EditRoles)];
+
+/// Refuses (403, before anything is written) a create or an update whose resulting document
+/// would change a protected attribute the caller may not change. `old` is the stored document
+/// (`None` for a create); `new_doc` the document the request produces, before the tenant's
+/// role policy. Both sides go through the policy, so what the server itself fills in (a default
+/// role) is never counted as the caller's change, and clearing counts as much as setting.
+pub(super) fn check_protected(ctx: Ctx<'_>, kind: Kind, old: Option<&Map<String, Value>>, new_doc: &Map<String, Value>) -> Result<()> {
+    for (k, attr, permission) in PROTECTED {
+        if *k != kind || ctx.may(*permission) {
+            continue;
+        }
+        let before = effective(ctx, attr, old.and_then(|d| d.get(*attr)));
+        let after = effective(ctx, attr, new_doc.get(*attr));
+        if !same_values(&before, &after) {
+            return Err(ScimError::Forbidden(format!(
+                "this request would change '{attr}', and the key's role may not (it needs {})",
+                permission.as_str()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// RFC 7643 §7 `immutable`: an extension attribute with a value keeps it (it may be set when it
+/// has none). 400 `mutability` otherwise, before anything is written.
+pub(super) fn check_immutable(rt: &ResourceType, old: &Map<String, Value>, new: &Map<String, Value>) -> Result<()> {
+    for ext in &rt.extensions {
+        let value = |doc: &Map<String, Value>, name: &str| doc.get(&*ext.id).and_then(|e| e.get(name)).filter(|v| !v.is_null()).cloned();
+        for d in ext.attrs.iter().filter(|d| d.mutability == crate::schema::Mutability::Immutable) {
+            if let Some(before) = value(old, &d.name)
+                && value(new, &d.name).as_ref() != Some(&before)
+            {
+                return Err(ScimError::mutability(format!("'{}:{}' is immutable: it keeps the value it was given", ext.id, d.name)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A protected attribute's value as it would be stored: the role policy applies to `roles`.
+pub(super) fn effective(ctx: Ctx<'_>, attr: &str, v: Option<&Value>) -> Value {
+    let mut doc = Map::new();
+    if let Some(v) = v {
+        doc.insert(attr.to_string(), v.clone());
+    }
+    if attr == "roles" {
+        apply_roles_policy(&mut doc, ctx.roles);
+    }
+    doc.remove(attr).unwrap_or(Value::Null)
+}
+
+/// Equal as stored values: absent, null and `[]` are one; multi-valued attributes compare as
+/// multisets (element order carries no meaning), objects by members (not their order).
+pub(super) fn same_values(a: &Value, b: &Value) -> bool {
+    let items = |v: &Value| -> Vec<Value> {
+        match v {
+            Value::Null => Vec::new(),
+            Value::Array(a) => a.clone(),
+            other => vec![other.clone()],
+        }
+    };
+    let (a, mut b) = (items(a), items(b));
+    a.len() == b.len()
+        && a.iter().all(|x| match b.iter().position(|y| y == x) {
+            Some(i) => {
+                b.swap_remove(i);
+                true
+            }
+            None => false,
+        })
+}
+
+/// Applies a tenant's role policy to a user document: `roles` values outside the tenant's user
+/// roles fall back to the default role, and a user sent without roles gets the default.
+pub(super) fn apply_roles_policy(doc: &mut Map<String, Value>, policy: Option<&crate::roles::RolesPolicy>) {
+    let Some(p) = policy else { return };
+    let canonical = |v: &str| p.user_roles.iter().find(|r| r.eq_ignore_ascii_case(v)).cloned().unwrap_or_else(|| p.default_role.clone());
+    let mut roles: Vec<Value> = Vec::new();
+    for r in doc.get("roles").and_then(Value::as_array).cloned().unwrap_or_default() {
+        let mut r = r;
+        let value = canonical(r.get("value").and_then(Value::as_str).unwrap_or_default());
+        r["value"] = Value::String(value.clone());
+        if !roles.iter().any(|x| x["value"] == Value::String(value.clone())) {
+            roles.push(r);
+        }
+    }
+    if roles.is_empty() {
+        roles.push(json!({"value": p.default_role, "primary": true}));
+    }
+    doc.insert("roles".into(), Value::Array(roles));
+}
+
+/// The access extension of a rendered user: organisation roles from `roles`, workspace roles
+/// from groups matching the rule (the strongest per workspace, in the order of the rule's roles).
+pub(super) fn effective_roles(doc: &mut Map<String, Value>, policy: Option<&crate::roles::RolesPolicy>) {
+    let Some(p) = policy else { return };
+    let mut out: Vec<Value> = Vec::new();
+    if doc.get("active") != Some(&Value::Bool(false)) {
+        for r in doc.get("roles").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(v) = r.get("value").and_then(Value::as_str) {
+                out.push(json!({"value": v, "source": "roles"}));
+            }
+        }
+        let mut best: std::collections::BTreeMap<String, (usize, String, String)> = std::collections::BTreeMap::new();
+        for g in doc.get("groups").and_then(Value::as_array).into_iter().flatten() {
+            let (Some(name), Some(gid)) = (g.get("display").and_then(Value::as_str), g.get("value").and_then(Value::as_str)) else {
+                continue;
+            };
+            if let Some((ws, role)) = p.grant_of(name) {
+                let rank = p.group_roles.iter().position(|r| *r == role).unwrap_or(usize::MAX);
+                if best.get(&ws).is_none_or(|(r, _, _)| rank < *r) {
+                    best.insert(ws, (rank, role, gid.to_string()));
+                }
+            }
+        }
+        for (ws, (_, role, gid)) in best {
+            out.push(json!({"value": role, "workspace": ws, "source": format!("group:{gid}")}));
+        }
+    }
+    doc.insert(crate::schema::URN_ACCESS.into(), json!({"effectiveRoles": out}));
+}
