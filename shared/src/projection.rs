@@ -88,7 +88,7 @@ impl<'a> Projection<'a> {
     /// not even stored).
     /// Whether this projection keeps every stored member as it is stored (apart from dropping
     /// empty extension objects): the default one, on a type whose extensions return all their
-    /// attributes by default — what `resource::render_text` needs.
+    /// attributes by default — what `resource::render_members` needs.
     pub fn keeps_stored_members(&self, rt: &ResourceType) -> bool {
         self.is_default() && !rt.extensions.iter().any(|e| withholds(e))
     }

@@ -266,7 +266,7 @@ impl Service {
         let now = crate::time::now();
         let full = with_meta(rt, &id, doc, &now, &now, 1);
         match self.layout.create(ctx.tenant, kind, &full, &claims, &delta).await? {
-            Ok(()) => Ok((Stored { doc: full, version: 1 }, Written::Created)),
+            Ok(()) => Ok((Stored::written(&id, full, 1), Written::Created)),
             Err(c) => Err(conflict(kind, c, &full)),
         }
     }
@@ -393,7 +393,7 @@ impl Service {
             };
             match outcome {
                 Ok(complete) => {
-                    let stored = Stored { doc: candidate, version: old.version + 1 };
+                    let stored = Stored::written(old.id(), candidate, old.version + 1);
                     if !complete {
                         self.deprovision_if_inactive(ctx, kind, &stored).await?;
                     }

@@ -154,15 +154,16 @@ const COUNT_SK: &str = "COUNT";
 /// Sort key of an API key record.
 pub const KEY_SK: &str = "KEY";
 
-/// A stored resource: its document (with `id` and `meta`) and its version.
+/// A stored resource: its id, its document (with `id` and `meta`) and its version.
 #[derive(Debug, Clone)]
 pub struct Stored {
+    id: String,
     pub doc: Map<String, Value>,
     pub version: u64,
 }
 
 /// A stored resource as the JSON text it is stored as, unparsed: a read answered from the text
-/// itself (see `resource::render_text`) never builds the document.
+/// itself (see `resource::render_members`) never builds the document.
 #[derive(Debug, Clone)]
 pub struct StoredText {
     pub text: String,
@@ -180,12 +181,17 @@ impl StoredText {
     pub fn parse(&self) -> Result<Stored, StoreError> {
         let doc: Map<String, Value> =
             serde_json::from_str(&self.text).map_err(|e| StoreError::caused(format!("corrupt item {}", self.sk), e))?;
-        Ok(Stored { doc, version: self.version })
+        Stored::read(doc, self.version, &self.sk)
     }
 
     /// A failure to read the text as a document, for a reader that parses it itself.
     pub fn corrupt(&self, e: serde_json::Error) -> StoreError {
         StoreError::caused(format!("corrupt item {}", self.sk), e)
+    }
+
+    /// A document without an id, for a reader that parses it itself.
+    pub fn without_id(&self) -> StoreError {
+        StoreError::other(format!("corrupt item {}: no id", self.sk))
     }
 }
 
@@ -193,11 +199,23 @@ impl Stored {
     fn from_item(item: &Item) -> Result<Stored, StoreError> {
         let text = item.doc.as_deref().ok_or_else(|| StoreError::other(format!("item {} has no document", item.sk)))?;
         let doc: Map<String, Value> = serde_json::from_str(text).map_err(|e| StoreError::caused(format!("corrupt item {}", item.sk), e))?;
-        Ok(Stored { doc, version: item.version })
+        Stored::read(doc, item.version, &item.sk)
     }
+
+    /// A stored document as read: one without an id is a corrupt item, not a resource.
+    fn read(doc: Map<String, Value>, version: u64, sk: &str) -> Result<Stored, StoreError> {
+        let id = doc.get("id").and_then(Value::as_str).ok_or_else(|| StoreError::other(format!("corrupt item {sk}: no id")))?;
+        Ok(Stored { id: id.to_string(), doc, version })
+    }
+
+    /// A document just written under `id`.
+    pub fn written(id: &str, doc: Map<String, Value>, version: u64) -> Stored {
+        Stored { id: id.to_string(), doc, version }
+    }
+
     /// The resource id.
     pub fn id(&self) -> &str {
-        self.doc.get("id").and_then(Value::as_str).unwrap_or_default()
+        &self.id
     }
 }
 
@@ -432,7 +450,7 @@ impl Layout {
         let Some(item) = self.table.get(&tenant_pk(tenant), &attribute_claim_sk(kind, urn, attr, key)).await? else {
             return Ok(None);
         };
-        Ok(Stored::from_item(&item)?.doc.get("id").and_then(Value::as_str).map(str::to_string))
+        Ok(Some(Stored::from_item(&item)?.id().to_string()))
     }
 
     /// The tenant's schema declarations record and its version; `None` when it has none.
@@ -907,7 +925,7 @@ impl Layout {
         let items = self.table.query(&Query::prefix(tenant_pk(tenant), prefix, after_sk.as_deref(), limit)).await?;
         let mut out = Vec::with_capacity(items.len());
         for item in &items {
-            let holder = Stored::from_item(item)?.doc.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+            let holder = Stored::from_item(item)?.id().to_string();
             out.push((item.sk[prefix.len()..].to_string(), holder));
         }
         Ok(out)
@@ -927,7 +945,7 @@ impl Layout {
         let items = self.table.query(&Query::prefix(tenant_pk(tenant), prefix, after_sk.as_deref(), limit)).await?;
         let mut out = Vec::with_capacity(items.len());
         for item in &items {
-            let holder = Stored::from_item(item)?.doc.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+            let holder = Stored::from_item(item)?.id().to_string();
             out.push((item.sk[prefix.len()..].to_string(), holder));
         }
         Ok(out)
