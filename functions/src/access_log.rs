@@ -47,21 +47,25 @@ pub fn record(method: &str, path: &str, status: u16, elapsed: Duration) {
         elapsed.as_secs_f64() * 1e3
     );
     if lines.len() >= HELD {
-        write_out(&mut lines);
+        write_out(&mut lines, &mut std::io::stderr().lock());
     }
 }
 
 /// Writes the lines held so far.
 pub fn flush() {
+    flush_to(&mut std::io::stderr().lock());
+}
+
+fn flush_to(out: &mut impl std::io::Write) {
     if let Ok(mut lines) = LINES.lock() {
-        write_out(&mut lines);
+        write_out(&mut lines, out);
     }
 }
 
-fn write_out(lines: &mut Vec<u8>) {
+fn write_out(lines: &mut Vec<u8>, out: &mut impl std::io::Write) {
     if !lines.is_empty() {
         // a closed standard error loses the log, not the request
-        let _ = std::io::stderr().lock().write_all(lines);
+        let _ = out.write_all(lines);
         lines.clear();
     }
 }
@@ -73,10 +77,11 @@ mod tests {
     #[tokio::test]
     async fn lines_reach_the_buffer_and_leave_it_on_flush() {
         record("GET", "/scim/v2/Users/1", 200, Duration::from_micros(1500));
-        let held = String::from_utf8(LINES.lock().unwrap().clone()).unwrap();
+        let mut written = Vec::new();
+        flush_to(&mut written);
+        let held = String::from_utf8(written).unwrap();
         assert!(held.ends_with("INFO request method=GET path=/scim/v2/Users/1 status=200 ms=1.500\n"), "{held}");
         assert!(held.as_bytes()[..23].iter().all(|b| b.is_ascii_digit() || b"-T:.".contains(b)), "{held}");
-        flush();
         assert!(LINES.lock().unwrap().is_empty());
     }
 }

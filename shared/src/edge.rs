@@ -18,9 +18,24 @@ use crate::store::layout::{Kind, Layout, Stored};
 use serde_json::Value;
 use std::sync::Arc;
 
-/// Every SCIM route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Route {
+/// Declares `Route` and `Route::ALL` from one list, so no variant can be missing from `ALL`
+/// (and the route table is checked against `ALL`).
+macro_rules! routes {
+    ($($(#[$doc:meta])* $variant:ident,)*) => {
+        /// Every SCIM route.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Route {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Route {
+            /// Every variant, in declaration order.
+            pub const ALL: &[Route] = &[$(Route::$variant),*];
+        }
+    };
+}
+
+routes! {
     UsersCreate,
     UsersList,
     UsersSearch,
@@ -672,9 +687,10 @@ mod tests {
 
     #[test]
     fn every_route_variant_is_in_the_table_once() {
-        for r in ROUTES {
-            assert_eq!(ROUTES.iter().filter(|x| x.route == r.route).count(), 1);
+        for r in Route::ALL {
+            assert_eq!(ROUTES.iter().filter(|x| x.route == *r).count(), 1, "{r:?}");
         }
+        assert_eq!(ROUTES.len(), Route::ALL.len());
     }
 
     #[test]

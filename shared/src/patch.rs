@@ -4,7 +4,7 @@
 
 use crate::error::{Result, ScimError};
 use crate::filter::{self, CompareOp, Filter};
-use crate::path::{AttrPath, Target};
+use crate::path::{AttrPath, Named, Target};
 use crate::resource;
 use crate::schema::{AttrDef, Mutability, ResourceType, URN_PATCH};
 use serde_json::{Map, Value};
@@ -56,8 +56,13 @@ impl PatchPath {
             };
             return Ok(PatchPath { attr, filter: Some(filter), sub, extension: None });
         }
-        let attr = AttrPath::parse(text)?;
-        Ok(PatchPath { sub: attr.sub.clone(), attr: AttrPath { sub: None, ..attr }, filter: None, extension: None })
+        match AttrPath::parse(text) {
+            Ok(attr) => Ok(PatchPath { sub: attr.sub.clone(), attr: AttrPath { sub: None, ..attr }, filter: None, extension: None }),
+            // a URN whose last segment no attribute name could be (`…:2.0`) can only name a
+            // whole extension: whether the type has it is decided when applied
+            Err(_) if text.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) => Ok(PatchPath::extension_root(text)),
+            Err(e) => Err(e),
+        }
     }
 
     fn extension_root(urn: &str) -> PatchPath {
@@ -224,13 +229,18 @@ fn apply_pathless(
     Ok(())
 }
 
-fn resolve<'a>(rt: &'a ResourceType, p: &PatchPath) -> Result<Target<'a>> {
+/// What a path names, through the one resolver (`path::resolve`): a whole extension only when
+/// nothing narrows it (no filter, no sub-attribute).
+fn resolve<'a>(rt: &'a ResourceType, p: &PatchPath) -> Result<Named<'a>> {
     let unknown = || ScimError::invalid_path(format!("'{}' is not an attribute of {}", p.attr, rt.name));
-    let mut t = p.attr.resolve(rt).ok_or_else(unknown)?;
-    if let Some(sub) = &p.sub {
-        t.sub = Some(t.def.sub_attr(sub).ok_or_else(unknown)?);
+    match (crate::path::resolve(rt, &p.attr.to_string())?.ok_or_else(unknown)?, &p.sub) {
+        (Named::Attribute(mut t), Some(sub)) => {
+            t.sub = Some(t.def.sub_attr(sub).ok_or_else(unknown)?);
+            Ok(Named::Attribute(t))
+        }
+        (Named::Extension(_), _) if p.filter.is_some() || p.sub.is_some() => Err(unknown()),
+        (named, _) => Ok(named),
     }
-    Ok(t)
 }
 
 fn container<'a>(doc: &'a mut Map<String, Value>, ext: Option<&str>) -> Option<&'a mut Map<String, Value>> {
@@ -244,15 +254,9 @@ fn apply_path(rt: &ResourceType, doc: &mut Map<String, Value>, op: OpKind, p: &P
     if let Some(urn) = &p.extension {
         return apply_extension_root(rt, doc, op, urn, value);
     }
-    let t = match resolve(rt, p) {
-        Ok(t) => t,
-        // a path naming a whole extension (its last segment looked like an attribute)
-        Err(e) => match rt.extension(&p.attr.to_string()) {
-            Some(ext) if p.filter.is_none() => {
-                return apply_extension_root(rt, doc, op, &ext.id, value);
-            }
-            _ => return Err(e),
-        },
+    let t = match resolve(rt, p)? {
+        Named::Extension(ext) => return apply_extension_root(rt, doc, op, &ext.id, value),
+        Named::Attribute(t) => t,
     };
     if t.def.mutability == Mutability::ReadOnly || t.sub.is_some_and(|s| s.mutability == Mutability::ReadOnly && s.name != "display") {
         return Err(ScimError::mutability(format!("'{}' is readOnly", t.canonical_name())));
@@ -748,5 +752,37 @@ mod tests {
         fn path_parser_never_panics(s in "\\PC{0,60}") {
             let _ = PatchPath::parse(&s);
         }
+    }
+
+    #[test]
+    fn a_whole_extension_is_a_path_whatever_its_urn_ends_in() {
+        use crate::schema::{AttrType, SchemaDef, user_schema};
+        let urn = "urn:acme:scim:ext:2.0";
+        let ext = SchemaDef {
+            id: urn.into(),
+            name: "Acme".into(),
+            description: "".into(),
+            attrs: vec![AttrDef::new("level", AttrType::String, "")],
+        };
+        let rt = ResourceType {
+            name: "User",
+            endpoint: "/Users",
+            description: "",
+            schema: user_schema(),
+            extensions: vec![std::sync::Arc::new(ext)],
+            hides_values: false,
+        };
+        let run = |ops: Value| {
+            let p = PatchOp::parse(&json!({"schemas": [URN_PATCH], "Operations": ops}))?;
+            apply(&rt, &user(), &p, &resource::Undeclared::default())
+        };
+        let d = run(json!([{"op": "add", "path": urn, "value": {"level": "3"}}])).unwrap();
+        assert_eq!(d[urn], json!({"level": "3"}));
+        let d = run(json!([{"op": "add", "path": format!("{urn}:level"), "value": "4"}])).unwrap();
+        assert_eq!(d[urn], json!({"level": "4"}));
+        let e = run(json!([{"op": "add", "path": "urn:acme:scim:other:2.0", "value": {"level": "3"}}])).unwrap_err();
+        assert_eq!(e.status(), 400);
+        let e = run(json!([{"op": "add", "path": format!("{urn}[level eq \"3\"]"), "value": {"level": "3"}}])).unwrap_err();
+        assert_eq!(e.status(), 400);
     }
 }

@@ -2,7 +2,7 @@
 //! resource type's schemas.
 
 use crate::error::{Result, ScimError};
-use crate::schema::{AttrDef, ResourceType};
+use crate::schema::{AttrDef, ResourceType, SchemaDef};
 
 /// An attribute path as written by the client: optional schema URN, attribute, sub-attribute.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,21 +17,8 @@ impl AttrPath {
     /// Attribute names never contain ':', so the URN ends at the last colon.
     pub fn parse(text: &str) -> Result<AttrPath> {
         let text = text.trim();
-        let (urn, rest) = match text.rfind(':') {
-            Some(i) if text.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) => (Some(text[..i].to_string()), &text[i + 1..]),
-            Some(_) => {
-                return Err(ScimError::invalid_path(format!("'{text}' is not a valid attribute path")));
-            }
-            None => (None, text),
-        };
-        let (attr, sub) = match rest.split_once('.') {
-            Some((a, s)) => (a, Some(s)),
-            None => (rest, None),
-        };
-        if !valid_name(attr) || sub.is_some_and(|s| !valid_name(s)) {
-            return Err(ScimError::invalid_path(format!("'{text}' is not a valid attribute path")));
-        }
-        Ok(AttrPath { urn, attr: attr.to_string(), sub: sub.map(str::to_string) })
+        let (urn, attr, sub) = split(text).ok_or_else(|| ScimError::invalid_path(format!("'{text}' is not a valid attribute path")))?;
+        Ok(AttrPath { urn: urn.map(str::to_string), attr: attr.to_string(), sub: sub.map(str::to_string) })
     }
 
     /// Resolves this path against a resource type. `None` when no such attribute is defined.
@@ -56,6 +43,41 @@ impl std::fmt::Display for AttrPath {
         }
         Ok(())
     }
+}
+
+/// Splits `[urn:]attr[.sub]` into its parts without copying them; `None` when the text is not
+/// such a path. The URN ends at the last colon: attribute names never hold one.
+pub fn split(text: &str) -> Option<(Option<&str>, &str, Option<&str>)> {
+    let (urn, rest) = match text.rfind(':') {
+        Some(i) if text.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) => (Some(&text[..i]), &text[i + 1..]),
+        Some(_) => return None,
+        None => (None, text),
+    };
+    let (attr, sub) = match rest.split_once('.') {
+        Some((a, s)) => (a, Some(s)),
+        None => (rest, None),
+    };
+    (valid_name(attr) && sub.is_none_or(valid_name)).then_some((urn, attr, sub))
+}
+
+/// What a path names in a resource type.
+#[derive(Debug, Clone, Copy)]
+pub enum Named<'a> {
+    /// A whole extension schema (the path is its URN).
+    Extension(&'a SchemaDef),
+    /// An attribute or sub-attribute.
+    Attribute(Target<'a>),
+}
+
+/// The one resolver of attribute paths, for filters, PATCH, projections and request members:
+/// a whole extension's URN first (an extension URN may end in a segment no attribute name could,
+/// `…:2.0`), else `[urn:]attr[.sub]` with the URN ending at the last colon (attribute names never
+/// hold one). `Ok(None)`: a well-formed path naming nothing in this type; `Err`: not a path.
+pub fn resolve<'a>(rt: &'a ResourceType, text: &str) -> Result<Option<Named<'a>>> {
+    if let Some(ext) = rt.extension(text.trim()) {
+        return Ok(Some(Named::Extension(ext)));
+    }
+    Ok(AttrPath::parse(text)?.resolve(rt).map(Named::Attribute))
 }
 
 /// RFC 7643 ATTRNAME = ALPHA *(nameChar), nameChar = "-" / "_" / DIGIT / ALPHA; plus `$ref`.
@@ -114,6 +136,24 @@ mod tests {
         assert!(AttrPath::parse("name..x").is_err());
         assert!(AttrPath::parse("9abc").is_err());
         assert!(AttrPath::parse("a:b").is_err());
+    }
+
+    #[test]
+    fn one_resolver_names_extensions_attributes_and_nothing() {
+        let rt = user_type();
+        assert!(matches!(resolve(rt, URN_ENTERPRISE), Ok(Some(Named::Extension(e))) if *e.id == *URN_ENTERPRISE));
+        let upper = URN_ENTERPRISE.to_uppercase();
+        assert!(matches!(resolve(rt, &upper), Ok(Some(Named::Extension(_)))));
+        let named = |t: &str| match resolve(rt, t) {
+            Ok(Some(Named::Attribute(t))) => Some(t.canonical_name()),
+            _ => None,
+        };
+        assert_eq!(named(&format!("{URN_ENTERPRISE}:manager.value")).as_deref(), Some(&*format!("{URN_ENTERPRISE}:manager.value")));
+        assert_eq!(named("urn:ietf:params:scim:schemas:core:2.0:User:NAME.givenname").as_deref(), Some("name.givenName"));
+        assert_eq!(named("department").as_deref(), Some(&*format!("{URN_ENTERPRISE}:department")));
+        assert!(matches!(resolve(rt, "urn:acme:nosuch:2.0:User:x"), Ok(None)));
+        assert!(matches!(resolve(rt, "nosuch"), Ok(None)));
+        assert!(resolve(rt, "a b").is_err());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5, §3.9), applied to rendered resources.
 //! `schemas` and `id` are always returned; `returned: never` attributes never are.
 
-use crate::path::AttrPath;
+use crate::path::Named;
 use crate::schema::{ResourceType, Returned, SchemaDef};
 use serde_json::{Map, Value};
 
@@ -28,21 +28,17 @@ fn parse_list<'a>(rt: &'a ResourceType, text: Option<&str>) -> Option<Vec<Sel<'a
     }
     let mut out = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        // a bare extension URN selects the whole extension
-        if let Some(ext) = rt.extension(part) {
-            for a in &ext.attrs {
-                out.push((Some(&*ext.id), &*a.name, None));
-            }
-            continue;
-        }
-        // unknown names are ignored, as RFC 7644 allows
         // `emails[type eq "work"]` selects `emails` (the filter narrows nothing in projections)
         let part = match (part.find('['), part.rfind(']')) {
             (Some(o), Some(c)) if c > o => format!("{}{}", &part[..o], &part[c + 1..]),
             _ => part.to_string(),
         };
-        if let Some(t) = AttrPath::parse(&part).ok().and_then(|p| p.resolve(rt)) {
-            out.push((t.ext, &*t.def.name, t.sub.map(|s| &*s.name)));
+        match crate::path::resolve(rt, &part) {
+            // a bare extension URN selects the whole extension
+            Ok(Some(Named::Extension(ext))) => out.extend(ext.attrs.iter().map(|a| (Some(&*ext.id), &*a.name, None))),
+            Ok(Some(Named::Attribute(t))) => out.push((t.ext, &*t.def.name, t.sub.map(|s| &*s.name))),
+            // unknown names are ignored, as RFC 7644 allows
+            _ => {}
         }
     }
     Some(out)

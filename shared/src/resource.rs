@@ -123,12 +123,16 @@ fn set_top(rt: &ResourceType, out: &mut Map<String, Value>, key: &str, value: &V
         }
         return Ok(());
     }
-    let (urn, name) = rt.split_urn(key);
-    if urn.is_none() && key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")) {
-        // an undeclared or misspelled extension: refused or dropped, as the tenant decides
-        return undeclared.note(undeclared_urn(key, Some(value)));
+    // an undeclared or misspelled extension (its own member, or one of its attributes): refused
+    // or dropped, as the tenant decides; a sub-attribute path or an unknown name: ignored
+    let undeclared_urn_key = || undeclared.note(undeclared_urn(key, Some(value)));
+    let Some((urn, attr, sub)) = crate::path::split(key) else {
+        return if is_urn(key) { undeclared_urn_key() } else { Ok(()) };
+    };
+    if urn.is_some_and(|u| rt.schema_by_urn(u).is_none()) {
+        return undeclared_urn_key();
     }
-    if let Some(r) = rt.resolve(urn, name) {
+    if let (None, Some(r)) = (sub, rt.resolve(urn, attr)) {
         put(out, r.ext, r.def, value)?;
     }
     Ok(())

@@ -557,27 +557,6 @@ impl ResourceType {
             }
         }
     }
-
-    /// Splits a possibly URN-qualified path (`urn:...:User:name.givenName`) into its URN and the
-    /// rest, using the known schema URNs (longest match), so dots inside URNs (`2.0`) are kept.
-    pub fn split_urn<'a>(&self, path: &'a str) -> (Option<&str>, &'a str) {
-        let mut best: Option<&SchemaDef> = None;
-        for s in self.schemas() {
-            let id = &s.id;
-            if path.len() > id.len()
-                && path.is_char_boundary(id.len())
-                && path[..id.len()].eq_ignore_ascii_case(id)
-                && path.as_bytes()[id.len()] == b':'
-                && best.is_none_or(|b| b.id.len() < id.len())
-            {
-                best = Some(s);
-            }
-        }
-        match best {
-            Some(s) => (Some(&*s.id), &path[s.id.len() + 1..]),
-            None => (None, path),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -605,12 +584,6 @@ mod tests {
         let r = t.resolve(Some(URN_ENTERPRISE), "Department").map(|r| (r.ext, &*r.def.name));
         assert_eq!(r, Some((Some(URN_ENTERPRISE), "department")));
         assert!(t.resolve(None, "nosuch").is_none());
-        let (urn, rest) = t.split_urn("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value");
-        assert_eq!(urn, Some(URN_ENTERPRISE));
-        assert_eq!(rest, "manager.value");
-        let (urn, rest) = t.split_urn("URN:ietf:params:scim:schemas:core:2.0:User:name.givenName");
-        assert_eq!(urn, Some(URN_USER));
-        assert_eq!(rest, "name.givenName");
     }
 
     #[test]
