@@ -204,9 +204,20 @@ pub struct Matched {
 pub fn match_route(method: &str, path: &str) -> Result<Matched> {
     let path = path.trim_end_matches('/');
     let mut path_known = false;
+    // the path's segments, split once; no route has more than three
+    let mut given = [""; 3];
+    let mut count = 0;
+    for s in path.split('/').filter(|s| !s.is_empty()) {
+        let Some(slot) = given.get_mut(count) else {
+            return Err(ScimError::NotFound(format!("no endpoint at {path}")));
+        };
+        *slot = s;
+        count += 1;
+    }
+    let given = &given[..count];
     for spec in ROUTES {
         let mut id = None;
-        let mut segs = path.split('/').filter(|s| !s.is_empty());
+        let mut segs = given.iter().copied();
         let mut pat = spec.path.split('/').filter(|s| !s.is_empty());
         let fits = loop {
             match (pat.next(), segs.next()) {
@@ -674,6 +685,9 @@ mod tests {
         let m = match_route("PATCH", "/Users/abc%2Fd").unwrap();
         assert_eq!((m.spec.route, m.id.as_deref()), (Route::UsersPatch, Some("abc/d")));
         assert_eq!(route("GET", "/Nope").unwrap_err().status(), 404);
+        assert_eq!(route("GET", "/Users/a/b").unwrap_err().status(), 404);
+        assert_eq!(route("GET", "/Settings/Schemas/a/b").unwrap_err().status(), 404);
+        assert_eq!(route("GET", "//Users//a//").unwrap(), Route::UsersGet);
         assert_eq!(route("DELETE", "/Users").unwrap_err().status(), 405);
         assert_eq!(route("GET", "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User").unwrap(), Route::Schema);
         // methods are case-sensitive tokens: a lower-case method matches no route (API Gateway

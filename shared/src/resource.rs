@@ -434,7 +434,7 @@ pub fn render_members(
         if k == "meta" {
             meta = Some(*v);
         } else if !empty_extension() {
-            write_member(&mut out, k, v.get().as_bytes())?;
+            write_stored_member(&mut out, k, v.get().as_bytes())?;
         }
     }
     if let Some((name, value)) = extra {
@@ -491,6 +491,23 @@ fn write_member(out: &mut Vec<u8>, name: &str, value: &[u8]) -> serde_json::Resu
     out.push(b':');
     out.extend_from_slice(value);
     Ok(())
+}
+
+/// `,"name":value` for a stored member: a name borrowed from the stored text held no escape
+/// there, and JSON text holds no raw quote, backslash or control character, so it is written as
+/// it was (serde_json would write it the same).
+#[expect(clippy::ptr_arg, reason = "whether the name is borrowed is what decides")]
+fn write_stored_member(out: &mut Vec<u8>, name: &std::borrow::Cow<'_, str>, value: &[u8]) -> serde_json::Result<()> {
+    match name {
+        std::borrow::Cow::Borrowed(n) => {
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(n.as_bytes());
+            out.extend_from_slice(b"\":");
+            out.extend_from_slice(value);
+            Ok(())
+        }
+        std::borrow::Cow::Owned(n) => write_member(out, n, value),
+    }
 }
 
 /// Whether a JSON text is an object with at least one member.
