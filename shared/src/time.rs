@@ -9,16 +9,34 @@ pub fn now() -> String {
 }
 
 /// Formats a timestamp in UTC with millisecond precision (RFC 3339; trailing zeros of the
-/// fraction dropped: `…T10:00:00.12Z`, `…T10:00:00Z`).
+/// fraction dropped: `…T10:00:00.12Z`, `…T10:00:00Z`). Written field by field, so nothing can
+/// fail: a year outside RFC 3339's four digits is written as it is (see [`format_unix_millis`]).
 pub fn format(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
-    let t = t.replace_nanosecond((t.nanosecond() / 1_000_000) * 1_000_000).unwrap_or(t);
-    t.format(&Rfc3339).unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
+    let (date, time) = (t.date(), t.time());
+    let mut s = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day(),
+        time.hour(),
+        time.minute(),
+        time.second()
+    );
+    let ms = time.millisecond();
+    if ms > 0 {
+        s.push('.');
+        s.push_str(format!("{ms:03}").trim_end_matches('0'));
+    }
+    s.push('Z');
+    s
 }
 
-/// A time given in milliseconds since the Unix epoch, formatted as [`format`] does.
+/// A time given in milliseconds since the Unix epoch, formatted as [`format`] does; `None`
+/// when it is not a time RFC 3339 can write (before year 0 or after 9999).
 pub fn format_unix_millis(ms: i64) -> Option<String> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok().map(format)
+    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
+    (0..=9999).contains(&t.year()).then(|| format(t))
 }
 
 /// Parses an RFC 3339 timestamp.
@@ -56,5 +74,13 @@ mod tests {
             // the format description the stored timestamps were written with
             assert_eq!(t.format(&Rfc3339).unwrap(), text);
         }
+    }
+
+    #[test]
+    fn a_time_rfc3339_cannot_write_is_none_not_1970() {
+        assert_eq!(format_unix_millis(253_402_300_799_999).as_deref(), Some("9999-12-31T23:59:59.999Z"));
+        assert_eq!(format_unix_millis(253_402_300_800_000), None);
+        assert_eq!(format_unix_millis(-62_167_219_200_001), None);
+        assert_eq!(format_unix_millis(i64::MAX), None);
     }
 }
