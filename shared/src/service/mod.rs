@@ -191,7 +191,12 @@ fn is_inactive(doc: &Map<String, Value>) -> bool {
 /// Whether writing this user document must remove it from its groups: it is inactive and the
 /// tenant's policy removes the memberships of inactive users.
 fn deprovisions(ctx: Ctx<'_>, doc: &Map<String, Value>) -> bool {
-    is_inactive(doc) && ctx.deactivation == crate::tenancy::Deactivation::RemoveMemberships
+    leaves_groups(ctx, is_inactive(doc))
+}
+
+/// Whether a user, active or not, belongs to no group under the tenant's policy.
+fn leaves_groups(ctx: Ctx<'_>, inactive: bool) -> bool {
+    inactive && ctx.deactivation == crate::tenancy::Deactivation::RemoveMemberships
 }
 
 /// Whether a rendered resource was just written, and how.

@@ -45,7 +45,7 @@ impl Service {
             Kind::User
                 if projection.returns(None, "groups")
                     && (!in_list || projection.names(None, "groups"))
-                    && !(inactive && ctx.deactivation == crate::tenancy::Deactivation::RemoveMemberships) =>
+                    && !leaves_groups(ctx, inactive) =>
             {
                 let gids = self.layout.groups_of(ctx.tenant, id).await?;
                 let groups = if gids.is_empty() { Vec::new() } else { self.layout.get_many(ctx.tenant, Kind::Group, &gids).await? };

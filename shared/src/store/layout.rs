@@ -173,15 +173,15 @@ pub struct StoredText {
 
 impl StoredText {
     fn from_item(item: Item) -> Result<StoredText, StoreError> {
-        let text = item.doc.ok_or_else(|| StoreError::other(format!("item {} has no document", item.sk)))?;
-        Ok(StoredText { text, version: item.version, sk: item.sk })
+        match item.doc {
+            Some(text) => Ok(StoredText { text, version: item.version, sk: item.sk }),
+            None => Err(no_document(&item.sk)),
+        }
     }
 
     /// The document, parsed.
     pub fn parse(&self) -> Result<Stored, StoreError> {
-        let doc: Map<String, Value> =
-            serde_json::from_str(&self.text).map_err(|e| StoreError::caused(format!("corrupt item {}", self.sk), e))?;
-        Stored::read(doc, self.version, &self.sk)
+        Stored::parse(&self.text, self.version, &self.sk)
     }
 
     /// A failure to read the text as a document, for a reader that parses it itself.
@@ -195,15 +195,23 @@ impl StoredText {
     }
 }
 
+/// An item's document text; an item without one is not a resource.
+fn document_of(item: &Item) -> Result<&str, StoreError> {
+    item.doc.as_deref().ok_or_else(|| no_document(&item.sk))
+}
+
+fn no_document(sk: &str) -> StoreError {
+    StoreError::other(format!("item {sk} has no document"))
+}
+
 impl Stored {
     fn from_item(item: &Item) -> Result<Stored, StoreError> {
-        let text = item.doc.as_deref().ok_or_else(|| StoreError::other(format!("item {} has no document", item.sk)))?;
-        let doc: Map<String, Value> = serde_json::from_str(text).map_err(|e| StoreError::caused(format!("corrupt item {}", item.sk), e))?;
-        Stored::read(doc, item.version, &item.sk)
+        Stored::parse(document_of(item)?, item.version, &item.sk)
     }
 
-    /// A stored document as read: one without an id is a corrupt item, not a resource.
-    fn read(doc: Map<String, Value>, version: u64, sk: &str) -> Result<Stored, StoreError> {
+    /// A stored document's text parsed: one without an id is a corrupt item, not a resource.
+    fn parse(text: &str, version: u64, sk: &str) -> Result<Stored, StoreError> {
+        let doc: Map<String, Value> = serde_json::from_str(text).map_err(|e| StoreError::caused(format!("corrupt item {sk}"), e))?;
         let id = doc.get("id").and_then(Value::as_str).ok_or_else(|| StoreError::other(format!("corrupt item {sk}: no id")))?;
         Ok(Stored { id: id.to_string(), doc, version })
     }
