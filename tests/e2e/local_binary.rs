@@ -124,10 +124,13 @@ async fn keys_and_passwords_reach_neither_the_logs_nor_the_store() {
     for (t, status) in [(link_secret.clone(), 200), (format!("{link_secret}x"), 401)] {
         assert_eq!(root.send("GET", "/portal/api/keys", None, &[("authorization", &format!("Portal {t}"))]).await.status, status);
     }
+    // the request log is written every 50 ms (`access_log::FLUSH_EVERY`): let it reach the file
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     drop(guard);
 
     let logs = std::fs::read_to_string(&log_path).expect("logs");
     assert!(logs.contains("authentication failed"), "the refusals were logged (else this test proves nothing):\n{logs}");
+    assert!(logs.contains("INFO request method=GET path=/portal/api/keys status=401"), "the request log was written:\n{logs}");
     for (what, s) in [
         ("the key", token.as_str()),
         ("the key's secret", &secret),
