@@ -14,22 +14,42 @@ pub fn now() -> String {
 pub fn format(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
     let (date, time) = (t.date(), t.time());
-    let mut s = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        date.year(),
-        u8::from(date.month()),
-        date.day(),
-        time.hour(),
-        time.minute(),
-        time.second()
-    );
+    // `time` keeps years within ±9999; a year before 0 is written as it is, sign first
+    let Ok(year) = u32::try_from(date.year()) else {
+        return format!(
+            "{}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            date.year(),
+            u8::from(date.month()),
+            date.day(),
+            time.hour(),
+            time.minute(),
+            time.second()
+        );
+    };
+    // digit by digit: this runs on every write (meta, activity), and `format!` costs more
+    let mut s = String::with_capacity(24);
+    push_digits(&mut s, year, 4);
+    for (sep, n) in [('-', date.month() as u8), ('-', date.day()), ('T', time.hour()), (':', time.minute()), (':', time.second())] {
+        s.push(sep);
+        push_digits(&mut s, u32::from(n), 2);
+    }
     let ms = time.millisecond();
     if ms > 0 {
         s.push('.');
-        s.push_str(format!("{ms:03}").trim_end_matches('0'));
+        push_digits(&mut s, u32::from(ms), 3);
+        while s.ends_with('0') {
+            s.pop();
+        }
     }
     s.push('Z');
     s
+}
+
+/// `n` in exactly `width` decimal digits (leading zeros).
+fn push_digits(s: &mut String, n: u32, width: u32) {
+    for place in (0..width).rev() {
+        s.push(char::from(b'0' + (n / 10u32.pow(place) % 10) as u8));
+    }
 }
 
 /// A time given in milliseconds since the Unix epoch, formatted as [`format`] does; `None`

@@ -15,6 +15,9 @@ impl Service {
         projection: &Projection<'_>,
         in_list: bool,
     ) -> Result<()> {
+        if !expands(kind, projection, in_list) {
+            return Ok(()); // nothing to look up for (a list page's users, most often)
+        }
         let id = doc.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
         if let Some((name, value)) = self.expansion(ctx, kind, &id, is_inactive(doc), projection, in_list).await? {
             doc.insert(name.into(), value);
@@ -22,9 +25,8 @@ impl Service {
         Ok(())
     }
 
-    /// What is stored elsewhere and the projection returns: a group's `members`, a user's
-    /// `groups` (`None`: not asked for, or none). `in_list` skips a user's groups unless asked
-    /// for by name (one index query per user would make list pages O(count) queries).
+    /// What is stored elsewhere and the projection returns (see `expands`): a group's
+    /// `members`, a user's `groups` (`None`: not asked for, or none).
     pub(super) async fn expansion(
         &self,
         ctx: Ctx<'_>,
@@ -36,17 +38,14 @@ impl Service {
     ) -> Result<Option<(&'static str, Value)>> {
         let reference = |kind: &str, id: &str| format!("{}/{kind}/{id}", ctx.base_url);
         let list: Vec<Value> = match kind {
-            Kind::Group if projection.returns(None, "members") => {
+            _ if !expands(kind, projection, in_list) => Vec::new(),
+            Kind::Group => {
                 let ids = self.layout.members(ctx.tenant, id).await?;
                 ids.iter().map(|u| json!({"value": u, "$ref": reference("Users", u), "type": "User"})).collect()
             }
             // a user the tenant's policy deprovisions belongs to no group (its memberships were
             // removed with the deactivation): nothing to read
-            Kind::User
-                if projection.returns(None, "groups")
-                    && (!in_list || projection.names(None, "groups"))
-                    && !leaves_groups(ctx, inactive) =>
-            {
+            Kind::User if !leaves_groups(ctx, inactive) => {
                 let gids = self.layout.groups_of(ctx.tenant, id).await?;
                 let groups = if gids.is_empty() { Vec::new() } else { self.layout.get_many(ctx.tenant, Kind::Group, &gids).await? };
                 groups
@@ -54,7 +53,7 @@ impl Service {
                     .map(|g| json!({"value": g.id(), "$ref": reference("Groups", g.id()), "display": g.doc.get("displayName"), "type": "direct"}))
                     .collect()
             }
-            _ => Vec::new(),
+            Kind::User => Vec::new(),
         };
         let name = if kind == Kind::Group { "members" } else { "groups" };
         Ok((!list.is_empty()).then(|| (name, Value::Array(list))))
@@ -106,5 +105,15 @@ impl Service {
             effective_roles(&mut doc, ctx.roles);
         }
         Ok(projection.apply(rt, resource::render(rt, doc, ctx.base_url)))
+    }
+}
+
+/// Whether the projection returns what is stored elsewhere: a group's `members`; a user's
+/// `groups`, which a list returns only when asked for by name (one index query per user would
+/// make list pages O(count) queries).
+fn expands(kind: Kind, projection: &Projection<'_>, in_list: bool) -> bool {
+    match kind {
+        Kind::Group => projection.returns(None, "members"),
+        Kind::User => projection.returns(None, "groups") && (!in_list || projection.names(None, "groups")),
     }
 }
