@@ -212,8 +212,13 @@ impl Stored {
     /// A stored document's text parsed: one without an id is a corrupt item, not a resource.
     fn parse(text: &str, version: u64, sk: &str) -> Result<Stored, StoreError> {
         let doc: Map<String, Value> = serde_json::from_str(text).map_err(|e| StoreError::caused(format!("corrupt item {sk}"), e))?;
-        let id = doc.get("id").and_then(Value::as_str).ok_or_else(|| StoreError::other(format!("corrupt item {sk}: no id")))?;
-        Ok(Stored { id: id.to_string(), doc, version })
+        // stored documents hold `id` first: found without hashing the name
+        let id = match doc.iter().next() {
+            Some((k, v)) if k == "id" => v.as_str(),
+            _ => doc.get("id").and_then(Value::as_str),
+        };
+        let id = id.ok_or_else(|| StoreError::other(format!("corrupt item {sk}: no id")))?.to_string();
+        Ok(Stored { id, doc, version })
     }
 
     /// A document just written under `id`.
