@@ -69,56 +69,19 @@ impl<'a> Attrs<'a> {
     }
 }
 
-impl<'de> serde::Deserialize<'de> for Attrs<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Name<'a>(Cow<'a, str>);
-        impl<'de> serde::Deserialize<'de> for Name<'de> {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct V;
-                impl<'de> serde::de::Visitor<'de> for V {
-                    type Value = Name<'de>;
-                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                        f.write_str("an attribute name")
-                    }
-                    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Name<'de>, E> {
-                        Ok(Name(Cow::Borrowed(v)))
-                    }
-                    fn visit_str<E>(self, v: &str) -> Result<Name<'de>, E> {
-                        Ok(Name(Cow::Owned(v.to_string())))
-                    }
-                }
-                d.deserialize_str(V)
-            }
-        }
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Attrs<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut m: M) -> Result<Attrs<'de>, M::Error> {
-                let mut out = Vec::with_capacity(m.size_hint().unwrap_or(16));
-                while let Some((Name(k), v)) = m.next_entry::<Name<'de>, &'de RawValue>()? {
-                    out.push((k, v));
-                }
-                // a repeated name keeps its last value, as a map would
-                out.sort_by(|a, b| a.0.cmp(&b.0));
-                out.dedup_by(|later, earlier| {
-                    let same = later.0 == earlier.0;
-                    if same {
-                        earlier.1 = later.1;
-                    }
-                    same
-                });
-                Ok(Attrs(out))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
+/// A document's attributes sorted by name (read by `resource::StoredMembers`); a repeated name
+/// keeps its last value, as a map would.
 fn attrs(doc: &str) -> Option<Attrs<'_>> {
-    serde_json::from_str::<Attrs<'_>>(doc).ok()
+    let mut out = crate::resource::StoredMembers::parse(doc).ok()?.into_members();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.dedup_by(|later, earlier| {
+        let same = later.0 == earlier.0;
+        if same {
+            earlier.1 = later.1;
+        }
+        same
+    });
+    Some(Attrs(out))
 }
 
 /// `meta.lastModified`, read without building the meta object.

@@ -229,11 +229,11 @@ fn apply_pathless(
     Ok(())
 }
 
-/// What a path names, through the one resolver (`path::resolve`): a whole extension only when
+/// What a path names, through the one resolver (`AttrPath::named`): a whole extension only when
 /// nothing narrows it (no filter, no sub-attribute).
 fn resolve<'a>(rt: &'a ResourceType, p: &PatchPath) -> Result<Named<'a>> {
     let unknown = || ScimError::invalid_path(format!("'{}' is not an attribute of {}", p.attr, rt.name));
-    match (crate::path::resolve(rt, &p.attr.to_string())?.ok_or_else(unknown)?, &p.sub) {
+    match (p.attr.named(rt).ok_or_else(unknown)?, &p.sub) {
         (Named::Attribute(mut t), Some(sub)) => {
             t.sub = Some(t.def.sub_attr(sub).ok_or_else(unknown)?);
             Ok(Named::Attribute(t))

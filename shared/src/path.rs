@@ -21,6 +21,19 @@ impl AttrPath {
         Ok(AttrPath { urn: urn.map(str::to_string), attr: attr.to_string(), sub: sub.map(str::to_string) })
     }
 
+    /// What this already parsed path names (see [`resolve`]): a whole extension when it is one's
+    /// URN read as `urn:attr` (only a URN-qualified path without sub-attribute can be), else an
+    /// attribute.
+    pub fn named<'a>(&self, rt: &'a ResourceType) -> Option<Named<'a>> {
+        if self.urn.is_some()
+            && self.sub.is_none()
+            && let Some(ext) = rt.extension(&self.to_string())
+        {
+            return Some(Named::Extension(ext));
+        }
+        self.resolve(rt).map(Named::Attribute)
+    }
+
     /// Resolves this path against a resource type. `None` when no such attribute is defined.
     pub fn resolve<'a>(&self, rt: &'a ResourceType) -> Option<Target<'a>> {
         let r = rt.resolve(self.urn.as_deref(), &self.attr)?;
@@ -77,7 +90,7 @@ pub fn resolve<'a>(rt: &'a ResourceType, text: &str) -> Result<Option<Named<'a>>
     if let Some(ext) = rt.extension(text.trim()) {
         return Ok(Some(Named::Extension(ext)));
     }
-    Ok(AttrPath::parse(text)?.resolve(rt).map(Named::Attribute))
+    Ok(AttrPath::parse(text)?.named(rt))
 }
 
 /// RFC 7643 ATTRNAME = ALPHA *(nameChar), nameChar = "-" / "_" / DIGIT / ALPHA; plus `$ref`.

@@ -400,7 +400,8 @@ pub fn render(rt: &ResourceType, mut doc: Map<String, Value>, base_url: &str) ->
     out
 }
 
-/// Renders a stored document for the wire from its stored text, without building it: the same
+/// Renders a stored document (whose `id` the caller read: `StoredMembers::id`) for the wire from
+/// its stored text, without building it: the same
 /// bytes as `render`, the default projection and serialization, with the member `extra` (a
 /// user's `groups`, a group's `members`) placed where `expand` puts it. Each top-level value is
 /// copied as stored (stored text is serde_json's own compact output, which re-serializes to
@@ -411,6 +412,7 @@ pub fn render(rt: &ResourceType, mut doc: Map<String, Value>, base_url: &str) ->
 pub fn render_members(
     rt: &ResourceType,
     doc: &StoredMembers<'_>,
+    id: Option<&str>,
     base_url: &str,
     extra: Option<(&str, &Value)>,
 ) -> serde_json::Result<Option<Vec<u8>>> {
@@ -441,7 +443,7 @@ pub fn render_members(
         write_member(&mut out, name, &serde_json::to_vec(value)?)?;
     }
     if let Some(meta) = meta {
-        write_meta(&mut out, meta.get(), doc.id().map(|id| format!("{base_url}{}/{id}", rt.endpoint)))?;
+        write_meta(&mut out, meta.get(), id.map(|id| format!("{base_url}{}/{id}", rt.endpoint)))?;
     }
     out.push(b'}');
     Ok(Some(out))
@@ -523,6 +525,11 @@ pub struct StoredMembers<'a>(Vec<(std::borrow::Cow<'a, str>, &'a serde_json::val
 impl<'a> StoredMembers<'a> {
     pub fn parse(text: &'a str) -> serde_json::Result<StoredMembers<'a>> {
         serde_json::from_str(text)
+    }
+
+    /// The members, in document order.
+    pub fn into_members(self) -> Vec<(std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue)> {
+        self.0
     }
 
     fn get(&self, name: &str) -> Option<&'a str> {
@@ -678,7 +685,8 @@ mod tests {
 
     fn from_text(rt: &ResourceType, doc: &Value, extra: Option<(&str, &Value)>) -> Option<Vec<u8>> {
         let text = crate::json_text(doc);
-        render_members(rt, &StoredMembers::parse(&text).unwrap(), BASE, extra).unwrap()
+        let doc = StoredMembers::parse(&text).unwrap();
+        render_members(rt, &doc, doc.id().as_deref(), BASE, extra).unwrap()
     }
 
     const BASE: &str = "https://scim.example.com/scim/v2";

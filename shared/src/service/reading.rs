@@ -69,7 +69,7 @@ impl Service {
             let doc = resource::StoredMembers::parse(&s.text).map_err(|e| s.corrupt(e))?;
             let id = doc.id().ok_or_else(|| s.without_id())?;
             let extra = self.expansion(ctx, kind, &id, doc.is_inactive(), projection, false).await?;
-            let body = resource::render_members(rt, &doc, ctx.base_url, extra.as_ref().map(|(n, v)| (*n, v)));
+            let body = resource::render_members(rt, &doc, Some(&id), ctx.base_url, extra.as_ref().map(|(n, v)| (*n, v)));
             if let Some(body) = body.map_err(|e| s.corrupt(e))? {
                 return Ok(body);
             }
@@ -115,5 +115,44 @@ fn expands(kind: Kind, projection: &Projection<'_>, in_list: bool) -> bool {
     match kind {
         Kind::Group => projection.returns(None, "members"),
         Kind::User => projection.returns(None, "groups") && (!in_list || projection.names(None, "groups")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::layout::{resource_sk, tenant_pk};
+    use crate::store::{Cond, Item, Table, Write};
+
+    /// README: a GET by id with the default projection is written from the stored text. A stored
+    /// document spelled as no serializer would write it (spaces, `1.50`) shows which path ran:
+    /// the text path copies it as stored, the general one re-serializes it.
+    #[tokio::test]
+    async fn a_default_read_is_written_from_the_stored_text() {
+        let table = std::sync::Arc::new(crate::store::embedded::EmbeddedTable::in_memory());
+        let svc = Service::new(Layout { table: table.clone() });
+        let text = r#"{"id":"u1","userName":"ann","x": [1.50, 2],"meta":{"resourceType":"User"}}"#;
+        let item = Item::new(tenant_pk("t"), resource_sk(Kind::User, "u1"), text.to_string(), 1);
+        table.write(vec![Write::Put { item, cond: Cond::Always }]).await.unwrap();
+        let types = TenantSchemas::builtin();
+        let undeclared = resource::Undeclared::default();
+        let ctx = Ctx {
+            tenant: "t",
+            base_url: "https://x/scim/v2",
+            roles: None,
+            deactivation: Default::default(),
+            permissions: &[],
+            external_id_policy: Default::default(),
+            types: &types,
+            undeclared: &undeclared,
+        };
+        let s = svc.get_text(ctx, Kind::User, "u1").await.unwrap();
+        let body = String::from_utf8(svc.read(ctx, Kind::User, &s, &Projection::default()).await.unwrap()).unwrap();
+        assert!(body.contains(r#""x":[1.50, 2]"#), "{body}");
+        assert!(body.ends_with(r#""meta":{"resourceType":"User","location":"https://x/scim/v2/Users/u1"}}"#), "{body}");
+        // a projection takes the general path: the same document, re-serialized
+        let projection = Projection::new(crate::schema::user_type(), None, Some("userName"));
+        let projected = String::from_utf8(svc.read(ctx, Kind::User, &s, &projection).await.unwrap()).unwrap();
+        assert!(projected.contains(r#""x":[1.5,2]"#), "{projected}");
     }
 }

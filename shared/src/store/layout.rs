@@ -186,13 +186,21 @@ impl StoredText {
 
     /// A failure to read the text as a document, for a reader that parses it itself.
     pub fn corrupt(&self, e: serde_json::Error) -> StoreError {
-        StoreError::caused(format!("corrupt item {}", self.sk), e)
+        corrupt(&self.sk, e)
     }
 
     /// A document without an id, for a reader that parses it itself.
     pub fn without_id(&self) -> StoreError {
-        StoreError::other(format!("corrupt item {}: no id", self.sk))
+        without_id(&self.sk)
     }
+}
+
+fn corrupt(sk: &str, e: serde_json::Error) -> StoreError {
+    StoreError::caused(format!("corrupt item {sk}"), e)
+}
+
+fn without_id(sk: &str) -> StoreError {
+    StoreError::other(format!("corrupt item {sk}: no id"))
 }
 
 /// An item's document text; an item without one is not a resource.
@@ -211,13 +219,13 @@ impl Stored {
 
     /// A stored document's text parsed: one without an id is a corrupt item, not a resource.
     fn parse(text: &str, version: u64, sk: &str) -> Result<Stored, StoreError> {
-        let doc: Map<String, Value> = serde_json::from_str(text).map_err(|e| StoreError::caused(format!("corrupt item {sk}"), e))?;
+        let doc: Map<String, Value> = serde_json::from_str(text).map_err(|e| corrupt(sk, e))?;
         // stored documents hold `id` first: found without hashing the name
         let id = match doc.iter().next() {
             Some((k, v)) if k == "id" => v.as_str(),
             _ => doc.get("id").and_then(Value::as_str),
         };
-        let id = id.ok_or_else(|| StoreError::other(format!("corrupt item {sk}: no id")))?.to_string();
+        let id = id.ok_or_else(|| without_id(sk))?.to_string();
         Ok(Stored { id, doc, version })
     }
 
