@@ -181,7 +181,7 @@ fn body_bytes(body: Body) -> bytes::Bytes {
 }
 
 fn base_url(event: &Request) -> String {
-    let host = event.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let host = event.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
     let stage = match event.request_context_ref() {
         Some(RequestContext::ApiGatewayV1(ctx)) => ctx.stage.clone(),
         _ => None,

@@ -144,8 +144,8 @@ async fn handle(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpAddr
 
 async fn serve_one(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpAddr) -> edge::Response {
     let (parts, body) = req.into_parts();
-    let host = parts.headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1").to_string();
-    let base_url = format!("http://{host}/scim/v2");
+    let host = parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+    let base_url = ["http://", host, "/scim/v2"].concat();
     if parts.uri.path() == "/portal" || parts.uri.path().starts_with("/portal/") {
         let body = match Limited::new(body, MAX_PAYLOAD + 1).collect().await {
             Ok(b) => b.to_bytes(),
@@ -157,15 +157,15 @@ async fn serve_one(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpA
     let Some(path) = parts.uri.path().strip_prefix("/scim/v2") else {
         return edge::Response::error(&ScimError::NotFound(format!("no endpoint at {}; the base URL is /scim/v2", parts.uri.path())));
     };
-    let authorization = parts.headers.get("authorization").and_then(|v| v.to_str().ok());
-    let user_agent = parts.headers.get("user-agent").and_then(|v| v.to_str().ok());
+    let authorization = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let user_agent = parts.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok());
     let attempt = scim_core::auth::Attempt { method: parts.method.as_str(), path, user_agent };
     let principal = match app.authenticate_attempt(authorization, Some(peer), attempt).await {
         Ok(p) => p,
         Err(e) => {
             let mut r = edge::Response::error(&e);
             if e.status() == 401 {
-                r.headers.push(("www-authenticate".into(), "Bearer realm=\"scim\"".into()));
+                r.headers.insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer realm=\"scim\""));
             }
             return r;
         }

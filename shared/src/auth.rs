@@ -5,12 +5,11 @@
 use crate::error::{Result, ScimError};
 use crate::roles::{Permission, RolesPolicy};
 use crate::store::layout::{KEY_SK, KEY_USE_SK, Layout, TENANT_SK, conf_pk, key_pk, key_use_pk};
-use crate::store::{Cond, Item, StoreError, Write};
+use crate::store::{Cond, Item, Shared, StoreError, Write};
 use crate::tenancy::{Deactivation, ExternalIdPolicy, KeyRecord, TenantRecord, UnknownExtensions, hash_secret, parse_cidr};
 use serde_json::json;
 use std::net::IpAddr;
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 
 /// Who is calling: built only by the authorizer (or, locally, the same code in process).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,7 +131,7 @@ async fn authenticate_key(
     let key = &key_view.1;
     // from here a refusal concerns a real key of a known tenant
     *refused_key = key.tenant.clone().map(|t| (t, key_id.to_string()));
-    if !bool::from(key.hash.as_bytes().ct_eq(hash_secret(secret).as_bytes())) {
+    if !crate::crypto::same_bytes(key.hash.as_bytes(), hash_secret(secret).as_bytes()) {
         return Err(deny("wrong secret"));
     }
     if key.revoked {
@@ -164,7 +163,7 @@ async fn authenticate_key(
         return Err(ScimError::Forbidden("the source address is not in this tenant's IP allowlist".into()));
     }
     *refused_key = None;
-    stamp_last_use(layout, key_id, stamp.as_ref(), now).await;
+    stamp_last_use(layout, key_id, stamp.as_deref(), now).await;
     Ok(Principal {
         tenant_id: tenant_id.to_string(),
         key_id: key_id.to_string(),
@@ -183,7 +182,7 @@ async fn authenticate_key(
 /// The key record and, in the same round trip, its tenant's record and its last-use stamp
 /// when this process has seen the key before (a key never changes tenant): one round trip on
 /// the hot path. A key seen for the first time takes a second read for its tenant.
-async fn read_key_and_tenant(layout: &Layout, key_id: &str) -> Result<(Option<Item>, Option<Prefetched>)> {
+async fn read_key_and_tenant(layout: &Layout, key_id: &str) -> Result<(Option<Shared>, Option<Prefetched>)> {
     let known = KEY_VIEWS.peek(key_id).and_then(|v| v.1.tenant.clone());
     let Some(tenant) = known else {
         return Ok((layout.table.get(&key_pk(key_id), KEY_SK).await?, None));
@@ -198,8 +197,8 @@ async fn read_key_and_tenant(layout: &Layout, key_id: &str) -> Result<(Option<It
 /// The tenant record and last-use stamp read beside a known key.
 struct Prefetched {
     tenant: String,
-    record: Option<Item>,
-    stamp: Option<Item>,
+    record: Option<Shared>,
+    stamp: Option<Shared>,
 }
 
 /// A key whose tenant record is missing: the tenant was deleted (401), or the table has not

@@ -40,9 +40,29 @@ pub fn sha256_hex(text: &str) -> String {
     hex(&Sha256::digest(text.as_bytes()))
 }
 
+/// Whether two byte strings are equal, in a time that depends on their lengths only: every
+/// byte is compared, with no exit at the first difference (a key's hash is checked this way).
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    // the optimizer sees no value it could decide early on
+    std::hint::black_box(diff) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_bytes_is_equality() {
+        assert!(same_bytes(b"", b""));
+        assert!(same_bytes(b"ba7816bf", b"ba7816bf"));
+        assert!(!same_bytes(b"ba7816bf", b"ba7816be"));
+        assert!(!same_bytes(b"ca7816bf", b"ba7816bf"));
+        assert!(!same_bytes(b"ba7816bf", b"ba7816b"));
+    }
 
     #[test]
     fn stored_hashes_are_lower_hex_sha256() {

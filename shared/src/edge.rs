@@ -306,8 +306,9 @@ impl<'a> Request<'a> {
         }
     }
 
-    /// A header value by (case-insensitive) name; a value that is not visible ASCII reads as absent.
-    pub fn header(&self, name: &str) -> Option<&'a str> {
+    /// A header value by name (a constant of `http::header`, or any string, case-insensitive); a
+    /// value that is not visible ASCII reads as absent.
+    pub fn header(&self, name: impl http::header::AsHeaderName) -> Option<&'a str> {
         self.http.headers().get(name).and_then(|v| v.to_str().ok())
     }
 }
@@ -316,7 +317,7 @@ impl<'a> Request<'a> {
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
-    pub headers: Vec<(String, String)>,
+    pub headers: http::HeaderMap,
     pub body: Vec<u8>,
 }
 
@@ -328,10 +329,24 @@ impl Response {
         Response::json_body(status, crate::json_text(v).into_bytes())
     }
     fn json_body(status: u16, body: Vec<u8>) -> Response {
-        Response { status, headers: vec![("content-type".into(), SCIM_JSON.into())], body }
+        Response::with_type(status, SCIM_JSON, body)
     }
-    fn empty(status: u16) -> Response {
-        Response { status, headers: Vec::new(), body: Vec::new() }
+    /// A response with a body of a (constant) media type.
+    pub fn with_type(status: u16, media_type: &'static str, body: Vec<u8>) -> Response {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(media_type));
+        Response { status, headers, body }
+    }
+    /// A response without a body.
+    pub fn empty(status: u16) -> Response {
+        Response { status, headers: http::HeaderMap::new(), body: Vec::new() }
+    }
+    /// Sets a header whose value is made at run time; a value that is not a valid header value
+    /// (none of ours: ETags, URLs, seconds) is left out rather than failing the response.
+    pub fn set_header(&mut self, name: http::HeaderName, value: String) {
+        if let Ok(v) = http::HeaderValue::try_from(value) {
+            self.headers.insert(name, v);
+        }
     }
     /// The SCIM Error response for an error.
     pub fn error(e: &ScimError) -> Response {
@@ -340,25 +355,20 @@ impl Response {
         }
         let mut r = Response::json(e.status(), &e.to_json());
         if let Some(s) = e.retry_after() {
-            r.headers.push(("retry-after".into(), s.to_string()));
+            r.set_header(http::header::RETRY_AFTER, s.to_string());
         }
         r
     }
     /// A header value by name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        crate::names::pair(&self.headers, name)
+        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// The response in `http` types, for either entry point. A header that is not a valid HTTP
-    /// header (none of ours) is left out rather than failing the response.
+    /// The response in `http` types, for either entry point.
     pub fn into_http(self) -> http::Response<bytes::Bytes> {
         let mut r = http::Response::new(bytes::Bytes::from(self.body));
         *r.status_mut() = http::StatusCode::from_u16(self.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-        for (k, v) in self.headers {
-            if let (Ok(k), Ok(v)) = (http::HeaderName::try_from(k), http::HeaderValue::try_from(v)) {
-                r.headers_mut().append(k, v);
-            }
-        }
+        *r.headers_mut() = self.headers;
         r
     }
 }
@@ -446,7 +456,7 @@ impl App {
             status,
             scim_type: failure.and_then(ScimError::scim_type).map(|t| t.as_str()),
             detail: detail.as_deref(),
-            user_agent: req.header("user-agent"),
+            user_agent: req.header(http::header::USER_AGENT),
             undeclared_extensions: &undeclared,
         };
         activity::record(&self.service.layout, &principal.tenant_id, entry).await;
@@ -521,20 +531,22 @@ impl App {
 
     /// The Users and Groups routes (RFC 7644 §3.3–3.6).
     async fn resource_route(&self, ctx: Ctx<'_>, req: &Request<'_>, doc: &Value, route: Route, kind: Kind, id: &str) -> Result<Response> {
-        let (svc, if_match) = (&self.service, req.header("if-match"));
+        let (svc, if_match) = (&self.service, req.header(http::header::IF_MATCH));
         let rt = ctx.types.of(kind);
         let projection = &Projection::new(rt, query(req, "attributes"), query(req, "excludedAttributes"));
         let render = |s: Stored, status: u16, written: Written| async move {
             let (version, location) = (s.version, (status == 201).then(|| format!("{}{}/{}", ctx.base_url, rt.endpoint, s.id())));
             let doc = svc.render(ctx, kind, s, projection, written).await?;
             let mut r = Response::json(status, &Value::Object(doc));
-            r.headers.push(("etag".into(), etag(version)));
-            r.headers.extend(location.map(|l| ("location".to_string(), l)));
+            r.set_header(http::header::ETAG, etag(version));
+            if let Some(l) = location {
+                r.set_header(http::header::LOCATION, l);
+            }
             Ok::<Response, ScimError>(r)
         };
         let bodiless = |status: u16, version: u64| {
             let mut r = Response::empty(status);
-            r.headers.push(("etag".into(), etag(version)));
+            r.set_header(http::header::ETAG, etag(version));
             r
         };
         Ok(match route {
@@ -546,11 +558,13 @@ impl App {
                 let s = svc.get_text(ctx, kind, id).await?;
                 // A group's version covers its own attributes, not its member items (adding one
                 // member must not contend on the group item), so only users answer 304.
-                match kind == Kind::User && req.header("if-none-match").is_some_and(|h| h.split(',').any(|t| t.trim() == etag(s.version))) {
+                match kind == Kind::User
+                    && req.header(http::header::IF_NONE_MATCH).is_some_and(|h| h.split(',').any(|t| t.trim() == etag(s.version)))
+                {
                     true => bodiless(304, s.version),
                     false => {
                         let mut r = Response::json_body(200, svc.read(ctx, kind, &s, projection).await?);
-                        r.headers.push(("etag".into(), etag(s.version)));
+                        r.set_header(http::header::ETAG, etag(s.version));
                         r
                     }
                 }
@@ -661,7 +675,7 @@ fn body(req: &Request<'_>, reads: BodyUse) -> Result<Value> {
     if req.body.len() > MAX_PAYLOAD {
         return Err(ScimError::PayloadTooLarge(format!("request body over {MAX_PAYLOAD} bytes")));
     }
-    if let Some(ct) = req.header("content-type") {
+    if let Some(ct) = req.header(http::header::CONTENT_TYPE) {
         let media = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
         if !(media.is_empty() || media.contains("json") || media == "text/plain" || media == "*/*") {
             return Err(ScimError::UnsupportedMediaType(format!("send application/scim+json, not {media}")));

@@ -226,7 +226,7 @@ mod tests {
         assert!(layout.table.get("CONF#acme", "TENANT").await.unwrap().is_some());
         assert!(layout.table.get("CONF#acme", "KEYREF#00112233aabbccdd").await.unwrap().is_some());
         let key = layout.table.get("KEY#00112233aabbccdd", "KEY").await.unwrap().unwrap();
-        assert!(!key.doc.unwrap().contains("tenant_settings"));
+        assert!(!key.doc.as_deref().unwrap().contains("tenant_settings"));
         assert!(layout.table.get("KEYUSE#00112233aabbccdd", "USE").await.unwrap().is_some());
         assert!(layout.seal_key().await.unwrap().is_some());
         assert_eq!(layout.layout_version().await.unwrap(), Some(LAYOUT_VERSION));

@@ -23,17 +23,17 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
                    frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 fn with_security_headers(mut r: Response, cache: bool) -> Response {
-    r.headers.push(("content-security-policy".into(), CSP.into()));
-    r.headers.push(("x-frame-options".into(), "DENY".into()));
-    r.headers.push(("x-content-type-options".into(), "nosniff".into()));
-    r.headers.push(("referrer-policy".into(), "no-referrer".into()));
-    r.headers.push(("cache-control".into(), if cache { "public, max-age=300" } else { "no-store" }.into()));
+    use http::{HeaderValue, header};
+    r.headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    r.headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    r.headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    r.headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    r.headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(if cache { "public, max-age=300" } else { "no-store" }));
     r
 }
 
-fn asset(content_type: &str, body: &str) -> Response {
-    let r = Response { status: 200, headers: vec![("content-type".into(), content_type.into())], body: body.as_bytes().to_vec() };
-    with_security_headers(r, true)
+fn asset(content_type: &'static str, body: &str) -> Response {
+    with_security_headers(Response::with_type(200, content_type, body.as_bytes().to_vec()), true)
 }
 
 /// A portal request as the portal reads it: the `http` request (its path from the API root,
@@ -113,7 +113,7 @@ pub async fn handle(layout: &Layout, req: &HttpRequest, scim_base_url: &str) -> 
 }
 
 fn json_response(status: u16, v: &Value) -> Response {
-    Response { status, headers: vec![("content-type".into(), "application/json".into())], body: crate::json_text(v).into_bytes() }
+    Response::with_type(status, "application/json", crate::json_text(v).into_bytes())
 }
 
 async fn api(layout: &Layout, req: &PortalRequest<'_>, path: &str, id: Option<&str>, scim_base_url: &str) -> Result<Response> {
@@ -149,7 +149,7 @@ async fn api(layout: &Layout, req: &PortalRequest<'_>, path: &str, id: Option<&s
             }
             tenancy::revoke_key(layout, id).await?;
             note(layout, tenant, "DELETE", &format!("/portal/api{p}"), Some(id), 204).await;
-            Ok(Response { status: 204, headers: Vec::new(), body: Vec::new() })
+            Ok(Response::empty(204))
         }
         ("GET", "/activity") => Ok(json_response(200, &activity(layout, tenant, &req.query).await?)),
         (m, p) => Err(ScimError::Internal(format!("the portal route table has {m} {p} but nothing serves it"))),

@@ -443,7 +443,7 @@ pub fn render_members(
         write_member(&mut out, name, &serde_json::to_vec(value)?)?;
     }
     if let Some(meta) = meta {
-        write_meta(&mut out, meta.get(), id.map(|id| format!("{base_url}{}/{id}", rt.endpoint)))?;
+        write_meta(&mut out, meta.get(), id.map(|id| [base_url, rt.endpoint, "/", id].concat()))?;
     }
     out.push(b'}');
     Ok(Some(out))

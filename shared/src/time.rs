@@ -28,15 +28,10 @@ pub fn format(t: OffsetDateTime) -> String {
     };
     // digit by digit: this runs on every write (meta, activity), and `format!` costs more
     let mut s = String::with_capacity(24);
-    push_digits(&mut s, year, 4);
-    for (sep, n) in [('-', date.month() as u8), ('-', date.day()), ('T', time.hour()), (':', time.minute()), (':', time.second())] {
-        s.push(sep);
-        push_digits(&mut s, u32::from(n), 2);
-    }
-    let ms = time.millisecond();
-    if ms > 0 {
-        s.push('.');
-        push_digits(&mut s, u32::from(ms), 3);
+    push_fields(&mut s, year, t);
+    if s.ends_with(".000") {
+        s.truncate(s.len() - 4);
+    } else {
         while s.ends_with('0') {
             s.pop();
         }
@@ -45,8 +40,29 @@ pub fn format(t: OffsetDateTime) -> String {
     s
 }
 
+/// Appends `t` (in UTC) with exactly three fraction digits, `2026-11-29T23:49:03.040Z`: the
+/// fixed-width form a log's aligned columns need. A year outside 0–9999 is clamped into it
+/// (`time` keeps years within ±9999; a log line is never about such a time).
+pub fn push_fixed_millis(s: &mut String, t: OffsetDateTime) {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    push_fields(s, u32::try_from(t.year()).unwrap_or(0).min(9999), t);
+    s.push('Z');
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmm` of a UTC time whose year is `year`.
+fn push_fields(s: &mut String, year: u32, t: OffsetDateTime) {
+    let (date, time) = (t.date(), t.time());
+    push_digits(s, year, 4);
+    for (sep, n) in [('-', date.month() as u8), ('-', date.day()), ('T', time.hour()), (':', time.minute()), (':', time.second())] {
+        s.push(sep);
+        push_digits(s, u32::from(n), 2);
+    }
+    s.push('.');
+    push_digits(s, u32::from(time.millisecond()), 3);
+}
+
 /// `n` in exactly `width` decimal digits (leading zeros).
-fn push_digits(s: &mut String, n: u32, width: u32) {
+pub fn push_digits(s: &mut String, n: u32, width: u32) {
     for place in (0..width).rev() {
         s.push(char::from(b'0' + (n / 10u32.pow(place) % 10) as u8));
     }
@@ -93,6 +109,15 @@ mod tests {
             assert_eq!(parse(text).map(|p| p.unix_timestamp_nanos() / 1_000_000), Some(i128::from(unix_ms)));
             // the format description the stored timestamps were written with
             assert_eq!(t.format(&Rfc3339).unwrap(), text);
+        }
+    }
+
+    #[test]
+    fn log_stamps_keep_three_fraction_digits() {
+        for (unix_ms, text) in [(0i64, "1970-01-01T00:00:00.000Z"), (1_795_000_000_120, "2026-11-18T11:06:40.120Z")] {
+            let mut s = String::from("> ");
+            push_fixed_millis(&mut s, OffsetDateTime::from_unix_timestamp_nanos(i128::from(unix_ms) * 1_000_000).unwrap());
+            assert_eq!(s, format!("> {text}"));
         }
     }
 

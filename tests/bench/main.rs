@@ -457,9 +457,16 @@ async fn ceiling(args: &[String]) {
             eprintln!("bench ceiling: {bad} scim-local and {bad_static} static answers were not 200");
         }
     }
-    let (a, b) = (median(a), median(b));
+    // each round's ratio is taken between two runs a second apart, so a machine whose speed
+    // drifts over the run (shared cores) moves both sides of it alike
+    let ratios: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x / y.max(1e-9)).collect();
+    let shown: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+    let (a, b, r) = (median(a), median(b), median(ratios));
     println!("GET /Users/{{id}}, 8 connections, median of {rounds} rounds of {ops}:");
-    println!("  scim-local {a:>9.0} /s\n  static     {b:>9.0} /s\n  ratio      {:>9.2}", a / b.max(1e-9));
+    println!(
+        "  scim-local {a:>9.0} /s\n  static     {b:>9.0} /s\n  ratio      {r:>9.2}  (median of the rounds' ratios: {})",
+        shown.join(" ")
+    );
 }
 
 /// The ceiling `bench compare` measures the request path against: a bare hyper server answering

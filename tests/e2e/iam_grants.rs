@@ -8,7 +8,7 @@ use super::*;
 use scim_core::auth::Principal;
 use scim_core::edge::{App, HttpRequest, ROUTES, json_request, routes_of};
 use scim_core::store::embedded::EmbeddedTable;
-use scim_core::store::{Index, Item, Query, StoreError, Table, Write};
+use scim_core::store::{Index, Query, Shared, StoreError, Table, Write};
 use scim_core::tenancy;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -58,17 +58,17 @@ impl Recording {
 
 #[async_trait::async_trait]
 impl Table for Recording {
-    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Shared>, StoreError> {
         self.note("GetItem", pk, false);
         self.inner.get(pk, sk).await
     }
-    async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Item>>, StoreError> {
+    async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Shared>>, StoreError> {
         for (pk, _) in keys {
             self.note("BatchGetItem", pk, false);
         }
         self.inner.get_many(keys).await
     }
-    async fn query(&self, q: &Query) -> Result<Vec<Item>, StoreError> {
+    async fn query(&self, q: &Query) -> Result<Vec<Shared>, StoreError> {
         self.note("Query", &q.pk, q.index == Index::Gsi1);
         self.inner.query(q).await
     }

@@ -10,14 +10,14 @@ use super::*;
 use scim_core::auth::Principal;
 use scim_core::edge::{App, HttpRequest, json_request};
 use scim_core::store::embedded::EmbeddedTable;
-use scim_core::store::{Item, Query, StoreError, Table, Write};
+use scim_core::store::{Item, Query, Shared, StoreError, Table, Write};
 use scim_core::tenancy;
 use std::sync::{Arc, Mutex};
 
 /// A table that keeps (old image, new image) of every item each write changes.
 struct Streaming {
     inner: EmbeddedTable,
-    changes: Mutex<Vec<(Option<Item>, Option<Item>)>>,
+    changes: Mutex<Vec<(Option<Shared>, Option<Shared>)>>,
 }
 
 impl Streaming {
@@ -41,13 +41,13 @@ impl Streaming {
 
 #[async_trait::async_trait]
 impl Table for Streaming {
-    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Shared>, StoreError> {
         self.inner.get(pk, sk).await
     }
-    async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Item>>, StoreError> {
+    async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Shared>>, StoreError> {
         self.inner.get_many(keys).await
     }
-    async fn query(&self, q: &Query) -> Result<Vec<Item>, StoreError> {
+    async fn query(&self, q: &Query) -> Result<Vec<Shared>, StoreError> {
         self.inner.query(q).await
     }
     async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
@@ -203,7 +203,7 @@ async fn the_pipe_forwards_every_change_that_means_an_event_and_nothing_else() {
     };
     let (mut must, mut never, mut problems) = (0, 0, Vec::new());
     for (old, new) in &changes {
-        let (old, new) = (old.as_ref(), new.as_ref());
+        let (old, new) = (old.as_deref(), new.as_deref());
         let any = new.or(old).unwrap();
         if !scim_core::events::derive(old, new).is_empty() {
             must += 1;
@@ -218,7 +218,7 @@ async fn the_pipe_forwards_every_change_that_means_an_event_and_nothing_else() {
             }
         }
     }
-    let families = |f: &dyn Fn(&Item) -> bool| changes.iter().any(|(o, n)| n.as_ref().or(o.as_ref()).is_some_and(f));
+    let families = |f: &dyn Fn(&Item) -> bool| changes.iter().any(|(o, n)| n.as_deref().or(o.as_deref()).is_some_and(f));
     assert!(families(&|i| i.pk.ends_with("#CURSOR")), "page checkpoints were written (else this proves nothing)");
     assert!(families(&|i| i.pk.contains("#AUDIT#")) && families(&|i| i.pk.ends_with("#RATE")), "audit and rate items were written");
     assert!(families(&|i| i.sk.starts_with("MEMBER#")), "memberships were written");

@@ -6,7 +6,7 @@
 
 use scim_core::store::embedded::EmbeddedTable;
 use scim_core::store::metered::Metered;
-use scim_core::store::{Cond, Index, Item, Query, StoreError, Table, Write};
+use scim_core::store::{Cond, Index, Item, Query, Shared, StoreError, Table, Write};
 use std::sync::Arc;
 
 fn item(pk: &str, sk: &str, doc: &str, version: u64) -> Item {
@@ -24,7 +24,7 @@ fn conflict_at(r: Result<(), StoreError>) -> usize {
     }
 }
 
-fn sks(items: &[Item]) -> Vec<&str> {
+fn sks(items: &[Shared]) -> Vec<&str> {
     items.iter().map(|i| i.sk.as_str()).collect()
 }
 
@@ -35,11 +35,11 @@ async fn items_and_conditions(t: &dyn Table) {
     a.gsi1 = Some(("G".into(), "a".into()));
     a.nums.insert("count".into(), 3);
     t.write(vec![put(a.clone(), Cond::Absent)]).await.unwrap();
-    assert_eq!(t.get("P", "a").await.unwrap(), Some(a.clone()), "an item reads back as written");
+    assert_eq!(t.get("P", "a").await.unwrap().as_deref(), Some(&a), "an item reads back as written");
     assert_eq!(conflict_at(t.write(vec![put(a.clone(), Cond::Absent)]).await), 0, "Absent fails on an existing item");
     assert_eq!(conflict_at(t.write(vec![put(item("P", "a", "{}", 2), Cond::Version(7))]).await), 0, "a stale version fails");
     t.write(vec![put(item("P", "a", r#"{"x":2}"#, 2), Cond::Version(1))]).await.unwrap();
-    assert_eq!(t.get("P", "a").await.unwrap().map(|i| (i.version, i.doc)), Some((2, Some(r#"{"x":2}"#.into()))));
+    assert_eq!(t.get("P", "a").await.unwrap().map(|i| (i.version, i.doc.clone())), Some((2, Some(r#"{"x":2}"#.into()))));
     assert_eq!(conflict_at(t.write(vec![Write::Delete { pk: "P".into(), sk: "nope".into(), cond: Cond::Exists }]).await), 0);
     assert_eq!(conflict_at(t.write(vec![Write::Check { pk: "P".into(), sk: "a".into(), cond: Cond::Absent }]).await), 0);
     t.write(vec![Write::Delete { pk: "P".into(), sk: "nope".into(), cond: Cond::Always }]).await.unwrap();
@@ -118,7 +118,7 @@ async fn time_to_live(t: &dyn Table) {
     live.expires_at = Some(now + 3600);
     t.write(vec![put(old, Cond::Always), put(live.clone(), Cond::Always)]).await.unwrap();
     assert_eq!(t.get("E", "X#old").await.unwrap(), None);
-    assert_eq!(t.get("E", "X#live").await.unwrap(), Some(live));
+    assert_eq!(t.get("E", "X#live").await.unwrap().as_deref(), Some(&live));
     let got = t.get_many(&[("E".into(), "X#old".into()), ("E".into(), "X#live".into())]).await.unwrap();
     assert_eq!(got.iter().map(Option::is_some).collect::<Vec<_>>(), [false, true]);
     assert_eq!(sks(&t.query(&Query::prefix("E", "X#", None, 10)).await.unwrap()), ["X#live"]);

@@ -72,7 +72,7 @@ async fn upgraded_on_start(store: Store) {
     assert!(table.get("TENANT#old", "TENANT").await.unwrap().is_none());
     assert!(table.get("CONF#old", "TENANT").await.unwrap().is_some());
     let key = table.get(&format!("KEY#{KEY_ID}"), "KEY").await.unwrap().unwrap();
-    assert!(!key.doc.unwrap().contains("tenant_settings"));
+    assert!(!key.doc.as_deref().unwrap().contains("tenant_settings"));
     let keys = scim_core::tenancy::list_keys(srv.app.layout(), "old").await.unwrap();
     assert!(keys[0]["last_used_at"].is_string(), "the last use survived the move: {keys:?}");
     // settings changes reach the old key at once (no copies to rewrite)

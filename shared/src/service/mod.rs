@@ -77,7 +77,7 @@ const TYPES_KEPT: usize = 512;
 
 /// The weak ETag of a version.
 pub fn etag(version: u64) -> String {
-    format!("W/\"{version}\"")
+    ["W/\"", itoa::Buffer::new().format(version), "\""].concat()
 }
 
 /// The resource type of a kind.

@@ -66,7 +66,7 @@ impl Service {
         let rt = ctx.types.of(kind);
         let computed = kind == Kind::User && ctx.roles.is_some(); // effectiveRoles
         if projection.keeps_stored_members(rt) && !rt.hides_values && !computed {
-            let doc = resource::StoredMembers::parse(&s.text).map_err(|e| s.corrupt(e))?;
+            let doc = resource::StoredMembers::parse(s.text()).map_err(|e| s.corrupt(e))?;
             let id = doc.id().ok_or_else(|| s.without_id())?;
             let extra = self.expansion(ctx, kind, &id, doc.is_inactive(), projection, false).await?;
             let body = resource::render_members(rt, &doc, Some(&id), ctx.base_url, extra.as_ref().map(|(n, v)| (*n, v)));

@@ -2,7 +2,7 @@
 //! `expires_at`). Strongly consistent reads on the primary key; multi-item writes are one
 //! `TransactWriteItems`; single writes use the plain conditional call (half the write cost).
 
-use super::{Cond, Index, Item, Query, StoreError, Table, Write};
+use super::{Cond, Index, Item, Query, Shared, StoreError, Table, Write};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Region, timeout::TimeoutConfig};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -280,7 +280,7 @@ fn some_map(m: HashMap<String, AttributeValue>) -> Option<HashMap<String, Attrib
 
 #[async_trait::async_trait]
 impl Table for DynamoTable {
-    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Shared>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -294,13 +294,13 @@ impl Table for DynamoTable {
         self.note(out.consumed_capacity(), READ);
         let now = crate::time::unix_now();
         match out.item() {
-            Some(m) => Ok(Some(from_attrs(m)?).filter(|i| !i.expired(now))),
+            Some(m) => Ok(Some(from_attrs(m)?).filter(|i| !i.expired(now)).map(Shared::new)),
             None => Ok(None),
         }
     }
 
-    async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Item>>, StoreError> {
-        let mut found: HashMap<(String, String), Item> = HashMap::new();
+    async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Shared>>, StoreError> {
+        let mut found: HashMap<(String, String), Shared> = HashMap::new();
         for chunk in keys.chunks(100) {
             let mut unique: Vec<&(String, String)> = chunk.iter().collect();
             unique.sort();
@@ -326,7 +326,7 @@ impl Table for DynamoTable {
                 out.consumed_capacity().iter().for_each(|c| self.note(Some(c), READ));
                 for m in out.responses().and_then(|r| r.get(&self.table)).map(Vec::as_slice).unwrap_or_default() {
                     let item = from_attrs(m)?;
-                    found.insert((item.pk.clone(), item.sk.clone()), item);
+                    found.insert((item.pk.clone(), item.sk.clone()), Shared::new(item));
                 }
                 pending = out.unprocessed_keys().and_then(|u| u.get(&self.table)).cloned();
                 if pending.is_some() {
@@ -341,7 +341,7 @@ impl Table for DynamoTable {
         Ok(keys.iter().map(|k| found.get(k).filter(|i| !i.expired(now)).cloned()).collect())
     }
 
-    async fn query(&self, q: &Query) -> Result<Vec<Item>, StoreError> {
+    async fn query(&self, q: &Query) -> Result<Vec<Shared>, StoreError> {
         let (pk_name, sk_name) = match q.index {
             Index::Primary => ("pk", "sk"),
             Index::Gsi1 => ("gsi1pk", "gsi1sk"),
@@ -378,7 +378,7 @@ impl Table for DynamoTable {
             for m in page.items() {
                 let item = from_attrs(m)?;
                 if !item.expired(now) {
-                    out.push(item);
+                    out.push(Shared::new(item));
                 }
             }
             match page.last_evaluated_key() {

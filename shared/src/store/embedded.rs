@@ -5,21 +5,49 @@
 //! versions are read once and rewritten in frames.
 
 use super::wal::{self, Change};
-use super::{Cond, Index, Item, Query, StoreError, Table, Write};
-use std::collections::BTreeMap;
+use super::{Cond, Index, Item, Query, Shared, StoreError, Table, Write};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufWriter, Write as _};
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 type Key = (String, String);
 
+/// Partition key → sort key → value: a point read looks both up by `&str` (no key is built),
+/// and a range query walks one partition.
+type Partitions<V> = BTreeMap<String, BTreeMap<String, V>>;
+
 #[derive(Default)]
 struct State {
-    items: BTreeMap<Key, Item>,
-    /// (gsi1pk, gsi1sk) -> primary keys
-    gsi1: BTreeMap<Key, std::collections::BTreeSet<Key>>,
+    items: Partitions<Shared>,
+    /// gsi1pk → gsi1sk → primary keys
+    gsi1: Partitions<BTreeSet<Key>>,
     log: Option<Log>,
+}
+
+impl State {
+    fn item(&self, pk: &str, sk: &str) -> Option<&Shared> {
+        self.items.get(pk)?.get(sk)
+    }
+
+    fn live(&self, pk: &str, sk: &str, now: i64) -> Option<&Shared> {
+        self.item(pk, sk).filter(|i| !i.expired(now))
+    }
+}
+
+/// The entries of one partition whose sort keys are within `lo..=hi`, in either order.
+fn sort_range<'a, V>(
+    p: &'a Partitions<V>,
+    pk: &str,
+    lo: &str,
+    hi: &str,
+    forward: bool,
+) -> Box<dyn Iterator<Item = (&'a String, &'a V)> + 'a> {
+    let Some(partition) = p.get(pk) else { return Box::new(std::iter::empty()) };
+    let range = partition.range::<str, _>((Bound::Included(lo), Bound::Included(hi)));
+    if forward { Box::new(range) } else { Box::new(range.rev()) }
 }
 
 /// The open log: appends go straight to the file (one write per transaction, no user-space
@@ -115,7 +143,7 @@ impl EmbeddedTable {
             let mut frame = Vec::new();
             let mut len = wal::MAGIC.len() as u64;
             w.write_all(wal::MAGIC).map_err(|e| StoreError::caused(format!("cannot write {}", tmp.display()), e))?;
-            for item in state.items.values().filter(|i| !i.expired(now)) {
+            for item in state.items.values().flat_map(BTreeMap::values).filter(|i| !i.expired(now)) {
                 frame.clear();
                 wal::encode_put(item, &mut frame);
                 w.write_all(&frame).map_err(|e| StoreError::caused(format!("cannot write {}", tmp.display()), e))?;
@@ -150,38 +178,45 @@ impl EmbeddedTable {
     }
 }
 
-/// Applies one change; returns the item it replaced or removed.
-fn apply(state: &mut State, c: Change) -> Option<Item> {
+/// Applies one change; returns the item it replaced or removed, and the item it put.
+fn apply(state: &mut State, c: Change) -> (Option<Shared>, Option<Shared>) {
     match c {
         Change::Put(item) => {
-            let key = (item.pk.clone(), item.sk.clone());
-            if let Some(g) = &item.gsi1 {
-                state.gsi1.entry(g.clone()).or_default().insert(key.clone());
+            let item = Shared::new(item);
+            if let Some((gp, gs)) = &item.gsi1 {
+                let key = (item.pk.clone(), item.sk.clone());
+                state.gsi1.entry(gp.clone()).or_default().entry(gs.clone()).or_default().insert(key);
             }
-            let new_gsi = item.gsi1.clone();
-            let old = state.items.insert(key.clone(), item);
-            if let Some(old_gsi) = old.as_ref().and_then(|o| o.gsi1.as_ref()).filter(|g| Some(*g) != new_gsi.as_ref()) {
-                unindex(state, old_gsi, &key);
+            let old = state.items.entry(item.pk.clone()).or_default().insert(item.sk.clone(), item.clone());
+            if let Some(old_gsi) = old.as_ref().and_then(|o| o.gsi1.as_ref()).filter(|g| Some(*g) != item.gsi1.as_ref()) {
+                unindex(state, old_gsi, &item.pk, &item.sk);
             }
-            old
+            (old, Some(item))
         }
         Change::Del(pk, sk) => {
-            let key = (pk, sk);
-            let old = state.items.remove(&key);
-            if let Some(g) = old.as_ref().and_then(|o| o.gsi1.as_ref()) {
-                unindex(state, g, &key);
+            let partition = state.items.get_mut(&pk);
+            let old = partition.and_then(|p| p.remove(&sk));
+            if state.items.get(&pk).is_some_and(BTreeMap::is_empty) {
+                state.items.remove(&pk);
             }
-            old
+            if let Some(g) = old.as_ref().and_then(|o| o.gsi1.as_ref()) {
+                unindex(state, g, &pk, &sk);
+            }
+            (old, None)
         }
     }
 }
 
-fn unindex(state: &mut State, g: &Key, key: &Key) {
-    if let Some(set) = state.gsi1.get_mut(g) {
-        set.remove(key);
+fn unindex(state: &mut State, (gp, gs): &Key, pk: &str, sk: &str) {
+    let Some(partition) = state.gsi1.get_mut(gp) else { return };
+    if let Some(set) = partition.get_mut(gs) {
+        set.remove(&(pk.to_string(), sk.to_string()));
         if set.is_empty() {
-            state.gsi1.remove(g);
+            partition.remove(gs);
         }
+    }
+    if partition.is_empty() {
+        state.gsi1.remove(gp);
     }
 }
 
@@ -213,59 +248,47 @@ fn holds(cond: Cond, current: Option<&Item>) -> bool {
 
 #[async_trait::async_trait]
 impl Table for EmbeddedTable {
-    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Shared>, StoreError> {
         let now = crate::time::unix_now();
-        let s = self.lock()?;
-        Ok(s.items.get(&(pk.to_string(), sk.to_string())).filter(|i| !i.expired(now)).cloned())
+        Ok(self.lock()?.live(pk, sk, now).cloned())
     }
 
-    async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Item>>, StoreError> {
+    async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Shared>>, StoreError> {
         let now = crate::time::unix_now();
         let s = self.lock()?;
-        Ok(keys.iter().map(|k| s.items.get(k).filter(|i| !i.expired(now)).cloned()).collect())
+        Ok(keys.iter().map(|(pk, sk)| s.live(pk, sk, now).cloned()).collect())
     }
 
-    async fn query(&self, q: &Query) -> Result<Vec<Item>, StoreError> {
+    async fn query(&self, q: &Query) -> Result<Vec<Shared>, StoreError> {
         let now = crate::time::unix_now();
         let s = self.lock()?;
         if q.lo > q.hi {
             return Ok(Vec::new());
         }
-        let lo = (q.pk.clone(), q.lo.clone());
-        let hi = (q.pk.clone(), q.hi.clone());
-        let mut out = Vec::new();
-        match q.index {
-            Index::Primary => {
-                let range = s.items.range(lo..=hi);
-                let it: Box<dyn Iterator<Item = (&Key, &Item)>> = if q.forward { Box::new(range) } else { Box::new(range.rev()) };
-                for (_, item) in it.filter(|(_, i)| !i.expired(now)).take(q.limit) {
-                    out.push(item.clone());
-                }
-            }
-            Index::Gsi1 => {
-                let range = s.gsi1.range(lo..=hi);
-                let it: Box<dyn Iterator<Item = (&Key, &std::collections::BTreeSet<Key>)>> =
-                    if q.forward { Box::new(range) } else { Box::new(range.rev()) };
-                'outer: for (_, keys) in it {
-                    for k in keys {
-                        if let Some(item) = s.items.get(k).filter(|i| !i.expired(now)) {
-                            out.push(item.clone());
-                            if out.len() >= q.limit {
-                                break 'outer;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        Ok(out)
+        Ok(match q.index {
+            Index::Primary => sort_range(&s.items, &q.pk, &q.lo, &q.hi, q.forward)
+                .map(|(_, item)| item)
+                .filter(|i| !i.expired(now))
+                .take(q.limit)
+                .cloned()
+                .collect(),
+            Index::Gsi1 => sort_range(&s.gsi1, &q.pk, &q.lo, &q.hi, q.forward)
+                .flat_map(|(_, keys)| keys.iter())
+                .filter_map(|(pk, sk)| s.live(pk, sk, now))
+                .take(q.limit)
+                .cloned()
+                .collect(),
+        })
     }
 
     async fn count(&self, pk: &str, sk: &str, by: i64, expires_at: i64) -> Result<i64, StoreError> {
         let now = crate::time::unix_now();
         let mut s = self.lock()?;
-        let key = (pk.to_string(), sk.to_string());
-        let item = s.items.entry(key).or_insert_with(|| Item { pk: pk.to_string(), sk: sk.to_string(), ..Default::default() });
+        let partition = s.items.entry(pk.to_string()).or_default();
+        let shared = partition
+            .entry(sk.to_string())
+            .or_insert_with(|| Shared::new(Item { pk: pk.to_string(), sk: sk.to_string(), ..Default::default() }));
+        let item = Shared::make_mut(shared);
         if item.expired(now) {
             item.nums.clear();
         }
@@ -288,8 +311,8 @@ impl Table for EmbeddedTable {
                 Write::Delete { pk, sk, cond } | Write::Check { pk, sk, cond } => (pk, sk, *cond),
                 Write::Add { .. } => continue,
             };
-            let current = s.items.get(&(pk.clone(), sk.clone())).filter(|i| !i.expired(now));
-            if !holds(cond, current) {
+            let current = s.live(pk, sk, now);
+            if !holds(cond, current.map(|i| &**i)) {
                 return Err(StoreError::Conflict { index });
             }
         }
@@ -307,7 +330,7 @@ impl Table for EmbeddedTable {
                     });
                     let base = match staged {
                         Some(b) => b,
-                        None => s.items.get(&(pk.clone(), sk.clone())).cloned(),
+                        None => s.item(&pk, &sk).map(|i| Item::clone(i)),
                     };
                     let mut item = base.unwrap_or_else(|| Item { pk, sk, ..Default::default() });
                     for (field, by) in deltas {
@@ -327,13 +350,9 @@ impl Table for EmbeddedTable {
         let observer = self.observer.read().ok();
         let observer = observer.as_ref().and_then(|o| o.as_ref());
         for c in changes {
-            let new = match (observer, &c) {
-                (Some(_), Change::Put(i)) => Some(i.clone()),
-                _ => None,
-            };
-            let old = apply(&mut s, c);
+            let (old, new) = apply(&mut s, c);
             if let Some(f) = observer {
-                f(old.as_ref().filter(|o| !o.expired(now)), new.as_ref());
+                f(old.as_deref().filter(|o| !o.expired(now)), new.as_deref());
             }
         }
         Ok(())

@@ -106,28 +106,30 @@ pub fn parse_key(pk: &str, sk: &str) -> Option<ItemKey> {
 
 /// Partition of a tenant's items.
 pub fn tenant_pk(tenant: &str) -> String {
-    format!("TENANT#{tenant}")
+    // keys are joined with `concat` (one exact allocation) rather than `format!`: they are
+    // built several times per request
+    ["TENANT#", tenant].concat()
 }
 fn cursor_pk(tenant: &str) -> String {
     format!("TENANT#{tenant}#CURSOR")
 }
 /// Sort key of a resource.
 pub fn resource_sk(kind: Kind, id: &str) -> String {
-    format!("{}{id}", kind.prefix())
+    [kind.prefix(), id].concat()
 }
 /// Partition of an API key.
 pub fn key_pk(key_id: &str) -> String {
-    format!("KEY#{key_id}")
+    ["KEY#", key_id].concat()
 }
 /// Partition of a key's last-use stamp (the only item the authorizer writes).
 pub fn key_use_pk(key_id: &str) -> String {
-    format!("KEYUSE#{key_id}")
+    ["KEYUSE#", key_id].concat()
 }
 /// Sort key of a key's last-use stamp.
 pub const KEY_USE_SK: &str = "USE";
 /// Partition of a tenant's configuration: its record and its key references.
 pub fn conf_pk(tenant: &str) -> String {
-    format!("CONF#{tenant}")
+    ["CONF#", tenant].concat()
 }
 /// Sort key of the tenant record (under [`conf_pk`]).
 pub const TENANT_SK: &str = "TENANT";
@@ -163,35 +165,38 @@ pub struct Stored {
 }
 
 /// A stored resource as the JSON text it is stored as, unparsed: a read answered from the text
-/// itself (see `resource::render_members`) never builds the document.
+/// itself (see `resource::render_members`) never builds the document. It holds the item as the
+/// store handed it out (nothing copied).
 #[derive(Debug, Clone)]
 pub struct StoredText {
-    pub text: String,
+    item: super::Shared,
     pub version: u64,
-    sk: String,
 }
 
 impl StoredText {
-    fn from_item(item: Item) -> Result<StoredText, StoreError> {
-        match item.doc {
-            Some(text) => Ok(StoredText { text, version: item.version, sk: item.sk }),
-            None => Err(no_document(&item.sk)),
-        }
+    fn from_item(item: super::Shared) -> Result<StoredText, StoreError> {
+        document_of(&item)?;
+        Ok(StoredText { version: item.version, item })
+    }
+
+    /// The document's text (an item without one is never a `StoredText`).
+    pub fn text(&self) -> &str {
+        self.item.doc.as_deref().unwrap_or_default()
     }
 
     /// The document, parsed.
     pub fn parse(&self) -> Result<Stored, StoreError> {
-        Stored::parse(&self.text, self.version, &self.sk)
+        Stored::parse(self.text(), self.version, &self.item.sk)
     }
 
     /// A failure to read the text as a document, for a reader that parses it itself.
     pub fn corrupt(&self, e: serde_json::Error) -> StoreError {
-        corrupt(&self.sk, e)
+        corrupt(&self.item.sk, e)
     }
 
     /// A document without an id, for a reader that parses it itself.
     pub fn without_id(&self) -> StoreError {
-        without_id(&self.sk)
+        without_id(&self.item.sk)
     }
 }
 
@@ -335,13 +340,18 @@ pub struct Layout {
 
 /// Partition of a group's membership items.
 fn members_pk(tenant: &str, gid: &str) -> String {
-    format!("TENANT#{tenant}#GROUP#{gid}")
+    ["TENANT#", tenant, "#GROUP#", gid].concat()
 }
 const MEMBER: &str = "MEMBER#";
 
+/// Index partition of a user's membership items (the groups it is in).
+fn user_index_pk(tenant: &str, uid: &str) -> String {
+    ["TENANT#", tenant, "#USER#", uid].concat()
+}
+
 fn member_item(tenant: &str, gid: &str, uid: &str) -> Item {
     let mut item = Item::new(members_pk(tenant, gid), format!("{MEMBER}{uid}"), crate::json_text(&serde_json::json!({"value": uid})), 1);
-    item.gsi1 = Some((format!("TENANT#{tenant}#USER#{uid}"), resource_sk(Kind::Group, gid)));
+    item.gsi1 = Some((user_index_pk(tenant, uid), resource_sk(Kind::Group, gid)));
     item
 }
 
@@ -664,9 +674,9 @@ impl Layout {
     pub async fn groups_of(&self, tenant: &str, uid: &str) -> Result<Vec<String>, StoreError> {
         let q = Query {
             index: super::Index::Gsi1,
-            pk: format!("TENANT#{tenant}#USER#{uid}"),
+            pk: user_index_pk(tenant, uid),
             lo: Kind::Group.prefix().to_string(),
-            hi: format!("{}\u{10FFFF}", Kind::Group.prefix()),
+            hi: [Kind::Group.prefix(), "\u{10FFFF}"].concat(),
             forward: true,
             limit: 10_000,
             keys_only: false,
@@ -789,14 +799,14 @@ impl Layout {
 
     /// The collection's counters (one read).
     pub async fn counts(&self, tenant: &str, kind: Kind) -> Result<Counts, StoreError> {
-        Ok(counts_of(kind, self.table.get(&tenant_pk(tenant), COUNT_SK).await?.as_ref()))
+        Ok(counts_of(kind, self.table.get(&tenant_pk(tenant), COUNT_SK).await?.as_deref()))
     }
 
     /// Up to `limit` resources in id order, after the resource `after` (exclusive).
     pub async fn page(&self, tenant: &str, kind: Kind, after: Option<&str>, limit: usize) -> Result<Vec<Stored>, StoreError> {
         let after_sk = after.map(|a| resource_sk(kind, a));
         let items = self.table.query(&Query::prefix(tenant_pk(tenant), kind.prefix(), after_sk.as_deref(), limit)).await?;
-        items.iter().map(Stored::from_item).collect()
+        items.iter().map(|i| Stored::from_item(i)).collect()
     }
 
     /// Up to `limit` resource ids in id order after `after`, without reading documents.
@@ -832,7 +842,7 @@ impl Layout {
     ) -> Result<(Counts, Option<(u64, String)>), StoreError> {
         let keys = [(tenant_pk(tenant), COUNT_SK.to_string()), (cursor_pk(tenant), format!("{}{position:012}", kind.prefix()))];
         let got = self.table.get_many(&keys).await?;
-        let counts = counts_of(kind, got.first().and_then(Option::as_ref));
+        let counts = counts_of(kind, got.first().and_then(Option::as_deref));
         let checkpoint = got.get(1).and_then(Option::as_ref).and_then(|i| checkpoint_of(kind, i, counts.deletes));
         Ok((counts, checkpoint))
     }
@@ -1012,17 +1022,17 @@ impl Layout {
         let mut written = 0;
         for item in self.table.query(&Query::prefix(old_pk.clone(), KEYREF, None, 10_000)).await? {
             let key_id = item.sk[KEYREF.len()..].to_string();
-            let moved = Item { pk: new_pk.clone(), ..item.clone() };
+            let moved = Item { pk: new_pk.clone(), ..Item::clone(&item) };
             self.table
                 .write(vec![
                     Write::Put { item: moved, cond: Cond::Always },
-                    Write::Delete { pk: old_pk.clone(), sk: item.sk, cond: Cond::Always },
+                    Write::Delete { pk: old_pk.clone(), sk: item.sk.clone(), cond: Cond::Always },
                 ])
                 .await?;
             written += 1 + self.upgrade_key_from_v1(&key_id).await?;
         }
         if let Some(item) = self.table.get(&old_pk, TENANT_SK).await? {
-            let moved = Item { pk: new_pk.clone(), ..item };
+            let moved = Item { pk: new_pk.clone(), ..super::Shared::unwrap_or_clone(item) };
             let delete = Write::Delete { pk: old_pk.clone(), sk: TENANT_SK.into(), cond: Cond::Always };
             match self.table.write(vec![Write::Put { item: moved, cond: Cond::Absent }, delete.clone()]).await {
                 Ok(()) => written += 1,

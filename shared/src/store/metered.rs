@@ -8,7 +8,7 @@
 //! query rounds the sum of what it read, a write 1 WCU per KB (deletes and counter updates 1),
 //! and every action of a transaction twice that (condition checks included).
 
-use super::{Index, Item, Query, StoreError, Table, Write};
+use super::{Index, Item, Query, Shared, StoreError, Table, Write};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -163,22 +163,22 @@ impl Metered {
 
 #[async_trait::async_trait]
 impl Table for Metered {
-    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Shared>, StoreError> {
         self.get.fetch_add(1, Ordering::Relaxed);
         let got = self.run(Call::Get, self.inner.get(pk, sk)).await?;
-        self.charge(1000 * blocks(got.as_ref().map_or(0, item_size), 4096), 0);
+        self.charge(1000 * blocks(got.as_deref().map_or(0, item_size), 4096), 0);
         Ok(got)
     }
-    async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Item>>, StoreError> {
+    async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Shared>>, StoreError> {
         self.get_many.fetch_add(1, Ordering::Relaxed);
         let got = self.run(Call::GetMany, self.inner.get_many(keys)).await?;
-        self.charge(got.iter().map(|i| 1000 * blocks(i.as_ref().map_or(0, item_size), 4096)).sum(), 0);
+        self.charge(got.iter().map(|i| 1000 * blocks(i.as_deref().map_or(0, item_size), 4096)).sum(), 0);
         Ok(got)
     }
-    async fn query(&self, q: &Query) -> Result<Vec<Item>, StoreError> {
+    async fn query(&self, q: &Query) -> Result<Vec<Shared>, StoreError> {
         self.query.fetch_add(1, Ordering::Relaxed);
         let got = self.run(Call::Query, self.inner.query(q)).await?;
-        let units = 1000 * blocks(got.iter().map(item_size).sum(), 4096);
+        let units = 1000 * blocks(got.iter().map(|i| item_size(i)).sum(), 4096);
         self.charge(if q.index == Index::Gsi1 { units / 2 } else { units }, 0);
         Ok(got)
     }

@@ -176,15 +176,19 @@ impl StoreError {
     }
 }
 
+/// An item as reads hand it out: shared, so a store that keeps items in memory gives them
+/// without copying them (a reader that changes one takes its own copy: `Arc::unwrap_or_clone`).
+pub type Shared = std::sync::Arc<Item>;
+
 /// The item store every SCIM operation runs on.
 #[async_trait::async_trait]
 pub trait Table: Send + Sync {
     /// A strongly consistent read of one item.
-    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError>;
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Shared>, StoreError>;
     /// Strongly consistent reads of many items, in the order asked.
-    async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Item>>, StoreError>;
+    async fn get_many(&self, keys: &[(String, String)]) -> Result<Vec<Option<Shared>>, StoreError>;
     /// A range query; returns at most `limit` live items.
-    async fn query(&self, q: &Query) -> Result<Vec<Item>, StoreError>;
+    async fn query(&self, q: &Query) -> Result<Vec<Shared>, StoreError>;
     /// Applies every write or none (at most 100 writes).
     async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError>;
     /// Atomically adds `by` to the counter item's `count` and returns the new value; the item
