@@ -20,6 +20,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
+/// Where the SCIM API is served: the base URL's path.
+const SCIM_ROOT: &str = "/scim/v2";
+
 /// The tenant the local server creates on first start.
 pub const LOCAL_TENANT: &str = "local";
 
@@ -147,14 +150,15 @@ async fn serve_one(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpA
     let host = parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
     let base_url = ["http://", host, "/scim/v2"].concat();
     if parts.uri.path() == "/portal" || parts.uri.path().starts_with("/portal/") {
-        let body = match Limited::new(body, MAX_PAYLOAD + 1).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => return edge::Response::error(&ScimError::PayloadTooLarge(format!("request body over {MAX_PAYLOAD} bytes"))),
+        let body = match read_body(body).await {
+            Ok(b) => b,
+            Err(e) => return edge::Response::error(&e),
         };
         let preq = hyper::Request::from_parts(parts, body);
         return scim_core::portal::handle(app.layout(), &preq, &base_url).await;
     }
-    let Some(path) = parts.uri.path().strip_prefix("/scim/v2") else {
+    // `/scim/v2Users` is not under the base URL
+    let Some(path) = parts.uri.path().strip_prefix(SCIM_ROOT).filter(|p| p.is_empty() || p.starts_with('/')) else {
         return edge::Response::error(&ScimError::NotFound(format!("no endpoint at {}; the base URL is /scim/v2", parts.uri.path())));
     };
     let authorization = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
@@ -170,16 +174,25 @@ async fn serve_one(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpA
             return r;
         }
     };
-    let body = match Limited::new(body, MAX_PAYLOAD + 1).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return edge::Response::error(&ScimError::PayloadTooLarge(format!("request body over {MAX_PAYLOAD} bytes")));
-        }
+    let body = match read_body(body).await {
+        Ok(b) => b,
+        Err(e) => return edge::Response::error(&e),
     };
-    // the edge reads URIs relative to the base URL
-    let uri = edge::rebased_uri(path, parts.uri.query());
-    let mut parts = parts;
-    parts.uri = uri;
     let req = hyper::Request::from_parts(parts, body);
-    app.handle(&principal, &req, &base_url, None).await
+    // the same path as above (the URI is the client's own: no URI is rebuilt)
+    let path = req.uri().path().strip_prefix(SCIM_ROOT).unwrap_or_default();
+    app.handle_under(&principal, &req, path, &base_url, None).await
+}
+
+/// A request's body, at most [`MAX_PAYLOAD`] bytes; a request that declares none (a GET) is not
+/// read at all.
+async fn read_body(body: Incoming) -> Result<Bytes, ScimError> {
+    use hyper::body::Body as _;
+    if body.is_end_stream() {
+        return Ok(Bytes::new());
+    }
+    match Limited::new(body, MAX_PAYLOAD + 1).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(_) => Err(ScimError::PayloadTooLarge(format!("request body over {MAX_PAYLOAD} bytes"))),
+    }
 }

@@ -247,6 +247,9 @@ pub fn match_route(method: &str, path: &str) -> Result<Matched> {
 /// Decodes %XX escapes in a path segment (RFC 3986 §2.1; bytes that are not UTF-8 become U+FFFD,
 /// which matches no id).
 pub fn percent_decode(s: &str) -> String {
+    if !s.contains('%') {
+        return s.to_string();
+    }
     percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
@@ -256,8 +259,8 @@ pub fn parse_query(q: &str) -> Vec<(String, String)> {
 }
 
 /// A request as the edge reads it: the HTTP request both entry points hand over (`http` types,
-/// what `lambda_http` speaks and hyper serves), its URI relative to the base URL
-/// (`/Users/123?attributes=userName`), with the query decoded once.
+/// what `lambda_http` speaks and hyper serves), its path under the base URL (`/Users/123`),
+/// with the query decoded once.
 #[derive(Debug)]
 pub struct Request<'a> {
     http: &'a HttpRequest,
@@ -269,7 +272,8 @@ pub struct Request<'a> {
     pub body: &'a [u8],
 }
 
-/// What the entry points hand the edge: an HTTP request whose URI is relative to the base URL.
+/// What the entry points hand the edge: an HTTP request (for [`App::handle`], with a URI
+/// relative to the base URL; [`App::handle_under`] is told the path under it instead).
 pub type HttpRequest = http::Request<bytes::Bytes>;
 
 /// The URI an entry point hands over: `path` (already rebased on the base URL or the portal's
@@ -295,12 +299,12 @@ pub fn json_request(method: &str, uri: &str, body: Option<&Value>) -> HttpReques
 }
 
 impl<'a> Request<'a> {
-    /// The edge's view of an HTTP request.
-    pub fn of(http: &'a HttpRequest) -> Request<'a> {
+    /// The edge's view of an HTTP request whose path under the base URL is `path`.
+    fn of(http: &'a HttpRequest, path: &'a str) -> Request<'a> {
         Request {
             http,
             method: http.method().as_str(),
-            path: http.uri().path(),
+            path,
             query: http.uri().query().map(parse_query).unwrap_or_default(),
             body: http.body(),
         }
@@ -408,7 +412,21 @@ impl App {
     /// Serves one request for an authenticated principal. `only` limits the routes (a function
     /// serves its own routes and answers 404 for anything else).
     pub async fn handle(&self, principal: &Principal, req: &HttpRequest, base_url: &str, only: Option<&[Route]>) -> Response {
-        let req = &Request::of(req);
+        self.handle_under(principal, req, req.uri().path(), base_url, only).await
+    }
+
+    /// [`App::handle`] for a request with the URI its client sent: `path` is the part of it
+    /// under the base URL (the entry point cut off what precedes it); the query is the URI's.
+    /// No URI is rebuilt.
+    pub async fn handle_under(
+        &self,
+        principal: &Principal,
+        req: &HttpRequest,
+        path: &str,
+        base_url: &str,
+        only: Option<&[Route]>,
+    ) -> Response {
+        let req = &Request::of(req, path);
         let matched = match_route(req.method, req.path);
         let undeclared = crate::resource::Undeclared::new(principal.unknown_extensions == crate::tenancy::UnknownExtensions::Reject);
         let outcome = match &matched {
@@ -749,5 +767,6 @@ mod tests {
         assert_eq!(percent_decode("Jos%C3%A9"), "José");
         assert_eq!(percent_decode("%FF"), "\u{FFFD}", "not UTF-8: matches no id");
         assert_eq!(percent_decode("a%2Fb"), "a/b");
+        assert_eq!(percent_decode("2819c223-7f76-453a-919d"), "2819c223-7f76-453a-919d");
     }
 }

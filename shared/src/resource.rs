@@ -538,7 +538,12 @@ impl<'a> StoredMembers<'a> {
 
     /// The resource id (`id` as a string).
     pub fn id(&self) -> Option<String> {
-        self.get("id").and_then(|v| serde_json::from_str(v).ok())
+        let raw = self.get("id")?;
+        // a string without escapes is the text between its quotes
+        match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+            Some(text) if !text.contains('\\') => Some(text.to_string()),
+            _ => serde_json::from_str(raw).ok(),
+        }
     }
 
     /// Whether `active` is `false`.
@@ -610,6 +615,19 @@ mod tests {
     use super::*;
     use crate::schema::{URN_ENTERPRISE, user_type};
     use serde_json::json;
+
+    #[test]
+    fn a_stored_id_reads_with_or_without_escapes() {
+        for (text, id) in [
+            (r#"{"id":"a-1"}"#, Some("a-1")),
+            (r#"{"id":"a\"1\u0041"}"#, Some("a\"1A")),
+            (r#"{"id":""}"#, Some("")),
+            (r#"{"id":7}"#, None),
+            (r#"{"x":"a"}"#, None),
+        ] {
+            assert_eq!(StoredMembers::parse(text).unwrap().id().as_deref(), id, "{text}");
+        }
+    }
 
     #[test]
     fn entra_create_body_normalises() {

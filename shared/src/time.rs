@@ -63,9 +63,15 @@ fn push_fields(s: &mut String, year: u32, t: OffsetDateTime) {
 
 /// `n` in exactly `width` decimal digits (leading zeros).
 pub fn push_digits(s: &mut String, n: u32, width: u32) {
-    for place in (0..width).rev() {
-        s.push(char::from(b'0' + (n / 10u32.pow(place) % 10) as u8));
+    // from the last digit back, into a buffer as wide as any u32
+    let mut digits = [b'0'; 10];
+    let width = (width as usize).min(digits.len());
+    let mut rest = n;
+    for d in digits[..width].iter_mut().rev() {
+        *d = b'0' + (rest % 10) as u8;
+        rest /= 10;
     }
+    s.extend(digits[..width].iter().map(|&d| char::from(d)));
 }
 
 /// A time given in milliseconds since the Unix epoch, formatted as [`format`] does; `None`
@@ -80,14 +86,17 @@ pub fn parse(s: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(s, &Rfc3339).ok()
 }
 
-/// Seconds since the Unix epoch.
+/// Seconds since the Unix epoch (every store read checks expiry with it: read from the system
+/// clock without building a calendar date).
 pub fn unix_now() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or_else(|before| -(before.duration().as_secs() as i64), |d| d.as_secs() as i64)
 }
 
 /// Milliseconds since the Unix epoch (fixed-width sortable keys).
 pub fn unix_millis() -> i128 {
-    OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or_else(|before| -(before.duration().as_millis() as i128), |d| d.as_millis() as i128)
 }
 
 #[cfg(test)]
@@ -110,6 +119,22 @@ mod tests {
             // the format description the stored timestamps were written with
             assert_eq!(t.format(&Rfc3339).unwrap(), text);
         }
+    }
+
+    #[test]
+    fn digits_are_padded_to_their_width() {
+        for (n, width, text) in [(7, 2, "07"), (2026, 4, "2026"), (0, 3, "000"), (45, 3, "045"), (u32::MAX, 10, "4294967295")] {
+            let mut s = String::new();
+            push_digits(&mut s, n, width);
+            assert_eq!(s, text);
+        }
+    }
+
+    #[test]
+    fn the_clock_reads_as_the_calendar_does() {
+        let (secs, millis, t) = (unix_now(), unix_millis(), OffsetDateTime::now_utc());
+        assert!((t.unix_timestamp() - secs).abs() <= 1, "{secs} vs {t}");
+        assert!((t.unix_timestamp_nanos() / 1_000_000 - millis).abs() <= 1000, "{millis} vs {t}");
     }
 
     #[test]

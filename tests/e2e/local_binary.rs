@@ -77,6 +77,12 @@ async fn first_start_prints_url_and_token_then_restart_keeps_data() {
     let got = c2.get(&format!("/Users/{id}")).await;
     assert_eq!(got.status, 200, "{}", got.raw);
     assert_eq!(got.body["userName"], "persisted@example.com");
+    // only paths under the base URL are SCIM paths: `/scim/v2Users` is not `/scim/v2/Users`
+    let root = scim_tests::Client::new(base2.trim_end_matches("/scim/v2"), &token);
+    for (path, status) in [("/scim/v2Users", 404), ("/scim/v2", 404), ("/scim/v2/", 404), ("/scim/v2/Users?count=1", 200)] {
+        let r = root.get(path).await;
+        assert_eq!(r.status, status, "{path}: {}", r.raw);
+    }
     let _ = std::fs::remove_dir_all(&data);
 }
 
