@@ -148,7 +148,7 @@ async fn handle(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpAddr
 async fn serve_one(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpAddr) -> edge::Response {
     let (parts, body) = req.into_parts();
     let host = parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
-    let base_url = ["http://", host, "/scim/v2"].concat();
+    let base_url = ["http://", host, SCIM_ROOT].concat();
     if parts.uri.path() == "/portal" || parts.uri.path().starts_with("/portal/") {
         let body = match read_body(body).await {
             Ok(b) => b,
