@@ -285,6 +285,12 @@ impl Table for EmbeddedTable {
         let now = crate::time::unix_now();
         let mut s = self.lock()?;
         let partition = s.items.entry(pk.to_string()).or_default();
+        if !partition.contains_key(sk) {
+            // counters are made anew each period (a rate limit's second): what has expired goes
+            // when the next one is made, as DynamoDB's TTL removes it, so a long-running server
+            // does not keep every second it ever counted
+            partition.retain(|_, i| !i.expired(now));
+        }
         let shared = partition
             .entry(sk.to_string())
             .or_insert_with(|| Shared::new(Item { pk: pk.to_string(), sk: sk.to_string(), ..Default::default() }));
@@ -378,6 +384,18 @@ mod tests {
 
     fn put(pk: &str, sk: &str, cond: Cond) -> Write {
         Write::Put { item: Item::new(pk, sk, "{}".into(), 1), cond }
+    }
+
+    #[tokio::test]
+    async fn expired_counters_are_dropped_when_the_next_one_is_made() {
+        let t = EmbeddedTable::in_memory();
+        let now = crate::time::unix_now();
+        for second in 0..100 {
+            assert_eq!(t.count("RATE", &second.to_string(), 1, now - 1).await.unwrap(), 1);
+        }
+        assert_eq!(t.count("RATE", "live", 2, now + 120).await.unwrap(), 2);
+        assert_eq!(t.count("RATE", "live", 1, now + 120).await.unwrap(), 3, "a live counter keeps counting");
+        assert_eq!(t.state.lock().unwrap().items["RATE"].len(), 1, "only the live counter is kept");
     }
 
     #[tokio::test]
