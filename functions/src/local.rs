@@ -125,7 +125,9 @@ pub async fn serve(listener: TcpListener, app: Arc<App>) -> std::io::Result<()> 
                 let app = app.clone();
                 async move { Ok::<_, Infallible>(handle(&app, req, peer.ip()).await) }
             });
-            let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), svc).await;
+            // responses are small: one contiguous write costs less CPU than a vectored one
+            // (headers and body apart); measured in README, Benchmarks
+            let _ = http1::Builder::new().keep_alive(true).writev(false).serve_connection(TokioIo::new(stream), svc).await;
         });
     }
 }
