@@ -169,7 +169,7 @@ fn rebased(event: Request, path_of: fn(&str) -> &str) -> edge::HttpRequest {
 
 /// The path under the base URL: everything after `/scim/v2` (`/v1/scim/v2/Users` → `/Users`).
 fn scim_path(full: &str) -> &str {
-    full.find("/scim/v2").map(|i| &full[i + "/scim/v2".len()..]).unwrap_or(full)
+    full.find(scim_core::BASE_PATH).map(|i| &full[i + scim_core::BASE_PATH.len()..]).unwrap_or(full)
 }
 
 fn body_bytes(body: Body) -> bytes::Bytes {

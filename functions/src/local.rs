@@ -13,15 +13,12 @@ use scim_core::error::ScimError;
 use scim_core::store::Table;
 use scim_core::store::dynamo::{DynamoConfig, DynamoTable};
 use scim_core::store::embedded::EmbeddedTable;
-use scim_core::tenancy;
+use scim_core::{BASE_PATH, tenancy};
 use std::convert::Infallible;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-
-/// Where the SCIM API is served: the base URL's path.
-const SCIM_ROOT: &str = "/scim/v2";
 
 /// The tenant the local server creates on first start.
 pub const LOCAL_TENANT: &str = "local";
@@ -150,7 +147,7 @@ async fn handle(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpAddr
 async fn serve_one(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpAddr) -> edge::Response {
     let (parts, body) = req.into_parts();
     let host = parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
-    let base_url = ["http://", host, SCIM_ROOT].concat();
+    let base_url = ["http://", host, BASE_PATH].concat();
     if parts.uri.path() == "/portal" || parts.uri.path().starts_with("/portal/") {
         let body = match read_body(body).await {
             Ok(b) => b,
@@ -159,14 +156,16 @@ async fn serve_one(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpA
         let preq = hyper::Request::from_parts(parts, body);
         return scim_core::portal::handle(app.layout(), &preq, &base_url).await;
     }
+    // the URI the client sent (a clone shares its bytes): the path under the base URL is cut
+    // from it once, and the request keeps it unchanged
+    let uri = parts.uri.clone();
     // `/scim/v2Users` is not under the base URL
-    let Some(path) = parts.uri.path().strip_prefix(SCIM_ROOT).filter(|p| p.is_empty() || p.starts_with('/')) else {
-        return edge::Response::error(&ScimError::NotFound(format!("no endpoint at {}; the base URL is /scim/v2", parts.uri.path())));
+    let Some(path) = uri.path().strip_prefix(BASE_PATH).filter(|p| p.is_empty() || p.starts_with('/')) else {
+        return edge::Response::error(&ScimError::NotFound(format!("no endpoint at {}; the base URL is {BASE_PATH}", uri.path())));
     };
-    let authorization = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let user_agent = parts.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok());
-    let attempt = scim_core::auth::Attempt { method: parts.method.as_str(), path, user_agent };
-    let principal = match app.authenticate_attempt(authorization, Some(peer), attempt).await {
+    let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let attempt = scim_core::auth::Attempt { method: parts.method.as_str(), path, user_agent: header(http::header::USER_AGENT) };
+    let principal = match app.authenticate_attempt(header(http::header::AUTHORIZATION), Some(peer), attempt).await {
         Ok(p) => p,
         Err(e) => {
             let mut r = edge::Response::error(&e);
@@ -180,10 +179,7 @@ async fn serve_one(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpA
         Ok(b) => b,
         Err(e) => return edge::Response::error(&e),
     };
-    let req = hyper::Request::from_parts(parts, body);
-    // the same path as above (the URI is the client's own: no URI is rebuilt)
-    let path = req.uri().path().strip_prefix(SCIM_ROOT).unwrap_or_default();
-    app.handle_under(&principal, &req, path, &base_url, None).await
+    app.handle_under(&principal, &hyper::Request::from_parts(parts, body), path, &base_url, None).await
 }
 
 /// A request's body, at most [`MAX_PAYLOAD`] bytes; a request that declares none (a GET) is not

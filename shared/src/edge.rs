@@ -363,8 +363,8 @@ impl Response {
         }
         r
     }
-    /// A header value by name.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    /// A header value by name (a constant of `http::header`, or any string, case-insensitive).
+    pub fn header(&self, name: impl http::header::AsHeaderName) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
@@ -574,18 +574,17 @@ impl App {
             }
             Route::UsersGet | Route::GroupsGet => {
                 let s = svc.get_text(ctx, kind, id).await?;
+                let tag = etag(s.version);
                 // A group's version covers its own attributes, not its member items (adding one
                 // member must not contend on the group item), so only users answer 304.
-                match kind == Kind::User
-                    && req.header(http::header::IF_NONE_MATCH).is_some_and(|h| h.split(',').any(|t| t.trim() == etag(s.version)))
+                let mut r = match kind == Kind::User
+                    && req.header(http::header::IF_NONE_MATCH).is_some_and(|h| h.split(',').any(|t| t.trim() == tag))
                 {
-                    true => bodiless(304, s.version),
-                    false => {
-                        let mut r = Response::json_body(200, svc.read(ctx, kind, &s, projection).await?);
-                        r.set_header(http::header::ETAG, etag(s.version));
-                        r
-                    }
-                }
+                    true => Response::empty(304),
+                    false => Response::json_body(200, svc.read(ctx, kind, &s, projection).await?),
+                };
+                r.set_header(http::header::ETAG, tag);
+                r
             }
             Route::UsersReplace | Route::GroupsReplace => {
                 render(svc.replace(ctx, kind, id, doc, if_match).await?, 200, Written::Changed).await?

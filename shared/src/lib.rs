@@ -36,6 +36,9 @@ pub mod tenancy;
 pub mod time;
 pub mod trace;
 
+/// The path of the SCIM API under its root: a Tenant URL is `https://<api>[/<stage>]/scim/v2`.
+pub const BASE_PATH: &str = "/scim/v2";
+
 /// The JSON text of a document. Everything stored or sent goes through here: serde_json's
 /// `Display` for `Value` (what `to_string()` calls) hands every token to a `fmt::Formatter`
 /// one at a time, while this writes into one buffer (measured: the hot path's largest

@@ -56,14 +56,14 @@ pub async fn make_link(layout: &Layout, tenant: &str, hours: i64) -> Result<(Str
 /// The path of the API's root under its host: `/v1` for `https://host/v1/scim/v2`, empty for
 /// `https://host/scim/v2` (what the page's links to its assets and API start with).
 pub fn root_path(scim_base_url: &str) -> String {
-    let root = scim_base_url.trim_end_matches('/').trim_end_matches("/scim/v2");
+    let root = scim_base_url.trim_end_matches('/').trim_end_matches(crate::BASE_PATH);
     let after_scheme = root.split_once("://").map(|(_, r)| r).unwrap_or(root);
     after_scheme.find('/').map(|i| after_scheme[i..].to_string()).unwrap_or_default()
 }
 
 /// The setup link for a token: the portal page under the API's root (`…/scim/v2` → `…/portal`).
 pub fn link_url(scim_base_url: &str, token: &str) -> String {
-    let root = scim_base_url.trim_end_matches('/').trim_end_matches("/scim/v2");
+    let root = scim_base_url.trim_end_matches('/').trim_end_matches(crate::BASE_PATH);
     format!("{root}/portal#{token}")
 }
 

@@ -392,7 +392,7 @@ async fn portal(layout: &Layout, j: bool, cmd: PortalCmd) -> Outcome {
     match cmd {
         PortalCmd::Link { tenant, tenant_url, hours } => {
             if !(tenant_url.starts_with("https://") || tenant_url.starts_with("http://"))
-                || !tenant_url.trim_end_matches('/').ends_with("/scim/v2")
+                || !tenant_url.trim_end_matches('/').ends_with(scim_core::BASE_PATH)
             {
                 return Err(format!("--tenant-url is the deployment's Tenant URL, https://…/scim/v2 (got '{tenant_url}')").into());
             }

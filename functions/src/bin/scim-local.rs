@@ -78,7 +78,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await
         .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
     let addr = listener.local_addr()?;
-    let base_url = format!("http://{addr}/scim/v2");
+    let base_url = format!("http://{addr}{}", scim_core::BASE_PATH);
     let portal = local::portal_link(&app, &base_url, 24).await.map_err(|e| format!("cannot make a setup link: {e}"))?;
     // one write; a reader that stops reading early (`| head -1`) does not stop the server
     let mut lines = format!("SCIM_BASE_URL={base_url}\n");
@@ -101,7 +101,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         eprintln!("scim-local: reusing tenant '{}' (run with --new-key for another key)", local::LOCAL_TENANT);
     }
-    eprintln!("scim-local: serving http://{addr}/scim/v2 on the {store}; Ctrl-C stops");
+    eprintln!("scim-local: serving {base_url} on the {store}; Ctrl-C stops");
     eprintln!("scim-local: the setup portal for the IT admin: open SCIM_PORTAL_URL (valid 24 hours; a new one on every start)");
     if let Some(p) = &events {
         eprintln!("scim-local: change events are appended to {}", p.display());

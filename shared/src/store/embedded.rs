@@ -387,6 +387,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn reads_hand_out_the_item_held_not_a_copy() {
+        let t = EmbeddedTable::in_memory();
+        t.write(vec![put("p", "a", Cond::Absent)]).await.unwrap();
+        let (one, two) = (t.get("p", "a").await.unwrap().unwrap(), t.get("p", "a").await.unwrap().unwrap());
+        let many = t.get_many(&[("p".into(), "a".into())]).await.unwrap().remove(0).unwrap();
+        let listed = t.query(&Query::prefix("p", "", None, 10)).await.unwrap().remove(0);
+        assert!(Shared::ptr_eq(&one, &two) && Shared::ptr_eq(&one, &many) && Shared::ptr_eq(&one, &listed));
+        // a write replaces the item; what a reader already holds stays as it was read
+        t.write(vec![Write::Put { item: Item::new("p", "a", "{\"x\":1}".into(), 2), cond: Cond::Always }]).await.unwrap();
+        assert_eq!((one.version, one.doc.as_deref()), (1, Some("{}")));
+        assert!(!Shared::ptr_eq(&one, &t.get("p", "a").await.unwrap().unwrap()));
+    }
+
+    #[tokio::test]
     async fn expired_counters_are_dropped_when_the_next_one_is_made() {
         let t = EmbeddedTable::in_memory();
         let now = crate::time::unix_now();
