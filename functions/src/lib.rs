@@ -4,6 +4,7 @@
 
 pub mod access_log;
 pub mod authorizer;
+pub mod cli;
 pub mod events;
 pub mod lambda;
 pub mod local;

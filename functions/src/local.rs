@@ -99,10 +99,51 @@ pub async fn bootstrap(app: &App, new_key: bool) -> Result<Option<String>, ScimE
         );
     }
     let created = tenancy::create_tenant(app.layout(), LOCAL_TENANT, "Local development tenant").await?;
-    if created || new_key {
+    // a tenant without a single key: a first start that stopped between making the tenant and
+    // its key (the key is made again rather than lost)
+    let keyless = !created && tenancy::list_keys(app.layout(), LOCAL_TENANT).await?.is_empty();
+    if created || keyless || new_key {
         return Ok(Some(tenancy::create_key(app.layout(), LOCAL_TENANT, "admin", None).await?.token));
     }
     Ok(None)
+}
+
+/// The URL an identity provider reaches the local server at (`--public-url`): an origin, with
+/// or without the base path. Every URL the server shows or signs starts with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    /// `https://host[:port]`, without a trailing slash.
+    origin: String,
+}
+
+impl PublicUrl {
+    /// Reads `https://host[:port]` or `https://host[:port]/scim/v2`; anything else is refused
+    /// with what to give instead.
+    pub fn parse(url: &str) -> Result<PublicUrl, crate::cli::Failure> {
+        let bad =
+            |why: &str| crate::cli::Failure(format!("--public-url {url}: {why} (give the tunnel's origin, e.g. https://abc.example.dev)"));
+        let trimmed = url.trim().trim_end_matches('/');
+        let origin = trimmed.strip_suffix(BASE_PATH).unwrap_or(trimmed);
+        let uri: http::Uri = origin.parse().map_err(|_| bad("not a URL"))?;
+        if !matches!(uri.scheme_str(), Some("https" | "http")) || uri.authority().is_none() {
+            return Err(bad("not an http(s) URL"));
+        }
+        if !uri.path().trim_end_matches('/').is_empty() || uri.query().is_some() || origin.contains('#') {
+            return Err(bad("a path, query or fragment other than /scim/v2 cannot reach this server"));
+        }
+        Ok(PublicUrl { origin: origin.to_string() })
+    }
+
+    /// The SCIM base URL under it.
+    pub fn base_url(&self) -> String {
+        [self.origin.as_str(), BASE_PATH].concat()
+    }
+
+    /// What to tell the person starting the server about it, if anything.
+    pub fn warning(&self) -> Option<&'static str> {
+        (!self.origin.starts_with("https://"))
+            .then_some("the public URL is not HTTPS: Entra ID and Okta accept only a public HTTPS Tenant URL")
+    }
 }
 
 /// A fresh setup link for the local tenant (printed as `SCIM_PORTAL_URL` on every start).
@@ -111,16 +152,18 @@ pub async fn portal_link(app: &App, base_url: &str, hours: i64) -> Result<String
     Ok(scim_core::setup_link::link_url(base_url, &token))
 }
 
-/// Serves connections until the listener fails.
-pub async fn serve(listener: TcpListener, app: Arc<App>) -> std::io::Result<()> {
+/// Serves connections until the listener fails. With a public URL, every URL the server shows
+/// starts with it; without one, with the `Host` the client used.
+pub async fn serve(listener: TcpListener, app: Arc<App>, public: Option<PublicUrl>) -> std::io::Result<()> {
+    let base: Option<Arc<str>> = public.map(|p| Arc::from(p.base_url()));
     loop {
         let (stream, peer) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
+        let (app, base) = (app.clone(), base.clone());
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
-                let app = app.clone();
-                async move { Ok::<_, Infallible>(handle(&app, req, peer.ip()).await) }
+                let (app, base) = (app.clone(), base.clone());
+                async move { Ok::<_, Infallible>(handle(&app, req, peer.ip(), base.as_deref()).await) }
             });
             // responses are small: one contiguous write costs less CPU than a vectored one
             // (headers and body apart); measured in README, Benchmarks
@@ -133,21 +176,26 @@ fn scim_response(r: edge::Response) -> hyper::Response<Full<Bytes>> {
     r.into_http().map(Full::new)
 }
 
-async fn handle(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpAddr) -> hyper::Response<Full<Bytes>> {
+async fn handle(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpAddr, base: Option<&str>) -> hyper::Response<Full<Bytes>> {
     if !crate::access_log::enabled() {
-        return scim_response(serve_one(app, req, peer).await);
+        return scim_response(serve_one(app, req, peer, base).await);
     }
     let started = std::time::Instant::now();
     let (method, uri) = (req.method().clone(), req.uri().clone());
-    let resp = serve_one(app, req, peer).await;
+    let resp = serve_one(app, req, peer, base).await;
     crate::access_log::record(method.as_str(), uri.path(), resp.status, started.elapsed());
     scim_response(resp)
 }
 
-async fn serve_one(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpAddr) -> edge::Response {
+async fn serve_one(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpAddr, base: Option<&str>) -> edge::Response {
     let (parts, body) = req.into_parts();
-    let host = parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
-    let base_url = ["http://", host, BASE_PATH].concat();
+    let base_url = match base {
+        Some(b) => b.to_string(),
+        None => {
+            let host = parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+            ["http://", host, BASE_PATH].concat()
+        }
+    };
     if parts.uri.path() == "/portal" || parts.uri.path().starts_with("/portal/") {
         let body = match read_body(body).await {
             Ok(b) => b,

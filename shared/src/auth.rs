@@ -310,6 +310,64 @@ mod tests {
     use crate::tenancy::*;
     use std::sync::Arc;
 
+    /// Moves a key's expiry into the past, as time would.
+    async fn expire(layout: &Layout, key_id: &str) {
+        layout
+            .modify_record::<KeyRecord>(&key_pk(key_id), KEY_SK, |r| {
+                r.expires_at = Some(crate::time::unix_now() - 1);
+                true
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Rotation makes a working key only from a working key, and the new key's expiry is its own
+    /// (it used to copy the old key's date, so a key rotated the day before dies with it).
+    #[tokio::test]
+    async fn rotation_refuses_dead_keys_and_gives_the_new_key_its_own_expiry() {
+        let layout = Layout { table: Arc::new(EmbeddedTable::in_memory()) };
+        create_tenant(&layout, "acme", "Acme").await.unwrap();
+        let now = crate::time::unix_now();
+        let works = |token: String| {
+            let layout = &layout;
+            async move { authenticate(layout, Some(&format!("Bearer {token}")), None).await.is_ok() }
+        };
+        let revoked = create_key(&layout, "acme", "provisioner", None).await.unwrap();
+        revoke_key(&layout, &revoked.key_id).await.unwrap();
+        assert_eq!(rotate_key(&layout, &revoked.key_id, None).await.err().map(|e| e.status()), Some(409));
+        let expired = create_key(&layout, "acme", "provisioner", Some(now + 60)).await.unwrap();
+        expire(&layout, &expired.key_id).await;
+        assert_eq!(rotate_key(&layout, &expired.key_id, None).await.err().map(|e| e.status()), Some(409));
+        assert_eq!(list_keys(&layout, "acme").await.unwrap().len(), 2, "a refused rotation makes no key");
+        // a 30-day key rotated a day before it expires: the new one lasts 30 days from now
+        let old = create_key(&layout, "acme", "provisioner", Some(now + 86_400)).await.unwrap();
+        layout
+            .modify_record::<KeyRecord>(&key_pk(&old.key_id), KEY_SK, |r| {
+                r.created = crate::time::format_unix_millis((now - 29 * 86_400) * 1000).unwrap();
+                true
+            })
+            .await
+            .unwrap();
+        let new = rotate_key(&layout, &old.key_id, None).await.unwrap();
+        let (rec, _) = layout.read_record::<KeyRecord>(&key_pk(&new.key_id), KEY_SK).await.unwrap().unwrap();
+        let left = rec.expires_at.unwrap() - crate::time::unix_now();
+        assert!((30 * 86_400 - 5..=30 * 86_400).contains(&left), "{left}");
+        assert!(works(new.token.clone()).await && works(old.token.clone()).await);
+        // an explicit expiry wins; never, when the tenant allows it
+        let forever = rotate_key(&layout, &new.key_id, Some(None)).await.unwrap();
+        let (rec, _) = layout.read_record::<KeyRecord>(&key_pk(&forever.key_id), KEY_SK).await.unwrap().unwrap();
+        assert_eq!(rec.expires_at, None);
+        // a tenant maximum: no key beyond it, none that never expires; rotation keeps within it
+        let max = TenantChange { max_key_lifetime_days: Some(Some(10)), ..Default::default() };
+        update_tenant(&layout, "acme", &max).await.unwrap();
+        assert_eq!(create_key(&layout, "acme", "provisioner", None).await.err().map(|e| e.status()), Some(400));
+        assert!(create_key(&layout, "acme", "provisioner", Some(now + 11 * 86_400)).await.is_err());
+        let capped = rotate_key(&layout, &forever.key_id, None).await.unwrap();
+        let (rec, _) = layout.read_record::<KeyRecord>(&key_pk(&capped.key_id), KEY_SK).await.unwrap().unwrap();
+        assert!(rec.expires_at.is_some_and(|t| t <= crate::time::unix_now() + 10 * 86_400));
+        assert!(works(capped.token).await);
+    }
+
     #[tokio::test]
     async fn keys_authenticate_and_are_stored_hashed() {
         let layout = Layout { table: Arc::new(EmbeddedTable::in_memory()) };
@@ -330,13 +388,15 @@ mod tests {
         let listed = list_keys(&layout, "acme").await.unwrap();
         assert_eq!(listed.len(), 1);
         assert!(listed[0].get("hash").is_none());
-        let k2 = rotate_key(&layout, &k.key_id).await.unwrap();
+        let k2 = rotate_key(&layout, &k.key_id, None).await.unwrap();
         assert!(authenticate(&layout, Some(&format!("Bearer {}", k.token)), None).await.is_ok());
         assert!(authenticate(&layout, Some(&format!("Bearer {}", k2.token)), None).await.is_ok());
         revoke_key(&layout, &k.key_id).await.unwrap();
         assert_eq!(authenticate(&layout, Some(&format!("Bearer {}", k.token)), None).await.unwrap_err().status(), 401);
         assert!(authenticate(&layout, Some(&format!("Bearer {}", k2.token)), None).await.is_ok());
-        let expired = create_key(&layout, "acme", "reader", Some(crate::time::unix_now() - 1)).await.unwrap();
+        assert!(create_key(&layout, "acme", "reader", Some(crate::time::unix_now() - 1)).await.is_err(), "a key born expired");
+        let expired = create_key(&layout, "acme", "reader", Some(crate::time::unix_now() + 60)).await.unwrap();
+        expire(&layout, &expired.key_id).await;
         assert_eq!(authenticate(&layout, Some(&format!("Bearer {}", expired.token)), None).await.unwrap_err().status(), 401);
         assert_eq!(list_tenants(&layout).await.unwrap().len(), 1);
         // custom roles: made of permissions, usable for keys, reserved names refused

@@ -680,7 +680,8 @@ fn query<'a>(req: &'a Request<'_>, name: &str) -> Option<&'a str> {
 }
 
 /// The request body as the route reads it (`Null` when it reads none, or an optional one is
-/// absent): size, media type and syntax checked, each with its own error.
+/// absent): size, media type and syntax checked, each with its own error. A body naming one
+/// member twice is refused ([`crate::json`]).
 fn body(req: &Request<'_>, reads: BodyUse) -> Result<Value> {
     if reads == BodyUse::Ignored {
         return Ok(Value::Null);
@@ -692,16 +693,25 @@ fn body(req: &Request<'_>, reads: BodyUse) -> Result<Value> {
     if req.body.len() > MAX_PAYLOAD {
         return Err(ScimError::PayloadTooLarge(format!("request body over {MAX_PAYLOAD} bytes")));
     }
-    if let Some(ct) = req.header(http::header::CONTENT_TYPE) {
-        let media = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-        if !(media.is_empty() || media.contains("json") || media == "text/plain" || media == "*/*") {
-            return Err(ScimError::UnsupportedMediaType(format!("send application/scim+json, not {media}")));
-        }
+    if let Some(ct) = req.header(http::header::CONTENT_TYPE)
+        && !is_json_media_type(ct)
+    {
+        let media = ct.split(';').next().unwrap_or_default().trim();
+        return Err(ScimError::UnsupportedMediaType(format!(
+            "send Content-Type: application/scim+json (or application/json), not {media}"
+        )));
     }
     if blank {
         return Err(ScimError::invalid_syntax("the request body is empty"));
     }
-    serde_json::from_slice(req.body).map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")))
+    crate::json::parse(req.body)
+}
+
+/// Whether a Content-Type names a JSON body SCIM accepts: `application/scim+json` (RFC 7644
+/// §3.1) or `application/json`, in any case, with any parameters (`; charset=utf-8`).
+pub fn is_json_media_type(content_type: &str) -> bool {
+    let media = content_type.split(';').next().unwrap_or_default().trim();
+    media.eq_ignore_ascii_case(SCIM_JSON) || media.eq_ignore_ascii_case("application/json")
 }
 
 #[cfg(test)]
@@ -754,6 +764,18 @@ mod tests {
         for r in ROUTES {
             let writes = r.method != "GET" && !r.path.ends_with(".search");
             assert_eq!(r.mutating, writes, "{} {}", r.method, r.path);
+        }
+    }
+
+    #[test]
+    fn only_json_media_types_are_bodies() {
+        for ok in ["application/scim+json", "application/json", "Application/SCIM+JSON; charset=utf-8", " application/json ;x=y"] {
+            assert!(is_json_media_type(ok), "{ok}");
+        }
+        for no in
+            ["text/plain", "*/*", "application/x-amz-json-1.0", "application/jsonx", "text/json", "", "application/x-www-form-urlencoded"]
+        {
+            assert!(!is_json_media_type(no), "{no}");
         }
     }
 

@@ -17,6 +17,7 @@ pub mod error;
 pub mod events;
 pub mod extensions;
 pub mod filter;
+pub mod json;
 pub mod list_query;
 pub mod members;
 pub mod migrate;

@@ -129,14 +129,16 @@ async fn api(layout: &Layout, req: &PortalRequest<'_>, path: &str, id: Option<&s
             Ok(json_response(
                 200,
                 &json!({"tenant": tenant, "name": rec.name, "tenantUrl": scim_base_url, "expires": session.expires,
-                    "expiresAt": crate::time::format_unix_millis(session.expires * 1000)}),
+                    "expiresAt": crate::time::format_unix_millis(session.expires * 1000),
+                    "maxKeyLifetimeDays": rec.max_key_lifetime_days}),
             ))
         }
         ("GET", "/keys") => Ok(json_response(200, &json!({"keys": keys(layout, tenant).await?}))),
         ("POST", "/keys") => {
-            let days =
-                serde_json::from_slice::<Value>(req.body).ok().and_then(|b| b["expiresInDays"].as_i64()).filter(|d| (1..=3650).contains(d));
-            let k = tenancy::create_key(layout, tenant, "provisioner", days.map(|d| crate::time::unix_now() + d * 86_400)).await?;
+            let rec = tenancy::require_tenant(layout, tenant).await?;
+            let days = new_key_days(req.body, rec.max_key_lifetime_days)?;
+            let k =
+                tenancy::create_key(layout, tenant, "provisioner", days.map(|d| crate::time::unix_now() + i64::from(d) * 86_400)).await?;
             note(layout, tenant, "POST", "/portal/api/keys", Some(&k.key_id), 201).await;
             Ok(json_response(201, &json!({"id": k.key_id, "token": k.token, "role": "provisioner"})))
         }
@@ -153,6 +155,29 @@ async fn api(layout: &Layout, req: &PortalRequest<'_>, path: &str, id: Option<&s
         }
         ("GET", "/activity") => Ok(json_response(200, &activity(layout, tenant, &req.query).await?)),
         (m, p) => Err(ScimError::Internal(format!("the portal route table has {m} {p} but nothing serves it"))),
+    }
+}
+
+/// How long a key the page asks for lasts, in days (`None`: it never expires): `expiresInDays`
+/// of the body, a whole number from 1 to the tenant's maximum (or ten years); absent or null,
+/// the tenant's maximum when it has one, else never. Anything else is `400` naming the field.
+fn new_key_days(body: &[u8], max: Option<u32>) -> Result<Option<u32>> {
+    let body: Value = match body.iter().all(u8::is_ascii_whitespace) {
+        true => Value::Null,
+        false => crate::json::parse(body)?,
+    };
+    if !(body.is_null() || body.is_object()) {
+        return Err(ScimError::invalid_syntax("send a JSON object, e.g. {\"expiresInDays\": 365}"));
+    }
+    let days = match body.get("expiresInDays") {
+        None | Some(Value::Null) => return Ok(max),
+        Some(v) => tenancy::key_days("expiresInDays", v)?,
+    };
+    match max {
+        Some(m) if days > m => {
+            Err(ScimError::invalid_value(format!("expiresInDays is at most {m}: this tenant's keys last at most {m} days")))
+        }
+        _ => Ok(Some(days)),
     }
 }
 

@@ -177,6 +177,10 @@ pub struct TenantRecord {
     /// The version of the tenant's schema declarations (0: none).
     #[serde(default, deserialize_with = "lenient", skip_serializing_if = "is_default")]
     pub schemas_version: u64,
+    /// The longest a new key of the tenant may last, in days (`None`: no limit, and keys may
+    /// never expire). Every way a key is made (the CLI, a rotation, the portal) keeps to it.
+    #[serde(default, deserialize_with = "lenient_days", skip_serializing_if = "Option::is_none")]
+    pub max_key_lifetime_days: Option<u32>,
     /// Members this version does not know, kept as they are.
     #[serde(flatten)]
     pub other: Map<String, Value>,
@@ -192,7 +196,38 @@ fn lenient_limit<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<
     Ok(n.map(|n| n.min(u64::from(u32::MAX)) as u32))
 }
 
+/// A lifetime in days within [`MAX_KEY_DAYS`]; anything else reads as no limit.
+fn lenient_days<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<u32>, D::Error> {
+    let n = Option::<Value>::deserialize(d)?.and_then(|v| v.as_u64()).filter(|n| (1..=u64::from(MAX_KEY_DAYS)).contains(n));
+    Ok(n.map(|n| n as u32))
+}
+
+/// The longest any key may last, in days (ten years).
+pub const MAX_KEY_DAYS: u32 = 3650;
+
+/// A key lifetime in days as a person or a client gives it: a whole number from 1 to
+/// [`MAX_KEY_DAYS`], else `400 invalidValue` naming `field`.
+pub fn key_days(field: &str, v: &Value) -> Result<u32> {
+    v.as_u64().filter(|d| (1..=u64::from(MAX_KEY_DAYS)).contains(d)).map(|d| d as u32).ok_or_else(|| {
+        ScimError::invalid_value(format!("{field} is a whole number of days from 1 to {MAX_KEY_DAYS}, not {}", crate::json_text(v)))
+    })
+}
+
 impl TenantRecord {
+    /// Checks a new key's expiry against the tenant's maximum lifetime: a key must expire in
+    /// the future and, when the tenant has a maximum, within it (no key that never expires).
+    pub fn check_key_expiry(&self, expires_at: Option<i64>, now: i64) -> Result<()> {
+        if expires_at.is_some_and(|t| t <= now) {
+            return Err(ScimError::invalid_value("a new key must expire in the future"));
+        }
+        let Some(max) = self.max_key_lifetime_days else { return Ok(()) };
+        match expires_at {
+            Some(t) if t <= now + i64::from(max) * 86_400 => Ok(()),
+            Some(_) => Err(ScimError::invalid_value(format!("tenant '{}' allows keys of at most {max} days", self.id))),
+            None => Err(ScimError::invalid_value(format!("tenant '{}' allows no key that never expires (at most {max} days)", self.id))),
+        }
+    }
+
     /// Whether the tenant's keys may be used.
     pub fn is_active(&self) -> bool {
         self.status == "active"
@@ -330,6 +365,7 @@ pub struct NewKey {
 /// Creates an API key for a tenant and role; the token is returned once and stored only hashed.
 pub async fn create_key(layout: &Layout, tenant_id: &str, role: &str, expires_at: Option<i64>) -> Result<NewKey> {
     let tenant = require_tenant(layout, tenant_id).await?;
+    tenant.check_key_expiry(expires_at, crate::time::unix_now())?;
     if tenant.permissions_of(role).is_none() {
         return Err(ScimError::invalid_value(format!(
             "unknown role '{role}' (admin, provisioner, reader, or a custom role of the tenant)"
@@ -403,12 +439,34 @@ pub async fn revoke_key(layout: &Layout, key_id: &str) -> Result<Value> {
 }
 
 /// Rotation step one: a new key with the same tenant and role. Both keys work until the old one
-/// is revoked (step two), so the IdP can be switched over without downtime.
-pub async fn rotate_key(layout: &Layout, key_id: &str) -> Result<NewKey> {
+/// is revoked (step two), so the IdP can be switched over without downtime. Only a key that
+/// still works can be rotated (a revoked or expired one is `409`: make a new key instead). The
+/// new key's expiry is its own: `expires_at` when given (`Some(None)`: never), else the old
+/// key's lifetime counted from now (none if it had none), within the tenant's maximum.
+pub async fn rotate_key(layout: &Layout, key_id: &str, expires_at: Option<Option<i64>>) -> Result<NewKey> {
     let (rec, _) =
         layout.read_record::<KeyRecord>(&key_pk(key_id), KEY_SK).await?.ok_or_else(|| ScimError::NotFound(format!("no key '{key_id}'")))?;
-    let tenant = rec.tenant.as_deref().ok_or_else(|| ScimError::Internal("key without tenant".into()))?;
-    create_key(layout, tenant, &rec.role, rec.expires_at).await
+    let tenant_id = rec.tenant.as_deref().ok_or_else(|| ScimError::Internal("key without tenant".into()))?;
+    let now = crate::time::unix_now();
+    if rec.revoked {
+        return Err(ScimError::InUse(format!("key {key_id} is revoked: it cannot be rotated (make a new key instead)")));
+    }
+    if rec.expires_at.is_some_and(|t| t <= now) {
+        return Err(ScimError::InUse(format!("key {key_id} has expired: it cannot be rotated (make a new key instead)")));
+    }
+    let expires_at = match expires_at {
+        Some(e) => e,
+        None => {
+            let created = crate::time::parse(&rec.created).map(|t| t.unix_timestamp());
+            let lifetime = rec.expires_at.zip(created).map(|(e, c)| (e - c).max(86_400));
+            let max = require_tenant(layout, tenant_id).await?.max_key_lifetime_days.map(|d| i64::from(d) * 86_400);
+            match (lifetime, max) {
+                (Some(l), Some(m)) => Some(now + l.min(m)),
+                (l, m) => l.or(m).map(|s| now + s),
+            }
+        }
+    };
+    create_key(layout, tenant_id, &rec.role, expires_at).await
 }
 
 /// Read-modify-write of a tenant record (conditional on its version, retried on a race). Keys
@@ -488,6 +546,8 @@ pub struct TenantChange {
     pub deactivation: Option<Deactivation>,
     pub external_id_policy: Option<ExternalIdPolicy>,
     pub unknown_extensions: Option<UnknownExtensions>,
+    /// The longest a new key may last, in days; `Some(None)` removes the limit.
+    pub max_key_lifetime_days: Option<Option<u32>>,
 }
 
 /// Changes a tenant's settings (validated first: nothing is written when one is invalid).
@@ -496,6 +556,11 @@ pub async fn update_tenant(layout: &Layout, tenant_id: &str, change: &TenantChan
         && let Some(bad) = list.iter().find(|c| parse_cidr(c).is_none())
     {
         return Err(ScimError::invalid_value(format!("'{bad}' is not a CIDR (e.g. 203.0.113.0/24)")));
+    }
+    if let Some(Some(d)) = change.max_key_lifetime_days
+        && !(1..=MAX_KEY_DAYS).contains(&d)
+    {
+        return Err(ScimError::invalid_value(format!("a maximum key lifetime is 1 to {MAX_KEY_DAYS} days")));
     }
     if change.status.as_deref().is_some_and(|s| s != "active" && s != "suspended") {
         return Err(ScimError::invalid_value("status is 'active' or 'suspended'"));
@@ -507,6 +572,7 @@ pub async fn update_tenant(layout: &Layout, tenant_id: &str, change: &TenantChan
         rec.deactivation = change.deactivation.unwrap_or(rec.deactivation);
         rec.external_id_policy = change.external_id_policy.unwrap_or(rec.external_id_policy);
         rec.unknown_extensions = change.unknown_extensions.unwrap_or(rec.unknown_extensions);
+        rec.max_key_lifetime_days = change.max_key_lifetime_days.unwrap_or(rec.max_key_lifetime_days);
     })
     .await
 }

@@ -93,7 +93,7 @@ impl Server {
         let token = scim_functions::local::bootstrap(&app, false).await.expect("bootstrap")?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        tokio::spawn(scim_functions::local::serve(listener, app.clone()));
+        tokio::spawn(scim_functions::local::serve(listener, app.clone(), None));
         let base = format!("http://{addr}/scim/v2");
         Some(Server { client: Client::new(&base, &token), base, token, app, metered, store, events })
     }

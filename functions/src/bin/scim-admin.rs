@@ -8,8 +8,10 @@ use scim_core::store::dynamo::{DynamoConfig, DynamoTable};
 use scim_core::store::embedded::EmbeddedTable;
 use scim_core::store::layout::{LAYOUT_VERSION, Layout, REGISTRY_PK};
 use scim_core::tenancy;
+use scim_functions::cli::{self, Failure};
 use serde_json::{Value, json};
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 /// Administers scim-serverless tenants and API keys.
@@ -30,9 +32,14 @@ use std::sync::Arc;
 #[derive(Parser, Debug)]
 #[command(name = "scim-admin", version, verbatim_doc_comment)]
 struct Args {
-    /// Embedded store directory (when no --table is given).
-    #[arg(long, default_value = ".scim-local", env = "SCIM_LOCAL_DATA_DIR")]
-    data_dir: PathBuf,
+    /// Embedded store directory (when no --table is given); default $XDG_DATA_HOME/scim-local or
+    /// ~/.local/share/scim-local, the same place scim-local uses.
+    #[arg(long, env = "SCIM_LOCAL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Create the embedded store if the data directory holds none (scim-local makes it on its
+    /// first start; without this, a mistyped directory is an error, not a second, empty store).
+    #[arg(long)]
+    create_store: bool,
     /// DynamoDB table; selects DynamoDB instead of the embedded store.
     #[arg(long, env = "SCIM_TABLE")]
     table: Option<String>,
@@ -85,6 +92,15 @@ enum Command {
         /// YYYY-MM-DD (UTC); default today.
         #[arg(long)]
         day: Option<String>,
+    },
+    /// Repair a damaged embedded store log (scim-local refuses to start on one, naming the byte
+    /// where the damage is). Without --yes it only says what a repair would keep and drop; with
+    /// --yes it keeps every whole write, drops the rest, and keeps the log as it was as
+    /// table.log.damaged-<unix time> beside it. Stop scim-local first.
+    Repair {
+        /// Do it (after reading what it drops).
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -147,6 +163,10 @@ enum TenantCmd {
         /// audit entry names them) or reject (400 naming the URN).
         #[arg(long)]
         unknown_extensions: Option<String>,
+        /// The longest a new key may last, in days (1 to 3650; 0 removes the limit). With a
+        /// limit, no key that never expires can be made (CLI, rotation or portal).
+        #[arg(long)]
+        max_key_lifetime_days: Option<u32>,
     },
 }
 
@@ -255,7 +275,17 @@ enum KeyCmd {
     /// Revoke a key by id (the 16 hex characters after "scim_").
     Revoke { key_id: String },
     /// Make a new key with the same tenant and role; both work until you revoke the old one.
-    Rotate { key_id: String },
+    /// Only a working key can be rotated (a revoked or expired one cannot: create a new key).
+    /// The new key lasts as long as the old one was made to last, counted from now, unless told.
+    Rotate {
+        key_id: String,
+        /// The new key stops working after this many days.
+        #[arg(long, conflicts_with = "never_expires")]
+        expires_in_days: Option<i64>,
+        /// The new key never expires (refused when the tenant has a maximum lifetime).
+        #[arg(long)]
+        never_expires: bool,
+    },
 }
 
 fn print(json_out: bool, v: &impl serde::Serialize, text: String) {
@@ -270,8 +300,17 @@ fn print(json_out: bool, v: &impl serde::Serialize, text: String) {
 type Outcome = Result<(), Box<dyn std::error::Error>>;
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Outcome {
-    let args = Args::parse();
+async fn main() -> ExitCode {
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => cli::fail("scim-admin", e.as_ref()),
+    }
+}
+
+async fn run(args: Args) -> Outcome {
+    if let Command::Repair { yes } = args.command {
+        return repair(&embedded_dir(&args)?, yes);
+    }
     let layout = Layout { table: open_table(&args).await? };
     let j = args.json;
     if let Command::Migrate = args.command {
@@ -279,7 +318,7 @@ async fn main() -> Outcome {
     }
     prepare(&layout, args.table.is_none()).await?;
     match args.command {
-        Command::Migrate => Ok(()),
+        Command::Migrate | Command::Repair { .. } => Ok(()),
         Command::Tenant(cmd) => tenant(&layout, j, cmd).await,
         Command::Portal(cmd) => portal(&layout, j, cmd).await,
         Command::Role(cmd) => role(&layout, j, cmd).await,
@@ -289,11 +328,25 @@ async fn main() -> Outcome {
     }
 }
 
+/// The embedded store's directory, said on stderr (so a store used by mistake is seen).
+fn embedded_dir(args: &Args) -> Result<PathBuf, Box<dyn std::error::Error>> {
+    let dir = cli::data_dir(args.data_dir.clone());
+    eprintln!("scim-admin: embedded store in {} ({})", dir.path.display(), dir.why);
+    if !cli::holds_store(&dir.path) && !args.create_store {
+        return Err(Failure(format!(
+            "there is no store in {}: start scim-local once (it makes one), pass --data-dir for another directory, or --create-store to make an empty one here",
+            dir.path.display()
+        ))
+        .into());
+    }
+    Ok(dir.path)
+}
+
 /// The embedded store under `--data-dir`, or the DynamoDB table `--table` in `--region` — only
 /// when it has this layout's key schema (an operator must not write into some other table).
 async fn open_table(args: &Args) -> Result<Arc<dyn Table>, Box<dyn std::error::Error>> {
     let Some(t) = &args.table else {
-        return Ok(Arc::new(EmbeddedTable::open(&args.data_dir)?));
+        return Ok(Arc::new(EmbeddedTable::open(&embedded_dir(args)?)?));
     };
     let region =
         args.region.clone().ok_or("--region is required with --table: say which region's table this is (e.g. --region eu-west-1)")?;
@@ -311,6 +364,41 @@ async fn open_table(args: &Args) -> Result<Arc<dyn Table>, Box<dyn std::error::E
         .into());
     }
     Ok(Arc::new(dynamo))
+}
+
+/// `scim-admin repair`: says what a repair keeps and drops, and with `yes` does it.
+fn repair(dir: &std::path::Path, yes: bool) -> Outcome {
+    use scim_core::store::{embedded, wal::Stretch};
+    let survey = embedded::survey(dir)?;
+    if survey.is_whole() {
+        println!("{} reads whole: nothing to repair", survey.path.display());
+        return Ok(());
+    }
+    let (mut frames, mut changes) = (0, 0);
+    for s in &survey.stretches {
+        match s {
+            Stretch::Frame { changes: n, .. } => (frames, changes) = (frames + 1, changes + n),
+            Stretch::Recovered { offset, len, changes: n } => {
+                (frames, changes) = (frames + 1, changes + n);
+                println!(
+                    "bytes {offset}..{}: a write whose length field is damaged; its content checks out: kept ({n} changes)",
+                    offset + len
+                );
+            }
+            Stretch::Damaged { offset, len } => {
+                println!("bytes {offset}..{}: damaged ({len} bytes, with whole writes after them): dropped", offset + len)
+            }
+            Stretch::Torn { offset, len } => println!("bytes {offset}..{}: an interrupted last write ({len} bytes): dropped", offset + len),
+        }
+    }
+    println!("{frames} whole writes ({changes} changes) are kept; {} bytes are dropped", survey.dropped_bytes());
+    if !yes {
+        println!("nothing was changed: run again with --yes to repair (the log as it is now is kept beside it)");
+        return Ok(());
+    }
+    let kept = embedded::repair(dir, &survey)?;
+    println!("repaired {}; the log as it was is kept as {}", survey.path.display(), kept.display());
+    Ok(())
 }
 
 /// Rows of text, or `empty` when there are none.
@@ -355,8 +443,18 @@ async fn tenant(layout: &Layout, j: bool, cmd: TenantCmd) -> Outcome {
             let rec = tenancy::set_roles_policy(layout, &id, policy.as_ref()).await?;
             print(j, &rec, format!("tenant '{id}' role policy: {}", serde_json::to_string(&rec.roles_policy).unwrap_or_default()));
         }
-        TenantCmd::Update { id, status, ip_allowlist, rate_limit, deactivation, external_id_policy, unknown_extensions } => {
+        TenantCmd::Update {
+            id,
+            status,
+            ip_allowlist,
+            rate_limit,
+            deactivation,
+            external_id_policy,
+            unknown_extensions,
+            max_key_lifetime_days,
+        } => {
             let change = tenancy::TenantChange {
+                max_key_lifetime_days: max_key_lifetime_days.map(|d| (d > 0).then_some(d)),
                 status,
                 ip_allowlist: ip_allowlist.map(|l| l.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_string).collect()),
                 rate_limit,
@@ -457,7 +555,7 @@ async fn audit(layout: &Layout, j: bool, tenant: String, day: Option<String>) ->
 async fn key(layout: &Layout, j: bool, cmd: KeyCmd) -> Outcome {
     match cmd {
         KeyCmd::Create { tenant, role, expires_in_days } => {
-            let expires = expires_in_days.map(|d| scim_core::time::unix_now() + d * 86_400);
+            let expires = expires_in_days.map(days_from_now).transpose()?;
             let k = tenancy::create_key(layout, &tenant, &role, expires).await?;
             print(
                 j,
@@ -467,10 +565,21 @@ async fn key(layout: &Layout, j: bool, cmd: KeyCmd) -> Outcome {
         }
         KeyCmd::List { tenant } => {
             let keys = tenancy::list_keys(layout, &tenant).await?;
+            let now = scim_core::time::unix_now();
             let text = keys.iter().map(|k| {
                 let field = |f: &str| k[f].as_str().unwrap_or("").to_string();
-                let state = if k["revoked"] == json!(true) { "revoked" } else { "active" };
-                format!("{}\t{}\tcreated {}\t{state}", field("key_id"), field("role"), field("created"))
+                let expires = k["expires_at"].as_i64();
+                let state = match (k["revoked"] == json!(true), expires.is_some_and(|t| t <= now)) {
+                    (true, _) => "revoked",
+                    (false, true) => "expired",
+                    (false, false) => "active",
+                };
+                let used = k["last_used_at"].as_str().map(|t| format!("last used {t}")).unwrap_or_else(|| "never used".into());
+                let until = match expires.and_then(|t| scim_core::time::format_unix_millis(t * 1000)) {
+                    Some(t) => format!("expires {t}"),
+                    None => "never expires".into(),
+                };
+                format!("{}\t{}\t{state}\tcreated {}\t{used}\t{until}", field("key_id"), field("role"), field("created"))
             });
             let text = rows(text.collect(), "no keys".into());
             print(j, &Value::Array(keys), text);
@@ -479,8 +588,13 @@ async fn key(layout: &Layout, j: bool, cmd: KeyCmd) -> Outcome {
             let rec = tenancy::revoke_key(layout, &key_id).await?;
             print(j, &rec, format!("key {key_id} revoked (in AWS it stops working when the authorizer cache TTL expires)"));
         }
-        KeyCmd::Rotate { key_id } => {
-            let k = tenancy::rotate_key(layout, &key_id).await?;
+        KeyCmd::Rotate { key_id, expires_in_days, never_expires } => {
+            let expires = match (expires_in_days, never_expires) {
+                (_, true) => Some(None),
+                (Some(d), false) => Some(Some(days_from_now(d)?)),
+                (None, false) => None,
+            };
+            let k = tenancy::rotate_key(layout, &key_id, expires).await?;
             print(
                 j,
                 &json!({"key_id": k.key_id, "token": k.token, "replaces": key_id}),
@@ -489,6 +603,15 @@ async fn key(layout: &Layout, j: bool, cmd: KeyCmd) -> Outcome {
         }
     }
     Ok(())
+}
+
+/// Unix seconds `days` from now, for a key's expiry (1 to 3650 days).
+fn days_from_now(days: i64) -> Result<i64, Failure> {
+    let max = i64::from(tenancy::MAX_KEY_DAYS);
+    if !(1..=max).contains(&days) {
+        return Err(Failure(format!("--expires-in-days is 1 to {max}, not {days}")));
+    }
+    Ok(scim_core::time::unix_now() + days * 86_400)
 }
 
 /// Every command but `migrate` runs on a table at this version's layout: the embedded store is

@@ -3,9 +3,11 @@
 use clap::Parser;
 use scim_core::edge::App;
 use scim_core::store::dynamo::DynamoConfig;
+use scim_functions::cli::{self, Failure};
 use scim_functions::local::{self, StoreChoice};
 use std::io::Write;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 /// The local server is throughput-bound and allocates per request (JSON documents, items):
@@ -19,7 +21,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// On first start it creates the tenant "local" and an admin API key, and prints lines on
 /// stdout for scripts: SCIM_BASE_URL=<url>, SCIM_TOKEN=<key> (only when it was just made; it is
 /// shown once) and SCIM_PORTAL_URL=<a setup link for the local tenant, valid 24 hours, made anew
-/// on every start>. Later starts reuse the store.
+/// on every start>. Later starts reuse the store. Everything for people goes to stderr.
 #[derive(Parser, Debug)]
 #[command(name = "scim-local", version)]
 struct Args {
@@ -29,9 +31,15 @@ struct Args {
     /// Address to bind.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
-    /// Where the embedded store keeps its data.
-    #[arg(long, default_value = ".scim-local", env = "SCIM_LOCAL_DATA_DIR")]
-    data_dir: PathBuf,
+    /// Where the embedded store keeps its data (default $XDG_DATA_HOME/scim-local, or
+    /// ~/.local/share/scim-local: one place, whatever directory you start it from).
+    #[arg(long, env = "SCIM_LOCAL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The URL an identity provider reaches this server at (an HTTPS tunnel to it, say
+    /// https://abc.example.dev): used for SCIM_BASE_URL, every location in responses, the
+    /// portal's Tenant URL and setup links. Entra ID and Okta need a public HTTPS URL.
+    #[arg(long, env = "SCIM_PUBLIC_URL")]
+    public_url: Option<String>,
     /// Keep nothing: an in-memory store.
     #[arg(long, conflicts_with = "dynamodb_endpoint")]
     memory: bool,
@@ -54,13 +62,26 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
     scim_functions::init_tracing(false);
-    let args = Args::parse();
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => cli::fail("scim-local", e.as_ref()),
+    }
+}
+
+type Outcome = Result<(), Box<dyn std::error::Error>>;
+
+async fn run(args: Args) -> Outcome {
+    let public = args.public_url.as_deref().map(local::PublicUrl::parse).transpose()?;
     let choice = match (&args.dynamodb_endpoint, args.memory) {
         (Some(e), _) => StoreChoice::Dynamo(DynamoConfig::new(args.table.clone(), args.region.clone(), Some(e.clone()))),
         (None, true) => StoreChoice::Memory,
-        (None, false) => StoreChoice::Embedded(args.data_dir.clone()),
+        (None, false) => {
+            let dir = cli::data_dir(args.data_dir.clone());
+            eprintln!("scim-local: embedded store in {} ({})", dir.path.display(), dir.why);
+            StoreChoice::Embedded(dir.path)
+        }
     };
     let events = match (&args.events, &choice) {
         (Some(p), _) if p.as_os_str() == "-" => None,
@@ -69,20 +90,58 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         (None, _) => None,
     };
     if let (Some(_), StoreChoice::Embedded(dir)) = (&events, &choice) {
-        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all(dir).map_err(|e| Failure(format!("cannot create {}: {e}", dir.display())))?;
     }
-    let table = local::open_store(&choice, events.clone()).await.map_err(|e| format!("cannot open the store: {e}"))?;
-    let app = Arc::new(App::new(table));
-    let token = local::bootstrap(&app, args.new_key).await.map_err(|e| format!("cannot bootstrap the local tenant: {e}"))?;
-    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
-        .await
-        .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
+    let table = local::open_store(&choice, events.clone()).await.map_err(|e| Failure(format!("cannot open the store: {e}")))?;
+    // listen before anything is made: a key shown once must never be made for a server that
+    // then cannot start
+    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await.map_err(|e| listen_failure(&args, e))?;
     let addr = listener.local_addr()?;
-    let base_url = format!("http://{addr}{}", scim_core::BASE_PATH);
-    let portal = local::portal_link(&app, &base_url, 24).await.map_err(|e| format!("cannot make a setup link: {e}"))?;
-    // one write; a reader that stops reading early (`| head -1`) does not stop the server
+    let base_url = match &public {
+        Some(p) => p.base_url(),
+        None => format!("http://{addr}{}", scim_core::BASE_PATH),
+    };
+    let app = Arc::new(App::new(table));
+    let token = local::bootstrap(&app, args.new_key).await.map_err(|e| Failure(format!("cannot set up the local tenant: {e}")))?;
+    let announced = announce(&app, &base_url, token.as_deref()).await;
+    if let Err(e) = announced {
+        if token.is_some() {
+            eprintln!("scim-local: the admin key made now could not be shown; `scim-local --new-key` prints another");
+        }
+        return Err(e);
+    }
+    describe_start(&choice, &base_url, token.is_some(), events.as_deref(), public.as_ref());
+    tokio::select! {
+        r = local::serve(listener, app, public) => r?,
+        _ = tokio::signal::ctrl_c() => {
+            scim_functions::access_log::flush();
+            eprintln!("scim-local: stopped");
+        }
+    }
+    Ok(())
+}
+
+/// Why the server cannot listen, with what to do about it.
+fn listen_failure(args: &Args, e: std::io::Error) -> Failure {
+    let hint = match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            format!(
+                "; is another scim-local (or another server) using port {}? Choose another with --port N (0 picks a free one)",
+                args.port
+            )
+        }
+        std::io::ErrorKind::PermissionDenied => "; ports below 1024 need privileges: choose another with --port N".into(),
+        _ => String::new(),
+    };
+    Failure(format!("cannot listen on {}:{}: {e}{hint}", args.host, args.port))
+}
+
+/// Prints the lines scripts read, on stdout in one write (a reader that stops reading early,
+/// `| head -1`, does not stop the server).
+async fn announce(app: &App, base_url: &str, token: Option<&str>) -> Outcome {
+    let portal = local::portal_link(app, base_url, 24).await.map_err(|e| Failure(format!("cannot make a setup link: {e}")))?;
     let mut lines = format!("SCIM_BASE_URL={base_url}\n");
-    if let Some(t) = &token {
+    if let Some(t) = token {
         lines.push_str(&format!("SCIM_TOKEN={t}\n"));
     }
     lines.push_str(&format!("SCIM_PORTAL_URL={portal}\n"));
@@ -90,28 +149,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Err(e) = out.write_all(lines.as_bytes()).and_then(|()| out.flush()) {
         eprintln!("scim-local: could not write the URLs to standard output ({e}); serving anyway (--new-key makes another key)");
     }
-    drop(out);
-    let store = match &choice {
+    Ok(())
+}
+
+/// What a person reads on stderr at start.
+fn describe_start(
+    choice: &StoreChoice,
+    base_url: &str,
+    made_key: bool,
+    events: Option<&std::path::Path>,
+    public: Option<&local::PublicUrl>,
+) {
+    let store = match choice {
         StoreChoice::Embedded(d) => format!("embedded store in {}", d.display()),
         StoreChoice::Memory => "in-memory store".into(),
         StoreChoice::Dynamo(c) => format!("DynamoDB table {} at {}", c.table, c.endpoint.as_deref().unwrap_or("AWS")),
     };
-    if token.is_some() {
+    if made_key {
         eprintln!("scim-local: tenant '{}' created; the SCIM_TOKEN above is shown only once", local::LOCAL_TENANT);
     } else {
         eprintln!("scim-local: reusing tenant '{}' (run with --new-key for another key)", local::LOCAL_TENANT);
     }
     eprintln!("scim-local: serving {base_url} on the {store}; Ctrl-C stops");
+    if let Some(warning) = public.and_then(local::PublicUrl::warning) {
+        eprintln!("scim-local: {warning}");
+    }
     eprintln!("scim-local: the setup portal for the IT admin: open SCIM_PORTAL_URL (valid 24 hours; a new one on every start)");
-    if let Some(p) = &events {
+    if let Some(p) = events {
         eprintln!("scim-local: change events are appended to {}", p.display());
     }
-    tokio::select! {
-        r = local::serve(listener, app) => r?,
-        _ = tokio::signal::ctrl_c() => {
-            scim_functions::access_log::flush();
-            eprintln!("scim-local: stopped");
-        }
-    }
-    Ok(())
 }

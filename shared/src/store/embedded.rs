@@ -8,7 +8,7 @@ use super::wal::{self, Change};
 use super::{Cond, Index, Item, Query, Shared, StoreError, Table, Write};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufWriter, Write as _};
+use std::io::{BufWriter, Write as _};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -97,63 +97,25 @@ impl EmbeddedTable {
 
     /// Opens (or creates) the table under `dir`, replaying and compacting its log. The directory
     /// and the log are readable by their owner only (they hold key hashes, the cursor seal and
-    /// people's data).
+    /// people's data). A log damaged anywhere but its last append is refused and left as it is
+    /// ([`survey`] and [`repair`] say what a repair would drop, and do it); whenever a start
+    /// drops anything (a torn last append, an older format's incomplete last line), the log as
+    /// it was is kept beside the new one first.
     pub fn open(dir: &Path) -> Result<EmbeddedTable, StoreError> {
-        fs::create_dir_all(dir).map_err(|e| StoreError::caused(format!("cannot create {}", dir.display()), e))?;
-        owner_only(dir, 0o700)?;
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("LOCK"))
-            .map_err(|e| StoreError::caused(format!("cannot open {}", dir.display()), e))?;
-        if lock.try_lock().is_err() {
-            return Err(StoreError::other(format!("{} is in use by another process (is scim-local running on it?)", dir.display())));
-        }
-        let path = dir.join("table.log");
+        let lock = lock_dir(dir)?;
+        let path = dir.join(LOG);
         let mut state = State::default();
         if path.exists() {
             let bytes = fs::read(&path).map_err(|e| StoreError::caused(format!("cannot read {}", path.display()), e))?;
-            if let Some(frames) = bytes.strip_prefix(wal::MAGIC) {
-                let replayed = wal::replay(frames, |c| {
-                    apply(&mut state, c);
-                })
-                .map_err(|d| {
-                    StoreError::other(format!(
-                        "{} is damaged at byte {} (not a torn append: a whole frame follows); nothing was changed. \
-                         Move the file away to start empty, or restore it from a copy",
-                        path.display(),
-                        d.offset + wal::MAGIC.len()
-                    ))
-                })?;
-                if replayed.torn > 0 {
-                    tracing::warn!(bytes = replayed.torn, "dropping a torn last log frame (the process stopped mid-write)");
-                }
-            } else {
-                replay_json_lines(&bytes, &mut state);
+            if let Some((dropped, kept)) = read_log(&path, &bytes, &mut state)? {
+                tracing::warn!(
+                    what = dropped,
+                    kept = %kept.display(),
+                    "dropped an incomplete last write (the process stopped mid-write; it was never acknowledged); the log as it was is kept"
+                );
             }
         }
-        // compact: rewrite live items, then append from there
-        let tmp = dir.join("table.log.tmp");
-        let len = {
-            let f = File::create(&tmp).map_err(|e| StoreError::caused(format!("cannot write {}", tmp.display()), e))?;
-            owner_only(&tmp, 0o600)?;
-            let mut w = BufWriter::new(f);
-            let now = crate::time::unix_now();
-            let mut frame = Vec::new();
-            let mut len = wal::MAGIC.len() as u64;
-            w.write_all(wal::MAGIC).map_err(|e| StoreError::caused(format!("cannot write {}", tmp.display()), e))?;
-            for item in state.items.values().flat_map(BTreeMap::values).filter(|i| !i.expired(now)) {
-                frame.clear();
-                wal::encode_put(item, &mut frame);
-                w.write_all(&frame).map_err(|e| StoreError::caused(format!("cannot write {}", tmp.display()), e))?;
-                len += frame.len() as u64;
-            }
-            w.flush().map_err(|e| StoreError::caused(format!("cannot write {}", tmp.display()), e))?;
-            w.get_ref().sync_all().map_err(|e| StoreError::caused(format!("cannot sync {}", tmp.display()), e))?;
-            len
-        };
-        fs::rename(&tmp, &path).map_err(|e| StoreError::caused(format!("cannot replace {}", path.display()), e))?;
+        let len = compact(dir, &path, &state)?;
         let file =
             OpenOptions::new().append(true).open(&path).map_err(|e| StoreError::caused(format!("cannot open {}", path.display()), e))?;
         state.log = Some(Log { file, len, frame: Vec::new(), broken: false });
@@ -221,20 +183,26 @@ fn unindex(state: &mut State, (gp, gs): &Key, pk: &str, sk: &str) {
 }
 
 /// A log of JSON lines (one transaction per line), as versions before the framed log wrote it.
-/// A line that does not parse (a torn last line) is skipped.
-fn replay_json_lines(bytes: &[u8], state: &mut State) {
-    for (n, line) in bytes.lines().enumerate() {
-        let Ok(line) = line else { continue };
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Vec<Change>>(&line) {
+/// Only the last line may be incomplete (a torn append: dropped, and said); a line that does not
+/// parse with whole lines after it is damage, refused with nothing changed.
+fn replay_json_lines(path: &Path, bytes: &[u8], state: &mut State) -> Result<Option<String>, StoreError> {
+    let lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').filter(|l| !l.trim_ascii().is_empty()).collect();
+    for (n, line) in lines.iter().enumerate() {
+        match serde_json::from_slice::<Vec<Change>>(line) {
             Ok(changes) => changes.into_iter().for_each(|c| {
                 apply(state, c);
             }),
-            Err(_) => tracing::warn!(line = n + 1, "ignoring an incomplete log line"),
+            Err(_) if n + 1 == lines.len() => return Ok(Some(format!("an incomplete last line ({} bytes)", line.len()))),
+            Err(e) => {
+                return Err(StoreError::other(format!(
+                    "{} (a log of an earlier version) is damaged at line {} ({e}) with whole lines after it; nothing was changed",
+                    path.display(),
+                    n + 1
+                )));
+            }
         }
     }
+    Ok(None)
 }
 
 fn holds(cond: Cond, current: Option<&Item>) -> bool {
@@ -347,7 +315,9 @@ impl Table for EmbeddedTable {
                 Write::Check { .. } => {}
             }
         }
-        if let Some(log) = s.log.as_mut() {
+        // a transaction of checks alone changes nothing: no frame (an empty frame is eight zero
+        // bytes, which replay must not take for evidence of anything)
+        if let Some(log) = s.log.as_mut().filter(|_| !changes.is_empty()) {
             log.append(&changes).map_err(|e| StoreError::Unavailable {
                 context: "embedded log write failed".into(),
                 source: Some(std::sync::Arc::new(e)),
@@ -376,6 +346,161 @@ pub fn owner_only(path: &Path, mode: u32) -> Result<(), StoreError> {
     #[cfg(not(unix))]
     let _ = (path, mode);
     Ok(())
+}
+
+/// The log's file name under the data directory.
+const LOG: &str = "table.log";
+
+/// Creates `dir` (owner only) and takes its lock: one process per data directory.
+fn lock_dir(dir: &Path) -> Result<File, StoreError> {
+    fs::create_dir_all(dir).map_err(|e| StoreError::caused(format!("cannot create {}", dir.display()), e))?;
+    owner_only(dir, 0o700)?;
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("LOCK"))
+        .map_err(|e| StoreError::caused(format!("cannot open {}", dir.display()), e))?;
+    if lock.try_lock().is_err() {
+        return Err(StoreError::other(format!("{} is in use by another process (is scim-local running on it?)", dir.display())));
+    }
+    Ok(lock)
+}
+
+/// Replays a log's bytes into `state`. When it drops something (an incomplete last write), it
+/// first keeps the log as it was and returns what it dropped and where the original is; an
+/// earlier version's log is always kept before it is rewritten. Damage anywhere else is an
+/// error, with nothing of the file changed.
+fn read_log(path: &Path, bytes: &[u8], state: &mut State) -> Result<Option<(String, PathBuf)>, StoreError> {
+    let Some(frames) = bytes.strip_prefix(wal::MAGIC) else {
+        let dropped = replay_json_lines(path, bytes, state)?;
+        let kept = keep_original(path, "v1")?;
+        tracing::info!(kept = %kept.display(), "a log of an earlier version was read; it is rewritten in frames and the original kept");
+        return Ok(dropped.map(|d| (d, kept)));
+    };
+    let replayed = wal::replay(frames, |c| {
+        apply(state, c);
+    })
+    .map_err(|d| {
+        StoreError::other(format!(
+            "{} is damaged at byte {} (not an interrupted last write: whole writes follow it); nothing was changed. \
+             `scim-admin --data-dir {} repair` shows what a repair would drop, and `repair --yes` does it, keeping the original",
+            path.display(),
+            d.offset + wal::MAGIC.len(),
+            path.parent().unwrap_or(Path::new(".")).display(),
+        ))
+    })?;
+    if replayed.torn == 0 {
+        return Ok(None);
+    }
+    Ok(Some((format!("{} bytes of the last frame", replayed.torn), keep_original(path, "torn")?)))
+}
+
+/// Keeps the log as it is now beside itself (`table.log.<why>-<unix seconds>`, a hard link, so
+/// even a large log costs no copy) before a start or a repair replaces it.
+fn keep_original(path: &Path, why: &str) -> Result<PathBuf, StoreError> {
+    let mut kept = path.with_extension(format!("log.{why}-{}", crate::time::unix_now()));
+    for n in 1.. {
+        if !kept.exists() {
+            break;
+        }
+        kept = path.with_extension(format!("log.{why}-{}-{n}", crate::time::unix_now()));
+    }
+    fs::hard_link(path, &kept)
+        .or_else(|_| fs::copy(path, &kept).map(|_| ()))
+        .map_err(|e| StoreError::caused(format!("cannot keep a copy of {} as {}", path.display(), kept.display()), e))?;
+    Ok(kept)
+}
+
+/// Rewrites the log as one frame per live item (a new file, synced, then renamed over the old
+/// one); returns its length, where appends go on.
+fn compact(dir: &Path, path: &Path, state: &State) -> Result<u64, StoreError> {
+    let tmp = dir.join("table.log.tmp");
+    let failed = |what: &str, e: std::io::Error| StoreError::caused(format!("cannot {what} {}", tmp.display()), e);
+    let f = File::create(&tmp).map_err(|e| failed("write", e))?;
+    owner_only(&tmp, 0o600)?;
+    let mut w = BufWriter::new(f);
+    let now = crate::time::unix_now();
+    let mut frame = Vec::new();
+    let mut len = wal::MAGIC.len() as u64;
+    w.write_all(wal::MAGIC).map_err(|e| failed("write", e))?;
+    for item in state.items.values().flat_map(BTreeMap::values).filter(|i| !i.expired(now)) {
+        frame.clear();
+        wal::encode_put(item, &mut frame);
+        w.write_all(&frame).map_err(|e| failed("write", e))?;
+        len += frame.len() as u64;
+    }
+    w.flush().map_err(|e| failed("write", e))?;
+    w.get_ref().sync_all().map_err(|e| failed("sync", e))?;
+    fs::rename(&tmp, path).map_err(|e| StoreError::caused(format!("cannot replace {}", path.display()), e))?;
+    Ok(len)
+}
+
+/// What a repair of the log under `dir` would keep and drop.
+#[derive(Debug)]
+pub struct Survey {
+    pub path: PathBuf,
+    /// The log's stretches in order (byte offsets count from the start of the file).
+    pub stretches: Vec<wal::Stretch>,
+    changes: Vec<Change>,
+}
+
+impl Survey {
+    /// Whether the log reads whole (nothing to repair).
+    pub fn is_whole(&self) -> bool {
+        self.stretches.iter().all(|s| matches!(s, wal::Stretch::Frame { .. }))
+    }
+
+    /// Bytes a repair drops.
+    pub fn dropped_bytes(&self) -> usize {
+        self.stretches
+            .iter()
+            .map(|s| if let wal::Stretch::Damaged { len, .. } | wal::Stretch::Torn { len, .. } = s { *len } else { 0 })
+            .sum()
+    }
+}
+
+/// Reads the log under `dir` as a repair would, changing nothing (the directory's lock is held
+/// while reading, so no server writes meanwhile).
+pub fn survey(dir: &Path) -> Result<Survey, StoreError> {
+    let _lock = lock_dir(dir)?;
+    survey_locked(dir)
+}
+
+fn survey_locked(dir: &Path) -> Result<Survey, StoreError> {
+    let path = dir.join(LOG);
+    let bytes = fs::read(&path).map_err(|e| StoreError::caused(format!("cannot read {}", path.display()), e))?;
+    let frames = bytes.strip_prefix(wal::MAGIC).ok_or_else(|| {
+        StoreError::other(format!("{} is not a framed log (an older format is upgraded by starting scim-local)", path.display()))
+    })?;
+    let (mut stretches, changes) = wal::survey(frames);
+    let at = wal::MAGIC.len();
+    for s in &mut stretches {
+        let (wal::Stretch::Frame { offset, .. }
+        | wal::Stretch::Recovered { offset, .. }
+        | wal::Stretch::Damaged { offset, .. }
+        | wal::Stretch::Torn { offset, .. }) = s;
+        *offset += at;
+    }
+    Ok(Survey { path, stretches, changes })
+}
+
+/// Repairs the log under `dir` as [`survey`] described it: keeps every whole and recovered
+/// frame, drops the rest, and keeps the log as it was as `table.log.damaged-<unix seconds>`.
+/// Returns that path. Refuses when the log changed since the survey.
+pub fn repair(dir: &Path, seen: &Survey) -> Result<PathBuf, StoreError> {
+    let _lock = lock_dir(dir)?;
+    let now = survey_locked(dir)?;
+    if now.stretches != seen.stretches {
+        return Err(StoreError::other(format!("{} changed since it was surveyed; survey it again", now.path.display())));
+    }
+    let mut state = State::default();
+    for c in now.changes {
+        apply(&mut state, c);
+    }
+    let kept = keep_original(&now.path, "damaged")?;
+    compact(dir, &now.path, &state)?;
+    Ok(kept)
 }
 
 #[cfg(test)]
@@ -457,11 +582,20 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&log).unwrap();
         f.write_all(&frame[..frame.len() / 2]).unwrap();
         drop(f);
+        let torn = fs::read(&log).unwrap();
         {
             let t = EmbeddedTable::open(&dir).unwrap();
             assert!(t.get("p", "c").await.unwrap().is_some() && t.get("p", "d").await.unwrap().is_none());
             t.write(vec![put("p", "e", Cond::Absent)]).await.unwrap();
         }
+        // what a start dropped is kept: the log as it was, and the earlier version's log
+        let kept = |why: &str| -> Vec<Vec<u8>> {
+            let mut found: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+            found.retain(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("table.log.{why}-")));
+            found.iter().map(|p| fs::read(p).unwrap()).collect()
+        };
+        assert_eq!(kept("torn"), [torn], "the torn log is kept as it was");
+        assert!(kept("v1")[0].starts_with(b"[{"), "the earlier version's log is kept");
         // damage with a whole frame after it: refused, and the file is left as it was
         let mut bytes = fs::read(&log).unwrap();
         let at = wal::MAGIC.len() + 10;
@@ -470,6 +604,53 @@ mod tests {
         let e = EmbeddedTable::open(&dir).err().expect("a damaged log is refused");
         assert!(e.to_string().contains("damaged at byte"), "{e}");
         assert_eq!(fs::read(&log).unwrap(), bytes, "nothing rewritten");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// The probe's case: one flipped bit in the length of a frame in the middle of the log. The
+    /// start used to take the rest for a torn tail and compact half the store away.
+    #[tokio::test]
+    async fn a_damaged_length_mid_log_stops_the_start_and_a_repair_loses_nothing() {
+        let dir = std::env::temp_dir().join(format!("scim-embedded-{}", uuid::Uuid::new_v4()));
+        {
+            let t = EmbeddedTable::open(&dir).unwrap();
+            for n in 0..200 {
+                t.write(vec![put("p", &format!("u{n:03}"), Cond::Absent)]).await.unwrap();
+            }
+        }
+        let log = dir.join(LOG);
+        let mut bytes = fs::read(&log).unwrap();
+        let frame = (bytes.len() - wal::MAGIC.len()) / 200;
+        let middle = wal::MAGIC.len() + 100 * frame;
+        bytes[middle + 2] ^= 0x01; // the length's third byte: it now runs past the end of the file
+        fs::write(&log, &bytes).unwrap();
+        let e = EmbeddedTable::open(&dir).err().expect("refused");
+        assert!(e.to_string().contains(&format!("damaged at byte {middle}")) && e.to_string().contains("repair"), "{e}");
+        assert_eq!(fs::read(&log).unwrap(), bytes, "nothing rewritten");
+        let s = survey(&dir).unwrap();
+        assert!(
+            !s.is_whole() && s.dropped_bytes() == 0,
+            "{:?}",
+            s.stretches.iter().filter(|s| !matches!(s, wal::Stretch::Frame { .. })).collect::<Vec<_>>()
+        );
+        let kept = repair(&dir, &s).unwrap();
+        assert_eq!(fs::read(&kept).unwrap(), bytes, "the damaged log is kept as it was");
+        let t = EmbeddedTable::open(&dir).unwrap();
+        assert_eq!(t.query(&Query::prefix("p", "u", None, 1000)).await.unwrap().len(), 200, "every item is back");
+        drop(t);
+        // a damaged payload: that one write is dropped (and said), every other kept
+        let mut bytes = fs::read(&log).unwrap();
+        bytes[middle + 20] ^= 0x01;
+        fs::write(&log, &bytes).unwrap();
+        assert!(EmbeddedTable::open(&dir).is_err());
+        let s = survey(&dir).unwrap();
+        assert!(s.dropped_bytes() > 0 && s.dropped_bytes() < 2 * frame, "{}", s.dropped_bytes());
+        fs::write(&log, [&bytes[..], b"x"].concat()).unwrap();
+        assert!(repair(&dir, &s).is_err(), "a log that changed since its survey is not repaired");
+        fs::write(&log, &bytes).unwrap();
+        repair(&dir, &survey(&dir).unwrap()).unwrap();
+        let t = EmbeddedTable::open(&dir).unwrap();
+        assert_eq!(t.query(&Query::prefix("p", "u", None, 1000)).await.unwrap().len(), 199);
         let _ = fs::remove_dir_all(&dir);
     }
 

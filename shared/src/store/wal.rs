@@ -146,40 +146,112 @@ pub struct Replayed {
     pub torn: usize,
 }
 
-/// A frame that is whole but wrong, with more log after it: the file is damaged, not torn.
+/// A frame that cannot be read with a whole frame somewhere after it: the file is damaged, not
+/// torn (a crash tears only the last append).
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("damaged frame at byte {offset}")]
 pub struct Damaged {
     pub offset: usize,
 }
 
+/// The frame starting at `at`: `Some(Ok((payload, changes)))` when it is whole, its checksum
+/// holds and its payload decodes; `Some(Err(()))` when it is there but wrong; `None` when the
+/// log ends inside it (a header or payload cut short).
+fn frame_at(log: &[u8], at: usize) -> Option<Result<(usize, Vec<Change>), ()>> {
+    let rest = log.get(at..)?;
+    let header = rest.get(..HEADER)?;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    let payload = rest.get(HEADER..HEADER.checked_add(len)?)?;
+    if crc32fast::hash(payload) != crc {
+        return Some(Err(()));
+    }
+    Some(decode(payload).map(|changes| (len, changes)).ok_or(()))
+}
+
+/// Every change of a payload, or `None` when it does not decode to whole changes.
+fn decode(payload: &[u8]) -> Option<Vec<Change>> {
+    let mut r = Reader { b: payload };
+    let mut changes = Vec::new();
+    while !r.b.is_empty() {
+        changes.push(r.change()?);
+    }
+    Some(changes)
+}
+
+/// The first position after `from` where a whole, non-empty frame starts (one whose checksum
+/// holds and whose payload decodes): evidence that what is at `from` is damage, not a torn
+/// tail. Empty frames are not evidence: eight zero bytes are one, and a file extended by a
+/// crash may end in zeros.
+pub fn resync(log: &[u8], from: usize) -> Option<usize> {
+    (from + 1..log.len().saturating_sub(HEADER)).find(|&p| {
+        let len = u32::from_le_bytes([log[p], log[p + 1], log[p + 2], log[p + 3]]) as usize;
+        len > 0 && len <= log.len() - p - HEADER && matches!(frame_at(log, p), Some(Ok(_)))
+    })
+}
+
 /// Calls `apply` with every change of every whole frame of `log` (the bytes after [`MAGIC`]),
-/// in order. A frame cut short by the end of the file, or a last frame whose checksum fails, is
-/// a torn append and is dropped; a bad frame with more bytes after it is an error.
+/// in order. What cannot be read is a torn append only when no whole frame follows it anywhere
+/// (a crash cuts the last append short or leaves it unwritten); then it is dropped and
+/// reported as `torn`. Anything else is damage: an error, and nothing applied after it.
 pub fn replay(log: &[u8], mut apply: impl FnMut(Change)) -> Result<Replayed, Damaged> {
     let mut at = 0;
     while at < log.len() {
-        let rest = &log[at..];
-        let Some(header) = rest.get(..HEADER) else { break };
-        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        let Some(payload) = rest.get(HEADER..HEADER + len) else { break };
-        let last = HEADER + len == rest.len();
-        if crc32fast::hash(payload) != crc {
-            if last {
-                break;
+        match frame_at(log, at) {
+            Some(Ok((len, changes))) => {
+                changes.into_iter().for_each(&mut apply);
+                at += HEADER + len;
             }
-            return Err(Damaged { offset: at });
+            _ if resync(log, at).is_some() => return Err(Damaged { offset: at }),
+            _ => break,
         }
-        let mut r = Reader { b: payload };
-        let mut changes = Vec::new();
-        while !r.b.is_empty() {
-            changes.push(r.change().ok_or(Damaged { offset: at })?);
-        }
-        changes.into_iter().for_each(&mut apply);
-        at += HEADER + len;
     }
     Ok(Replayed { valid: at, torn: log.len() - at })
+}
+
+/// One stretch of a damaged log as a repair reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stretch {
+    /// A whole frame, kept.
+    Frame { offset: usize, len: usize, changes: usize },
+    /// A frame whose length field was damaged but whose payload still matches its checksum
+    /// up to the next whole frame: kept, with its length written anew.
+    Recovered { offset: usize, len: usize, changes: usize },
+    /// Bytes that are no frame, with a whole frame after them: dropped.
+    Damaged { offset: usize, len: usize },
+    /// Bytes at the end that are no whole frame (a torn append): dropped.
+    Torn { offset: usize, len: usize },
+}
+
+/// What a repair of `log` (the bytes after [`MAGIC`]) keeps and drops, in order, with every
+/// change it keeps. Nothing is guessed: a stretch is kept only when its checksum holds.
+pub fn survey(log: &[u8]) -> (Vec<Stretch>, Vec<Change>) {
+    let (mut stretches, mut kept) = (Vec::new(), Vec::new());
+    let mut at = 0;
+    while at < log.len() {
+        if let Some(Ok((len, changes))) = frame_at(log, at) {
+            stretches.push(Stretch::Frame { offset: at, len: HEADER + len, changes: changes.len() });
+            kept.extend(changes);
+            at += HEADER + len;
+            continue;
+        }
+        let Some(next) = resync(log, at) else {
+            stretches.push(Stretch::Torn { offset: at, len: log.len() - at });
+            break;
+        };
+        // the length field alone damaged: the payload up to the next frame still checks out
+        let crc = log.get(at + 4..at + HEADER).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        let payload = log.get(at + HEADER..next).unwrap_or_default();
+        match (crc == Some(crc32fast::hash(payload)) && next >= at + HEADER).then(|| decode(payload)).flatten() {
+            Some(changes) => {
+                stretches.push(Stretch::Recovered { offset: at, len: next - at, changes: changes.len() });
+                kept.extend(changes);
+            }
+            None => stretches.push(Stretch::Damaged { offset: at, len: next - at }),
+        }
+        at = next;
+    }
+    (stretches, kept)
 }
 
 #[cfg(test)]
@@ -232,5 +304,63 @@ mod tests {
         let mut bad = log.clone();
         bad[first - 3] ^= 0x40;
         assert_eq!(replay(&bad, |_| {}), Err(Damaged { offset: 0 }));
+    }
+
+    /// The probe's case: one bit of a length field in the middle of the log made replay take
+    /// everything after it for a torn tail (and the start dropped half the store). Every bit of
+    /// every frame but the last is damage; every bit of the last is a torn append.
+    #[test]
+    fn any_flipped_bit_before_the_last_frame_is_damage_never_a_torn_tail() {
+        let frames: Vec<Vec<Change>> = (1..=4).map(|n| vec![Change::Put(item(n))]).collect();
+        let log = log_of(&frames);
+        let last = log_of(&frames[..3]).len();
+        for at in 0..log.len() {
+            for bit in 0..8 {
+                let mut bad = log.clone();
+                bad[at] ^= 1 << bit;
+                let got = replay(&bad, |_| {});
+                if at < last {
+                    assert!(got.is_err(), "byte {at} bit {bit}: {got:?}");
+                } else {
+                    assert_eq!(got, Ok(Replayed { valid: last, torn: log.len() - last }), "byte {at} bit {bit}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_survey_recovers_a_damaged_length_and_drops_only_a_damaged_payload() {
+        let frames: Vec<Vec<Change>> = (1..=4).map(|n| vec![Change::Put(item(n)), Change::Put(item(n + 10))]).collect();
+        let log = log_of(&frames);
+        let (second, third) = (log_of(&frames[..1]).len(), log_of(&frames[..2]).len());
+        let (whole, kept) = survey(&log);
+        assert_eq!(kept, frames.concat());
+        assert!(whole.iter().all(|s| matches!(s, Stretch::Frame { changes: 2, .. })));
+        // a length field damaged: the frame's payload still checks out, so nothing is lost
+        let mut bad = log.clone();
+        bad[second + 1] ^= 0x10;
+        let (stretches, kept) = survey(&bad);
+        assert_eq!(kept, frames.concat());
+        assert_eq!(stretches[1], Stretch::Recovered { offset: second, len: third - second, changes: 2 });
+        // a payload damaged: that frame is dropped, every frame after it kept
+        let mut bad = log.clone();
+        bad[second + HEADER + 5] ^= 0x10;
+        let (stretches, kept) = survey(&bad);
+        assert_eq!(stretches[1], Stretch::Damaged { offset: second, len: third - second });
+        assert_eq!(kept, [&frames[0][..], &frames[2][..], &frames[3][..]].concat());
+        // a torn tail is the one thing a survey drops at the end
+        let (stretches, _) = survey(&log[..log.len() - 3]);
+        assert!(matches!(stretches.last(), Some(Stretch::Torn { .. })));
+    }
+
+    #[test]
+    fn zeros_after_the_last_frame_are_not_evidence_of_damage() {
+        // a file a crash extended without writing its data reads as zeros: eight of them are an
+        // empty frame, which proves nothing about what came before
+        let mut log = log_of(&[vec![Change::Put(item(1))]]);
+        let first = log.len();
+        log.extend_from_slice(&[0xff, 0xff, 0, 0, 1, 2, 3, 4]);
+        log.extend_from_slice(&[0; 64]);
+        assert_eq!(replay(&log, |_| {}), Ok(Replayed { valid: first, torn: log.len() - first }));
     }
 }
