@@ -823,13 +823,15 @@ def invariant_violations(results: dict[str, dict[str, list[str]]]) -> list[str]:
             out.append(f"{function} may access key or key-use items: only the authorizer and the portal read keys")
         if function == "authorizer":
             for family, actions in families.items():
-                if actions and family not in ("key", "tenant-config", "key-use", "layout", "audit"):
+                if actions and family not in ("key", "tenant-config", "key-use", "layout", "audit", "rate"):
                     out.append(f"authorizer may access {family} items: it reads keys, tenant records and the layout marker only")
-                if writes(function, family) and family not in ("key-use", "audit"):
-                    out.append(f"authorizer may write {family} items: it writes the last-use stamp (key-use) and "
-                               "refusals in the activity log (audit) only")
+                if writes(function, family) and family not in ("key-use", "audit", "rate"):
+                    out.append(f"authorizer may write {family} items: it writes the last-use stamp (key-use), "
+                               "refusals in the activity log (audit) and the counter bounding them (rate) only")
             if set(families["audit"]) - {"PutItem"}:
                 out.append("authorizer may do more with the activity log than append a refusal (PutItem)")
+            if set(families["rate"]) - {"UpdateItem"}:
+                out.append("authorizer may do more with rate items than count (UpdateItem)")
         if function == "portal":
             allowed = {"server": {"GetItem"}, "tenant-config": {"GetItem", "Query", "PutItem"}, "key": {"GetItem", "PutItem"},
                        "key-use": {"GetItem"}, "tenant-data": {"GetItem"}, "audit": {"Query", "PutItem"}}

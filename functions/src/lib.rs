@@ -8,6 +8,7 @@ pub mod cli;
 pub mod events;
 pub mod lambda;
 pub mod local;
+pub mod parse_errors;
 
 use scim_core::store::Table;
 use scim_core::store::dynamo::{DynamoConfig, DynamoTable};

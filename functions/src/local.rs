@@ -167,7 +167,8 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, public: Option<PublicUr
             });
             // responses are small: one contiguous write costs less CPU than a vectored one
             // (headers and body apart); measured in README, Benchmarks
-            let _ = http1::Builder::new().keep_alive(true).writev(false).serve_connection(TokioIo::new(stream), svc).await;
+            let io = TokioIo::new(crate::parse_errors::ScimAnswers::new(stream));
+            let _ = http1::Builder::new().keep_alive(true).writev(false).serve_connection(io, svc).await;
         });
     }
 }
@@ -223,15 +224,15 @@ async fn serve_one(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpA
             return r;
         }
     };
-    let body = match read_body(body).await {
-        Ok(b) => b,
-        Err(e) => return edge::Response::error(&e),
-    };
-    app.handle_under(&principal, &hyper::Request::from_parts(parts, body), path, &base_url, None).await
+    match read_body(body).await {
+        Ok(body) => app.handle_under(&principal, &hyper::Request::from_parts(parts, body), path, &base_url, None).await,
+        // refused before the body was read whole: audited all the same (the key is known)
+        Err(e) => app.refuse_under(&principal, &hyper::Request::from_parts(parts, Bytes::new()), path, &e).await,
+    }
 }
 
-/// A request's body, at most [`MAX_PAYLOAD`] bytes; a request that declares none (a GET) is not
-/// read at all.
+/// A request's body, at most [`MAX_PAYLOAD`] bytes (413 past it); a body whose framing is broken
+/// (a malformed chunk) is 400. A request that declares none (a GET) is not read at all.
 async fn read_body(body: Incoming) -> Result<Bytes, ScimError> {
     use hyper::body::Body as _;
     if body.is_end_stream() {
@@ -239,6 +240,9 @@ async fn read_body(body: Incoming) -> Result<Bytes, ScimError> {
     }
     match Limited::new(body, MAX_PAYLOAD + 1).collect().await {
         Ok(b) => Ok(b.to_bytes()),
-        Err(_) => Err(ScimError::PayloadTooLarge(format!("request body over {MAX_PAYLOAD} bytes"))),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(ScimError::PayloadTooLarge(format!("request body over {MAX_PAYLOAD} bytes")))
+        }
+        Err(e) => Err(ScimError::invalid_syntax(format!("the request body could not be read: {e}"))),
     }
 }

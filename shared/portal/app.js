@@ -56,10 +56,15 @@
     }
   }
 
+  // dates in the reader's own language and time zone, the zone named (an IT admin compares
+  // them with the identity provider's logs)
+  const dateFormat = new Intl.DateTimeFormat(undefined, {
+    year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
+  });
   function when(t) {
     if (!t) return "—";
     const d = new Date(t);
-    return isNaN(d) ? t : d.toLocaleString();
+    return isNaN(d) ? t : dateFormat.format(d);
   }
 
   async function loadKeys() {
@@ -68,7 +73,7 @@
     body.replaceChildren();
     for (const k of keys) {
       const row = document.createElement("tr");
-      cell(row, k.id, "mono");
+      cell(row, k.id, "mono id");
       cell(row, k.role);
       cell(row, when(k.created));
       cell(row, when(k.lastUsed));
@@ -76,7 +81,10 @@
       cell(row, k.revoked ? "revoked" : "active");
       const td = cell(row, "");
       td.textContent = "";
-      if (!k.revoked) {
+      if (!k.revoked && !k.manageable) {
+        td.textContent = "managed by your operator";
+        td.className = "muted";
+      } else if (!k.revoked) {
         const b = document.createElement("button");
         b.type = "button";
         b.className = "danger";
@@ -94,9 +102,23 @@
     label($("keys"));
   }
 
+  // a tenant with a maximum key lifetime offers no "never", nothing longer, and the maximum
+  function lifetimes(max) {
+    if (!max) return;
+    const select = $("expiry");
+    for (const o of Array.from(select.options)) {
+      if (o.value === "" || Number(o.value) > max) o.remove();
+    }
+    if (!Array.from(select.options).some((o) => Number(o.value) === max)) {
+      select.add(new Option(max + " days (the longest allowed)", String(max)));
+    }
+    select.value = String(Math.min(365, max));
+    if (!select.value) select.value = String(max);
+  }
+
   async function generate() {
     const days = $("expiry").value;
-    const k = await api("POST", "/keys", days ? { expiresInDays: Number(days) } : {});
+    const k = await api("POST", "/keys", { expiresInDays: days ? Number(days) : null });
     $("token-value").value = k.token;
     $("test-token").value = k.token;
     $("new-token").hidden = false;
@@ -176,12 +198,12 @@
       const row = document.createElement("tr");
       if (e.status >= 400) row.className = "failed";
       cell(row, when(e.time));
-      cell(row, e.idp);
+      cell(row, e.unauthenticated ? "unknown sender (wrong secret)" : e.idp);
       cell(row, e.method + " " + e.path, "mono");
       cell(row, e.status + (e.scimType ? " " + e.scimType : ""));
       const extra = e.undeclaredExtensions && e.undeclaredExtensions.length ? " (dropped: " + e.undeclaredExtensions.join(", ") + ")" : "";
       cell(row, (e.detail || "") + extra);
-      cell(row, e.resourceId, "mono");
+      cell(row, e.resourceId, "mono id");
       body.appendChild(row);
     }
     label($("activity"));
@@ -220,6 +242,9 @@
     tenantUrl = s.tenantUrl;
     $("who").textContent = (s.name || s.tenant) + " — link valid until " + when(s.expiresAt);
     $("tenant-url").value = s.tenantUrl;
+    // Entra ID and Okta reach a Tenant URL only over public HTTPS
+    $("url-warning").hidden = /^https:\/\//i.test(s.tenantUrl);
+    lifetimes(s.maxKeyLifetimeDays);
     $("app").hidden = false;
     for (const b of document.querySelectorAll("[data-copy]")) b.addEventListener("click", copy);
     $("generate").addEventListener("click", () => generate().catch(fail));

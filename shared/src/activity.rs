@@ -32,6 +32,9 @@ pub struct Entry<'a> {
     /// tenant's `ignore` policy): why data an IdP reported sent is not there.
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     pub undeclared_extensions: &'a [String],
+    /// The sender proved nothing (a real key id with a wrong secret): nobody is attributed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unauthenticated: bool,
 }
 
 /// The entry with its time and the client's text bounded, as written.

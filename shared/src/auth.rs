@@ -86,13 +86,25 @@ pub async fn authenticate_attempt(
     let result = authenticate_key(layout, authorization, source_ip, &mut refused_key, &reason).await;
     if let (Err(e), Some((tenant, key_id)), Some(a)) = (&result, &refused_key, attempt) {
         // the tenant's own log says why (the client is told only that the key is not valid)
-        let why = if e.status() == 401 { reason.get().copied().unwrap_or("not valid").to_string() } else { e.client_detail() };
-        record_refusal(layout, tenant, key_id, a, e.status(), &why).await;
+        let why = if e.status() == 401 { reason.get().copied().unwrap_or("not valid") } else { "" };
+        let why = if why.is_empty() { e.client_detail() } else { why.to_string() };
+        // a wrong secret proves nothing about the sender: anyone who saw a key id can send one
+        let unauthenticated = reason.get() == Some(&WRONG_SECRET);
+        record_refusal(layout, tenant, key_id, a, e.status(), &why, unauthenticated).await;
     }
     result
 }
 
-async fn record_refusal(layout: &Layout, tenant: &str, key_id: &str, a: Attempt<'_>, status: u16, why: &str) {
+const WRONG_SECRET: &str = "wrong secret";
+
+/// Records a refusal of a known key in its tenant's log. A refusal whose sender proved nothing
+/// (a wrong secret beside a real key id) is marked unauthenticated, carries no User-Agent (so
+/// the portal names no IdP of the sender's choosing), and is bounded: at most one per key id
+/// per [`UNAUTHENTICATED_EVERY`] per process, and [`UNAUTHENTICATED_PER_HOUR`] per tenant.
+async fn record_refusal(layout: &Layout, tenant: &str, key_id: &str, a: Attempt<'_>, status: u16, why: &str, unauthenticated: bool) {
+    if unauthenticated && !unauthenticated_row_allowed(layout, tenant, key_id).await {
+        return;
+    }
     let detail = format!("key refused: {why}");
     let entry = crate::activity::Entry {
         key_id,
@@ -100,10 +112,42 @@ async fn record_refusal(layout: &Layout, tenant: &str, key_id: &str, a: Attempt<
         path: a.path,
         status,
         detail: Some(&detail),
-        user_agent: a.user_agent,
+        user_agent: if unauthenticated { None } else { a.user_agent },
+        unauthenticated,
         ..Default::default()
     };
     crate::activity::record(layout, tenant, entry).await;
+}
+
+/// Seconds between two unauthenticated refusal rows of one key id, per process.
+pub const UNAUTHENTICATED_EVERY: i64 = 60;
+/// Unauthenticated refusal rows a tenant's log takes per hour, whatever the number of senders.
+pub const UNAUTHENTICATED_PER_HOUR: i64 = 60;
+/// Key ids the per-process limiter remembers; past this it starts over.
+const LIMITER_KEPT: usize = 4096;
+
+/// Whether another unauthenticated refusal row may be written for a key: the process's own
+/// limit first (no store call when it says no), then the tenant's hourly count in the store.
+async fn unauthenticated_row_allowed(layout: &Layout, tenant: &str, key_id: &str) -> bool {
+    static LAST: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, i64>>> = std::sync::OnceLock::new();
+    let now = crate::time::unix_now();
+    {
+        let Ok(mut last) = LAST.get_or_init(Default::default).lock() else { return false };
+        if last.get(key_id).is_some_and(|t| now - t < UNAUTHENTICATED_EVERY) {
+            return false;
+        }
+        if last.len() >= LIMITER_KEPT {
+            last.clear();
+        }
+        last.insert(key_id.to_string(), now);
+    }
+    match layout.count_refusal(tenant, now).await {
+        Ok(n) => n <= UNAUTHENTICATED_PER_HOUR,
+        Err(e) => {
+            tracing::debug!(error = %e, "refusal counter unavailable; row skipped");
+            false
+        }
+    }
 }
 
 async fn authenticate_key(
@@ -132,7 +176,7 @@ async fn authenticate_key(
     // from here a refusal concerns a real key of a known tenant
     *refused_key = key.tenant.clone().map(|t| (t, key_id.to_string()));
     if !crate::crypto::same_bytes(key.hash.as_bytes(), hash_secret(secret).as_bytes()) {
-        return Err(deny("wrong secret"));
+        return Err(deny(WRONG_SECRET));
     }
     if key.revoked {
         return Err(deny("revoked key"));

@@ -10,10 +10,18 @@ use serde_json::{Value, json};
 /// Largest request body accepted, bytes.
 pub const MAX_PAYLOAD: usize = 1024 * 1024;
 
+/// The extension of `/ServiceProviderConfig` stating this server's size limits.
+pub const URN_LIMITS: &str = "urn:scim-serverless:schemas:extension:limits:1.0:ServiceProviderConfig";
+
 /// `GET /ServiceProviderConfig`.
 pub fn service_provider_config(base_url: &str) -> Value {
     json!({
-        "schemas": [URN_SPC],
+        "schemas": [URN_SPC, URN_LIMITS],
+        URN_LIMITS: {
+            "maxPayloadBytes": MAX_PAYLOAD,
+            "maxResourceBytes": crate::store::layout::MAX_DOCUMENT_BYTES,
+            "maxMemberChangesPerRequest": crate::members::MAX_MEMBER_CHANGES,
+        },
         "documentationUri": "https://github.com/scim-serverless/scim-serverless#readme",
         "patch": {"supported": true},
         "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},

@@ -323,6 +323,9 @@ pub struct Response {
     pub status: u16,
     pub headers: http::HeaderMap,
     pub body: Vec<u8>,
+    /// The resource a create made (or, under `relink`, took over): for the audit entry, never
+    /// sent as such.
+    pub created: Option<String>,
 }
 
 /// The media type of every body we send.
@@ -339,11 +342,11 @@ impl Response {
     pub fn with_type(status: u16, media_type: &'static str, body: Vec<u8>) -> Response {
         let mut headers = http::HeaderMap::new();
         headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(media_type));
-        Response { status, headers, body }
+        Response { status, headers, body, created: None }
     }
     /// A response without a body.
     pub fn empty(status: u16) -> Response {
-        Response { status, headers: http::HeaderMap::new(), body: Vec::new() }
+        Response { status, headers: http::HeaderMap::new(), body: Vec::new(), created: None }
     }
     /// Sets a header whose value is made at run time; a value that is not a valid header value
     /// (none of ours: ETags, URLs, seconds) is left out rather than failing the response.
@@ -375,6 +378,14 @@ impl Response {
         *r.headers_mut() = self.headers;
         r
     }
+}
+
+/// What an audited request was about: the route it matched (with the id in its path), and the
+/// resource a create made.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    matched: Option<&'a Matched>,
+    created: Option<&'a str>,
 }
 
 /// The application: the service plus request decoding and response rendering.
@@ -446,8 +457,21 @@ impl App {
             Err(_) => true,
         };
         if record {
-            self.audit(principal, req, matched.as_ref().ok(), resp.status, failure.as_ref(), undeclared.urns()).await;
+            let target = Target { matched: matched.as_ref().ok(), created: resp.created.as_deref() };
+            self.audit(principal, req, target, resp.status, failure.as_ref(), undeclared.urns()).await;
         }
+        resp
+    }
+
+    /// Answers a request its entry point refused before the edge could read it whole (a body
+    /// over the limit, a body whose framing is broken): the SCIM error for `e`, and the attempt
+    /// in the tenant's audit log like any other refusal of a recognised key. `req` carries no
+    /// body.
+    pub async fn refuse_under(&self, principal: &Principal, req: &HttpRequest, path: &str, e: &ScimError) -> Response {
+        let req = &Request::of(req, path);
+        let matched = match_route(req.method, req.path).ok();
+        let resp = Response::error(e);
+        self.audit(principal, req, Target { matched: matched.as_ref(), created: None }, resp.status, Some(e), Vec::new()).await;
         resp
     }
 
@@ -459,7 +483,7 @@ impl App {
         &self,
         principal: &Principal,
         req: &Request<'_>,
-        matched: Option<&Matched>,
+        target: Target<'_>,
         status: u16,
         failure: Option<&ScimError>,
         undeclared: Vec<String>,
@@ -467,15 +491,16 @@ impl App {
         let detail = failure.map(|e| e.client_detail());
         let entry = activity::Entry {
             key_id: &principal.key_id,
-            route: matched.map(|m| m.spec.function),
+            route: target.matched.map(|m| m.spec.function),
             method: req.method,
             path: req.path,
-            resource_id: matched.and_then(|m| m.id.as_deref()),
+            resource_id: target.created.or(target.matched.and_then(|m| m.id.as_deref())),
             status,
             scim_type: failure.and_then(ScimError::scim_type).map(|t| t.as_str()),
             detail: detail.as_deref(),
             user_agent: req.header(http::header::USER_AGENT),
             undeclared_extensions: &undeclared,
+            unauthenticated: false,
         };
         activity::record(&self.service.layout, &principal.tenant_id, entry).await;
     }
@@ -570,7 +595,8 @@ impl App {
         Ok(match route {
             Route::UsersCreate | Route::GroupsCreate => {
                 let (stored, written) = svc.create(ctx, kind, doc).await?;
-                render(stored, 201, written).await?
+                let id = stored.id().to_string();
+                Response { created: Some(id), ..render(stored, 201, written).await? }
             }
             Route::UsersGet | Route::GroupsGet => {
                 let s = svc.get_text(ctx, kind, id).await?;

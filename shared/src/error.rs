@@ -191,6 +191,7 @@ impl From<StoreError> for ScimError {
                 tracing::warn!(cause = %e, "store unavailable");
                 ScimError::Unavailable { detail: "the store is unavailable; retry shortly".into(), retry_after: 2 }
             }
+            StoreError::TooLarge { what } => ScimError::PayloadTooLarge(what),
             StoreError::Conflict { index } => {
                 ScimError::Unavailable { detail: format!("concurrent update (write {index}); retry"), retry_after: 1 }
             }

@@ -140,14 +140,20 @@ async fn api(layout: &Layout, req: &PortalRequest<'_>, path: &str, id: Option<&s
             let k =
                 tenancy::create_key(layout, tenant, "provisioner", days.map(|d| crate::time::unix_now() + i64::from(d) * 86_400)).await?;
             note(layout, tenant, "POST", "/portal/api/keys", Some(&k.key_id), 201).await;
-            Ok(json_response(201, &json!({"id": k.key_id, "token": k.token, "role": "provisioner"})))
+            Ok(json_response(201, &json!({"id": k.key_id, "token": k.token, "role": PORTAL_ROLE})))
         }
         ("DELETE", p) => {
             let id = id.unwrap_or_default();
             // only a key of this tenant: another tenant's key id is as unknown as a made-up one
-            let mine = tenancy::list_keys(layout, tenant).await?.iter().any(|k| k["key_id"] == id);
-            if !mine {
+            let keys = tenancy::list_keys(layout, tenant).await?;
+            let Some(key) = keys.iter().find(|k| k["key_id"] == id) else {
                 return Err(ScimError::NotFound(format!("no key '{id}'")));
+            };
+            if !manageable(key) {
+                return Err(ScimError::Forbidden(format!(
+                    "key {id} has the role '{}': the portal manages provisioner keys only; ask your operator",
+                    key["role"].as_str().unwrap_or_default()
+                )));
             }
             tenancy::revoke_key(layout, id).await?;
             note(layout, tenant, "DELETE", &format!("/portal/api{p}"), Some(id), 204).await;
@@ -181,7 +187,16 @@ fn new_key_days(body: &[u8], max: Option<u32>) -> Result<Option<u32>> {
     }
 }
 
-/// The tenant's keys for the page: id, role, created, last used, expiry, revoked.
+/// The role of the keys the portal makes, and the only keys it may revoke (an operator's admin
+/// key is listed, marked, but not the IT admin's to revoke).
+const PORTAL_ROLE: &str = "provisioner";
+
+fn manageable(key: &Value) -> bool {
+    key["role"] == PORTAL_ROLE
+}
+
+/// The tenant's keys for the page: id, role, created, last used, expiry, revoked, and whether
+/// the page may revoke it.
 async fn keys(layout: &Layout, tenant: &str) -> Result<Vec<Value>> {
     Ok(tenancy::list_keys(layout, tenant)
         .await?
@@ -189,7 +204,7 @@ async fn keys(layout: &Layout, tenant: &str) -> Result<Vec<Value>> {
         .map(|k| {
             json!({"id": k["key_id"], "role": k["role"], "created": k["created"], "lastUsed": k["last_used_at"],
                 "expires": k["expires_at"].as_i64().and_then(|x| crate::time::format_unix_millis(x * 1000)),
-                "revoked": k["revoked"].as_bool().unwrap_or(false)})
+                "revoked": k["revoked"].as_bool().unwrap_or(false), "manageable": manageable(&k)})
         })
         .collect())
 }
@@ -265,7 +280,8 @@ async fn activity(layout: &Layout, tenant: &str, query: &[(String, String)]) -> 
     let rows: Vec<Value> = entries
         .iter()
         .map(|e| {
-            json!({"time": e["time"], "idp": e["user_agent"].as_str().map(idp_of), "method": e["method"], "path": e["path"],
+            json!({"time": e["time"], "idp": e["user_agent"].as_str().map(idp_of), "unauthenticated": e["unauthenticated"] == true,
+                "method": e["method"], "path": e["path"],
                 "status": e["status"], "scimType": e["scim_type"], "detail": e["detail"], "resourceId": e["resource_id"],
                 "undeclaredExtensions": e["undeclared_extensions"]})
         })

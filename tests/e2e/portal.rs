@@ -29,6 +29,18 @@ async fn walk_through(store: Store) {
     // every form control has a label a screen reader announces
     let unlabelled = b.script("return [...document.querySelectorAll('input, select')].filter(e => !e.labels.length && !e.getAttribute('aria-label')).map(e => e.id)").await;
     assert_eq!(unlabelled, json!([]), "unlabelled controls");
+    // the Tenant URL is plain http here: the page says Entra ID and Okta will not reach it
+    assert_eq!(b.script("return document.getElementById('url-warning').hidden").await, json!(false));
+    // the operator's own admin key is listed, marked, and offers no Revoke button
+    let operator = srv.token.split('_').nth(1).unwrap().to_string();
+    b.wait_for(&format!("document.querySelector('#keys tbody').textContent.includes({})", json!(operator)), 20).await;
+    let row = format!("[...document.querySelectorAll('#keys tbody tr')].find(r => r.textContent.includes({}))", json!(operator));
+    assert_eq!(b.script(&format!("return {row}.querySelector('button') === null")).await, json!(true), "no Revoke for the operator's key");
+    assert!(b.script(&format!("return {row}.textContent")).await.as_str().unwrap().contains("managed by your operator"));
+    // ids are never broken across lines
+    let broken =
+        b.script("return [...document.querySelectorAll('td.id')].filter(td => getComputedStyle(td).whiteSpace !== 'nowrap').length").await;
+    assert_eq!(broken, json!(0));
     b.screenshot(&dir.join("1-connection.png")).await;
 
     // generate a token: shown once, listed
@@ -246,4 +258,66 @@ both_stores!(the_activity_log_records_failures_and_changes_not_successful_reads,
     let made_up = format!("scim_{}_{}", "0".repeat(16), "A".repeat(43));
     assert_eq!(scim_tests::Client::new(&srv.base, &made_up).get("/Users").await.status, 401);
     assert_eq!(entries().await.len(), n);
+});
+
+// The portal's keys: a lifetime is a whole number of days within the tenant's maximum (bad input
+// used to make a key that never expires), an operator's key is not the IT admin's to revoke,
+// and the activity row of a refused wrong secret names no IdP.
+both_stores!(portal_keys_keep_to_their_lifetimes_and_roles, |srv| {
+    let link = scim_functions::local::portal_link(&srv.app, &srv.base, 1).await.unwrap();
+    let auth = format!("Portal {}", link.split_once('#').unwrap().1);
+    let root = scim_tests::Client::new(&srv.base.replace("/scim/v2", ""), "");
+    let make = |body: String| {
+        let (root, auth) = (root.clone(), auth.clone());
+        async move {
+            root.send("POST", "/portal/api/keys", Some(&body), &[("authorization", &auth), ("content-type", "application/json")]).await
+        }
+    };
+    for bad in [json!(0), json!(-5), json!(99_999), json!("30"), json!(1.5), json!(true)] {
+        let r = make(json!({"expiresInDays": bad}).to_string()).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.raw);
+        assert!(r.raw.contains("expiresInDays"), "the field is named: {}", r.raw);
+    }
+    assert_eq!(make(r#"{"expiresInDays": 1, "expiresInDays": 3650}"#.into()).await.status, 400, "a member named twice");
+    let expiry_of = |id: String| {
+        let layout = srv.app.layout();
+        async move {
+            let keys = scim_core::tenancy::list_keys(layout, "local").await.unwrap();
+            keys.iter().find(|k| k["key_id"] == id.as_str()).unwrap()["expires_at"].as_i64()
+        }
+    };
+    let r = make(json!({"expiresInDays": 30}).to_string()).await;
+    assert_eq!(r.status, 201, "{}", r.raw);
+    let left = expiry_of(r.body["id"].as_str().unwrap().to_string()).await.unwrap() - scim_core::time::unix_now();
+    assert!((30 * 86_400 - 5..=30 * 86_400).contains(&left));
+    let never = make(json!({"expiresInDays": null}).to_string()).await;
+    assert_eq!(expiry_of(never.body["id"].as_str().unwrap().to_string()).await, None, "never, when the tenant allows it");
+    // a tenant maximum: the default is the maximum, longer is refused, never is not offered
+    let max = scim_core::tenancy::TenantChange { max_key_lifetime_days: Some(Some(90)), ..Default::default() };
+    scim_core::tenancy::update_tenant(srv.app.layout(), "local", &max).await.unwrap();
+    let capped = make("{}".into()).await;
+    let left = expiry_of(capped.body["id"].as_str().unwrap().to_string()).await.unwrap() - scim_core::time::unix_now();
+    assert!((90 * 86_400 - 5..=90 * 86_400).contains(&left), "{left}");
+    assert_eq!(make(json!({"expiresInDays": 365}).to_string()).await.status, 400);
+    let session = root.send("GET", "/portal/api/session", None, &[("authorization", &auth)]).await;
+    assert_eq!(session.body["maxKeyLifetimeDays"], 90);
+    // the operator's admin key: listed, not manageable, and DELETE is 403
+    let operator = srv.token.split('_').nth(1).unwrap();
+    let keys = root.send("GET", "/portal/api/keys", None, &[("authorization", &auth)]).await;
+    let listed = keys.body["keys"].as_array().unwrap().iter().find(|k| k["id"] == operator).cloned().unwrap();
+    assert_eq!(listed["manageable"], false);
+    let r = root.send("DELETE", &format!("/portal/api/keys/{operator}"), None, &[("authorization", &auth)]).await;
+    assert_eq!(r.status, 403, "{}", r.raw);
+    assert_eq!(srv.client.get("/Users").await.status, 200, "the operator's key still works");
+    // a wrong secret with a real key id: one row, marked, no IdP named from its User-Agent
+    let forged = format!("scim_{operator}_{}", "W".repeat(43));
+    for _ in 0..20 {
+        let r = scim_tests::Client::new(&srv.base, &forged).send("GET", "/Users", None, &[("user-agent", "Okta SCIM Client 1.0.0")]).await;
+        assert_eq!(r.status, 401);
+    }
+    let activity = root.send("GET", "/portal/api/activity?order=time", None, &[("authorization", &auth)]).await;
+    let rows: Vec<&Value> = activity.body["entries"].as_array().unwrap().iter().filter(|e| e["unauthenticated"] == true).collect();
+    assert_eq!(rows.len(), 1, "bounded per key id: {rows:?}");
+    assert_eq!(rows[0]["idp"], Value::Null, "no IdP attribution");
+    assert!(activity.body["counts"]["lastRequestByIdp"].get("Okta").is_none(), "{}", activity.raw);
 });

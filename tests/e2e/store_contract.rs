@@ -124,11 +124,26 @@ async fn time_to_live(t: &dyn Table) {
     assert_eq!(sks(&t.query(&Query::prefix("E", "X#", None, 10)).await.unwrap()), ["X#live"]);
 }
 
+/// DynamoDB's 400 KB item limit, kept by every store alike: an item over it is refused as too
+/// large (never another failure), alone or in a transaction, and nothing of the transaction is
+/// written; one just under it is stored.
+async fn item_size(t: &dyn Table) {
+    let doc = |n: usize| format!("{{\"x\":\"{}\"}}", "a".repeat(n));
+    let over = item("S", "big", &doc(scim_core::store::MAX_ITEM_BYTES), 1);
+    assert!(over.size() > scim_core::store::MAX_ITEM_BYTES);
+    let r = t.write(vec![put(item("S", "small", "{}", 1), Cond::Absent), put(over, Cond::Absent)]).await;
+    assert!(matches!(r, Err(StoreError::TooLarge { .. })), "{r:?}");
+    assert_eq!(t.get("S", "small").await.unwrap(), None, "nothing of the transaction");
+    let under = item("S", "fits", &doc(scim_core::store::MAX_ITEM_BYTES - 8192), 1);
+    t.write(vec![put(under, Cond::Absent)]).await.unwrap();
+}
+
 async fn contract(t: &dyn Table) {
     items_and_conditions(t).await;
     transactions(t).await;
     queries(t).await;
     time_to_live(t).await;
+    item_size(t).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,4 +167,37 @@ async fn the_metered_wrapper_keeps_the_contract() {
 async fn dynamodb_keeps_the_contract() {
     let t = scim_tests::fresh_dynamo_table(&format!("contract-{}", scim_tests::uuid_like())).await;
     contract(&t).await;
+}
+
+/// A DynamoDB endpoint whose answers cannot be read (a proxy's error page, a reply cut short):
+/// the store is unavailable (503 with Retry-After to the client), never an internal error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_dynamodb_answer_is_the_store_being_unavailable() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for answer in [
+        "HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/html\r\ncontent-length: 19\r\n\r\n<h1>Bad Gateway</h1>",
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/html\r\ncontent-length: 6\r\n\r\n<html>",
+        "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: 9\r\n\r\nnot json!",
+    ] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = vec![0; 65536];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(answer.as_bytes()).await;
+                let _ = s.shutdown().await;
+            }
+        });
+        let cfg = scim_core::store::dynamo::DynamoConfig {
+            attempt_timeout: std::time::Duration::from_secs(5),
+            operation_timeout: std::time::Duration::from_secs(10),
+            ..scim_core::store::dynamo::DynamoConfig::new("t", "us-east-1", Some(format!("http://{addr}")))
+        };
+        let t = scim_core::store::dynamo::DynamoTable::connect(&cfg).unwrap();
+        let e = t.get("P", "a").await.unwrap_err();
+        assert!(matches!(e, StoreError::Unavailable { .. } | StoreError::Throttled), "{answer:?}: {e:?}");
+        let scim: scim_core::error::ScimError = e.into();
+        assert!(matches!(scim.status(), 503 | 429) && scim.retry_after().is_some(), "{answer:?}");
+    }
 }

@@ -280,3 +280,65 @@ both_stores!(deactivation_policy_decides_what_happens_to_memberships, |srv| {
         assert!(!members_of(c.clone(), gid.clone()).await.contains(&a), "{tenant}");
     }
 });
+
+// A group whose name the role rule reads grants its members a workspace role, so every write
+// that changes who holds such a role is a roles change: without `roles:edit` it is 403 and
+// writes nothing (a key with only scim:read/scim:write used to make `ws-prod-role-admin` with a
+// user in it, and the user gained `admin`). Groups the rule does not read stay free.
+both_stores!(roles_reached_through_group_names_need_roles_edit, |srv| {
+    use scim_core::roles::{Permission, RolesPolicy};
+    use scim_core::tenancy::{create_key, set_custom_role, set_roles_policy};
+    const ACCESS: &str = "urn:scim-serverless:schemas:extension:access:1.0:User";
+    let admin = srv.tenant_key("ws", "admin").await;
+    let policy = RolesPolicy {
+        default_role: "member".into(),
+        user_roles: vec!["member".into(), "admin".into()],
+        group_rule: Some("ws-{workspace}-role-{role}".into()),
+        group_roles: vec!["admin".into(), "member".into()],
+    };
+    set_roles_policy(srv.app.layout(), "ws", Some(&policy)).await.unwrap();
+    set_custom_role(srv.app.layout(), "ws", "syncer", Some(&[Permission::ScimRead, Permission::ScimWrite])).await.unwrap();
+    let k = create_key(srv.app.layout(), "ws", "syncer", None).await.unwrap();
+    let syncer = scim_tests::Client::new(&srv.base, &k.token);
+    let uid = id_of(&syncer.post("/Users", &user("eve@example.com")).await.body);
+    let member = |u: &str| json!([{"value": u}]);
+    let effective = || async {
+        let u = admin.get(&format!("/Users/{uid}")).await.body;
+        u[ACCESS]["effectiveRoles"].as_array().cloned().unwrap_or_default().iter().filter(|r| r.get("workspace").is_some()).count()
+    };
+    // a create with a member, under a granting name: refused, and nothing is made
+    let g = json!({"displayName": "ws-prod-role-admin", "members": member(&uid)});
+    syncer.post("/Groups", &g).await.assert_error(403, None);
+    assert_eq!(admin.filter("/Groups", r#"displayName eq "ws-prod-role-admin""#, "").await.body["totalResults"], 0);
+    // an empty granting group, or any group the rule does not read, may be made
+    let empty = id_of(&syncer.post("/Groups", &json!({"displayName": "ws-prod-role-member"})).await.body);
+    let plain = id_of(&syncer.post("/Groups", &json!({"displayName": "Engineering", "members": member(&uid)})).await.body);
+    // adding a member to a granting group, by any PATCH form: refused
+    let add = patch_op(json!([{"op": "add", "path": "members", "value": member(&uid)}]));
+    syncer.patch(&format!("/Groups/{empty}"), &add).await.assert_error(403, None);
+    let add = patch_op(json!([{"op": "add", "value": {"members": member(&uid)}}]));
+    syncer.patch(&format!("/Groups/{empty}"), &add).await.assert_error(403, None);
+    let put = json!({"displayName": "ws-prod-role-member", "members": member(&uid)});
+    syncer.put(&format!("/Groups/{empty}"), &put).await.assert_error(403, None);
+    // renaming a group with members into the rule: refused; out of it, with members: refused
+    let rename = |n: &str| patch_op(json!([{"op": "replace", "path": "displayName", "value": n}]));
+    syncer.patch(&format!("/Groups/{plain}"), &rename("ws-prod-role-admin")).await.assert_error(403, None);
+    assert_eq!(effective().await, 0, "no workspace role was granted");
+    // a key with roles:edit may; then the syncer may neither remove the member nor delete the group
+    assert_eq!(admin.patch(&format!("/Groups/{plain}"), &rename("ws-prod-role-admin")).await.status, 204);
+    assert_eq!(effective().await, 1);
+    let remove = patch_op(json!([{"op": "remove", "path": format!("members[value eq \"{uid}\"]")}]));
+    syncer.patch(&format!("/Groups/{plain}"), &remove).await.assert_error(403, None);
+    syncer.patch(&format!("/Groups/{plain}"), &rename("Engineering")).await.assert_error(403, None);
+    syncer.delete(&format!("/Groups/{plain}")).await.assert_error(403, None);
+    assert_eq!(effective().await, 1, "nothing was written");
+    // changes that grant nothing new pass: re-adding a present member, a non-granting attribute
+    let readd = patch_op(json!([{"op": "add", "path": "members", "value": member(&uid)}]));
+    assert_eq!(syncer.patch(&format!("/Groups/{plain}"), &readd).await.status, 204);
+    let ext = patch_op(json!([{"op": "replace", "path": "externalId", "value": "x-1"}]));
+    assert_eq!(syncer.patch(&format!("/Groups/{plain}"), &ext).await.status, 204);
+    // and the refusals are in the audit log
+    let day = &scim_core::time::now()[..10];
+    let log = srv.app.layout().audit_entries("ws", day).await.unwrap();
+    assert!(log.iter().filter(|e| e["key_id"] == k.key_id.as_str() && e["status"] == 403).count() >= 7, "{log:?}");
+});

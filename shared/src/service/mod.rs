@@ -22,7 +22,7 @@ use crate::roles::Permission;
 use crate::schema::{ResourceType, group_type, user_type};
 use crate::store::layout::{Claims, Kind, Layout, MemberDelta, Stored, StoredText, WriteConflict};
 use crate::tenancy::ExternalIdPolicy;
-use protect::{apply_roles_policy, check_immutable, check_protected};
+use protect::{apply_roles_policy, check_group_grants, check_immutable, check_protected};
 use serde_json::{Map, Value, json};
 
 /// Longest userName / displayName / externalId accepted, bytes (they become sort keys).
@@ -259,6 +259,7 @@ impl Service {
         let mut delta = MemberDelta::default();
         if kind == Kind::Group {
             delta.add = self.addable_users(ctx, &take_members(&mut doc, body)?).await?;
+            check_group_grants(ctx, None, Some(&doc), &delta, async { Ok(false) }).await?;
         }
         check_protected(ctx, kind, None, &doc)?;
         check_identity_text(&doc)?;
@@ -375,6 +376,10 @@ impl Service {
                 apply_roles_policy(&mut new_doc, ctx.roles);
             }
             let delta = self.member_delta(ctx, id, member_ops).await?;
+            if kind == Kind::Group {
+                let has_members = async { Ok(self.layout.has_members(ctx.tenant, id).await?) };
+                check_group_grants(ctx, Some(&old.doc), Some(&new_doc), &delta, has_members).await?;
+            }
             let created = old.doc.get("meta").and_then(|m| m.get("created")).and_then(Value::as_str).unwrap_or_default().to_string();
             let candidate = with_meta(rt, id, new_doc, &created, &crate::time::now(), old.version + 1);
             if crate::diff::same_attributes(&old.doc, &candidate) {
@@ -432,6 +437,10 @@ impl Service {
         for _ in 0..WRITE_ATTEMPTS {
             let old = self.get(ctx, kind, id).await?;
             check_if_match(if_match, old.version)?;
+            if kind == Kind::Group {
+                let has_members = async { Ok(self.layout.has_members(ctx.tenant, id).await?) };
+                check_group_grants(ctx, Some(&old.doc), None, &MemberDelta::default(), has_members).await?;
+            }
             match kind {
                 Kind::User => self.layout.remove_from_all_groups(ctx.tenant, id).await?,
                 Kind::Group => self.layout.remove_all_members(ctx.tenant, id).await?,

@@ -31,6 +31,47 @@ pub(super) fn check_protected(ctx: Ctx<'_>, kind: Kind, old: Option<&Map<String,
     Ok(())
 }
 
+/// The workspace role a group grants its members under the tenant's rule (by its name).
+fn grant(ctx: Ctx<'_>, doc: Option<&Map<String, Value>>) -> Option<(String, String)> {
+    let name = doc?.get("displayName")?.as_str()?;
+    ctx.roles?.grant_of(name)
+}
+
+/// What a group write does to the workspace roles the tenant's rule derives from group names,
+/// judged on its effect as `roles` is: a write that changes which users a role-granting group
+/// grants its role to — a create with members, a member change, a rename into, out of or
+/// across the rule while it has members, a delete while it has members — changes those users'
+/// effective roles, and needs `roles:edit` (403 before anything is written). `old` is the
+/// stored group (`None` for a create), `new` what it would become (`None` for a delete);
+/// `has_members` is asked only when the grant itself changes.
+pub(super) async fn check_group_grants(
+    ctx: Ctx<'_>,
+    old: Option<&Map<String, Value>>,
+    new: Option<&Map<String, Value>>,
+    delta: &MemberDelta,
+    has_members: impl std::future::Future<Output = Result<bool>>,
+) -> Result<()> {
+    if ctx.may(Permission::EditRoles) || ctx.roles.is_none_or(|p| p.group_rule.is_none()) {
+        return Ok(());
+    }
+    let (before, after) = (grant(ctx, old), grant(ctx, new));
+    let changes = match (&before, &after) {
+        (None, None) => false,
+        (b, a) if b == a => !delta.is_empty(),
+        // the grant moves: every member, before or after, gains or loses it
+        _ => !delta.add.is_empty() || (old.is_some() && has_members.await?),
+    };
+    if !changes {
+        return Ok(());
+    }
+    let (workspace, role) = after.or(before).unwrap_or_default();
+    Err(ScimError::Forbidden(format!(
+        "this request would change who holds the role '{role}' of workspace '{workspace}' (the group's name grants it), \
+         and the key's role may not (it needs {})",
+        Permission::EditRoles.as_str()
+    )))
+}
+
 /// RFC 7643 §7 `immutable`: an extension attribute with a value keeps it (it may be set when it
 /// has none). 400 `mutability` otherwise, before anything is written.
 pub(super) fn check_immutable(rt: &ResourceType, old: &Map<String, Value>, new: &Map<String, Value>) -> Result<()> {

@@ -4,6 +4,7 @@
 
 use super::{Cond, Index, Item, Query, Shared, StoreError, Table, Write};
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Region, timeout::TimeoutConfig};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
@@ -167,10 +168,9 @@ fn other<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
     StoreError::caused("DynamoDB", e)
 }
 
-fn map_sdk<E, R>(e: SdkError<E, R>) -> StoreError
+fn map_sdk<E>(e: SdkError<E, HttpResponse>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     match &e {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => unavailable(e),
@@ -180,10 +180,23 @@ where
             Some("InternalServerError" | "ServiceUnavailable" | "TransactionConflictException" | "TransactionInProgressException") => {
                 unavailable(e)
             }
+            Some("ValidationException") if se.err().message().is_some_and(too_large) => {
+                StoreError::TooLarge { what: "an item is larger than DynamoDB's 400 KB".into() }
+            }
+            // an answer that names no DynamoDB error (a proxy's page, a cut reply) or a server
+            // failure: the store could not be read, which a retry may fix
+            None => unavailable(e),
+            Some(_) if se.raw().status().is_server_error() => unavailable(e),
             _ => StoreError::caused("DynamoDB", e),
         },
         _ => StoreError::caused("DynamoDB", e),
     }
+}
+
+/// Whether DynamoDB's message refuses an item for its size (400 KB per item).
+fn too_large(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("item size") && (m.contains("exceeded") || m.contains("maximum"))
 }
 
 /// A retryable SDK failure, its full context in the message and the error kept as the source.
@@ -450,6 +463,9 @@ impl Table for DynamoTable {
                     }
                     if reasons.iter().any(|r| r.code() == Some("ThrottlingError") || r.code() == Some("ProvisionedThroughputExceeded")) {
                         return Err(StoreError::Throttled);
+                    }
+                    if reasons.iter().any(|r| r.code() == Some("ValidationError") && r.message().is_some_and(too_large)) {
+                        return Err(StoreError::TooLarge { what: "an item is larger than DynamoDB's 400 KB".into() });
                     }
                     return Err(StoreError::unavailable(format!(
                         "transaction cancelled: {:?}",

@@ -276,6 +276,12 @@ impl Table for EmbeddedTable {
         if writes.len() > super::MAX_TRANSACTION {
             return Err(StoreError::other(format!("{} writes exceed one transaction", writes.len())));
         }
+        // DynamoDB's item limit, so what one store takes the other does too
+        let puts = writes.iter().filter_map(|w| if let Write::Put { item, .. } = w { Some(item) } else { None });
+        if let Some(big) = puts.map(Item::size).find(|n| *n > super::MAX_ITEM_BYTES) {
+            let what = format!("an item of {big} bytes is larger than the store's {} bytes", super::MAX_ITEM_BYTES);
+            return Err(StoreError::TooLarge { what });
+        }
         let now = crate::time::unix_now();
         let mut s = self.lock()?;
         // check every condition first: all or nothing

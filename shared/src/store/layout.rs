@@ -152,6 +152,25 @@ const LAYOUT_SK: &str = "LAYOUT";
 /// names keyed by their caseless fold. 3: externalIds indexed per holder (not unique).
 /// 4: a counter of inactive users beside the collection counters.
 pub const LAYOUT_VERSION: u64 = 4;
+
+/// The largest document a user or group may be stored as, bytes of JSON text: the same on every
+/// store, and well inside DynamoDB's 400 KB item (keys and counters beside it).
+pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+
+/// A resource's document as stored, refused past [`MAX_DOCUMENT_BYTES`] before anything is
+/// written.
+fn document_text(kind: Kind, doc: &Map<String, Value>) -> Result<String, StoreError> {
+    let text = crate::json_text(doc);
+    if text.len() > MAX_DOCUMENT_BYTES {
+        let what = format!(
+            "the {} would be {} bytes; this service stores at most {MAX_DOCUMENT_BYTES} bytes per resource",
+            if kind == Kind::User { "user" } else { "group" },
+            text.len()
+        );
+        return Err(StoreError::TooLarge { what });
+    }
+    Ok(text)
+}
 const COUNT_SK: &str = "COUNT";
 /// Sort key of an API key record.
 pub const KEY_SK: &str = "KEY";
@@ -410,11 +429,11 @@ fn update_writes(
     old: &Stored,
     new_doc: &Map<String, Value>,
     (old_claims, new_claims): (&Claims, &Claims),
-) -> (Vec<Write>, Vec<WriteConflict>) {
+) -> Result<(Vec<Write>, Vec<WriteConflict>), StoreError> {
     let pk = tenant_pk(tenant);
     let id = old.id().to_string();
     let mut writes = vec![Write::Put {
-        item: Item::new(&pk, resource_sk(kind, &id), crate::json_text(new_doc), old.version + 1),
+        item: Item::new(&pk, resource_sk(kind, &id), document_text(kind, new_doc)?, old.version + 1),
         cond: Cond::Version(old.version),
     }];
     let mut roles = vec![WriteConflict::Version];
@@ -454,7 +473,7 @@ fn update_writes(
         writes.push(Write::Put { item: claim_item(&pk, attribute_claim_sk(kind, &a.0, &a.1, &a.2), &id), cond: Cond::Absent });
         roles.push(WriteConflict::Attribute(a.1.clone()));
     }
-    (writes, roles)
+    Ok((writes, roles))
 }
 
 impl Layout {
@@ -560,7 +579,8 @@ impl Layout {
     ) -> Result<Result<(), WriteConflict>, StoreError> {
         let pk = tenant_pk(tenant);
         let id = doc.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
-        let mut writes = vec![Write::Put { item: Item::new(&pk, resource_sk(kind, &id), crate::json_text(doc), 1), cond: Cond::Absent }];
+        let mut writes =
+            vec![Write::Put { item: Item::new(&pk, resource_sk(kind, &id), document_text(kind, doc)?, 1), cond: Cond::Absent }];
         let mut roles = vec![WriteConflict::Version];
         if let Some(n) = &claims.name {
             writes.push(Write::Put { item: claim_item(&pk, format!("{}{n}", kind.name_claim()), &id), cond: Cond::Absent });
@@ -657,6 +677,12 @@ impl Layout {
         }
     }
 
+    /// Whether a group has any member (one read of at most one key).
+    pub async fn has_members(&self, tenant: &str, gid: &str) -> Result<bool, StoreError> {
+        let q = Query { keys_only: true, ..Query::prefix(members_pk(tenant, gid), MEMBER, None, 1) };
+        Ok(!self.table.query(&q).await?.is_empty())
+    }
+
     /// Which of `uids` are members of the group (one batched read, whatever the group's size).
     pub async fn are_members(&self, tenant: &str, gid: &str, uids: &[String]) -> Result<Vec<String>, StoreError> {
         let pk = members_pk(tenant, gid);
@@ -721,7 +747,7 @@ impl Layout {
         claims: (&Claims, &Claims),
         members: &MemberDelta,
     ) -> Result<Result<(), WriteConflict>, StoreError> {
-        let (writes, roles) = update_writes(tenant, kind, old, new_doc, claims);
+        let (writes, roles) = update_writes(tenant, kind, old, new_doc, claims)?;
         self.commit_with_members(tenant, old.id(), writes, roles, members).await
     }
 
@@ -737,7 +763,7 @@ impl Layout {
         claims: (&Claims, &Claims),
         groups: &[String],
     ) -> Result<Result<bool, WriteConflict>, StoreError> {
-        let (mut writes, roles) = update_writes(tenant, Kind::User, old, new_doc, claims);
+        let (mut writes, roles) = update_writes(tenant, Kind::User, old, new_doc, claims)?;
         let fits = writes.len() + groups.len() <= super::MAX_TRANSACTION;
         if fits {
             let uid = old.id();
@@ -860,6 +886,14 @@ impl Layout {
     pub async fn tick(&self, tenant: &str) -> Result<i64, StoreError> {
         let now = crate::time::unix_now();
         self.table.count(&format!("TENANT#{tenant}#RATE"), &now.to_string(), 1, now + 120).await
+    }
+
+    /// Counts an unauthenticated refusal in the tenant's current hour; returns the count (a
+    /// counter in the tenant's rate partition that expires after the hour, as the rate limit's
+    /// seconds do).
+    pub async fn count_refusal(&self, tenant: &str, now: i64) -> Result<i64, StoreError> {
+        let hour = now / 3600;
+        self.table.count(&format!("TENANT#{tenant}#RATE"), &format!("REFUSED#{hour}"), 1, (hour + 2) * 3600).await
     }
 
     /// Appends an audit entry to the tenant's partition for the day of `time` (the entry's RFC

@@ -36,7 +36,24 @@ pub struct Item {
     pub expires_at: Option<i64>,
 }
 
+/// DynamoDB's limit on one item, bytes (400 KB; names and values counted, as [`Item::size`]).
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
 impl Item {
+    /// The item's size as DynamoDB counts it: every attribute's name and value, strings as
+    /// UTF-8 bytes, numbers as about one byte per two digits plus one.
+    pub fn size(&self) -> usize {
+        let number = |digits: usize| digits.div_ceil(2) + 1;
+        let mut n = "pk".len() + self.pk.len() + "sk".len() + self.sk.len();
+        if let Some((p, s)) = &self.gsi1 {
+            n += "gsi1pk".len() + p.len() + "gsi1sk".len() + s.len();
+        }
+        n += self.doc.as_ref().map_or(0, |d| "doc".len() + d.len());
+        n += "v".len() + number(20);
+        n += self.expires_at.map_or(0, |_| "expires_at".len() + number(20));
+        n + self.nums.keys().map(|k| "n_".len() + k.len() + number(20)).sum::<usize>()
+    }
+
     /// A new item with a JSON payload.
     pub fn new(pk: impl Into<String>, sk: impl Into<String>, doc: String, version: u64) -> Item {
         Item { pk: pk.into(), sk: sk.into(), doc: Some(doc), version, ..Default::default() }
@@ -130,6 +147,11 @@ pub enum StoreError {
     /// The store asked us to slow down.
     #[error("throttled by the store")]
     Throttled,
+    /// An item over a size limit (a resource's document over [`layout::MAX_DOCUMENT_BYTES`],
+    /// or any item over DynamoDB's 400 KB, which both stores refuse alike), refused before
+    /// anything is written; `what` says which and how large.
+    #[error("{what}")]
+    TooLarge { what: String },
     /// The store could not be reached or timed out; safe to retry.
     #[error("store unavailable: {context}{}", causes(.source))]
     Unavailable {
