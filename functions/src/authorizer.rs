@@ -12,7 +12,7 @@ use std::sync::Arc;
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     crate::init_tracing(true);
     let app = Arc::new(App::new(crate::table_from_env()?));
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+    lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Value>| {
         let app = app.clone();
         // its DynamoDB calls are recorded under the invocation's trace when it is sampled
         let trace = event.context.xray_trace_id.as_deref().and_then(scim_core::trace::TraceHeader::parse);

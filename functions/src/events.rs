@@ -10,8 +10,10 @@ use serde_json::Value;
 /// Runs the Lambda.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     crate::init_tracing(true);
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move { Ok::<Value, lambda_runtime::Error>(enrich(&event.payload)) }))
-        .await
+    lambda_runtime::run_concurrent(service_fn(|event: LambdaEvent<Value>| async move {
+        Ok::<Value, lambda_runtime::Error>(enrich(&event.payload))
+    }))
+    .await
 }
 
 /// Stream records (an array, or `{"Records": [...]}`) → EventBridge entries. Each event names

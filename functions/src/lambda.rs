@@ -23,7 +23,7 @@ pub async fn run(function: &'static str) -> Result<(), lambda_http::Error> {
         }
     };
     let routes: Arc<[Route]> = edge::routes_of(function).into();
-    lambda_http::run(service_fn(move |event: Request| {
+    lambda_http::run_concurrent(service_fn(move |event: Request| {
         let (app, routes) = (app.clone(), routes.clone());
         async move {
             Ok::<_, Infallible>(match &app {
@@ -43,7 +43,7 @@ pub async fn run_portal() -> Result<(), lambda_http::Error> {
     if let Err(why) = &app {
         tracing::error!(error = %why, "the function is not configured; every request gets 500");
     }
-    lambda_http::run(service_fn(move |event: Request| {
+    lambda_http::run_concurrent(service_fn(move |event: Request| {
         let app = app.clone();
         async move {
             Ok::<_, Infallible>(match &app {

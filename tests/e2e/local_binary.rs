@@ -219,3 +219,161 @@ async fn setup_links_from_scim_local_and_the_admin_cli() {
     drop(run);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// Runs scim-local until it exits (a start that fails); returns (status, stdout, stderr).
+fn run_to_exit(args: &[&str], data: &std::path::Path) -> (bool, String, String) {
+    let out = Command::new(binary()).args(args).arg("--data-dir").arg(data).output().expect("run scim-local");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// A failure is told in sentences: no Rust debug dump (`{`, `Some(`, quoted strings) in it.
+fn assert_human(stderr: &str) {
+    assert!(!stderr.contains('{') && !stderr.contains("Some(") && !stderr.contains("Error: \""), "a debug dump: {stderr}");
+}
+
+/// The first start with its port taken used to make the tenant and its admin key, then fail to
+/// listen: the next start said "reusing" and the one-time key was lost. It now listens first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_start_that_cannot_listen_makes_nothing_and_says_what_to_do() {
+    let data = std::env::temp_dir().join(format!("scim-local-port-{}", scim_tests::uuid_like()));
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (ok, stdout, stderr) = run_to_exit(&["--port", &port], &data);
+    assert!(!ok && stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("--port") && stderr.contains(&port), "{stderr}");
+    assert_human(&stderr);
+    drop(taken);
+    let (run, lines) = start(&data);
+    assert!(lines.iter().any(|l| l.starts_with("SCIM_TOKEN=scim_")), "the key is made by the start that serves: {lines:?}");
+    drop(run);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// `--public-url`: the URL an IdP reaches (a tunnel) is in SCIM_BASE_URL, the setup link, the
+/// portal's Tenant URL and every location the server sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_url_is_every_url_the_server_shows() {
+    let data = std::env::temp_dir().join(format!("scim-local-public-{}", scim_tests::uuid_like()));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let mut child = Command::new(binary())
+        .args(["--port", &port, "--public-url", "https://tunnel.example.dev/", "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    for _ in 0..3 {
+        let mut l = String::new();
+        reader.read_line(&mut l).unwrap();
+        lines.push(l.trim().to_string());
+    }
+    let _run = Running(child);
+    let printed = |p: &str| lines.iter().find_map(|l| l.strip_prefix(p)).unwrap_or_default().to_string();
+    assert_eq!(printed("SCIM_BASE_URL="), "https://tunnel.example.dev/scim/v2");
+    let link = printed("SCIM_PORTAL_URL=");
+    assert!(link.starts_with("https://tunnel.example.dev/portal#"), "{lines:?}");
+    // what the tunnel would forward: the local port, every URL in the answers the public one
+    let local = format!("http://127.0.0.1:{port}/scim/v2");
+    let c = scim_tests::Client::new(&local, &printed("SCIM_TOKEN="));
+    let made = c.post("/Users", &user("tunnel@example.com")).await;
+    let location = made.header("location").unwrap_or_default().to_string();
+    assert!(location.starts_with("https://tunnel.example.dev/scim/v2/Users/"), "{location}");
+    assert_eq!(made.body["meta"]["location"], location.as_str());
+    let root = scim_tests::Client::new(&format!("http://127.0.0.1:{port}"), "");
+    let auth = format!("Portal {}", link.split_once('#').unwrap().1);
+    let session = root.send("GET", "/portal/api/session", None, &[("authorization", &auth)]).await;
+    assert_eq!(session.body["tenantUrl"], "https://tunnel.example.dev/scim/v2", "{}", session.raw);
+    let _ = std::fs::remove_dir_all(&data);
+    // a URL with a path, or not http(s): refused before anything starts
+    for bad in ["ftp://x.example", "https://x.example/other", "not a url"] {
+        let (ok, _, stderr) = run_to_exit(&["--port", "0", "--public-url", bad, "--memory"], &data);
+        assert!(!ok && stderr.contains("--public-url"), "{bad}: {stderr}");
+        assert_human(&stderr);
+    }
+}
+
+/// scim-admin's failures are sentences; it says which store it uses and never makes one unasked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scim_admin_says_which_store_and_fails_in_sentences() {
+    let data = std::env::temp_dir().join(format!("scim-admin-none-{}", scim_tests::uuid_like()));
+    let out = admin(&data, &["tenant", "list"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("no store in") && stderr.contains("--create-store"), "{stderr}");
+    assert!(!data.join("table.log").exists(), "no store made unasked");
+    assert_human(&stderr);
+    let out = admin(&data, &["--create-store", "tenant", "show", "nobody"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("no tenant 'nobody'"), "{stderr}");
+    assert!(stderr.contains(&format!("embedded store in {}", data.display())), "{stderr}");
+    assert_human(&stderr);
+    // the default place, wherever it is run from, is the one scim-local uses
+    let home = std::env::temp_dir().join(format!("scim-home-{}", scim_tests::uuid_like()));
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(|d| d.parent()).unwrap();
+    let out = Command::new(bin.join("scim-admin"))
+        .args(["tenant", "list"])
+        .env("HOME", &home)
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("SCIM_LOCAL_DATA_DIR")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&home.join(".local/share/scim-local").display().to_string()));
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+/// A flipped bit in a length field in the middle of the log: scim-local refuses to start and
+/// changes nothing; `scim-admin repair` says what it would keep and drop, `repair --yes` does it
+/// and keeps the damaged log; every user is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_store_is_refused_then_repaired_with_nothing_lost() {
+    let data = std::env::temp_dir().join(format!("scim-local-repair-{}", scim_tests::uuid_like()));
+    let (run, lines) = start(&data);
+    let printed = |p: &str| lines.iter().find_map(|l| l.strip_prefix(p)).unwrap_or_default().to_string();
+    let c = scim_tests::Client::new(&printed("SCIM_BASE_URL="), &printed("SCIM_TOKEN="));
+    for n in 0..40 {
+        assert_eq!(c.post("/Users", &user(&format!("u{n}@example.com"))).await.status, 201);
+    }
+    drop(run);
+    let log = data.join("table.log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    // walk the frames to the middle one and flip a bit of its length
+    let (mut at, mut frames) = (scim_core::store::wal::MAGIC.len(), Vec::new());
+    while at + 8 <= bytes.len() {
+        frames.push(at);
+        at += 8 + u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    }
+    let middle = frames[frames.len() / 2];
+    bytes[middle + 2] ^= 0x04;
+    std::fs::write(&log, &bytes).unwrap();
+    let (ok, _, stderr) = run_to_exit(&["--port", "0"], &data);
+    assert!(!ok && stderr.contains(&format!("damaged at byte {middle}")) && stderr.contains("repair"), "{stderr}");
+    assert_human(&stderr);
+    assert_eq!(std::fs::read(&log).unwrap(), bytes, "nothing changed");
+    let plan = admin(&data, &["repair"]);
+    let said = String::from_utf8_lossy(&plan.stdout);
+    assert!(plan.status.success() && said.contains("length field is damaged") && said.contains("0 bytes are dropped"), "{said}");
+    assert_eq!(std::fs::read(&log).unwrap(), bytes, "a survey changes nothing");
+    let done = admin(&data, &["repair", "--yes"]);
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    let kept: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("table.log.damaged-"))
+        .collect();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(std::fs::read(kept[0].path()).unwrap(), bytes, "the damaged log is kept as it was");
+    let (run, lines) = start(&data);
+    let base = lines.iter().find_map(|l| l.strip_prefix("SCIM_BASE_URL=")).unwrap().to_string();
+    let c = scim_tests::Client::new(&base, &c.token);
+    assert_eq!(c.get("/Users?count=1").await.body["totalResults"], 40);
+    for n in 0..40 {
+        let r = c.filter("/Users", &format!("userName eq \"u{n}@example.com\""), "").await;
+        assert_eq!(r.body["totalResults"], 1, "u{n}");
+    }
+    drop(run);
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -110,7 +110,7 @@ async fn run(args: Args) -> Outcome {
         }
         return Err(e);
     }
-    describe_start(&choice, &base_url, token.is_some(), events.as_deref(), public.as_ref());
+    describe_start(&choice, &base_url, addr, token.is_some(), events.as_deref(), public.as_ref());
     tokio::select! {
         r = local::serve(listener, app, public) => r?,
         _ = tokio::signal::ctrl_c() => {
@@ -156,6 +156,7 @@ async fn announce(app: &App, base_url: &str, token: Option<&str>) -> Outcome {
 fn describe_start(
     choice: &StoreChoice,
     base_url: &str,
+    addr: std::net::SocketAddr,
     made_key: bool,
     events: Option<&std::path::Path>,
     public: Option<&local::PublicUrl>,
@@ -171,8 +172,11 @@ fn describe_start(
         eprintln!("scim-local: reusing tenant '{}' (run with --new-key for another key)", local::LOCAL_TENANT);
     }
     eprintln!("scim-local: serving {base_url} on the {store}; Ctrl-C stops");
-    if let Some(warning) = public.and_then(local::PublicUrl::warning) {
-        eprintln!("scim-local: {warning}");
+    if let Some(p) = public {
+        eprintln!("scim-local: listening on http://{addr}{}: point the tunnel for {} at it", scim_core::BASE_PATH, p.base_url());
+        if let Some(warning) = p.warning() {
+            eprintln!("scim-local: {warning}");
+        }
     }
     eprintln!("scim-local: the setup portal for the IT admin: open SCIM_PORTAL_URL (valid 24 hours; a new one on every start)");
     if let Some(p) = events {
