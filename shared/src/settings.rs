@@ -1,6 +1,6 @@
 //! A tenant's own settings over HTTP (`/Settings`, `/Settings/RoleMappings`): what a key with
 //! `scim:configure` may see and change (IP allowlist, deactivation, externalId and
-//! unknown-extension policies) and what a key with
+//! unknown-extension policies, the longest a new key may last) and what a key with
 //! `mappings:manage` may set (the role mappings: default role, allowed `roles` values, the
 //! group-name rule). Status and the request limit protect the operator and stay with the admin
 //! CLI; custom roles define what keys may do, so a key cannot edit them either.
@@ -22,7 +22,7 @@ pub const URN_PORTAL_LINK: &str = "urn:scim-serverless:api:messages:1.0:PortalLi
 pub const URN_ROLE_MAPPINGS: &str = "urn:scim-serverless:api:messages:1.0:RoleMappings";
 
 /// Settings a key may change with `PATCH /Settings`.
-const WRITABLE: [&str; 4] = ["ipAllowlist", "deactivation", "externalIdPolicy", "unknownExtensions"];
+const WRITABLE: [&str; 5] = ["ipAllowlist", "deactivation", "externalIdPolicy", "unknownExtensions", "maxKeyLifetimeDays"];
 /// Settings shown but changed elsewhere, and where.
 const READ_ONLY: [(&str, &str); 5] = [
     ("tenant", "the tenant id never changes"),
@@ -48,6 +48,7 @@ fn render(t: &TenantRecord, base_url: &str) -> Value {
         "externalIdPolicy": t.external_id_policy.as_str(),
         "unknownExtensions": t.unknown_extensions.as_str(),
         "rateLimitPerSecond": t.rate_limit,
+        "maxKeyLifetimeDays": t.max_key_lifetime_days,
         "roleMappings": t.roles_policy.as_ref().map(mappings_json),
         "customRoles": t.custom_roles,
         "meta": {"resourceType": "TenantSettings", "location": format!("{base_url}/Settings")},
@@ -96,6 +97,12 @@ pub fn change_of(body: &Value) -> Result<TenantChange> {
                 ExternalIdPolicy::parse(name)
                     .ok_or_else(|| ScimError::invalid_value("externalIdPolicy is 'none' (the RFC's default), 'unique' or 'relink'"))?,
             );
+        } else if k.eq_ignore_ascii_case("maxKeyLifetimeDays") {
+            // null removes the limit; keys already made keep the expiry they were given
+            change.max_key_lifetime_days = Some(match v {
+                Value::Null => None,
+                v => Some(tenancy::key_days("maxKeyLifetimeDays", v)?),
+            });
         } else if k.eq_ignore_ascii_case("unknownExtensions") {
             let name = v.as_str().unwrap_or_default();
             change.unknown_extensions =

@@ -231,6 +231,15 @@ both_stores!(settings_over_http_need_their_permissions, |srv| {
     assert_eq!(changed.body["deactivation"], "keep-memberships");
     assert_eq!(changed.body["roleMappings"]["defaultRole"], "member");
     assert_eq!(admin.get("/Users").await.status, 200, "127.0.0.1 is inside the new allowlist");
+    // the longest a new key may last: a whole number of days, or null for no limit
+    for bad in [json!(0), json!("90"), json!(4000)] {
+        admin.patch("/Settings", &json!({"maxKeyLifetimeDays": bad})).await.assert_error(400, Some("invalidValue"));
+    }
+    assert_eq!(admin.patch("/Settings", &json!({"maxKeyLifetimeDays": 90})).await.body["maxKeyLifetimeDays"], 90);
+    let t = admin.get("/Settings").await.body["tenant"].as_str().unwrap().to_string();
+    assert!(scim_core::tenancy::create_key(srv.app.layout(), &t, "reader", None).await.is_err(), "no key that never expires");
+    assert_eq!(admin.patch("/Settings", &json!({"maxKeyLifetimeDays": null})).await.body["maxKeyLifetimeDays"], Value::Null);
+    assert!(scim_core::tenancy::create_key(srv.app.layout(), &t, "reader", None).await.is_ok());
     // settings belong to the caller's tenant only
     let other = srv.tenant_key("elsewhere", "admin").await;
     let o = other.get("/Settings").await.body;
