@@ -166,7 +166,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, public: Option<PublicUr
                 async move { Ok::<_, Infallible>(handle(&app, req, peer.ip(), base.as_deref()).await) }
             });
             // responses are small: one contiguous write costs less CPU than a vectored one
-            // (headers and body apart); measured in README, Benchmarks
+            // (headers and body apart); measured in docs/benchmarks.md
             let io = TokioIo::new(crate::parse_errors::ScimAnswers::new(stream));
             let _ = http1::Builder::new().keep_alive(true).writev(false).serve_connection(io, svc).await;
         });

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 /// The local server is throughput-bound and allocates per request (JSON documents, items):
-/// mimalloc's thread-local free lists beat the system allocator there (see README, Benchmarks).
+/// mimalloc's thread-local free lists beat the system allocator there (see docs/benchmarks.md).
 /// The Lambdas keep the system allocator: one request at a time, smaller binaries.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -464,7 +464,7 @@ mod tests {
         v.as_object().cloned().unwrap()
     }
 
-    /// README: a tenant without declarations pays no read for them; one with declarations reads
+    /// docs/tenants-and-keys.md: a tenant without declarations pays no read for them; one with declarations reads
     /// them once per warm process until a newer version is announced.
     #[tokio::test]
     async fn declarations_are_read_only_when_announced_and_then_kept() {

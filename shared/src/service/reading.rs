@@ -124,7 +124,7 @@ mod tests {
     use crate::store::layout::{resource_sk, tenant_pk};
     use crate::store::{Cond, Item, Table, Write};
 
-    /// README: a GET by id with the default projection is written from the stored text. A stored
+    /// docs/benchmarks.md: a GET by id with the default projection is written from the stored text. A stored
     /// document spelled as no serializer would write it (spaces, `1.50`) shows which path ran:
     /// the text path copies it as stored, the general one re-serializes it.
     #[tokio::test]
