@@ -1,18 +1,29 @@
-//! The REQUEST authorizer: checks the bearer key with the core's `auth::authenticate` (one
-//! read), then allows exactly the routes the key's role covers, for every route while API
-//! Gateway caches the answer, and passes tenant, key id and role to the route functions.
+//! The REQUEST authorizer: authenticates the bearer key with the core's
+//! `auth::authenticate_attempt` (one batched read once the process has seen the key), then
+//! allows exactly the routes the key's role covers, for every route while API Gateway caches
+//! the answer, and hands the route functions the principal whole, as one encoded context field
+//! (`principal`), beside `tenant_id`, `key_id` and `role` for the stage's access log.
 
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerPolicy, ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse,
+};
+use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
 use lambda_runtime::{LambdaEvent, service_fn};
+use scim_core::BASE_PATH;
 use scim_core::auth::Principal;
 use scim_core::edge::{App, ROUTES};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+/// What the authorizer reads, and what it answers.
+pub type AuthorizerRequest = ApiGatewayCustomAuthorizerRequestTypeRequest;
+pub type AuthorizerResponse = ApiGatewayCustomAuthorizerResponse<Value>;
+
 /// Runs the authorizer Lambda.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     crate::init_tracing(true);
     let app = Arc::new(App::new(crate::table_from_env()?));
-    lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Value>| {
+    lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<AuthorizerRequest>| {
         let app = app.clone();
         // its DynamoDB calls are recorded under the invocation's trace when it is sampled
         let trace = event.context.xray_trace_id.as_deref().and_then(scim_core::trace::TraceHeader::parse);
@@ -22,20 +33,18 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
 }
 
 /// The authorizer's answer for one event; `Err("Unauthorized")` makes API Gateway answer 401.
-pub async fn authorize(app: &App, event: &Value) -> Result<Value, lambda_runtime::Error> {
-    let headers = event.get("headers").and_then(Value::as_object);
-    let authorization = headers.and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case("authorization"))).and_then(|(_, v)| v.as_str());
-    let source_ip = event.pointer("/requestContext/identity/sourceIp").and_then(Value::as_str).and_then(|s| s.parse().ok());
-    let method_arn = event.get("methodArn").and_then(Value::as_str).unwrap_or_default();
+pub async fn authorize(app: &App, event: &AuthorizerRequest) -> Result<AuthorizerResponse, lambda_runtime::Error> {
+    let header = |name: http::HeaderName| event.headers.get(name).and_then(|v| v.to_str().ok());
+    let source_ip = event.request_context.identity.as_ref().and_then(|i| i.source_ip.as_deref()).and_then(|s| s.parse().ok());
+    let method_arn = event.method_arn.as_deref().unwrap_or_default();
     // what the request is, from the method ARN (`…/{stage}/{METHOD}/{path}`): recorded in the
     // tenant's activity log when a known key is refused
     let mut rest = method_arn.splitn(4, '/').skip(2);
     let (method, path) = (rest.next().unwrap_or_default(), rest.next().unwrap_or_default());
-    let path = format!("/{}", path.trim_start_matches("scim/v2/").trim_start_matches('/'));
-    let user_agent = headers.and_then(|h| h.iter().find(|(k, _)| k.eq_ignore_ascii_case("user-agent"))).and_then(|(_, v)| v.as_str());
-    let attempt = scim_core::auth::Attempt { method, path: &path, user_agent };
-    match app.authenticate_attempt(authorization, source_ip, attempt).await {
-        Ok(p) => Ok(policy(&p, method_arn)),
+    let path = format!("/{}", path.trim_start_matches(BASE_PATH.trim_start_matches('/')).trim_start_matches('/'));
+    let attempt = scim_core::auth::Attempt { method, path: &path, user_agent: header(http::header::USER_AGENT) };
+    match app.authenticate_attempt(header(http::header::AUTHORIZATION), source_ip, attempt).await {
+        Ok(p) => Ok(policy(&p, method_arn)?),
         Err(e) if e.status() == 401 => {
             // Lambda counts this answer as a function error (it is API Gateway's only way to a
             // 401), so refusals are counted apart: the failures alarm subtracts them
@@ -54,38 +63,40 @@ pub async fn authorize(app: &App, event: &Value) -> Result<Value, lambda_runtime
     }
 }
 
-/// The IAM policy: every route the role may call, on this API and stage.
-pub fn policy(p: &Principal, method_arn: &str) -> Value {
+fn statement(effect: IamPolicyEffect, resource: Vec<String>) -> ApiGatewayCustomAuthorizerPolicy {
+    let mut st = IamPolicyStatement::default();
+    st.action = vec!["execute-api:Invoke".into()];
+    st.effect = effect;
+    st.resource = resource;
+    let mut policy = ApiGatewayCustomAuthorizerPolicy::default();
+    policy.version = Some("2012-10-17".into());
+    policy.statement = vec![st];
+    policy
+}
+
+/// The IAM policy: every route the role may call, on this API and stage; and the context: the
+/// principal, encoded once (size-checked), with the three fields the access log names.
+pub fn policy(p: &Principal, method_arn: &str) -> Result<AuthorizerResponse, scim_core::error::ScimError> {
     let (api, stage) = api_and_stage(method_arn);
     let resources: Vec<String> = ROUTES
         .iter()
         .filter(|r| p.may(r.permission))
-        .map(|r| format!("{api}/{stage}/{}/scim/v2{}", r.method, r.path.replace("{id}", "*")))
+        .map(|r| format!("{api}/{stage}/{}{BASE_PATH}{}", r.method, r.path.replace("{id}", "*")))
         .collect();
-    json!({
-        "principalId": p.key_id,
-        "policyDocument": {
-            "Version": "2012-10-17",
-            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": resources}]
-        },
-        "context": {"tenant_id": p.tenant_id, "key_id": p.key_id, "role": p.role, "rate_limit": p.rate_limit.map(|n| n.to_string()).unwrap_or_default(),
-            "roles_policy": p.roles_policy.as_ref().and_then(|r| serde_json::to_string(r).ok()).unwrap_or_default(),
-            "permissions": p.permissions.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(","),
-            "deactivation": p.deactivation.as_str(), "external_id_policy": p.external_id_policy.as_str(),
-            "unknown_extensions": p.unknown_extensions.as_str(), "schemas_version": p.schemas_version.to_string()},
-    })
+    let mut out = AuthorizerResponse::default();
+    out.principal_id = Some(p.key_id.clone());
+    out.policy_document = statement(IamPolicyEffect::Allow, resources);
+    out.context = json!({"principal": p.to_context()?, "tenant_id": p.tenant_id, "key_id": p.key_id, "role": p.role});
+    Ok(out)
 }
 
 /// An explicit Deny for every route of this API and stage.
-pub fn deny(method_arn: &str) -> Value {
+pub fn deny(method_arn: &str) -> AuthorizerResponse {
     let (api, stage) = api_and_stage(method_arn);
-    json!({
-        "principalId": "denied",
-        "policyDocument": {
-            "Version": "2012-10-17",
-            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": [format!("{api}/{stage}/*")]}]
-        },
-    })
+    let mut out = AuthorizerResponse::default();
+    out.principal_id = Some("denied".into());
+    out.policy_document = statement(IamPolicyEffect::Deny, vec![format!("{api}/{stage}/*")]);
+    out
 }
 
 /// `arn:aws:execute-api:{region}:{account}:{api}` and `{stage}` from a method ARN

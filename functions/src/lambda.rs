@@ -78,39 +78,42 @@ fn portal_path(full: &str) -> &str {
 /// `503` with `Retry-After` rather than the bare error of a function that timed out.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
 
-/// The authorizer's context on a REST API proxy event.
+/// The principal the authorizer put in the event's context (its `principal` field, decoded
+/// once); `None` without one, and the request is refused.
 pub fn principal_of(event: &Request) -> Option<Principal> {
     let RequestContext::ApiGatewayV1(ctx) = event.request_context_ref()? else {
         return None;
     };
-    let field = |k: &str| ctx.authorizer.fields.get(k).and_then(|v| v.as_str()).map(str::to_string);
-    let rate_limit = ctx
-        .authorizer
-        .fields
-        .get("rate_limit")
-        .and_then(|v| v.as_str().and_then(|s| s.parse().ok()).or_else(|| v.as_u64().map(|n| n as u32)));
-    let roles_policy = field("roles_policy").and_then(|s| serde_json::from_str(&s).ok());
+    let fields = &ctx.authorizer.fields;
+    match fields.get("principal").and_then(|v| v.as_str()) {
+        Some(text) => Principal::from_context(text),
+        None => legacy_principal(fields),
+    }
+}
+
+/// The context an authorizer before the encoded principal wrote (field by field), read until
+/// every answer API Gateway cached from it has expired (`AuthorizerCacheTtl`, at most an hour
+/// after the deploy): tenant, key and role, the role's built-in permissions, the tenant's
+/// defaults otherwise. To be removed in the next version.
+fn legacy_principal(fields: &std::collections::HashMap<String, serde_json::Value>) -> Option<Principal> {
+    let field = |k: &str| fields.get(k).and_then(|v| v.as_str()).map(str::to_string);
     let role = field("role")?;
-    // the authorizer sends the resolved permissions; a context without them (an older
-    // authorizer, hand-made events) falls back to the built-in role of that name, or nothing
     let mut permissions: Vec<scim_core::roles::Permission> =
         field("permissions").map(|s| s.split(',').filter_map(scim_core::roles::Permission::parse).collect()).unwrap_or_default();
     if permissions.is_empty() {
         permissions = scim_core::roles::role_permissions(&role).map(<[_]>::to_vec).unwrap_or_default();
     }
-    let deactivation = field("deactivation").and_then(|s| scim_core::tenancy::Deactivation::parse(&s)).unwrap_or_default();
-    let external_id_policy = field("external_id_policy").and_then(|s| scim_core::tenancy::ExternalIdPolicy::parse(&s)).unwrap_or_default();
-    let unknown_extensions = field("unknown_extensions").and_then(|s| scim_core::tenancy::UnknownExtensions::parse(&s)).unwrap_or_default();
+    let policy = |k: &str| field(k).unwrap_or_default();
     Some(Principal {
         tenant_id: field("tenant_id")?,
         key_id: field("key_id")?,
         role,
-        rate_limit,
-        roles_policy,
+        rate_limit: field("rate_limit").and_then(|s| s.parse().ok()),
+        roles_policy: field("roles_policy").and_then(|s| serde_json::from_str(&s).ok()),
         permissions,
-        deactivation,
-        external_id_policy,
-        unknown_extensions,
+        deactivation: scim_core::tenancy::Deactivation::parse(&policy("deactivation")).unwrap_or_default(),
+        external_id_policy: scim_core::tenancy::ExternalIdPolicy::parse(&policy("external_id_policy")).unwrap_or_default(),
+        unknown_extensions: scim_core::tenancy::UnknownExtensions::parse(&policy("unknown_extensions")).unwrap_or_default(),
         schemas_version: field("schemas_version").and_then(|s| s.parse().ok()).unwrap_or(0),
     })
 }

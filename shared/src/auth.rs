@@ -11,8 +11,10 @@ use serde_json::json;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-/// Who is calling: built only by the authorizer (or, locally, the same code in process).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Who is calling: built only by authentication (the authorizer in AWS, the same code in
+/// process locally), and carried to the route functions whole, as one encoded context field
+/// ([`Principal::to_context`], [`Principal::from_context`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Principal {
     pub tenant_id: String,
     pub key_id: String,
@@ -33,10 +35,31 @@ pub struct Principal {
     pub schemas_version: u64,
 }
 
+/// The most bytes the encoded principal may take in the authorizer's context. API Gateway
+/// documents no limit for a REST API's context but 8 KB for a WebSocket API's whole answer; the
+/// principal stays well inside the smaller, by construction (tenant ids, role names and the role
+/// policy are bounded: `RolesPolicy::validate`).
+pub const MAX_CONTEXT_BYTES: usize = 4096;
+
 impl Principal {
     /// Whether the principal's role holds a permission.
     pub fn may(&self, p: Permission) -> bool {
         self.permissions.contains(&p)
+    }
+
+    /// The principal as one authorizer context value (JSON text), or an error when it would
+    /// not fit in [`MAX_CONTEXT_BYTES`].
+    pub fn to_context(&self) -> Result<String> {
+        let text = crate::json_text(self);
+        if text.len() > MAX_CONTEXT_BYTES {
+            return Err(ScimError::Internal(format!("the principal of tenant '{}' takes {} bytes", self.tenant_id, text.len())));
+        }
+        Ok(text)
+    }
+
+    /// The principal from its context value; `None` when it is not one.
+    pub fn from_context(text: &str) -> Option<Principal> {
+        serde_json::from_str(text).ok()
     }
 }
 
@@ -353,6 +376,38 @@ mod tests {
     use crate::store::embedded::EmbeddedTable;
     use crate::tenancy::*;
     use std::sync::Arc;
+
+    /// The largest principal the bounds allow (a 64-byte tenant id and role name, a role policy
+    /// of the most and longest roles, every permission) fits the authorizer's context, and the
+    /// context decodes to the same principal.
+    #[test]
+    fn the_largest_principal_fits_the_context_and_round_trips() {
+        use crate::roles::{ALL_PERMISSIONS, MAX_POLICY_ROLES, MAX_ROLE_NAME, MAX_RULE};
+        let roles: Vec<String> = (0..MAX_POLICY_ROLES).map(|i| format!("{i:0>width$}", width = MAX_ROLE_NAME)).collect();
+        let policy = RolesPolicy {
+            default_role: roles[0].clone(),
+            user_roles: roles.clone(),
+            group_rule: Some(format!("{}{{workspace}}-{{role}}", "r".repeat(MAX_RULE - 18))),
+            group_roles: roles,
+        };
+        policy.validate().unwrap();
+        let p = Principal {
+            tenant_id: "t".repeat(64),
+            key_id: "0".repeat(16),
+            role: "r".repeat(64),
+            rate_limit: Some(u32::MAX),
+            roles_policy: Some(policy),
+            permissions: ALL_PERMISSIONS.to_vec(),
+            deactivation: Deactivation::KeepMemberships,
+            external_id_policy: ExternalIdPolicy::Relink,
+            unknown_extensions: UnknownExtensions::Reject,
+            schemas_version: u64::MAX,
+        };
+        let text = p.to_context().unwrap();
+        assert!(text.len() <= MAX_CONTEXT_BYTES, "{}", text.len());
+        assert_eq!(Principal::from_context(&text), Some(p));
+        assert_eq!(Principal::from_context("{\"tenant_id\": 1}"), None);
+    }
 
     /// Moves a key's expiry into the past, as time would.
     async fn expire(layout: &Layout, key_id: &str) {

@@ -546,21 +546,12 @@ impl App {
         self.admit(principal, req, m.spec, only).await?;
         let doc = body(req, m.spec.body)?;
         let types = self.service.tenant_types(&principal.tenant_id, principal.schemas_version).await?;
-        let ctx = Ctx {
-            tenant: &principal.tenant_id,
-            base_url,
-            roles: principal.roles_policy.as_ref(),
-            deactivation: principal.deactivation,
-            permissions: &principal.permissions,
-            external_id_policy: principal.external_id_policy,
-            types: &types,
-            undeclared,
-        };
+        let ctx = Ctx { principal, base_url, types: &types, undeclared };
         let id = m.id.as_deref().unwrap_or_default();
         if let Some(kind) = m.spec.route.kind() {
             return self.resource_route(ctx, req, &doc, m.spec.route, kind, id).await;
         }
-        let roles = ctx.roles.is_some();
+        let roles = ctx.roles().is_some();
         Ok(match m.spec.route {
             Route::RootSearch => Response::json(200, &self.root_search(ctx, &ListQuery::from_search(&doc)?).await?),
             Route::ServiceProviderConfig => Response::json(200, &discovery::service_provider_config(base_url)),
@@ -568,7 +559,7 @@ impl App {
             Route::ResourceType => Response::json(200, &discovery::resource_type(base_url, &types, id, roles)?),
             Route::Schemas => Response::json(200, &discovery::schema_list(base_url, &types, roles)),
             Route::Schema => Response::json(200, &discovery::schema(base_url, &types, id, roles)?),
-            route => self.configuration_route(ctx.tenant, &doc, base_url, route, id).await?,
+            route => self.configuration_route(ctx.tenant(), &doc, base_url, route, id).await?,
         })
     }
 

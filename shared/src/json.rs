@@ -5,6 +5,7 @@
 
 use crate::error::{Result, ScimError};
 use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+use serde_json::map::Entry;
 use serde_json::{Map, Number, Value};
 use std::cell::{Cell, RefCell};
 
@@ -97,12 +98,16 @@ impl<'de> Visitor<'de> for Strict<'_> {
             self.path.borrow_mut().push(name);
             let value = map.next_value_seed(self)?;
             let name = self.path.borrow_mut().pop().unwrap_or_default();
-            if out.contains_key(&name) {
-                self.path.borrow_mut().push(name);
-                self.duplicate.set(true);
-                return Err(A::Error::custom(DUPLICATE));
+            match out.entry(name) {
+                Entry::Vacant(v) => {
+                    v.insert(value);
+                }
+                Entry::Occupied(o) => {
+                    self.path.borrow_mut().push(o.key().clone());
+                    self.duplicate.set(true);
+                    return Err(A::Error::custom(DUPLICATE));
+                }
             }
-            out.insert(name, value);
         }
         Ok(Value::Object(out))
     }

@@ -41,6 +41,20 @@ impl Permission {
     }
 }
 
+/// A permission travels by its name (`scim:read`, …), as records and policies write it.
+impl serde::Serialize for Permission {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Permission {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Permission, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Permission::parse(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown permission '{name}'")))
+    }
+}
+
 /// The permissions of a built-in role; `None` for any other name.
 pub fn role_permissions(role: &str) -> Option<&'static [Permission]> {
     match role {
@@ -60,6 +74,13 @@ pub fn resolve_role(role: &str, custom_roles: &BTreeMap<String, Vec<String>>) ->
     Some(custom_roles.get(role)?.iter().filter_map(|n| Permission::parse(n)).collect())
 }
 
+/// Most roles in each list of a role policy.
+pub const MAX_POLICY_ROLES: usize = 32;
+/// Longest role name, bytes.
+pub const MAX_ROLE_NAME: usize = 40;
+/// Longest group rule, bytes.
+pub const MAX_RULE: usize = 100;
+
 /// How a tenant's users get application roles (Portkey-style): the `roles` values a user may
 /// hold (others fall back to the default), the default for users sent without roles, and a
 /// group-name rule such as `ws-{workspace}-role-{role}` granting workspace roles.
@@ -74,8 +95,20 @@ pub struct RolesPolicy {
 }
 
 impl RolesPolicy {
-    /// Checks the policy is usable: default among the user roles, the rule has both placeholders.
+    /// Checks the policy is usable: default among the user roles, the rule has both placeholders,
+    /// and it is small enough to travel with every request (at most [`MAX_POLICY_ROLES`] roles of
+    /// [`MAX_ROLE_NAME`] bytes per list, a rule of at most [`MAX_RULE`] bytes).
     pub fn validate(&self) -> Result<()> {
+        let long = |r: &String| r.is_empty() || r.len() > MAX_ROLE_NAME;
+        if self.user_roles.len() > MAX_POLICY_ROLES || self.group_roles.len() > MAX_POLICY_ROLES {
+            return Err(ScimError::invalid_value(format!("a role policy names at most {MAX_POLICY_ROLES} roles per list")));
+        }
+        if self.user_roles.iter().chain(&self.group_roles).chain([&self.default_role]).any(long) {
+            return Err(ScimError::invalid_value(format!("role names are 1 to {MAX_ROLE_NAME} bytes")));
+        }
+        if self.group_rule.as_ref().is_some_and(|r| r.len() > MAX_RULE) {
+            return Err(ScimError::invalid_value(format!("the group rule is at most {MAX_RULE} bytes")));
+        }
         if !self.user_roles.iter().any(|r| r.eq_ignore_ascii_case(&self.default_role)) {
             return Err(ScimError::invalid_value("the default role must be one of the user roles"));
         }

@@ -121,6 +121,25 @@ macro_rules! named {
 }
 named!(ExternalIdPolicy, UnknownExtensions, Deactivation);
 
+/// The policies travel by name (the principal, settings bodies): strictly, an unknown name is an
+/// error. A stored record reads them leniently instead ([`from_name`]).
+macro_rules! serde_by_name {
+    ($($t:ty),*) => {$(
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<$t, D::Error> {
+                let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                <$t>::parse(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown policy '{name}'")))
+            }
+        }
+    )*};
+}
+serde_by_name!(ExternalIdPolicy, UnknownExtensions, Deactivation);
+
 fn by_name<T: Named, S: Serializer>(v: &T, s: S) -> std::result::Result<S::Ok, S::Error> {
     s.serialize_str(v.name())
 }

@@ -55,6 +55,7 @@ async fn no_authorizer_context_means_401_never_a_default_tenant() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authorizer_allows_exactly_the_roles_routes() {
+    use scim_functions::authorizer::{AuthorizerRequest, authorize};
     let app = App::new(Arc::new(EmbeddedTable::in_memory()));
     scim_core::tenancy::create_tenant(app.layout(), "acme", "Acme").await.unwrap();
     let reader = scim_core::tenancy::create_key(app.layout(), "acme", "reader", None).await.unwrap();
@@ -62,25 +63,53 @@ async fn authorizer_allows_exactly_the_roles_routes() {
     let arn = event["methodArn"].as_str().unwrap().to_string();
     let (api_stage, _) = arn.split_once("/GET").or_else(|| arn.split_once("/POST")).unwrap_or((&arn, ""));
     event["headers"]["Authorization"] = json!(format!("Bearer {}", reader.token));
-    let out = scim_functions::authorizer::authorize(&app, &event).await.unwrap();
-    assert_eq!(out["context"]["tenant_id"], "acme");
-    assert_eq!(out["context"]["role"], "reader");
+    let typed = |v: &Value| serde_json::from_value::<AuthorizerRequest>(v.clone()).unwrap();
+    let out = authorize(&app, &typed(&event)).await.unwrap();
+    assert_eq!((&out.context["tenant_id"], &out.context["role"]), (&json!("acme"), &json!("reader")), "the access log's fields");
+    // the principal travels whole, and decodes to what authentication built
+    let principal = scim_core::auth::Principal::from_context(out.context["principal"].as_str().unwrap()).unwrap();
+    let direct = app.authenticate(Some(&format!("Bearer {}", reader.token)), Some("203.0.113.10".parse().unwrap())).await.unwrap();
+    assert_eq!(principal, direct);
+    let wire = serde_json::to_value(&out).unwrap();
     let resources: Vec<String> =
-        out["policyDocument"]["Statement"][0]["Resource"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_string()).collect();
+        wire["policyDocument"]["Statement"][0]["Resource"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_string()).collect();
+    assert_eq!(wire["policyDocument"]["Statement"][0]["Effect"], "Allow");
     assert!(resources.iter().any(|r| r.ends_with("/GET/scim/v2/Users/*")), "{resources:?}");
     assert!(resources.iter().all(|r| !r.contains("/DELETE/") && !r.contains("/PATCH/")), "a reader gets no write routes: {resources:?}");
     assert!(resources.iter().all(|r| r.starts_with(api_stage.split('/').next().unwrap())));
     // an address outside the tenant's allowlist gets an explicit Deny (API Gateway: 403)
     let allow = scim_core::tenancy::TenantChange { ip_allowlist: Some(vec!["10.0.0.0/8".into()]), ..Default::default() };
     scim_core::tenancy::update_tenant(app.layout(), "acme", &allow).await.unwrap();
-    let denied = scim_functions::authorizer::authorize(&app, &event).await.unwrap();
+    let denied = serde_json::to_value(authorize(&app, &typed(&event)).await.unwrap()).unwrap();
     assert_eq!(denied["policyDocument"]["Statement"][0]["Effect"], "Deny");
     event["requestContext"]["identity"]["sourceIp"] = json!("10.1.2.3");
-    let allowed = scim_functions::authorizer::authorize(&app, &event).await.unwrap();
+    let allowed = serde_json::to_value(authorize(&app, &typed(&event)).await.unwrap()).unwrap();
     assert_eq!(allowed["policyDocument"]["Statement"][0]["Effect"], "Allow");
     event["headers"]["Authorization"] = json!("Bearer scim_0000000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
-    let err = scim_functions::authorizer::authorize(&app, &event).await.unwrap_err();
+    let err = authorize(&app, &typed(&event)).await.unwrap_err();
     assert_eq!(err.to_string(), "Unauthorized");
+}
+
+/// A route function reads the principal the authorizer encoded; a context of the authorizer
+/// before it (field by field, still in API Gateway's cache during a deploy) reads as the same
+/// tenant, key and role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_functions_read_the_encoded_principal_and_the_earlier_context() {
+    let app = App::new(Arc::new(EmbeddedTable::in_memory()));
+    scim_core::tenancy::create_tenant(app.layout(), "local", "local").await.unwrap();
+    let text = std::fs::read_to_string(events_dir().join("users-list.json")).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert!(v["requestContext"]["authorizer"]["principal"].is_string(), "the sample carries the encoded principal");
+    let event = lambda_http::request::from_str(&text).unwrap();
+    let p = scim_functions::lambda::principal_of(&event).unwrap();
+    assert_eq!((p.tenant_id.as_str(), p.role.as_str(), p.permissions.len()), ("local", "admin", 5));
+    let mut legacy = v.clone();
+    legacy["requestContext"]["authorizer"] = json!({"tenant_id": "local", "key_id": "k1", "role": "reader"});
+    let event = lambda_http::request::from_str(&legacy.to_string()).unwrap();
+    let p = scim_functions::lambda::principal_of(&event).unwrap();
+    assert_eq!((p.tenant_id.as_str(), p.permissions.clone()), ("local", vec![scim_core::roles::Permission::ScimRead]));
+    let resp = scim_functions::lambda::handle(&app, &routes_of("users-list"), event).await;
+    assert_eq!(resp.status().as_u16(), 200);
 }
 
 /// The Lambda adapter answers a lower-case method as the local server does: 405, nothing

@@ -75,7 +75,8 @@ impl Service {
         let projection = Projection::new(rt, q.attributes.as_deref(), q.excluded_attributes.as_deref());
         let page = self.list(ctx, kind, rt, q).await?;
         let mut resources = Vec::with_capacity(page.resources.len());
-        let wants_access = kind == Kind::User && ctx.roles.is_some() && projection.names(Some(crate::schema::URN_ACCESS), "effectiveRoles");
+        let wants_access =
+            kind == Kind::User && ctx.roles().is_some() && projection.names(Some(crate::schema::URN_ACCESS), "effectiveRoles");
         for mut d in page.resources {
             d.remove("members"); // attached for filtering only
             self.expand(ctx, kind, &mut d, &projection, true).await?;
@@ -84,7 +85,7 @@ impl Service {
                 let mut with_groups = d.clone();
                 let all = Projection::default();
                 self.expand(ctx, kind, &mut with_groups, &all, false).await?;
-                effective_roles(&mut with_groups, ctx.roles);
+                effective_roles(&mut with_groups, ctx.roles());
                 if let Some(a) = with_groups.remove(crate::schema::URN_ACCESS) {
                     d.insert(crate::schema::URN_ACCESS.into(), a);
                 }
@@ -171,8 +172,8 @@ impl Service {
         for g in groups.iter_mut() {
             let gid = g.id().to_string();
             let present = match &ids {
-                Some(ids) => self.layout.are_members(ctx.tenant, &gid, ids).await?,
-                None => self.layout.members(ctx.tenant, &gid).await?,
+                Some(ids) => self.layout.are_members(ctx.tenant(), &gid, ids).await?,
+                None => self.layout.members(ctx.tenant(), &gid).await?,
             };
             let list: Vec<Value> = present.iter().map(|u| json!({"value": u, "type": "User"})).collect();
             g.doc.insert("members".into(), Value::Array(list));
@@ -192,10 +193,10 @@ impl Service {
         for l in lookups {
             let id = match l {
                 Lookup::Id(id) => Some(id.clone()),
-                Lookup::Name(n) => self.layout.claimed_by(ctx.tenant, kind, Some(&crate::casefold::fold(n)), None).await?,
-                Lookup::Unique { ext, attr, key } => self.layout.attribute_holder(ctx.tenant, kind, ext, attr, key).await?,
+                Lookup::Name(n) => self.layout.claimed_by(ctx.tenant(), kind, Some(&crate::casefold::fold(n)), None).await?,
+                Lookup::Unique { ext, attr, key } => self.layout.attribute_holder(ctx.tenant(), kind, ext, attr, key).await?,
                 Lookup::ExternalId(e) => {
-                    for id in self.layout.external_id_holders(ctx.tenant, kind, e).await? {
+                    for id in self.layout.external_id_holders(ctx.tenant(), kind, e).await? {
                         if !ids.contains(&id) {
                             ids.push(id);
                         }
@@ -211,8 +212,8 @@ impl Service {
         }
         match ids.len() {
             0 => Ok(Vec::new()),
-            1 => Ok(self.layout.get(ctx.tenant, kind, &ids[0]).await?.into_iter().collect()),
-            _ => Ok(self.layout.get_many(ctx.tenant, kind, &ids).await?),
+            1 => Ok(self.layout.get(ctx.tenant(), kind, &ids[0]).await?.into_iter().collect()),
+            _ => Ok(self.layout.get_many(ctx.tenant(), kind, &ids).await?),
         }
     }
 
@@ -221,7 +222,7 @@ impl Service {
         let mut out: Vec<Stored> = Vec::new();
         loop {
             let after = out.last().map(|s| s.id().to_string());
-            let batch = self.layout.page(ctx.tenant, kind, after.as_deref(), WALK_BATCH).await?;
+            let batch = self.layout.page(ctx.tenant(), kind, after.as_deref(), WALK_BATCH).await?;
             let n = batch.len();
             out.extend(batch);
             if n < WALK_BATCH {
@@ -236,8 +237,8 @@ impl Service {
         // the counters, and (past the first page) the checkpoint the previous page left exactly
         // here, in one read; only a jump to an unvisited position looks for the nearest one
         let (counts, exact) = match skip_to {
-            0 => (self.layout.counts(ctx.tenant, kind).await?, None),
-            p => self.layout.counts_and_checkpoint(ctx.tenant, kind, p).await?,
+            0 => (self.layout.counts(ctx.tenant(), kind).await?, None),
+            p => self.layout.counts_and_checkpoint(ctx.tenant(), kind, p).await?,
         };
         let mut page = Page { total: Some(counts.total), start_index: Some(start_index), resources: Vec::new(), next_cursor: None };
         if count == 0 || skip_to >= counts.total {
@@ -246,7 +247,7 @@ impl Service {
         let nearest = match (skip_to, exact) {
             (0, _) => None,
             (_, Some(c)) => Some(c),
-            (p, None) => self.layout.checkpoint(ctx.tenant, kind, p, counts.deletes).await?,
+            (p, None) => self.layout.checkpoint(ctx.tenant(), kind, p, counts.deletes).await?,
         };
         let (mut position, mut after) = match nearest {
             Some((pos, id)) => (pos, Some(id)),
@@ -256,7 +257,7 @@ impl Service {
         // and one at the page start, so the same deep page costs O(count) next time
         while position < skip_to {
             let step = (skip_to - position).min(CHECKPOINT_STRIDE);
-            let batch = self.layout.page_ids(ctx.tenant, kind, after.as_deref(), step as usize).await?;
+            let batch = self.layout.page_ids(ctx.tenant(), kind, after.as_deref(), step as usize).await?;
             let Some(last) = batch.last() else {
                 return Ok(page);
             };
@@ -269,7 +270,7 @@ impl Service {
                 self.save_checkpoint(ctx, kind, position, after.as_deref(), counts.deletes).await;
             }
         }
-        let items = self.layout.page(ctx.tenant, kind, after.as_deref(), count as usize).await?;
+        let items = self.layout.page(ctx.tenant(), kind, after.as_deref(), count as usize).await?;
         let end = skip_to + items.len() as u64;
         if let Some(last) = items.last()
             && end < counts.total
@@ -283,7 +284,7 @@ impl Service {
     /// A checkpoint is an optimisation: failing to write one never fails the request.
     pub(super) async fn save_checkpoint(&self, ctx: Ctx<'_>, kind: Kind, position: u64, after: Option<&str>, deletes: u64) {
         if let Some(a) = after
-            && let Err(e) = self.layout.save_checkpoint(ctx.tenant, kind, position, a, deletes).await
+            && let Err(e) = self.layout.save_checkpoint(ctx.tenant(), kind, position, a, deletes).await
         {
             tracing::warn!(error = %e, "could not save a page checkpoint");
         }
@@ -292,8 +293,8 @@ impl Service {
     /// RFC 9865 cursor page over the whole collection: one query from the cursor's position.
     pub(super) async fn cursor_page(&self, ctx: Ctx<'_>, kind: Kind, cursor: &str, count: u64, shape: &str) -> Result<Page> {
         let after = if cursor.is_empty() { None } else { self.open_cursor(ctx, cursor, shape).await?.0 };
-        let counts = self.layout.counts(ctx.tenant, kind).await?;
-        let mut items = self.layout.page(ctx.tenant, kind, after.as_deref(), count as usize + 1).await?;
+        let counts = self.layout.counts(ctx.tenant(), kind).await?;
+        let mut items = self.layout.page(ctx.tenant(), kind, after.as_deref(), count as usize + 1).await?;
         let more = items.len() as u64 > count;
         items.truncate(count as usize);
         let next_cursor = match items.last() {
@@ -319,11 +320,11 @@ impl Service {
     /// Seals a cursor (see [`crate::cursor`]) under the deployment's seal key.
     pub(super) async fn seal_cursor(&self, ctx: Ctx<'_>, after: Option<&str>, offset: Option<u64>, shape: &str) -> Result<String> {
         let at = cursor::Position { after: after.map(str::to_string), offset };
-        cursor::seal(self.seal_key().await?, ctx.tenant, shape, at, crate::time::unix_now())
+        cursor::seal(self.seal_key().await?, ctx.tenant(), shape, at, crate::time::unix_now())
     }
 
     pub(super) async fn open_cursor(&self, ctx: Ctx<'_>, c: &str, shape: &str) -> Result<(Option<String>, Option<u64>)> {
-        let at = cursor::open(self.seal_key().await?, c, ctx.tenant, shape, crate::time::unix_now())?;
+        let at = cursor::open(self.seal_key().await?, c, ctx.tenant(), shape, crate::time::unix_now())?;
         Ok((at.after, at.offset))
     }
 }

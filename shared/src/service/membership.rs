@@ -19,7 +19,7 @@ impl Service {
         let mut found: BTreeSet<String> = BTreeSet::new();
         let mut addable: BTreeSet<String> = BTreeSet::new();
         for chunk in ids.chunks(100) {
-            for s in self.layout.get_many(ctx.tenant, Kind::User, chunk).await? {
+            for s in self.layout.get_many(ctx.tenant(), Kind::User, chunk).await? {
                 if !deprovisions(ctx, &s.doc) {
                     addable.insert(s.id().to_string());
                 }
@@ -50,7 +50,7 @@ impl Service {
         }
         let needs_all = Plan::needs_current(ops) || ops.iter().any(|o| matches!(o, MemberOp::Replace(_) | MemberOp::RemoveAll));
         let current: Option<BTreeSet<String>> =
-            if needs_all { Some(self.layout.members(ctx.tenant, gid).await?.into_iter().collect()) } else { None };
+            if needs_all { Some(self.layout.members(ctx.tenant(), gid).await?.into_iter().collect()) } else { None };
         let rt = group_type();
         let matches = |f: &filter::Filter, uid: &str| {
             let target = crate::path::Target { ext: None, def: rt.schema.attr("members").unwrap_or(&rt.schema.attrs[0]), sub: None };
@@ -66,7 +66,7 @@ impl Service {
             Plan::Delta { add, remove } => {
                 // re-adding a member or removing an absent one writes nothing (IdPs retry)
                 let asked: Vec<String> = add.iter().chain(remove.iter()).cloned().collect();
-                let present: BTreeSet<String> = self.layout.are_members(ctx.tenant, gid, &asked).await?.into_iter().collect();
+                let present: BTreeSet<String> = self.layout.are_members(ctx.tenant(), gid, &asked).await?.into_iter().collect();
                 MemberDelta {
                     add: add.into_iter().filter(|u| !present.contains(u)).collect(),
                     remove: remove.into_iter().filter(|u| present.contains(u)).collect(),

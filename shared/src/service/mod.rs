@@ -31,29 +31,43 @@ const MAX_KEY_TEXT: usize = 512;
 const WRITE_ATTEMPTS: usize = 4;
 pub use crate::members::MAX_MEMBER_CHANGES;
 
-/// Who and where: the tenant (from the authorizer only) and the base URL for `location`s.
+/// Who and where: the caller's principal (built only by authentication: its tenant, role,
+/// permissions and the tenant's policies), the base URL for `location`s, the tenant's resource
+/// types, and where undeclared extension URNs are noted.
 #[derive(Debug, Clone, Copy)]
 pub struct Ctx<'a> {
-    pub tenant: &'a str,
+    pub principal: &'a crate::auth::Principal,
     pub base_url: &'a str,
-    /// The tenant's role policy (from the authorizer), when it has one.
-    pub roles: Option<&'a crate::roles::RolesPolicy>,
-    /// The tenant's deactivation policy (from the authorizer).
-    pub deactivation: crate::tenancy::Deactivation,
-    /// What the caller's key may do (from the authorizer).
-    pub permissions: &'a [Permission],
-    /// The tenant's externalId policy (from the authorizer).
-    pub external_id_policy: crate::tenancy::ExternalIdPolicy,
     /// The tenant's resource types: the built-in ones and its declared extensions.
     pub types: &'a TenantSchemas,
     /// Where extension URNs the tenant does not declare are refused or noted.
     pub undeclared: &'a resource::Undeclared,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// The caller's tenant.
+    pub fn tenant(&self) -> &'a str {
+        &self.principal.tenant_id
+    }
+
+    /// The tenant's role policy, when it has one.
+    pub fn roles(&self) -> Option<&'a crate::roles::RolesPolicy> {
+        self.principal.roles_policy.as_ref()
+    }
+
+    /// The tenant's deactivation policy.
+    pub fn deactivation(&self) -> crate::tenancy::Deactivation {
+        self.principal.deactivation
+    }
+
+    /// The tenant's externalId policy.
+    pub fn external_id_policy(&self) -> ExternalIdPolicy {
+        self.principal.external_id_policy
+    }
+
     /// Whether the caller's key holds a permission.
     pub fn may(&self, p: Permission) -> bool {
-        self.permissions.contains(&p)
+        self.principal.may(p)
     }
 }
 
@@ -116,7 +130,7 @@ fn claims(ctx: Ctx<'_>, kind: Kind, doc: &Map<String, Value>) -> Result<Claims> 
     Ok(Claims {
         name,
         external_id,
-        external_id_unique: ctx.external_id_policy == ExternalIdPolicy::Unique,
+        external_id_unique: ctx.external_id_policy() == ExternalIdPolicy::Unique,
         attributes: attribute_claims(ctx.types.of(kind), doc),
         inactive: kind == Kind::User && is_inactive(doc),
     })
@@ -196,7 +210,7 @@ fn deprovisions(ctx: Ctx<'_>, doc: &Map<String, Value>) -> bool {
 
 /// Whether a user, active or not, belongs to no group under the tenant's policy.
 fn leaves_groups(ctx: Ctx<'_>, inactive: bool) -> bool {
-    inactive && ctx.deactivation == crate::tenancy::Deactivation::RemoveMemberships
+    inactive && ctx.deactivation() == crate::tenancy::Deactivation::RemoveMemberships
 }
 
 /// Whether a rendered resource was just written, and how.
@@ -264,14 +278,14 @@ impl Service {
         check_protected(ctx, kind, None, &doc)?;
         check_identity_text(&doc)?;
         if kind == Kind::User {
-            apply_roles_policy(&mut doc, ctx.roles);
+            apply_roles_policy(&mut doc, ctx.roles());
         }
         let claims = claims(ctx, kind, &doc)?;
         self.check_external_id(ctx, kind, None, None, &claims).await?;
         let id = uuid::Uuid::now_v7().to_string();
         let now = crate::time::now();
         let full = with_meta(rt, &id, doc, &now, &now, 1);
-        match self.layout.create(ctx.tenant, kind, &full, &claims, &delta).await? {
+        match self.layout.create(ctx.tenant(), kind, &full, &claims, &delta).await? {
             Ok(()) => Ok((Stored::written(&id, full, 1), Written::Created)),
             Err(c) => Err(conflict(kind, c, &full)),
         }
@@ -281,10 +295,10 @@ impl Service {
     /// document's externalId. Several holders are a 409 (which to relink is not ours to guess).
     async fn relink_target(&self, ctx: Ctx<'_>, kind: Kind, doc: &Map<String, Value>) -> Result<Option<String>> {
         let Some(ext) = doc.get("externalId").and_then(Value::as_str).filter(|_| kind == Kind::User) else { return Ok(None) };
-        if ctx.external_id_policy != ExternalIdPolicy::Relink {
+        if ctx.external_id_policy() != ExternalIdPolicy::Relink {
             return Ok(None);
         }
-        let holders = self.layout.external_id_holders(ctx.tenant, kind, ext).await?;
+        let holders = self.layout.external_id_holders(ctx.tenant(), kind, ext).await?;
         match holders.len() {
             0 => Ok(None),
             1 => Ok(holders.into_iter().next()),
@@ -302,7 +316,7 @@ impl Service {
         if old.is_some_and(|o| o.external_id.as_deref() == Some(ext)) {
             return Ok(());
         }
-        let holders = self.layout.external_id_holders(ctx.tenant, kind, ext).await?;
+        let holders = self.layout.external_id_holders(ctx.tenant(), kind, ext).await?;
         if holders.iter().any(|h| Some(h.as_str()) != id) {
             return Err(ScimError::Conflict(format!(
                 "externalId '{ext}' already belongs to another {} in this tenant (its externalId policy is 'unique')",
@@ -315,7 +329,7 @@ impl Service {
     /// `GET /{Users|Groups}/{id}`: the stored text (see `read`).
     pub async fn get_text(&self, ctx: Ctx<'_>, kind: Kind, id: &str) -> Result<StoredText> {
         self.layout
-            .get_text(ctx.tenant, kind, id)
+            .get_text(ctx.tenant(), kind, id)
             .await?
             .ok_or_else(|| ScimError::NotFound(format!("no {} '{id}'", resource_type(kind).name.to_lowercase())))
     }
@@ -373,18 +387,18 @@ impl Service {
             check_immutable(ctx.types.of(kind), &old.doc, &new_doc)?;
             check_identity_text(&new_doc)?;
             if kind == Kind::User {
-                apply_roles_policy(&mut new_doc, ctx.roles);
+                apply_roles_policy(&mut new_doc, ctx.roles());
             }
             let delta = self.member_delta(ctx, id, member_ops).await?;
             if kind == Kind::Group {
-                let has_members = async { Ok(self.layout.has_members(ctx.tenant, id).await?) };
+                let has_members = async { Ok(self.layout.has_members(ctx.tenant(), id).await?) };
                 check_group_grants(ctx, Some(&old.doc), Some(&new_doc), &delta, has_members).await?;
             }
             let created = old.doc.get("meta").and_then(|m| m.get("created")).and_then(Value::as_str).unwrap_or_default().to_string();
             let candidate = with_meta(rt, id, new_doc, &created, &crate::time::now(), old.version + 1);
             if crate::diff::same_attributes(&old.doc, &candidate) {
                 if !delta.is_empty() {
-                    match self.layout.change_members(ctx.tenant, id, &delta).await? {
+                    match self.layout.change_members(ctx.tenant(), id, &delta).await? {
                         Ok(()) => {}
                         Err(_) => return Err(ScimError::NotFound(format!("no group '{id}'"))),
                     }
@@ -396,10 +410,10 @@ impl Service {
             self.check_external_id(ctx, kind, Some(id), Some(&old_claims), &new_claims).await?;
             let outcome = if kind == Kind::User && deprovisions(ctx, &candidate) {
                 // deactivation and leaving the groups in one transaction when they fit
-                let groups = self.layout.groups_of(ctx.tenant, id).await?;
-                self.layout.update_leaving_groups(ctx.tenant, &old, &candidate, (&old_claims, &new_claims), &groups).await?
+                let groups = self.layout.groups_of(ctx.tenant(), id).await?;
+                self.layout.update_leaving_groups(ctx.tenant(), &old, &candidate, (&old_claims, &new_claims), &groups).await?
             } else {
-                self.layout.update(ctx.tenant, kind, &old, &candidate, (&old_claims, &new_claims), &delta).await?.map(|()| true)
+                self.layout.update(ctx.tenant(), kind, &old, &candidate, (&old_claims, &new_claims), &delta).await?.map(|()| true)
             };
             match outcome {
                 Ok(complete) => {
@@ -424,7 +438,7 @@ impl Service {
     /// request.
     async fn deprovision_if_inactive(&self, ctx: Ctx<'_>, kind: Kind, s: &Stored) -> Result<()> {
         if kind == Kind::User && deprovisions(ctx, &s.doc) {
-            let n = self.layout.remove_from_all_groups(ctx.tenant, s.id()).await?;
+            let n = self.layout.remove_from_all_groups(ctx.tenant(), s.id()).await?;
             if n > 0 {
                 tracing::info!(memberships = n, "deprovisioned a deactivated user from its groups");
             }
@@ -438,15 +452,15 @@ impl Service {
             let old = self.get(ctx, kind, id).await?;
             check_if_match(if_match, old.version)?;
             if kind == Kind::Group {
-                let has_members = async { Ok(self.layout.has_members(ctx.tenant, id).await?) };
+                let has_members = async { Ok(self.layout.has_members(ctx.tenant(), id).await?) };
                 check_group_grants(ctx, Some(&old.doc), None, &MemberDelta::default(), has_members).await?;
             }
             match kind {
-                Kind::User => self.layout.remove_from_all_groups(ctx.tenant, id).await?,
-                Kind::Group => self.layout.remove_all_members(ctx.tenant, id).await?,
+                Kind::User => self.layout.remove_from_all_groups(ctx.tenant(), id).await?,
+                Kind::Group => self.layout.remove_all_members(ctx.tenant(), id).await?,
             };
             let claims = claims(ctx, kind, &old.doc)?;
-            match self.layout.delete(ctx.tenant, kind, &old, &claims).await? {
+            match self.layout.delete(ctx.tenant(), kind, &old, &claims).await? {
                 Ok(()) => return Ok(()),
                 Err(_) if if_match.is_none() => continue,
                 Err(_) => return Err(ScimError::PreconditionFailed("the resource changed since the If-Match version".into())),

@@ -34,7 +34,7 @@ pub(super) fn check_protected(ctx: Ctx<'_>, kind: Kind, old: Option<&Map<String,
 /// The workspace role a group grants its members under the tenant's rule (by its name).
 fn grant(ctx: Ctx<'_>, doc: Option<&Map<String, Value>>) -> Option<(String, String)> {
     let name = doc?.get("displayName")?.as_str()?;
-    ctx.roles?.grant_of(name)
+    ctx.roles()?.grant_of(name)
 }
 
 /// What a group write does to the workspace roles the tenant's rule derives from group names,
@@ -51,7 +51,7 @@ pub(super) async fn check_group_grants(
     delta: &MemberDelta,
     has_members: impl std::future::Future<Output = Result<bool>>,
 ) -> Result<()> {
-    if ctx.may(Permission::EditRoles) || ctx.roles.is_none_or(|p| p.group_rule.is_none()) {
+    if ctx.may(Permission::EditRoles) || ctx.roles().is_none_or(|p| p.group_rule.is_none()) {
         return Ok(());
     }
     let (before, after) = (grant(ctx, old), grant(ctx, new));
@@ -95,7 +95,7 @@ pub(super) fn effective(ctx: Ctx<'_>, attr: &str, v: Option<&Value>) -> Value {
         doc.insert(attr.to_string(), v.clone());
     }
     if attr == "roles" {
-        apply_roles_policy(&mut doc, ctx.roles);
+        apply_roles_policy(&mut doc, ctx.roles());
     }
     doc.remove(attr).unwrap_or(Value::Null)
 }

@@ -40,14 +40,14 @@ impl Service {
         let list: Vec<Value> = match kind {
             _ if !expands(kind, projection, in_list) => Vec::new(),
             Kind::Group => {
-                let ids = self.layout.members(ctx.tenant, id).await?;
+                let ids = self.layout.members(ctx.tenant(), id).await?;
                 ids.iter().map(|u| json!({"value": u, "$ref": reference("Users", u), "type": "User"})).collect()
             }
             // a user the tenant's policy deprovisions belongs to no group (its memberships were
             // removed with the deactivation): nothing to read
             Kind::User if !leaves_groups(ctx, inactive) => {
-                let gids = self.layout.groups_of(ctx.tenant, id).await?;
-                let groups = if gids.is_empty() { Vec::new() } else { self.layout.get_many(ctx.tenant, Kind::Group, &gids).await? };
+                let gids = self.layout.groups_of(ctx.tenant(), id).await?;
+                let groups = if gids.is_empty() { Vec::new() } else { self.layout.get_many(ctx.tenant(), Kind::Group, &gids).await? };
                 groups
                     .iter()
                     .map(|g| json!({"value": g.id(), "$ref": reference("Groups", g.id()), "display": g.doc.get("displayName"), "type": "direct"}))
@@ -64,7 +64,7 @@ impl Service {
     /// (`resource::render_members`: nothing is parsed but `meta`); otherwise through `render`.
     pub async fn read(&self, ctx: Ctx<'_>, kind: Kind, s: &StoredText, projection: &Projection<'_>) -> Result<Vec<u8>> {
         let rt = ctx.types.of(kind);
-        let computed = kind == Kind::User && ctx.roles.is_some(); // effectiveRoles
+        let computed = kind == Kind::User && ctx.roles().is_some(); // effectiveRoles
         if projection.keeps_stored_members(rt) && !rt.hides_values && !computed {
             let doc = resource::StoredMembers::parse(s.text()).map_err(|e| s.corrupt(e))?;
             let id = doc.id().ok_or_else(|| s.without_id())?;
@@ -102,7 +102,7 @@ impl Service {
             tracing::warn!(error = %e, "change committed; its response leaves out members/groups");
         }
         if kind == Kind::User && projection.returns(Some(crate::schema::URN_ACCESS), "effectiveRoles") {
-            effective_roles(&mut doc, ctx.roles);
+            effective_roles(&mut doc, ctx.roles());
         }
         Ok(projection.apply(rt, resource::render(rt, doc, ctx.base_url)))
     }
@@ -136,16 +136,19 @@ mod tests {
         table.write(vec![Write::Put { item, cond: Cond::Always }]).await.unwrap();
         let types = TenantSchemas::builtin();
         let undeclared = resource::Undeclared::default();
-        let ctx = Ctx {
-            tenant: "t",
-            base_url: "https://x/scim/v2",
-            roles: None,
+        let principal = crate::auth::Principal {
+            tenant_id: "t".into(),
+            key_id: "k".into(),
+            role: "reader".into(),
+            rate_limit: None,
+            roles_policy: None,
+            permissions: vec![],
             deactivation: Default::default(),
-            permissions: &[],
             external_id_policy: Default::default(),
-            types: &types,
-            undeclared: &undeclared,
+            unknown_extensions: Default::default(),
+            schemas_version: 0,
         };
+        let ctx = Ctx { principal: &principal, base_url: "https://x/scim/v2", types: &types, undeclared: &undeclared };
         let s = svc.get_text(ctx, Kind::User, "u1").await.unwrap();
         let body = String::from_utf8(svc.read(ctx, Kind::User, &s, &Projection::default()).await.unwrap()).unwrap();
         assert!(body.contains(r#""x":[1.50, 2]"#), "{body}");
