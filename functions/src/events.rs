@@ -5,37 +5,78 @@
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use scim_core::store::dynamo::item_from_stream_image;
+use serde::Deserialize;
 use serde_json::Value;
+
+/// What the pipe hands over: the stream records of a batch, as an array or as `{"Records": […]}`.
+/// Typed here, with only what events need (`aws_lambda_events`' DynamoDB types would bring
+/// chrono and serde_dynamo into the function for these four fields).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Batch {
+    Records(Vec<StreamRecord>),
+    Wrapped {
+        #[serde(rename = "Records")]
+        records: Vec<StreamRecord>,
+    },
+}
+
+/// One stream record: its id and the change it carries.
+#[derive(Debug, Deserialize)]
+pub struct StreamRecord {
+    #[serde(rename = "eventID", default)]
+    pub event_id: String,
+    #[serde(default)]
+    pub dynamodb: StreamChange,
+}
+
+/// A record's change: when the stream saw it, its place in the item's order, the images.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StreamChange {
+    /// Seconds since the epoch (milliseconds when the stream asks for them).
+    #[serde(default)]
+    pub approximate_creation_date_time: Option<f64>,
+    #[serde(default)]
+    pub sequence_number: Option<String>,
+    #[serde(default)]
+    pub old_image: Option<Value>,
+    #[serde(default)]
+    pub new_image: Option<Value>,
+}
+
+impl Batch {
+    fn records(&self) -> &[StreamRecord] {
+        match self {
+            Batch::Records(r) | Batch::Wrapped { records: r } => r,
+        }
+    }
+}
 
 /// Runs the Lambda.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     crate::init_tracing(true);
-    lambda_runtime::run_concurrent(service_fn(|event: LambdaEvent<Value>| async move {
+    lambda_runtime::run_concurrent(service_fn(|event: LambdaEvent<Batch>| async move {
         Ok::<Value, lambda_runtime::Error>(enrich(&event.payload))
     }))
     .await
 }
 
-/// Stream records (an array, or `{"Records": [...]}`) → EventBridge entries. Each event names
-/// its stream record (`eventId`, `sequenceNumber`: consumers drop duplicates and order changes
-/// of one item) and carries the time of the change, not of the enrichment.
-pub fn enrich(payload: &Value) -> Value {
-    let records = payload.as_array().or_else(|| payload.get("Records").and_then(Value::as_array)).cloned().unwrap_or_default();
+/// Stream records → EventBridge entries. Each event names its stream record (`eventId`,
+/// `sequenceNumber`: consumers drop duplicates and order changes of one item) and carries the
+/// time of the change, not of the enrichment.
+pub fn enrich(batch: &Batch) -> Value {
     let mut out = Vec::new();
-    for r in &records {
-        let ddb = r.get("dynamodb");
-        let old = ddb.and_then(|d| d.get("OldImage")).and_then(item_from_stream_image);
-        let new = ddb.and_then(|d| d.get("NewImage")).and_then(item_from_stream_image);
-        // ApproximateCreationDateTime: seconds since the epoch (milliseconds when the stream
-        // asks for them), as a number
-        let created = ddb.and_then(|d| d.get("ApproximateCreationDateTime")).and_then(Value::as_f64).and_then(|t| {
+    for r in batch.records() {
+        let ddb = &r.dynamodb;
+        let old = ddb.old_image.as_ref().and_then(item_from_stream_image);
+        let new = ddb.new_image.as_ref().and_then(item_from_stream_image);
+        let created = ddb.approximate_creation_date_time.and_then(|t| {
             let ms = if t > 1e11 { t } else { t * 1000.0 };
             scim_core::time::format_unix_millis(ms as i64)
         });
-        let id = r.get("eventID").and_then(Value::as_str).unwrap_or_default();
-        let sequence = ddb.and_then(|d| d.get("SequenceNumber")).and_then(Value::as_str);
         for mut e in scim_core::events::derive_at(old.as_ref(), new.as_ref(), created.as_deref()) {
-            e.identify(id, sequence);
+            e.identify(&r.event_id, ddb.sequence_number.as_deref());
             out.push(e.to_entry());
         }
     }
@@ -58,7 +99,7 @@ mod tests {
                 "OldImage": {"pk": {"S": "TENANT#acme#GROUP#g1"}, "sk": {"S": "MEMBER#u1"}, "gsi1pk": {"S": "TENANT#acme#USER#u1"}, "gsi1sk": {"S": "GROUP#g1"}, "v": {"N": "1"}, "doc": {"S": "{}"}}}},
             {"eventName": "INSERT", "dynamodb": {"NewImage": {"pk": {"S": "TENANT#acme"}, "sk": {"S": "COUNT"}, "n_users": {"N": "3"}}}}
         ]);
-        let out = enrich(&batch);
+        let out = enrich(&serde_json::from_value(batch).unwrap());
         let types: Vec<&str> = out.as_array().unwrap().iter().filter_map(|e| e["detail-type"].as_str()).collect();
         assert_eq!(types, vec!["user.deactivated", "membership.removed"]);
         assert_eq!(out[0]["source"], "scim-serverless");

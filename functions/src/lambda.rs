@@ -3,7 +3,7 @@
 
 use lambda_http::{Body, Request, RequestExt, Response, request::RequestContext, service_fn};
 use scim_core::auth::Principal;
-use scim_core::edge::{self, App, Route};
+use scim_core::edge::{self, App};
 use scim_core::error::ScimError;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -22,12 +22,11 @@ pub async fn run(function: &'static str) -> Result<(), lambda_http::Error> {
             Err(e.to_string())
         }
     };
-    let routes: Arc<[Route]> = edge::routes_of(function).into();
     lambda_http::run_concurrent(service_fn(move |event: Request| {
-        let (app, routes) = (app.clone(), routes.clone());
+        let app = app.clone();
         async move {
             Ok::<_, Infallible>(match &app {
-                Ok(app) => handle(app, &routes, event).await,
+                Ok(app) => handle(app, function, event).await,
                 Err(why) => to_lambda(edge::Response::error(&ScimError::Internal(format!("not configured: {why}")))),
             })
         }
@@ -63,7 +62,7 @@ pub async fn portal(app: &App, event: Request) -> Response<Body> {
 async fn serve_portal(app: &App, event: Request) -> Response<Body> {
     let base_url = base_url(&event);
     let req = rebased(event, portal_path);
-    let resp = scim_core::portal::handle(app.layout(), &req, &base_url).await;
+    let resp = scim_core::portal::handle(app.service.layout(), &req, &base_url).await;
     tracing::info!(method = %req.method(), path = %req.uri().path(), status = resp.status, "portal request");
     to_lambda(resp)
 }
@@ -125,11 +124,11 @@ fn trace_of(event: &Request) -> Option<scim_core::trace::TraceHeader> {
 
 /// Converts one event, serves it (its DynamoDB calls recorded under the invocation's trace when
 /// it is sampled), converts the response.
-pub async fn handle(app: &App, routes: &[Route], event: Request) -> Response<Body> {
-    scim_core::trace::within(trace_of(&event), serve(app, routes, event)).await
+pub async fn handle(app: &App, function: &str, event: Request) -> Response<Body> {
+    scim_core::trace::within(trace_of(&event), serve(app, function, event)).await
 }
 
-async fn serve(app: &App, routes: &[Route], event: Request) -> Response<Body> {
+async fn serve(app: &App, function: &str, event: Request) -> Response<Body> {
     let base_url = base_url(&event);
     let budget = event
         .lambda_context_ref()
@@ -138,7 +137,7 @@ async fn serve(app: &App, routes: &[Route], event: Request) -> Response<Body> {
     let principal = principal_of(&event);
     let req = rebased(event, scim_path);
     let resp = match principal {
-        Some(p) => within(budget, app.handle(&p, &req, &base_url, Some(routes))).await,
+        Some(p) => within(budget, app.handle(&p, &req, &base_url, Some(function))).await,
         None => edge::Response::error(&ScimError::Unauthorized("no authorizer context on the request".into())),
     };
     tracing::info!(method = %req.method(), path = %req.uri().path(), status = resp.status, "request");
@@ -170,9 +169,10 @@ fn rebased(event: Request, path_of: fn(&str) -> &str) -> edge::HttpRequest {
     http::Request::from_parts(parts, body_bytes(body))
 }
 
-/// The path under the base URL: everything after `/scim/v2` (`/v1/scim/v2/Users` → `/Users`).
+/// The path under the base URL (`/v1/scim/v2/Users` → `/Users`); a path not under it becomes
+/// `/`, which matches no route.
 fn scim_path(full: &str) -> &str {
-    full.find(scim_core::BASE_PATH).map(|i| &full[i + scim_core::BASE_PATH.len()..]).unwrap_or(full)
+    edge::path_under_base(full).unwrap_or("/")
 }
 
 fn body_bytes(body: Body) -> bytes::Bytes {
@@ -189,10 +189,11 @@ fn base_url(event: &Request) -> String {
         Some(RequestContext::ApiGatewayV1(ctx)) => ctx.stage.clone(),
         _ => None,
     };
+    let origin = ["https://", host].concat();
     match stage {
         // custom domains map the stage away; execute-api hosts keep it
-        Some(s) if host.contains(".execute-api.") => format!("https://{host}/{s}/scim/v2"),
-        _ => format!("https://{host}/scim/v2"),
+        Some(s) if host.contains(".execute-api.") => edge::base_url(&origin, &["/", &s].concat()),
+        _ => edge::base_url(&origin, ""),
     }
 }
 

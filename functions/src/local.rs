@@ -88,7 +88,7 @@ pub async fn open_store(choice: &StoreChoice, events: Option<PathBuf>) -> Result
 /// could not merge on stderr), then makes the local tenant and an admin key on first start;
 /// returns the key when it made one (or when `new_key` asks for another).
 pub async fn bootstrap(app: &App, new_key: bool) -> Result<Option<String>, ScimError> {
-    let report = scim_core::migrate::upgrade(app.layout(), &mut |line| eprintln!("scim-local: {line}")).await?;
+    let report = scim_core::migrate::upgrade(app.service.layout(), &mut |line| eprintln!("scim-local: {line}")).await?;
     if report.from.is_some_and(|v| v < report.to) || (report.from.is_none() && !report.initialised) {
         eprintln!("scim-local: store upgraded to layout {}", report.to);
     }
@@ -98,12 +98,12 @@ pub async fn bootstrap(app: &App, new_key: bool) -> Result<Option<String>, ScimE
             c.attribute, c.name, c.id, c.holder
         );
     }
-    let created = tenancy::create_tenant(app.layout(), LOCAL_TENANT, "Local development tenant").await?;
+    let created = tenancy::create_tenant(app.service.layout(), LOCAL_TENANT, "Local development tenant").await?;
     // a tenant without a single key: a first start that stopped between making the tenant and
     // its key (the key is made again rather than lost)
-    let keyless = !created && tenancy::list_keys(app.layout(), LOCAL_TENANT).await?.is_empty();
+    let keyless = !created && tenancy::list_keys(app.service.layout(), LOCAL_TENANT).await?.is_empty();
     if created || keyless || new_key {
-        return Ok(Some(tenancy::create_key(app.layout(), LOCAL_TENANT, "admin", None).await?.token));
+        return Ok(Some(tenancy::create_key(app.service.layout(), LOCAL_TENANT, "admin", None).await?.token));
     }
     Ok(None)
 }
@@ -136,7 +136,7 @@ impl PublicUrl {
 
     /// The SCIM base URL under it.
     pub fn base_url(&self) -> String {
-        [self.origin.as_str(), BASE_PATH].concat()
+        edge::base_url(&self.origin, "")
     }
 
     /// What to tell the person starting the server about it, if anything.
@@ -148,7 +148,7 @@ impl PublicUrl {
 
 /// A fresh setup link for the local tenant (printed as `SCIM_PORTAL_URL` on every start).
 pub async fn portal_link(app: &App, base_url: &str, hours: i64) -> Result<String, ScimError> {
-    let (token, _) = scim_core::setup_link::make_link(app.layout(), LOCAL_TENANT, hours).await?;
+    let (token, _) = scim_core::setup_link::make_link(app.service.layout(), LOCAL_TENANT, hours).await?;
     Ok(scim_core::setup_link::link_url(base_url, &token))
 }
 
@@ -194,7 +194,7 @@ async fn serve_one(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpA
         Some(b) => b.to_string(),
         None => {
             let host = parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
-            ["http://", host, BASE_PATH].concat()
+            edge::base_url(&["http://", host].concat(), "")
         }
     };
     if parts.uri.path() == "/portal" || parts.uri.path().starts_with("/portal/") {
@@ -203,13 +203,13 @@ async fn serve_one(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpA
             Err(e) => return edge::Response::error(&e),
         };
         let preq = hyper::Request::from_parts(parts, body);
-        return scim_core::portal::handle(app.layout(), &preq, &base_url).await;
+        return scim_core::portal::handle(app.service.layout(), &preq, &base_url).await;
     }
     // the URI the client sent (a clone shares its bytes): the path under the base URL is cut
     // from it once, and the request keeps it unchanged
     let uri = parts.uri.clone();
     // `/scim/v2Users` is not under the base URL
-    let Some(path) = uri.path().strip_prefix(BASE_PATH).filter(|p| p.is_empty() || p.starts_with('/')) else {
+    let Some(path) = edge::path_under_base(uri.path()) else {
         return edge::Response::error(&ScimError::NotFound(format!("no endpoint at {}; the base URL is {BASE_PATH}", uri.path())));
     };
     let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());

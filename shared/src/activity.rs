@@ -85,7 +85,7 @@ mod tests {
     async fn entries_expire_after_the_retention() {
         use crate::store::{Query, Table};
         let table = std::sync::Arc::new(crate::store::embedded::EmbeddedTable::in_memory());
-        let layout = Layout { table: table.clone() };
+        let layout = Layout::new(table.clone());
         record(&layout, "acme", Entry { key_id: "k1", method: "GET", path: "/Users/x", status: 404, ..Default::default() }).await;
         let day = crate::time::now().get(..10).unwrap().to_string();
         let items = table.query(&Query::prefix(format!("TENANT#acme#AUDIT#{day}"), "AT#", None, 10)).await.unwrap();

@@ -4,10 +4,9 @@
 
 use crate::error::{Result, ScimError};
 use crate::roles::{Permission, RolesPolicy};
-use crate::store::layout::{KEY_SK, KEY_USE_SK, Layout, TENANT_SK, conf_pk, key_pk, key_use_pk};
-use crate::store::{Cond, Item, Shared, StoreError, Write};
+use crate::store::layout::{KEY_USE_UNIX, Layout};
+use crate::store::{Item, Shared, StoreError};
 use crate::tenancy::{Deactivation, ExternalIdPolicy, KeyRecord, TenantRecord, UnknownExtensions, hash_secret, parse_cidr};
-use serde_json::json;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -211,11 +210,7 @@ async fn authenticate_key(
     let tenant_id = key.tenant.as_deref().ok_or_else(|| deny("key without tenant"))?;
     let (tenant_item, stamp) = match prefetched {
         Some(p) if p.tenant == tenant_id => (p.record, p.stamp),
-        _ => {
-            let keys = [(conf_pk(tenant_id), TENANT_SK.to_string()), (key_use_pk(key_id), KEY_USE_SK.to_string())];
-            let mut got = layout.table.get_many(&keys).await?.into_iter();
-            (got.next().flatten(), got.next().flatten())
-        }
+        _ => layout.tenant_and_stamp(tenant_id, key_id).await?,
     };
     let Some(text) = tenant_item.as_ref().and_then(|i| i.doc.as_deref()) else {
         return Err(missing_tenant(layout, tenant_id, deny).await);
@@ -251,14 +246,9 @@ async fn authenticate_key(
 /// the hot path. A key seen for the first time takes a second read for its tenant.
 async fn read_key_and_tenant(layout: &Layout, key_id: &str) -> Result<(Option<Shared>, Option<Prefetched>)> {
     let known = KEY_VIEWS.peek(key_id).and_then(|v| v.1.tenant.clone());
-    let Some(tenant) = known else {
-        return Ok((layout.table.get(&key_pk(key_id), KEY_SK).await?, None));
-    };
-    let keys =
-        [(key_pk(key_id), KEY_SK.to_string()), (conf_pk(&tenant), TENANT_SK.to_string()), (key_use_pk(key_id), KEY_USE_SK.to_string())];
-    let mut got = layout.table.get_many(&keys).await?.into_iter();
-    let key = got.next().flatten();
-    Ok((key, Some(Prefetched { tenant, record: got.next().flatten(), stamp: got.next().flatten() })))
+    let items = layout.key_items(key_id, known.as_deref()).await?;
+    let prefetched = known.map(|tenant| Prefetched { tenant, record: items.tenant, stamp: items.stamp });
+    Ok((items.key, prefetched))
 }
 
 /// The tenant record and last-use stamp read beside a known key.
@@ -287,18 +277,15 @@ async fn missing_tenant(layout: &Layout, tenant_id: &str, deny: impl Fn(&'static
 async fn stamp_last_use(layout: &Layout, key_id: &str, stamp: Option<&Item>, now: i64) {
     // the time is also a number of the item (read on every request without parsing its text)
     let last = stamp.and_then(|i| {
-        i.nums.get("last_used_unix").copied().or_else(|| {
+        i.nums.get(KEY_USE_UNIX).copied().or_else(|| {
             i.doc.as_deref().and_then(|d| serde_json::from_str::<crate::tenancy::KeyUse>(d).ok()).and_then(|u| u.last_used_unix)
         })
     });
     if last.is_some_and(|t| now - t <= LAST_USE_EVERY) {
         return;
     }
-    let doc = json!({"last_used_unix": now, "last_used_at": crate::time::now()}).to_string();
-    let mut item = Item::new(key_use_pk(key_id), KEY_USE_SK, doc, 1);
-    item.nums.insert("last_used_unix".into(), now);
-    let write = Write::Put { item, cond: Cond::Always };
-    if let Err(e) = layout.table.write(vec![write]).await {
+    let record = crate::tenancy::KeyUse { last_used_unix: Some(now), last_used_at: Some(crate::time::now()) };
+    if let Err(e) = layout.stamp_key_use(key_id, &record, now).await {
         tracing::debug!(error = %e, "last-use stamp skipped");
     }
 }
@@ -412,7 +399,7 @@ mod tests {
     /// Moves a key's expiry into the past, as time would.
     async fn expire(layout: &Layout, key_id: &str) {
         layout
-            .modify_record::<KeyRecord>(&key_pk(key_id), KEY_SK, |r| {
+            .modify_key_record::<KeyRecord>(key_id, |r| {
                 r.expires_at = Some(crate::time::unix_now() - 1);
                 true
             })
@@ -424,7 +411,7 @@ mod tests {
     /// (it used to copy the old key's date, so a key rotated the day before dies with it).
     #[tokio::test]
     async fn rotation_refuses_dead_keys_and_gives_the_new_key_its_own_expiry() {
-        let layout = Layout { table: Arc::new(EmbeddedTable::in_memory()) };
+        let layout = Layout::new(Arc::new(EmbeddedTable::in_memory()));
         create_tenant(&layout, "acme", "Acme").await.unwrap();
         let now = crate::time::unix_now();
         let works = |token: String| {
@@ -441,20 +428,20 @@ mod tests {
         // a 30-day key rotated a day before it expires: the new one lasts 30 days from now
         let old = create_key(&layout, "acme", "provisioner", Some(now + 86_400)).await.unwrap();
         layout
-            .modify_record::<KeyRecord>(&key_pk(&old.key_id), KEY_SK, |r| {
+            .modify_key_record::<KeyRecord>(&old.key_id, |r| {
                 r.created = crate::time::format_unix_millis((now - 29 * 86_400) * 1000).unwrap();
                 true
             })
             .await
             .unwrap();
         let new = rotate_key(&layout, &old.key_id, None).await.unwrap();
-        let (rec, _) = layout.read_record::<KeyRecord>(&key_pk(&new.key_id), KEY_SK).await.unwrap().unwrap();
+        let (rec, _) = layout.key_record::<KeyRecord>(&new.key_id).await.unwrap().unwrap();
         let left = rec.expires_at.unwrap() - crate::time::unix_now();
         assert!((30 * 86_400 - 5..=30 * 86_400).contains(&left), "{left}");
         assert!(works(new.token.clone()).await && works(old.token.clone()).await);
         // an explicit expiry wins; never, when the tenant allows it
         let forever = rotate_key(&layout, &new.key_id, Some(None)).await.unwrap();
-        let (rec, _) = layout.read_record::<KeyRecord>(&key_pk(&forever.key_id), KEY_SK).await.unwrap().unwrap();
+        let (rec, _) = layout.key_record::<KeyRecord>(&forever.key_id).await.unwrap().unwrap();
         assert_eq!(rec.expires_at, None);
         // a tenant maximum: no key beyond it, none that never expires; rotation keeps within it
         let max = TenantChange { max_key_lifetime_days: Some(Some(10)), ..Default::default() };
@@ -462,20 +449,20 @@ mod tests {
         assert_eq!(create_key(&layout, "acme", "provisioner", None).await.err().map(|e| e.status()), Some(400));
         assert!(create_key(&layout, "acme", "provisioner", Some(now + 11 * 86_400)).await.is_err());
         let capped = rotate_key(&layout, &forever.key_id, None).await.unwrap();
-        let (rec, _) = layout.read_record::<KeyRecord>(&key_pk(&capped.key_id), KEY_SK).await.unwrap().unwrap();
+        let (rec, _) = layout.key_record::<KeyRecord>(&capped.key_id).await.unwrap().unwrap();
         assert!(rec.expires_at.is_some_and(|t| t <= crate::time::unix_now() + 10 * 86_400));
         assert!(works(capped.token).await);
     }
 
     #[tokio::test]
     async fn keys_authenticate_and_are_stored_hashed() {
-        let layout = Layout { table: Arc::new(EmbeddedTable::in_memory()) };
+        let layout = Layout::new(Arc::new(EmbeddedTable::in_memory()));
         assert!(create_tenant(&layout, "acme", "Acme").await.unwrap());
         assert!(!create_tenant(&layout, "acme", "Acme").await.unwrap());
         let k = create_key(&layout, "acme", "admin", None).await.unwrap();
         let p = authenticate(&layout, Some(&format!("Bearer {}", k.token)), None).await.unwrap();
         assert_eq!(p.tenant_id, "acme");
-        let (rec, _) = layout.get_record(&key_pk(&k.key_id), KEY_SK).await.unwrap().unwrap();
+        let (rec, _) = layout.key_record::<serde_json::Value>(&k.key_id).await.unwrap().unwrap();
         let secret = k.token.rsplit_once('_').map(|(_, s)| s).unwrap_or_default();
         assert!(!rec.to_string().contains(secret), "the secret is never stored");
         let wrong = format!("Bearer scim_{}_{}", k.key_id, "A".repeat(43));

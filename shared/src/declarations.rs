@@ -5,7 +5,8 @@
 
 use crate::error::{Result, ScimError};
 use crate::extensions::{self, Declaration, MAX_DECLARATION_BYTES};
-use crate::store::layout::{Kind, Layout};
+use crate::kind::Kind;
+use crate::store::layout::Layout;
 use serde_json::{Value, json};
 
 /// The `schemas` value of the declarations list.
@@ -110,7 +111,7 @@ async fn refuse_if_held(layout: &Layout, tenant: &str, kind: Kind, urn: &str, at
 /// authorizer's cache expires in AWS).
 async fn commit(layout: &Layout, tenant: &str, list: &[Declaration], read_version: Option<u64>) -> Result<()> {
     let (mut rec, tenant_version) = layout
-        .read_record::<crate::tenancy::TenantRecord>(&crate::store::layout::conf_pk(tenant), crate::store::layout::TENANT_SK)
+        .tenant_record::<crate::tenancy::TenantRecord>(tenant)
         .await?
         .ok_or_else(|| ScimError::NotFound(format!("no tenant '{tenant}'")))?;
     rec.schemas_version = read_version.unwrap_or(0) + 1;

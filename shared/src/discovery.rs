@@ -4,24 +4,17 @@
 use crate::error::{Result, ScimError};
 use crate::extensions::TenantSchemas;
 use crate::list_query::{DEFAULT_COUNT, MAX_COUNT};
-use crate::schema::{SchemaDef, URN_LIST, URN_SPC};
+use crate::messages::ListResponse;
+use crate::schema::{SchemaDef, URN_SPC};
 use serde_json::{Value, json};
 
 /// Largest request body accepted, bytes.
 pub const MAX_PAYLOAD: usize = 1024 * 1024;
 
-/// The extension of `/ServiceProviderConfig` stating this server's size limits.
-pub const URN_LIMITS: &str = "urn:scim-serverless:schemas:extension:limits:1.0:ServiceProviderConfig";
-
 /// `GET /ServiceProviderConfig`.
 pub fn service_provider_config(base_url: &str) -> Value {
     json!({
-        "schemas": [URN_SPC, URN_LIMITS],
-        URN_LIMITS: {
-            "maxPayloadBytes": MAX_PAYLOAD,
-            "maxResourceBytes": crate::store::layout::MAX_DOCUMENT_BYTES,
-            "maxMemberChangesPerRequest": crate::members::MAX_MEMBER_CHANGES,
-        },
+        "schemas": [URN_SPC],
         "documentationUri": "https://github.com/scim-serverless/scim-serverless#readme",
         "patch": {"supported": true},
         "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
@@ -50,18 +43,12 @@ pub fn service_provider_config(base_url: &str) -> Value {
     })
 }
 
-fn list(resources: Vec<Value>) -> Value {
-    json!({
-        "schemas": [URN_LIST],
-        "totalResults": resources.len(),
-        "startIndex": 1,
-        "itemsPerPage": resources.len(),
-        "Resources": resources,
-    })
+fn list(resources: Vec<Value>) -> ListResponse {
+    ListResponse::whole(resources)
 }
 
 /// `GET /ResourceTypes`: the tenant's types, its declared extensions listed with the built-in.
-pub fn resource_type_list(base_url: &str, types: &TenantSchemas, with_access: bool) -> Value {
+pub fn resource_type_list(base_url: &str, types: &TenantSchemas, with_access: bool) -> ListResponse {
     list([&types.user, &types.group].iter().map(|r| r.to_json(base_url, with_access)).collect())
 }
 
@@ -81,7 +68,7 @@ fn schemas_of(types: &TenantSchemas, with_access: bool) -> impl Iterator<Item = 
 }
 
 /// `GET /Schemas`.
-pub fn schema_list(base_url: &str, types: &TenantSchemas, with_access: bool) -> Value {
+pub fn schema_list(base_url: &str, types: &TenantSchemas, with_access: bool) -> ListResponse {
     list(schemas_of(types, with_access).map(|s| s.to_json(base_url)).collect())
 }
 

@@ -5,7 +5,8 @@
 
 use crate::casefold;
 use crate::error::Result;
-use crate::store::layout::{Kind, LAYOUT_VERSION, Layout, REGISTRY_PK};
+use crate::kind::Kind;
+use crate::store::layout::{LAYOUT_VERSION, Layout};
 
 /// Claims read per step.
 const CLAIMS_PER_PAGE: usize = 500;
@@ -55,8 +56,7 @@ pub async fn upgrade(layout: &Layout, progress: &mut dyn FnMut(&str)) -> Result<
             from.unwrap_or_default()
         )));
     }
-    let tenants: Vec<String> =
-        layout.list_records(REGISTRY_PK, "TENANT#", 100_000).await?.iter().filter_map(|v| v["id"].as_str().map(str::to_string)).collect();
+    let tenants: Vec<String> = layout.tenant_ids(100_000).await?;
     report.tenants = tenants.len();
     if from == Some(LAYOUT_VERSION) || (from.is_none() && tenants.is_empty()) {
         report.initialised = from.is_none();
@@ -204,7 +204,7 @@ mod tests {
             ])
             .await
             .unwrap();
-        Layout { table }
+        Layout::new(table)
     }
 
     #[tokio::test]
@@ -222,12 +222,12 @@ mod tests {
         assert_eq!(layout.claimed_by("acme", Kind::User, Some("strasse"), None).await.unwrap().as_deref(), Some("u2"));
         assert_eq!(layout.claimed_by("acme", Kind::User, Some("stra\u{df}e"), None).await.unwrap().as_deref(), Some("u1"));
         // configuration moved out of the data partition; the key lost its settings copy
-        assert!(layout.table.get("TENANT#acme", "TENANT").await.unwrap().is_none());
-        assert!(layout.table.get("CONF#acme", "TENANT").await.unwrap().is_some());
-        assert!(layout.table.get("CONF#acme", "KEYREF#00112233aabbccdd").await.unwrap().is_some());
-        let key = layout.table.get("KEY#00112233aabbccdd", "KEY").await.unwrap().unwrap();
+        assert!(layout.table().get("TENANT#acme", "TENANT").await.unwrap().is_none());
+        assert!(layout.table().get("CONF#acme", "TENANT").await.unwrap().is_some());
+        assert!(layout.table().get("CONF#acme", "KEYREF#00112233aabbccdd").await.unwrap().is_some());
+        let key = layout.table().get("KEY#00112233aabbccdd", "KEY").await.unwrap().unwrap();
         assert!(!key.doc.as_deref().unwrap().contains("tenant_settings"));
-        assert!(layout.table.get("KEYUSE#00112233aabbccdd", "USE").await.unwrap().is_some());
+        assert!(layout.table().get("KEYUSE#00112233aabbccdd", "USE").await.unwrap().is_some());
         assert!(layout.seal_key().await.unwrap().is_some());
         assert_eq!(layout.layout_version().await.unwrap(), Some(LAYOUT_VERSION));
         // a second run changes nothing
@@ -240,18 +240,18 @@ mod tests {
         let layout = layout_1_table().await;
         // as if a run stopped after writing the new claim of u3 but before dropping the old one
         layout
-            .table
+            .table()
             .write(vec![put("TENANT#acme", &format!("USERNAME#{}", casefold::fold("Jose\u{301}")), json!({"id": "u3"}))])
             .await
             .unwrap();
         let r = upgrade(&layout, &mut |_| {}).await.unwrap();
         assert_eq!(r.names_rekeyed, 1);
-        assert!(layout.table.get("TENANT#acme", "USERNAME#jose\u{301}").await.unwrap().is_none());
+        assert!(layout.table().get("TENANT#acme", "USERNAME#jose\u{301}").await.unwrap().is_none());
     }
 
     #[tokio::test]
     async fn an_empty_table_is_initialised() {
-        let layout = Layout { table: Arc::new(EmbeddedTable::in_memory()) };
+        let layout = Layout::new(Arc::new(EmbeddedTable::in_memory()));
         let r = upgrade(&layout, &mut |_| {}).await.unwrap();
         assert!(r.initialised);
         assert_eq!(layout.layout_version().await.unwrap(), Some(LAYOUT_VERSION));

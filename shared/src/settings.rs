@@ -169,9 +169,11 @@ pub fn mappings_of(body: &Value) -> Result<RolesPolicy> {
                 .map(|v| {
                     v.as_str()
                         .map(str::trim)
-                        .filter(|s| !s.is_empty() && s.len() <= 64)
+                        .filter(|s| !s.is_empty() && s.len() <= crate::roles::MAX_ROLE_NAME)
                         .map(str::to_string)
-                        .ok_or_else(|| ScimError::invalid_value(format!("{name} holds role names (1 to 64 characters)")))
+                        .ok_or_else(|| {
+                            ScimError::invalid_value(format!("{name} holds role names (1 to {} bytes)", crate::roles::MAX_ROLE_NAME))
+                        })
                 })
                 .collect(),
             Some(_) => Err(ScimError::invalid_value(format!("{name} is a list of role names"))),

@@ -8,8 +8,7 @@
 use crate::crypto::{b64, hex, random_bytes, sha256_hex};
 use crate::error::{Result, ScimError};
 use crate::roles::{Permission, RolesPolicy, resolve_role, role_permissions};
-use crate::store::layout::{KEY_SK, KEY_USE_SK, KEYREF, Layout, REGISTRY_PK, TENANT_SK, conf_pk, key_pk, key_use_pk};
-use crate::store::{Cond, Item, StoreError, Write};
+use crate::store::layout::Layout;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -327,37 +326,13 @@ pub async fn create_tenant(layout: &Layout, tenant_id: &str, name: &str) -> Resu
         return Err(ScimError::invalid_value("tenant ids use letters, digits, '-' and '_' (at most 64)"));
     }
     let rec = TenantRecord { id: tenant_id.into(), name: name.into(), created: crate::time::now(), status: active(), ..Default::default() };
-    let writes = vec![
-        Write::Put { item: Item::new(conf_pk(tenant_id), TENANT_SK, crate::json_text(&rec), 1), cond: Cond::Absent },
-        Write::Put {
-            item: Item::new(REGISTRY_PK, format!("TENANT#{tenant_id}"), json!({"id": tenant_id}).to_string(), 1),
-            cond: Cond::Always,
-        },
-    ];
-    match layout.table.write(writes).await {
-        Ok(()) => Ok(true),
-        Err(StoreError::Conflict { .. }) => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// A tenant's entry in the registry (`TENANTS` / `TENANT#<id>`).
-#[derive(Deserialize)]
-struct TenantRef {
-    id: String,
-}
-
-/// A key's reference under its tenant (`CONF#<tenant>` / `KEYREF#<id>`).
-#[derive(Deserialize)]
-struct KeyRef {
-    key_id: String,
+    Ok(layout.create_tenant_record(tenant_id, &rec).await?)
 }
 
 /// Every tenant record.
 pub async fn list_tenants(layout: &Layout) -> Result<Vec<TenantRecord>> {
-    let ids = layout.list_typed::<TenantRef>(REGISTRY_PK, "TENANT#", 10_000).await?;
     let mut out = Vec::new();
-    for TenantRef { id } in ids {
+    for id in layout.tenant_ids(10_000).await? {
         if let Some(t) = get_tenant(layout, &id).await? {
             out.push(t);
         }
@@ -367,7 +342,7 @@ pub async fn list_tenants(layout: &Layout) -> Result<Vec<TenantRecord>> {
 
 /// A tenant record, when it exists.
 pub async fn get_tenant(layout: &Layout, tenant_id: &str) -> Result<Option<TenantRecord>> {
-    Ok(layout.read_record::<TenantRecord>(&conf_pk(tenant_id), TENANT_SK).await?.map(|(t, _)| t))
+    Ok(layout.tenant_record::<TenantRecord>(tenant_id).await?.map(|(t, _)| t))
 }
 
 /// A tenant record; 404 when there is none.
@@ -403,14 +378,7 @@ pub async fn create_key(layout: &Layout, tenant_id: &str, role: &str, expires_at
         ..Default::default()
     };
     // the key record, and a reference under the tenant so its keys can be listed
-    let writes = vec![
-        Write::Put { item: Item::new(key_pk(&key_id), KEY_SK, crate::json_text(&rec), 1), cond: Cond::Absent },
-        Write::Put {
-            item: Item::new(conf_pk(tenant_id), format!("{KEYREF}{key_id}"), json!({"key_id": key_id}).to_string(), 1),
-            cond: Cond::Absent,
-        },
-    ];
-    layout.table.write(writes).await?;
+    layout.create_key_record(tenant_id, &key_id, &rec).await?;
     Ok(NewKey { token: format!("scim_{key_id}_{secret}"), key_id })
 }
 
@@ -429,11 +397,10 @@ fn public_view(rec: &KeyRecord, used: Option<&KeyUse>) -> Value {
 
 /// The keys of a tenant (id, role, created, expiry, revoked, last use), never their hashes.
 pub async fn list_keys(layout: &Layout, tenant_id: &str) -> Result<Vec<Value>> {
-    let refs = layout.list_typed::<KeyRef>(&conf_pk(tenant_id), KEYREF, 10_000).await?;
     let mut out = Vec::new();
-    for KeyRef { key_id: id } in refs {
-        if let Some((rec, _)) = layout.read_record::<KeyRecord>(&key_pk(&id), KEY_SK).await? {
-            let used = layout.read_record::<KeyUse>(&key_use_pk(&id), KEY_USE_SK).await?;
+    for id in layout.key_ids(tenant_id, 10_000).await? {
+        if let Some((rec, _)) = layout.key_record::<KeyRecord>(&id).await? {
+            let used = layout.key_use::<KeyUse>(&id).await?;
             out.push(public_view(&rec, used.as_ref().map(|(u, _)| u)));
         }
     }
@@ -444,7 +411,7 @@ pub async fn list_keys(layout: &Layout, tenant_id: &str) -> Result<Vec<Value>> {
 /// (its TTL) expires. Idempotent.
 pub async fn revoke_key(layout: &Layout, key_id: &str) -> Result<Value> {
     let rec = layout
-        .modify_record::<KeyRecord>(&key_pk(key_id), KEY_SK, |rec| {
+        .modify_key_record::<KeyRecord>(key_id, |rec| {
             let change = !rec.revoked;
             if change {
                 rec.revoked = true;
@@ -463,8 +430,7 @@ pub async fn revoke_key(layout: &Layout, key_id: &str) -> Result<Value> {
 /// new key's expiry is its own: `expires_at` when given (`Some(None)`: never), else the old
 /// key's lifetime counted from now (none if it had none), within the tenant's maximum.
 pub async fn rotate_key(layout: &Layout, key_id: &str, expires_at: Option<Option<i64>>) -> Result<NewKey> {
-    let (rec, _) =
-        layout.read_record::<KeyRecord>(&key_pk(key_id), KEY_SK).await?.ok_or_else(|| ScimError::NotFound(format!("no key '{key_id}'")))?;
+    let (rec, _) = layout.key_record::<KeyRecord>(key_id).await?.ok_or_else(|| ScimError::NotFound(format!("no key '{key_id}'")))?;
     let tenant_id = rec.tenant.as_deref().ok_or_else(|| ScimError::Internal("key without tenant".into()))?;
     let now = crate::time::unix_now();
     if rec.revoked {
@@ -492,7 +458,7 @@ pub async fn rotate_key(layout: &Layout, key_id: &str, expires_at: Option<Option
 /// read it at authentication, so a change applies to the next request.
 async fn modify_tenant(layout: &Layout, tenant_id: &str, mut change: impl FnMut(&mut TenantRecord)) -> Result<TenantRecord> {
     let changed = layout
-        .modify_record::<TenantRecord>(&conf_pk(tenant_id), TENANT_SK, |rec| {
+        .modify_tenant_record::<TenantRecord>(tenant_id, |rec| {
             change(rec);
             true
         })

@@ -127,3 +127,80 @@ fn no_function_outside_tests_is_over_80_lines() {
     assert!(long.is_empty(), "functions over 80 lines:\n{}", long.join("\n"));
     assert!(!long_functions(&["shared/src"], 40).is_empty(), "the check sees functions at all");
 }
+
+/// The core's files outside `dir` (relative to `src`), as (path, code lines).
+fn core_files_outside(dir: &str) -> Vec<(PathBuf, Vec<String>)> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    files.into_iter().filter(|f| !f.starts_with(src.join(dir))).map(|f| (f.clone(), code(&f))).collect()
+}
+
+/// Only the store layer builds keys: outside `src/store/`, no code (tests aside) names a key
+/// prefix or calls a key builder. A key built elsewhere is a layout the store cannot change.
+#[test]
+fn only_the_store_layer_builds_keys() {
+    let prefixes = [
+        "\"TENANT#",
+        "\"CONF#",
+        "\"KEY#",
+        "\"KEYUSE#",
+        "\"KEYREF#",
+        "\"USER#",
+        "\"GROUP#",
+        "\"MEMBER#",
+        "\"TENANTS\"",
+        "\"SERVER\"",
+        "\"LAYOUT\"",
+        "\"USERNAME#",
+        "\"GROUPNAME#",
+        "\"UEXT",
+        "\"GEXT",
+        "\"XU#",
+        "\"AT#",
+        "#AUDIT#",
+        "#RATE",
+        "#CURSOR",
+    ];
+    let builders = ["tenant_pk(", "conf_pk(", "key_pk(", "key_use_pk(", "resource_sk(", "members_pk(", "cursor_pk(", "layout::keys"];
+    let mut found = Vec::new();
+    let files = core_files_outside("store");
+    assert!(files.len() > 20, "the core was read");
+    for (f, lines) in &files {
+        for (n, l) in lines.iter().enumerate() {
+            if let Some(p) = prefixes.iter().chain(&builders).find(|p| l.contains(*p)) {
+                found.push(format!("{}:{}: {p}", f.display(), n + 1));
+            }
+        }
+    }
+    assert!(found.is_empty(), "keys built outside the store layer:\n{}", found.join("\n"));
+}
+
+/// The edge reaches the store only through the service: from `crate::store` it names nothing
+/// but the store's error and item types.
+#[test]
+fn the_edge_imports_nothing_from_the_store_but_its_error_and_item_types() {
+    let allowed = ["StoreError", "Item", "Shared", "layout::Stored", "layout::StoredText"];
+    let edge = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/edge");
+    let mut files = Vec::new();
+    rust_files(&edge, &mut files);
+    assert!(!files.is_empty());
+    let mut found = Vec::new();
+    for f in files {
+        let text = code(&f).join("\n");
+        for (i, _) in text.match_indices("crate::store::") {
+            let rest = &text[i + "crate::store::".len()..];
+            let names: Vec<String> = match rest.strip_prefix('{') {
+                Some(list) => list.split('}').next().unwrap_or_default().split(',').map(|n| n.trim().to_string()).collect(),
+                None => vec![rest.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':')).next().unwrap_or_default().to_string()],
+            };
+            for n in names.into_iter().filter(|n| !n.is_empty()) {
+                let n = n.trim_end_matches(':').to_string();
+                if !allowed.contains(&n.as_str()) {
+                    found.push(format!("{}: crate::store::{n}", f.display()));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "the edge reaches into the store:\n{}", found.join("\n"));
+}

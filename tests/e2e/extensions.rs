@@ -141,7 +141,7 @@ both_stores!(a_declared_extension_lives_like_the_enterprise_one, |srv| {
     assert_eq!(r.status, 201);
     assert!(r.body.get(foreign).is_none());
     let day = scim_core::time::now()[..10].to_string();
-    let audit = srv.app.layout().audit_entries("local", &day).await.unwrap();
+    let audit = srv.app.service.layout().audit_entries("local", &day).await.unwrap();
     assert_eq!(audit.last().unwrap()["undeclared_extensions"], json!([foreign]), "{:?}", audit.last());
     assert_eq!(c.patch("/Settings", &json!({"unknownExtensions": "reject"})).await.status, 200);
     let r = c.post("/Users", &json!({"userName": "foreign2@example.com", foreign: {"x": 1}})).await;

@@ -121,11 +121,13 @@ fn inject(srv: &scim_tests::Server, fault: Fault, calls: Option<Call>, skip: usi
 /// claims ↔ resources, counters ↔ resources, memberships ↔ users and groups.
 async fn invariants(srv: &scim_tests::Server, tenant: &str) -> Result<(), String> {
     use scim_core::store::Query;
-    use scim_core::store::layout::{Kind, tenant_pk};
-    let layout = srv.app.layout();
+    use scim_core::store::Table;
+    use scim_core::store::layout::{Kind, keys::tenant_pk};
+    let layout = srv.app.service.layout();
+    let table = &srv.metered;
     let mut items = Vec::new();
     for prefix in ["USER#", "GROUP#", "USERNAME#", "UEXT#", "UEXTID#", "GROUPNAME#", "GEXT#", "GEXTID#"] {
-        items.extend(layout.table.query(&Query::prefix(tenant_pk(tenant), prefix, None, 100_000)).await.map_err(|e| e.to_string())?);
+        items.extend(table.query(&Query::prefix(tenant_pk(tenant), prefix, None, 100_000)).await.map_err(|e| e.to_string())?);
     }
     let doc = |i: &scim_core::store::Item| -> Value { i.doc.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or(Value::Null) };
     let mut users = std::collections::BTreeMap::new();

@@ -6,7 +6,7 @@
 
 use super::*;
 use scim_core::auth::Principal;
-use scim_core::edge::{App, HttpRequest, ROUTES, json_request, routes_of};
+use scim_core::edge::{App, HttpRequest, ROUTES, json_request};
 use scim_core::store::embedded::EmbeddedTable;
 use scim_core::store::{Index, Query, Shared, StoreError, Table, Write};
 use scim_core::tenancy;
@@ -215,12 +215,12 @@ fn failing_request_of(function: &str) -> HttpRequest {
 /// A fresh tenant with two users (a in group g) and a group, made without recording.
 async fn seeded(table: &Arc<Recording>) -> (App, Principal, BTreeMap<&'static str, String>) {
     let app = App::new(table.clone());
-    scim_core::migrate::upgrade(app.layout(), &mut |_| {}).await.unwrap();
-    tenancy::create_tenant(app.layout(), "t", "T").await.unwrap();
+    scim_core::migrate::upgrade(app.service.layout(), &mut |_| {}).await.unwrap();
+    tenancy::create_tenant(app.service.layout(), "t", "T").await.unwrap();
     // a declared extension with a unique attribute: its declarations are read, its claims written
     let decl = json!({"attributes": [{"name": "badge", "type": "integer", "uniqueness": "server"}, {"name": "cc", "type": "string"}]});
-    scim_core::declarations::put(app.layout(), "t", EXT, &decl).await.unwrap();
-    let key = tenancy::create_key(app.layout(), "t", "admin", None).await.unwrap();
+    scim_core::declarations::put(app.service.layout(), "t", EXT, &decl).await.unwrap();
+    let key = tenancy::create_key(app.service.layout(), "t", "admin", None).await.unwrap();
     let mut p = app.authenticate(Some(&format!("Bearer {}", key.token)), None).await.unwrap();
     p.rate_limit = Some(1000); // so every route counts its request
     let mut ids = BTreeMap::new();
@@ -249,7 +249,7 @@ async fn every_store_call_of_every_function_is_one_its_role_allows() {
         let app = App::new(table.clone());
         table.start();
         for r in requests_of(f, &ids) {
-            let resp = app.handle(&p, &r, "http://x", Some(&routes_of(f))).await;
+            let resp = app.handle(&p, &r, "http://x", Some(f)).await;
             assert!(
                 // each does what it is there for (the badge retype is refused while values exist:
                 // 409, after counting them, which is the read it is there for)
@@ -263,7 +263,7 @@ async fn every_store_call_of_every_function_is_one_its_role_allows() {
         }
         // a failure is recorded in the tenant's activity log, on every route
         let r = failing_request_of(f);
-        let resp = app.handle(&p, &r, "http://x", Some(&routes_of(f))).await;
+        let resp = app.handle(&p, &r, "http://x", Some(f)).await;
         assert!((400..500).contains(&resp.status), "{f} {} {} should fail: {}", r.method(), r.uri(), resp.status);
         let calls = table.stop();
         assert!(calls.contains(&("PutItem".to_string(), "audit".to_string())), "{f}: its failure was not recorded: {calls:?}");
@@ -283,10 +283,10 @@ async fn the_authorizer_needs_no_more_than_its_role() {
     let expected = &expected()["authorizer"];
     let table = Arc::new(Recording { inner: EmbeddedTable::in_memory(), calls: Mutex::new(None) });
     let app = App::new(table.clone());
-    scim_core::migrate::upgrade(app.layout(), &mut |_| {}).await.unwrap();
-    tenancy::create_tenant(app.layout(), "t", "T").await.unwrap();
-    let key = tenancy::create_key(app.layout(), "t", "admin", None).await.unwrap();
-    let other = tenancy::create_key(app.layout(), "t", "reader", None).await.unwrap();
+    scim_core::migrate::upgrade(app.service.layout(), &mut |_| {}).await.unwrap();
+    tenancy::create_tenant(app.service.layout(), "t", "T").await.unwrap();
+    let key = tenancy::create_key(app.service.layout(), "t", "admin", None).await.unwrap();
+    let other = tenancy::create_key(app.service.layout(), "t", "reader", None).await.unwrap();
     table.start();
     // first use (two reads and the stamp), warm use (one batched read), a wrong secret, then a
     // key whose tenant record is gone (the layout marker decides between 401 and 503)
@@ -320,8 +320,8 @@ async fn the_portal_needs_no_more_than_its_role() {
     let expected = &expected()["portal"];
     let table = Arc::new(Recording { inner: EmbeddedTable::in_memory(), calls: Mutex::new(None) });
     let (app, _, _) = seeded(&table).await;
-    let (token, _) = scim_core::setup_link::make_link(app.layout(), "t", 1).await.unwrap();
-    let old = tenancy::create_key(app.layout(), "t", "provisioner", None).await.unwrap();
+    let (token, _) = scim_core::setup_link::make_link(app.service.layout(), "t", 1).await.unwrap();
+    let old = tenancy::create_key(app.service.layout(), "t", "provisioner", None).await.unwrap();
     let app = App::new(table.clone());
     table.start();
     let call = |method: &'static str, path: String, token: String| {
@@ -329,7 +329,7 @@ async fn the_portal_needs_no_more_than_its_role() {
         async move {
             let mut r = json_request(method, &path, (method == "POST").then(|| json!({})).as_ref());
             r.headers_mut().insert(http::header::AUTHORIZATION, http::HeaderValue::from_str(&format!("Portal {token}")).unwrap());
-            handle(app.layout(), &r, "http://x/scim/v2").await.status
+            handle(app.service.layout(), &r, "http://x/scim/v2").await.status
         }
     };
     assert_eq!(call("GET", "/portal/api/session".into(), token.clone()).await, 200);

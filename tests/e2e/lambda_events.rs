@@ -2,7 +2,7 @@
 //! real Lambda adapter: tenant from the authorizer context, SCIM responses out.
 
 use super::*;
-use scim_core::edge::{App, ROUTES, routes_of};
+use scim_core::edge::{App, ROUTES};
 use scim_core::store::embedded::EmbeddedTable;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -15,13 +15,13 @@ fn events_dir() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_function_answers_its_sample_event() {
     let app = App::new(Arc::new(EmbeddedTable::in_memory()));
-    scim_core::tenancy::create_tenant(app.layout(), "local", "local").await.unwrap();
+    scim_core::tenancy::create_tenant(app.service.layout(), "local", "local").await.unwrap();
     let functions: BTreeSet<&str> = ROUTES.iter().map(|r| r.function).collect();
     for f in functions {
         let path = events_dir().join(format!("{f}.json"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("{} is missing", path.display()));
         let event = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{f}: {e}"));
-        let resp = scim_functions::lambda::handle(&app, &routes_of(f), event).await;
+        let resp = scim_functions::lambda::handle(&app, f, event).await;
         let status = resp.status().as_u16();
         let body = match resp.body() {
             lambda_http::Body::Text(t) => t.clone(),
@@ -49,7 +49,7 @@ async fn no_authorizer_context_means_401_never_a_default_tenant() {
     let mut v: Value = serde_json::from_str(&text).unwrap();
     v["requestContext"]["authorizer"] = json!({});
     let event = lambda_http::request::from_str(&v.to_string()).unwrap();
-    let resp = scim_functions::lambda::handle(&app, &routes_of("users-list"), event).await;
+    let resp = scim_functions::lambda::handle(&app, "users-list", event).await;
     assert_eq!(resp.status().as_u16(), 401);
 }
 
@@ -57,8 +57,8 @@ async fn no_authorizer_context_means_401_never_a_default_tenant() {
 async fn authorizer_allows_exactly_the_roles_routes() {
     use scim_functions::authorizer::{AuthorizerRequest, authorize};
     let app = App::new(Arc::new(EmbeddedTable::in_memory()));
-    scim_core::tenancy::create_tenant(app.layout(), "acme", "Acme").await.unwrap();
-    let reader = scim_core::tenancy::create_key(app.layout(), "acme", "reader", None).await.unwrap();
+    scim_core::tenancy::create_tenant(app.service.layout(), "acme", "Acme").await.unwrap();
+    let reader = scim_core::tenancy::create_key(app.service.layout(), "acme", "reader", None).await.unwrap();
     let mut event: Value = serde_json::from_str(&std::fs::read_to_string(events_dir().join("authorizer.json")).unwrap()).unwrap();
     let arn = event["methodArn"].as_str().unwrap().to_string();
     let (api_stage, _) = arn.split_once("/GET").or_else(|| arn.split_once("/POST")).unwrap_or((&arn, ""));
@@ -79,7 +79,7 @@ async fn authorizer_allows_exactly_the_roles_routes() {
     assert!(resources.iter().all(|r| r.starts_with(api_stage.split('/').next().unwrap())));
     // an address outside the tenant's allowlist gets an explicit Deny (API Gateway: 403)
     let allow = scim_core::tenancy::TenantChange { ip_allowlist: Some(vec!["10.0.0.0/8".into()]), ..Default::default() };
-    scim_core::tenancy::update_tenant(app.layout(), "acme", &allow).await.unwrap();
+    scim_core::tenancy::update_tenant(app.service.layout(), "acme", &allow).await.unwrap();
     let denied = serde_json::to_value(authorize(&app, &typed(&event)).await.unwrap()).unwrap();
     assert_eq!(denied["policyDocument"]["Statement"][0]["Effect"], "Deny");
     event["requestContext"]["identity"]["sourceIp"] = json!("10.1.2.3");
@@ -96,7 +96,7 @@ async fn authorizer_allows_exactly_the_roles_routes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_functions_read_the_encoded_principal_and_the_earlier_context() {
     let app = App::new(Arc::new(EmbeddedTable::in_memory()));
-    scim_core::tenancy::create_tenant(app.layout(), "local", "local").await.unwrap();
+    scim_core::tenancy::create_tenant(app.service.layout(), "local", "local").await.unwrap();
     let text = std::fs::read_to_string(events_dir().join("users-list.json")).unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
     assert!(v["requestContext"]["authorizer"]["principal"].is_string(), "the sample carries the encoded principal");
@@ -108,7 +108,7 @@ async fn route_functions_read_the_encoded_principal_and_the_earlier_context() {
     let event = lambda_http::request::from_str(&legacy.to_string()).unwrap();
     let p = scim_functions::lambda::principal_of(&event).unwrap();
     assert_eq!((p.tenant_id.as_str(), p.permissions.clone()), ("local", vec![scim_core::roles::Permission::ScimRead]));
-    let resp = scim_functions::lambda::handle(&app, &routes_of("users-list"), event).await;
+    let resp = scim_functions::lambda::handle(&app, "users-list", event).await;
     assert_eq!(resp.status().as_u16(), 200);
 }
 
@@ -117,16 +117,16 @@ async fn route_functions_read_the_encoded_principal_and_the_earlier_context() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lower_case_method_is_405_in_lambda_too() {
     let app = App::new(Arc::new(EmbeddedTable::in_memory()));
-    scim_core::tenancy::create_tenant(app.layout(), "local", "local").await.unwrap();
+    scim_core::tenancy::create_tenant(app.service.layout(), "local", "local").await.unwrap();
     let mut v: Value = serde_json::from_str(&std::fs::read_to_string(events_dir().join("users-create.json")).unwrap()).unwrap();
     v["httpMethod"] = json!("post");
     v["requestContext"]["httpMethod"] = json!("post");
     let event = lambda_http::request::from_str(&v.to_string()).unwrap();
-    let resp = scim_functions::lambda::handle(&app, &routes_of("users-create"), event).await;
+    let resp = scim_functions::lambda::handle(&app, "users-create", event).await;
     assert_eq!(resp.status().as_u16(), 405);
-    let listed = app.service.layout.page("local", scim_core::store::layout::Kind::User, None, 10).await.unwrap();
+    let listed = app.service.layout().page("local", scim_core::store::layout::Kind::User, None, 10).await.unwrap();
     assert!(listed.is_empty(), "nothing created");
     let day = scim_core::time::now()[..10].to_string();
-    let audit = app.layout().audit_entries("local", &day).await.unwrap();
+    let audit = app.service.layout().audit_entries("local", &day).await.unwrap();
     assert_eq!((&audit[0]["method"], &audit[0]["status"]), (&json!("post"), &json!(405)));
 }

@@ -161,7 +161,7 @@ fn req(method: &str, path: &str, body: Option<Value>) -> HttpRequest {
 async fn run(app: &App, p: &Principal) {
     const EXT: &str = "urn:ietf:params:scim:schemas:extension:acme:2.0:User";
     let decl = json!({"attributes": [{"name": "badge", "type": "integer", "uniqueness": "server"}]});
-    scim_core::declarations::put(app.layout(), "t", EXT, &decl).await.unwrap();
+    scim_core::declarations::put(app.service.layout(), "t", EXT, &decl).await.unwrap();
     let send = |method: &'static str, path: String, body: Option<Value>| async move {
         let r = app.handle(p, &req(method, &path, body), "http://x/scim/v2", None).await;
         serde_json::from_slice::<Value>(&r.body).unwrap_or(Value::Null)
@@ -189,9 +189,9 @@ async fn run(app: &App, p: &Principal) {
 async fn the_pipe_forwards_every_change_that_means_an_event_and_nothing_else() {
     let table = Arc::new(Streaming { inner: EmbeddedTable::in_memory(), changes: Mutex::new(Vec::new()) });
     let app = App::new(table.clone());
-    scim_core::migrate::upgrade(app.layout(), &mut |_| {}).await.unwrap();
-    tenancy::create_tenant(app.layout(), "t", "T").await.unwrap();
-    let key = tenancy::create_key(app.layout(), "t", "admin", None).await.unwrap();
+    scim_core::migrate::upgrade(app.service.layout(), &mut |_| {}).await.unwrap();
+    tenancy::create_tenant(app.service.layout(), "t", "T").await.unwrap();
+    let key = tenancy::create_key(app.service.layout(), "t", "admin", None).await.unwrap();
     let mut p = app.authenticate(Some(&format!("Bearer {}", key.token)), None).await.unwrap();
     p.rate_limit = Some(1000); // the rate counter is written too
     run(&app, &p).await;

@@ -149,7 +149,7 @@ both_stores!(portal_api_refuses_what_a_link_does_not_allow, |srv| {
         let root = root.clone();
         async move { root.send("GET", "/portal/api/session", None, &[("authorization", &format!("Portal {tok}"))]).await }
     };
-    let (token, _) = scim_core::setup_link::make_link(srv.app.layout(), "local", 1).await.unwrap();
+    let (token, _) = scim_core::setup_link::make_link(srv.app.service.layout(), "local", 1).await.unwrap();
     assert_eq!(get(token.clone()).await.status, 200);
     // security headers on the page and the API
     let page = root.get("/portal").await;
@@ -162,18 +162,18 @@ both_stores!(portal_api_refuses_what_a_link_does_not_allow, |srv| {
     assert_eq!(root.get("/portal/api/session").await.status, 401);
     assert_eq!(root.send("GET", "/portal/api/session", None, &[("authorization", &format!("Bearer {}", srv.token))]).await.status, 401);
     srv.tenant_key("other", "admin").await;
-    let other = scim_core::tenancy::list_keys(srv.app.layout(), "other").await.unwrap();
+    let other = scim_core::tenancy::list_keys(srv.app.service.layout(), "other").await.unwrap();
     let other_id = other[0]["key_id"].as_str().unwrap();
     let r = root.send("DELETE", &format!("/portal/api/keys/{other_id}"), None, &[("authorization", &format!("Portal {token}"))]).await;
     assert_eq!(r.status, 404, "another tenant's key is unknown here");
     // revoking the tenant's links ends every link made so far
-    scim_core::tenancy::revoke_portal_links(srv.app.layout(), "local").await.unwrap();
+    scim_core::tenancy::revoke_portal_links(srv.app.service.layout(), "local").await.unwrap();
     assert_eq!(get(token).await.status, 401);
-    let (fresh, _) = scim_core::setup_link::make_link(srv.app.layout(), "local", 1).await.unwrap();
+    let (fresh, _) = scim_core::setup_link::make_link(srv.app.service.layout(), "local", 1).await.unwrap();
     assert_eq!(get(fresh.clone()).await.status, 200);
     // a suspended tenant's link is refused with 403, naming nothing
     let suspend = scim_core::tenancy::TenantChange { status: Some("suspended".into()), ..Default::default() };
-    scim_core::tenancy::update_tenant(srv.app.layout(), "local", &suspend).await.unwrap();
+    scim_core::tenancy::update_tenant(srv.app.service.layout(), "local", &suspend).await.unwrap();
     assert_eq!(get(fresh).await.status, 403);
 });
 
@@ -207,7 +207,7 @@ both_stores!(setup_links_are_made_and_revoked_over_settings, |srv| {
     assert_eq!(provisioner.delete("/Settings/PortalLinks").await.status, 403);
     // the attempt is in the audit log, the link is not
     let day = &scim_core::time::now()[..10];
-    let audit = srv.app.layout().audit_entries("local", day).await.unwrap();
+    let audit = srv.app.service.layout().audit_entries("local", day).await.unwrap();
     let made: Vec<_> = audit.iter().filter(|e| e["path"] == "/Settings/PortalLinks").collect();
     assert!(made.iter().any(|e| e["status"] == 201) && made.iter().any(|e| e["status"] == 403), "{made:?}");
     assert!(!scim_core::json_text(&serde_json::Value::Array(audit.clone())).contains(url.split('#').nth(1).unwrap()));
@@ -218,7 +218,7 @@ both_stores!(setup_links_are_made_and_revoked_over_settings, |srv| {
 
 both_stores!(the_activity_log_records_failures_and_changes_not_successful_reads, |srv| {
     let day = scim_core::time::now()[..10].to_string();
-    let entries = || async { srv.app.layout().audit_entries("local", &day).await.unwrap() };
+    let entries = || async { srv.app.service.layout().audit_entries("local", &day).await.unwrap() };
     let okta = scim_tests::Client::new(&srv.base, &srv.token);
     let ua = [("user-agent", "Okta SCIM Client 1.0.0")];
     let id = id_of(&okta.post("/Users", &user("logged@example.com")).await.body);
@@ -245,8 +245,8 @@ both_stores!(the_activity_log_records_failures_and_changes_not_successful_reads,
     assert!(find("/Nowhere", 404).is_some(), "an unmatched path is logged");
     assert!(!scim_core::json_text(&serde_json::Value::Array(log.clone())).contains(secret), "no body, no password");
     // a refused known key: logged in its tenant with the reason; the client learns only 401
-    let k = scim_core::tenancy::create_key(srv.app.layout(), "local", "provisioner", None).await.unwrap();
-    scim_core::tenancy::revoke_key(srv.app.layout(), &k.key_id).await.unwrap();
+    let k = scim_core::tenancy::create_key(srv.app.service.layout(), "local", "provisioner", None).await.unwrap();
+    scim_core::tenancy::revoke_key(srv.app.service.layout(), &k.key_id).await.unwrap();
     let r = scim_tests::Client::new(&srv.base, &k.token).send("GET", "/Users", None, &ua).await;
     assert_eq!(r.status, 401);
     assert!(!r.raw.contains("revoked"), "the client is not told why: {}", r.raw);
@@ -280,7 +280,7 @@ both_stores!(portal_keys_keep_to_their_lifetimes_and_roles, |srv| {
     }
     assert_eq!(make(r#"{"expiresInDays": 1, "expiresInDays": 3650}"#.into()).await.status, 400, "a member named twice");
     let expiry_of = |id: String| {
-        let layout = srv.app.layout();
+        let layout = srv.app.service.layout();
         async move {
             let keys = scim_core::tenancy::list_keys(layout, "local").await.unwrap();
             keys.iter().find(|k| k["key_id"] == id.as_str()).unwrap()["expires_at"].as_i64()
@@ -294,7 +294,7 @@ both_stores!(portal_keys_keep_to_their_lifetimes_and_roles, |srv| {
     assert_eq!(expiry_of(never.body["id"].as_str().unwrap().to_string()).await, None, "never, when the tenant allows it");
     // a tenant maximum: the default is the maximum, longer is refused, never is not offered
     let max = scim_core::tenancy::TenantChange { max_key_lifetime_days: Some(Some(90)), ..Default::default() };
-    scim_core::tenancy::update_tenant(srv.app.layout(), "local", &max).await.unwrap();
+    scim_core::tenancy::update_tenant(srv.app.service.layout(), "local", &max).await.unwrap();
     let capped = make("{}".into()).await;
     let left = expiry_of(capped.body["id"].as_str().unwrap().to_string()).await.unwrap() - scim_core::time::unix_now();
     assert!((90 * 86_400 - 5..=90 * 86_400).contains(&left), "{left}");

@@ -14,7 +14,7 @@ use scim_tests::both_stores;
 
 both_stores!(ip_allowlist_and_suspension, |srv| {
     let c = srv.tenant_key("guarded", "admin").await;
-    let layout = srv.app.layout();
+    let layout = srv.app.service.layout();
     assert_eq!(c.get("/Users").await.status, 200, "no allowlist: any address");
     update_tenant(layout, "guarded", &allow(&["10.0.0.0/8", "2001:db8::/32"])).await.unwrap();
     let r = c.get("/Users").await;
@@ -33,7 +33,7 @@ both_stores!(ip_allowlist_and_suspension, |srv| {
 
 both_stores!(request_limit_answers_429_with_retry_after, |srv| {
     let c = srv.tenant_key("limited", "admin").await;
-    update_tenant(srv.app.layout(), "limited", &TenantChange { rate_limit: Some(3), ..Default::default() }).await.unwrap();
+    update_tenant(srv.app.service.layout(), "limited", &TenantChange { rate_limit: Some(3), ..Default::default() }).await.unwrap();
     let mut tasks = Vec::new();
     for _ in 0..12 {
         let c = c.clone();
@@ -72,7 +72,7 @@ both_stores!(every_mutation_attempt_is_audited_without_secrets, |srv| {
     reader.delete(&format!("/Users/{id}")).await.assert_error(403, None);
     c.delete(&format!("/Users/{id}")).await;
     let day = scim_core::time::now()[..10].to_string();
-    let entries = srv.app.layout().audit_entries("local", &day).await.unwrap();
+    let entries = srv.app.service.layout().audit_entries("local", &day).await.unwrap();
     let seen: Vec<(String, u64)> =
         entries.iter().map(|e| (e["method"].as_str().unwrap().to_string(), e["status"].as_u64().unwrap())).collect();
     let expected: Vec<(String, u64)> =
@@ -86,7 +86,7 @@ both_stores!(every_mutation_attempt_is_audited_without_secrets, |srv| {
     let all = serde_json::to_string(&entries).unwrap();
     assert!(!all.contains(&srv.token) && !all.contains("Secret-Pa55"), "no secrets in the audit log");
     // the key's last use is recorded (sampled, not on every request)
-    let keys = scim_core::tenancy::list_keys(srv.app.layout(), "local").await.unwrap();
+    let keys = scim_core::tenancy::list_keys(srv.app.service.layout(), "local").await.unwrap();
     assert!(keys[0]["last_used_at"].is_string());
 });
 
@@ -105,7 +105,7 @@ both_stores!(role_policy_defaults_falls_back_and_maps_groups, |srv| {
         group_rule: Some("ws-{workspace}-role-{role}".into()),
         group_roles: vec!["admin".into(), "manager".into(), "member".into()],
     };
-    set_roles_policy(srv.app.layout(), "portkey", Some(&policy)).await.unwrap();
+    set_roles_policy(srv.app.service.layout(), "portkey", Some(&policy)).await.unwrap();
     let c = scim_tests::Client::new(&c.base, &c.token);
     let a = c.post("/Users", &user("a@example.com")).await;
     assert_eq!(a.body["roles"], json!([{"value": "member", "primary": true}]), "{}", a.raw);
@@ -144,8 +144,8 @@ both_stores!(custom_roles_and_the_roles_edit_permission, |srv| {
     use scim_core::roles::Permission;
     use scim_core::tenancy::{create_key, set_custom_role};
     srv.tenant_key("custom", "reader").await; // makes the tenant
-    set_custom_role(srv.app.layout(), "custom", "syncer", Some(&[Permission::ScimRead, Permission::ScimWrite])).await.unwrap();
-    let k = create_key(srv.app.layout(), "custom", "syncer", None).await.unwrap();
+    set_custom_role(srv.app.service.layout(), "custom", "syncer", Some(&[Permission::ScimRead, Permission::ScimWrite])).await.unwrap();
+    let k = create_key(srv.app.service.layout(), "custom", "syncer", None).await.unwrap();
     let c = scim_tests::Client::new(&srv.base, &k.token);
     let id = id_of(&c.post("/Users", &user("sync@example.com")).await.body);
     let mut with_roles = user("roles@example.com");
@@ -181,7 +181,7 @@ both_stores!(custom_roles_and_the_roles_edit_permission, |srv| {
     let p = srv.tenant_key("custom", "provisioner").await;
     assert_eq!(p.post("/Users", &with_roles).await.status, 201);
     // deleting the custom role leaves its keys with nothing
-    set_custom_role(srv.app.layout(), "custom", "syncer", None).await.unwrap();
+    set_custom_role(srv.app.service.layout(), "custom", "syncer", None).await.unwrap();
     c.get("/Users").await.assert_error(403, None);
 });
 
@@ -199,8 +199,8 @@ both_stores!(settings_over_http_need_their_permissions, |srv| {
     prov.patch("/Settings", &json!({"deactivation": "keep-memberships"})).await.assert_error(403, None);
     prov.put("/Settings/RoleMappings", &json!({"defaultRole": "member", "userRoles": ["member"]})).await.assert_error(403, None);
     // a custom role with only mappings:manage sets role mappings and nothing else
-    set_custom_role(srv.app.layout(), "local", "mapper", Some(&[Permission::ManageMappings])).await.unwrap();
-    let mapper = scim_tests::Client::new(&srv.base, &create_key(srv.app.layout(), "local", "mapper", None).await.unwrap().token);
+    set_custom_role(srv.app.service.layout(), "local", "mapper", Some(&[Permission::ManageMappings])).await.unwrap();
+    let mapper = scim_tests::Client::new(&srv.base, &create_key(srv.app.service.layout(), "local", "mapper", None).await.unwrap().token);
     mapper.get("/Settings/RoleMappings").await.assert_error(404, None);
     let body = json!({"defaultRole": "member", "userRoles": ["member", "admin", "owner"],
         "groupRule": "ws-{workspace}-role-{role}", "groupRoles": ["admin", "manager", "member"]});
@@ -237,9 +237,9 @@ both_stores!(settings_over_http_need_their_permissions, |srv| {
     }
     assert_eq!(admin.patch("/Settings", &json!({"maxKeyLifetimeDays": 90})).await.body["maxKeyLifetimeDays"], 90);
     let t = admin.get("/Settings").await.body["tenant"].as_str().unwrap().to_string();
-    assert!(scim_core::tenancy::create_key(srv.app.layout(), &t, "reader", None).await.is_err(), "no key that never expires");
+    assert!(scim_core::tenancy::create_key(srv.app.service.layout(), &t, "reader", None).await.is_err(), "no key that never expires");
     assert_eq!(admin.patch("/Settings", &json!({"maxKeyLifetimeDays": null})).await.body["maxKeyLifetimeDays"], Value::Null);
-    assert!(scim_core::tenancy::create_key(srv.app.layout(), &t, "reader", None).await.is_ok());
+    assert!(scim_core::tenancy::create_key(srv.app.service.layout(), &t, "reader", None).await.is_ok());
     // settings belong to the caller's tenant only
     let other = srv.tenant_key("elsewhere", "admin").await;
     let o = other.get("/Settings").await.body;
@@ -248,7 +248,7 @@ both_stores!(settings_over_http_need_their_permissions, |srv| {
     mapper.get("/Settings/RoleMappings").await.assert_error(404, None);
     // every change is in the audit log
     let day = scim_core::time::now()[..10].to_string();
-    let entries = srv.app.layout().audit_entries("local", &day).await.unwrap();
+    let entries = srv.app.service.layout().audit_entries("local", &day).await.unwrap();
     let settings_writes = entries.iter().filter(|e| e["path"].as_str().is_some_and(|p| p.starts_with("/Settings"))).count();
     assert!(settings_writes >= 9, "{entries:?}");
 });
@@ -305,9 +305,9 @@ both_stores!(roles_reached_through_group_names_need_roles_edit, |srv| {
         group_rule: Some("ws-{workspace}-role-{role}".into()),
         group_roles: vec!["admin".into(), "member".into()],
     };
-    set_roles_policy(srv.app.layout(), "ws", Some(&policy)).await.unwrap();
-    set_custom_role(srv.app.layout(), "ws", "syncer", Some(&[Permission::ScimRead, Permission::ScimWrite])).await.unwrap();
-    let k = create_key(srv.app.layout(), "ws", "syncer", None).await.unwrap();
+    set_roles_policy(srv.app.service.layout(), "ws", Some(&policy)).await.unwrap();
+    set_custom_role(srv.app.service.layout(), "ws", "syncer", Some(&[Permission::ScimRead, Permission::ScimWrite])).await.unwrap();
+    let k = create_key(srv.app.service.layout(), "ws", "syncer", None).await.unwrap();
     let syncer = scim_tests::Client::new(&srv.base, &k.token);
     let uid = id_of(&syncer.post("/Users", &user("eve@example.com")).await.body);
     let member = |u: &str| json!([{"value": u}]);
@@ -348,6 +348,6 @@ both_stores!(roles_reached_through_group_names_need_roles_edit, |srv| {
     assert_eq!(syncer.patch(&format!("/Groups/{plain}"), &ext).await.status, 204);
     // and the refusals are in the audit log
     let day = &scim_core::time::now()[..10];
-    let log = srv.app.layout().audit_entries("ws", day).await.unwrap();
+    let log = srv.app.service.layout().audit_entries("ws", day).await.unwrap();
     assert!(log.iter().filter(|e| e["key_id"] == k.key_id.as_str() && e["status"] == 403).count() >= 7, "{log:?}");
 });

@@ -5,7 +5,7 @@
 
 use super::*;
 use lambda_http::RequestExt;
-use scim_core::edge::{App, routes_of};
+use scim_core::edge::App;
 use scim_core::store::dynamo::{DynamoConfig, DynamoTable};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +17,7 @@ async fn invoke(app: &App, sampled: bool) -> u16 {
     let event = lambda_http::request::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut ctx = lambda_http::Context::default();
     ctx.xray_trace_id = Some(format!("Root={ROOT};Parent=53995c3f42cd8ad8;Sampled={}", u8::from(sampled)));
-    scim_functions::lambda::handle(app, &routes_of("users-list"), event.with_lambda_context(ctx)).await.status().as_u16()
+    scim_functions::lambda::handle(app, "users-list", event.with_lambda_context(ctx)).await.status().as_u16()
 }
 
 fn received(daemon: &std::net::UdpSocket) -> Vec<Value> {
@@ -45,8 +45,8 @@ async fn sampled_requests_show_their_dynamodb_calls_in_xray() {
         ..DynamoConfig::new(&name, "us-east-1", Some(scim_tests::moto_endpoint()))
     };
     let app = App::new(Arc::new(DynamoTable::connect(&cfg).unwrap()));
-    scim_core::migrate::upgrade(app.layout(), &mut |_| {}).await.unwrap();
-    scim_core::tenancy::create_tenant(app.layout(), "local", "local").await.unwrap();
+    scim_core::migrate::upgrade(app.service.layout(), &mut |_| {}).await.unwrap();
+    scim_core::tenancy::create_tenant(app.service.layout(), "local", "local").await.unwrap();
     assert!(received(&daemon).is_empty(), "calls outside a request's trace are not recorded");
 
     assert_eq!(invoke(&app, true).await, 200);

@@ -73,11 +73,11 @@ async fn upgraded_on_start(store: Store) {
     assert!(table.get("CONF#old", "TENANT").await.unwrap().is_some());
     let key = table.get(&format!("KEY#{KEY_ID}"), "KEY").await.unwrap().unwrap();
     assert!(!key.doc.as_deref().unwrap().contains("tenant_settings"));
-    let keys = scim_core::tenancy::list_keys(srv.app.layout(), "old").await.unwrap();
+    let keys = scim_core::tenancy::list_keys(srv.app.service.layout(), "old").await.unwrap();
     assert!(keys[0]["last_used_at"].is_string(), "the last use survived the move: {keys:?}");
     // settings changes reach the old key at once (no copies to rewrite)
     let change = scim_core::tenancy::TenantChange { status: Some("suspended".into()), ..Default::default() };
-    scim_core::tenancy::update_tenant(srv.app.layout(), "old", &change).await.unwrap();
+    scim_core::tenancy::update_tenant(srv.app.service.layout(), "old", &change).await.unwrap();
     old.get("/Users").await.assert_error(403, None);
 }
 

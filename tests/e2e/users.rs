@@ -137,7 +137,7 @@ both_stores!(external_id_policies, |srv| {
 
     // unique: a second holder is refused (create and rename), the holder itself may keep it
     let u = srv.tenant_key("uniq", "admin").await;
-    update_tenant(srv.app.layout(), "uniq", &policy(ExternalIdPolicy::Unique)).await.unwrap();
+    update_tenant(srv.app.service.layout(), "uniq", &policy(ExternalIdPolicy::Unique)).await.unwrap();
     let a = id_of(&u.post("/Users", &with_ext("a@example.com", "e-1")).await.body);
     let dup = u.post("/Users", &with_ext("b@example.com", "e-1")).await;
     dup.assert_error(409, Some("uniqueness"));
@@ -162,7 +162,7 @@ both_stores!(external_id_policies, |srv| {
 
     // relink: Okta re-assigns a renamed user with a new POST carrying its externalId
     let r = srv.tenant_key("relink", "admin").await;
-    update_tenant(srv.app.layout(), "relink", &policy(ExternalIdPolicy::Relink)).await.unwrap();
+    update_tenant(srv.app.service.layout(), "relink", &policy(ExternalIdPolicy::Relink)).await.unwrap();
     let orig = r.post("/Users", &with_ext("old.name@example.com", "00u-okta")).await;
     let oid = id_of(&orig.body);
     r.patch(&format!("/Users/{oid}"), &patch_op(json!([{"op": "replace", "value": {"active": false}}]))).await;

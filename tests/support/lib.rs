@@ -100,8 +100,8 @@ impl Server {
 
     /// A key for another tenant (created if needed) with a role.
     pub async fn tenant_key(&self, tenant: &str, role: &str) -> Client {
-        tenancy::create_tenant(self.app.layout(), tenant, tenant).await.expect("tenant");
-        let k = tenancy::create_key(self.app.layout(), tenant, role, None).await.expect("key");
+        tenancy::create_tenant(self.app.service.layout(), tenant, tenant).await.expect("tenant");
+        let k = tenancy::create_key(self.app.service.layout(), tenant, role, None).await.expect("key");
         Client::new(&self.base, &k.token)
     }
 }

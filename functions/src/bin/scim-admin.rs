@@ -6,7 +6,7 @@ use scim_core::roles;
 use scim_core::store::Table;
 use scim_core::store::dynamo::{DynamoConfig, DynamoTable};
 use scim_core::store::embedded::EmbeddedTable;
-use scim_core::store::layout::{LAYOUT_VERSION, Layout, REGISTRY_PK};
+use scim_core::store::layout::{LAYOUT_VERSION, Layout};
 use scim_core::tenancy;
 use scim_functions::cli::{self, Failure};
 use serde_json::{Value, json};
@@ -311,7 +311,7 @@ async fn run(args: Args) -> Outcome {
     if let Command::Repair { yes } = args.command {
         return repair(&embedded_dir(&args)?, yes);
     }
-    let layout = Layout { table: open_table(&args).await? };
+    let layout = Layout::new(open_table(&args).await?);
     let j = args.json;
     if let Command::Migrate = args.command {
         return migrate(&layout, j).await;
@@ -623,7 +623,7 @@ async fn prepare(layout: &Layout, embedded: bool) -> Outcome {
     if version == Some(LAYOUT_VERSION) {
         return Ok(());
     }
-    let fresh = version.is_none() && layout.list_records(REGISTRY_PK, "TENANT#", 1).await?.is_empty();
+    let fresh = version.is_none() && layout.tenant_ids(1).await?.is_empty();
     if embedded || fresh {
         let report = migrate::upgrade(layout, &mut |l| eprintln!("scim-admin: {l}")).await?;
         print_collisions(&report);

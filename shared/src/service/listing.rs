@@ -6,6 +6,7 @@ use super::*;
 use crate::cursor;
 use crate::filter::{self, Expr, Lookup, Operand};
 use crate::list_query::ListQuery;
+use crate::messages::ListResponse;
 use crate::path::AttrPath;
 use crate::projection::Projection;
 use crate::schema::URN_LIST;
@@ -70,7 +71,7 @@ pub(super) fn member_use(e: &Expr) -> MemberUse {
 
 impl Service {
     /// `GET /Users|/Groups` and `.search`: a ListResponse, projected.
-    pub async fn list_response(&self, ctx: Ctx<'_>, kind: Kind, q: &ListQuery) -> Result<Value> {
+    pub async fn list_response(&self, ctx: Ctx<'_>, kind: Kind, q: &ListQuery) -> Result<ListResponse> {
         let rt = ctx.types.of(kind);
         let projection = Projection::new(rt, q.attributes.as_deref(), q.excluded_attributes.as_deref());
         let page = self.list(ctx, kind, rt, q).await?;
@@ -92,20 +93,14 @@ impl Service {
             }
             resources.push(Value::Object(projection.apply(rt, resource::render(rt, d, ctx.base_url))));
         }
-        let mut out = Map::new();
-        out.insert("schemas".into(), json!([URN_LIST]));
-        if let Some(t) = page.total {
-            out.insert("totalResults".into(), json!(t));
-        }
-        out.insert("itemsPerPage".into(), json!(resources.len()));
-        if let Some(s) = page.start_index {
-            out.insert("startIndex".into(), json!(s));
-        }
-        if let Some(c) = page.next_cursor {
-            out.insert("nextCursor".into(), json!(c));
-        }
-        out.insert("Resources".into(), Value::Array(resources));
-        Ok(Value::Object(out))
+        Ok(ListResponse {
+            schemas: [URN_LIST],
+            total_results: page.total,
+            items_per_page: resources.len(),
+            start_index: page.start_index,
+            next_cursor: page.next_cursor,
+            resources,
+        })
     }
 
     pub(super) async fn list(&self, ctx: Ctx<'_>, kind: Kind, rt: &ResourceType, q: &ListQuery) -> Result<Page> {

@@ -5,22 +5,25 @@
 //! (what an update may not change, the role policy), `membership` (member changes),
 //! `reading` (rendering for the wire), `listing` (lists, searches, cursors).
 
+mod configuration;
 mod listing;
 mod membership;
 mod protect;
 mod reading;
 
+pub use configuration::{Configured, SettingsOp};
 pub use listing::Page;
 pub use protect::PROTECTED;
 
 use crate::error::{Result, ScimError};
 use crate::extensions::TenantSchemas;
+use crate::kind::Kind;
 use crate::members::{self, MemberOp};
 use crate::patch::{self, PatchOp};
 use crate::resource;
 use crate::roles::Permission;
 use crate::schema::{ResourceType, group_type, user_type};
-use crate::store::layout::{Claims, Kind, Layout, MemberDelta, Stored, StoredText, WriteConflict};
+use crate::store::layout::{Claims, Layout, MemberDelta, Stored, StoredText, WriteConflict};
 use crate::tenancy::ExternalIdPolicy;
 use protect::{apply_roles_policy, check_group_grants, check_immutable, check_protected};
 use serde_json::{Map, Value, json};
@@ -73,9 +76,23 @@ impl<'a> Ctx<'a> {
 
 /// The SCIM service over one table.
 pub struct Service {
-    pub layout: Layout,
+    layout: Layout,
     seal: tokio::sync::OnceCell<Vec<u8>>,
     types: TypesCache,
+}
+
+/// A service over a table: what an app is made of (`App::new(table)`).
+impl From<std::sync::Arc<dyn crate::store::Table>> for Service {
+    fn from(table: std::sync::Arc<dyn crate::store::Table>) -> Service {
+        Service::over(table)
+    }
+}
+
+/// A service over a table of a known type (`App::new(Arc::new(EmbeddedTable::in_memory()))`).
+impl<T: crate::store::Table + 'static> From<std::sync::Arc<T>> for Service {
+    fn from(table: std::sync::Arc<T>) -> Service {
+        Service::over(table)
+    }
 }
 
 /// Tenants' resource types, kept per process: tenant → (types, when read). A request whose
@@ -226,6 +243,11 @@ impl Service {
     /// A service over a layout.
     pub fn new(layout: Layout) -> Service {
         Service { layout, seal: tokio::sync::OnceCell::new(), types: TypesCache::default() }
+    }
+
+    /// A service over a table (its layout).
+    pub fn over(table: std::sync::Arc<dyn crate::store::Table>) -> Service {
+        Service::new(Layout::new(table))
     }
 
     /// A tenant's resource types for a request whose principal announces declarations at
@@ -484,7 +506,7 @@ mod tests {
     async fn declarations_are_read_only_when_announced_and_then_kept() {
         use crate::store::metered::Metered;
         let metered = std::sync::Arc::new(Metered::new(std::sync::Arc::new(crate::store::embedded::EmbeddedTable::in_memory())));
-        let svc = Service::new(Layout { table: metered.clone() });
+        let svc = Service::over(metered.clone());
         svc.tenant_types("t", 0).await.unwrap();
         assert_eq!(metered.counts().total(), 0, "version 0: the built-in types, no read");
         crate::tenancy::create_tenant(&svc.layout, "t", "T").await.unwrap();

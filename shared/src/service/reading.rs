@@ -121,7 +121,7 @@ fn expands(kind: Kind, projection: &Projection<'_>, in_list: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::layout::{resource_sk, tenant_pk};
+    use crate::store::layout::keys::{resource_sk, tenant_pk};
     use crate::store::{Cond, Item, Table, Write};
 
     /// docs/benchmarks.md: a GET by id with the default projection is written from the stored text. A stored
@@ -130,7 +130,7 @@ mod tests {
     #[tokio::test]
     async fn a_default_read_is_written_from_the_stored_text() {
         let table = std::sync::Arc::new(crate::store::embedded::EmbeddedTable::in_memory());
-        let svc = Service::new(Layout { table: table.clone() });
+        let svc = Service::over(table.clone());
         let text = r#"{"id":"u1","userName":"ann","x": [1.50, 2],"meta":{"resourceType":"User"}}"#;
         let item = Item::new(tenant_pk("t"), resource_sk(Kind::User, "u1"), text.to_string(), 1);
         table.write(vec![Write::Put { item, cond: Cond::Always }]).await.unwrap();

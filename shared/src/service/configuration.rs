@@ -1,0 +1,95 @@
+//! The tenant's own configuration over HTTP, and what the edge needs of the store besides the
+//! resources: authentication, the activity log and the request limit. The edge reaches all of
+//! it through the service; only the service layer holds the layout.
+
+use super::*;
+use crate::{activity, auth, declarations, settings};
+
+/// What a configuration route does (its row's operation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingsOp {
+    /// `GET /Settings`.
+    View,
+    /// `PATCH /Settings`.
+    Change,
+    /// `GET /Settings/RoleMappings`.
+    RoleMappings,
+    /// `PUT /Settings/RoleMappings`.
+    ReplaceRoleMappings,
+    /// `DELETE /Settings/RoleMappings`.
+    DeleteRoleMappings,
+    /// `GET /Settings/Schemas`.
+    SchemaDeclarations,
+    /// `GET /Settings/Schemas/{urn}`.
+    SchemaDeclaration,
+    /// `PUT /Settings/Schemas/{urn}`.
+    PutSchemaDeclaration,
+    /// `DELETE /Settings/Schemas/{urn}`.
+    DeleteSchemaDeclaration,
+    /// `POST /Settings/PortalLinks`.
+    CreatePortalLink,
+    /// `DELETE /Settings/PortalLinks`.
+    RevokePortalLinks,
+}
+
+/// What a configuration operation gave: a document shown, made or changed, or nothing left.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Configured {
+    Shown(Value),
+    Made(Value),
+    Changed(Value),
+    Gone,
+}
+
+impl Service {
+    /// The layout, for the operator's tools and bootstrap (never the edge's: it asks the
+    /// service).
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Runs a configuration operation for a tenant: `doc` is the body (`Null` when none), `id`
+    /// the path's id (a schema URN).
+    pub async fn configure(&self, op: SettingsOp, tenant: &str, base_url: &str, doc: &Value, id: &str) -> Result<Configured> {
+        let layout = &self.layout;
+        Ok(match op {
+            SettingsOp::View => Configured::Shown(settings::view(layout, tenant, base_url).await?),
+            SettingsOp::Change => Configured::Changed(settings::patch(layout, tenant, base_url, doc).await?),
+            SettingsOp::RoleMappings => Configured::Shown(settings::role_mappings(layout, tenant).await?),
+            SettingsOp::ReplaceRoleMappings => Configured::Changed(settings::replace_role_mappings(layout, tenant, doc).await?),
+            SettingsOp::DeleteRoleMappings => settings::delete_role_mappings(layout, tenant).await.map(|()| Configured::Gone)?,
+            SettingsOp::SchemaDeclarations => Configured::Shown(declarations::list(layout, tenant).await?),
+            SettingsOp::SchemaDeclaration => Configured::Shown(declarations::get(layout, tenant, id).await?),
+            SettingsOp::PutSchemaDeclaration => match declarations::put(layout, tenant, id, doc).await? {
+                (decl, true) => Configured::Made(decl),
+                (decl, false) => Configured::Changed(decl),
+            },
+            SettingsOp::DeleteSchemaDeclaration => declarations::delete(layout, tenant, id).await.map(|()| Configured::Gone)?,
+            SettingsOp::CreatePortalLink => {
+                Configured::Made(settings::create_portal_link(layout, tenant, base_url, (!doc.is_null()).then_some(doc)).await?)
+            }
+            SettingsOp::RevokePortalLinks => settings::revoke_portal_links(layout, tenant).await.map(|()| Configured::Gone)?,
+        })
+    }
+
+    /// Authenticates a bearer key ([`auth::authenticate_attempt`]): a refused key of a known
+    /// tenant is recorded in that tenant's activity log when `attempt` says what it was for.
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        source_ip: Option<std::net::IpAddr>,
+        attempt: Option<auth::Attempt<'_>>,
+    ) -> Result<auth::Principal> {
+        auth::authenticate_attempt(&self.layout, authorization, source_ip, attempt).await
+    }
+
+    /// Records an entry in a tenant's activity log (best effort: [`activity::record`]).
+    pub async fn record(&self, tenant: &str, entry: activity::Entry<'_>) {
+        activity::record(&self.layout, tenant, entry).await;
+    }
+
+    /// Counts one request against the tenant's per-second limit; the count so far.
+    pub async fn tick(&self, tenant: &str) -> Result<i64> {
+        Ok(self.layout.tick(tenant).await?)
+    }
+}

@@ -1,0 +1,134 @@
+//! What `migrate` reads and moves between layout versions.
+
+use super::*;
+
+impl Layout {
+    /// The name claims of a collection (`USERNAME#…` / `GROUPNAME#…`) in key order after the
+    /// claimed key `after`: (claimed key, holder id).
+    pub async fn name_claims(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let prefix = kind.name_claim();
+        let after_sk = after.map(|a| format!("{prefix}{a}"));
+        let items = self.table.query(&Query::prefix(tenant_pk(tenant), prefix, after_sk.as_deref(), limit)).await?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in &items {
+            let holder = Stored::from_item(item)?.id().to_string();
+            out.push((item.sk[prefix.len()..].to_string(), holder));
+        }
+        Ok(out)
+    }
+
+    /// The externalId claims of a collection (`UEXT#…` / `GEXT#…`, every holder's before layout
+    /// 3) in key order after the externalId `after`: (externalId, holder id).
+    pub async fn external_id_claims(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let prefix = kind.ext_claim();
+        let after_sk = after.map(|a| format!("{prefix}{a}"));
+        let items = self.table.query(&Query::prefix(tenant_pk(tenant), prefix, after_sk.as_deref(), limit)).await?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in &items {
+            let holder = Stored::from_item(item)?.id().to_string();
+            out.push((item.sk[prefix.len()..].to_string(), holder));
+        }
+        Ok(out)
+    }
+
+    /// Gives `id` the index entry of an externalId it holds (idempotent).
+    pub async fn index_external_id(&self, tenant: &str, kind: Kind, external_id: &str, id: &str) -> Result<(), StoreError> {
+        let item = claim_item(&tenant_pk(tenant), ext_index_sk(kind, external_id, id), id);
+        self.table.write(vec![Write::Put { item, cond: Cond::Always }]).await
+    }
+
+    /// Moves `id`'s name claim from key `from` to key `to` in one transaction. `Ok(None)` when
+    /// it moved (or had moved before); `Ok(Some(holder))` when another resource holds `to`, and
+    /// nothing changed.
+    pub async fn move_name_claim(&self, tenant: &str, kind: Kind, from: &str, to: &str, id: &str) -> Result<Option<String>, StoreError> {
+        let pk = tenant_pk(tenant);
+        let prefix = kind.name_claim();
+        let writes = vec![
+            Write::Put { item: claim_item(&pk, format!("{prefix}{to}"), id), cond: Cond::Absent },
+            Write::Delete { pk: pk.clone(), sk: format!("{prefix}{from}"), cond: Cond::Always },
+        ];
+        match self.table.write(writes).await {
+            Ok(()) => Ok(None),
+            Err(StoreError::Conflict { .. }) => match self.claimed_by(tenant, kind, Some(to), None).await? {
+                // moved by an earlier, interrupted run: only the old claim is left to drop
+                Some(holder) if holder == id => {
+                    self.table.write(vec![Write::Delete { pk, sk: format!("{prefix}{from}"), cond: Cond::Always }]).await?;
+                    Ok(None)
+                }
+                Some(holder) => Ok(Some(holder)),
+                None => Err(StoreError::unavailable("a name claim changed during the upgrade; run it again")),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Layout 1 kept a tenant's record and key references under `TENANT#<t>` and a copy of its
+    /// settings and the last-use stamp inside each key record. Moves them where layout 2 keeps
+    /// them; the tenant record moves last (a key works again once it has). Idempotent; returns
+    /// the number of items written.
+    pub async fn upgrade_config_from_v1(&self, tenant: &str) -> Result<usize, StoreError> {
+        let (old_pk, new_pk) = (tenant_pk(tenant), conf_pk(tenant));
+        let mut written = 0;
+        for item in self.table.query(&Query::prefix(old_pk.clone(), KEYREF, None, 10_000)).await? {
+            let key_id = item.sk[KEYREF.len()..].to_string();
+            let moved = Item { pk: new_pk.clone(), ..Item::clone(&item) };
+            self.table
+                .write(vec![
+                    Write::Put { item: moved, cond: Cond::Always },
+                    Write::Delete { pk: old_pk.clone(), sk: item.sk.clone(), cond: Cond::Always },
+                ])
+                .await?;
+            written += 1 + self.upgrade_key_from_v1(&key_id).await?;
+        }
+        if let Some(item) = self.table.get(&old_pk, TENANT_SK).await? {
+            let moved = Item { pk: new_pk.clone(), ..crate::store::Shared::unwrap_or_clone(item) };
+            let delete = Write::Delete { pk: old_pk.clone(), sk: TENANT_SK.into(), cond: Cond::Always };
+            match self.table.write(vec![Write::Put { item: moved, cond: Cond::Absent }, delete.clone()]).await {
+                Ok(()) => written += 1,
+                // already at its new place: only the old copy is left to drop
+                Err(StoreError::Conflict { .. }) => self.table.write(vec![delete]).await?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(written)
+    }
+
+    /// Drops the settings copy from a layout-1 key record and moves its last-use stamp to the
+    /// key's own stamp item.
+    pub(super) async fn upgrade_key_from_v1(&self, key_id: &str) -> Result<usize, StoreError> {
+        let Some(item) = self.table.get(&key_pk(key_id), KEY_SK).await? else {
+            return Ok(0);
+        };
+        let Some(mut rec) = item.doc.as_deref().and_then(|d| serde_json::from_str::<Map<String, Value>>(d).ok()) else {
+            return Ok(0);
+        };
+        let settings = rec.remove("tenant_settings");
+        let (unix, at) = (rec.remove("last_used_unix"), rec.remove("last_used_at"));
+        if settings.is_none() && unix.is_none() && at.is_none() {
+            return Ok(0);
+        }
+        let mut writes = vec![Write::Put {
+            item: Item::new(key_pk(key_id), KEY_SK, crate::json_text(&rec), item.version + 1),
+            cond: Cond::Version(item.version),
+        }];
+        if let (Some(unix), Some(at)) = (unix, at) {
+            let stamp = serde_json::json!({"last_used_unix": unix, "last_used_at": at}).to_string();
+            writes.push(Write::Put { item: Item::new(key_use_pk(key_id), KEY_USE_SK, stamp, 1), cond: Cond::Always });
+        }
+        let n = writes.len();
+        self.table.write(writes).await?;
+        Ok(n)
+    }
+}
