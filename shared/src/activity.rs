@@ -12,17 +12,24 @@ pub const RETENTION_DAYS: i64 = 90;
 /// One entry as stored (and read back by `scim-admin audit` and the portal).
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Entry<'a> {
+    /// The id of the API key that made the request (`portal` for a portal action).
     pub key_id: &'a str,
     /// The function of the matched route; absent when the request matched none (404, 405) or
     /// the authorizer refused the key first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub route: Option<&'a str>,
+    /// The request's HTTP method (bounded to 16 bytes when recorded).
     pub method: &'a str,
+    /// The request's path under the base URL (bounded to 512 bytes when recorded).
     pub path: &'a str,
+    /// The id of the resource the request addressed, or the one a create made, if any.
     pub resource_id: Option<&'a str>,
+    /// The HTTP status of the response.
     pub status: u16,
+    /// The SCIM `scimType` of a failed request's error (RFC 7644 §3.12), if it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scim_type: Option<&'a str>,
+    /// The error detail told the client, for a failure or refusal (bounded to 300 bytes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<&'a str>,
     /// Which client sent it (Entra, Okta, …: the portal names the IdP from it).

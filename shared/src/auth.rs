@@ -15,8 +15,12 @@ use std::sync::Arc;
 /// ([`Principal::to_context`], [`Principal::from_context`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Principal {
+    /// The tenant the key belongs to; every operation is scoped to it.
     pub tenant_id: String,
+    /// The id of the API key presented (the `<key id>` part of `scim_<key id>_<secret>`).
     pub key_id: String,
+    /// The name of the key's role: built-in (`admin`, `provisioner`, `reader`) or one of the
+    /// tenant's custom roles.
     pub role: String,
     /// The tenant's request limit per second, if it has one.
     pub rate_limit: Option<u32>,
@@ -91,8 +95,11 @@ pub async fn authenticate(layout: &Layout, authorization: Option<&str>, source_i
 /// its identity provider is failing. A key id nobody holds names no tenant: nothing to record.
 #[derive(Debug, Clone, Copy)]
 pub struct Attempt<'a> {
+    /// The request's HTTP method.
     pub method: &'a str,
+    /// The request's path under the base URL.
     pub path: &'a str,
+    /// The client's User-Agent header, if it sent one.
     pub user_agent: Option<&'a str>,
 }
 

@@ -15,8 +15,10 @@ pub const TTL_SECS: i64 = 3600;
 /// Where a cursor continues: after an id (cursor pages) or at an offset (index pages).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Position {
+    /// The id of the last resource returned: a cursor page continues after it.
     #[serde(rename = "a")]
     pub after: Option<String>,
+    /// The 0-based position in the matching resources where the next page starts.
     #[serde(rename = "o")]
     pub offset: Option<u64>,
 }

@@ -7,17 +7,30 @@ use serde_json::{Value, json};
 /// RFC 7644 §3.12 `scimType` values (plus RFC 9865's cursor errors).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScimType {
+    /// The filter's syntax is invalid, or it combines an attribute and operator not supported.
     InvalidFilter,
+    /// The request asks for more than the server is willing to process (results, operations,
+    /// member changes, or a body too large).
     TooMany,
+    /// An attribute value is already in use or reserved.
     Uniqueness,
+    /// The change does not fit the target attribute's mutability (e.g. an immutable one).
     Mutability,
+    /// The request body's structure is invalid or does not conform to the request schema.
     InvalidSyntax,
+    /// The `path` is invalid or malformed.
     InvalidPath,
+    /// The `path` did not yield an attribute or value that could be operated on.
     NoTarget,
+    /// A required value is missing, or a value does not fit the operation, type or schema.
     InvalidValue,
+    /// The SCIM protocol version requested is not supported.
     InvalidVers,
+    /// The request cannot be completed because it passes sensitive information in its URI.
     Sensitive,
+    /// The cursor is not one this server issued for this tenant and query (RFC 9865).
     InvalidCursor,
+    /// The cursor was valid but has expired (RFC 9865).
     ExpiredCursor,
 }
 
@@ -46,7 +59,12 @@ impl ScimType {
 pub enum ScimError {
     /// 400 with a `scimType`.
     #[error("{detail}")]
-    BadRequest { scim_type: ScimType, detail: String },
+    BadRequest {
+        /// The `scimType` sent with the 400.
+        scim_type: ScimType,
+        /// The human-readable `detail` sent to the client.
+        detail: String,
+    },
     /// 401: no, malformed, unknown, revoked or expired credentials.
     #[error("{0}")]
     Unauthorized(String),
@@ -77,13 +95,23 @@ pub enum ScimError {
     UnsupportedMediaType(String),
     /// 429: slow down; `retry_after` seconds.
     #[error("{detail}")]
-    TooManyRequests { detail: String, retry_after: u32 },
+    TooManyRequests {
+        /// The human-readable `detail` sent to the client.
+        detail: String,
+        /// Seconds to wait before retrying, sent as `Retry-After`.
+        retry_after: u32,
+    },
     /// 501: a SCIM feature this server does not offer (e.g. bulk before it lands).
     #[error("{0}")]
     NotImplemented(String),
     /// 503: the store is unavailable for now; retry after `retry_after` seconds.
     #[error("{detail}")]
-    Unavailable { detail: String, retry_after: u32 },
+    Unavailable {
+        /// The human-readable `detail` sent to the client (never the store's cause).
+        detail: String,
+        /// Seconds to wait before retrying, sent as `Retry-After`.
+        retry_after: u32,
+    },
     /// 500: a bug or a corrupt stored item. The cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),

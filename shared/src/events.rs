@@ -15,7 +15,11 @@ pub const SOURCE: &str = "scim-serverless";
 /// One event: `detail-type` and `detail`, as put on the bus.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
+    /// The `detail-type`: `user.created`, `group.updated`, `user.deactivated`,
+    /// `membership.added`, ….
     pub kind: String,
+    /// The `detail`: the tenant, the resource's `id` and `externalId` (or the group and user of
+    /// a membership), the change's `time`, and what changed.
     pub detail: Value,
 }
 
@@ -148,7 +152,7 @@ pub fn derive(old: Option<&Item>, new: Option<&Item>) -> Vec<Event> {
     derive_at(old, new, None)
 }
 
-/// [`derive`], with the time the change reached the store when the caller knows it (a stream
+/// [`derive()`], with the time the change reached the store when the caller knows it (a stream
 /// record's creation time). An event's `time` is when the change happened: the resource's own
 /// `meta.lastModified` for creates and updates, else `changed_at`, else now.
 pub fn derive_at(old: Option<&Item>, new: Option<&Item>, changed_at: Option<&str>) -> Vec<Event> {

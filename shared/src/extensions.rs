@@ -28,8 +28,12 @@ pub const MAX_DECLARATION_BYTES: usize = 64 * 1024;
 /// once declared and no longer does (their values stay hidden in the documents).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Declaration {
+    /// The resource type it extends: User or Group.
     pub extends: Kind,
+    /// The extension's schema (RFC 7643 §7): its URN `id`, name and attribute definitions.
     pub schema: Arc<SchemaDef>,
+    /// Attributes an earlier declaration had and this one left out: their values stay stored,
+    /// hidden, and come back if they are declared again.
     pub retired: Vec<AttrDef>,
     /// Deleted: nothing of it is served, its values stay hidden (and return with it).
     pub deleted: bool,
@@ -360,8 +364,11 @@ pub fn delete(current: &[Declaration], urn: &str) -> Result<(Vec<Declaration>, V
 pub struct TenantSchemas {
     /// The tenant's declarations version (0: none, the built-in types).
     pub version: u64,
+    /// The User resource type: the core schema, the built-in extensions and the tenant's own.
     pub user: ResourceType,
+    /// The Group resource type, with the tenant's Group extensions.
     pub group: ResourceType,
+    /// Every declaration the tenant has made, deleted ones included (their values stay hidden).
     pub declared: Vec<Declaration>,
 }
 

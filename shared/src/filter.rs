@@ -11,14 +11,23 @@ use std::cmp::Ordering;
 /// Comparison operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CompareOp {
+    /// `eq`: the attribute and the value are equal.
     Eq,
+    /// `ne`: no value of the attribute equals the value (an absent attribute matches).
     Ne,
+    /// `co`: the value is a substring of the attribute value.
     Co,
+    /// `sw`: the attribute value starts with the value.
     Sw,
+    /// `ew`: the attribute value ends with the value.
     Ew,
+    /// `gt`: the attribute value is greater than the value.
     Gt,
+    /// `ge`: the attribute value is greater than or equal to the value.
     Ge,
+    /// `lt`: the attribute value is less than the value.
     Lt,
+    /// `le`: the attribute value is less than or equal to the value.
     Le,
 }
 
@@ -42,19 +51,29 @@ impl CompareOp {
 /// A parsed filter, before schema resolution.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
+    /// `path op value`: an attribute compared with a literal.
     Compare {
+        /// The attribute path on the left of the operator.
         path: AttrPath,
+        /// The comparison operator.
         op: CompareOp,
+        /// The comparison value: a JSON string, number, boolean or null literal.
         value: Value,
     },
+    /// `path pr`: the attribute has a non-empty value.
     Present(AttrPath),
+    /// `a and b`: both filters match.
     And(Box<Filter>, Box<Filter>),
+    /// `a or b`: either filter matches.
     Or(Box<Filter>, Box<Filter>),
+    /// `not (a)`: the filter does not match.
     Not(Box<Filter>),
     /// `attr[inner]`: some element of the multi-valued `attr` satisfies `inner`, whose paths are
     /// relative to the element.
     ValuePath {
+        /// The multi-valued (complex) attribute before the brackets.
         path: AttrPath,
+        /// The filter inside the brackets, applied to each element.
         inner: Box<Filter>,
     },
 }
@@ -333,17 +352,28 @@ impl<'a> Operand<'a> {
 /// A filter resolved against a resource type: canonical names and types, ready to evaluate.
 #[derive(Debug, Clone)]
 pub enum Expr<'a> {
+    /// A comparison of the operand's values with a literal; matches when any value satisfies it.
     Compare {
+        /// Where the compared values are read.
         operand: Operand<'a>,
+        /// The comparison operator, checked against the attribute's type.
         op: CompareOp,
+        /// The comparison literal from the filter.
         value: Value,
     },
+    /// `pr`: the operand has at least one non-empty value.
     Present(Operand<'a>),
+    /// Both expressions match.
     And(Box<Expr<'a>>, Box<Expr<'a>>),
+    /// Either expression matches.
     Or(Box<Expr<'a>>, Box<Expr<'a>>),
+    /// The expression does not match.
     Not(Box<Expr<'a>>),
+    /// A value filter `attr[inner]`: some element of the complex attribute matches `inner`.
     Any {
+        /// The complex attribute whose elements are tested.
         target: Target<'a>,
+        /// The element filter; its operands are [`Operand::Element`]s.
         inner: Box<Expr<'a>>,
     },
     /// A path naming no defined attribute: never matches.
@@ -596,14 +626,19 @@ fn ordering_matches(op: CompareOp, ord: Option<Ordering>) -> bool {
 /// An indexed equality the store can answer with key reads instead of walking the collection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
+    /// The resource with this `id`.
     Id(String),
     /// userName (users) or displayName (groups): the case-insensitive unique name claim.
     Name(String),
+    /// The resources with this `externalId`.
     ExternalId(String),
     /// A tenant's extension attribute declared unique: its claim (URN, attribute, value key).
     Unique {
+        /// The extension schema URN that declares the attribute.
         ext: String,
+        /// The attribute's canonical name within the extension.
         attr: String,
+        /// The value's claim key (case-folded unless the attribute is `caseExact`).
         key: String,
     },
 }

@@ -1,6 +1,7 @@
 //! scim-core: the SCIM 2.0 domain of scim-serverless (schemas, resources, filter, PATCH,
 //! projection, list queries, errors, auth), the storage seam with its DynamoDB and embedded
 //! stores, and the HTTP-agnostic edge every Lambda and the local server call. No Lambda types.
+#![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo, clippy::unimplemented)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 

@@ -13,13 +13,20 @@ pub const MAX_COUNT: u64 = 1000;
 /// A list request.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ListQuery {
+    /// The `filter` expression (RFC 7644 §3.4.2.2), unparsed; `None` when absent or blank.
     pub filter: Option<String>,
     /// 1-based.
     pub start_index: u64,
+    /// `count`: the most resources per page, [`DEFAULT_COUNT`] if not given, at most
+    /// [`MAX_COUNT`].
     pub count: u64,
+    /// `sortBy`: the attribute path to sort on (§3.4.2.3); `None` when absent or blank.
     pub sort_by: Option<String>,
+    /// Whether `sortOrder` is `descending` (ascending otherwise).
     pub descending: bool,
+    /// `attributes`: the comma-separated attributes to return (§3.4.2.5).
     pub attributes: Option<String>,
+    /// `excludedAttributes`: the comma-separated attributes to leave out (§3.4.2.5).
     pub excluded_attributes: Option<String>,
     /// RFC 9865: `Some("")` asks for the first cursor page.
     pub cursor: Option<String>,

@@ -11,11 +11,15 @@ use std::collections::BTreeSet;
 /// One change to a group's members.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MemberOp {
+    /// Add these member ids (`add` on `members`, or a no-path `add` naming `members`).
     Add(Vec<String>),
+    /// Remove these member ids (a `remove` with a value, or a `members[value eq …]` filter).
     Remove(Vec<String>),
     /// Remove the members a value filter matches (`members[display co "x"]`): needs the list.
     RemoveMatching(Filter),
+    /// Remove every member (`remove` on `members` with no value and no filter).
     RemoveAll,
+    /// Make these ids the whole member list (`replace` on `members`, or a no-path `replace`).
     Replace(Vec<String>),
 }
 
@@ -129,7 +133,12 @@ pub fn split(patch: &PatchOp) -> Result<(Vec<MemberOp>, PatchOp)> {
 #[derive(Debug, Clone)]
 pub enum Plan {
     /// Adds and removes relative to the current members.
-    Delta { add: BTreeSet<String>, remove: BTreeSet<String> },
+    Delta {
+        /// The member ids to add.
+        add: BTreeSet<String>,
+        /// The member ids to remove.
+        remove: BTreeSet<String>,
+    },
     /// The complete new member set.
     Full(BTreeSet<String>),
 }

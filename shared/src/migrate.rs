@@ -15,10 +15,13 @@ const CLAIMS_PER_PAGE: usize = 500;
 /// claim until someone renames or deletes one of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Collision {
+    /// The tenant both resources belong to.
     pub tenant: String,
     /// `userName` or `displayName`.
     pub attribute: &'static str,
+    /// The resource whose claim could not move to its caseless key (it keeps the old one).
     pub id: String,
+    /// That resource's name, as stored.
     pub name: String,
     /// The resource holding the name's claim.
     pub holder: String,
@@ -29,9 +32,11 @@ pub struct Collision {
 pub struct Report {
     /// The version found (`None`: no marker).
     pub from: Option<u64>,
+    /// The version the table is at afterwards ([`LAYOUT_VERSION`]).
     pub to: u64,
     /// True when the table was empty and only initialised.
     pub initialised: bool,
+    /// How many tenants the table holds (each upgraded when the table was behind).
     pub tenants: usize,
     /// Name claims moved to their caseless key.
     pub names_rekeyed: usize,
@@ -41,6 +46,7 @@ pub struct Report {
     pub external_ids_indexed: usize,
     /// Inactive users counted (layout 4 keeps a counter of them).
     pub inactive_counted: u64,
+    /// Names left on their old claim because another resource holds the caseless one.
     pub collisions: Vec<Collision>,
 }
 

@@ -15,16 +15,22 @@ pub const MAX_OPERATIONS: usize = 1000;
 /// An operation kind; the wire value is case-insensitive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpKind {
+    /// `add`: adds a value, or appends to a multi-valued attribute (RFC 7644 §3.5.2.1).
     Add,
+    /// `replace`: replaces the value(s) at the path (RFC 7644 §3.5.2.3).
     Replace,
+    /// `remove`: removes the value(s) at the path (RFC 7644 §3.5.2.2).
     Remove,
 }
 
 /// A PATCH path: `attr`, `attr.sub`, `attr[filter]`, `attr[filter].sub`, or a bare extension URN.
 #[derive(Debug, Clone)]
 pub struct PatchPath {
+    /// The targeted attribute, without its sub-attribute (that is in [`sub`](Self::sub)).
     pub attr: AttrPath,
+    /// The value filter in `attr[filter]`, selecting elements of a multi-valued attribute.
     pub filter: Option<Filter>,
+    /// The sub-attribute name, from `attr.sub` or `attr[filter].sub`.
     pub sub: Option<String>,
     /// The path named a whole extension schema (`urn:...:enterprise:2.0:User`).
     pub extension: Option<String>,
@@ -78,14 +84,18 @@ impl PatchPath {
 /// One operation.
 #[derive(Debug, Clone)]
 pub struct Operation {
+    /// The `op` member: add, replace or remove.
     pub op: OpKind,
+    /// The `path` member; `None` when absent or empty, so `value` names the attributes.
     pub path: Option<PatchPath>,
+    /// The `value` member; required for add and replace, optional for remove.
     pub value: Option<Value>,
 }
 
 /// A parsed PatchOp request.
 #[derive(Debug, Clone)]
 pub struct PatchOp {
+    /// The `Operations` array, in the order they are applied (at most [`MAX_OPERATIONS`]).
     pub operations: Vec<Operation>,
 }
 

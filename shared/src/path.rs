@@ -7,8 +7,11 @@ use crate::schema::{AttrDef, ResourceType, SchemaDef};
 /// An attribute path as written by the client: optional schema URN, attribute, sub-attribute.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttrPath {
+    /// The schema URN prefix, as written, e.g. `urn:ietf:params:scim:schemas:core:2.0:User`.
     pub urn: Option<String>,
+    /// The attribute name, as written (attribute names are case-insensitive).
     pub attr: String,
+    /// The sub-attribute name after the `.`, as written, if any.
     pub sub: Option<String>,
 }
 
@@ -108,7 +111,9 @@ fn valid_name(name: &str) -> bool {
 pub struct Target<'a> {
     /// Extension URN the attribute lives under, `None` for core and common attributes.
     pub ext: Option<&'a str>,
+    /// Definition of the top-level attribute.
     pub def: &'a AttrDef,
+    /// Definition of the named sub-attribute of [`def`](Self::def), if the path has one.
     pub sub: Option<&'a AttrDef>,
 }
 

@@ -523,6 +523,7 @@ fn is_nonempty_object(text: &str) -> bool {
 pub struct StoredMembers<'a>(Vec<(std::borrow::Cow<'a, str>, &'a serde_json::value::RawValue)>);
 
 impl<'a> StoredMembers<'a> {
+    /// Splits a stored document's JSON text into its members; an error if it is not an object.
     pub fn parse(text: &'a str) -> serde_json::Result<StoredMembers<'a>> {
         serde_json::from_str(text)
     }

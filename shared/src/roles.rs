@@ -86,10 +86,17 @@ pub const MAX_RULE: usize = 100;
 /// group-name rule such as `ws-{workspace}-role-{role}` granting workspace roles.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RolesPolicy {
+    /// The role a user sent without `roles` gets, and the one any value outside
+    /// `user_roles` falls back to (must be one of `user_roles`).
     pub default_role: String,
+    /// The `roles` values a user may hold (matched case-insensitively, stored as written here).
     pub user_roles: Vec<String>,
+    /// The group-name rule granting workspace roles, with `{workspace}` before `{role}`
+    /// (e.g. `ws-{workspace}-role-{role}`); none grants no workspace roles.
     #[serde(default)]
     pub group_rule: Option<String>,
+    /// The roles the group rule may grant, strongest first (a user in several groups for one
+    /// workspace gets the earliest).
     #[serde(default)]
     pub group_roles: Vec<String>,
 }

@@ -8,29 +8,47 @@ use std::sync::{Arc, OnceLock};
 /// Text of a schema: borrowed for the built-in schemas, owned for a tenant's declarations.
 pub type Text = Cow<'static, str>;
 
+/// The core User schema URN (RFC 7643 §4.1).
 pub const URN_USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+/// The core Group schema URN (RFC 7643 §4.2).
 pub const URN_GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+/// The Enterprise User extension schema URN (RFC 7643 §4.3).
 pub const URN_ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 /// scim-serverless's own read-only extension: the roles a user effectively holds.
 pub const URN_ACCESS: &str = "urn:scim-serverless:schemas:extension:access:1.0:User";
+/// The error response message URN (RFC 7644 §3.12).
 pub const URN_ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+/// The list response message URN for query results (RFC 7644 §3.4.2).
 pub const URN_LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+/// The PATCH operation request message URN (RFC 7644 §3.5.2).
 pub const URN_PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+/// The `POST .search` request message URN (RFC 7644 §3.4.3).
 pub const URN_SEARCH: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+/// The service provider configuration schema URN (RFC 7643 §5).
 pub const URN_SPC: &str = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
+/// The resource type schema URN (RFC 7643 §6).
 pub const URN_RESOURCE_TYPE: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
+/// The schema definition schema URN, for `/Schemas` entries (RFC 7643 §7).
 pub const URN_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
 
 /// RFC 7643 §2.3 data types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttrType {
+    /// `string`: a sequence of Unicode characters.
     String,
+    /// `boolean`: `true` or `false`.
     Boolean,
+    /// `decimal`: a real number with at least one digit on each side of the point.
     Decimal,
+    /// `integer`: a whole number with no fractional part.
     Integer,
+    /// `dateTime`: an `xsd:dateTime` (RFC 3339) timestamp.
     DateTime,
+    /// `binary`: base64-encoded arbitrary bytes.
     Binary,
+    /// `reference`: a URI of a SCIM resource or an external one (see [`AttrDef::ref_types`]).
     Reference,
+    /// `complex`: a value made of sub-attributes (one level deep).
     Complex,
 }
 
@@ -52,36 +70,55 @@ impl AttrType {
 /// RFC 7643 §7 `mutability`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mutability {
+    /// `readOnly`: set by the service provider only; client values are ignored.
     ReadOnly,
+    /// `readWrite`: may be updated and read at any time.
     ReadWrite,
+    /// `immutable`: may be set when the resource or value is added, but never changed afterwards.
     Immutable,
+    /// `writeOnly`: may be set but is never returned (e.g. `password`).
     WriteOnly,
 }
 
 /// RFC 7643 §7 `returned`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Returned {
+    /// `always`: returned in every response, whatever `attributes` and `excludedAttributes` say.
     Always,
+    /// `never`: never returned.
     Never,
+    /// `default`: returned unless excluded by `excludedAttributes` or left out of `attributes`.
     Default,
+    /// `request`: returned only when named in the `attributes` parameter.
     Request,
 }
 
 /// One attribute (or sub-attribute) definition.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttrDef {
+    /// The attribute's canonical `name` (matched case-insensitively).
     pub name: Text,
+    /// The attribute's data `type`.
     pub ty: AttrType,
+    /// `multiValued`: the value is an array.
     pub multi: bool,
+    /// `required`: a resource must carry a value for it.
     pub required: bool,
+    /// `caseExact`: string values compare case-sensitively in filters and uniqueness checks.
     pub case_exact: bool,
+    /// How clients may change the attribute (`mutability`).
     pub mutability: Mutability,
+    /// When responses carry the attribute (`returned`).
     pub returned: Returned,
     /// `server` uniqueness: userName, group displayName, and a tenant's attributes declared so.
     pub unique: bool,
+    /// The human-readable `description` published on `/Schemas`.
     pub description: Text,
+    /// `canonicalValues`: the suggested values, e.g. `work` and `home` for an email `type`.
     pub canonical: Vec<Text>,
+    /// `referenceTypes` of a reference attribute, e.g. `User`, `Group` or `external`.
     pub ref_types: Vec<Text>,
+    /// `subAttributes` of a complex attribute; empty for simple ones.
     pub sub: Vec<AttrDef>,
 }
 
@@ -210,9 +247,13 @@ impl AttrDef {
 /// One schema (RFC 7643 §7).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SchemaDef {
+    /// The schema URN, e.g. [`URN_USER`].
     pub id: Text,
+    /// The schema's human-readable `name`, e.g. `User`.
     pub name: Text,
+    /// The schema's human-readable `description`.
     pub description: Text,
+    /// The top-level attribute definitions (`attributes`), in declaration order.
     pub attrs: Vec<AttrDef>,
 }
 
@@ -254,10 +295,15 @@ impl SchemaDef {
 /// a tenant with declarations, its own.
 #[derive(Debug, Clone)]
 pub struct ResourceType {
+    /// The resource type's `name`, also its `id` and `meta.resourceType`, e.g. `User`.
     pub name: &'static str,
+    /// The `endpoint` path relative to the base URL, e.g. `/Users`.
     pub endpoint: &'static str,
+    /// The resource type's human-readable `description`.
     pub description: &'static str,
+    /// The core schema (`schema`), e.g. the User schema.
     pub schema: &'static SchemaDef,
+    /// The `schemaExtensions`, all optional, e.g. the Enterprise User extension.
     pub extensions: Vec<Arc<SchemaDef>>,
     /// Stored documents may hold values no extension here declares (a tenant's retired
     /// attributes or deleted extensions): rendering must take them out.
@@ -533,6 +579,7 @@ pub struct Resolved<'a> {
     /// `None` for core and common attributes (stored at the top level); the URN for extensions
     /// (stored under the URN key).
     pub ext: Option<&'a str>,
+    /// The attribute's definition.
     pub def: &'a AttrDef,
 }
 

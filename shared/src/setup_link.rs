@@ -23,6 +23,7 @@ pub const MAX_LINK_HOURS: i64 = 24 * 30;
 /// A tenant reached through a valid link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
+    /// The id of the tenant the link was made for: the portal acts on it alone.
     pub tenant: String,
     /// Unix seconds.
     pub expires: i64,

@@ -164,9 +164,12 @@ fn active() -> String {
 /// A tenant's record (`CONF#<tenant>` / `TENANT`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TenantRecord {
+    /// The tenant id (letters, digits, `-` and `_`; see [`valid_tenant_id`]).
     pub id: String,
+    /// The tenant's display name, as given at creation.
     #[serde(default, deserialize_with = "lenient")]
     pub name: String,
+    /// When the tenant was created (RFC 3339, UTC).
     #[serde(default, deserialize_with = "lenient")]
     pub created: String,
     /// `active` or `suspended` (every key of the tenant gets 403).
@@ -178,15 +181,19 @@ pub struct TenantRecord {
     /// Requests per second for the whole tenant; `None` = no limit.
     #[serde(default, rename = "rate_limit_per_sec", deserialize_with = "lenient_limit", skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<u32>,
+    /// How the tenant's users get application roles; `None`: `roles` values are kept as sent.
     #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
     pub roles_policy: Option<RolesPolicy>,
     /// The tenant's own roles: name → permission names.
     #[serde(default, deserialize_with = "lenient", skip_serializing_if = "BTreeMap::is_empty")]
     pub custom_roles: BTreeMap<String, Vec<String>>,
+    /// What `active: false` does to a user's group memberships.
     #[serde(default, deserialize_with = "from_name", serialize_with = "by_name", skip_serializing_if = "is_default")]
     pub deactivation: Deactivation,
+    /// Whether externalIds are unique, and what a create with a held one does.
     #[serde(default, deserialize_with = "from_name", serialize_with = "by_name", skip_serializing_if = "is_default")]
     pub external_id_policy: ExternalIdPolicy,
+    /// What a write does with extension URNs the tenant has not declared.
     #[serde(default, deserialize_with = "from_name", serialize_with = "by_name", skip_serializing_if = "is_default")]
     pub unknown_extensions: UnknownExtensions,
     /// Setup links carry it; moving it on revokes every link made so far.
@@ -260,23 +267,30 @@ impl TenantRecord {
 /// An API key's record (`KEY#<id>` / `KEY`). The secret is stored only as its SHA-256.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct KeyRecord {
+    /// The key id: 16 hex digits, the `<key id>` of `scim_<key id>_<secret>`.
     pub key_id: String,
     /// The key's tenant (`None` when the record names no valid one).
     #[serde(default, deserialize_with = "lenient_tenant")]
     pub tenant: Option<String>,
+    /// The key's role: built-in or one of the tenant's custom roles (`reader` if unreadable).
     #[serde(default = "reader", deserialize_with = "lenient_role")]
     pub role: String,
+    /// The SHA-256 of the key's secret, in hex (the secret itself is never stored).
     #[serde(default, deserialize_with = "lenient")]
     pub hash: String,
+    /// When the key was made (RFC 3339, UTC).
     #[serde(default, deserialize_with = "lenient")]
     pub created: String,
+    /// When the key stops working (Unix seconds); `None`: it never expires.
     #[serde(default, deserialize_with = "lenient")]
     pub expires_at: Option<i64>,
     /// A record without the member reads as revoked.
     #[serde(default = "revoked_unless_said", deserialize_with = "lenient_revoked")]
     pub revoked: bool,
+    /// When the key was revoked (RFC 3339, UTC), if it was.
     #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<String>,
+    /// Members this version does not know, kept as they are.
     #[serde(flatten)]
     pub other: Map<String, Value>,
 }
@@ -304,8 +318,10 @@ fn lenient_revoked<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<bool,
 /// When a key was last used (`KEYUSE#<id>`), stamped by authentication.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct KeyUse {
+    /// The last stamped use, in Unix seconds (stamped at most every 15 minutes).
     #[serde(default, deserialize_with = "lenient")]
     pub last_used_unix: Option<i64>,
+    /// The same time as RFC 3339 text (UTC), for people and listings.
     #[serde(default, deserialize_with = "lenient")]
     pub last_used_at: Option<String>,
 }
@@ -352,7 +368,9 @@ pub async fn require_tenant(layout: &Layout, tenant_id: &str) -> Result<TenantRe
 
 /// A new key: the token (show once) and its id.
 pub struct NewKey {
+    /// The new key's id, by which it is listed, rotated and revoked.
     pub key_id: String,
+    /// The whole bearer token, `scim_<key id>_<secret>`: shown once, never stored or logged.
     pub token: String,
 }
 
@@ -528,8 +546,11 @@ pub struct TenantChange {
     pub ip_allowlist: Option<Vec<String>>,
     /// Requests per second for the whole tenant; 0 = no limit.
     pub rate_limit: Option<u32>,
+    /// The new deactivation policy (what `active: false` does to group memberships).
     pub deactivation: Option<Deactivation>,
+    /// The new externalId policy (`none`, `unique` or `relink`).
     pub external_id_policy: Option<ExternalIdPolicy>,
+    /// The new policy for undeclared extension URNs (`ignore` or `reject`).
     pub unknown_extensions: Option<UnknownExtensions>,
     /// The longest a new key may last, in days; `Some(None)` removes the limit.
     pub max_key_lifetime_days: Option<Option<u32>>,

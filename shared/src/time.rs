@@ -74,7 +74,7 @@ pub fn push_digits(s: &mut String, n: u32, width: u32) {
     s.extend(digits[..width].iter().map(|&d| char::from(d)));
 }
 
-/// A time given in milliseconds since the Unix epoch, formatted as [`format`] does; `None`
+/// A time given in milliseconds since the Unix epoch, formatted as [`format()`] does; `None`
 /// when it is not a time RFC 3339 can write (before year 0 or after 9999).
 pub fn format_unix_millis(ms: i64) -> Option<String> {
     let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;

@@ -33,6 +33,7 @@ struct Target<'a> {
 
 /// The application: the service, and the route table it serves.
 pub struct App {
+    /// The SCIM service every route runs its operation through (the edge's only way to the store).
     pub service: Service,
     routes: &'static [RouteSpec],
 }

@@ -51,6 +51,7 @@ pub struct RouteSpec {
     pub path: &'static str,
     /// The Lambda binary serving it (also its SAM function, in PascalCase + `Function`).
     pub function: &'static str,
+    /// The permission the key's role must hold to call it (403 otherwise).
     pub permission: Permission,
     /// Whether the route can change stored data (every attempt on it is audited).
     pub mutating: bool,
@@ -161,7 +162,9 @@ pub fn functions() -> Vec<&'static str> {
 /// A request matched to its route: the table row and the decoded resource id.
 #[derive(Debug, Clone)]
 pub struct Matched {
+    /// The route table row the method and path matched.
     pub spec: &'static RouteSpec,
+    /// The resource id from the path's `{id}` segment, percent-decoded; `None` if it has none.
     pub id: Option<String>,
 }
 

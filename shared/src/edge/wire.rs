@@ -15,7 +15,12 @@ pub fn base_url(origin: &str, root: &str) -> String {
 /// path that is not under it (`/scim/v2Users` is not). Every entry point cuts it here.
 pub fn path_under_base(path: &str) -> Option<&str> {
     let base = crate::BASE_PATH;
-    path.match_indices(base).map(|(i, _)| &path[i + base.len()..]).find(|rest| rest.is_empty() || rest.starts_with('/'))
+    let under = |rest: &&str| rest.is_empty() || rest.starts_with('/');
+    // the common case (no root before the base path) without a substring search
+    if let Some(rest) = path.strip_prefix(base).filter(under) {
+        return Some(rest);
+    }
+    path.match_indices(base).map(|(i, _)| &path[i + base.len()..]).find(under)
 }
 
 /// A request as the edge reads it: the HTTP request both entry points hand over (`http` types,
@@ -28,12 +33,14 @@ pub struct Request<'a> {
     pub method: &'a str,
     /// Path under the base URL, e.g. `/Users/123`.
     pub path: &'a str,
+    /// The query string's name/value pairs, form-decoded, in the order sent.
     pub query: Vec<(String, String)>,
+    /// The request body's raw bytes (empty when none was sent).
     pub body: &'a [u8],
 }
 
-/// What the entry points hand the edge: an HTTP request (for [`App::handle`], with a URI
-/// relative to the base URL; [`App::handle_under`] is told the path under it instead).
+/// What the entry points hand the edge: an HTTP request (for [`App::handle`](super::App::handle), with a URI
+/// relative to the base URL; [`App::handle_under`](super::App::handle_under) is told the path under it instead).
 pub type HttpRequest = http::Request<bytes::Bytes>;
 
 /// The URI an entry point hands over: `path` (already rebased on the base URL or the portal's
@@ -80,8 +87,11 @@ impl<'a> Request<'a> {
 /// An HTTP response.
 #[derive(Debug, Clone)]
 pub struct Response {
+    /// The HTTP status code.
     pub status: u16,
+    /// The response headers: `Content-Type`, and `ETag`, `Location` or `Retry-After` when set.
     pub headers: http::HeaderMap,
+    /// The body as sent (a SCIM resource, ListResponse or Error, or a portal page); empty if none.
     pub body: Vec<u8>,
     /// The resource a create made (or, under `relink`, took over): for the audit entry, never
     /// sent as such.

@@ -35,9 +35,13 @@ pub enum SettingsOp {
 /// What a configuration operation gave: a document shown, made or changed, or nothing left.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Configured {
+    /// A document read, unchanged (answered 200).
     Shown(Value),
+    /// A document created: a new schema declaration or portal link (answered 201).
     Made(Value),
+    /// A document after its change: settings, role mappings, a redeclaration (answered 200).
     Changed(Value),
+    /// The configuration was deleted or revoked; nothing to return (answered 204).
     Gone,
 }
 

@@ -20,9 +20,13 @@ pub(super) const WALK_BATCH: usize = 1000;
 
 /// The outcome of a list request, before rendering.
 pub struct Page {
+    /// How many resources match the query in all (the ListResponse's `totalResults`).
     pub total: Option<u64>,
+    /// The 1-based index of the page's first resource; `None` on a cursor page.
     pub start_index: Option<u64>,
+    /// The page's resources as stored, not yet rendered or projected.
     pub resources: Vec<Map<String, Value>>,
+    /// The sealed RFC 9865 cursor for the rest of the listing, when more remain.
     pub next_cursor: Option<String>,
 }
 

@@ -39,7 +39,9 @@ pub use crate::members::MAX_MEMBER_CHANGES;
 /// types, and where undeclared extension URNs are noted.
 #[derive(Debug, Clone, Copy)]
 pub struct Ctx<'a> {
+    /// The authenticated caller: its tenant, key, role, permissions and the tenant's policies.
     pub principal: &'a crate::auth::Principal,
+    /// The SCIM base URL the request came in under: resources' `meta.location` URIs start with it.
     pub base_url: &'a str,
     /// The tenant's resource types: the built-in ones and its declared extensions.
     pub types: &'a TenantSchemas,
@@ -235,7 +237,9 @@ fn leaves_groups(ctx: Ctx<'_>, inactive: bool) -> bool {
 pub enum Written {
     /// A read (GET).
     No,
+    /// A resource the request just created (a new user is in no group yet, so none are read).
     Created,
+    /// An existing resource the request replaced or patched (or that a relinking create reused).
     Changed,
 }
 

@@ -6,7 +6,7 @@ use super::*;
 
 /// Attributes that only a key holding a permission may change, whatever the request's form:
 /// the check compares the document a request would store with the stored one (see
-/// [`check_protected`]), so no spelling of a body can get around it.
+/// `check_protected`), so no spelling of a body can get around it.
 pub const PROTECTED: &[(Kind, &str, Permission)] = &[(Kind::User, "roles", Permission::EditRoles)];
 
 /// Refuses (403, before anything is written) a create or an update whose resulting document

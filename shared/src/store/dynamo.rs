@@ -21,12 +21,15 @@ pub const GSI1: &str = "gsi1";
 /// Where to find the table.
 #[derive(Debug, Clone)]
 pub struct DynamoConfig {
+    /// Name of the DynamoDB table the store reads and writes.
     pub table: String,
+    /// The AWS region the table is in.
     pub region: String,
     /// A local endpoint (moto, DynamoDB Local); `None` for AWS.
     pub endpoint: Option<String>,
     /// How long one attempt of a call may take, and the call with its retries.
     pub attempt_timeout: Duration,
+    /// How long one call may take, all its retries included.
     pub operation_timeout: Duration,
     /// The X-Ray daemon that gets a subsegment per call of a sampled request (`None`: none).
     pub xray_daemon: Option<std::net::SocketAddr>,

@@ -445,6 +445,7 @@ fn compact(dir: &Path, path: &Path, state: &State) -> Result<u64, StoreError> {
 /// What a repair of the log under `dir` would keep and drop.
 #[derive(Debug)]
 pub struct Survey {
+    /// The log file surveyed (`table.log` under the directory).
     pub path: PathBuf,
     /// The log's stretches in order (byte offsets count from the start of the file).
     pub stretches: Vec<wal::Stretch>,

@@ -16,9 +16,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Round trips made, by kind, and the capacity they would consume.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct Counts {
+    /// Single-item reads ([`Table::get`]).
     pub get: u64,
+    /// Batch reads ([`Table::get_many`]).
     pub get_many: u64,
+    /// Range queries ([`Table::query`]).
     pub query: u64,
+    /// Transactions and counter updates ([`Table::write`], [`Table::count`]).
     pub write: u64,
     /// Modelled read capacity units.
     pub rcu: f64,
@@ -74,9 +78,13 @@ struct Fault {
 /// A kind of store call, for targeted fault injection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Call {
+    /// A single-item read ([`Table::get`]).
     Get,
+    /// A batch read ([`Table::get_many`]).
     GetMany,
+    /// A range query ([`Table::query`]).
     Query,
+    /// A transaction or a counter update ([`Table::write`], [`Table::count`]).
     Write,
 }
 

@@ -17,7 +17,9 @@ use std::collections::BTreeMap;
 /// One stored item.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Item {
+    /// Partition key.
     pub pk: String,
+    /// Sort key, unique within the partition.
     pub sk: String,
     /// Secondary index key (`gsi1pk`, `gsi1sk`), when the item is indexed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,6 +70,7 @@ impl Item {
 /// A condition on the current state of an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cond {
+    /// No condition: the write applies whatever the item's state.
     Always,
     /// The item must not exist (uniqueness claims, creates).
     Absent,
@@ -80,26 +83,39 @@ pub enum Cond {
 /// One write of a transaction.
 #[derive(Debug, Clone)]
 pub enum Write {
+    /// Store the item, replacing any item under its keys.
     Put {
+        /// The item to store, keys included.
         item: Item,
+        /// What must hold of the item currently under those keys.
         cond: Cond,
     },
+    /// Remove the item under these keys, if there is one.
     Delete {
+        /// Partition key of the item.
         pk: String,
+        /// Sort key of the item.
         sk: String,
+        /// What must hold of the item before it is removed.
         cond: Cond,
     },
     /// Atomically add to numeric attributes, creating the item if needed (one write per item:
     /// DynamoDB refuses two operations on one item in a transaction).
     Add {
+        /// Partition key of the counter item.
         pk: String,
+        /// Sort key of the counter item.
         sk: String,
+        /// (numeric attribute, amount) pairs to add; an amount may be negative.
         deltas: Vec<(String, i64)>,
     },
     /// Only check a condition.
     Check {
+        /// Partition key of the item checked.
         pk: String,
+        /// Sort key of the item checked.
         sk: String,
+        /// What must hold of the item for the transaction to apply.
         cond: Cond,
     },
 }
@@ -107,18 +123,26 @@ pub enum Write {
 /// Which key a query reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Index {
+    /// The item's own `pk`/`sk`, read strongly consistent.
     Primary,
+    /// The secondary index `gsi1` ([`Item::gsi1`]); eventually consistent on DynamoDB.
     Gsi1,
 }
 
 /// A range query inside one partition: `lo <= sort key <= hi`.
 #[derive(Debug, Clone)]
 pub struct Query {
+    /// The key the query reads: the primary key or the secondary index.
     pub index: Index,
+    /// The partition key (of `index`) to read.
     pub pk: String,
+    /// The lowest sort key returned, inclusive.
     pub lo: String,
+    /// The highest sort key returned, inclusive.
     pub hi: String,
+    /// Ascending sort-key order when true, descending when false.
     pub forward: bool,
+    /// Most items returned (expired items do not count).
     pub limit: usize,
     /// Only the keys are needed (walking to a position): stores may skip the payload.
     pub keys_only: bool,
@@ -143,7 +167,10 @@ pub type Cause = std::sync::Arc<dyn std::error::Error + Send + Sync>;
 pub enum StoreError {
     /// A condition failed; `index` is the failing write's position in the transaction.
     #[error("condition failed on write {index}")]
-    Conflict { index: usize },
+    Conflict {
+        /// Position of the failing write in the transaction, from 0.
+        index: usize,
+    },
     /// The store asked us to slow down.
     #[error("throttled by the store")]
     Throttled,
@@ -151,18 +178,25 @@ pub enum StoreError {
     /// or any item over DynamoDB's 400 KB, which both stores refuse alike), refused before
     /// anything is written; `what` says which and how large.
     #[error("{what}")]
-    TooLarge { what: String },
+    TooLarge {
+        /// Which item was refused and how large it was, for the client.
+        what: String,
+    },
     /// The store could not be reached or timed out; safe to retry.
     #[error("store unavailable: {context}{}", causes(.source))]
     Unavailable {
+        /// Which store or call failed, and how, for the logs.
         context: String,
+        /// The underlying error, when there is one.
         #[source]
         source: Option<Cause>,
     },
     /// Anything else (misconfiguration, corrupt item).
     #[error("store failure: {context}{}", causes(.source))]
     Other {
+        /// What failed, for the logs.
         context: String,
+        /// The underlying error, when there is one.
         #[source]
         source: Option<Cause>,
     },

@@ -14,7 +14,9 @@ pub const MAGIC: &[u8] = b"SCIMLOG2\n";
 /// One logged change.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Change {
+    /// The item was stored, replacing any item under its keys.
     Put(Item),
+    /// The item under these keys (partition, sort) was removed.
     Del(String, String),
 }
 
@@ -151,6 +153,7 @@ pub struct Replayed {
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("damaged frame at byte {offset}")]
 pub struct Damaged {
+    /// Where the unreadable frame starts, bytes into the log after [`MAGIC`].
     pub offset: usize,
 }
 
@@ -213,14 +216,38 @@ pub fn replay(log: &[u8], mut apply: impl FnMut(Change)) -> Result<Replayed, Dam
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stretch {
     /// A whole frame, kept.
-    Frame { offset: usize, len: usize, changes: usize },
+    Frame {
+        /// Where the frame starts, in bytes (from after [`MAGIC`], as [`survey`] returns it).
+        offset: usize,
+        /// The frame's length in bytes, header included.
+        len: usize,
+        /// How many changes the frame holds.
+        changes: usize,
+    },
     /// A frame whose length field was damaged but whose payload still matches its checksum
     /// up to the next whole frame: kept, with its length written anew.
-    Recovered { offset: usize, len: usize, changes: usize },
+    Recovered {
+        /// Where the frame starts, in bytes (from after [`MAGIC`], as [`survey`] returns it).
+        offset: usize,
+        /// Bytes from its start to the next whole frame, header included.
+        len: usize,
+        /// How many changes its payload holds.
+        changes: usize,
+    },
     /// Bytes that are no frame, with a whole frame after them: dropped.
-    Damaged { offset: usize, len: usize },
+    Damaged {
+        /// Where the damaged bytes start (from after [`MAGIC`], as [`survey`] returns it).
+        offset: usize,
+        /// How many bytes are dropped, up to the next whole frame.
+        len: usize,
+    },
     /// Bytes at the end that are no whole frame (a torn append): dropped.
-    Torn { offset: usize, len: usize },
+    Torn {
+        /// Where the torn bytes start (from after [`MAGIC`], as [`survey`] returns it).
+        offset: usize,
+        /// How many bytes are dropped, to the end of the log.
+        len: usize,
+    },
 }
 
 /// What a repair of `log` (the bytes after [`MAGIC`]) keeps and drops, in order, with every

@@ -143,9 +143,11 @@ impl Layout {
 /// The items authentication reads for a key ([`Layout::key_items`]).
 #[derive(Debug, Default)]
 pub struct KeyItems {
+    /// The API key's record item; `None` when there is no such key.
     pub key: Option<Shared>,
     /// Read only when the caller named the key's tenant.
     pub tenant: Option<Shared>,
+    /// The key's last-use stamp item, read (like `tenant`) only when the tenant was named.
     pub stamp: Option<Shared>,
 }
 

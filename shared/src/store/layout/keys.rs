@@ -55,8 +55,24 @@ impl KindKeys for Kind {
 /// What an item is, from its keys (for change events).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ItemKey {
-    Resource { tenant: String, kind: Kind, id: String },
-    Membership { tenant: String, group: String, user: String },
+    /// A user or group resource item (`TENANT#<t>` / `USER#<id>` or `GROUP#<id>`).
+    Resource {
+        /// The tenant holding the resource.
+        tenant: String,
+        /// Whether it is a user or a group.
+        kind: Kind,
+        /// The resource's id.
+        id: String,
+    },
+    /// A membership item (`TENANT#<t>#GROUP#<gid>` / `MEMBER#<uid>`).
+    Membership {
+        /// The tenant holding the group.
+        tenant: String,
+        /// The group's id.
+        group: String,
+        /// The member user's id.
+        user: String,
+    },
 }
 
 /// Parses the keys of a resource or membership item; `None` for every other item.

@@ -6,7 +6,9 @@ use super::*;
 /// A membership change: ids to add and ids to remove.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MemberDelta {
+    /// User ids to make members of the group.
     pub add: Vec<String>,
+    /// User ids to take out of the group.
     pub remove: Vec<String>,
 }
 

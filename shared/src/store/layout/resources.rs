@@ -25,7 +25,9 @@ pub(super) fn document_text(kind: Kind, doc: &Map<String, Value>) -> Result<Stri
 #[derive(Debug, Clone)]
 pub struct Stored {
     id: String,
+    /// The resource's JSON document, `id` and `meta` included.
     pub doc: Map<String, Value>,
+    /// The item's version: what its ETag carries and what the next write is conditional on.
     pub version: u64,
 }
 
@@ -35,6 +37,7 @@ pub struct Stored {
 #[derive(Debug, Clone)]
 pub struct StoredText {
     item: crate::store::Shared,
+    /// The item's version: what its ETag carries and what the next write is conditional on.
     pub version: u64,
 }
 
@@ -116,7 +119,9 @@ impl Stored {
 /// per value of a tenant's extension attribute declared `uniqueness: server`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Claims {
+    /// The case-folded name (`userName` or `displayName`) held unique, if the resource has one.
     pub name: Option<String>,
+    /// The externalId, as given, that the resource holds an index entry for.
     pub external_id: Option<String>,
     /// Hold a unique claim on `external_id` as well as its index entry.
     pub external_id_unique: bool,
@@ -152,7 +157,9 @@ pub(super) fn ext_id_deletes(pk: &str, kind: Kind, id: &str, external_id: &str) 
 /// Which claim a failed create or update collided on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteConflict {
+    /// The name (`userName` or `displayName`) is held by another resource.
     Name,
+    /// The externalId is held by another resource, while the tenant makes externalIds unique.
     ExternalId,
     /// A unique extension attribute (its name).
     Attribute(String),
@@ -163,6 +170,7 @@ pub enum WriteConflict {
 /// Counters of a tenant's collection.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Counts {
+    /// Resources in the collection, inactive ones included.
     pub total: u64,
     /// Bumped on every delete: page checkpoints made before a delete are stale.
     pub deletes: u64,
