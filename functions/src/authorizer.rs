@@ -32,6 +32,17 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
     .await
 }
 
+/// The SCIM base URL the request was sent to, as the route functions build it (`lambda.rs`):
+/// an execute-api host keeps the stage in its path, a custom domain maps it away.
+fn audience(event: &AuthorizerRequest) -> String {
+    let host = event.headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let origin = ["https://", host].concat();
+    match event.request_context.stage.as_deref() {
+        Some(s) if host.contains(".execute-api.") => scim_core::edge::base_url(&origin, &["/", s].concat()),
+        _ => scim_core::edge::base_url(&origin, ""),
+    }
+}
+
 /// The authorizer's answer for one event; `Err("Unauthorized")` makes API Gateway answer 401.
 pub async fn authorize(app: &App, event: &AuthorizerRequest) -> Result<AuthorizerResponse, lambda_runtime::Error> {
     let header = |name: http::HeaderName| event.headers.get(name).and_then(|v| v.to_str().ok());
@@ -42,7 +53,8 @@ pub async fn authorize(app: &App, event: &AuthorizerRequest) -> Result<Authorize
     let mut rest = method_arn.splitn(4, '/').skip(2);
     let (method, path) = (rest.next().unwrap_or_default(), rest.next().unwrap_or_default());
     let path = format!("/{}", path.trim_start_matches(BASE_PATH.trim_start_matches('/')).trim_start_matches('/'));
-    let attempt = scim_core::auth::Attempt { method, path: &path, user_agent: header(http::header::USER_AGENT) };
+    let audience = audience(event);
+    let attempt = scim_core::auth::Attempt { method, path: &path, user_agent: header(http::header::USER_AGENT), audience: &audience };
     match app.authenticate_attempt(header(http::header::AUTHORIZATION), source_ip, attempt).await {
         Ok(p) => Ok(policy(&p, method_arn)?),
         Err(e) if e.status() == 401 => {

@@ -98,6 +98,7 @@ pub async fn bootstrap(app: &App, new_key: bool) -> Result<Option<String>, ScimE
             c.attribute, c.name, c.id, c.holder
         );
     }
+    scim_core::oauth::ensure_signing_key(app.service.layout()).await?;
     let created = tenancy::create_tenant(app.service.layout(), LOCAL_TENANT, "Local development tenant").await?;
     // a tenant without a single key: a first start that stopped between making the tenant and
     // its key (the key is made again rather than lost)
@@ -205,6 +206,15 @@ async fn serve_one(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpA
         let preq = hyper::Request::from_parts(parts, body);
         return scim_core::portal::handle(app.service.layout(), &preq, &base_url).await;
     }
+    if scim_core::token_endpoint::serves(parts.uri.path()) {
+        let path = parts.uri.path().to_string();
+        let body = match read_body(body).await {
+            Ok(b) => b,
+            Err(e) => return scim_core::token_endpoint::error(&scim_core::oauth::TokenError::bad("invalid_request", e.client_detail())),
+        };
+        let root = base_url.strip_suffix(BASE_PATH).unwrap_or(&base_url);
+        return scim_core::token_endpoint::handle(&app.service, &hyper::Request::from_parts(parts, body), &path, root).await;
+    }
     // the URI the client sent (a clone shares its bytes): the path under the base URL is cut
     // from it once, and the request keeps it unchanged
     let uri = parts.uri.clone();
@@ -213,7 +223,8 @@ async fn serve_one(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpA
         return edge::Response::error(&ScimError::NotFound(format!("no endpoint at {}; the base URL is {BASE_PATH}", uri.path())));
     };
     let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
-    let attempt = scim_core::auth::Attempt { method: parts.method.as_str(), path, user_agent: header(http::header::USER_AGENT) };
+    let attempt =
+        scim_core::auth::Attempt { method: parts.method.as_str(), path, user_agent: header(http::header::USER_AGENT), audience: &base_url };
     let principal = match app.authenticate_attempt(header(http::header::AUTHORIZATION), Some(peer), attempt).await {
         Ok(p) => p,
         Err(e) => {

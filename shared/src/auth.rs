@@ -101,6 +101,9 @@ pub struct Attempt<'a> {
     pub path: &'a str,
     /// The client's User-Agent header, if it sent one.
     pub user_agent: Option<&'a str>,
+    /// The SCIM base URL the request arrived at: an OAuth access token must name it as its
+    /// audience (`aud`). Empty: no token is accepted.
+    pub audience: &'a str,
 }
 
 /// [`authenticate`], recording refusals of a known key in its tenant's activity log.
@@ -223,7 +226,15 @@ async fn authenticate_key(
         return Err(missing_tenant(layout, tenant_id, deny).await);
     };
     let tenant_view = TENANT_VIEWS.view(tenant_id, text)?;
-    let tenant = &tenant_view.1;
+    let principal = admit(tenant_id, &tenant_view.1, source_ip, key_id, &key.role)?;
+    *refused_key = None;
+    stamp_last_use(layout, key_id, stamp.as_deref(), now).await;
+    Ok(principal)
+}
+
+/// The principal of a credential (an API key or an OAuth client, `id`) with a role, once the
+/// credential is good: the tenant must be active and, with an allowlist, `source_ip` in it.
+fn admit(tenant_id: &str, tenant: &TenantRecord, source_ip: Option<IpAddr>, id: &str, role: &str) -> Result<Principal> {
     if !tenant.is_active() {
         return Err(ScimError::Forbidden("this tenant is suspended".into()));
     }
@@ -231,21 +242,64 @@ async fn authenticate_key(
         tracing::info!(tenant = tenant_id, "source address not in the tenant's allowlist");
         return Err(ScimError::Forbidden("the source address is not in this tenant's IP allowlist".into()));
     }
-    *refused_key = None;
-    stamp_last_use(layout, key_id, stamp.as_deref(), now).await;
     Ok(Principal {
         tenant_id: tenant_id.to_string(),
-        key_id: key_id.to_string(),
-        role: key.role.clone(),
+        key_id: id.to_string(),
+        role: role.to_string(),
         rate_limit: tenant.rate_limit,
         roles_policy: tenant.roles_policy.clone(),
         // a custom role deleted after the key was made leaves the key with no permission at all
-        permissions: tenant.permissions_of(&key.role).unwrap_or_default(),
+        permissions: tenant.permissions_of(role).unwrap_or_default(),
         deactivation: tenant.deactivation,
         external_id_policy: tenant.external_id_policy,
         unknown_extensions: tenant.unknown_extensions,
         schemas_version: tenant.schemas_version,
     })
+}
+
+/// Authenticates an OAuth access token ([`crate::oauth`]): the signature with the verifier's
+/// cached public key, the claims against `attempt`'s audience; then the token's tenant (one
+/// read, the record every request reads): its client or secret must not be revoked, and the
+/// tenant is admitted as for a key. A refusal of a verified token is recorded in its tenant's
+/// log; an unverified one names no tenant.
+pub async fn authenticate_token(
+    layout: &Layout,
+    verifier: &crate::oauth::Verifier,
+    token: &str,
+    source_ip: Option<IpAddr>,
+    attempt: Option<Attempt<'_>>,
+) -> Result<Principal> {
+    let deny = |why: &'static str| {
+        tracing::info!(reason = why, "token refused");
+        ScimError::Unauthorized("a valid bearer API key or access token is required".into())
+    };
+    let audience = attempt.map(|a| a.audience).filter(|a| !a.is_empty()).ok_or_else(|| deny("no audience to check"))?;
+    let now = crate::time::unix_now();
+    let claims = verifier.verify(layout, token, audience, now).await.map_err(deny)?;
+    let result = admit_token(layout, &claims, source_ip, now, deny).await;
+    if let (Err(e), Some(a)) = (&result, attempt) {
+        let why = if e.status() == 401 { "token of a revoked client or secret".to_string() } else { e.client_detail() };
+        record_refusal(layout, &claims.tenant, &claims.client_id, a, e.status(), &why, false).await;
+    }
+    result
+}
+
+async fn admit_token(
+    layout: &Layout,
+    claims: &crate::oauth::Claims,
+    source_ip: Option<IpAddr>,
+    now: i64,
+    deny: impl Fn(&'static str) -> ScimError,
+) -> Result<Principal> {
+    let item = layout.tenant_item(&claims.tenant).await?;
+    let Some(text) = item.as_ref().and_then(|i| i.doc.as_deref()) else {
+        return Err(missing_tenant(layout, &claims.tenant, deny).await);
+    };
+    let tenant_view = TENANT_VIEWS.view(&claims.tenant, text)?;
+    if crate::oauth::revoked(&tenant_view.1, claims, now) {
+        return Err(deny("token of a revoked client or secret"));
+    }
+    admit(&claims.tenant, &tenant_view.1, source_ip, &claims.client_id, &claims.role)
 }
 
 /// The key record and, in the same round trip, its tenant's record and its last-use stamp

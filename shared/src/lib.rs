@@ -19,12 +19,14 @@ pub mod events;
 pub mod extensions;
 pub mod filter;
 pub mod json;
+pub mod jwt;
 pub mod kind;
 pub mod list_query;
 pub mod members;
 pub mod messages;
 pub mod migrate;
 pub mod names;
+pub mod oauth;
 pub mod patch;
 pub mod path;
 pub mod portal;
@@ -38,6 +40,7 @@ pub mod setup_link;
 pub mod store;
 pub mod tenancy;
 pub mod time;
+pub mod token_endpoint;
 pub mod trace;
 
 /// The path of the SCIM API under its root: a Tenant URL is `https://<api>[/<stage>]/scim/v2`.

@@ -206,6 +206,16 @@ pub struct TenantRecord {
     /// never expire). Every way a key is made (the CLI, a rotation, the portal) keeps to it.
     #[serde(default, deserialize_with = "lenient_days", skip_serializing_if = "Option::is_none")]
     pub max_key_lifetime_days: Option<u32>,
+    /// How long the tenant's OAuth access tokens last, in minutes (`None`: the default; see
+    /// `oauth::token_minutes`).
+    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    pub token_lifetime_minutes: Option<u32>,
+    /// OAuth clients (`<client id>`) and client secrets (`<client id>/<secret id>`) revoked
+    /// while tokens they obtained may still be unexpired → until when (Unix seconds) such
+    /// tokens are refused. Authentication reads this record for every token anyway, so a
+    /// revocation costs no read of its own.
+    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "BTreeMap::is_empty")]
+    pub revoked_token_sources: BTreeMap<String, i64>,
     /// Members this version does not know, kept as they are.
     #[serde(flatten)]
     pub other: Map<String, Value>,

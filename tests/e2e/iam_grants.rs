@@ -291,7 +291,7 @@ async fn the_authorizer_needs_no_more_than_its_role() {
     // first use (two reads and the stamp), warm use (one batched read), a wrong secret, then a
     // key whose tenant record is gone (the layout marker decides between 401 and 503)
     // (a refused known key is recorded in its tenant's activity log)
-    let attempt = || scim_core::auth::Attempt { method: "GET", path: "/Users", user_agent: Some("Okta") };
+    let attempt = || scim_core::auth::Attempt { method: "GET", path: "/Users", user_agent: Some("Okta"), audience: "" };
     for token in [key.token.clone(), key.token.clone(), format!("scim_{}_{}", key.key_id, "A".repeat(43))] {
         let _ = app.authenticate_attempt(Some(&format!("Bearer {token}")), None, attempt()).await;
     }

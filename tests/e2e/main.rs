@@ -13,6 +13,7 @@ mod idp;
 mod isolation;
 mod lambda_events;
 mod local_binary;
+mod oauth;
 mod paging;
 mod pipe_filter;
 mod portal;

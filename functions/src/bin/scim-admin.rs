@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use scim_core::migrate;
+use scim_core::oauth;
 use scim_core::roles;
 use scim_core::store::Table;
 use scim_core::store::dynamo::{DynamoConfig, DynamoTable};
@@ -65,6 +66,14 @@ enum Command {
     /// API keys: one tenant and one role each.
     #[command(subcommand)]
     Key(KeyCmd),
+    /// OAuth 2.0 clients of a tenant (client credentials: what Entra's gallery asks for). Each
+    /// has a role and up to 5 active secrets, each with its own expiry (default 2 years, at
+    /// most 3); the IdP exchanges a secret for an access token at the token endpoint.
+    #[command(subcommand, name = "oauth-client")]
+    OauthClient(OauthClientCmd),
+    /// The key that signs access tokens.
+    #[command(subcommand, name = "oauth-key")]
+    OauthKey(OauthKeyCmd),
     /// Custom roles of a tenant, made of permissions: scim:read, scim:write, roles:edit,
     /// mappings:manage, scim:configure. Built-in: admin (all), provisioner (scim:read,
     /// scim:write, roles:edit), reader (scim:read).
@@ -255,6 +264,44 @@ enum PortalCmd {
 }
 
 #[derive(Subcommand, Debug)]
+enum OauthClientCmd {
+    /// Create a client and its first secret; prints CLIENT_ID= and CLIENT_SECRET= once.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// The role its tokens carry: admin, provisioner, reader or a custom role.
+        #[arg(long, default_value = "provisioner")]
+        role: String,
+        /// The secret stops working after this many days (default 730, at most 1095).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// List a tenant's clients and their secrets (never the secrets themselves).
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Add a secret to a client (at most 5 active): rotate without downtime, then revoke the
+    /// old one.
+    AddSecret {
+        client_id: String,
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// Revoke one secret: no new token from it at once; its tokens stop with the tenant's next
+    /// record read (in AWS, within the authorizer cache TTL).
+    RevokeSecret { client_id: String, secret_id: String },
+    /// Revoke a client: none of its secrets works, and its tokens stop as for a secret.
+    Revoke { client_id: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum OauthKeyCmd {
+    /// A new key signs from now on; the old one still verifies until its tokens expire (6 h).
+    Rotate,
+}
+
+#[derive(Subcommand, Debug)]
 enum KeyCmd {
     /// Create a key and print it once.
     Create {
@@ -325,6 +372,12 @@ async fn run(args: Args) -> Outcome {
         Command::Schema(cmd) => schema(&layout, j, cmd).await,
         Command::Audit { tenant, day } => audit(&layout, j, tenant, day).await,
         Command::Key(cmd) => key(&layout, j, cmd).await,
+        Command::OauthClient(cmd) => oauth_client(&layout, j, cmd).await,
+        Command::OauthKey(OauthKeyCmd::Rotate) => {
+            let kid = oauth::rotate_signing_key(&layout).await?;
+            print(j, &json!({"kid": kid}), format!("signing key {kid} signs from now on; the previous one verifies for 6 more hours"));
+            Ok(())
+        }
     }
 }
 
@@ -600,6 +653,63 @@ async fn key(layout: &Layout, j: bool, cmd: KeyCmd) -> Outcome {
                 &json!({"key_id": k.key_id, "token": k.token, "replaces": key_id}),
                 format!("{}\n(new key id {}; update the IdP, then: scim-admin key revoke {key_id})", k.token, k.key_id),
             );
+        }
+    }
+    Ok(())
+}
+
+fn print_secret(j: bool, n: &oauth::NewSecret, note: &str) {
+    let until = scim_core::time::format_unix_millis(n.expires_at * 1000).unwrap_or_default();
+    print(
+        j,
+        &json!({"client_id": n.client_id, "client_secret": n.secret, "secret_id": n.secret_id, "expires_at": n.expires_at}),
+        format!("CLIENT_ID={}\nCLIENT_SECRET={}\n(secret id {}, expires {until}; shown once — {note})", n.client_id, n.secret, n.secret_id),
+    );
+}
+
+async fn oauth_client(layout: &Layout, j: bool, cmd: OauthClientCmd) -> Outcome {
+    match cmd {
+        OauthClientCmd::Create { tenant, role, expires_in_days } => {
+            oauth::ensure_signing_key(layout).await?;
+            let n = oauth::create_client(layout, &tenant, &role, expires_in_days).await?;
+            print_secret(j, &n, "paste both into the IdP with the token endpoint");
+        }
+        OauthClientCmd::List { tenant } => {
+            let clients = oauth::list_clients(layout, &tenant).await?;
+            let now = scim_core::time::unix_now();
+            let mut lines = Vec::new();
+            for c in &clients {
+                let state = if c["revoked_at"].is_null() { "active" } else { "revoked" };
+                lines.push(format!(
+                    "{}\t{}\t{state}\tcreated {}",
+                    c["client_id"].as_str().unwrap_or(""),
+                    c["role"].as_str().unwrap_or(""),
+                    c["created"].as_str().unwrap_or("")
+                ));
+                for s in c["secrets"].as_array().into_iter().flatten() {
+                    let exp = s["expires_at"].as_i64().unwrap_or(0);
+                    let state = match (s["revoked_at"].is_null(), exp > now) {
+                        (false, _) => "revoked",
+                        (true, false) => "expired",
+                        (true, true) => "active",
+                    };
+                    let until = scim_core::time::format_unix_millis(exp * 1000).unwrap_or_default();
+                    lines.push(format!("  secret {}\t{state}\texpires {until}", s["id"].as_str().unwrap_or("")));
+                }
+            }
+            print(j, &Value::Array(clients), rows(lines, "no OAuth clients".into()));
+        }
+        OauthClientCmd::AddSecret { client_id, expires_in_days } => {
+            let n = oauth::add_secret(layout, &client_id, expires_in_days).await?;
+            print_secret(j, &n, "update the IdP, then revoke the old secret");
+        }
+        OauthClientCmd::RevokeSecret { client_id, secret_id } => {
+            let rec = oauth::revoke(layout, &client_id, Some(&secret_id)).await?;
+            print(j, &rec, format!("secret {secret_id} of client {client_id} revoked"));
+        }
+        OauthClientCmd::Revoke { client_id } => {
+            let rec = oauth::revoke(layout, &client_id, None).await?;
+            print(j, &rec, format!("OAuth client {client_id} revoked"));
         }
     }
     Ok(())

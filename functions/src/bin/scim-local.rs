@@ -20,8 +20,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ///
 /// On first start it creates the tenant "local" and an admin API key, and prints lines on
 /// stdout for scripts: SCIM_BASE_URL=<url>, SCIM_TOKEN=<key> (only when it was just made; it is
-/// shown once) and SCIM_PORTAL_URL=<a setup link for the local tenant, valid 24 hours, made anew
-/// on every start>. Later starts reuse the store. Everything for people goes to stderr.
+/// shown once), SCIM_PORTAL_URL=<a setup link for the local tenant, valid 24 hours, made anew
+/// on every start> and SCIM_TOKEN_URL=<the OAuth token endpoint>. Later starts reuse the store. Everything for people goes to stderr.
 #[derive(Parser, Debug)]
 #[command(name = "scim-local", version)]
 struct Args {
@@ -59,6 +59,10 @@ struct Args {
     /// Print a new admin key for the local tenant even if one was made before.
     #[arg(long)]
     new_key: bool,
+    /// Also make an OAuth client (client credentials, role provisioner) for the local tenant and
+    /// print CLIENT_ID= and CLIENT_SECRET= once, for an IdP that authenticates with OAuth.
+    #[arg(long)]
+    new_oauth_client: bool,
 }
 
 #[tokio::main]
@@ -103,7 +107,15 @@ async fn run(args: Args) -> Outcome {
     };
     let app = Arc::new(App::new(table));
     let token = local::bootstrap(&app, args.new_key).await.map_err(|e| Failure(format!("cannot set up the local tenant: {e}")))?;
-    let announced = announce(&app, &base_url, token.as_deref()).await;
+    let client = match args.new_oauth_client {
+        true => Some(
+            scim_core::oauth::create_client(app.service.layout(), local::LOCAL_TENANT, "provisioner", None)
+                .await
+                .map_err(|e| Failure(format!("cannot make an OAuth client: {e}")))?,
+        ),
+        false => None,
+    };
+    let announced = announce(&app, &base_url, token.as_deref(), client.as_ref()).await;
     if let Err(e) = announced {
         if token.is_some() {
             eprintln!("scim-local: the admin key made now could not be shown; `scim-local --new-key` prints another");
@@ -138,13 +150,18 @@ fn listen_failure(args: &Args, e: std::io::Error) -> Failure {
 
 /// Prints the lines scripts read, on stdout in one write (a reader that stops reading early,
 /// `| head -1`, does not stop the server).
-async fn announce(app: &App, base_url: &str, token: Option<&str>) -> Outcome {
+async fn announce(app: &App, base_url: &str, token: Option<&str>, client: Option<&scim_core::oauth::NewSecret>) -> Outcome {
     let portal = local::portal_link(app, base_url, 24).await.map_err(|e| Failure(format!("cannot make a setup link: {e}")))?;
     let mut lines = format!("SCIM_BASE_URL={base_url}\n");
     if let Some(t) = token {
         lines.push_str(&format!("SCIM_TOKEN={t}\n"));
     }
     lines.push_str(&format!("SCIM_PORTAL_URL={portal}\n"));
+    let root = base_url.strip_suffix(scim_core::BASE_PATH).unwrap_or(base_url);
+    lines.push_str(&format!("SCIM_TOKEN_URL={root}{}\n", scim_core::token_endpoint::TOKEN_PATH));
+    if let Some(c) = client {
+        lines.push_str(&format!("CLIENT_ID={}\nCLIENT_SECRET={}\n", c.client_id, c.secret));
+    }
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_all(lines.as_bytes()).and_then(|()| out.flush()) {
         eprintln!("scim-local: could not write the URLs to standard output ({e}); serving anyway (--new-key makes another key)");

@@ -76,15 +76,27 @@ impl Service {
         })
     }
 
-    /// Authenticates a bearer key ([`auth::authenticate_attempt`]): a refused key of a known
-    /// tenant is recorded in that tenant's activity log when `attempt` says what it was for.
+    /// Authenticates a bearer credential: an API key ([`auth::authenticate_attempt`]) or an
+    /// OAuth access token ([`auth::authenticate_token`]). A refusal of a known tenant's
+    /// credential is recorded in that tenant's activity log when `attempt` says what it was for.
     pub async fn authenticate(
         &self,
         authorization: Option<&str>,
         source_ip: Option<std::net::IpAddr>,
         attempt: Option<auth::Attempt<'_>>,
     ) -> Result<auth::Principal> {
-        auth::authenticate_attempt(&self.layout, authorization, source_ip, attempt).await
+        let bearer = authorization.and_then(|h| h.split_once(' ')).filter(|(s, _)| s.eq_ignore_ascii_case("bearer")).map(|(_, t)| t.trim());
+        match bearer {
+            Some(token) if crate::jwt::looks_like_jws(token) => {
+                auth::authenticate_token(&self.layout, &self.tokens, token, source_ip, attempt).await
+            }
+            _ => auth::authenticate_attempt(&self.layout, authorization, source_ip, attempt).await,
+        }
+    }
+
+    /// The verifier of this service's OAuth access tokens (its cache of the public keys).
+    pub fn token_verifier(&self) -> &crate::oauth::Verifier {
+        &self.tokens
     }
 
     /// Records an entry in a tenant's activity log (best effort: [`activity::record`]).

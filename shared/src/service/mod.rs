@@ -81,6 +81,7 @@ pub struct Service {
     layout: Layout,
     seal: tokio::sync::OnceCell<Vec<u8>>,
     types: TypesCache,
+    tokens: crate::oauth::Verifier,
 }
 
 /// A service over a table: what an app is made of (`App::new(table)`).
@@ -246,7 +247,7 @@ pub enum Written {
 impl Service {
     /// A service over a layout.
     pub fn new(layout: Layout) -> Service {
-        Service { layout, seal: tokio::sync::OnceCell::new(), types: TypesCache::default() }
+        Service { layout, seal: tokio::sync::OnceCell::new(), types: TypesCache::default(), tokens: Default::default() }
     }
 
     /// A service over a table (its layout).

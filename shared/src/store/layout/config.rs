@@ -101,6 +101,11 @@ impl Layout {
         Ok(KeyItems { key: got.next().flatten(), tenant: got.next().flatten(), stamp: got.next().flatten() })
     }
 
+    /// A tenant's record item, as stored (authentication of an access token reads only this).
+    pub async fn tenant_item(&self, tenant: &str) -> Result<Option<Shared>, StoreError> {
+        self.table.get(&conf_pk(tenant), TENANT_SK).await
+    }
+
     /// A tenant's record and a key's last-use stamp, in one round trip.
     pub async fn tenant_and_stamp(&self, tenant: &str, key_id: &str) -> Result<(Option<Shared>, Option<Shared>), StoreError> {
         let keys = [(conf_pk(tenant), TENANT_SK.to_string()), (key_use_pk(key_id), KEY_USE_SK.to_string())];

@@ -184,3 +184,14 @@ pub(super) fn member_item(tenant: &str, gid: &str, uid: &str) -> Item {
     item.gsi1 = Some((user_index_pk(tenant, uid), resource_sk(Kind::Group, gid)));
     item
 }
+/// Partition of an OAuth client (RFC 6749 §2): its record, found by client id at the token
+/// endpoint, and its failure counters.
+pub fn oauth_client_pk(client_id: &str) -> String {
+    ["OAUTH#", client_id].concat()
+}
+/// Sort key of an OAuth client's record (under [`oauth_client_pk`]).
+pub const OAUTH_CLIENT_SK: &str = "CLIENT";
+/// Sort-key prefix of an OAuth client reference (under [`conf_pk`]).
+pub const OAUTHREF: &str = "OAUTHREF#";
+/// Sort key of the access-token signing keys (under [`SERVER_PK`]).
+pub(super) const TOKEN_KEYS_SK: &str = "TOKENKEYS";

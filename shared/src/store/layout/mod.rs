@@ -44,6 +44,7 @@ mod config;
 pub mod keys;
 mod listing;
 mod membership;
+mod oauth;
 mod resources;
 mod server;
 mod upgrade;

@@ -1,0 +1,237 @@
+//! Compact JSON Web Signatures (RFC 7515) with one algorithm, ES256 (RFC 7518 §3.4: ECDSA P-256
+//! with SHA-256, the signature the raw 64-byte `r || s`), and the public key as a JWK (RFC 7517,
+//! RFC 7518 §6.2). A token is verified against the keys the caller holds, found by `kid`: the
+//! header's `alg` must be `ES256`, so `none`, HMAC with a public key as its secret (algorithm
+//! confusion) and every other algorithm are refused before any signature is checked.
+
+use crate::crypto::{b64, b64_decode};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, UnparsedPublicKey};
+use serde::{Deserialize, Serialize};
+
+/// The one signing algorithm this module speaks.
+pub const ALG: &str = "ES256";
+
+/// The most bytes of a compact token this module reads (a bearer header far longer is not ours).
+pub const MAX_TOKEN_BYTES: usize = 8192;
+
+/// Why a token was not accepted (never sent to a client in more words than "invalid token").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Not three base64url parts of JSON, or too long.
+    #[error("not a compact JWS")]
+    Malformed,
+    /// The header names an algorithm other than ES256 (`none` and `HS256` included).
+    #[error("algorithm not accepted")]
+    Algorithm,
+    /// The header's `kid` names no key the verifier holds.
+    #[error("unknown signing key")]
+    UnknownKey,
+    /// The signature does not verify.
+    #[error("bad signature")]
+    Signature,
+}
+
+/// A signing key: a P-256 private key (PKCS #8) and its key id.
+pub struct Signer {
+    kid: String,
+    pair: EcdsaKeyPair,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer").field("kid", &self.kid).finish_non_exhaustive()
+    }
+}
+
+/// A new P-256 private key in PKCS #8 form.
+pub fn generate_pkcs8() -> Vec<u8> {
+    match EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new()) {
+        Ok(doc) => doc.as_ref().to_vec(),
+        // the OS random source failing: refuse to continue with a weak key
+        Err(_) => std::process::abort(),
+    }
+}
+
+impl Signer {
+    /// The signer of a PKCS #8 P-256 key; `None` when the bytes are not one.
+    pub fn from_pkcs8(kid: &str, pkcs8: &[u8]) -> Option<Signer> {
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).ok()?;
+        Some(Signer { kid: kid.to_string(), pair })
+    }
+
+    /// The key id tokens name in their header.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The public half, as a JWK.
+    pub fn public_jwk(&self) -> Jwk {
+        Jwk::of_point(&self.kid, self.pair.public_key().as_ref())
+    }
+
+    /// `claims` signed as a compact JWS with header `{"alg":"ES256","typ":typ,"kid":…}`.
+    pub fn sign(&self, typ: &str, claims: &impl Serialize) -> String {
+        let header = Header { alg: ALG.into(), typ: Some(typ.into()), kid: Some(self.kid.clone()) };
+        let input = [b64(crate::json_text(&header).as_bytes()), b64(crate::json_text(claims).as_bytes())].join(".");
+        let sig = match self.pair.sign(&SystemRandom::new(), input.as_bytes()) {
+            Ok(s) => s,
+            Err(_) => std::process::abort(),
+        };
+        [input, b64(sig.as_ref())].join(".")
+    }
+}
+
+/// A JWS header (RFC 7515 §4.1), the members this module reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Header {
+    /// The signing algorithm.
+    pub alg: String,
+    /// The media type of the whole token (`at+jwt` for access tokens, RFC 9068 §2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typ: Option<String>,
+    /// The id of the key that signed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+}
+
+/// A P-256 public key as a JWK (RFC 7518 §6.2.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwk {
+    /// Always `EC`.
+    pub kty: String,
+    /// Always `P-256`.
+    pub crv: String,
+    /// The x coordinate, base64url.
+    pub x: String,
+    /// The y coordinate, base64url.
+    pub y: String,
+    /// The key id.
+    pub kid: String,
+    /// Always `ES256`.
+    pub alg: String,
+    /// Always `sig`.
+    #[serde(rename = "use")]
+    pub use_: String,
+}
+
+impl Jwk {
+    /// The JWK of an uncompressed SEC 1 point (`04 || x || y`).
+    fn of_point(kid: &str, point: &[u8]) -> Jwk {
+        let (x, y) = point.get(1..).unwrap_or_default().split_at(point.len().saturating_sub(1) / 2);
+        Jwk { kty: "EC".into(), crv: "P-256".into(), x: b64(x), y: b64(y), kid: kid.into(), alg: ALG.into(), use_: "sig".into() }
+    }
+
+    /// The uncompressed point, when this is a P-256 key of 32-byte coordinates.
+    fn point(&self) -> Option<Vec<u8>> {
+        if self.kty != "EC" || self.crv != "P-256" {
+            return None;
+        }
+        let (x, y) = (b64_decode(&self.x)?, b64_decode(&self.y)?);
+        (x.len() == 32 && y.len() == 32).then(|| [&[4u8][..], &x, &y].concat())
+    }
+}
+
+/// A token's parts once its signature verified: its header and its claims' JSON text.
+#[derive(Debug)]
+pub struct Verified {
+    /// The header.
+    pub header: Header,
+    /// The claims, as sent (the caller reads them into its own type).
+    pub claims: Vec<u8>,
+}
+
+/// Verifies a compact JWS against `keys` (the key named by its `kid`; a token without one is
+/// tried against the only key when there is one). Claims are not judged here.
+pub fn verify(token: &str, keys: &[Jwk]) -> Result<Verified, Refusal> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(Refusal::Malformed);
+    }
+    let mut parts = token.split('.');
+    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(Refusal::Malformed);
+    };
+    let header: Header = b64_decode(h).and_then(|b| serde_json::from_slice(&b).ok()).ok_or(Refusal::Malformed)?;
+    if header.alg != ALG {
+        return Err(Refusal::Algorithm);
+    }
+    let key = match header.kid.as_deref() {
+        Some(kid) => keys.iter().find(|k| k.kid == kid),
+        None if keys.len() == 1 => keys.first(),
+        None => None,
+    };
+    let point = key.and_then(Jwk::point).ok_or(Refusal::UnknownKey)?;
+    let sig = b64_decode(s).ok_or(Refusal::Malformed)?;
+    let claims = b64_decode(c).ok_or(Refusal::Malformed)?;
+    let input = &token.as_bytes()[..h.len() + 1 + c.len()];
+    UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).verify(input, &sig).map_err(|_| Refusal::Signature)?;
+    Ok(Verified { header, claims })
+}
+
+/// A token's header, unverified (to find the key it names); `None` when it has none readable.
+pub fn header(token: &str) -> Option<Header> {
+    let h = token.split('.').next()?;
+    b64_decode(h).and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+/// Whether a bearer credential has the shape of a compact JWS (three parts, a JSON header), so
+/// authentication can tell a token from an API key before judging either.
+pub fn looks_like_jws(token: &str) -> bool {
+    token.starts_with("eyJ") && token.bytes().filter(|b| *b == b'.').count() == 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn signer(kid: &str) -> Signer {
+        Signer::from_pkcs8(kid, &generate_pkcs8()).expect("a generated key reads back")
+    }
+
+    #[test]
+    fn a_signed_token_verifies_with_its_public_key_and_no_other() {
+        let (a, b) = (signer("a"), signer("b"));
+        let t = a.sign("at+jwt", &json!({"sub": "c1"}));
+        assert!(looks_like_jws(&t));
+        let v = verify(&t, &[b.public_jwk(), a.public_jwk()]).expect("verifies");
+        assert_eq!(v.header.kid.as_deref(), Some("a"));
+        assert_eq!(serde_json::from_slice::<serde_json::Value>(&v.claims).unwrap(), json!({"sub": "c1"}));
+        assert_eq!(verify(&t, &[b.public_jwk()]).unwrap_err(), Refusal::UnknownKey);
+        // b's key under a's kid: the signature does not verify
+        let mut imposter = b.public_jwk();
+        imposter.kid = "a".into();
+        assert_eq!(verify(&t, &[imposter]).unwrap_err(), Refusal::Signature);
+    }
+
+    #[test]
+    fn none_hmac_and_tampering_are_refused() {
+        let a = signer("a");
+        let t = a.sign("at+jwt", &json!({"sub": "c1", "role": "reader"}));
+        let parts: Vec<&str> = t.split('.').collect();
+        let forged_claims = b64(br#"{"sub":"c1","role":"admin"}"#);
+        assert_eq!(verify(&[parts[0], &forged_claims, parts[2]].join("."), &[a.public_jwk()]).unwrap_err(), Refusal::Signature);
+        let none = b64(br#"{"alg":"none","kid":"a"}"#);
+        assert_eq!(verify(&[none.as_str(), parts[1], ""].join("."), &[a.public_jwk()]).unwrap_err(), Refusal::Algorithm);
+        // algorithm confusion: an HMAC keyed with the public key's JSON
+        let hs = b64(br#"{"alg":"HS256","kid":"a"}"#);
+        assert_eq!(verify(&[hs.as_str(), parts[1], parts[2]].join("."), &[a.public_jwk()]).unwrap_err(), Refusal::Algorithm);
+        for bad in ["", "a.b", "a.b.c.d", "!!.??.**", &"x".repeat(MAX_TOKEN_BYTES + 1)] {
+            assert_eq!(verify(bad, &[a.public_jwk()]).unwrap_err(), Refusal::Malformed, "{bad:.20}");
+        }
+    }
+
+    #[test]
+    fn the_jwk_carries_the_p256_point() {
+        let jwk = signer("k").public_jwk();
+        assert_eq!((jwk.kty.as_str(), jwk.crv.as_str(), jwk.alg.as_str()), ("EC", "P-256", "ES256"));
+        assert_eq!(jwk.point().map(|p| p.len()), Some(65));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_input_panics(token in "\\PC{0,300}") {
+            let _ = verify(&token, &[signer("k").public_jwk()]);
+        }
+    }
+}
