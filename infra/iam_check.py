@@ -29,9 +29,16 @@ How it works, with no AWS call and no credentials:
    table, a few invariants (the guarantees infra/README.md states) must hold, and no role may be
    granted a non-data DynamoDB action (DeleteTable, UpdateTable, backups, restores, TTL, streams,
    ...) on the table.
+5. KMS: every KMS action (KMS_ACTIONS) is evaluated the same way for every role, on each KMS key
+   of the template, on another key of the account and at account level (Resource "*"). The grants
+   must be exactly KMS_EXPECTED on the token signing keys (the token function kms:Sign and
+   kms:GetPublicKey, the authorizer kms:GetPublicKey) and nothing anywhere else. The key policy,
+   which KMS reads first, is checked by infra/template_check.py.
 
 Not modelled, on purpose (each can only narrow real access, so ignoring it over-reports):
 permission boundaries, service control policies, session policies, the table's resource policy.
+A KMS key policy can grant on its own (it is not only a narrowing): the token signing key's is
+checked by infra/template_check.py, not here.
 """
 
 from __future__ import annotations
@@ -70,6 +77,7 @@ FAMILIES: list[tuple[str, str, str]] = [
     ("tenant-config", "CONF#acme", "table"),
     ("key", "KEY#0123456789abcdef", "table"),
     ("key-use", "KEYUSE#0123456789abcdef", "table"),
+    ("oauth-client", "OAUTH#0123456789abcdef0123", "table"),
     ("registry", "TENANTS", "table"),
     ("server", "SERVER", "table"),
     ("layout", "LAYOUT", "table"),
@@ -119,6 +127,33 @@ KNOWN_MANAGED_POLICIES: dict[str, list[dict]] = {
             "Resource": ["*"],
         },
     ],
+}
+
+# Every KMS action (the service authorization reference), for what a role may do with the stack's
+# KMS keys, with any other key of the account and at account level (Resource "*": CreateKey,
+# ListKeys, ...). Actions a statement names are added to these, so a new one is not missed.
+KMS_ACTIONS = [
+    "CancelKeyDeletion", "ConnectCustomKeyStore", "CreateAlias", "CreateCustomKeyStore", "CreateGrant",
+    "CreateKey", "Decrypt", "DeleteAlias", "DeleteCustomKeyStore", "DeleteImportedKeyMaterial",
+    "DeriveSharedSecret", "DescribeCustomKeyStores", "DescribeKey", "DisableKey", "DisableKeyRotation",
+    "DisconnectCustomKeyStore", "EnableKey", "EnableKeyRotation", "Encrypt", "GenerateDataKey",
+    "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "GenerateDataKeyWithoutPlaintext",
+    "GenerateMac", "GenerateRandom", "GetKeyPolicy", "GetKeyRotationStatus", "GetParametersForImport",
+    "GetPublicKey", "ImportKeyMaterial", "ListAliases", "ListGrants", "ListKeyPolicies", "ListKeyRotations",
+    "ListKeys", "ListResourceTags", "ListRetirableGrants", "PutKeyPolicy", "ReEncryptFrom", "ReEncryptTo",
+    "ReplicateKey", "RetireGrant", "RevokeGrant", "RotateKeyOnDemand", "ScheduleKeyDeletion", "Sign",
+    "SynchronizeMultiRegionKey", "TagResource", "UntagResource", "UpdateAlias", "UpdateCustomKeyStore",
+    "UpdateKeyDescription", "UpdatePrimaryRegion", "Verify", "VerifyMac",
+]
+OTHER_KMS_KEY = f"arn:{PARTITION}:kms:{REGION}:{ACCOUNT}:key/0a1b2c3d-another-key-of-the-account"
+# What the identity policies may grant on the stack's token signing keys (AWS::KMS::Key with
+# KeyUsage SIGN_VERIFY; during a rotation there are two): the token function signs and reads the
+# public half, the authorizer reads the public half. Nothing else, for no other function, on no
+# other key and at no account level. (The key policy, checked by infra/template_check.py, is what
+# KMS reads first: it lets only the token function's role sign.)
+KMS_EXPECTED: dict[str, set[str]] = {
+    "oauth-token": {"GetPublicKey", "Sign"},
+    "authorizer": {"GetPublicKey"},
 }
 
 # Route functions that list or search: their only writes are checkpoints and the rate counter.
@@ -282,6 +317,9 @@ class Resolver:
                 return table_arn
             if attribute == "StreamArn":
                 return f"{table_arn}/stream/2026-01-01T00:00:00.000"
+        if resource.get("Type") == "AWS::KMS::Key" and attribute in ("Arn", "KeyId"):
+            key_id = f"{logical_id}-OFFLINE"
+            return self.arn("kms", f"key/{key_id}") if attribute == "Arn" else key_id
         if attribute == "Arn":
             # stands for the ARN of a resource that is not the table: it matches only wildcards
             return self.arn("cloudformation", f"stack/{STACK}/resource/{logical_id}")
@@ -640,6 +678,17 @@ class Evaluator:
                 f"{table_arn}/backup/01767225600000-0a1b2c3d", f"{table_arn}/export/01767225600000-0a1b2c3d"]
         return [a for a in candidates if any(self.allowed(statements, f"dynamodb:{a}", arn, None) for arn in arns)]
 
+    def kms_grants(self, statements: list[Statement], targets: dict[str, str]) -> dict[str, list[str]]:
+        """KMS actions allowed on each target (label -> ARN, "*" for account-level requests)."""
+        named = {
+            p.split(":", 1)[1]
+            for st in statements for p in (st.actions or []) + (st.not_actions or [])
+            if isinstance(p, str) and p.lower().startswith("kms:") and not any(c in p for c in "*?")
+        }
+        candidates = sorted(set(KMS_ACTIONS) | named)
+        return {label: [a for a in candidates if self.allowed(statements, f"kms:{a}", arn, None)]
+                for label, arn in targets.items()}
+
 
 # ---------------------------------------------------------------------------------------------
 # Roles of the template
@@ -710,6 +759,8 @@ class Analysis:
     results: dict[str, dict[str, list[str]]]  # function -> family -> allowed actions
     non_data: dict[str, list[str]]  # function -> non-data actions it is granted on the table
     roles: dict[str, str]
+    kms: dict[str, dict[str, list[str]]]  # function -> KMS target -> allowed KMS actions
+    signing_keys: list[str]  # labels of the targets that are token signing keys
 
 
 def analyse(template_path: Path, evaluator: Evaluator | None = None) -> Analysis:
@@ -725,12 +776,46 @@ def analyse(template_path: Path, evaluator: Evaluator | None = None) -> Analysis
         raise Unevaluable(f"the ARN of {TABLE_ID} cannot be resolved ({table_arn!r})")
     index_arn = f"{table_arn}/index/{INDEX_NAME}"
     roles = function_roles(sam, cfn)
-    results, non_data = {}, {}
+    targets, signing_keys = kms_targets(resolver)
+    results, non_data, kms = {}, {}, {}
     for function in sorted(roles):
         statements = role_statements(roles[function], resolver)
         results[function] = evaluator.family_actions(statements, table_arn, index_arn)
         non_data[function] = evaluator.non_data_grants(statements, table_arn)
-    return Analysis(results, non_data, roles)
+        kms[function] = evaluator.kms_grants(statements, targets)
+    return Analysis(results, non_data, roles, kms, signing_keys)
+
+
+def kms_targets(resolver: Resolver) -> tuple[dict[str, str], list[str]]:
+    """Every KMS key of the template (by logical id), another key of the account, and "*"."""
+    targets, signing = {}, []
+    for logical_id, resource in resolver.resources.items():
+        if resource.get("Type") != "AWS::KMS::Key":
+            continue
+        targets[logical_id] = resolver.getatt(logical_id, "Arn")
+        if (resource.get("Properties") or {}).get("KeyUsage") == "SIGN_VERIFY":
+            signing.append(logical_id)
+    targets["another key of the account"] = OTHER_KMS_KEY
+    targets["account level (Resource *)"] = "*"
+    return targets, signing
+
+
+def kms_violations(analysis: Analysis) -> list[str]:
+    """Identity-policy KMS grants against KMS_EXPECTED: exactly those, on every token signing key."""
+    out = []
+    if not analysis.signing_keys:
+        out.append("the template has no token signing key (AWS::KMS::Key with KeyUsage SIGN_VERIFY)")
+    for function in sorted(analysis.kms):
+        for target, actions in analysis.kms[function].items():
+            want = KMS_EXPECTED.get(function, set()) if target in analysis.signing_keys else set()
+            extra, missing = sorted(set(actions) - want), sorted(want - set(actions))
+            if extra:
+                out.append(f"KMS      {function} may {','.join('kms:' + a for a in extra)} on {target}: "
+                           "only the token function signs (and reads the public key), the authorizer reads "
+                           "the public key, and nothing else uses KMS")
+            if missing:
+                out.append(f"KMS      {function} lacks {','.join('kms:' + a for a in missing)} on {target}")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -805,7 +890,7 @@ def invariant_violations(results: dict[str, dict[str, list[str]]]) -> list[str]:
     def writes(function, family):
         return sorted(set(results[function][family]) & WRITES)
 
-    for name in ["settings", "authorizer", "discovery", "events", "portal", *LIST_FUNCTIONS]:
+    for name in ["settings", "authorizer", "discovery", "events", "portal", "oauth-token", *LIST_FUNCTIONS]:
         if name not in results:
             out.append(f"function {name!r} is not in the template (the invariants name it)")
     for function, families in results.items():
@@ -821,6 +906,18 @@ def invariant_violations(results: dict[str, dict[str, list[str]]]) -> list[str]:
                        "references) writes tenant configuration")
         if function not in ("authorizer", "portal") and (families["key"] or families["key-use"]):
             out.append(f"{function} may access key or key-use items: only the authorizer and the portal read keys")
+        if function != "oauth-token" and families["oauth-client"]:
+            out.append(f"{function} may access oauth-client items ({','.join(families['oauth-client'])}): only the "
+                       "token function reads OAuth clients and counts their failures (the admin CLI writes them)")
+        if function == "oauth-token":
+            allowed = {"oauth-client": {"GetItem", "BatchGetItem", "UpdateItem"}, "tenant-config": {"GetItem"},
+                       "audit": {"PutItem"}}
+            for family, actions in families.items():
+                extra = set(actions) - allowed.get(family, set())
+                if extra:
+                    out.append(f"oauth-token may {','.join(sorted(extra))} on {family} items: it reads OAuth clients "
+                               "and their tenant's record, and writes nothing but the clients' failure counters "
+                               "(UpdateItem) and audit entries (PutItem)")
         if function == "authorizer":
             for family, actions in families.items():
                 if actions and family not in ("key", "tenant-config", "key-use", "layout", "audit", "rate"):
@@ -1027,6 +1124,21 @@ def case_unknown_managed_policy(ev):
     return ["AmazonDynamoDBFullAccess was accepted as granting nothing"]
 
 
+def case_kms_wildcards(ev):
+    """KMS actions match like IAM's: kms:Get* grants GetPublicKey but not Sign, a key's ARN covers that
+    key only, and kms:* on "*" reaches every key and the account-level actions."""
+    key = f"arn:{PARTITION}:kms:{REGION}:{ACCOUNT}:key/token-signing"
+    targets = {"key": key, "other": OTHER_KMS_KEY, "account": "*"}
+    failures = []
+    got = ev.kms_grants(_policy({"Effect": "Allow", "Action": "kms:Get*", "Resource": key}), targets)
+    if "GetPublicKey" not in got["key"] or "Sign" in got["key"] or got["other"] or got["account"]:
+        failures.append(f"kms:Get* on one key: expected GetPublicKey (not Sign) on that key only, got {got}")
+    got = ev.kms_grants(_policy({"Effect": "Allow", "Action": "kms:*", "Resource": "*"}), targets)
+    if "Sign" not in got["key"] or "Sign" not in got["other"] or "CreateKey" not in got["account"]:
+        failures.append("kms:* on * must grant Sign on every key and CreateKey at account level")
+    return failures
+
+
 SELF_TESTS = [  # (case, the mutant it must catch)
     (case_unconditioned_allow, "all-statements-must-hold"),
     (case_deny_overrides, "ignore-deny"),
@@ -1038,6 +1150,7 @@ SELF_TESTS = [  # (case, the mutant it must catch)
     (case_unknown_condition, "unknown-condition-unsatisfied"),
     (case_forany_batch, "single-key-batches"),
     (case_unknown_managed_policy, "unknown-managed-policy-empty"),
+    (case_kms_wildcards, "exact-action"),
 ]
 
 
@@ -1088,6 +1201,7 @@ def main(argv: list[str]) -> int:
 
     problems = [f"INVARIANT {v}" for v in invariant_violations(results)]
     problems += [f"CONTROL-PLANE {f} is granted {', '.join(a)} on the table" for f, a in analysis.non_data.items() if a]
+    problems += kms_violations(analysis)
     if args.write:
         args.expected.write_text(to_tsv(results), encoding="utf-8")
         print(f"wrote {args.expected} ({len(results)} functions x {len(FAMILY_NAMES)} families); review its diff")
@@ -1106,8 +1220,10 @@ def main(argv: list[str]) -> int:
               f"then review the diff of infra/{rel}")
         return 1
     if not args.write:
+        kms = "; ".join(f"{f} {','.join(sorted(KMS_EXPECTED[f]))}" for f in sorted(KMS_EXPECTED))
         print(f"iam check: {len(results)} function roles x {len(FAMILY_NAMES)} item families match infra/{rel}; "
-              "invariants hold; no control-plane access")
+              f"invariants hold; no control-plane access; KMS only as expected ({kms} on "
+              f"{', '.join(analysis.signing_keys)})")
     return 0
 
 

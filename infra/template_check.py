@@ -18,7 +18,10 @@ event pattern (EventPattern below: exact values, prefix, suffix, anything-but wi
 or a suffix, exists with its leaf-only rule, equals-ignore-case, numeric, $or) on sample DynamoDB
 stream records of every item family of the table, and it may use only the operators EventBridge
 Pipes support (their documentation's operator table: anything-but with a prefix or suffix is event
-bus only). The template's Rules section is evaluated for the alarm-topic requirement.
+bus only). The template's Rules section is evaluated for the alarm-topic requirement. The token
+signing key's policy is read the way KMS reads it (which principals an action is allowed to, an
+unconditioned Deny taking them away; conditions of an Allow taken as holding), and the function
+roles' own policies with iam_check's evaluator.
 
 --self-test first proves the pattern evaluator on hand-written cases, each also run against an
 evaluator with the rule it tests broken (like iam_check's self-test); then, for every check, it
@@ -277,6 +280,11 @@ def stream_samples() -> tuple[list[tuple[str, dict]], list[tuple[str, dict]]]:
         ("a CONF# item keyed like a user", "CONF#acme", f"USER#{UID}", {"doc": "{}"}),
         ("key record", "KEY#0123456789abcdef", "KEY", {"doc": "{}"}),
         ("key last-use stamp", "KEYUSE#0123456789abcdef", "USE", {"doc": "{}"}),
+        ("OAuth client reference", "CONF#acme", "OAUTHREF#0123456789abcdef0123", {"doc": "{}"}),
+        ("OAuth client record", "OAUTH#0123456789abcdef0123", "CLIENT", {"doc": "{}"}),
+        ("OAuth client failure counter", "OAUTH#0123456789abcdef0123", f"FAIL#{NOW // 60}",
+         {"n_count": 3, "expires_at": NOW + 120}),
+        ("token signing keys (local store)", "SERVER", "TOKENKEYS", {"doc": "{}"}),
         ("tenant registry", "TENANTS", "acme", {"doc": "{}"}),
         ("cursor seal", "SERVER", "SEAL", {"doc": "{}"}),
         ("layout marker", "LAYOUT", "LAYOUT", {"doc": "{}"}),
@@ -801,7 +809,8 @@ def _dashboard_metrics(body: dict) -> list[tuple[str, str, dict, str]]:
 
 def check_dashboard(ds: dict[str, Deployed]) -> list[str]:
     """One dashboard with the API rates and latency, every route function's p99, the table's
-    throttles and system errors, concurrency, refused keys, the pipe, and every alarm."""
+    throttles and system errors, concurrency, refused keys, throttled OAuth clients, the pipe, and
+    every alarm."""
     f = []
     d = ds["plain"]
     try:
@@ -818,6 +827,7 @@ def check_dashboard(ds: dict[str, Deployed]) -> list[str]:
     for need in [("AWS/ApiGateway", "Count"), ("AWS/ApiGateway", "5XXError"), ("AWS/ApiGateway", "4XXError"),
                  ("AWS/ApiGateway", "Latency"), ("AWS/DynamoDB", "ThrottledRequests"), ("AWS/DynamoDB", "SystemErrors"),
                  ("AWS/Lambda", "ConcurrentExecutions"), ("ScimServerless", "DeniedKeys"),
+                 ("ScimServerless", "ThrottledClients"),
                  ("AWS/EventBridge/Pipes", "ExecutionFailed"), ("AWS/SQS", "ApproximateNumberOfMessagesVisible")]:
         if need not in seen:
             f.append(f"{did} shows no {need[0]} {need[1]}")
@@ -953,7 +963,8 @@ def check_alarm_topic(ds: dict[str, Deployed]) -> list[str]:
 def check_alarm_catalogue(ds: dict[str, Deployed]) -> list[str]:
     """The alarms the README lists, found by what they read: the table's ThrottledRequests and
     SystemErrors (every operation the store uses), API 5XX and 4XX rates, API p99 latency, p99 of
-    every route function, account concurrency, refused keys."""
+    every route function, account concurrency, refused keys, OAuth clients throttled after wrong
+    secrets (Sum >= 1 in 5 minutes), and every function's Lambda throttles in exactly one alarm."""
     f = []
     d = ds["plain"]
     table = d.resolver.ref("ScimTable")
@@ -979,6 +990,26 @@ def check_alarm_catalogue(ds: dict[str, Deployed]) -> list[str]:
         f.append("no concurrency alarm")
     if not any(m["namespace"] == "ScimServerless" and m["name"] == "DeniedKeys" for _, _, ms in everything for m in ms):
         f.append("no refused-keys (401) alarm")
+    token = d.resolver.ref(TOKEN_FUNCTION)
+    brute_force = [(aid, p) for aid, p, ms in everything
+                   if any(m["namespace"] == "ScimServerless" and m["name"] == "ThrottledClients"
+                          and m["dims"].get("Function") == token for m in ms)]
+    if not brute_force:
+        f.append(f"no alarm reads ThrottledClients of {TOKEN_FUNCTION} (OAuth clients throttled after wrong secrets)")
+    for aid, p in brute_force:
+        shape = (p.get("Statistic"), p.get("Period"), d.value(p.get("Threshold")), p.get("ComparisonOperator"),
+                 p.get("TreatMissingData"))
+        if shape != ("Sum", 300, 1, "GreaterThanOrEqualToThreshold", "notBreaching"):
+            f.append(f"{aid} is not Sum >= 1 over 5 minutes with missing data not breaching: {shape}")
+    # A metric math alarm reads at most 10 metrics, so throttles are split over several alarms:
+    # every function must be in exactly one of them.
+    for fn in d.functions():
+        name = d.resolver.ref(fn)
+        readers = [aid for aid, _, ms in everything
+                   if any(m["namespace"] == "AWS/Lambda" and m["name"] == "Throttles" and m["dims"].get("FunctionName") == name
+                          for m in ms)]
+        if len(readers) != 1:
+            f.append(f"{fn}'s Lambda Throttles are read by {len(readers)} alarms ({readers}), not exactly one")
     return f
 
 
@@ -1003,6 +1034,181 @@ def check_throttling(ds: dict[str, Deployed]) -> list[str]:
             f.append(f"{route[1]} {route[0]} is not throttled at ListThrottleRate/ListThrottleBurst")
     if not d.params["ListThrottleRate"] < d.params["ThrottleRate"]:
         f.append("the list throttle default is not lower than the default method throttle")
+    return f
+
+
+TOKEN_FUNCTION = "OauthTokenFunction"
+AUTHORIZER_FUNCTION = "AuthorizerFunction"
+SIGNING_KEYS_VAR = "SCIM_TOKEN_SIGNING_KEYS"
+
+# Functions reachable without a key (no authorizer on their methods): each checks its caller itself.
+# Their methods under the prefix (the portal's API; every route of the token endpoint) are
+# throttled by parameters of their own, lower than the default. The portal's static page, script
+# and styles are at the default.
+KEYLESS_FUNCTIONS = {
+    "PortalFunction": ("PortalThrottleRate", "PortalThrottleBurst", "/portal/api/"),
+    TOKEN_FUNCTION: ("TokenThrottleRate", "TokenThrottleBurst", "/"),
+}
+
+
+def api_methods(d: Deployed) -> list[tuple[str, str, dict, str | None]]:
+    """(path, METHOD, operation, the function it invokes) of every method of the API."""
+    _, api = rest_api(d)
+    out = []
+    for path, methods in ((api["Properties"].get("Body") or {}).get("paths") or {}).items():
+        for method, op in methods.items():
+            integration = op.get("x-amazon-apigateway-integration") if isinstance(op, dict) else None
+            if not integration:
+                continue
+            target = _lambda_of_uri(integration.get("uri"))
+            if d.res.get(target, {}).get("Type") == "AWS::Lambda::Alias":
+                target = ref_target(d.props(target).get("FunctionName"))
+            out.append((path, method.upper(), op, target))
+    return out
+
+
+def check_keyless_routes(ds: dict[str, Deployed]) -> list[str]:
+    """Only the setup portal and the OAuth token endpoint are reachable without a key: every other
+    method names the key authorizer. The keyless methods that do work (the portal's API, the token
+    endpoint and its discovery documents) are throttled by parameters of their own, lower than the
+    default method throttle."""
+    f = []
+    d = ds["plain"]
+    _, api = rest_api(d)
+    key_schemes = {n for n, scheme in security_schemes(api).items() if scheme.get("x-amazon-apigateway-authorizer")}
+    if not key_schemes:
+        return ["the API has no Lambda authorizer"]
+    _, stage = api_stage(d)
+    settings = {(x.get("ResourcePath"), x.get("HttpMethod")): x for x in d.value(stage["Properties"].get("MethodSettings")) or []}
+    keyless: dict[str, list[tuple[str, str]]] = {}
+    for path, method, op, fn in api_methods(d):
+        schemes = {n for requirement in op.get("security") or [] for n in requirement}
+        if not schemes & key_schemes:
+            keyless.setdefault(fn, []).append((path, method))
+    for fn, routes in sorted(keyless.items(), key=lambda kv: str(kv[0])):
+        if fn not in KEYLESS_FUNCTIONS:
+            f.append(f"{fn} is reachable without a key ({', '.join(f'{m} {p}' for p, m in routes)}): only the "
+                     "portal and the token endpoint check their callers themselves")
+    for fn, (rate, burst, prefix) in KEYLESS_FUNCTIONS.items():
+        if fn not in keyless:
+            f.append(f"{fn} has no method without the authorizer (its callers have no key)")
+            continue
+        if not d.params[rate] < d.params["ThrottleRate"]:
+            f.append(f"the default of {rate} ({d.params[rate]}) is not below ThrottleRate ({d.params['ThrottleRate']})")
+        for path, method in keyless[fn]:
+            if not path.startswith(prefix):
+                continue
+            x = settings.get(("/" + path.replace("/", "~1"), method))  # MethodSettings: "/" then the path, "/" as "~1"
+            if not x or x.get("ThrottlingRateLimit") != d.params[rate] or x.get("ThrottlingBurstLimit") != d.params[burst]:
+                f.append(f"{method} {path} ({fn}, no authorizer) is not throttled at {rate}/{burst}")
+    return f
+
+
+ROOT_PRINCIPALS = {f"arn:aws:iam::{ic.ACCOUNT}:root", ic.ACCOUNT, "*"}
+
+
+def _policy_principals(d: Deployed, statement: dict) -> set[str]:
+    principal = d.value(statement.get("Principal"))
+    if principal == "*":
+        return {"*"}
+    out = set()
+    for kind, values in (principal or {}).items() if isinstance(principal, dict) else []:
+        for v in values if isinstance(values, list) else [values]:
+            out.add(str(v) if kind == "AWS" else f"{kind}:{v}")
+    if statement.get("NotPrincipal") is not None:
+        out.add("*")  # everyone but someone: as good as everyone here
+    return out
+
+
+def _statement_matches(statement: dict, action: str) -> bool:
+    def hits(patterns):
+        patterns = patterns if isinstance(patterns, list) else [patterns]
+        return any(isinstance(p, str) and ic._glob(p, re.IGNORECASE).fullmatch(action) for p in patterns)
+    if "NotAction" in statement:
+        return not hits(statement["NotAction"])
+    return hits(statement.get("Action") or [])
+
+
+def key_policy_principals(d: Deployed, policy: dict, action: str) -> set[str]:
+    """Who the key policy lets do `action`: the principals of the Allow statements that match it
+    (their conditions taken as holding), less those an unconditioned Deny names."""
+    allowed, denied = set(), set()
+    for st in (policy or {}).get("Statement") or []:
+        if not _statement_matches(st, action):
+            continue
+        if st.get("Effect") == "Allow":
+            allowed |= _policy_principals(d, st)
+        elif st.get("Effect") == "Deny" and not st.get("Condition"):
+            denied |= _policy_principals(d, st)
+    return set() if "*" in denied else allowed - denied
+
+
+def check_token_signing_key(ds: dict[str, Deployed]) -> list[str]:
+    """The token signing keys (ECC_NIST_P256, SIGN_VERIFY, retained): in the key policy only the token
+    function's role may kms:Sign, the root principal is granted no kms:Sign and no kms:* (it
+    administers the key), nobody may create a grant (a grant could hand out kms:Sign), and the token
+    function and the authorizer may read the public key; among the function roles' own policies too,
+    only the token function's may kms:Sign; both functions name the same keys in
+    SCIM_TOKEN_SIGNING_KEYS, the first of which the alias names."""
+    f = []
+    d = ds["plain"]
+    keys = {k: r for k, r in d.of_type("AWS::KMS::Key") if (r.get("Properties") or {}).get("KeyUsage") == "SIGN_VERIFY"}
+    if not keys:
+        return ["no token signing key (AWS::KMS::Key with KeyUsage SIGN_VERIFY)"]
+    role_of = {}
+    for fn in (TOKEN_FUNCTION, AUTHORIZER_FUNCTION):
+        target = getatt_target(d.props(fn).get("Role"))
+        if not target:
+            return [f"{fn} has no role of this template"]
+        role_of[fn] = target[0]
+    role_arn = {fn: d.resolver.getatt(role, "Arn") for fn, role in role_of.items()}
+    arns = {}
+    for kid, key in keys.items():
+        p = key["Properties"]
+        arns[kid] = d.resolver.getatt(kid, "Arn")
+        if p.get("KeySpec") != "ECC_NIST_P256":
+            f.append(f"{kid} KeySpec is {p.get('KeySpec')!r}, not ECC_NIST_P256 (ES256)")
+        if key.get("DeletionPolicy") != "Retain" or key.get("UpdateReplacePolicy") != "Retain":
+            f.append(f"{kid} is not retained on deletion and replacement: tokens it signed would stop verifying")
+        policy = d.value(p.get("KeyPolicy"))
+        signers = key_policy_principals(d, policy, "kms:Sign")
+        if signers != {role_arn[TOKEN_FUNCTION]}:
+            f.append(f"{kid}: the key policy lets {sorted(signers)} kms:Sign, not only the token function's role")
+        for st in (policy or {}).get("Statement") or []:
+            principals = _policy_principals(d, st)
+            if st.get("Effect") != "Allow" or not principals & ROOT_PRINCIPALS:
+                continue
+            actions = st.get("Action") if isinstance(st.get("Action"), list) else [st.get("Action")]
+            wide = [a for a in actions if isinstance(a, str) and ic._glob(a, re.IGNORECASE).fullmatch("kms:Sign")]
+            if "NotAction" in st or wide or any(a in ("*", "kms:*") for a in actions):
+                f.append(f"{kid}: statement {st.get('Sid')!r} grants {principals & ROOT_PRINCIPALS} "
+                         f"{wide or actions or st.get('NotAction')}: the root principal administers the key, it must "
+                         "not be granted kms:Sign or kms:*")
+        granters = key_policy_principals(d, policy, "kms:CreateGrant")
+        if granters:
+            f.append(f"{kid}: the key policy lets {sorted(granters)} kms:CreateGrant, and a grant can hand out kms:Sign")
+        readers = key_policy_principals(d, policy, "kms:GetPublicKey")
+        for fn in (TOKEN_FUNCTION, AUTHORIZER_FUNCTION):
+            if role_arn[fn] not in readers:
+                f.append(f"{kid}: the key policy does not let {fn}'s role kms:GetPublicKey")
+        ev = ic.Evaluator()
+        may_sign = sorted(fn for fn in d.functions()
+                          if ev.allowed(ic.role_statements(getatt_target(d.props(fn).get("Role"))[0], d.resolver),
+                                        "kms:Sign", arns[kid], None))
+        if may_sign != [TOKEN_FUNCTION]:
+            f.append(f"{kid}: the identity policies let {may_sign} kms:Sign, not only {TOKEN_FUNCTION}")
+    by_arn = {arn: kid for kid, arn in arns.items()}
+    lists = {}
+    for fn in (TOKEN_FUNCTION, AUTHORIZER_FUNCTION):
+        value = d.value(((d.props(fn).get("Environment") or {}).get("Variables") or {}).get(SIGNING_KEYS_VAR))
+        lists[fn] = [by_arn.get(x.strip(), x.strip()) for x in value.split(",")] if isinstance(value, str) else None
+        if not lists[fn] or any(k not in keys for k in lists[fn]):
+            f.append(f"{fn} {SIGNING_KEYS_VAR} is {value!r}: it must list signing keys of this stack")
+    if lists[TOKEN_FUNCTION] != lists[AUTHORIZER_FUNCTION]:
+        f.append(f"the token function and the authorizer name different keys: {lists}")
+    aliases = [ref_target(r["Properties"].get("TargetKeyId")) for _, r in d.of_type("AWS::KMS::Alias")]
+    if lists[TOKEN_FUNCTION] and lists[TOKEN_FUNCTION][0] not in aliases:
+        f.append(f"no alias names the signing key {lists[TOKEN_FUNCTION][0]} (aliases target {aliases})")
     return f
 
 
@@ -1105,6 +1311,8 @@ CHECKS = [  # (check, the parameter sets it reads)
     (check_alarm_topic, ("plain", "domain")),
     (check_alarm_catalogue, ("plain",)),
     (check_throttling, ("plain",)),
+    (check_keyless_routes, ("plain",)),
+    (check_token_signing_key, ("plain",)),
     (check_cost_defaults, ("plain", "domain")),
     (check_backup, ("plain", "backup")),
     (check_waf, ("plain", "backup", "external-waf")),
@@ -1186,6 +1394,27 @@ def _drop_list_throttles(sam):
     _res(sam, "ScimApi")["Properties"]["MethodSettings"] = [s for s in settings if s["ResourcePath"] != "/~1scim~1v2~1Groups"]
 
 
+def _drop_token_throttle(sam):
+    settings = _res(sam, "ScimApi")["Properties"]["MethodSettings"]
+    _res(sam, "ScimApi")["Properties"]["MethodSettings"] = [s for s in settings if s["ResourcePath"] != "/~1oauth2~1token"]
+
+
+def _signing_key_policy(sam):
+    """The policy of the (first) token signing key, whatever its logical id after rotations."""
+    key = next(r for r in sam["Resources"].values()
+               if r.get("Type") == "AWS::KMS::Key" and r["Properties"].get("KeyUsage") == "SIGN_VERIFY")
+    return key["Properties"]["KeyPolicy"]
+
+
+def _key_statement(sam, sid):
+    return next(st for st in _signing_key_policy(sam)["Statement"] if st.get("Sid") == sid)
+
+
+def _key_policy_without(sam, sid):
+    policy = _signing_key_policy(sam)
+    policy["Statement"] = [st for st in policy["Statement"] if st.get("Sid") != sid]
+
+
 def _drop_copy(sam):
     del _res(sam, "BackupPlan")["Properties"]["BackupPlan"]["BackupPlanRule"][0]["CopyActions"]
 
@@ -1224,7 +1453,23 @@ MUTATIONS = [  # (check, what is broken, how)
     (check_timeouts, "a 30 s timeout", lambda s: s["Globals"]["Function"].update(Timeout=30)),
     (check_alarm_topic, "no alarm-topic rule", lambda s: s["Rules"].pop("AlarmTopicRequired")),
     (check_alarm_catalogue, "no SystemErrors alarm", lambda s: s["Resources"].pop("TableSystemErrorsAlarm")),
+    (check_alarm_catalogue, "no brute-force (ThrottledClients) alarm", lambda s: s["Resources"].pop("ThrottledClientsAlarm")),
+    (check_alarm_catalogue, "the token function in no throttle alarm", lambda s: s["Resources"].pop("TokenThrottlesAlarm")),
     (check_throttling, "GET /Groups at the default throttle", _drop_list_throttles),
+    (check_keyless_routes, "discovery without the authorizer",
+     lambda s: _res(s, "DiscoveryFunction")["Properties"]["Events"]["ServiceProviderConfig"]["Properties"].update(Auth={"Authorizer": "NONE"})),
+    (check_keyless_routes, "POST /oauth2/token at the default throttle", _drop_token_throttle),
+    (check_token_signing_key, "the root principal may kms:Sign",
+     lambda s: _key_statement(s, "AccountAdministersTheKey")["Action"].append("kms:Sign")),
+    (check_token_signing_key, "the root principal granted kms:*",
+     lambda s: _key_statement(s, "AccountAdministersTheKey").update(Action=["kms:*"])),
+    (check_token_signing_key, "the authorizer's role may kms:Sign in the key policy",
+     lambda s: _key_statement(s, "OnlyTheTokenFunctionSigns").update(
+         Principal={"AWS": [{"Fn::GetAtt": ["OauthTokenFunctionRole", "Arn"]}, {"Fn::GetAtt": ["AuthorizerFunctionRole", "Arn"]}]})),
+    (check_token_signing_key, "grants allowed (kms:Create* includes CreateGrant)", lambda s: _key_policy_without(s, "NoGrants")),
+    (check_token_signing_key, "a route function's role may kms:Sign",
+     lambda s: _res(s, "DiscoveryFunction")["Properties"]["Policies"][0]["Statement"].append(
+         {"Effect": "Allow", "Action": "kms:Sign", "Resource": "*"})),
     (check_cost_defaults, "X-Ray on by default", lambda s: s["Parameters"]["Tracing"].update(Default="Active")),
     (check_backup, "no cross-region copy", _drop_copy),
     (check_waf, "a stage-wide instead of a per-IP rate rule", _constant_rate),

@@ -22,7 +22,7 @@ pub type AuthorizerResponse = ApiGatewayCustomAuthorizerResponse<Value>;
 /// Runs the authorizer Lambda.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     crate::init_tracing(true);
-    let app = Arc::new(App::new(crate::table_from_env()?));
+    let app = Arc::new(crate::app_from_env()?);
     lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<AuthorizerRequest>| {
         let app = app.clone();
         // its DynamoDB calls are recorded under the invocation's trace when it is sampled
@@ -123,14 +123,24 @@ pub const METRICS_NAMESPACE: &str = "ScimServerless";
 /// The metric counting refused keys (one per 401), by function name.
 pub const DENIED_KEYS_METRIC: &str = "DeniedKeys";
 
+/// The metric counting OAuth clients throttled after too many wrong secrets (one data point
+/// per client and minute, from the token function): a brute-force signal.
+pub const THROTTLED_CLIENTS_METRIC: &str = "ThrottledClients";
+
 /// One refused key as a CloudWatch embedded-metric-format line (Lambda's log pipeline turns it
 /// into a data point of `DeniedKeys`, dimension `Function`, without an API call).
 pub fn denied_key_metric(function: &str, now_ms: i64) -> String {
+    metric_line(function, DENIED_KEYS_METRIC, now_ms)
+}
+
+/// One data point of a count metric of the service's namespace, dimension `Function`, as an
+/// embedded-metric-format line.
+pub fn metric_line(function: &str, metric: &str, now_ms: i64) -> String {
     json!({
         "_aws": {"Timestamp": now_ms, "CloudWatchMetrics": [{"Namespace": METRICS_NAMESPACE, "Dimensions": [["Function"]],
-            "Metrics": [{"Name": DENIED_KEYS_METRIC, "Unit": "Count"}]}]},
+            "Metrics": [{"Name": metric, "Unit": "Count"}]}]},
         "Function": function,
-        DENIED_KEYS_METRIC: 1,
+        metric: 1,
     })
     .to_string()
 }

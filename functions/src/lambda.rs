@@ -54,6 +54,52 @@ pub async fn run_portal() -> Result<(), lambda_http::Error> {
     .await
 }
 
+/// Runs the token function: `POST /oauth2/token` and the discovery documents, behind no
+/// authorizer (the client authenticates itself in the request), signing with the KMS key.
+pub async fn run_token() -> Result<(), lambda_http::Error> {
+    crate::init_tracing(true);
+    let app = crate::app_from_env().map(Arc::new);
+    if let Err(why) = &app {
+        tracing::error!(error = %why, "the function is not configured; every request gets 500");
+    }
+    lambda_http::run_concurrent(service_fn(move |event: Request| {
+        let app = app.clone();
+        async move {
+            Ok::<_, Infallible>(match &app {
+                Ok(app) => token(app, event).await,
+                Err(why) => to_lambda(edge::Response::error(&ScimError::Internal(format!("not configured: {why}")))),
+            })
+        }
+    }))
+    .await
+}
+
+/// Serves one token-endpoint event (the path from `/oauth2/token` or `/.well-known/` on,
+/// whatever stage or base path precedes it).
+pub async fn token(app: &App, event: Request) -> Response<Body> {
+    scim_core::trace::within(trace_of(&event), serve_token(app, event)).await
+}
+
+async fn serve_token(app: &App, event: Request) -> Response<Body> {
+    let base_url = base_url(&event);
+    let root = base_url.strip_suffix(scim_core::BASE_PATH).unwrap_or(&base_url).to_string();
+    let req = rebased(event, token_path);
+    let path = req.uri().path().to_string();
+    let answer = scim_core::token_endpoint::handle(&app.service, &req, &path, &root).await;
+    tracing::info!(method = %req.method(), path = %path, status = answer.response.status, "token endpoint request");
+    if answer.throttled {
+        let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "oauth-token".into());
+        let now = scim_core::time::unix_millis() as i64;
+        println!("{}", crate::authorizer::metric_line(&function, crate::authorizer::THROTTLED_CLIENTS_METRIC, now));
+    }
+    to_lambda(answer.response)
+}
+
+/// The path from its `/oauth2/token` or `/.well-known/` segment on.
+fn token_path(full: &str) -> &str {
+    [scim_core::token_endpoint::TOKEN_PATH, "/.well-known/"].iter().find_map(|p| full.find(p).map(|i| &full[i..])).unwrap_or(full)
+}
+
 /// Serves one portal event (the path from `/portal` on, whatever stage or base path precedes it).
 pub async fn portal(app: &App, event: Request) -> Response<Body> {
     scim_core::trace::within(trace_of(&event), serve_portal(app, event)).await

@@ -1,11 +1,13 @@
 //! The edges of scim-serverless: one Lambda binary per SCIM route (`lambda`), the REQUEST
-//! authorizer (`authorizer`), and the `scim-local` server (`local`). All of them call the same
+//! authorizer (`authorizer`), the OAuth token endpoint (`lambda::run_token`, signing with a
+//! KMS key: `kms`), and the `scim-local` server (`local`). All of them call the same
 //! core: `scim_core::edge::App`.
 
 pub mod access_log;
 pub mod authorizer;
 pub mod cli;
 pub mod events;
+pub mod kms;
 pub mod lambda;
 pub mod local;
 pub mod parse_errors;
@@ -27,4 +29,16 @@ pub fn init_tracing(json: bool) {
 pub fn table_from_env() -> Result<Arc<dyn Table>, scim_core::store::StoreError> {
     let cfg = DynamoConfig::from_env()?;
     Ok(Arc::new(DynamoTable::connect(&cfg)?))
+}
+
+/// The app over the table the environment names, with the KMS signing keys when
+/// `SCIM_TOKEN_SIGNING_KEYS` names any (the authorizer and the token function; elsewhere the
+/// keys are never used).
+pub fn app_from_env() -> Result<scim_core::edge::App, String> {
+    let table = table_from_env().map_err(|e| e.to_string())?;
+    let service = scim_core::service::Service::over(table);
+    Ok(scim_core::edge::App::new(match kms::KmsKeys::from_env() {
+        Some(keys) => service.with_signing_keys(Arc::new(keys?)),
+        None => service,
+    }))
 }

@@ -213,7 +213,7 @@ async fn serve_one(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpA
             Err(e) => return scim_core::token_endpoint::error(&scim_core::oauth::TokenError::bad("invalid_request", e.client_detail())),
         };
         let root = base_url.strip_suffix(BASE_PATH).unwrap_or(&base_url);
-        return scim_core::token_endpoint::handle(&app.service, &hyper::Request::from_parts(parts, body), &path, root).await;
+        return scim_core::token_endpoint::handle(&app.service, &hyper::Request::from_parts(parts, body), &path, root).await.response;
     }
     // the URI the client sent (a clone shares its bytes): the path under the base URL is cut
     // from it once, and the request keeps it unchanged

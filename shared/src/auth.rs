@@ -264,6 +264,7 @@ fn admit(tenant_id: &str, tenant: &TenantRecord, source_ip: Option<IpAddr>, id: 
 /// log; an unverified one names no tenant.
 pub async fn authenticate_token(
     layout: &Layout,
+    keys: &dyn crate::oauth::SigningKeys,
     verifier: &crate::oauth::Verifier,
     token: &str,
     source_ip: Option<IpAddr>,
@@ -275,7 +276,7 @@ pub async fn authenticate_token(
     };
     let audience = attempt.map(|a| a.audience).filter(|a| !a.is_empty()).ok_or_else(|| deny("no audience to check"))?;
     let now = crate::time::unix_now();
-    let claims = verifier.verify(layout, token, audience, now).await.map_err(deny)?;
+    let claims = verifier.verify(keys, token, audience, now).await.map_err(deny)?;
     let result = admit_token(layout, &claims, source_ip, now, deny).await;
     if let (Err(e), Some(a)) = (&result, attempt) {
         let why = if e.status() == 401 { "token of a revoked client or secret".to_string() } else { e.client_detail() };

@@ -37,7 +37,12 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// The SHA-256 of a text, as lower hex.
 pub fn sha256_hex(text: &str) -> String {
-    hex(&Sha256::digest(text.as_bytes()))
+    sha256_hex_bytes(text.as_bytes())
+}
+
+/// The SHA-256 of bytes, as lower hex.
+pub fn sha256_hex_bytes(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
 /// Whether two byte strings are equal, in a time that depends on their lengths only: every

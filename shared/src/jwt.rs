@@ -72,14 +72,73 @@ impl Signer {
 
     /// `claims` signed as a compact JWS with header `{"alg":"ES256","typ":typ,"kid":…}`.
     pub fn sign(&self, typ: &str, claims: &impl Serialize) -> String {
-        let header = Header { alg: ALG.into(), typ: Some(typ.into()), kid: Some(self.kid.clone()) };
-        let input = [b64(crate::json_text(&header).as_bytes()), b64(crate::json_text(claims).as_bytes())].join(".");
-        let sig = match self.pair.sign(&SystemRandom::new(), input.as_bytes()) {
-            Ok(s) => s,
-            Err(_) => std::process::abort(),
-        };
-        [input, b64(sig.as_ref())].join(".")
+        let input = signing_input(typ, &self.kid, claims);
+        let sig = self.sign_input(input.as_bytes());
+        compact(&input, &sig)
     }
+
+    /// The raw ES256 signature (`r || s`) of a JWS signing input.
+    pub fn sign_input(&self, input: &[u8]) -> Vec<u8> {
+        match self.pair.sign(&SystemRandom::new(), input) {
+            Ok(s) => s.as_ref().to_vec(),
+            Err(_) => std::process::abort(),
+        }
+    }
+}
+
+/// The JWS signing input (`base64url(header).base64url(claims)`) for a key id.
+pub fn signing_input(typ: &str, kid: &str, claims: &impl Serialize) -> String {
+    let header = Header { alg: ALG.into(), typ: Some(typ.into()), kid: Some(kid.into()) };
+    [b64(crate::json_text(&header).as_bytes()), b64(crate::json_text(claims).as_bytes())].join(".")
+}
+
+/// A compact JWS of a signing input and its raw signature.
+pub fn compact(input: &str, signature: &[u8]) -> String {
+    [input, ".", &b64(signature)].concat()
+}
+
+/// The DER prefix of a P-256 SubjectPublicKeyInfo (RFC 5480: id-ecPublicKey, prime256v1, a
+/// 66-byte BIT STRING), before the uncompressed point.
+const P256_SPKI_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01,
+    0x07, 0x03, 0x42, 0x00,
+];
+
+/// The uncompressed point of a DER P-256 SubjectPublicKeyInfo (what a KMS key's public key
+/// is); `None` for any other key.
+pub fn point_of_spki(der: &[u8]) -> Option<Vec<u8>> {
+    let point = der.strip_prefix(&P256_SPKI_PREFIX[..])?;
+    (point.len() == 65 && point[0] == 4).then(|| point.to_vec())
+}
+
+/// The raw `r || s` (32 bytes each) of a DER ECDSA signature (`SEQUENCE { INTEGER r, INTEGER
+/// s }`, what KMS returns); `None` when it is not one of P-256's size.
+pub fn raw_of_der_signature(der: &[u8]) -> Option<Vec<u8>> {
+    fn integer(d: &[u8]) -> Option<(&[u8], &[u8])> {
+        let (&tag, rest) = d.split_first()?;
+        let (&len, rest) = rest.split_first()?;
+        let len = usize::from(len);
+        (tag == 0x02 && len <= 33 && rest.len() >= len).then(|| rest.split_at(len))
+    }
+    let (&tag, rest) = der.split_first()?;
+    let (&len, body) = rest.split_first()?;
+    if tag != 0x30 || usize::from(len) != body.len() {
+        return None;
+    }
+    let (r, rest) = integer(body)?;
+    let (s, rest) = integer(rest)?;
+    if !rest.is_empty() {
+        return None;
+    }
+    let mut out = vec![0u8; 64];
+    for (n, at) in [(r, 0), (s, 32)] {
+        let n = n.strip_prefix(&[0u8][..]).filter(|_| n.len() == 33).unwrap_or(n);
+        if n.len() > 32 {
+            return None;
+        }
+        out[at + 32 - n.len()..at + 32].copy_from_slice(n);
+    }
+    Some(out)
 }
 
 /// A JWS header (RFC 7515 §4.1), the members this module reads.
@@ -117,7 +176,7 @@ pub struct Jwk {
 
 impl Jwk {
     /// The JWK of an uncompressed SEC 1 point (`04 || x || y`).
-    fn of_point(kid: &str, point: &[u8]) -> Jwk {
+    pub fn of_point(kid: &str, point: &[u8]) -> Jwk {
         let (x, y) = point.get(1..).unwrap_or_default().split_at(point.len().saturating_sub(1) / 2);
         Jwk { kty: "EC".into(), crv: "P-256".into(), x: b64(x), y: b64(y), kid: kid.into(), alg: ALG.into(), use_: "sig".into() }
     }
@@ -226,6 +285,28 @@ mod tests {
         let jwk = signer("k").public_jwk();
         assert_eq!((jwk.kty.as_str(), jwk.crv.as_str(), jwk.alg.as_str()), ("EC", "P-256", "ES256"));
         assert_eq!(jwk.point().map(|p| p.len()), Some(65));
+    }
+
+    #[test]
+    fn der_signatures_and_spki_keys_convert() {
+        use aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING;
+        let pkcs8 = generate_pkcs8();
+        let asn1 = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &pkcs8).unwrap();
+        let point = asn1.public_key().as_ref().to_vec();
+        let spki = [&P256_SPKI_PREFIX[..], &point].concat();
+        assert_eq!(point_of_spki(&spki), Some(point.clone()));
+        assert_eq!(point_of_spki(&spki[1..]), None);
+        assert_eq!(Jwk::of_point("k", &point).point(), Some(point.clone()));
+        // many signatures: r and s of fewer than 32 bytes, or with a sign byte, both occur
+        for i in 0..64 {
+            let input = format!("e30.e30{i}");
+            let der = asn1.sign(&SystemRandom::new(), input.as_bytes()).unwrap();
+            let raw = raw_of_der_signature(der.as_ref()).expect("a P-256 DER signature");
+            UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &point).verify(input.as_bytes(), &raw).expect("raw verifies");
+        }
+        for bad in [&[][..], &[0x30, 0x00], &[0x30, 0x03, 0x02, 0x01, 0x01], &[0x31, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01]] {
+            assert_eq!(raw_of_der_signature(bad), None, "{bad:?}");
+        }
     }
 
     proptest::proptest! {

@@ -20,10 +20,7 @@ pub const MAX_SECRETS: usize = 5;
 pub const DEFAULT_SECRET_DAYS: u32 = 730;
 /// The longest a secret may last, in days (three years).
 pub const MAX_SECRET_DAYS: u32 = 1095;
-/// An access token's lifetime when the tenant sets none, in minutes.
-pub const DEFAULT_TOKEN_MINUTES: u32 = 60;
-/// The range a tenant's token lifetime may take, in minutes (one to six hours).
-pub const TOKEN_MINUTES: std::ops::RangeInclusive<u32> = 60..=360;
+pub use crate::tenancy::{DEFAULT_TOKEN_MINUTES, TOKEN_MINUTES};
 /// Failed client authentications per client within a minute (the current and the previous
 /// minute's counts together, so a burst across a minute's end counts whole) before the
 /// endpoint answers 429.
@@ -275,6 +272,34 @@ impl KeyRing {
     }
 }
 
+/// Where access tokens are signed and their public keys come from: the store's [`KeyRing`]
+/// locally ([`StoreKeys`]), a KMS key in AWS (the private key never leaves it).
+#[async_trait::async_trait]
+pub trait SigningKeys: Send + Sync {
+    /// The public keys that verify now (the JWKS), read from their source.
+    async fn public_keys(&self) -> Result<Vec<Jwk>>;
+    /// The claims signed as an access token (a compact JWS naming the current key).
+    async fn sign(&self, claims: &Claims) -> Result<String>;
+}
+
+/// Signing keys kept in the store (`SERVER` / `TOKENKEYS`): scim-local's and the tests'.
+pub struct StoreKeys(pub Layout);
+
+#[async_trait::async_trait]
+impl SigningKeys for StoreKeys {
+    async fn public_keys(&self) -> Result<Vec<Jwk>> {
+        Ok(self.0.token_keys::<KeyRing>().await?.map(|(r, _)| r.public_keys(crate::time::unix_now())).unwrap_or_default())
+    }
+
+    async fn sign(&self, claims: &Claims) -> Result<String> {
+        let ring = self.0.token_keys::<KeyRing>().await?.map(|(r, _)| r);
+        let signer = ring
+            .and_then(|r| r.signer())
+            .ok_or_else(|| ScimError::Internal("no token signing key: run `scim-admin oauth-key rotate`".into()))?;
+        Ok(signer.sign(TOKEN_TYP, claims))
+    }
+}
+
 fn new_key(now: i64) -> StoredKey {
     StoredKey { kid: hex(&random_bytes(8)), pkcs8: b64(&jwt::generate_pkcs8()), created: now, retired: None }
 }
@@ -392,6 +417,7 @@ pub struct Issued {
 /// the refusal is recorded in its log.
 pub async fn issue(
     layout: &Layout,
+    keys: &dyn SigningKeys,
     creds: &Credentials<'_>,
     issuer: &str,
     audience: &str,
@@ -435,9 +461,6 @@ pub async fn issue(
     if !record.is_active() {
         return Err((TokenError::bad("unauthorized_client", "the client's tenant is suspended"), tenant));
     }
-    let Some(signer) = layout.token_keys::<KeyRing>().await.map_err(|e| internal(e.into()))?.and_then(|(r, _)| r.signer()) else {
-        return Err(internal(ScimError::Internal("no token signing key: run `scim-admin oauth-key rotate`".into())));
-    };
     let minutes = token_minutes(&record);
     let claims = Claims {
         iss: issuer.into(),
@@ -452,7 +475,8 @@ pub async fn issue(
         role: client.role.clone(),
         sid: secret_id,
     };
-    Ok(Issued { access_token: signer.sign(TOKEN_TYP, &claims), expires_in: i64::from(minutes) * 60, tenant: client.tenant })
+    let access_token = keys.sign(&claims).await.map_err(internal)?;
+    Ok(Issued { access_token, expires_in: i64::from(minutes) * 60, tenant: client.tenant })
 }
 
 /// The tenant's access-token lifetime in minutes, within [`TOKEN_MINUTES`].
@@ -463,12 +487,21 @@ pub fn token_minutes(t: &TenantRecord) -> u32 {
 /// The public keys a process verifies tokens with: read from the store once, and again when a
 /// token names a key it does not hold (a rotation) — once per unknown key id per
 /// [`REFRESH_SECONDS`], so forged key ids cost at most one read each, as unknown API key ids do.
+///
+/// A token whose signature verified is remembered with its claims (an IdP sends one token for
+/// an hour of requests, and an ECDSA verification costs more than the rest of a GET): later
+/// requests with it check only the claims (expiry, audience) again.
 #[derive(Debug, Default)]
 pub struct Verifier {
     keys: std::sync::Mutex<Vec<Jwk>>,
     tried: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     refresh: tokio::sync::Mutex<()>,
+    /// A verified token's signature part → the token and its claims.
+    verified: std::sync::Mutex<std::collections::HashMap<String, (String, std::sync::Arc<Claims>)>>,
 }
+
+/// Verified tokens remembered per process; past this the memo starts over.
+const VERIFIED_KEPT: usize = 4096;
 
 /// How long an unknown key id is not looked up again.
 pub const REFRESH_SECONDS: i64 = 30;
@@ -493,25 +526,68 @@ impl Verifier {
         true
     }
 
-    async fn refreshed(&self, layout: &Layout, now: i64) -> std::result::Result<Vec<Jwk>, &'static str> {
+    /// Verifies a token whose key id the held keys lack: one caller at a time looks again
+    /// (another may just have read the keys: then the held ones do), and reads the keys when
+    /// this key id was not looked up in the last [`REFRESH_SECONDS`].
+    async fn verify_unknown(&self, keys: &dyn SigningKeys, token: &str, now: i64) -> std::result::Result<jwt::Verified, jwt::Refusal> {
         let _one = self.refresh.lock().await;
-        let fresh = match layout.token_keys::<KeyRing>().await {
-            Ok(r) => r.map(|(r, _)| r.public_keys(now)).unwrap_or_default(),
-            Err(_) => return Err("the signing keys could not be read"),
+        match jwt::verify(token, &self.held()) {
+            Err(jwt::Refusal::UnknownKey) => {}
+            done => return done,
+        }
+        let Some(kid) = jwt::header(token).and_then(|h| h.kid).filter(|k| self.may_refresh(k, now)) else {
+            return Err(jwt::Refusal::UnknownKey);
+        };
+        let fresh = match keys.public_keys().await {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::error!(error = %e, kid, "the token signing keys could not be read");
+                return Err(jwt::Refusal::UnknownKey);
+            }
         };
         if let Ok(mut k) = self.keys.lock() {
             k.clone_from(&fresh);
         }
-        Ok(fresh)
+        jwt::verify(token, &fresh)
     }
 
     /// Verifies a token's signature and claims for `audience` at `now`; the reason on refusal.
-    pub async fn verify(&self, layout: &Layout, token: &str, audience: &str, now: i64) -> std::result::Result<Claims, &'static str> {
+    pub async fn verify(
+        &self,
+        keys: &dyn SigningKeys,
+        token: &str,
+        audience: &str,
+        now: i64,
+    ) -> std::result::Result<std::sync::Arc<Claims>, &'static str> {
+        // keyed by the signature part (short); the whole token must match, so a signature seen
+        // elsewhere buys nothing
+        let signature = token.rsplit('.').next().unwrap_or_default();
+        let known = self.verified.lock().ok().and_then(|m| m.get(signature).filter(|(t, _)| t == token).map(|(_, c)| c.clone()));
+        let claims = match known {
+            Some(c) => c,
+            None => self.verify_signature(keys, token, now).await?,
+        };
+        if claims.aud != audience {
+            return Err("token for another audience");
+        }
+        if claims.exp <= now {
+            return Err("expired token");
+        }
+        if claims.iat > now + SKEW {
+            return Err("token not yet valid");
+        }
+        Ok(claims)
+    }
+
+    /// The claims of a token whose signature and type verify (remembered for next time).
+    async fn verify_signature(
+        &self,
+        keys: &dyn SigningKeys,
+        token: &str,
+        now: i64,
+    ) -> std::result::Result<std::sync::Arc<Claims>, &'static str> {
         let verified = match jwt::verify(token, &self.held()) {
-            Err(jwt::Refusal::UnknownKey) => match jwt::header(token).and_then(|h| h.kid) {
-                Some(kid) if self.may_refresh(&kid, now) => jwt::verify(token, &self.refreshed(layout, now).await?),
-                _ => Err(jwt::Refusal::UnknownKey),
-            },
+            Err(jwt::Refusal::UnknownKey) => self.verify_unknown(keys, token, now).await,
             other => other,
         };
         let verified = verified.map_err(|r| match r {
@@ -528,15 +604,14 @@ impl Verifier {
         {
             return Err("not an access token");
         }
-        let claims: Claims = serde_json::from_slice(&verified.claims).map_err(|_| "token claims unreadable")?;
-        if claims.aud != audience {
-            return Err("token for another audience");
-        }
-        if claims.exp <= now {
-            return Err("expired token");
-        }
-        if claims.iat > now + SKEW {
-            return Err("token not yet valid");
+        let claims: std::sync::Arc<Claims> =
+            std::sync::Arc::new(serde_json::from_slice(&verified.claims).map_err(|_| "token claims unreadable")?);
+        if let Ok(mut m) = self.verified.lock() {
+            if m.len() >= VERIFIED_KEPT {
+                m.clear();
+            }
+            let signature = token.rsplit('.').next().unwrap_or_default().to_string();
+            m.insert(signature, (token.to_string(), claims.clone()));
         }
         Ok(claims)
     }

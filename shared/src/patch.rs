@@ -231,6 +231,9 @@ fn apply_pathless(
             undeclared.note(resource::undeclared_urn(key, Some(v)))?;
             continue;
         }
+        // a value-path key of a path-less operation (Entra's form, which RFC 7644's valuePath
+        // rule does not cover) sets the element it names, creating it when none matches
+        let op = if path.filter.is_some() && op == OpKind::Replace { OpKind::Add } else { op };
         match apply_path(rt, doc, op, &path, Some(v)) {
             Err(ScimError::BadRequest { scim_type: crate::error::ScimType::InvalidPath, .. }) => continue, // unknown attribute: ignored
             other => other?,
@@ -499,7 +502,7 @@ fn apply_value_path(rt: &ResourceType, c: &mut Map<String, Value>, op: OpKind, t
                 !matched.contains(&(i - 1))
             });
         }
-        (_, Some(sub)) => set_sub_of_matched(items, &matched, t, sub, f, value)?,
+        (_, Some(sub)) => set_sub_of_matched(items, &matched, t, op, sub, f, value)?,
         (_, None) => merge_into_matched(items, &matched, t, op, f, value)?,
     }
     items.retain(|e| e.as_object().is_some_and(|o| !o.is_empty()));
@@ -509,17 +512,22 @@ fn apply_value_path(rt: &ResourceType, c: &mut Map<String, Value>, op: OpKind, t
     Ok(())
 }
 
-/// `add`/`replace` of `attr[filter].sub`: set on every matched element; with none matched
-/// (Entra), create the element the filter describes, with this sub-attribute.
+/// `add`/`replace` of `attr[filter].sub`: set on every matched element. With none matched,
+/// `add` creates the element the filter describes, with this sub-attribute (Entra), and
+/// `replace` is `noTarget` (RFC 7644 §3.5.2.3: "SHALL indicate failure ... noTarget").
 fn set_sub_of_matched(
     items: &mut Vec<Value>,
     matched: &[usize],
     t: Target,
+    op: OpKind,
     sub: &AttrDef,
     f: &Filter,
     value: Option<&Value>,
 ) -> Result<()> {
     let v = resource::normalize_value(sub, value.unwrap_or(&Value::Null))?;
+    if matched.is_empty() && op == OpKind::Replace {
+        return Err(ScimError::no_target(format!("no '{}' element matches the filter", t.canonical_name())));
+    }
     if matched.is_empty() {
         if let Some(v) = v {
             let mut e = equalities(f, t);
@@ -728,6 +736,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(d["roles"][0]["value"], "Admin");
+    }
+
+    #[test]
+    fn an_unmatched_value_path_is_no_target_for_replace_and_created_by_add() {
+        let path = "emails[type eq \"nonexistent\"].value";
+        let e = run(json!([{"op": "replace", "path": path, "value": "nope@example.com"}])).unwrap_err();
+        assert_eq!(e.scim_type(), Some(crate::error::ScimType::NoTarget), "RFC 7644 §3.5.2.3");
+        let d = run(json!([{"op": "add", "path": path, "value": "new@example.com"}])).unwrap();
+        assert!(d["emails"].as_array().unwrap().iter().any(|m| m["type"] == "nonexistent" && m["value"] == "new@example.com"), "{d:?}");
+        // Entra's path-less form names the value path as a key: it sets (and creates) the element
+        let d = run(json!([{"op": "replace", "value": {path: "keyed@example.com"}}])).unwrap();
+        assert!(d["emails"].as_array().unwrap().iter().any(|m| m["type"] == "nonexistent" && m["value"] == "keyed@example.com"), "{d:?}");
     }
 
     #[test]

@@ -22,7 +22,8 @@ pub const URN_PORTAL_LINK: &str = "urn:scim-serverless:api:messages:1.0:PortalLi
 pub const URN_ROLE_MAPPINGS: &str = "urn:scim-serverless:api:messages:1.0:RoleMappings";
 
 /// Settings a key may change with `PATCH /Settings`.
-const WRITABLE: [&str; 5] = ["ipAllowlist", "deactivation", "externalIdPolicy", "unknownExtensions", "maxKeyLifetimeDays"];
+const WRITABLE: [&str; 6] =
+    ["ipAllowlist", "deactivation", "externalIdPolicy", "unknownExtensions", "maxKeyLifetimeDays", "tokenLifetimeMinutes"];
 /// Settings shown but changed elsewhere, and where.
 const READ_ONLY: [(&str, &str); 5] = [
     ("tenant", "the tenant id never changes"),
@@ -49,6 +50,7 @@ fn render(t: &TenantRecord, base_url: &str) -> Value {
         "unknownExtensions": t.unknown_extensions.as_str(),
         "rateLimitPerSecond": t.rate_limit,
         "maxKeyLifetimeDays": t.max_key_lifetime_days,
+        "tokenLifetimeMinutes": crate::oauth::token_minutes(t),
         "roleMappings": t.roles_policy.as_ref().map(mappings_json),
         "customRoles": t.custom_roles,
         "meta": {"resourceType": "TenantSettings", "location": format!("{base_url}/Settings")},
@@ -102,6 +104,20 @@ pub fn change_of(body: &Value) -> Result<TenantChange> {
             change.max_key_lifetime_days = Some(match v {
                 Value::Null => None,
                 v => Some(tenancy::key_days("maxKeyLifetimeDays", v)?),
+            });
+        } else if k.eq_ignore_ascii_case("tokenLifetimeMinutes") {
+            // null goes back to the default; tokens already issued keep their expiry
+            change.token_lifetime_minutes = Some(match v {
+                Value::Null => None,
+                v => Some(v.as_u64().and_then(|n| u32::try_from(n).ok()).filter(|m| tenancy::TOKEN_MINUTES.contains(m)).ok_or_else(
+                    || {
+                        ScimError::invalid_value(format!(
+                            "tokenLifetimeMinutes is a whole number of minutes from {} to {}",
+                            tenancy::TOKEN_MINUTES.start(),
+                            tenancy::TOKEN_MINUTES.end()
+                        ))
+                    },
+                )?),
             });
         } else if k.eq_ignore_ascii_case("unknownExtensions") {
             let name = v.as_str().unwrap_or_default();

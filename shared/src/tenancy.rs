@@ -239,6 +239,10 @@ fn lenient_days<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<u
 
 /// The longest any key may last, in days (ten years).
 pub const MAX_KEY_DAYS: u32 = 3650;
+/// An OAuth access token's lifetime when the tenant sets none, in minutes.
+pub const DEFAULT_TOKEN_MINUTES: u32 = 60;
+/// The range a tenant's OAuth access-token lifetime may take, in minutes (one to six hours).
+pub const TOKEN_MINUTES: std::ops::RangeInclusive<u32> = 60..=360;
 
 /// A key lifetime in days as a person or a client gives it: a whole number from 1 to
 /// [`MAX_KEY_DAYS`], else `400 invalidValue` naming `field`.
@@ -564,6 +568,8 @@ pub struct TenantChange {
     pub unknown_extensions: Option<UnknownExtensions>,
     /// The longest a new key may last, in days; `Some(None)` removes the limit.
     pub max_key_lifetime_days: Option<Option<u32>>,
+    /// How long new access tokens last, in minutes ([`TOKEN_MINUTES`]); `Some(None)`: the default.
+    pub token_lifetime_minutes: Option<Option<u32>>,
 }
 
 /// Changes a tenant's settings (validated first: nothing is written when one is invalid).
@@ -578,6 +584,15 @@ pub async fn update_tenant(layout: &Layout, tenant_id: &str, change: &TenantChan
     {
         return Err(ScimError::invalid_value(format!("a maximum key lifetime is 1 to {MAX_KEY_DAYS} days")));
     }
+    if let Some(Some(m)) = change.token_lifetime_minutes
+        && !TOKEN_MINUTES.contains(&m)
+    {
+        return Err(ScimError::invalid_value(format!(
+            "an access token lasts {} to {} minutes, not {m}",
+            TOKEN_MINUTES.start(),
+            TOKEN_MINUTES.end()
+        )));
+    }
     if change.status.as_deref().is_some_and(|s| s != "active" && s != "suspended") {
         return Err(ScimError::invalid_value("status is 'active' or 'suspended'"));
     }
@@ -589,6 +604,7 @@ pub async fn update_tenant(layout: &Layout, tenant_id: &str, change: &TenantChan
         rec.external_id_policy = change.external_id_policy.unwrap_or(rec.external_id_policy);
         rec.unknown_extensions = change.unknown_extensions.unwrap_or(rec.unknown_extensions);
         rec.max_key_lifetime_days = change.max_key_lifetime_days.unwrap_or(rec.max_key_lifetime_days);
+        rec.token_lifetime_minutes = change.token_lifetime_minutes.unwrap_or(rec.token_lifetime_minutes);
     })
     .await
 }

@@ -7,7 +7,7 @@
 //! activity log (the client id, never the secret or the token).
 
 use crate::edge::{HttpRequest, Response};
-use crate::oauth::{self, Credentials, KeyRing, TokenError};
+use crate::oauth::{self, Credentials, TokenError};
 use crate::service::Service;
 use http::{HeaderValue, header};
 use serde_json::json;
@@ -21,22 +21,37 @@ pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 /// The largest token request body read (a form of a few short fields).
 pub const MAX_FORM_BYTES: usize = 8192;
 
+/// The routes of the token function (method, path from the API root), for the template check.
+pub const ROUTES: &[(&str, &str)] = &[("POST", TOKEN_PATH), ("GET", METADATA_PATH), ("GET", JWKS_PATH)];
+
 /// Whether a path from the API root is one this module serves.
 pub fn serves(path: &str) -> bool {
-    [TOKEN_PATH, METADATA_PATH, JWKS_PATH].contains(&path)
+    ROUTES.iter().any(|(_, p)| *p == path)
+}
+
+/// What the endpoint answered, and whether the answer throttled a client for the first time
+/// this minute (the Lambda counts that as a `ThrottledClients` data point: a brute-force
+/// signal, alarmed on; ordinary refusals are not).
+#[derive(Debug)]
+pub struct Answer {
+    /// The response to send.
+    pub response: Response,
+    /// A client was throttled, for the first time this minute.
+    pub throttled: bool,
 }
 
 /// Serves a request whose path (from the API root, whatever stage precedes it) is one of
 /// [`serves`]'s; `root` is the API root URL (`https://host/stage`), the SCIM base URL below it.
-pub async fn handle(service: &Service, req: &HttpRequest, path: &str, root: &str) -> Response {
+pub async fn handle(service: &Service, req: &HttpRequest, path: &str, root: &str) -> Answer {
     let root = root.trim_end_matches('/');
-    match (path, req.method().as_str()) {
-        (TOKEN_PATH, "POST") => token(service, req, root).await,
+    let response = match (path, req.method().as_str()) {
+        (TOKEN_PATH, "POST") => return token(service, req, root).await,
         (METADATA_PATH, "GET") => public_json(&metadata(root)),
         (JWKS_PATH, "GET") => jwks(service).await,
         (TOKEN_PATH, _) => error(&TokenError { status: 405, ..TokenError::bad("invalid_request", "the token endpoint takes POST") }),
         _ => error(&TokenError { status: 405, ..TokenError::bad("invalid_request", "this document is read with GET") }),
-    }
+    };
+    Answer { response, throttled: false }
 }
 
 /// The RFC 8414 metadata of this authorization server.
@@ -60,14 +75,9 @@ fn public_json(v: &serde_json::Value) -> Response {
 }
 
 async fn jwks(service: &Service) -> Response {
-    match service.layout().token_keys::<KeyRing>().await {
-        Ok(ring) => public_json(&json!({"keys": ring.map(|(r, _)| r.public_keys(crate::time::unix_now())).unwrap_or_default()})),
-        Err(e) => error(&TokenError {
-            error: "server_error",
-            description: crate::error::ScimError::from(e).client_detail(),
-            status: 500,
-            retry_after: None,
-        }),
+    match service.signing_keys().public_keys().await {
+        Ok(keys) => public_json(&json!({"keys": keys})),
+        Err(e) => error(&TokenError { error: "server_error", description: e.client_detail(), status: 500, retry_after: None }),
     }
 }
 
@@ -93,36 +103,39 @@ fn no_store(r: &mut Response) {
     r.headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }
 
-async fn token(service: &Service, req: &HttpRequest, root: &str) -> Response {
+async fn token(service: &Service, req: &HttpRequest, root: &str) -> Answer {
+    let refused = |e: TokenError| Answer { response: error(&e), throttled: false };
     let form = match read_form(req) {
         Ok(f) => f,
-        Err(e) => return error(&e),
+        Err(e) => return refused(e),
     };
     let creds = match credentials(req, &form) {
         Ok(c) => c,
-        Err(e) => return error(&e),
+        Err(e) => return refused(e),
     };
     if let Err(e) = check_grant(&form) {
-        return error(&e);
+        return refused(e);
     }
     let c = Credentials { client_id: &creds.0, secret: &creds.1 };
     let audience = [root, crate::BASE_PATH].concat();
     let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-    match oauth::issue(service.layout(), &c, root, &audience).await {
+    match oauth::issue(service.layout(), service.signing_keys(), &c, root, &audience).await {
         Ok(issued) => {
             audit(service, &issued.tenant, c.client_id, 200, "access token issued", user_agent, false).await;
             let body = json!({"access_token": issued.access_token, "token_type": "Bearer", "expires_in": issued.expires_in, "scope": oauth::SCOPE});
             let mut r = Response::with_type(200, "application/json", crate::json_text(&body).into_bytes());
             no_store(&mut r);
-            r
+            Answer { response: r, throttled: false }
         }
         Err((e, tenant)) => {
+            // only the first throttled answer of a minute names the tenant (a bounded log)
+            let throttled = e.status == 429 && tenant.is_some();
             if let Some(t) = tenant {
                 // a wrong secret proves nothing about the sender: no User-Agent of its choosing
                 let unauthenticated = e.description == "client authentication failed" || e.status == 429;
                 audit(service, &t, c.client_id, e.status, &e.description, user_agent.filter(|_| !unauthenticated), unauthenticated).await;
             }
-            error(&e)
+            Answer { response: error(&e), throttled }
         }
     }
 }

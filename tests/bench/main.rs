@@ -7,7 +7,10 @@
 //!       ops/s at 8 concurrent requests and p50/p99 at 1, per collection size. `--only` keeps
 //!       the named measurements (the users are always created; POST is always printed).
 //!       `--extension N` declares an N-attribute extension first (the key needs scim:configure)
-//!       and every user created carries a value for each attribute.
+//!       and every user created carries a value for each attribute. `--oauth-client ID:SECRET`
+//!       also obtains an access token from the server's token endpoint and measures GET by id
+//!       with it, right after the same GET with the key (`scim-local --new-oauth-client`
+//!       prints a client).
 //!   bench compare --target NAME=BASE_URL=TOKEN --target … [--users 2000,20000] [--ops 2000]
 //!                 [--rounds 3] [--op-seconds 20] [--only get,filter,patch,page]
 //!       the same workload on several servers, interleaved round by round (a slow spell of the
@@ -22,7 +25,8 @@
 //!       hand-written HTTP/1.1 load generator (an HTTP client library would be the bottleneck);
 //!       tests/bench/ceiling.sh runs both servers pinned to one core and the load on the other.
 //!   bench cost
-//!       DynamoDB round trips per SCIM operation, on the embedded store and on moto.
+//!       DynamoDB round trips per SCIM operation, on the embedded store and on moto; first what
+//!       authenticating costs, with an API key and with an OAuth access token, side by side.
 //!   bench extension [--attrs 20] [--users 2000] [--ops 2000] [--rounds 3]
 //!       one in-process server, two tenants: one without declarations, one with a declared
 //!       extension of `attrs` attributes whose users carry a value for each; the same workload
@@ -166,6 +170,16 @@ async fn http(args: &[String]) {
             return;
         }
     }
+    let oauth = match arg(args, "--oauth-client") {
+        Some(pair) => match access_token(&base, &pair).await {
+            Ok(t) => Some(Client::new(&base, &t)),
+            Err(e) => {
+                eprintln!("bench: no access token: {e}");
+                return;
+            }
+        },
+        None => None,
+    };
     let run = format!("b{}-", std::process::id());
     let mut created = 0usize;
     let ids = Arc::new(tokio::sync::RwLock::new(Vec::<String>::new()));
@@ -184,13 +198,19 @@ async fn http(args: &[String]) {
                 continue;
             }
             let op = Arc::new(op);
-            let mk = |op: Arc<Op>| {
+            let mk = |op: Arc<Op>, c: &Client| {
                 let (c, ids, run) = (c.clone(), snapshot.clone(), run.clone());
                 move |i: usize| op(c.clone(), ids.clone(), run.clone(), i)
             };
-            let (rate, _, _, err8) = measure(count, 8, cap, mk(op.clone())).await;
-            let (_, p50, p99, err1) = measure((count / 4).max(20), 1, cap, mk(op.clone())).await;
+            let (rate, _, _, err8) = measure(count, 8, cap, mk(op.clone(), &c)).await;
+            let (_, p50, p99, err1) = measure((count / 4).max(20), 1, cap, mk(op.clone(), &c)).await;
             println!("{:<34} {:>8} {:>10.0} {:>9.2} {:>9.2} {:>7}", name, size, rate, p50, p99, err8 + err1);
+            if let Some(tc) = oauth.as_ref().filter(|_| key == "get") {
+                let (t_rate, _, _, e8) = measure(count, 8, cap, mk(op.clone(), tc)).await;
+                let (_, t50, t99, e1) = measure((count / 4).max(20), 1, cap, mk(op.clone(), tc)).await;
+                println!("{:<34} {:>8} {:>10.0} {:>9.2} {:>9.2} {:>7}", "GET /Users/{id} (access token)", size, t_rate, t50, t99, e8 + e1);
+                println!("access token / API key, GET ops/s: {:.2}", t_rate / rate.max(1e-9));
+            }
             if name.starts_with("page") {
                 deep.push((size, p50));
             }
@@ -199,6 +219,17 @@ async fn http(args: &[String]) {
     if let [(a, pa), .., (b, pb)] = deep.as_slice() {
         println!("deep page p50 {a}→{b} users: ×{:.2}", pb / pa.max(1e-9));
     }
+}
+
+/// An access token from the token endpoint beside a base URL, for `ID:SECRET`.
+async fn access_token(base: &str, pair: &str) -> Result<String, String> {
+    use base64::Engine;
+    let (id, secret) = pair.split_once(':').ok_or("--oauth-client is ID:SECRET")?;
+    let root = base.strip_suffix("/scim/v2").unwrap_or(base);
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")));
+    let headers = [("content-type", "application/x-www-form-urlencoded"), ("authorization", basic.as_str())];
+    let r = Client::new(root, "").send("POST", "/oauth2/token", Some("grant_type=client_credentials"), &headers).await;
+    r.body["access_token"].as_str().map(str::to_string).ok_or_else(|| format!("{} {}", r.status, r.raw))
 }
 
 /// One measured operation of the workload: a request built from (client, user ids, run prefix,
@@ -633,7 +664,36 @@ fn cost_steps(f: &CostFixture) -> Vec<(&'static str, &'static str, String, Optio
     ]
 }
 
+/// What authenticating one request costs with an API key and with an access token, in a warm
+/// process (the key's tenant and the token's signing key learnt): round trips and RCU.
+async fn auth_costs() {
+    println!("authentication per request, warm process: round trips and modelled RCU (in AWS the authorizer does it, cached)");
+    println!("{:<28} {:>9} {:>5} {:>9} {:>6}", "credential", "store", "get", "get_many", "RCU");
+    for store in [Store::Embedded, Store::Dynamo] {
+        let srv = Server::start(store).await;
+        let layout = srv.app.service.layout();
+        let client = scim_core::oauth::create_client(layout, "local", "reader", None).await.expect("an OAuth client");
+        let token = access_token(&srv.base, &format!("{}:{}", client.client_id, client.secret)).await.expect("a token");
+        let by_token = Client::new(&srv.base, &token);
+        for (name, c) in [("API key", &srv.client), ("OAuth access token", &by_token)] {
+            c.get("/ServiceProviderConfig").await; // warm
+            let before = srv.metered.counts();
+            c.get("/ServiceProviderConfig").await;
+            let after = srv.metered.counts();
+            let store = if store == Store::Embedded { "embedded" } else { "dynamodb" };
+            println!(
+                "{name:<28} {store:>9} {:>5} {:>9} {:>6.1}",
+                after.get - before.get,
+                after.get_many - before.get_many,
+                after.rcu - before.rcu
+            );
+        }
+    }
+    println!();
+}
+
 async fn cost() {
+    auth_costs().await;
     println!("round trips per SCIM operation (authentication excluded), capacity units modelled from the");
     println!("items moved (DynamoDB's rules, see store::metered), and what moto reported with ReturnConsumedCapacity");
     println!(

@@ -30,6 +30,7 @@ fn family(pk: &str, index: bool) -> &'static str {
         _ if pk.starts_with("KEYUSE#") => "key-use",
         _ if pk.starts_with("KEY#") => "key",
         _ if pk.starts_with("CONF#") => "tenant-config",
+        _ if pk.starts_with("OAUTH#") => "oauth-client",
         _ if index => "membership-index",
         _ if pk.ends_with("#CURSOR") => "checkpoint",
         _ if pk.ends_with("#RATE") => "rate",
@@ -348,4 +349,92 @@ async fn the_portal_needs_no_more_than_its_role() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Signing keys held in memory, as KMS holds them in AWS: signing and verifying touch no table.
+struct MemoryKeys(scim_core::jwt::Signer);
+
+#[async_trait::async_trait]
+impl scim_core::oauth::SigningKeys for MemoryKeys {
+    async fn public_keys(&self) -> scim_core::error::Result<Vec<scim_core::jwt::Jwk>> {
+        Ok(vec![self.0.public_jwk()])
+    }
+    async fn sign(&self, claims: &scim_core::oauth::Claims) -> scim_core::error::Result<String> {
+        Ok(self.0.sign(scim_core::oauth::TOKEN_TYP, claims))
+    }
+}
+
+fn memory_keys() -> Arc<MemoryKeys> {
+    Arc::new(MemoryKeys(scim_core::jwt::Signer::from_pkcs8("k1", &scim_core::jwt::generate_pkcs8()).unwrap()))
+}
+
+/// The token function: a token issued (client_secret_basic), refusals up to the throttle and
+/// past it, the discovery documents; and the authorizer verifying the token (a good one, then
+/// one of a revoked client): nothing outside either role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_function_and_the_authorizer_on_tokens_need_no_more_than_their_roles() {
+    use base64::Engine;
+    use scim_core::token_endpoint::handle;
+    let table = Arc::new(Recording { inner: EmbeddedTable::in_memory(), calls: Mutex::new(None) });
+    let keys = memory_keys();
+    let service = || scim_core::service::Service::over(table.clone()).with_signing_keys(keys.clone());
+    let app = App::new(service());
+    scim_core::migrate::upgrade(app.service.layout(), &mut |_| {}).await.unwrap();
+    tenancy::create_tenant(app.service.layout(), "t", "T").await.unwrap();
+    let client = scim_core::oauth::create_client(app.service.layout(), "t", "provisioner", None).await.unwrap();
+    let app = App::new(service());
+    let form = |secret: &str| {
+        let mut r = http::Request::new(bytes::Bytes::from_static(b"grant_type=client_credentials"));
+        *r.method_mut() = http::Method::POST;
+        r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-www-form-urlencoded"));
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{secret}", client.client_id));
+        r.headers_mut().insert(http::header::AUTHORIZATION, http::HeaderValue::from_str(&format!("Basic {basic}")).unwrap());
+        r
+    };
+    table.start();
+    let ok = handle(&app.service, &form(&client.secret), "/oauth2/token", "https://x").await.response;
+    assert_eq!(ok.status, 200);
+    let token = serde_json::from_slice::<Value>(&ok.body).unwrap()["access_token"].as_str().unwrap().to_string();
+    let mut statuses = Vec::new();
+    for _ in 0..=scim_core::oauth::FAILURES_PER_MINUTE {
+        statuses.push(handle(&app.service, &form("wrong"), "/oauth2/token", "https://x").await.response.status);
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    for path in ["/.well-known/jwks.json", "/.well-known/oauth-authorization-server"] {
+        let mut r = http::Request::new(bytes::Bytes::new());
+        *r.uri_mut() = path.parse().unwrap();
+        assert_eq!(handle(&app.service, &r, path, "https://x").await.response.status, 200);
+    }
+    let calls = table.stop();
+    let expected = expected();
+    let check = |function: &str, calls: &BTreeSet<(String, String)>| {
+        let expected = &expected[function];
+        let problems: Vec<String> = calls
+            .iter()
+            .filter(|(action, fam)| !expected.get(fam).is_some_and(|a| a.contains(action)))
+            .map(|(action, fam)| format!("{function} calls {action} on {fam} items, which its role does not allow"))
+            .collect();
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    };
+    let needed: BTreeSet<&str> = calls.iter().map(|(_, f)| f.as_str()).collect();
+    assert!(["oauth-client", "tenant-config", "audit"].iter().all(|f| needed.contains(f)), "the paths above were reached: {calls:?}");
+    check("oauth-token", &calls);
+
+    // the authorizer: a good token, then (the client revoked) a refused one, recorded
+    let attempt = || scim_core::auth::Attempt { method: "GET", path: "/Users", user_agent: None, audience: "https://x/scim/v2" };
+    let authorizer = App::new(service());
+    table.start();
+    authorizer.authenticate_attempt(Some(&format!("Bearer {token}")), None, attempt()).await.unwrap();
+    let mut calls = table.stop();
+    assert_eq!(
+        calls.iter().map(|(a, f)| (a.as_str(), f.as_str())).collect::<Vec<_>>(),
+        [("GetItem", "tenant-config")],
+        "a token costs one read"
+    );
+    scim_core::oauth::revoke(app.service.layout(), &client.client_id, None).await.unwrap();
+    table.start();
+    assert_eq!(authorizer.authenticate_attempt(Some(&format!("Bearer {token}")), None, attempt()).await.unwrap_err().status(), 401);
+    calls.extend(table.stop());
+    assert!(calls.iter().any(|(_, f)| f == "audit"), "the refusal was recorded: {calls:?}");
+    check("authorizer", &calls);
 }

@@ -130,3 +130,90 @@ async fn a_lower_case_method_is_405_in_lambda_too() {
     let audit = app.service.layout().audit_entries("local", &day).await.unwrap();
     assert_eq!((&audit[0]["method"], &audit[0]["status"]), (&json!("post"), &json!(405)));
 }
+
+/// A P-256 signing key made on moto's KMS (the stand-in the DynamoDB tests use).
+async fn kms_key(endpoint: &str) -> String {
+    let creds = aws_credential_types::Credentials::new("local", "local", None, None, "test");
+    let conf = aws_sdk_kms::Config::builder()
+        .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+        .region(aws_sdk_kms::config::Region::new("eu-west-1"))
+        .credentials_provider(creds)
+        .endpoint_url(endpoint)
+        .build();
+    let out = aws_sdk_kms::Client::from_conf(conf)
+        .create_key()
+        .key_spec(aws_sdk_kms::types::KeySpec::EccNistP256)
+        .key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify)
+        .send()
+        .await
+        .expect("a KMS key on moto");
+    out.key_metadata().expect("metadata").arn().expect("an ARN").to_string()
+}
+
+fn lambda_body(resp: &lambda_http::Response<lambda_http::Body>) -> Value {
+    match resp.body() {
+        lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
+        lambda_http::Body::Binary(b) => serde_json::from_slice(b).unwrap_or(Value::Null),
+        _ => Value::Null,
+    }
+}
+
+/// The token function signs with a KMS key (moto's) through the real Lambda adapter; the
+/// authorizer, through its adapter, verifies the token with the key's public half and answers
+/// with the client's tenant and role; the JWKS is the key's; a revoked client's token is 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_signed_in_kms_pass_the_authorizer_through_the_lambda_adapters() {
+    use scim_functions::authorizer::{AuthorizerRequest, authorize};
+    let endpoint = scim_tests::moto_endpoint();
+    let arn = kms_key(&endpoint).await;
+    let keys = scim_functions::kms::KmsKeys::connect(&arn, "eu-west-1", Some(&endpoint)).expect("KMS keys");
+    let table: Arc<dyn scim_core::store::Table> = Arc::new(EmbeddedTable::in_memory());
+    let service = scim_core::service::Service::over(table.clone()).with_signing_keys(Arc::new(keys));
+    let app = App::new(service);
+    scim_core::tenancy::create_tenant(app.service.layout(), "acme", "Acme").await.unwrap();
+    let client = scim_core::oauth::create_client(app.service.layout(), "acme", "provisioner", None).await.unwrap();
+    let mut event: Value = serde_json::from_str(&std::fs::read_to_string(events_dir().join("oauth-token.json")).unwrap()).unwrap();
+    event["body"] = json!(format!("grant_type=client_credentials&client_id={}&client_secret={}", client.client_id, client.secret));
+    let resp = scim_functions::lambda::token(&app, lambda_http::request::from_str(&event.to_string()).unwrap()).await;
+    let body = lambda_body(&resp);
+    assert_eq!(resp.status().as_u16(), 200, "{body}");
+    assert_eq!(resp.headers().get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+    let token = body["access_token"].as_str().expect("a token").to_string();
+    let claims: Value = serde_json::from_slice(&scim_core::crypto::b64_decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    assert_eq!(claims["aud"], "https://abcdefghij.execute-api.eu-west-1.amazonaws.com/v1/scim/v2");
+    // the sample event's own (made-up) client is refused as RFC 6749 says
+    let sample = scim_functions::lambda::token(
+        &app,
+        lambda_http::request::from_str(&std::fs::read_to_string(events_dir().join("oauth-token.json")).unwrap()).unwrap(),
+    )
+    .await;
+    assert_eq!((sample.status().as_u16(), lambda_body(&sample)["error"].as_str()), (401, Some("invalid_client")));
+    // the JWKS is the KMS key's public half, under the kid the token names
+    event["httpMethod"] = json!("GET");
+    event["path"] = json!("/.well-known/jwks.json");
+    event["body"] = Value::Null;
+    let jwks = lambda_body(&scim_functions::lambda::token(&app, lambda_http::request::from_str(&event.to_string()).unwrap()).await);
+    let kid = scim_core::jwt::header(&token).unwrap().kid.unwrap();
+    assert_eq!(jwks["keys"][0]["kid"], json!(kid), "{jwks}");
+
+    // the authorizer, in a process of its own (its own app, the same key): Allow, as the client
+    let keys = scim_functions::kms::KmsKeys::connect(&arn, "eu-west-1", Some(&endpoint)).unwrap();
+    let authorizer = App::new(scim_core::service::Service::over(table).with_signing_keys(Arc::new(keys)));
+    let mut auth_event: Value = serde_json::from_str(&std::fs::read_to_string(events_dir().join("authorizer.json")).unwrap()).unwrap();
+    auth_event["headers"]["Authorization"] = json!(format!("Bearer {token}"));
+    let typed = |v: &Value| serde_json::from_value::<AuthorizerRequest>(v.clone()).unwrap();
+    let out = authorize(&authorizer, &typed(&auth_event)).await.unwrap();
+    assert_eq!(
+        (&out.context["tenant_id"], &out.context["key_id"], &out.context["role"]),
+        (&json!("acme"), &json!(client.client_id), &json!("provisioner"))
+    );
+    let wire = serde_json::to_value(&out).unwrap();
+    assert_eq!(wire["policyDocument"]["Statement"][0]["Effect"], "Allow");
+    // another host: another audience, refused
+    let mut elsewhere = auth_event.clone();
+    elsewhere["headers"]["Host"] = json!("scim.other.example");
+    assert_eq!(authorize(&authorizer, &typed(&elsewhere)).await.unwrap_err().to_string(), "Unauthorized");
+    // revoked: refused from the next authorizer run
+    scim_core::oauth::revoke(app.service.layout(), &client.client_id, None).await.unwrap();
+    assert_eq!(authorize(&authorizer, &typed(&auth_event)).await.unwrap_err().to_string(), "Unauthorized");
+}

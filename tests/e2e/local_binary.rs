@@ -95,7 +95,7 @@ async fn keys_and_passwords_reach_neither_the_logs_nor_the_store() {
     let log = std::fs::File::create(&log_path).expect("log file");
     // the most talkative level an operator could set, for every crate
     let mut child = Command::new(binary())
-        .args(["--port", "0", "--data-dir"])
+        .args(["--port", "0", "--new-oauth-client", "--data-dir"])
         .arg(data.join("store"))
         .env("RUST_LOG", "trace")
         .stdout(Stdio::piped())
@@ -107,6 +107,14 @@ async fn keys_and_passwords_reach_neither_the_logs_nor_the_store() {
     reader.read_line(&mut url).expect("url line");
     reader.read_line(&mut tok).expect("token line");
     reader.read_line(&mut portal).expect("portal line");
+    let mut oauth_lines = Vec::new();
+    for _ in 0..3 {
+        let mut l = String::new();
+        reader.read_line(&mut l).expect("the token endpoint and client lines");
+        oauth_lines.push(l.trim().to_string());
+    }
+    let printed = |prefix: &str| oauth_lines.iter().find_map(|l| l.strip_prefix(prefix)).map(str::to_string).expect(prefix);
+    let (client_id, client_secret) = (printed("CLIENT_ID="), printed("CLIENT_SECRET="));
     let guard = Running(child);
     let link_secret = portal.trim().split_once('#').map(|(_, s)| s.to_string()).expect("a setup link");
     let base = url.trim().strip_prefix("SCIM_BASE_URL=").expect("url").to_string();
@@ -130,6 +138,19 @@ async fn keys_and_passwords_reach_neither_the_logs_nor_the_store() {
     for (t, status) in [(link_secret.clone(), 200), (format!("{link_secret}x"), 401)] {
         assert_eq!(root.send("GET", "/portal/api/keys", None, &[("authorization", &format!("Portal {t}"))]).await.status, status);
     }
+    // OAuth: a token for the client's secret, used; a wrong client secret refused
+    use base64::Engine;
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let basic = |secret: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}")));
+    let wrong_client_secret = "C".repeat(43);
+    let (good, bad) = (basic(&client_secret), basic(&wrong_client_secret));
+    let issued = root.send("POST", "/oauth2/token", Some("grant_type=client_credentials"), &[form[0], ("authorization", &good)]).await;
+    assert_eq!(issued.status, 200, "{}", issued.raw);
+    let access_token = issued.body["access_token"].as_str().expect("a token").to_string();
+    assert_eq!(scim_tests::Client::new(&base, &access_token).get("/Users").await.status, 200);
+    let refused = root.send("POST", "/oauth2/token", Some("grant_type=client_credentials"), &[form[0], ("authorization", &bad)]).await;
+    assert_eq!(refused.status, 401);
+    let token_signature = access_token.rsplit('.').next().unwrap_or_default().to_string();
     // the request log is written every 50 ms (`access_log::FLUSH_EVERY`): let it reach the file
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     drop(guard);
@@ -143,6 +164,11 @@ async fn keys_and_passwords_reach_neither_the_logs_nor_the_store() {
         ("a wrong secret", &wrong_secret),
         ("a password", password),
         ("the setup link", &link_secret),
+        ("the OAuth client secret", &client_secret),
+        ("a wrong client secret", &wrong_client_secret),
+        ("the Basic credentials", good.trim_start_matches("Basic ")),
+        ("an access token", &access_token),
+        ("an access token's signature", &token_signature),
     ] {
         assert!(!logs.contains(s), "{what} appears in the server's logs");
     }
@@ -153,7 +179,9 @@ async fn keys_and_passwords_reach_neither_the_logs_nor_the_store() {
             files.extend(std::fs::read_dir(&p).expect("dir").filter_map(|e| e.ok().map(|e| e.path())));
         } else {
             let bytes = String::from_utf8_lossy(&std::fs::read(&p).unwrap_or_default()).into_owned();
-            assert!(!bytes.contains(&secret) && !bytes.contains(password), "{} holds a secret", p.display());
+            for s in [secret.as_str(), password, client_secret.as_str(), access_token.as_str(), token_signature.as_str()] {
+                assert!(!bytes.contains(s), "{} holds a secret", p.display());
+            }
         }
     }
     let _ = std::fs::remove_dir_all(&data);

@@ -296,3 +296,26 @@ both_stores!(a_token_costs_no_more_store_reads_than_a_key, |srv| {
     assert!(by_token.0 <= by_key.0, "a GET with a token made {} store reads, with a key {}", by_token.0, by_key.0);
     assert!(by_token.1 <= by_key.1, "a GET with a token read {} RCU, with a key {}", by_token.1, by_key.1);
 });
+
+both_stores!(the_tenants_settings_apply_to_its_tokens, |srv| {
+    let c = client(&srv, "provisioner").await;
+    // the lifetime is the tenant's: PATCH /Settings (scim:configure), 60 to 360 minutes
+    let change = |v: Value| json!({"schemas": ["urn:scim-serverless:api:messages:1.0:TenantSettings"], "tokenLifetimeMinutes": v});
+    let r = srv.client.patch("/Settings", &change(json!(120))).await;
+    assert_eq!((r.status, &r.body["tokenLifetimeMinutes"]), (200, &json!(120)), "{}", r.raw);
+    for bad in [json!(30), json!(361), json!("120"), json!(90.5)] {
+        srv.client.patch("/Settings", &change(bad)).await.assert_error(400, Some("invalidValue"));
+    }
+    let r = token_request(&srv, "grant_type=client_credentials", &[("authorization", &basic(&c.client_id, &c.secret))]).await;
+    assert_eq!(r.body["expires_in"], 7200, "{}", r.raw);
+    let token = r.body["access_token"].as_str().unwrap().to_string();
+    let claims = claims_of(&token);
+    assert_eq!(claims.exp - claims.iat, 7200);
+    assert_eq!(srv.client.patch("/Settings", &change(Value::Null)).await.body["tokenLifetimeMinutes"], 60);
+    // a suspended tenant: no token (unauthorized_client), and its tokens get 403 like its keys
+    let suspend = scim_core::tenancy::TenantChange { status: Some("suspended".into()), ..Default::default() };
+    scim_core::tenancy::update_tenant(srv.app.service.layout(), "local", &suspend).await.unwrap();
+    let r = token_request(&srv, "grant_type=client_credentials", &[("authorization", &basic(&c.client_id, &c.secret))]).await;
+    assert_eq!((r.status, r.body["error"].as_str()), (400, Some("unauthorized_client")), "{}", r.raw);
+    Client::new(&srv.base, &token).get("/Users").await.assert_error(403, None);
+});

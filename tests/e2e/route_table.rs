@@ -8,6 +8,20 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The text of one top-level resource of the template (up to the next one).
+fn resource<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    let start = text.find(&format!("\n  {name}:\n"))? + 1;
+    let rest = &text[start..];
+    let mut offset = 0;
+    for (i, line) in rest.split_inclusive('\n').enumerate() {
+        if i > 0 && line.starts_with("  ") && !line.starts_with("   ") && !line.starts_with("  #") {
+            return Some(&rest[..offset]);
+        }
+        offset += line.len();
+    }
+    Some(rest)
+}
+
 /// (binary, METHOD, path) triples wired in the template, read from each function's
 /// `Binary:` build property and its `Path:`/`Method:` event properties.
 fn template_routes() -> (BTreeSet<(String, String, String)>, BTreeSet<String>) {
@@ -44,12 +58,15 @@ fn template_functions_and_core_routes_agree() {
         ROUTES.iter().map(|r| (r.function.to_string(), r.method.to_string(), r.path.to_string())).collect();
     // the setup portal: its own function, behind no authorizer
     core.extend(scim_core::portal::ROUTES.iter().map(|(m, p)| ("portal".to_string(), m.to_string(), p.to_string())));
+    // the OAuth token endpoint and its discovery documents: a function of their own, no authorizer
+    core.extend(scim_core::token_endpoint::ROUTES.iter().map(|(m, p)| ("oauth-token".to_string(), m.to_string(), p.to_string())));
     let (template, binaries) = template_routes();
-    assert_eq!(template, core, "infra/template.yaml and scim_core::edge::ROUTES (+ portal::ROUTES) differ");
+    assert_eq!(template, core, "infra/template.yaml and scim_core::edge::ROUTES (+ portal::ROUTES, token_endpoint::ROUTES) differ");
     let mut expected_bins: BTreeSet<String> = ROUTES.iter().map(|r| r.function.to_string()).collect();
     expected_bins.insert("authorizer".into());
     expected_bins.insert("events".into());
     expected_bins.insert("portal".into());
+    expected_bins.insert("oauth-token".into());
     assert_eq!(binaries, expected_bins, "template functions");
     let on_disk: BTreeSet<String> = std::fs::read_dir(repo().join("functions/src/bin"))
         .expect("functions/src/bin")
@@ -79,10 +96,25 @@ fn the_authorizer_failure_alarm_reads_the_metric_the_authorizer_writes() {
     assert!(spike.contains(&format!("Namespace: {METRICS_NAMESPACE}")) && spike.contains(&format!("MetricName: {DENIED_KEYS_METRIC}")));
 }
 
-/// Only the portal's routes skip the authorizer: every SCIM route and every other function's
-/// event is behind the key authorizer (the API's default).
+/// The brute-force alarm reads the metric the token function writes when it first throttles a
+/// client (namespace, name, dimension), and nothing else.
 #[test]
-fn only_the_portal_is_reachable_without_a_key() {
+fn the_throttled_clients_alarm_reads_the_metric_the_token_function_writes() {
+    use scim_functions::authorizer::{METRICS_NAMESPACE, THROTTLED_CLIENTS_METRIC, metric_line};
+    let text = std::fs::read_to_string(repo().join("infra/template.yaml")).expect("infra/template.yaml");
+    let body = resource(&text, "ThrottledClientsAlarm").expect("ThrottledClientsAlarm in the template");
+    assert!(body.contains(THROTTLED_CLIENTS_METRIC) && body.contains(METRICS_NAMESPACE), "ThrottledClientsAlarm: {body}");
+    assert!(body.contains("OauthTokenFunction"), "dimension Function = the token function: {body}");
+    let line: serde_json::Value = serde_json::from_str(&metric_line("f", THROTTLED_CLIENTS_METRIC, 0)).expect("EMF line");
+    assert_eq!(line[THROTTLED_CLIENTS_METRIC], 1);
+    assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], THROTTLED_CLIENTS_METRIC);
+}
+
+/// Only the portal's and the token endpoint's routes skip the authorizer (the token endpoint
+/// authenticates the client itself): every SCIM route and every other function's event is
+/// behind the key authorizer (the API's default).
+#[test]
+fn only_the_portal_and_the_token_endpoint_are_reachable_without_a_key() {
     let text = std::fs::read_to_string(repo().join("infra/template.yaml")).expect("infra/template.yaml");
     assert!(text.contains("DefaultAuthorizer: ScimKeyAuthorizer"), "the key authorizer is the API's default");
     let mut function = String::new();
@@ -95,6 +127,14 @@ fn only_the_portal_is_reachable_without_a_key() {
             open.push(function.clone());
         }
     }
-    assert!(!open.is_empty() && open.iter().all(|f| f == "PortalFunction"), "events without the authorizer: {open:?}");
-    assert_eq!(open.len(), scim_core::portal::ROUTES.len(), "each portal route opts out once");
+    assert!(
+        !open.is_empty() && open.iter().all(|f| f == "PortalFunction" || f == "OauthTokenFunction"),
+        "events without the authorizer: {open:?}"
+    );
+    assert_eq!(open.iter().filter(|f| *f == "PortalFunction").count(), scim_core::portal::ROUTES.len(), "each portal route opts out once");
+    assert_eq!(
+        open.iter().filter(|f| *f == "OauthTokenFunction").count(),
+        scim_core::token_endpoint::ROUTES.len(),
+        "each token route opts out once"
+    );
 }

@@ -176,6 +176,9 @@ enum TenantCmd {
         /// limit, no key that never expires can be made (CLI, rotation or portal).
         #[arg(long)]
         max_key_lifetime_days: Option<u32>,
+        /// How long new OAuth access tokens last, in minutes (60 to 360; 0: the default, 60).
+        #[arg(long)]
+        token_lifetime_minutes: Option<u32>,
     },
 }
 
@@ -505,9 +508,11 @@ async fn tenant(layout: &Layout, j: bool, cmd: TenantCmd) -> Outcome {
             external_id_policy,
             unknown_extensions,
             max_key_lifetime_days,
+            token_lifetime_minutes,
         } => {
             let change = tenancy::TenantChange {
                 max_key_lifetime_days: max_key_lifetime_days.map(|d| (d > 0).then_some(d)),
+                token_lifetime_minutes: token_lifetime_minutes.map(|m| (m > 0).then_some(m)),
                 status,
                 ip_allowlist: ip_allowlist.map(|l| l.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_string).collect()),
                 rate_limit,

@@ -88,15 +88,21 @@ impl Service {
         let bearer = authorization.and_then(|h| h.split_once(' ')).filter(|(s, _)| s.eq_ignore_ascii_case("bearer")).map(|(_, t)| t.trim());
         match bearer {
             Some(token) if crate::jwt::looks_like_jws(token) => {
-                auth::authenticate_token(&self.layout, &self.tokens, token, source_ip, attempt).await
+                auth::authenticate_token(&self.layout, self.signing.as_ref(), &self.tokens, token, source_ip, attempt).await
             }
             _ => auth::authenticate_attempt(&self.layout, authorization, source_ip, attempt).await,
         }
     }
 
-    /// The verifier of this service's OAuth access tokens (its cache of the public keys).
-    pub fn token_verifier(&self) -> &crate::oauth::Verifier {
-        &self.tokens
+    /// Where this service's access tokens are signed and their public keys come from.
+    pub fn signing_keys(&self) -> &dyn crate::oauth::SigningKeys {
+        self.signing.as_ref()
+    }
+
+    /// The service with another source of signing keys (a KMS key in AWS).
+    pub fn with_signing_keys(mut self, keys: std::sync::Arc<dyn crate::oauth::SigningKeys>) -> Service {
+        self.signing = keys;
+        self
     }
 
     /// Records an entry in a tenant's activity log (best effort: [`activity::record`]).

@@ -82,6 +82,7 @@ pub struct Service {
     seal: tokio::sync::OnceCell<Vec<u8>>,
     types: TypesCache,
     tokens: crate::oauth::Verifier,
+    signing: std::sync::Arc<dyn crate::oauth::SigningKeys>,
 }
 
 /// A service over a table: what an app is made of (`App::new(table)`).
@@ -247,7 +248,8 @@ pub enum Written {
 impl Service {
     /// A service over a layout.
     pub fn new(layout: Layout) -> Service {
-        Service { layout, seal: tokio::sync::OnceCell::new(), types: TypesCache::default(), tokens: Default::default() }
+        let signing = std::sync::Arc::new(crate::oauth::StoreKeys(layout.clone()));
+        Service { layout, seal: tokio::sync::OnceCell::new(), types: TypesCache::default(), tokens: Default::default(), signing }
     }
 
     /// A service over a table (its layout).
