@@ -906,9 +906,15 @@ def invariant_violations(results: dict[str, dict[str, list[str]]]) -> list[str]:
                        "references) writes tenant configuration")
         if function not in ("authorizer", "portal") and (families["key"] or families["key-use"]):
             out.append(f"{function} may access key or key-use items: only the authorizer and the portal read keys")
-        if function != "oauth-token" and families["oauth-client"]:
+        if function not in ("oauth-token", "settings") and families["oauth-client"]:
             out.append(f"{function} may access oauth-client items ({','.join(families['oauth-client'])}): only the "
-                       "token function reads OAuth clients and counts their failures (the admin CLI writes them)")
+                       "token function (reads OAuth clients, counts their failures) and settings (reads and puts "
+                       "its tenant's clients) do; the admin CLI writes them too")
+        if function == "settings" and set(families["oauth-client"]) - {"GetItem", "PutItem"}:
+            extra = ",".join(sorted(set(families["oauth-client"]) - {"GetItem", "PutItem"}))
+            out.append(f"settings may {extra} on oauth-client items: it reads a client record and puts one "
+                       "(create, read-modify-write, revoke by rewriting it) only; failure counters (UpdateItem) are the "
+                       "token function's")
         if function == "oauth-token":
             allowed = {"oauth-client": {"GetItem", "BatchGetItem", "UpdateItem"}, "tenant-config": {"GetItem"},
                        "audit": {"PutItem"}}

@@ -27,6 +27,7 @@ pub mod messages;
 pub mod migrate;
 pub mod names;
 pub mod oauth;
+pub mod oauth_clients;
 pub mod patch;
 pub mod path;
 pub mod portal;

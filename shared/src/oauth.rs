@@ -32,6 +32,8 @@ pub const RETIRED_KEY_SECONDS: i64 = 360 * 60;
 pub const TOKEN_TYP: &str = "at+jwt";
 /// The scope every token carries: the SCIM API, as the key's role allows.
 pub const SCOPE: &str = "scim";
+/// The token endpoint's path from the API root (served by `token_endpoint`).
+pub const TOKEN_PATH: &str = "/oauth2/token";
 
 /// One client secret: only its hash is stored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

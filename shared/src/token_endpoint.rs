@@ -12,8 +12,7 @@ use crate::service::Service;
 use http::{HeaderValue, header};
 use serde_json::json;
 
-/// The token endpoint's path from the API root.
-pub const TOKEN_PATH: &str = "/oauth2/token";
+pub use crate::oauth::TOKEN_PATH;
 /// The metadata document's path (RFC 8414 §3).
 pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 /// The signing keys' path.

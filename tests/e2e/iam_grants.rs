@@ -182,6 +182,12 @@ fn requests_of(function: &str, ids: &BTreeMap<&str, String>) -> Vec<HttpRequest>
             req("DELETE", "/Settings/Schemas/urn:acme:groups", None),
             req("POST", "/Settings/PortalLinks", Some(json!({"hours": 2}))),
             req("DELETE", "/Settings/PortalLinks", None),
+            req("GET", "/Settings/OAuthClients", None),
+            req("POST", "/Settings/OAuthClients", Some(json!({"role": "reader"}))),
+            req("GET", &format!("/Settings/OAuthClients/{}", ids["client"]), None),
+            req("PATCH", &format!("/Settings/OAuthClients/{}", ids["client"]), Some(json!({"addSecret": true}))),
+            req("PATCH", &format!("/Settings/OAuthClients/{}", ids["client"]), Some(json!({"revokeSecret": ids["secret"]}))),
+            req("DELETE", &format!("/Settings/OAuthClients/{}", ids["client"]), None),
         ],
         other => panic!("no requests for function {other}: add them here"),
     }
@@ -234,6 +240,9 @@ async fn seeded(table: &Arc<Recording>) -> (App, Principal, BTreeMap<&'static st
         .handle(&p, &req("POST", "/Groups", Some(json!({"displayName": "Eng", "members": [{"value": ids["a"]}]}))), "http://x", None)
         .await;
     ids.insert("g", id_of(&serde_json::from_slice(&r.body).unwrap()));
+    let client = scim_core::oauth::create_client(app.service.layout(), "t", "provisioner", None).await.unwrap();
+    ids.insert("client", client.client_id);
+    ids.insert("secret", client.secret_id);
     (app, p, ids)
 }
 

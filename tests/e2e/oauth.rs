@@ -319,3 +319,71 @@ both_stores!(the_tenants_settings_apply_to_its_tokens, |srv| {
     assert_eq!((r.status, r.body["error"].as_str()), (400, Some("unauthorized_client")), "{}", r.raw);
     Client::new(&srv.base, &token).get("/Users").await.assert_error(403, None);
 });
+
+both_stores!(oauth_clients_are_managed_over_settings_within_the_tenant, |srv| {
+    let admin = &srv.client;
+    let made = admin.post("/Settings/OAuthClients", &json!({"role": "provisioner", "expiresInDays": 30})).await;
+    assert_eq!(made.status, 201, "{}", made.raw);
+    let id = made.body["clientId"].as_str().unwrap().to_string();
+    let first = made.body["clientSecret"].as_str().unwrap().to_string();
+    let first_id = made.body["secretId"].as_str().unwrap().to_string();
+    assert_eq!(made.body["tokenEndpoint"], json!(format!("{}/oauth2/token", root(&srv))));
+    assert_eq!(made.body["meta"]["location"], json!(format!("{}/Settings/OAuthClients/{id}", srv.base)));
+    let as_secret = |secret: &str| NewSecret { client_id: id.clone(), secret_id: String::new(), secret: secret.to_string(), expires_at: 0 };
+    let token = token_of(&srv, &as_secret(&first)).await;
+    assert_eq!(Client::new(&srv.base, &token).get("/Users").await.status, 200);
+    // listed and read back without any secret
+    let list = admin.get("/Settings/OAuthClients").await;
+    assert_eq!((list.status, list.body["totalResults"].as_u64()), (200, Some(1)), "{}", list.raw);
+    let one = admin.get(&format!("/Settings/OAuthClients/{id}")).await;
+    assert!(!one.raw.contains(&first) && !list.raw.contains(&first) && !one.raw.contains("hash"), "{}", one.raw);
+    assert_eq!(one.body["secrets"][0]["state"], "active");
+    // a second secret, then the first revoked: the first stops, the second works
+    let added = admin.patch(&format!("/Settings/OAuthClients/{id}"), &json!({"addSecret": {"expiresInDays": 10}})).await;
+    assert_eq!(added.status, 200, "{}", added.raw);
+    let second = added.body["clientSecret"].as_str().unwrap().to_string();
+    let revoked = admin.patch(&format!("/Settings/OAuthClients/{id}"), &json!({"revokeSecret": first_id})).await;
+    assert_eq!(revoked.status, 200, "{}", revoked.raw);
+    assert!(revoked.body["clientSecret"].is_null(), "a secret is shown only when made");
+    let r = token_request(&srv, "grant_type=client_credentials", &[("authorization", &basic(&id, &first))]).await;
+    assert_eq!(r.status, 401, "{}", r.raw);
+    Client::new(&srv.base, &token).get("/Users").await.assert_error(401, None);
+    token_of(&srv, &as_secret(&second)).await;
+    // bad input: clear 400s, nothing made
+    for (body, scim_type) in [
+        (json!({"expiresInDays": 0}), "invalidValue"),
+        (json!({"expiresInDays": "30"}), "invalidValue"),
+        (json!({"role": "no-such-role"}), "invalidValue"),
+        (json!({"scope": "x"}), "invalidPath"),
+    ] {
+        admin.post("/Settings/OAuthClients", &body).await.assert_error(400, Some(scim_type));
+    }
+    admin
+        .patch(&format!("/Settings/OAuthClients/{id}"), &json!({"addSecret": true, "revokeSecret": "x"}))
+        .await
+        .assert_error(400, Some("invalidSyntax"));
+    assert_eq!(admin.get("/Settings/OAuthClients").await.body["totalResults"], 1);
+
+    // no more than the caller holds: a configure-only role may not make an admin client
+    let layout = srv.app.service.layout();
+    use scim_core::roles::Permission::{ConfigureScim, ScimRead};
+    scim_core::tenancy::set_custom_role(layout, "local", "configurer", Some(&[ConfigureScim, ScimRead])).await.unwrap();
+    let k = scim_core::tenancy::create_key(layout, "local", "configurer", None).await.unwrap();
+    let configurer = Client::new(&srv.base, &k.token);
+    configurer.post("/Settings/OAuthClients", &json!({"role": "admin"})).await.assert_error(403, None);
+    assert_eq!(configurer.post("/Settings/OAuthClients", &json!({"role": "reader"})).await.status, 201);
+    // a provisioner may not manage clients at all
+    srv.tenant_key("local", "provisioner").await.get("/Settings/OAuthClients").await.assert_error(403, None);
+    // another tenant's admin sees none of it and changes nothing
+    let b = srv.tenant_key("tenant-b", "admin").await;
+    b.get(&format!("/Settings/OAuthClients/{id}")).await.assert_error(404, None);
+    b.patch(&format!("/Settings/OAuthClients/{id}"), &json!({"addSecret": true})).await.assert_error(404, None);
+    b.delete(&format!("/Settings/OAuthClients/{id}")).await.assert_error(404, None);
+    assert_eq!(b.get("/Settings/OAuthClients").await.body["totalResults"], 0);
+    token_of(&srv, &as_secret(&second)).await;
+    // revoking the client: 204, listed as revoked, its tokens stop
+    let t2 = token_of(&srv, &as_secret(&second)).await;
+    assert_eq!(admin.delete(&format!("/Settings/OAuthClients/{id}")).await.status, 204);
+    assert_eq!(admin.get(&format!("/Settings/OAuthClients/{id}")).await.body["revoked"], true);
+    Client::new(&srv.base, &t2).get("/Users").await.assert_error(401, None);
+});

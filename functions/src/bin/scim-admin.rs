@@ -71,7 +71,8 @@ enum Command {
     /// most 3); the IdP exchanges a secret for an access token at the token endpoint.
     #[command(subcommand, name = "oauth-client")]
     OauthClient(OauthClientCmd),
-    /// The key that signs access tokens.
+    /// The key that signs access tokens on the embedded store (scim-local's). A deployment's
+    /// key is in KMS: infra/README.md says how to rotate it.
     #[command(subcommand, name = "oauth-key")]
     OauthKey(OauthKeyCmd),
     /// Custom roles of a tenant, made of permissions: scim:read, scim:write, roles:edit,
@@ -376,6 +377,12 @@ async fn run(args: Args) -> Outcome {
         Command::Audit { tenant, day } => audit(&layout, j, tenant, day).await,
         Command::Key(cmd) => key(&layout, j, cmd).await,
         Command::OauthClient(cmd) => oauth_client(&layout, j, cmd).await,
+        Command::OauthKey(OauthKeyCmd::Rotate) if args.table.is_some() => Err(Failure(
+            "a deployment signs its tokens with a KMS key, not a key in the table: rotate it as infra/README.md says \
+             (\"Rotating the token signing key\")"
+                .into(),
+        )
+        .into()),
         Command::OauthKey(OauthKeyCmd::Rotate) => {
             let kid = oauth::rotate_signing_key(&layout).await?;
             print(j, &json!({"kid": kid}), format!("signing key {kid} signs from now on; the previous one verifies for 6 more hours"));
@@ -675,7 +682,6 @@ fn print_secret(j: bool, n: &oauth::NewSecret, note: &str) {
 async fn oauth_client(layout: &Layout, j: bool, cmd: OauthClientCmd) -> Outcome {
     match cmd {
         OauthClientCmd::Create { tenant, role, expires_in_days } => {
-            oauth::ensure_signing_key(layout).await?;
             let n = oauth::create_client(layout, &tenant, &role, expires_in_days).await?;
             print_secret(j, &n, "paste both into the IdP with the token endpoint");
         }

@@ -211,7 +211,7 @@ impl App {
             Op::ResourceType => Response::json(200, &discovery::resource_type(base_url, types, id, roles)?),
             Op::Schemas => Response::json(200, &discovery::schema_list(base_url, types, roles)),
             Op::Schema => Response::json(200, &discovery::schema(base_url, types, id, roles)?),
-            Op::Settings(op) => match self.service.configure(op, ctx.tenant(), base_url, doc, id).await? {
+            Op::Settings(op) => match self.service.configure(op, ctx.principal, base_url, doc, id).await? {
                 Configured::Shown(v) | Configured::Changed(v) => Response::json(200, &v),
                 Configured::Made(v) => Response::json(201, &v),
                 Configured::Gone => Response::empty(204),

@@ -143,6 +143,11 @@ pub const ROUTES: &[RouteSpec] = &[
     write(Op::Settings(SettingsOp::DeleteSchemaDeclaration), "DELETE", "/Settings/Schemas/{id}", "settings", ConfigureScim),
     write(Op::Settings(SettingsOp::CreatePortalLink), "POST", "/Settings/PortalLinks", "settings", ConfigureScim).body_optional(),
     write(Op::Settings(SettingsOp::RevokePortalLinks), "DELETE", "/Settings/PortalLinks", "settings", ConfigureScim),
+    read(Op::Settings(SettingsOp::OAuthClients), "GET", "/Settings/OAuthClients", "settings", ConfigureScim),
+    write(Op::Settings(SettingsOp::CreateOAuthClient), "POST", "/Settings/OAuthClients", "settings", ConfigureScim).body_optional(),
+    read(Op::Settings(SettingsOp::OAuthClient), "GET", "/Settings/OAuthClients/{id}", "settings", ConfigureScim),
+    write(Op::Settings(SettingsOp::ChangeOAuthClient), "PATCH", "/Settings/OAuthClients/{id}", "settings", ConfigureScim),
+    write(Op::Settings(SettingsOp::RevokeOAuthClient), "DELETE", "/Settings/OAuthClients/{id}", "settings", ConfigureScim),
 ];
 
 use Kind::{Group, User};

@@ -3,7 +3,7 @@
 //! it through the service; only the service layer holds the layout.
 
 use super::*;
-use crate::{activity, auth, declarations, settings};
+use crate::{activity, auth, declarations, oauth_clients, settings};
 
 /// What a configuration route does (its row's operation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +30,16 @@ pub enum SettingsOp {
     CreatePortalLink,
     /// `DELETE /Settings/PortalLinks`.
     RevokePortalLinks,
+    /// `GET /Settings/OAuthClients`.
+    OAuthClients,
+    /// `POST /Settings/OAuthClients`.
+    CreateOAuthClient,
+    /// `GET /Settings/OAuthClients/{id}`.
+    OAuthClient,
+    /// `PATCH /Settings/OAuthClients/{id}`.
+    ChangeOAuthClient,
+    /// `DELETE /Settings/OAuthClients/{id}`.
+    RevokeOAuthClient,
 }
 
 /// What a configuration operation gave: a document shown, made or changed, or nothing left.
@@ -52,11 +62,24 @@ impl Service {
         &self.layout
     }
 
-    /// Runs a configuration operation for a tenant: `doc` is the body (`Null` when none), `id`
-    /// the path's id (a schema URN).
-    pub async fn configure(&self, op: SettingsOp, tenant: &str, base_url: &str, doc: &Value, id: &str) -> Result<Configured> {
-        let layout = &self.layout;
+    /// Runs a configuration operation for the principal's tenant: `doc` is the body (`Null`
+    /// when none), `id` the path's id (a schema URN, an OAuth client id).
+    pub async fn configure(
+        &self,
+        op: SettingsOp,
+        principal: &auth::Principal,
+        base_url: &str,
+        doc: &Value,
+        id: &str,
+    ) -> Result<Configured> {
+        let (layout, tenant) = (&self.layout, principal.tenant_id.as_str());
+        let body = (!doc.is_null()).then_some(doc);
         Ok(match op {
+            SettingsOp::OAuthClients => Configured::Shown(oauth_clients::list(layout, tenant, base_url).await?),
+            SettingsOp::CreateOAuthClient => Configured::Made(oauth_clients::create(layout, principal, base_url, body).await?),
+            SettingsOp::OAuthClient => Configured::Shown(oauth_clients::get(layout, tenant, base_url, id).await?),
+            SettingsOp::ChangeOAuthClient => Configured::Changed(oauth_clients::change(layout, tenant, base_url, id, doc).await?),
+            SettingsOp::RevokeOAuthClient => oauth_clients::revoke(layout, tenant, id).await.map(|()| Configured::Gone)?,
             SettingsOp::View => Configured::Shown(settings::view(layout, tenant, base_url).await?),
             SettingsOp::Change => Configured::Changed(settings::patch(layout, tenant, base_url, doc).await?),
             SettingsOp::RoleMappings => Configured::Shown(settings::role_mappings(layout, tenant).await?),
@@ -69,9 +92,7 @@ impl Service {
                 (decl, false) => Configured::Changed(decl),
             },
             SettingsOp::DeleteSchemaDeclaration => declarations::delete(layout, tenant, id).await.map(|()| Configured::Gone)?,
-            SettingsOp::CreatePortalLink => {
-                Configured::Made(settings::create_portal_link(layout, tenant, base_url, (!doc.is_null()).then_some(doc)).await?)
-            }
+            SettingsOp::CreatePortalLink => Configured::Made(settings::create_portal_link(layout, tenant, base_url, body).await?),
             SettingsOp::RevokePortalLinks => settings::revoke_portal_links(layout, tenant).await.map(|()| Configured::Gone)?,
         })
     }
