@@ -22,7 +22,7 @@ pub type AuthorizerResponse = ApiGatewayCustomAuthorizerResponse<Value>;
 /// Runs the authorizer Lambda.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     crate::init_tracing(true);
-    let app = Arc::new(crate::app_from_env()?);
+    let app = Arc::new(crate::app_from_env(false)?);
     lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<AuthorizerRequest>| {
         let app = app.clone();
         // its DynamoDB calls are recorded under the invocation's trace when it is sampled

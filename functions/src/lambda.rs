@@ -58,7 +58,7 @@ pub async fn run_portal() -> Result<(), lambda_http::Error> {
 /// authorizer (the client authenticates itself in the request), signing with the KMS key.
 pub async fn run_token() -> Result<(), lambda_http::Error> {
     crate::init_tracing(true);
-    let app = crate::app_from_env().map(Arc::new);
+    let app = crate::app_from_env(true).map(Arc::new);
     if let Err(why) = &app {
         tracing::error!(error = %why, "the function is not configured; every request gets 500");
     }

@@ -7,6 +7,7 @@ pub mod access_log;
 pub mod authorizer;
 pub mod cli;
 pub mod events;
+pub mod fetch;
 pub mod kms;
 pub mod lambda;
 pub mod local;
@@ -33,10 +34,11 @@ pub fn table_from_env() -> Result<Arc<dyn Table>, scim_core::store::StoreError> 
 
 /// The app over the table the environment names, with the KMS signing keys when
 /// `SCIM_TOKEN_SIGNING_KEYS` names any (the authorizer and the token function; elsewhere the
-/// keys are never used).
-pub fn app_from_env() -> Result<scim_core::edge::App, String> {
+/// keys are never used) and, for the token function (`federation`), a JWKS fetcher (reading
+/// the system's root certificates costs cold-start time the authorizer need not pay).
+pub fn app_from_env(federation: bool) -> Result<scim_core::edge::App, String> {
     let table = table_from_env().map_err(|e| e.to_string())?;
-    let service = scim_core::service::Service::over(table);
+    let service = if federation { fetch::service_over(table) } else { scim_core::service::Service::over(table) };
     Ok(scim_core::edge::App::new(match kms::KmsKeys::from_env() {
         Some(keys) => service.with_signing_keys(Arc::new(keys?)),
         None => service,

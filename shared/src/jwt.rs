@@ -233,6 +233,110 @@ pub fn header(token: &str) -> Option<Header> {
     b64_decode(h).and_then(|b| serde_json::from_slice(&b).ok())
 }
 
+/// A public key of another issuer's JWKS (an identity provider's, for a client assertion):
+/// RSA (RS256, what Entra signs with) or P-256 (ES256).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExternalKey {
+    /// An RSA key: modulus and exponent, big-endian.
+    Rsa {
+        /// The key id.
+        kid: Option<String>,
+        /// The modulus.
+        n: Vec<u8>,
+        /// The public exponent.
+        e: Vec<u8>,
+    },
+    /// A P-256 key: its uncompressed point.
+    Ec {
+        /// The key id.
+        kid: Option<String>,
+        /// `04 || x || y`.
+        point: Vec<u8>,
+    },
+}
+
+/// Whether a set of keys holds one of a key id.
+pub fn holds_kid(keys: &[ExternalKey], kid: &str) -> bool {
+    keys.iter().any(|k| k.kid() == Some(kid))
+}
+
+impl ExternalKey {
+    fn kid(&self) -> Option<&str> {
+        match self {
+            ExternalKey::Rsa { kid, .. } | ExternalKey::Ec { kid, .. } => kid.as_deref(),
+        }
+    }
+}
+
+/// The signing keys of a JWKS document (RFC 7517 §5) this module can verify with: RSA keys
+/// and P-256 keys meant for signatures; every other key is left out.
+pub fn parse_jwks(doc: &[u8]) -> Option<Vec<ExternalKey>> {
+    let v: serde_json::Value = serde_json::from_slice(doc).ok()?;
+    let field = |k: &serde_json::Value, f: &str| k[f].as_str().map(str::to_string);
+    let keys = v["keys"].as_array()?;
+    let parsed = keys.iter().filter(|k| field(k, "use").is_none_or(|u| u == "sig")).filter_map(|k| {
+        let kid = field(k, "kid");
+        match k["kty"].as_str()? {
+            "RSA" => Some(ExternalKey::Rsa { kid, n: b64_decode(&field(k, "n")?)?, e: b64_decode(&field(k, "e")?)? }),
+            "EC" if k["crv"] == "P-256" => {
+                let jwk = Jwk {
+                    kty: "EC".into(),
+                    crv: "P-256".into(),
+                    x: field(k, "x")?,
+                    y: field(k, "y")?,
+                    kid: String::new(),
+                    alg: ALG.into(),
+                    use_: "sig".into(),
+                };
+                Some(ExternalKey::Ec { kid, point: jwk.point()? })
+            }
+            _ => None,
+        }
+    });
+    Some(parsed.collect())
+}
+
+/// Verifies another issuer's compact JWS (a client assertion, RFC 7523) against its keys:
+/// `RS256` or `ES256` only (never `none`, never an HMAC), with the key its `kid` names (or the
+/// only key of the right type when it names none). Claims are not judged here.
+pub fn verify_external(token: &str, keys: &[ExternalKey]) -> Result<Verified, Refusal> {
+    use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, RsaPublicKeyComponents};
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(Refusal::Malformed);
+    }
+    let mut parts = token.split('.');
+    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(Refusal::Malformed);
+    };
+    let header: Header = b64_decode(h).and_then(|b| serde_json::from_slice(&b).ok()).ok_or(Refusal::Malformed)?;
+    let rsa = match header.alg.as_str() {
+        "RS256" => true,
+        ALG => false,
+        _ => return Err(Refusal::Algorithm),
+    };
+    let fits = |k: &&ExternalKey| matches!((k, rsa), (ExternalKey::Rsa { .. }, true) | (ExternalKey::Ec { .. }, false));
+    let candidates: Vec<&ExternalKey> = keys.iter().filter(fits).collect();
+    let key = match header.kid.as_deref() {
+        Some(kid) => candidates.iter().find(|k| k.kid() == Some(kid)).copied(),
+        None if candidates.len() == 1 => candidates.first().copied(),
+        None => None,
+    }
+    .ok_or(Refusal::UnknownKey)?;
+    let sig = b64_decode(s).ok_or(Refusal::Malformed)?;
+    let claims = b64_decode(c).ok_or(Refusal::Malformed)?;
+    let input = &token.as_bytes()[..h.len() + 1 + c.len()];
+    let ok = match key {
+        ExternalKey::Rsa { n, e, .. } => {
+            RsaPublicKeyComponents { n: n.as_slice(), e: e.as_slice() }.verify(&RSA_PKCS1_2048_8192_SHA256, input, &sig).is_ok()
+        }
+        ExternalKey::Ec { point, .. } => UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).verify(input, &sig).is_ok(),
+    };
+    if !ok {
+        return Err(Refusal::Signature);
+    }
+    Ok(Verified { header, claims })
+}
+
 /// Whether a bearer credential has the shape of a compact JWS (three parts, a JSON header), so
 /// authentication can tell a token from an API key before judging either.
 pub fn looks_like_jws(token: &str) -> bool {
@@ -307,6 +411,51 @@ mod tests {
         for bad in [&[][..], &[0x30, 0x00], &[0x30, 0x03, 0x02, 0x01, 0x01], &[0x31, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01]] {
             assert_eq!(raw_of_der_signature(bad), None, "{bad:?}");
         }
+    }
+
+    struct RsaPublicKeyComponentsOwned {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    }
+
+    #[test]
+    fn external_assertions_verify_with_rsa_or_p256_and_nothing_else() {
+        use aws_lc_rs::rsa::KeySize;
+        use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
+        let rsa = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
+        // the public key is DER `SEQUENCE { INTEGER n, INTEGER e }` of a 2048-bit modulus
+        let der = rsa.public_key().as_ref();
+        let n = der[9..9 + 256].to_vec();
+        let e = der[9 + 256 + 2..].to_vec();
+        let parts = RsaPublicKeyComponentsOwned { n, e };
+        let jwks = json!({"keys": [
+            {"kty": "RSA", "kid": "r1", "use": "sig", "n": b64(&parts.n), "e": b64(&parts.e)},
+            {"kty": "oct", "kid": "h1", "k": "c2VjcmV0"},
+        ]});
+        let keys = parse_jwks(jwks.to_string().as_bytes()).unwrap();
+        assert_eq!(keys.len(), 1, "the symmetric key is not a key to verify with");
+        let sign_rs = |header: &str, claims: &str| {
+            let input = format!("{}.{}", b64(header.as_bytes()), b64(claims.as_bytes()));
+            let mut sig = vec![0; rsa.public_modulus_len()];
+            rsa.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), input.as_bytes(), &mut sig).unwrap();
+            format!("{input}.{}", b64(&sig))
+        };
+        let good = sign_rs(r#"{"alg":"RS256","kid":"r1"}"#, r#"{"sub":"s"}"#);
+        assert!(verify_external(&good, &keys).is_ok());
+        let parts_: Vec<&str> = good.split('.').collect();
+        let forged = format!("{}.{}.{}", parts_[0], b64(br#"{"sub":"t"}"#), parts_[2]);
+        assert_eq!(verify_external(&forged, &keys).unwrap_err(), Refusal::Signature);
+        assert_eq!(verify_external(&sign_rs(r#"{"alg":"RS256","kid":"r2"}"#, "{}"), &keys).unwrap_err(), Refusal::UnknownKey);
+        for alg in ["none", "HS256", "RS512", "PS256"] {
+            let t = format!("{}.{}.{}", b64(format!(r#"{{"alg":"{alg}","kid":"r1"}}"#).as_bytes()), parts_[1], parts_[2]);
+            assert_eq!(verify_external(&t, &keys).unwrap_err(), Refusal::Algorithm, "{alg}");
+        }
+        // an ES256 assertion is checked against P-256 keys only
+        let ec = signer("e1");
+        let jwk = serde_json::to_value(ec.public_jwk()).unwrap();
+        let both = parse_jwks(json!({"keys": [jwks["keys"][0], jwk]}).to_string().as_bytes()).unwrap();
+        assert!(verify_external(&ec.sign("JWT", &json!({"sub": "s"})), &both).is_ok());
+        assert!(verify_external(&ec.sign("JWT", &json!({"sub": "s"})), &keys).is_err());
     }
 
     proptest::proptest! {

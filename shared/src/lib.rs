@@ -17,6 +17,7 @@ pub mod edge;
 pub mod error;
 pub mod events;
 pub mod extensions;
+pub mod federation;
 pub mod filter;
 pub mod json;
 pub mod jwt;

@@ -74,6 +74,9 @@ pub struct ClientRecord {
     /// Its secrets, newest last.
     #[serde(default)]
     pub secrets: Vec<SecretRecord>,
+    /// For a federated client, what its assertions must be (it has no secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federation: Option<crate::federation::Federation>,
 }
 
 /// A client secret as made: shown once, never stored or logged.
@@ -133,6 +136,7 @@ pub async fn create_client(layout: &Layout, tenant_id: &str, role: &str, days: O
         created: crate::time::now(),
         revoked_at: None,
         secrets: vec![secret_rec.clone()],
+        federation: None,
     };
     layout.create_oauth_client(tenant_id, &client_id, &rec).await?;
     Ok(NewSecret { client_id, secret_id: secret_rec.id, secret, expires_at: secret_rec.expires_at })
@@ -146,7 +150,7 @@ pub fn public_view(rec: &ClientRecord) -> Value {
         .map(|s| json!({"id": s.id, "created": s.created, "expires_at": s.expires_at, "revoked_at": s.revoked_at}))
         .collect();
     json!({"client_id": rec.client_id, "tenant": rec.tenant, "role": rec.role, "created": rec.created,
-           "revoked_at": rec.revoked_at, "secrets": secrets})
+           "revoked_at": rec.revoked_at, "secrets": secrets, "federation": rec.federation})
 }
 
 /// A tenant's clients, without their hashes.
@@ -171,6 +175,9 @@ pub async fn add_secret(layout: &Layout, client_id: &str, days: Option<u32>) -> 
     let client = get_client(layout, client_id).await?;
     if client.revoked_at.is_some() {
         return Err(ScimError::Conflict(format!("OAuth client '{client_id}' is revoked")));
+    }
+    if client.federation.is_some() {
+        return Err(ScimError::Conflict(format!("OAuth client '{client_id}' is federated: it authenticates with assertions, not secrets")));
     }
     let now = crate::time::unix_now();
     let (secret_rec, secret) = new_secret(days, now)?;
@@ -381,25 +388,48 @@ pub struct TokenError {
     pub status: u16,
     /// Seconds before trying again (429 only).
     pub retry_after: Option<u64>,
+    /// The sender proved it holds a real credential of the client (a revoked or expired
+    /// secret, an assertion the issuer signed): its refusal is attributed, with its User-Agent.
+    /// Otherwise the sender proved nothing, and the tenant's log says so.
+    pub proven: bool,
 }
 
 impl TokenError {
     /// A 400 with an error code.
     pub fn bad(error: &'static str, description: impl Into<String>) -> TokenError {
-        TokenError { error, description: description.into(), status: 400, retry_after: None }
+        TokenError { error, description: description.into(), status: 400, retry_after: None, proven: false }
     }
-    fn client(description: &str) -> TokenError {
-        TokenError { error: "invalid_client", description: description.into(), status: 401, retry_after: None }
+    fn client(description: &str, proven: bool) -> TokenError {
+        TokenError { error: "invalid_client", description: description.into(), status: 401, retry_after: None, proven }
     }
 }
 
-/// A client's credentials as presented (`client_secret_basic` or `client_secret_post`).
+/// How a client authenticates at the token endpoint.
 #[derive(Debug)]
-pub struct Credentials<'a> {
-    /// The client id.
-    pub client_id: &'a str,
-    /// The secret (never logged).
-    pub secret: &'a str,
+pub enum Credentials<'a> {
+    /// `client_secret_basic` or `client_secret_post` (RFC 6749 §2.3.1).
+    Secret {
+        /// The client id.
+        client_id: &'a str,
+        /// The secret (never logged).
+        secret: &'a str,
+    },
+    /// A JWT client assertion (RFC 7523 §2.2): workload identity federation.
+    Assertion {
+        /// The client id.
+        client_id: &'a str,
+        /// The assertion (never logged).
+        assertion: &'a str,
+    },
+}
+
+impl Credentials<'_> {
+    /// The client id presented.
+    pub fn client_id(&self) -> &str {
+        match self {
+            Credentials::Secret { client_id, .. } | Credentials::Assertion { client_id, .. } => client_id,
+        }
+    }
 }
 
 /// What the endpoint issued: the token and the figures of its response.
@@ -413,72 +443,136 @@ pub struct Issued {
     pub tenant: String,
 }
 
-/// Checks a client's credentials and issues a token for `audience` by `issuer`. Failed
-/// authentications are counted per client; past [`FAILURES_PER_MINUTE`] in a minute the client
-/// is answered 429 whatever it sends. `Err` carries the tenant when the client is a real one, so
-/// the refusal is recorded in its log.
-pub async fn issue(
-    layout: &Layout,
-    keys: &dyn SigningKeys,
-    creds: &Credentials<'_>,
-    issuer: &str,
-    audience: &str,
-) -> std::result::Result<Issued, (TokenError, Option<String>)> {
-    let now = crate::time::unix_now();
-    let internal =
-        |e: ScimError| (TokenError { error: "server_error", description: e.client_detail(), status: 500, retry_after: None }, None);
-    if !valid_client_id(creds.client_id) {
-        return Err((TokenError::client("client authentication failed"), None));
-    }
-    let Some((client, _)) = layout.oauth_client::<ClientRecord>(creds.client_id).await.map_err(|e| internal(e.into()))? else {
-        return Err((TokenError::client("client authentication failed"), None));
-    };
-    let tenant = Some(client.tenant.clone());
-    if layout.client_failures(creds.client_id, now).await.map_err(|e| internal(e.into()))? >= FAILURES_PER_MINUTE {
-        let slow = TokenError {
-            error: "slow_down",
-            description: "too many failed attempts; retry later".into(),
-            status: 429,
-            retry_after: Some(60),
+/// What checks a client's credentials: the signing keys and the federator (JWKS documents).
+pub struct Issuer<'a> {
+    /// The store.
+    pub layout: &'a Layout,
+    /// Where tokens are signed.
+    pub keys: &'a dyn SigningKeys,
+    /// Where identity providers' keys come from.
+    pub federator: &'a crate::federation::Federator,
+}
+
+/// A refusal, with the tenant when the client is a real one (so it is recorded in its log).
+type Refused = (TokenError, Option<String>);
+
+impl Issuer<'_> {
+    /// Checks a client's credentials and issues a token for `audience` by `issuer`. Failed
+    /// authentications are counted per client; past [`FAILURES_PER_MINUTE`] within a minute the
+    /// client is answered 429 whatever it sends.
+    pub async fn issue(&self, creds: &Credentials<'_>, issuer: &str, audience: &str) -> std::result::Result<Issued, Refused> {
+        let now = crate::time::unix_now();
+        let internal = |e: ScimError| (TokenError { status: 500, ..TokenError::bad("server_error", e.client_detail()) }, None);
+        let id = creds.client_id();
+        let unknown = || (TokenError::client("client authentication failed", false), None);
+        if !valid_client_id(id) {
+            return Err(unknown());
+        }
+        let Some((client, _)) = self.layout.oauth_client::<ClientRecord>(id).await.map_err(|e| internal(e.into()))? else {
+            return Err(unknown());
         };
-        // counted too, so only the first of a minute's 429s is recorded (the log stays bounded)
-        let n = layout.count_client_failure(creds.client_id, now).await.unwrap_or(0);
-        return Err((slow, tenant.filter(|_| n <= 1 + FAILURES_PER_MINUTE)));
+        let tenant = Some(client.tenant.clone());
+        if self.layout.client_failures(id, now).await.map_err(|e| internal(e.into()))? >= FAILURES_PER_MINUTE {
+            let slow =
+                TokenError { status: 429, retry_after: Some(60), ..TokenError::bad("slow_down", "too many failed attempts; retry later") };
+            // counted too, so only the first of a minute's 429s is recorded (the log stays bounded)
+            let n = self.layout.count_client_failure(id, now).await.unwrap_or(0);
+            return Err((slow, tenant.filter(|_| n <= 1 + FAILURES_PER_MINUTE)));
+        }
+        let secret_id = match self.authenticate(&client, creds, now).await {
+            Ok(sid) => sid,
+            Err(e) => {
+                let _ = self.layout.count_client_failure(id, now).await;
+                return Err((e, tenant));
+            }
+        };
+        let record = require_tenant(self.layout, &client.tenant).await.map_err(internal)?;
+        if !record.is_active() {
+            return Err((TokenError::bad("unauthorized_client", "the client's tenant is suspended"), tenant));
+        }
+        let minutes = token_minutes(&record);
+        let claims = Claims {
+            iss: issuer.into(),
+            sub: client.client_id.clone(),
+            aud: audience.into(),
+            exp: now + i64::from(minutes) * 60,
+            iat: now,
+            jti: uuid::Uuid::now_v7().to_string(),
+            client_id: client.client_id.clone(),
+            scope: SCOPE.into(),
+            tenant: client.tenant.clone(),
+            role: client.role.clone(),
+            sid: secret_id,
+        };
+        let access_token = self.keys.sign(&claims).await.map_err(internal)?;
+        Ok(Issued { access_token, expires_in: i64::from(minutes) * 60, tenant: client.tenant })
     }
-    let hash = hash_secret(creds.secret);
-    let matched = client.secrets.iter().find(|s| same_bytes(s.hash.as_bytes(), hash.as_bytes()));
-    let refusal = match matched {
-        None => Some("client authentication failed"),
-        Some(_) if client.revoked_at.is_some() => Some("the client is revoked"),
-        Some(s) if s.revoked_at.is_some() => Some("the client secret is revoked"),
-        Some(s) if s.expires_at <= now => Some("the client secret has expired"),
-        Some(_) => None,
+
+    /// The id of the credential that authenticated the client (a secret's id, or
+    /// [`FEDERATED`]), or why it did not.
+    async fn authenticate(&self, client: &ClientRecord, creds: &Credentials<'_>, now: i64) -> std::result::Result<String, TokenError> {
+        match creds {
+            Credentials::Secret { secret, .. } => {
+                let hash = hash_secret(secret);
+                let Some(s) = client.secrets.iter().find(|s| same_bytes(s.hash.as_bytes(), hash.as_bytes())) else {
+                    return Err(TokenError::client("client authentication failed", false));
+                };
+                match () {
+                    () if client.revoked_at.is_some() => Err(TokenError::client("the client is revoked", true)),
+                    () if s.revoked_at.is_some() => Err(TokenError::client("the client secret is revoked", true)),
+                    () if s.expires_at <= now => Err(TokenError::client("the client secret has expired", true)),
+                    () => Ok(s.id.clone()),
+                }
+            }
+            Credentials::Assertion { assertion, .. } => {
+                let Some(fed) = &client.federation else {
+                    return Err(TokenError::client("this client authenticates with a secret, not an assertion", false));
+                };
+                let claims = self.federator.verify(fed, assertion, now).await.map_err(|why| {
+                    // a refusal after the signature verified concerns what the issuer signed
+                    let signed = !why.contains("signature") && !why.contains("key") && !why.contains("JWS") && !why.contains("algorithm");
+                    TokenError::client(why, signed)
+                })?;
+                if client.revoked_at.is_some() {
+                    return Err(TokenError::client("the client is revoked", true));
+                }
+                let key = crate::federation::replay_key(&claims, assertion);
+                let uses = self.layout.count_assertion_use(&client.client_id, &key, claims.exp + crate::federation::SKEW_SECONDS).await;
+                match uses {
+                    Ok(1) => Ok(FEDERATED.to_string()),
+                    Ok(_) => Err(TokenError::client("the assertion was used before", true)),
+                    Err(e) => Err(TokenError { status: 500, ..TokenError::bad("server_error", ScimError::from(e).client_detail()) }),
+                }
+            }
+        }
+    }
+}
+
+/// The `sid` of a token obtained with a client assertion.
+pub const FEDERATED: &str = "federated";
+
+/// Makes a federated OAuth client of a tenant with a role: it authenticates with assertions the
+/// federation's issuer signs, and has no secret.
+pub async fn create_federated_client(layout: &Layout, tenant_id: &str, role: &str, fed: crate::federation::Federation) -> Result<String> {
+    fed.validate()?;
+    let tenant = require_tenant(layout, tenant_id).await?;
+    if tenant.permissions_of(role).is_none() {
+        return Err(ScimError::invalid_value(format!(
+            "unknown role '{role}' (admin, provisioner, reader, or a custom role of the tenant)"
+        )));
+    }
+    let client_id = hex(&random_bytes(10));
+    let rec = ClientRecord {
+        client_id: client_id.clone(),
+        tenant: tenant_id.into(),
+        role: role.into(),
+        created: crate::time::now(),
+        revoked_at: None,
+        secrets: Vec::new(),
+        federation: Some(fed),
     };
-    if let Some(why) = refusal {
-        let _ = layout.count_client_failure(creds.client_id, now).await;
-        return Err((TokenError::client(why), tenant));
-    }
-    let secret_id = matched.map(|s| s.id.clone()).unwrap_or_default();
-    let record = require_tenant(layout, &client.tenant).await.map_err(internal)?;
-    if !record.is_active() {
-        return Err((TokenError::bad("unauthorized_client", "the client's tenant is suspended"), tenant));
-    }
-    let minutes = token_minutes(&record);
-    let claims = Claims {
-        iss: issuer.into(),
-        sub: client.client_id.clone(),
-        aud: audience.into(),
-        exp: now + i64::from(minutes) * 60,
-        iat: now,
-        jti: uuid::Uuid::now_v7().to_string(),
-        client_id: client.client_id.clone(),
-        scope: SCOPE.into(),
-        tenant: client.tenant.clone(),
-        role: client.role.clone(),
-        sid: secret_id,
-    };
-    let access_token = keys.sign(&claims).await.map_err(internal)?;
-    Ok(Issued { access_token, expires_in: i64::from(minutes) * 60, tenant: client.tenant })
+    layout.create_oauth_client(tenant_id, &client_id, &rec).await?;
+    Ok(client_id)
 }
 
 /// The tenant's access-token lifetime in minutes, within [`TOKEN_MINUTES`].

@@ -49,6 +49,7 @@ fn render(c: &ClientRecord, base_url: &str) -> Value {
         "revoked": c.revoked_at.is_some(),
         "revokedAt": c.revoked_at,
         "secrets": secrets,
+        "federation": c.federation.as_ref().map(|f| json!({"issuer": f.issuer, "subject": f.subject, "audiences": f.audiences, "jwksUrl": f.jwks_url})),
         "tokenEndpoint": token_endpoint(base_url),
         "meta": {"resourceType": "OAuthClient", "location": location(base_url, &c.client_id)},
     })
@@ -64,11 +65,14 @@ fn with_secret(mut view: Value, n: &NewSecret) -> Value {
     view
 }
 
-/// `GET /Settings/OAuthClients`: the tenant's clients, as a ListResponse.
-pub async fn list(layout: &Layout, tenant: &str, base_url: &str) -> Result<Value> {
+/// `GET /Settings/OAuthClients` (every client) or `GET /Settings/OAuthFederation` (the
+/// federated ones): a ListResponse.
+pub async fn list(layout: &Layout, tenant: &str, base_url: &str, federated_only: bool) -> Result<Value> {
     let mut out = Vec::new();
     for id in layout.oauth_client_ids(tenant, 1000).await? {
-        if let Some((c, _)) = layout.oauth_client::<ClientRecord>(&id).await? {
+        if let Some((c, _)) = layout.oauth_client::<ClientRecord>(&id).await?
+            && (!federated_only || c.federation.is_some())
+        {
             out.push(render(&c, base_url));
         }
     }
@@ -132,6 +136,39 @@ pub async fn create(layout: &Layout, principal: &Principal, base_url: &str, body
     }
     let n = oauth::create_client(layout, &principal.tenant_id, role, days(m.get("expiresInDays"))?).await?;
     Ok(with_secret(render(&own(layout, &principal.tenant_id, &n.client_id).await?, base_url), &n))
+}
+
+/// `POST /Settings/OAuthFederation` with `issuer`, `subject`, `audience` (one or several),
+/// `jwksUrl` and `role` (default `provisioner`): a federated client, which authenticates with
+/// the issuer's signed assertions and has no secret (workload identity federation).
+pub async fn create_federated(layout: &Layout, principal: &Principal, base_url: &str, body: Option<&Value>) -> Result<Value> {
+    let m = members(body)?;
+    let allowed = ["issuer", "subject", "audience", "jwksUrl", "role"];
+    if let Some(k) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(unknown(k, "issuer, subject, audience, jwksUrl and role"));
+    }
+    let text = |k: &str| match m.get(k) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        _ => Err(ScimError::invalid_value(format!("{k} is required, a string"))),
+    };
+    let audiences = match m.get("audience") {
+        Some(Value::String(a)) => vec![a.clone()],
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+        _ => return Err(ScimError::invalid_value("audience is required: a string or a list of strings")),
+    };
+    let fed = crate::federation::Federation { issuer: text("issuer")?, subject: text("subject")?, audiences, jwks_url: text("jwksUrl")? };
+    let role = match m.get("role") {
+        None | Some(Value::Null) => "provisioner".to_string(),
+        Some(Value::String(r)) => r.clone(),
+        Some(_) => return Err(ScimError::invalid_value("role is the name of a role")),
+    };
+    let tenant = require_tenant(layout, &principal.tenant_id).await?;
+    let wanted = tenant.permissions_of(&role).ok_or_else(|| ScimError::invalid_value(format!("unknown role '{role:.40}'")))?;
+    if let Some(p) = wanted.iter().find(|p| !principal.may(**p)) {
+        return Err(ScimError::Forbidden(format!("a client of role '{role}' could {}, which this key may not", p.as_str())));
+    }
+    let id = oauth::create_federated_client(layout, &principal.tenant_id, &role, fed).await?;
+    get(layout, &principal.tenant_id, base_url, &id).await
 }
 
 /// `GET /Settings/OAuthClients/{id}`.

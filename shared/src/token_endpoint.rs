@@ -76,7 +76,7 @@ fn public_json(v: &serde_json::Value) -> Response {
 async fn jwks(service: &Service) -> Response {
     match service.signing_keys().public_keys().await {
         Ok(keys) => public_json(&json!({"keys": keys})),
-        Err(e) => error(&TokenError { error: "server_error", description: e.client_detail(), status: 500, retry_after: None }),
+        Err(e) => error(&TokenError { status: 500, ..TokenError::bad("server_error", e.client_detail()) }),
     }
 }
 
@@ -115,12 +115,21 @@ async fn token(service: &Service, req: &HttpRequest, root: &str) -> Answer {
     if let Err(e) = check_grant(&form) {
         return refused(e);
     }
-    let c = Credentials { client_id: &creds.0, secret: &creds.1 };
+    let c = match &creds {
+        Presented::Secret(id, secret) => Credentials::Secret { client_id: id, secret },
+        Presented::Assertion(id, assertion) => Credentials::Assertion { client_id: id, assertion },
+    };
     let audience = [root, crate::BASE_PATH].concat();
     let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-    match oauth::issue(service.layout(), service.signing_keys(), &c, root, &audience).await {
+    let issuer = oauth::Issuer { layout: service.layout(), keys: service.signing_keys(), federator: service.federator() };
+    match issuer.issue(&c, root, &audience).await {
         Ok(issued) => {
-            audit(service, &issued.tenant, c.client_id, 200, "access token issued", user_agent, false).await;
+            let how = if matches!(c, Credentials::Assertion { .. }) {
+                "access token issued for a client assertion"
+            } else {
+                "access token issued"
+            };
+            audit(service, &issued.tenant, c.client_id(), 200, how, user_agent, false).await;
             let body = json!({"access_token": issued.access_token, "token_type": "Bearer", "expires_in": issued.expires_in, "scope": oauth::SCOPE});
             let mut r = Response::with_type(200, "application/json", crate::json_text(&body).into_bytes());
             no_store(&mut r);
@@ -130,11 +139,30 @@ async fn token(service: &Service, req: &HttpRequest, root: &str) -> Answer {
             // only the first throttled answer of a minute names the tenant (a bounded log)
             let throttled = e.status == 429 && tenant.is_some();
             if let Some(t) = tenant {
-                // a wrong secret proves nothing about the sender: no User-Agent of its choosing
-                let unauthenticated = e.description == "client authentication failed" || e.status == 429;
-                audit(service, &t, c.client_id, e.status, &e.description, user_agent.filter(|_| !unauthenticated), unauthenticated).await;
+                // a sender that proved nothing (a wrong secret, a forged assertion) is not
+                // attributed: no User-Agent of its choosing
+                let unauthenticated = !e.proven;
+                audit(service, &t, c.client_id(), e.status, &e.description, user_agent.filter(|_| e.proven), unauthenticated).await;
             }
             Answer { response: error(&e), throttled }
+        }
+    }
+}
+
+/// A client's credentials as the request carried them.
+enum Presented {
+    /// Client id and secret.
+    Secret(String, String),
+    /// Client id and a JWT client assertion.
+    Assertion(String, String),
+}
+
+/// The client id only: a secret or an assertion is never formatted.
+impl std::fmt::Debug for Presented {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Presented::Secret(id, _) => write!(f, "Secret({id}, …)"),
+            Presented::Assertion(id, _) => write!(f, "Assertion({id}, …)"),
         }
     }
 }
@@ -187,16 +215,14 @@ fn param<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
     form.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
 }
 
-/// The client's id and secret, from HTTP Basic (each form-urlencoded, RFC 6749 §2.3.1) or
-/// from the body; never both.
-fn credentials(req: &HttpRequest, form: &[(String, String)]) -> Result<(String, String), TokenError> {
-    if param(form, "client_assertion").is_some() || param(form, "client_assertion_type").is_some() {
-        return Err(TokenError::bad(
-            "invalid_request",
-            "client assertions (workload identity federation) are not supported yet; use a client secret",
-        ));
-    }
+/// The client's credentials: an id and secret from HTTP Basic (each form-urlencoded, RFC
+/// 6749 §2.3.1) or from the body, never both; or a JWT client assertion (RFC 7523 §2.2) with
+/// the client's id, and no secret beside it.
+fn credentials(req: &HttpRequest, form: &[(String, String)]) -> Result<Presented, TokenError> {
     let basic = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|h| h.split_once(' '));
+    if param(form, "client_assertion").is_some() || param(form, "client_assertion_type").is_some() {
+        return assertion(form, basic.is_some());
+    }
     let in_body = (param(form, "client_id"), param(form, "client_secret"));
     match (basic, in_body) {
         (Some((scheme, value)), (_, None)) if scheme.eq_ignore_ascii_case("basic") => {
@@ -208,14 +234,27 @@ fn credentials(req: &HttpRequest, form: &[(String, String)]) -> Result<(String, 
             if in_body.0.is_some_and(|b| b != dec(id)) {
                 return Err(TokenError::bad("invalid_request", "client_id in the body differs from the Basic credentials"));
             }
-            Ok((dec(id), dec(secret)))
+            Ok(Presented::Secret(dec(id), dec(secret)))
         }
         (Some((scheme, _)), (_, Some(_))) if scheme.eq_ignore_ascii_case("basic") => {
             Err(TokenError::bad("invalid_request", "the client authenticated twice (Basic and client_secret)"))
         }
-        (_, (Some(id), Some(secret))) => Ok((id.to_string(), secret.to_string())),
+        (_, (Some(id), Some(secret))) => Ok(Presented::Secret(id.to_string(), secret.to_string())),
         _ => Err(TokenError { status: 401, ..TokenError::bad("invalid_client", "client authentication is required") }),
     }
+}
+
+fn assertion(form: &[(String, String)], basic: bool) -> Result<Presented, TokenError> {
+    let invalid = |d: &str| TokenError::bad("invalid_request", d);
+    if basic || param(form, "client_secret").is_some() {
+        return Err(invalid("the client authenticated twice (a client assertion and a secret)"));
+    }
+    if param(form, "client_assertion_type") != Some(crate::federation::JWT_BEARER) {
+        return Err(invalid("client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer"));
+    }
+    let assertion = param(form, "client_assertion").filter(|a| !a.is_empty()).ok_or_else(|| invalid("client_assertion is required"))?;
+    let id = param(form, "client_id").ok_or_else(|| invalid("client_id is required with a client assertion"))?;
+    Ok(Presented::Assertion(id.to_string(), assertion.to_string()))
 }
 
 fn base64_standard(s: &str) -> Option<String> {
@@ -266,15 +305,27 @@ mod tests {
         use base64::Engine;
         let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("abc:s%3Acret"));
         let r = req(&[FORM, ("authorization", &basic)], "grant_type=client_credentials");
-        assert_eq!(credentials(&r, &read_form(&r).unwrap()).unwrap(), ("abc".into(), "s:cret".into()));
+        assert!(matches!(credentials(&r, &read_form(&r).unwrap()).unwrap(), Presented::Secret(i, s) if i == "abc" && s == "s:cret"));
         let r = req(&[FORM], "grant_type=client_credentials&client_id=abc&client_secret=x%2By");
-        assert_eq!(credentials(&r, &read_form(&r).unwrap()).unwrap(), ("abc".into(), "x+y".into()));
+        assert!(matches!(credentials(&r, &read_form(&r).unwrap()).unwrap(), Presented::Secret(i, s) if i == "abc" && s == "x+y"));
         let r = req(&[FORM, ("authorization", &basic)], "client_id=abc&client_secret=x");
         assert_eq!(credentials(&r, &read_form(&r).unwrap()).unwrap_err().error, "invalid_request");
         let r = req(&[FORM], "grant_type=client_credentials");
         assert_eq!(credentials(&r, &read_form(&r).unwrap()).unwrap_err().status, 401);
         let r = req(&[FORM, ("authorization", "Basic !!!")], "");
         assert_eq!(credentials(&r, &read_form(&r).unwrap()).unwrap_err().error, "invalid_client");
+        let jwt = "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer";
+        let r = req(&[FORM], &format!("client_id=c&client_assertion_type={jwt}&client_assertion=a.b.c"));
+        assert!(matches!(credentials(&r, &read_form(&r).unwrap()).unwrap(), Presented::Assertion(i, a) if i == "c" && a == "a.b.c"));
+        for bad in [
+            format!("client_assertion_type={jwt}&client_assertion=a.b.c"),
+            "client_id=c&client_assertion_type=x&client_assertion=a".into(),
+            format!("client_id=c&client_assertion_type={jwt}"),
+            format!("client_id=c&client_secret=s&client_assertion_type={jwt}&client_assertion=a"),
+        ] {
+            let r = req(&[FORM], &bad);
+            assert_eq!(credentials(&r, &read_form(&r).unwrap()).unwrap_err().error, "invalid_request", "{bad}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod edges;
 mod errors;
 mod extensions;
 mod faults;
+mod federation;
 mod filters;
 mod groups;
 mod iam_grants;

@@ -131,11 +131,14 @@ both_stores!(token_endpoint_errors_are_rfc6749s, |srv| {
     expect(&json_body, 400, "invalid_request");
     let get = Client::new(&root(&srv), "").get("/oauth2/token").await;
     assert_eq!(get.status, 405, "{}", get.raw);
-    // workload identity federation is not offered yet, and says so
+    // a client assertion needs the client's id, and nothing else beside it (tests/e2e/federation.rs has the rest)
     let wif = "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=x";
     let r = token_request(&srv, wif, &[]).await;
     expect(&r, 400, "invalid_request");
-    assert!(r.raw.contains("not supported yet"), "{}", r.raw);
+    assert!(r.raw.contains("client_id is required"), "{}", r.raw);
+    expect(&token_request(&srv, &format!("{wif}&client_id={}", c.client_id), &a).await, 400, "invalid_request");
+    // a client with a secret does not take assertions
+    expect(&token_request(&srv, &format!("{wif}&client_id={}", c.client_id), &[]).await, 401, "invalid_client");
 });
 
 both_stores!(forged_confused_expired_and_foreign_tokens_are_refused, |srv| {

@@ -89,7 +89,7 @@ impl Server {
         events: Arc<std::sync::Mutex<Vec<scim_core::events::Event>>>,
     ) -> Option<Server> {
         let metered = Arc::new(Metered::new(table));
-        let app = Arc::new(App::new(metered.clone()));
+        let app = Arc::new(App::new(scim_functions::fetch::service_over(metered.clone())));
         let token = scim_functions::local::bootstrap(&app, false).await.expect("bootstrap")?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");

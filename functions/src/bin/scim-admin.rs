@@ -71,6 +71,10 @@ enum Command {
     /// most 3); the IdP exchanges a secret for an access token at the token endpoint.
     #[command(subcommand, name = "oauth-client")]
     OauthClient(OauthClientCmd),
+    /// Workload identity federation: an OAuth client that authenticates with assertions an
+    /// identity provider signs (Entra's provisioning service) instead of a secret.
+    #[command(subcommand, name = "oauth-federation")]
+    OauthFederation(OauthFederationCmd),
     /// The key that signs access tokens on the embedded store (scim-local's). A deployment's
     /// key is in KMS: infra/README.md says how to rotate it.
     #[command(subcommand, name = "oauth-key")]
@@ -300,6 +304,31 @@ enum OauthClientCmd {
 }
 
 #[derive(Subcommand, Debug)]
+enum OauthFederationCmd {
+    /// Make a federated client; prints CLIENT_ID= (there is no secret). Entra shows the
+    /// issuer, JWKS URL, subject and audience on its Connectivity page.
+    Add {
+        #[arg(long)]
+        tenant: String,
+        /// The assertions' `iss` (Entra: https://login.microsoftonline.com/<tenant id>/v2.0).
+        #[arg(long)]
+        issuer: String,
+        /// The assertions' `sub`.
+        #[arg(long)]
+        subject: String,
+        /// An accepted `aud` (repeat for several; api://<id>, <id> and api://<id>/.default match).
+        #[arg(long, required = true)]
+        audience: Vec<String>,
+        /// The issuer's signing keys (https://).
+        #[arg(long)]
+        jwks_url: String,
+        /// The role its tokens carry.
+        #[arg(long, default_value = "provisioner")]
+        role: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum OauthKeyCmd {
     /// A new key signs from now on; the old one still verifies until its tokens expire (6 h).
     Rotate,
@@ -377,6 +406,16 @@ async fn run(args: Args) -> Outcome {
         Command::Audit { tenant, day } => audit(&layout, j, tenant, day).await,
         Command::Key(cmd) => key(&layout, j, cmd).await,
         Command::OauthClient(cmd) => oauth_client(&layout, j, cmd).await,
+        Command::OauthFederation(OauthFederationCmd::Add { tenant, issuer, subject, audience, jwks_url, role }) => {
+            let fed = scim_core::federation::Federation { issuer, subject, audiences: audience, jwks_url };
+            let id = oauth::create_federated_client(&layout, &tenant, &role, fed).await?;
+            print(
+                j,
+                &json!({"client_id": id}),
+                format!("CLIENT_ID={id}\n(federated: no secret; paste it into Entra with the token endpoint)"),
+            );
+            Ok(())
+        }
         Command::OauthKey(OauthKeyCmd::Rotate) if args.table.is_some() => Err(Failure(
             "a deployment signs its tokens with a KMS key, not a key in the table: rotate it as infra/README.md says \
              (\"Rotating the token signing key\")"

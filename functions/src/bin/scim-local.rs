@@ -105,7 +105,7 @@ async fn run(args: Args) -> Outcome {
         Some(p) => p.base_url(),
         None => format!("http://{addr}{}", scim_core::BASE_PATH),
     };
-    let app = Arc::new(App::new(table));
+    let app = Arc::new(App::new(scim_functions::fetch::service_over(table)));
     let token = local::bootstrap(&app, args.new_key).await.map_err(|e| Failure(format!("cannot set up the local tenant: {e}")))?;
     let client = match args.new_oauth_client {
         true => Some(

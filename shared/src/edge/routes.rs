@@ -148,6 +148,8 @@ pub const ROUTES: &[RouteSpec] = &[
     read(Op::Settings(SettingsOp::OAuthClient), "GET", "/Settings/OAuthClients/{id}", "settings", ConfigureScim),
     write(Op::Settings(SettingsOp::ChangeOAuthClient), "PATCH", "/Settings/OAuthClients/{id}", "settings", ConfigureScim),
     write(Op::Settings(SettingsOp::RevokeOAuthClient), "DELETE", "/Settings/OAuthClients/{id}", "settings", ConfigureScim),
+    read(Op::Settings(SettingsOp::OAuthFederations), "GET", "/Settings/OAuthFederation", "settings", ConfigureScim),
+    write(Op::Settings(SettingsOp::CreateOAuthFederation), "POST", "/Settings/OAuthFederation", "settings", ConfigureScim),
 ];
 
 use Kind::{Group, User};
@@ -278,7 +280,9 @@ mod tests {
             assert_eq!(r.body != BodyUse::Ignored, carries, "{} {}", r.method, r.path);
         }
         let optional: Vec<Op> = ROUTES.iter().filter(|r| r.body == BodyUse::OptionalJson).map(|r| r.op).collect();
-        assert_eq!(optional, [Op::Settings(SettingsOp::CreatePortalLink)], "only a setup link may be asked for without a body");
+        // a setup link and an OAuth client have defaults for everything
+        let expected = [Op::Settings(SettingsOp::CreatePortalLink), Op::Settings(SettingsOp::CreateOAuthClient)];
+        assert_eq!(optional, expected, "only a setup link and an OAuth client may be asked for without a body");
     }
 
     #[test]

@@ -40,6 +40,10 @@ pub enum SettingsOp {
     ChangeOAuthClient,
     /// `DELETE /Settings/OAuthClients/{id}`.
     RevokeOAuthClient,
+    /// `GET /Settings/OAuthFederation`.
+    OAuthFederations,
+    /// `POST /Settings/OAuthFederation`.
+    CreateOAuthFederation,
 }
 
 /// What a configuration operation gave: a document shown, made or changed, or nothing left.
@@ -75,7 +79,11 @@ impl Service {
         let (layout, tenant) = (&self.layout, principal.tenant_id.as_str());
         let body = (!doc.is_null()).then_some(doc);
         Ok(match op {
-            SettingsOp::OAuthClients => Configured::Shown(oauth_clients::list(layout, tenant, base_url).await?),
+            SettingsOp::OAuthClients => Configured::Shown(oauth_clients::list(layout, tenant, base_url, false).await?),
+            SettingsOp::OAuthFederations => Configured::Shown(oauth_clients::list(layout, tenant, base_url, true).await?),
+            SettingsOp::CreateOAuthFederation => {
+                Configured::Made(oauth_clients::create_federated(layout, principal, base_url, body).await?)
+            }
             SettingsOp::CreateOAuthClient => Configured::Made(oauth_clients::create(layout, principal, base_url, body).await?),
             SettingsOp::OAuthClient => Configured::Shown(oauth_clients::get(layout, tenant, base_url, id).await?),
             SettingsOp::ChangeOAuthClient => Configured::Changed(oauth_clients::change(layout, tenant, base_url, id, doc).await?),
@@ -118,6 +126,18 @@ impl Service {
     /// Where this service's access tokens are signed and their public keys come from.
     pub fn signing_keys(&self) -> &dyn crate::oauth::SigningKeys {
         self.signing.as_ref()
+    }
+
+    /// The JWKS documents of identity providers this service has fetched (client assertions).
+    pub fn federator(&self) -> &crate::federation::Federator {
+        &self.federator
+    }
+
+    /// The service fetching identity providers' JWKS documents with `fetch` (workload identity
+    /// federation; without one, client assertions are refused).
+    pub fn with_jwks_fetch(mut self, fetch: std::sync::Arc<dyn crate::federation::JwksFetch>) -> Service {
+        self.federator = crate::federation::Federator::new(fetch);
+        self
     }
 
     /// The service with another source of signing keys (a KMS key in AWS).

@@ -83,6 +83,7 @@ pub struct Service {
     types: TypesCache,
     tokens: crate::oauth::Verifier,
     signing: std::sync::Arc<dyn crate::oauth::SigningKeys>,
+    federator: crate::federation::Federator,
 }
 
 /// A service over a table: what an app is made of (`App::new(table)`).
@@ -249,7 +250,14 @@ impl Service {
     /// A service over a layout.
     pub fn new(layout: Layout) -> Service {
         let signing = std::sync::Arc::new(crate::oauth::StoreKeys(layout.clone()));
-        Service { layout, seal: tokio::sync::OnceCell::new(), types: TypesCache::default(), tokens: Default::default(), signing }
+        Service {
+            layout,
+            seal: tokio::sync::OnceCell::new(),
+            types: TypesCache::default(),
+            tokens: Default::default(),
+            signing,
+            federator: Default::default(),
+        }
     }
 
     /// A service over a table (its layout).

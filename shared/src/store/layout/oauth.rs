@@ -53,6 +53,12 @@ impl Layout {
         Ok(items.iter().flatten().filter(|i| i.expires_at.is_none_or(|t| t > now)).filter_map(|i| i.nums.get("count").copied()).sum())
     }
 
+    /// Counts a use of a client assertion (by its replay key) until it expires; returns the
+    /// count: 1 for its first use.
+    pub async fn count_assertion_use(&self, client_id: &str, key: &str, expires_at: i64) -> Result<i64, StoreError> {
+        self.table.count(&oauth_client_pk(client_id), &["JTI#", key].concat(), 1, expires_at).await
+    }
+
     /// The access-token signing keys and their version; `None` until the first is made.
     pub async fn token_keys<T: DeserializeOwned>(&self) -> Result<Option<(T, u64)>, StoreError> {
         self.read_record(SERVER_PK, TOKEN_KEYS_SK).await
