@@ -903,13 +903,14 @@ def invariant_violations(results: dict[str, dict[str, list[str]]]) -> list[str]:
                        "provisioner keys) write keys")
         if function not in ("settings", "portal") and writes(function, "tenant-config"):
             out.append(f"{function} may write tenant-config items: only settings (and the portal, for key "
-                       "references) writes tenant configuration")
+                       "and OAuth client references) writes tenant configuration")
         if function not in ("authorizer", "portal") and (families["key"] or families["key-use"]):
             out.append(f"{function} may access key or key-use items: only the authorizer and the portal read keys")
-        if function not in ("oauth-token", "settings") and families["oauth-client"]:
+        if function not in ("oauth-token", "settings", "portal") and families["oauth-client"]:
             out.append(f"{function} may access oauth-client items ({','.join(families['oauth-client'])}): only the "
-                       "token function (reads OAuth clients, counts their failures) and settings (reads and puts "
-                       "its tenant's clients) do; the admin CLI writes them too")
+                       "token function (reads OAuth clients, counts their failures), settings (reads and puts "
+                       "its tenant's clients) and the portal (reads and puts its tenant's provisioner clients) do; "
+                       "the admin CLI writes them too")
         if function == "settings" and set(families["oauth-client"]) - {"GetItem", "PutItem"}:
             extra = ",".join(sorted(set(families["oauth-client"]) - {"GetItem", "PutItem"}))
             out.append(f"settings may {extra} on oauth-client items: it reads a client record and puts one "
@@ -937,12 +938,14 @@ def invariant_violations(results: dict[str, dict[str, list[str]]]) -> list[str]:
                 out.append("authorizer may do more with rate items than count (UpdateItem)")
         if function == "portal":
             allowed = {"server": {"GetItem"}, "tenant-config": {"GetItem", "Query", "PutItem"}, "key": {"GetItem", "PutItem"},
-                       "key-use": {"GetItem"}, "tenant-data": {"GetItem"}, "audit": {"Query", "PutItem"}}
+                       "key-use": {"GetItem"}, "tenant-data": {"GetItem"}, "audit": {"Query", "PutItem"},
+                       "oauth-client": {"GetItem", "PutItem"}}
             for family, actions in families.items():
                 extra = set(actions) - allowed.get(family, set())
                 if extra:
                     out.append(f"portal may {','.join(sorted(extra))} on {family} items: it reads the link key, its "
-                               "tenant's record, keys, counts and activity, and writes keys, key references and audit entries only")
+                               "tenant's record, keys, OAuth clients, counts and activity, and writes keys, OAuth clients, "
+                               "their references and audit entries only")
         if function in LIST_FUNCTIONS:
             allowed_writes = {"checkpoint": {"PutItem"}, "rate": {"UpdateItem"}, "audit": {"PutItem"}}
             for family in FAMILY_NAMES:

@@ -1399,6 +1399,12 @@ def _drop_token_throttle(sam):
     _res(sam, "ScimApi")["Properties"]["MethodSettings"] = [s for s in settings if s["ResourcePath"] != "/~1oauth2~1token"]
 
 
+def _drop_portal_oauth_throttle(sam):
+    settings = _res(sam, "ScimApi")["Properties"]["MethodSettings"]
+    _res(sam, "ScimApi")["Properties"]["MethodSettings"] = [
+        s for s in settings if (s["ResourcePath"], s["HttpMethod"]) != ("/~1portal~1api~1oauth~1{id}", "DELETE")]
+
+
 def _signing_key_policy(sam):
     """The policy of the (first) token signing key, whatever its logical id after rotations."""
     key = next(r for r in sam["Resources"].values()
@@ -1459,6 +1465,7 @@ MUTATIONS = [  # (check, what is broken, how)
     (check_keyless_routes, "discovery without the authorizer",
      lambda s: _res(s, "DiscoveryFunction")["Properties"]["Events"]["ServiceProviderConfig"]["Properties"].update(Auth={"Authorizer": "NONE"})),
     (check_keyless_routes, "POST /oauth2/token at the default throttle", _drop_token_throttle),
+    (check_keyless_routes, "DELETE /portal/api/oauth/{id} at the default throttle", _drop_portal_oauth_throttle),
     (check_token_signing_key, "the root principal may kms:Sign",
      lambda s: _key_statement(s, "AccountAdministersTheKey")["Action"].append("kms:Sign")),
     (check_token_signing_key, "the root principal granted kms:*",

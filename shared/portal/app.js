@@ -11,6 +11,7 @@
   const $ = (id) => document.getElementById(id);
   const apiRoot = document.querySelector('meta[name="portal-api"]').content;
   let tenantUrl = "";
+  let tokenEndpoint = "";
   let timer = null;
 
   async function api(method, path, body) {
@@ -127,6 +128,98 @@
     await loadKeys();
   }
 
+  function oauthMode() {
+    return document.querySelector('input[name="auth"]:checked').value === "oauth";
+  }
+
+  function showMode() {
+    const oauth = oauthMode();
+    $("oauth-panel").hidden = !oauth;
+    $("token-panel").hidden = oauth;
+    $("test-oauth-rows").hidden = !oauth;
+    $("test-token-row").hidden = oauth;
+    if (oauth) loadClients().catch(fail);
+  }
+
+  async function loadClients() {
+    const { clients } = await api("GET", "/oauth");
+    const body = $("secrets").tBodies[0];
+    body.replaceChildren();
+    const mine = clients.filter((c) => c.manageable && !c.revoked);
+    if (mine.length && !$("client-id").value) $("client-id").value = mine[mine.length - 1].clientId;
+    for (const c of clients) {
+      for (const s of c.secrets) {
+        const row = document.createElement("tr");
+        cell(row, c.clientId, "mono id");
+        cell(row, s.id, "mono id");
+        cell(row, when(s.created));
+        cell(row, when(s.expires));
+        cell(row, c.revoked ? "revoked" : s.state);
+        const td = cell(row, "");
+        td.textContent = "";
+        if (!c.manageable) {
+          td.textContent = "managed by your operator";
+          td.className = "muted";
+        } else if (s.state === "active" && !c.revoked) {
+          const b = document.createElement("button");
+          b.type = "button";
+          b.className = "danger";
+          b.textContent = "Revoke";
+          b.setAttribute("aria-label", "Revoke client secret " + s.id);
+          b.addEventListener("click", async () => {
+            if (!confirm("Revoke client secret " + s.id + "? An identity provider using it stops provisioning.")) return;
+            await api("DELETE", "/oauth/" + encodeURIComponent(s.id));
+            await loadClients();
+          });
+          td.appendChild(b);
+        }
+        body.appendChild(row);
+      }
+    }
+    label($("secrets"));
+  }
+
+  async function generateSecret() {
+    const made = await api("POST", "/oauth", { expiresInDays: Number($("secret-expiry").value) });
+    $("client-id").value = made.clientId;
+    $("secret-value").value = made.clientSecret;
+    $("test-client-id").value = made.clientId;
+    $("test-client-secret").value = made.clientSecret;
+    $("new-secret").hidden = false;
+    $("secret-value").focus();
+    $("secret-value").select();
+    await loadClients();
+  }
+
+  // Entra's first step with OAuth: the client secret exchanged for an access token
+  async function exchange(list) {
+    const id = $("test-client-id").value.trim();
+    const secret = $("test-client-secret").value.trim();
+    const li = document.createElement("li");
+    const name = "Exchange the client secret for an access token (OAuth 2.0 client credentials)";
+    list.appendChild(li);
+    if (!id || !secret) {
+      li.className = "fail";
+      li.textContent = "Generate a client secret first, or paste a client identifier and secret.";
+      return null;
+    }
+    const form = new URLSearchParams({ grant_type: "client_credentials", client_id: id, client_secret: secret });
+    const started = performance.now();
+    try {
+      const r = await fetch(tokenEndpoint, { method: "POST", body: form, cache: "no-store", credentials: "omit" });
+      const body = await r.json().catch(() => null);
+      const ms = Math.round(performance.now() - started);
+      const ok = r.status === 200 && body && body.access_token;
+      li.className = ok ? "ok" : "fail";
+      li.textContent = (ok ? "✓ " : "✗ ") + name + " — HTTP " + r.status + (body && body.error_description ? ": " + body.error_description : "") + " (" + ms + " ms)";
+      return ok ? body.access_token : null;
+    } catch (e) {
+      li.className = "fail";
+      li.textContent = "✗ " + name + " — no answer: " + e.message;
+      return null;
+    }
+  }
+
   // What Entra ID's Test Connection sends (and Okta's connector test), in order.
   function testSteps() {
     const probe = (crypto.randomUUID && crypto.randomUUID()) || String(Math.random()).slice(2);
@@ -142,7 +235,8 @@
   async function runTest() {
     const list = $("test-steps");
     list.replaceChildren();
-    const key = $("test-token").value.trim();
+    const key = oauthMode() ? await exchange(list) : $("test-token").value.trim();
+    if (oauthMode() && !key) return;
     if (!key) {
       const li = document.createElement("li");
       li.className = "fail";
@@ -240,6 +334,8 @@
       return invalid(e.message);
     }
     tenantUrl = s.tenantUrl;
+    tokenEndpoint = s.tokenEndpoint;
+    $("token-endpoint").value = s.tokenEndpoint;
     $("who").textContent = (s.name || s.tenant) + " — link valid until " + when(s.expiresAt);
     $("tenant-url").value = s.tenantUrl;
     // Entra ID and Okta reach a Tenant URL only over public HTTPS
@@ -248,6 +344,8 @@
     $("app").hidden = false;
     for (const b of document.querySelectorAll("[data-copy]")) b.addEventListener("click", copy);
     $("generate").addEventListener("click", () => generate().catch(fail));
+    $("generate-secret").addEventListener("click", () => generateSecret().catch(fail));
+    for (const r of document.querySelectorAll('input[name="auth"]')) r.addEventListener("change", showMode);
     $("run-test").addEventListener("click", () => runTest().catch(fail));
     $("refresh").addEventListener("click", () => loadActivity().catch(fail));
     $("failures-only").addEventListener("change", () => loadActivity().catch(fail));

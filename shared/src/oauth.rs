@@ -666,6 +666,10 @@ impl Verifier {
         if claims.aud != audience {
             return Err("token for another audience");
         }
+        // the issuer is the API root the audience (the SCIM base URL) is under
+        if Some(claims.iss.as_str()) != audience.strip_suffix(crate::BASE_PATH) {
+            return Err("token from another issuer");
+        }
         if claims.exp <= now {
             return Err("expired token");
         }

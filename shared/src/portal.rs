@@ -73,6 +73,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/portal/api/keys"),
     ("DELETE", "/portal/api/keys/{id}"),
     ("GET", "/portal/api/activity"),
+    ("GET", "/portal/api/oauth"),
+    ("POST", "/portal/api/oauth"),
+    ("DELETE", "/portal/api/oauth/{id}"),
 ];
 
 /// The route of a method and path: its index in [`ROUTES`] and the `{id}` it carries; 404 for a
@@ -128,7 +131,8 @@ async fn api(layout: &Layout, req: &PortalRequest<'_>, path: &str, id: Option<&s
             let rec = tenancy::require_tenant(layout, tenant).await?;
             Ok(json_response(
                 200,
-                &json!({"tenant": tenant, "name": rec.name, "tenantUrl": scim_base_url, "expires": session.expires,
+                &json!({"tenant": tenant, "name": rec.name, "tenantUrl": scim_base_url, "tokenEndpoint": token_endpoint(scim_base_url),
+                    "expires": session.expires,
                     "expiresAt": crate::time::format_unix_millis(session.expires * 1000),
                     "maxKeyLifetimeDays": rec.max_key_lifetime_days}),
             ))
@@ -142,6 +146,11 @@ async fn api(layout: &Layout, req: &PortalRequest<'_>, path: &str, id: Option<&s
             note(layout, tenant, "POST", "/portal/api/keys", Some(&k.key_id), 201).await;
             Ok(json_response(201, &json!({"id": k.key_id, "token": k.token, "role": PORTAL_ROLE})))
         }
+        ("GET", "/oauth") => {
+            Ok(json_response(200, &json!({"tokenEndpoint": token_endpoint(scim_base_url), "clients": clients(layout, tenant).await?})))
+        }
+        ("POST", "/oauth") => new_secret(layout, tenant, req.body, scim_base_url).await,
+        ("DELETE", p) if p.starts_with("/oauth/") => revoke_secret(layout, tenant, id.unwrap_or_default(), p).await,
         ("DELETE", p) => {
             let id = id.unwrap_or_default();
             // only a key of this tenant: another tenant's key id is as unknown as a made-up one
@@ -185,6 +194,88 @@ fn new_key_days(body: &[u8], max: Option<u32>) -> Result<Option<u32>> {
         }
         _ => Ok(Some(days)),
     }
+}
+
+/// The token endpoint beside a Tenant URL.
+fn token_endpoint(scim_base_url: &str) -> String {
+    [scim_base_url.strip_suffix(crate::BASE_PATH).unwrap_or(scim_base_url), crate::oauth::TOKEN_PATH].concat()
+}
+
+/// Whether the page may give secrets to a client and revoke them: a provisioner client with
+/// secrets (a federated client, or one of another role, is the operator's).
+fn manageable_client(c: &crate::oauth::ClientRecord) -> bool {
+    c.role == PORTAL_ROLE && c.federation.is_none()
+}
+
+async fn tenant_clients(layout: &Layout, tenant: &str) -> Result<Vec<crate::oauth::ClientRecord>> {
+    let mut out = Vec::new();
+    for id in layout.oauth_client_ids(tenant, 1000).await? {
+        if let Some((c, _)) = layout.oauth_client::<crate::oauth::ClientRecord>(&id).await? {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// The tenant's OAuth clients for the page: id, role, secrets (never a hash), and whether the
+/// page may manage it.
+async fn clients(layout: &Layout, tenant: &str) -> Result<Vec<Value>> {
+    let now = crate::time::unix_now();
+    Ok(tenant_clients(layout, tenant)
+        .await?
+        .iter()
+        .map(|c| {
+            let secrets: Vec<Value> = c
+                .secrets
+                .iter()
+                .map(|s| {
+                    let state = if s.revoked_at.is_some() { "revoked" } else if s.expires_at <= now { "expired" } else { "active" };
+                    json!({"id": s.id, "created": s.created, "expires": crate::time::format_unix_millis(s.expires_at * 1000), "state": state})
+                })
+                .collect();
+            json!({"clientId": c.client_id, "role": c.role, "created": c.created, "revoked": c.revoked_at.is_some(),
+                "federated": c.federation.is_some(), "manageable": manageable_client(c), "secrets": secrets})
+        })
+        .collect())
+}
+
+/// `POST /portal/api/oauth` (`{"expiresInDays": n}`): a new secret for the tenant's provisioner
+/// client (made now when it has none), shown once. It lasts `expiresInDays` (default two years),
+/// within three years and the tenant's maximum key lifetime.
+async fn new_secret(layout: &Layout, tenant: &str, body: &[u8], scim_base_url: &str) -> Result<Response> {
+    let rec = tenancy::require_tenant(layout, tenant).await?;
+    let max = rec.max_key_lifetime_days.map_or(crate::oauth::MAX_SECRET_DAYS, |m| m.min(crate::oauth::MAX_SECRET_DAYS));
+    let days = new_key_days(body, Some(max))?.map(|d| if body_names_days(body) { d } else { d.min(crate::oauth::DEFAULT_SECRET_DAYS) });
+    let current = tenant_clients(layout, tenant).await?.into_iter().rev().find(|c| manageable_client(c) && c.revoked_at.is_none());
+    let made = match current {
+        Some(c) => crate::oauth::add_secret(layout, &c.client_id, days).await?,
+        None => crate::oauth::create_client(layout, tenant, PORTAL_ROLE, days).await?,
+    };
+    note(layout, tenant, "POST", "/portal/api/oauth", Some(&made.client_id), 201).await;
+    Ok(json_response(
+        201,
+        &json!({"clientId": made.client_id, "clientSecret": made.secret, "secretId": made.secret_id,
+            "expires": crate::time::format_unix_millis(made.expires_at * 1000), "tokenEndpoint": token_endpoint(scim_base_url)}),
+    ))
+}
+
+fn body_names_days(body: &[u8]) -> bool {
+    crate::json::parse(body).ok().is_some_and(|v: Value| v.get("expiresInDays").is_some_and(|d| !d.is_null()))
+}
+
+/// `DELETE /portal/api/oauth/{secret id}`: one secret of the tenant's provisioner client
+/// revoked (its tokens stop as a revoked key's do).
+async fn revoke_secret(layout: &Layout, tenant: &str, secret_id: &str, path: &str) -> Result<Response> {
+    let clients = tenant_clients(layout, tenant).await?;
+    let Some(c) = clients.iter().find(|c| c.secrets.iter().any(|s| s.id == secret_id)) else {
+        return Err(ScimError::NotFound(format!("no client secret '{secret_id}'")));
+    };
+    if !manageable_client(c) {
+        return Err(ScimError::Forbidden(format!("client {} is your operator's: ask them", c.client_id)));
+    }
+    crate::oauth::revoke(layout, &c.client_id, Some(secret_id)).await?;
+    note(layout, tenant, "DELETE", &format!("/portal/api{path}"), Some(secret_id), 204).await;
+    Ok(Response::empty(204))
 }
 
 /// The role of the keys the portal makes, and the only keys it may revoke (an operator's admin
@@ -302,6 +393,7 @@ mod tests {
     fn portal_routes_match_exactly() {
         assert_eq!(match_route("GET", "/portal").unwrap(), (0, None));
         assert_eq!(match_route("DELETE", "/portal/api/keys/abc").unwrap(), (6, Some("abc")));
+        assert_eq!(match_route("DELETE", "/portal/api/oauth/abc").unwrap(), (10, Some("abc")));
         assert_eq!(match_route("PUT", "/portal/api/keys").unwrap_err().status(), 405);
         assert_eq!(match_route("get", "/portal").unwrap_err().status(), 405);
         assert_eq!(match_route("DELETE", "/portal/api/keys/a/b").unwrap_err().status(), 404);

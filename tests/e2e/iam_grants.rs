@@ -347,10 +347,19 @@ async fn the_portal_needs_no_more_than_its_role() {
     assert_eq!(call("POST", "/portal/api/keys".into(), token.clone()).await, 201);
     assert_eq!(call("DELETE", format!("/portal/api/keys/{}", old.key_id), token.clone()).await, 204);
     assert_eq!(call("GET", "/portal/api/activity".into(), token.clone()).await, 200);
+    assert_eq!(call("POST", "/portal/api/oauth".into(), token.clone()).await, 201);
+    assert_eq!(call("POST", "/portal/api/oauth".into(), token.clone()).await, 201);
+    assert_eq!(call("GET", "/portal/api/oauth".into(), token.clone()).await, 200);
+    let secret =
+        scim_core::oauth::list_clients(app.service.layout(), "t").await.unwrap()[0]["secrets"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(call("DELETE", format!("/portal/api/oauth/{secret}"), token.clone()).await, 204);
     assert_eq!(call("GET", "/portal/api/keys".into(), format!("{token}x")).await, 401);
     let calls = table.stop();
     let needed: BTreeSet<&str> = calls.iter().map(|(_, f)| f.as_str()).collect();
-    assert!(["server", "key", "tenant-config", "audit"].iter().all(|f| needed.contains(f)), "the paths above were reached: {calls:?}");
+    assert!(
+        ["server", "key", "tenant-config", "audit", "oauth-client"].iter().all(|f| needed.contains(f)),
+        "the paths above were reached: {calls:?}"
+    );
     let mut problems = Vec::new();
     for (action, fam) in &calls {
         if !expected.get(fam).is_some_and(|a| a.contains(action)) {

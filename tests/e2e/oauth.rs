@@ -176,6 +176,7 @@ both_stores!(forged_confused_expired_and_foreign_tokens_are_refused, |srv| {
     refused(signer.sign("at+jwt", &Claims { exp: now - 1, ..base.clone() })).await;
     refused(signer.sign("at+jwt", &Claims { iat: now + 3600, exp: now + 7200, ..base.clone() })).await;
     refused(signer.sign("at+jwt", &Claims { aud: "https://other.example/scim/v2".into(), ..base.clone() })).await;
+    refused(signer.sign("at+jwt", &Claims { iss: "https://other.example".into(), ..base.clone() })).await;
     refused(signer.sign("JWT+id", &base)).await;
     refused("eyJhbGciOiJFUzI1NiJ9.e30.AAAA".into()).await;
     // still good after all that

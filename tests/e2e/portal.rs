@@ -1,7 +1,9 @@
 //! The setup portal in a real browser (headless Chromium through chromedriver), on both stores:
 //! open the setup link → the Tenant URL is shown → generate a token → Test connection passes →
 //! a SCIM request made with that token appears in the activity → revoke the token → its next
-//! request is 401 and appears too; a tampered link shows nothing. Screenshots of every screen go
+//! request is 401 and appears too; OAuth client credentials: a client secret generated, Test
+//! connection exchanging it for an access token first, the secret revoked; a tampered link shows
+//! nothing. Screenshots of every screen go
 //! to `target/portal-screenshots/`.
 
 use super::*;
@@ -97,6 +99,43 @@ async fn walk_through(store: Store) {
     // keyboard: the first Tab reaches the skip link, the next ones the page's controls
     let first = b.tab(1).await;
     assert!(first.contains("Skip"), "the first Tab stop is the skip link, got {first:?}");
+
+    // OAuth client credentials: chosen, a secret generated (shown once), Test connection first
+    // exchanges it for an access token, then runs the same calls with that token
+    b.click("input[name=auth][value=oauth]").await;
+    b.wait_for("!document.getElementById('oauth-panel').hidden && document.getElementById('token-panel').hidden", 20).await;
+    let root = srv.base.replace("/scim/v2", "");
+    assert_eq!(b.script("return document.getElementById('token-endpoint').value").await, json!(format!("{root}/oauth2/token")));
+    b.click("#generate-secret").await;
+    b.wait_for("document.getElementById('secret-value').value.length > 30", 20).await;
+    let client_id = b.script("return document.getElementById('client-id').value").await.as_str().unwrap().to_string();
+    let secret = b.script("return document.getElementById('secret-value').value").await.as_str().unwrap().to_string();
+    b.wait_for(&format!("document.querySelector('#secrets tbody').textContent.includes({})", json!(client_id)), 20).await;
+    b.click("#run-test").await;
+    b.wait_for("document.querySelectorAll('#test-steps li.ok').length === 5 || document.querySelector('#test-steps li.fail')", 30).await;
+    let failed = b.script("return [...document.querySelectorAll('#test-steps li.fail')].map(l => l.textContent)").await;
+    assert_eq!(failed, json!([]), "test connection with OAuth");
+    let first = b.script("return document.querySelector('#test-steps li').textContent").await;
+    assert!(first.as_str().unwrap().contains("Exchange the client secret for an access token"), "{first}");
+    b.screenshot(&dir.join("5b-oauth-test-connection.png")).await;
+    // the secret works for an IdP too; revoked in the page, it does not
+    use base64::Engine;
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}")));
+    let exchange = || {
+        let (root, basic) = (root.clone(), basic.clone());
+        async move {
+            let headers = [("content-type", "application/x-www-form-urlencoded"), ("authorization", basic.as_str())];
+            scim_tests::Client::new(&root, "").send("POST", "/oauth2/token", Some("grant_type=client_credentials"), &headers).await.status
+        }
+    };
+    assert_eq!(exchange().await, 200);
+    let secret_id =
+        b.script("return document.querySelector('#secrets tbody tr td:nth-child(2)').textContent").await.as_str().unwrap().to_string();
+    b.click(&format!("button[aria-label='Revoke client secret {secret_id}']")).await;
+    b.accept_dialog().await;
+    b.wait_for("[...document.querySelectorAll('#secrets tbody tr')].some(r => r.textContent.includes('revoked'))", 20).await;
+    assert_eq!(exchange().await, 401);
+    b.click("input[name=auth][value=token]").await;
 
     // a tampered link shows nothing of the tenant, and its API answers 401
     let (head, tag) = link.rsplit_once('.').unwrap();
@@ -320,4 +359,50 @@ both_stores!(portal_keys_keep_to_their_lifetimes_and_roles, |srv| {
     assert_eq!(rows.len(), 1, "bounded per key id: {rows:?}");
     assert_eq!(rows[0]["idp"], Value::Null, "no IdP attribution");
     assert!(activity.body["counts"]["lastRequestByIdp"].get("Okta").is_none(), "{}", activity.raw);
+});
+
+both_stores!(the_portal_gives_oauth_client_secrets_of_provisioner_clients_only, |srv| {
+    let layout = srv.app.service.layout();
+    let (link, _) = scim_core::setup_link::make_link(layout, "local", 1).await.unwrap();
+    let root = scim_tests::Client::new(&srv.base.replace("/scim/v2", ""), "");
+    let auth = format!("Portal {link}");
+    let call = |method: &'static str, path: String, body: Option<Value>| {
+        let (root, auth) = (root.clone(), auth.clone());
+        async move {
+            let body = body.map(|b| b.to_string());
+            root.send(method, &path, body.as_deref(), &[("authorization", &auth), ("content-type", "application/json")]).await
+        }
+    };
+    // the operator's admin client is listed, not the page's to touch
+    let operator = scim_core::oauth::create_client(layout, "local", "admin", None).await.unwrap();
+    let first = call("POST", "/portal/api/oauth".into(), Some(json!({"expiresInDays": 365}))).await;
+    assert_eq!(first.status, 201, "{}", first.raw);
+    let client = first.body["clientId"].as_str().unwrap().to_string();
+    assert_ne!(client, operator.client_id, "the page makes a provisioner client of its own");
+    let second = call("POST", "/portal/api/oauth".into(), None).await;
+    assert_eq!((second.status, second.body["clientId"].as_str()), (201, Some(client.as_str())), "a second secret of the same client");
+    let listed = call("GET", "/portal/api/oauth".into(), None).await;
+    assert!(!listed.raw.contains(first.body["clientSecret"].as_str().unwrap()) && !listed.raw.contains("hash"), "{}", listed.raw);
+    let mine = listed.body["clients"].as_array().unwrap().iter().find(|c| c["clientId"] == json!(client)).unwrap().clone();
+    assert_eq!(
+        (mine["role"].as_str(), mine["manageable"].as_bool(), mine["secrets"].as_array().map(Vec::len)),
+        (Some("provisioner"), Some(true), Some(2))
+    );
+    let theirs = listed.body["clients"].as_array().unwrap().iter().find(|c| c["clientId"] == json!(operator.client_id)).unwrap().clone();
+    assert_eq!(theirs["manageable"], false);
+    let r = call("DELETE", format!("/portal/api/oauth/{}", operator.secret_id), None).await;
+    assert_eq!(r.status, 403, "{}", r.raw);
+    // out of the tenant's bounds: 400; another tenant's secret: 404
+    let max = scim_core::tenancy::TenantChange { max_key_lifetime_days: Some(Some(30)), ..Default::default() };
+    scim_core::tenancy::update_tenant(layout, "local", &max).await.unwrap();
+    assert_eq!(call("POST", "/portal/api/oauth".into(), Some(json!({"expiresInDays": 365}))).await.status, 400);
+    scim_core::tenancy::create_tenant(layout, "other", "Other").await.unwrap();
+    let foreign = scim_core::oauth::create_client(layout, "other", "provisioner", None).await.unwrap();
+    assert_eq!(call("DELETE", format!("/portal/api/oauth/{}", foreign.secret_id), None).await.status, 404);
+    // revoking one of its own secrets: 204, and the activity log says the portal did it
+    let sid = first.body["secretId"].as_str().unwrap();
+    assert_eq!(call("DELETE", format!("/portal/api/oauth/{sid}"), None).await.status, 204);
+    let day = scim_core::time::now()[..10].to_string();
+    let audit = layout.audit_entries("local", &day).await.unwrap();
+    assert!(audit.iter().any(|e| e["key_id"] == "portal" && e["path"] == format!("/portal/api/oauth/{sid}")), "{audit:?}");
 });
