@@ -21,6 +21,9 @@ pub const DEFAULT_SECRET_DAYS: u32 = 730;
 /// The longest a secret may last, in days (three years).
 pub const MAX_SECRET_DAYS: u32 = 1095;
 pub use crate::tenancy::{DEFAULT_TOKEN_MINUTES, TOKEN_MINUTES};
+/// Attempts of one client recorded in its tenant's log per minute (every failure and every
+/// 429 up to this many; past it they are counted, not logged, so a flood cannot fill the log).
+pub const LOGGED_FAILURES_PER_MINUTE: i64 = 60;
 /// Failed client authentications per client within a minute (the current and the previous
 /// minute's counts together, so a burst across a minute's end counts whole) before the
 /// endpoint answers 429.
@@ -392,15 +395,25 @@ pub struct TokenError {
     /// secret, an assertion the issuer signed): its refusal is attributed, with its User-Agent.
     /// Otherwise the sender proved nothing, and the tenant's log says so.
     pub proven: bool,
+    /// This answer is the first 429 of a client's throttled minute (one `ThrottledClients`
+    /// data point per client and minute).
+    pub throttle_started: bool,
 }
 
 impl TokenError {
     /// A 400 with an error code.
     pub fn bad(error: &'static str, description: impl Into<String>) -> TokenError {
-        TokenError { error, description: description.into(), status: 400, retry_after: None, proven: false }
+        TokenError { error, description: description.into(), status: 400, retry_after: None, proven: false, throttle_started: false }
     }
     fn client(description: &str, proven: bool) -> TokenError {
-        TokenError { error: "invalid_client", description: description.into(), status: 401, retry_after: None, proven }
+        TokenError {
+            error: "invalid_client",
+            description: description.into(),
+            status: 401,
+            retry_after: None,
+            proven,
+            throttle_started: false,
+        }
     }
 }
 
@@ -475,15 +488,17 @@ impl Issuer<'_> {
         if self.layout.client_failures(id, now).await.map_err(|e| internal(e.into()))? >= FAILURES_PER_MINUTE {
             let slow =
                 TokenError { status: 429, retry_after: Some(60), ..TokenError::bad("slow_down", "too many failed attempts; retry later") };
-            // counted too, so only the first of a minute's 429s is recorded (the log stays bounded)
-            let n = self.layout.count_client_failure(id, now).await.unwrap_or(0);
-            return Err((slow, tenant.filter(|_| n <= 1 + FAILURES_PER_MINUTE)));
+            // counted too: every attempt is recorded up to LOGGED_FAILURES_PER_MINUTE (the log
+            // stays bounded), and the first 429 is the brute-force signal
+            let n = self.layout.count_client_failure(id, now).await.unwrap_or(i64::MAX);
+            let slow = TokenError { throttle_started: n == FAILURES_PER_MINUTE + 1, ..slow };
+            return Err((slow, tenant.filter(|_| n <= LOGGED_FAILURES_PER_MINUTE)));
         }
         let secret_id = match self.authenticate(&client, creds, now).await {
             Ok(sid) => sid,
             Err(e) => {
-                let _ = self.layout.count_client_failure(id, now).await;
-                return Err((e, tenant));
+                let n = self.layout.count_client_failure(id, now).await.unwrap_or(0);
+                return Err((e, tenant.filter(|_| n <= LOGGED_FAILURES_PER_MINUTE)));
             }
         };
         let record = require_tenant(self.layout, &client.tenant).await.map_err(internal)?;

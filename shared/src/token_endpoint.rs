@@ -136,8 +136,7 @@ async fn token(service: &Service, req: &HttpRequest, root: &str) -> Answer {
             Answer { response: r, throttled: false }
         }
         Err((e, tenant)) => {
-            // only the first throttled answer of a minute names the tenant (a bounded log)
-            let throttled = e.status == 429 && tenant.is_some();
+            let throttled = e.throttle_started;
             if let Some(t) = tenant {
                 // a sender that proved nothing (a wrong secret, a forged assertion) is not
                 // attributed: no User-Agent of its choosing
