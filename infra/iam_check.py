@@ -159,6 +159,12 @@ KMS_EXPECTED: dict[str, set[str]] = {
 # Route functions that list or search: their only writes are checkpoints and the rate counter.
 LIST_FUNCTIONS = ["users-list", "users-search", "search", "groups-list", "groups-search"]
 
+# POST /Bulk runs each operation through the code of its single route: its role may do exactly
+# what the roles of these functions may do together (the union, family by family), no more.
+BULK_FUNCTION = "bulk"
+BULK_OPERATIONS = ["users-create", "users-replace", "users-patch", "users-delete",
+                   "groups-create", "groups-replace", "groups-patch", "groups-delete"]
+
 ABBREVIATIONS = {
     "GetItem": "G", "BatchGetItem": "B", "Query": "Q", "Scan": "S", "PartiQLSelect": "pS",
     "PutItem": "P", "UpdateItem": "U", "DeleteItem": "D", "BatchWriteItem": "W",
@@ -890,9 +896,22 @@ def invariant_violations(results: dict[str, dict[str, list[str]]]) -> list[str]:
     def writes(function, family):
         return sorted(set(results[function][family]) & WRITES)
 
-    for name in ["settings", "authorizer", "discovery", "events", "portal", "oauth-token", *LIST_FUNCTIONS]:
+    for name in ["settings", "authorizer", "discovery", "events", "portal", "oauth-token", *LIST_FUNCTIONS,
+                 BULK_FUNCTION, *BULK_OPERATIONS]:
         if name not in results:
             out.append(f"function {name!r} is not in the template (the invariants name it)")
+    if BULK_FUNCTION in results and all(f in results for f in BULK_OPERATIONS):
+        for family in FAMILY_NAMES:
+            union = set().union(*(results[f][family] for f in BULK_OPERATIONS))
+            got = set(results[BULK_FUNCTION][family])
+            if got - union:
+                out.append(f"{BULK_FUNCTION} may {','.join(sorted(got - union))} on {family} items: it runs each "
+                           f"operation through the code of a single write route, so it may do what "
+                           f"{', '.join(BULK_OPERATIONS)} may do together, no more")
+            if union - got:
+                out.append(f"{BULK_FUNCTION} may not {','.join(sorted(union - got))} on {family} items, which a single "
+                           "write route may: an operation of a Bulk request would be refused (AccessDeniedException) "
+                           "where the same request alone succeeds")
     for function, families in results.items():
         for family in ("registry", "server", "layout"):
             if writes(function, family):

@@ -61,8 +61,9 @@ PARAMETER_SETS: dict[str, dict[str, str]] = {
                "DeploymentType": "Linear10PercentEvery1Minute", "ApplicationLogLevel": "DEBUG"},
     "backup": {"EnableBackup": "true", "BackupCopyDestinationVaultArn": COPY_VAULT, "AlarmsNotifyNobody": "true",
                "CreateWebAcl": "true", "WebAclRateLimit": "1200", "DeploymentType": "AllAtOnce",
-               "EventArchiveRetentionDays": "30"},
-    "external-waf": {"WebAclArn": EXTERNAL_ACL, "AlarmTopicArn": TOPIC},
+               "EventArchiveRetentionDays": "30", "ApplicationLogLevel": "FATAL"},
+    # WARN: the level at which a Lambda-side filter would drop the INFO metric lines
+    "external-waf": {"WebAclArn": EXTERNAL_ACL, "AlarmTopicArn": TOPIC, "ApplicationLogLevel": "WARN"},
 }
 
 ROUTE_SUFFIX = "/scim/v2"
@@ -389,13 +390,14 @@ def getatt_target(node) -> tuple[str, str] | None:
 
 
 def alarm_metrics(d: Deployed, props: dict) -> list[dict]:
-    """Every metric an alarm reads: {namespace, name, dims (resolved), raw_dims, stat}."""
+    """Every metric an alarm reads: {namespace, name, dims (resolved), raw_dims, stat, id, period}."""
     out = []
     if "MetricName" in props:
         out.append({"namespace": props.get("Namespace"), "name": props.get("MetricName"),
                     "dims": {x["Name"]: d.value(x["Value"]) for x in props.get("Dimensions") or []},
                     "raw_dims": {x["Name"]: x["Value"] for x in props.get("Dimensions") or []},
-                    "stat": props.get("ExtendedStatistic") or props.get("Statistic"), "id": None})
+                    "stat": props.get("ExtendedStatistic") or props.get("Statistic"), "id": None,
+                    "period": props.get("Period")})
     for m in props.get("Metrics") or []:
         stat = m.get("MetricStat")
         if stat:
@@ -403,7 +405,7 @@ def alarm_metrics(d: Deployed, props: dict) -> list[dict]:
             out.append({"namespace": metric.get("Namespace"), "name": metric.get("MetricName"),
                         "dims": {x["Name"]: d.value(x["Value"]) for x in metric.get("Dimensions") or []},
                         "raw_dims": {x["Name"]: x["Value"] for x in metric.get("Dimensions") or []},
-                        "stat": stat.get("Stat"), "id": m.get("Id")})
+                        "stat": stat.get("Stat"), "id": m.get("Id"), "period": stat.get("Period")})
     return out
 
 
@@ -563,7 +565,7 @@ def check_aliases_and_deployments(ds: dict[str, Deployed]) -> list[str]:
         d = ds[name]
         want_config = f"CodeDeployDefault.Lambda{d.param('DeploymentType')}"
         functions = d.functions()
-        if len(functions) < 19:
+        if len(functions) < 22:
             f.append(f"[{name}] only {len(functions)} functions")
         for fn in functions:
             aliases = _alias_of(d, fn)
@@ -593,6 +595,143 @@ def check_aliases_and_deployments(ds: dict[str, Deployed]) -> list[str]:
                     f.append(f"[{name}] {group_id} (the authorizer) does not name AuthorizerFailuresAlarm")
             elif not any(a and _error_alarm_for(d, fn, a) for a in named):
                 f.append(f"[{name}] {group_id} names no alarm on {fn}'s Lambda Errors (alarms: {named})")
+    return f
+
+
+# CodeDeploy takes at most 10 alarms per deployment group (AlarmConfiguration.Alarms), and a metric
+# math alarm reads at most 10 metrics (a hard CloudWatch limit).
+CODEDEPLOY_MAX_ALARMS = 10
+METRIC_MATH_MAX_METRICS = 10
+
+# What an HTTP function publishes per 5XX it answers (embedded metric format, dimension Function =
+# its function name): a SCIM 500/503 is a response, not a Lambda error.
+SERVER_ERRORS = ("ScimServerless", "ServerErrors")
+# The pipe's stages its enrichment function can fail without a Lambda error: the invocation itself
+# (throttled, refused, an answer Pipes cannot use) and the bus refusing what the function returned.
+ENRICHMENT_PIPE_METRICS = ("EnrichmentStageFailed", "TargetStageFailed")
+
+
+def rollback_alarms(d: Deployed, function: str) -> list[str] | None:
+    """The alarms (logical ids) of the CodeDeploy group shifting the function's alias; None when no
+    deployment group shifts it (that function has no DeploymentPreference)."""
+    for _, alias in _alias_of(d, function):
+        update = (alias.get("UpdatePolicy") or {}).get("CodeDeployLambdaAliasUpdate") or {}
+        group_id = ref_target(update.get("DeploymentGroupName"))
+        if group_id in d.res and d.res[group_id].get("Type") == "AWS::CodeDeploy::DeploymentGroup":
+            config = d.props(group_id).get("AlarmConfiguration") or {}
+            return [ref_target(a.get("Name")) or str(a.get("Name")) for a in config.get("Alarms") or []]
+    return None
+
+
+def _metric_function(m: dict):
+    """The function a metric is of: Lambda's FunctionName, or the service's own Function dimension."""
+    return m["dims"].get("FunctionName", m["dims"].get("Function"))
+
+
+def server_error_alarm_problem(d: Deployed, alarm_id: str, function: str) -> str | None:
+    """Why the alarm is not the function's 5XX share (None when it is): metric math dividing that
+    function's ScimServerless ServerErrors (Function = its name) by its own AWS/Lambda Invocations
+    (FunctionName = its name), no metric of anything else, one-minute Sum periods, 1 of 1
+    datapoints, missing data not breaching, a positive threshold it fires at or above."""
+    if d.res.get(alarm_id, {}).get("Type") != "AWS::CloudWatch::Alarm" or not d.active(alarm_id):
+        return f"{alarm_id} is not an alarm of the stack"
+    props = d.props(alarm_id)
+    name = d.resolver.ref(function)
+    metrics = alarm_metrics(d, props)
+    errors = [m for m in metrics if (m["namespace"], m["name"]) == SERVER_ERRORS]
+    calls = [m for m in metrics if (m["namespace"], m["name"]) == ("AWS/Lambda", "Invocations")]
+    if not errors:
+        return f"{alarm_id} reads no {'/'.join(SERVER_ERRORS)}"
+    if any(m["dims"] != {"Function": name} for m in errors):
+        return f"{alarm_id} reads ServerErrors of {[m['dims'] for m in errors]}, not of {function} ({name})"
+    if not calls or any(m["dims"] != {"FunctionName": name} for m in calls):
+        return f"{alarm_id} does not divide by {function}'s own Invocations ({[m['dims'] for m in calls]})"
+    strangers = [f"{m['namespace']} {m['name']} {m['dims']}" for m in metrics if _metric_function(m) != name]
+    if strangers:
+        return f"{alarm_id} also reads {strangers}: not {function}'s metrics only"
+    if len(metrics) > METRIC_MATH_MAX_METRICS:
+        return f"{alarm_id} reads {len(metrics)} metrics, more than metric math allows ({METRIC_MATH_MAX_METRICS})"
+    expression = returned_expression(props) or ""
+    if not any(e["id"] and c["id"] and re.search(rf"\b{e['id']}\b.*/.*\b{c['id']}\b", expression)
+               for e in errors for c in calls):
+        return f"{alarm_id} is not a share of invocations (returns {expression!r})"
+    if any(m["stat"] != "Sum" or m["period"] != 60 for m in errors + calls):
+        return f"{alarm_id} does not read one-minute sums: {[(m['name'], m['stat'], m['period']) for m in errors + calls]}"
+    threshold = d.value(props.get("Threshold"))
+    shape = (props.get("EvaluationPeriods"), props.get("DatapointsToAlarm", 1), props.get("TreatMissingData"),
+             props.get("ComparisonOperator"))
+    if shape[:3] != (1, 1, "notBreaching") or shape[3] not in ("GreaterThanOrEqualToThreshold", "GreaterThanThreshold"):
+        return f"{alarm_id} is not 1 of 1 datapoints at or above a threshold, missing data not breaching: {shape}"
+    if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or threshold <= 0:
+        return f"{alarm_id} threshold is {threshold!r}, not a positive share"
+    return None
+
+
+def enriched_pipes(d: Deployed, function: str) -> list[str]:
+    """Names of the pipes whose enrichment step invokes the function (through its alias)."""
+    out = []
+    for _, pipe in d.of_type("AWS::Pipes::Pipe"):
+        target = ref_target(pipe["Properties"].get("Enrichment")) or (getatt_target(pipe["Properties"].get("Enrichment")) or (None,))[0]
+        if d.res.get(target, {}).get("Type") == "AWS::Lambda::Alias":
+            target = ref_target(d.props(target).get("FunctionName"))
+        if target == function:
+            out.append(d.value(pipe["Properties"].get("Name")))
+    return out
+
+
+def check_rollback_beyond_lambda_errors(ds: dict[str, Deployed]) -> list[str]:
+    """Every function with a DeploymentPreference rolls back on an alarm built from its own metrics
+    that sees the failures Lambda does not count as errors: a function API Gateway invokes, on the
+    share of its invocations it answered with a 5XX (its own ServerErrors over its own Invocations,
+    server_error_alarm_problem); the pipe's enrichment function, on that pipe's EnrichmentStageFailed
+    and TargetStageFailed (one-minute periods); the authorizer, which answers only through Lambda's
+    result, on its own Errors less its own DeniedKeys (a refused key is a Lambda error, not a
+    failure). Any other function has no such rule and fails. No group names more than CodeDeploy's
+    10 alarms."""
+    f = []
+    for name, d in ds.items():
+        http = {fn for _, _, _, fn in api_methods(d) if fn}
+        authorizer = api_authorizer_function(d)
+        for fn in d.functions():
+            named = rollback_alarms(d, fn)
+            if named is None:
+                continue  # no DeploymentPreference: check_aliases_and_deployments requires one
+            if len(named) > CODEDEPLOY_MAX_ALARMS:
+                f.append(f"[{name}] {fn}'s deployment group names {len(named)} alarms, more than CodeDeploy's "
+                         f"{CODEDEPLOY_MAX_ALARMS}")
+            if fn in http:
+                problems = {a: server_error_alarm_problem(d, a, fn) for a in named}
+                if any(p is None for p in problems.values()):
+                    continue
+                elsewhere = [a for a, _ in d.alarms() if a not in named and server_error_alarm_problem(d, a, fn) is None]
+                readers = [p for a, p in problems.items() if any((m["namespace"], m["name"]) == SERVER_ERRORS
+                                                                 for m in alarm_metrics(d, d.props(a)))] if named else []
+                if elsewhere:
+                    f.append(f"[{name}] {fn} answers HTTP, and {elsewhere} ({'is' if len(elsewhere) == 1 else 'are'} its "
+                             f"5XX share) {'is' if len(elsewhere) == 1 else 'are'} not among its rollback alarms {named}: "
+                             "a canary answering 500s would be promoted")
+                elif readers:
+                    f.append(f"[{name}] {fn} answers HTTP, but no rollback alarm is its own 5XX share: {'; '.join(readers)}")
+                else:
+                    f.append(f"[{name}] {fn} answers HTTP, and none of its rollback alarms {named} reads its "
+                             f"{'/'.join(SERVER_ERRORS)} over its Invocations")
+            elif fn == authorizer:
+                own = d.resolver.ref(fn)
+                if not any(any(m["namespace"] == "AWS/Lambda" and m["name"] == "Errors" and m["dims"].get("FunctionName") == own for m in ms)
+                           and any(m["namespace"] == "ScimServerless" and m["name"] == "DeniedKeys" and m["dims"].get("Function") == own for m in ms)
+                           for ms in (alarm_metrics(d, d.props(a)) for a in named if a in d.res)):
+                    f.append(f"[{name}] {fn} (the authorizer) names no rollback alarm on its own Errors less its own DeniedKeys")
+            elif enriched_pipes(d, fn):
+                for pipe in enriched_pipes(d, fn):
+                    for metric in ENRICHMENT_PIPE_METRICS:
+                        if not any(m["namespace"] == "AWS/EventBridge/Pipes" and m["name"] == metric
+                                   and m["dims"].get("PipeName") == pipe and m["period"] == 60
+                                   for a in named if a in d.res for m in alarm_metrics(d, d.props(a))):
+                            f.append(f"[{name}] {fn} enriches the pipe {pipe!r}, and none of its rollback alarms {named} "
+                                     f"reads that pipe's {metric} over one minute (a failure Lambda does not count)")
+            else:
+                f.append(f"[{name}] {fn} has a deployment group but neither answers HTTP, authorizes nor enriches a pipe: "
+                         "nothing says which alarm sees its failures beyond Lambda Errors")
     return f
 
 
@@ -857,8 +996,8 @@ def route_functions(d: Deployed) -> list[str]:
 
 
 def check_logging(ds: dict[str, Deployed]) -> list[str]:
-    """Every function logs JSON at ApplicationLogLevel / SystemLogLevel into its own log group,
-    and RUST_LOG follows the application level."""
+    """Every function logs JSON, platform lines at SystemLogLevel, into its own log group (the
+    application level: check_application_log_filter)."""
     f = []
     for name in ("plain", "domain"):
         d = ds[name]
@@ -867,17 +1006,34 @@ def check_logging(ds: dict[str, Deployed]) -> list[str]:
             lc = props.get("LoggingConfig") or {}
             if lc.get("LogFormat") != "JSON":
                 f.append(f"[{name}] {fn} LogFormat is {lc.get('LogFormat')!r}, not JSON")
-            if d.value(lc.get("ApplicationLogLevel")) != d.param("ApplicationLogLevel"):
-                f.append(f"[{name}] {fn} ApplicationLogLevel is {d.value(lc.get('ApplicationLogLevel'))!r}")
             if d.value(lc.get("SystemLogLevel")) != d.param("SystemLogLevel"):
                 f.append(f"[{name}] {fn} SystemLogLevel is {d.value(lc.get('SystemLogLevel'))!r}")
             group = ref_target(lc.get("LogGroup"))
             if d.res.get(group, {}).get("Type") != "AWS::Logs::LogGroup" or "RetentionInDays" not in d.props(group):
                 f.append(f"[{name}] {fn} logs to {lc.get('LogGroup')!r}, not a log group of the stack with a retention")
+    return f
+
+
+def check_application_log_filter(ds: dict[str, Deployed]) -> list[str]:
+    """Lambda drops no application line: every function's effective ApplicationLogLevel (Globals
+    merged with its own LoggingConfig by the transform; absent is Lambda's default, INFO) is TRACE,
+    whatever ApplicationLogLevel says, so the INFO embedded-metric lines (DeniedKeys,
+    ThrottledClients) reach CloudWatch under WARN too. The parameter filters in the functions
+    instead: RUST_LOG follows it (FATAL becomes error)."""
+    f = []
+    for name, d in ds.items():
+        level = d.param("ApplicationLogLevel")
+        want = {"FATAL": "error"}.get(level, level.lower())
+        for fn in d.functions():
+            props = d.props(fn)
+            lc = props.get("LoggingConfig") or {}
+            effective = d.value(lc["ApplicationLogLevel"]) if "ApplicationLogLevel" in lc else "INFO (Lambda's default)"
+            if effective != "TRACE":
+                f.append(f"[{name}] {fn} ApplicationLogLevel is {effective!r}, not TRACE: Lambda drops lines below it, "
+                         "metric lines among them")
             rust_log = d.value(((props.get("Environment") or {}).get("Variables") or {}).get("RUST_LOG"))
-            want = {"FATAL": "error"}.get(d.param("ApplicationLogLevel"), d.param("ApplicationLogLevel").lower())
             if rust_log != want:
-                f.append(f"[{name}] {fn} RUST_LOG is {rust_log!r}, not {want!r}")
+                f.append(f"[{name}] {fn} RUST_LOG is {rust_log!r}, not {want!r} (ApplicationLogLevel {level})")
     return f
 
 
@@ -1013,12 +1169,14 @@ def check_alarm_catalogue(ds: dict[str, Deployed]) -> list[str]:
     return f
 
 
+# The list and search routes, and POST /Bulk (up to 1000 operations a request): each throttled at
+# ListThrottleRate/ListThrottleBurst, below the default.
 LIST_ROUTES = {("/~1scim~1v2~1Users", "GET"), ("/~1scim~1v2~1Groups", "GET"), ("/~1scim~1v2~1Users~1.search", "POST"),
-               ("/~1scim~1v2~1Groups~1.search", "POST"), ("/~1scim~1v2~1.search", "POST")}
+               ("/~1scim~1v2~1Groups~1.search", "POST"), ("/~1scim~1v2~1.search", "POST"), ("/~1scim~1v2~1Bulk", "POST")}
 
 
 def check_throttling(ds: dict[str, Deployed]) -> list[str]:
-    """A default per-method throttle, and lower ones for the list and search routes."""
+    """A default per-method throttle, and lower ones for the list and search routes and Bulk."""
     f = []
     d = ds["plain"]
     _, stage = api_stage(d)
@@ -1301,12 +1459,14 @@ def check_waf(ds: dict[str, Deployed]) -> list[str]:
 CHECKS = [  # (check, the parameter sets it reads)
     (check_custom_domain, ("plain", "domain")),
     (check_aliases_and_deployments, ("plain", "domain", "backup")),
+    (check_rollback_beyond_lambda_errors, tuple(PARAMETER_SETS)),
     (check_api_invokes_alias, ("plain",)),
     (check_event_archive, ("plain", "backup")),
     (check_pipe_monitoring, ("plain", "domain")),
     (check_pipe_filter, ("plain",)),
     (check_dashboard, ("plain",)),
     (check_logging, ("plain", "domain")),
+    (check_application_log_filter, tuple(PARAMETER_SETS)),
     (check_timeouts, ("plain",)),
     (check_alarm_topic, ("plain", "domain")),
     (check_alarm_catalogue, ("plain",)),
@@ -1394,6 +1554,11 @@ def _drop_list_throttles(sam):
     _res(sam, "ScimApi")["Properties"]["MethodSettings"] = [s for s in settings if s["ResourcePath"] != "/~1scim~1v2~1Groups"]
 
 
+def _drop_bulk_throttle(sam):
+    settings = _res(sam, "ScimApi")["Properties"]["MethodSettings"]
+    _res(sam, "ScimApi")["Properties"]["MethodSettings"] = [s for s in settings if s["ResourcePath"] != "/~1scim~1v2~1Bulk"]
+
+
 def _drop_token_throttle(sam):
     settings = _res(sam, "ScimApi")["Properties"]["MethodSettings"]
     _res(sam, "ScimApi")["Properties"]["MethodSettings"] = [s for s in settings if s["ResourcePath"] != "/~1oauth2~1token"]
@@ -1444,6 +1609,15 @@ MUTATIONS = [  # (check, what is broken, how)
     (check_aliases_and_deployments, "a function without its error alarm", lambda s: _res(s, "UsersCreateFunction")["Properties"].pop("DeploymentPreference")),
     (check_aliases_and_deployments, "a 5XX count instead of a rate",
      lambda s: _res(s, "Api5xxRateAlarm")["Properties"]["Metrics"][0].update(Expression="errors")),
+    (check_rollback_beyond_lambda_errors, "users-create's 5XX share not among its rollback alarms",
+     lambda s: _res(s, "UsersCreateFunction")["Properties"]["DeploymentPreference"]["Alarms"].remove({"Ref": "UsersCreateFunctionServerErrorsAlarm"})),
+    (check_rollback_beyond_lambda_errors, "users-create's 5XX share read from users-get's ServerErrors",
+     lambda s: _res(s, "UsersCreateFunctionServerErrorsAlarm")["Properties"]["Metrics"][1]["MetricStat"]["Metric"]["Dimensions"][0].update(
+         Value={"Ref": "UsersGetFunction"})),
+    (check_rollback_beyond_lambda_errors, "a 5XX count, not a share of invocations",
+     lambda s: _res(s, "UsersGetFunctionServerErrorsAlarm")["Properties"]["Metrics"][0].update(Expression="errors")),
+    (check_rollback_beyond_lambda_errors, "events not rolled back on the pipe's enrichment failures",
+     lambda s: _res(s, "EventsFunction")["Properties"]["DeploymentPreference"]["Alarms"].remove({"Ref": "EventsPipeEnrichmentFailedAlarm"})),
     (check_api_invokes_alias, "authorizer invoked by function ARN",
      lambda s: _res(s, "ScimApi")["Properties"]["Auth"]["Authorizers"]["ScimKeyAuthorizer"].update(FunctionArn={"Fn::GetAtt": ["AuthorizerFunction", "Arn"]})),
     (check_api_invokes_alias, "pipe enrichment by function ARN",
@@ -1456,12 +1630,19 @@ MUTATIONS = [  # (check, what is broken, how)
     (check_pipe_filter, "exists on a DynamoDB JSON object", lambda s: _filter(s, OBJECT_EXISTS_FILTER)),
     (check_dashboard, "no per-route p99 widget", _drop_dashboard_widget),
     (check_logging, "text logs", lambda s: s["Globals"]["Function"]["LoggingConfig"].update(LogFormat="Text")),
+    (check_application_log_filter, "Lambda's application filter at the ApplicationLogLevel parameter",
+     lambda s: s["Globals"]["Function"]["LoggingConfig"].update(ApplicationLogLevel={"Ref": "ApplicationLogLevel"})),
+    (check_application_log_filter, "the authorizer's own LoggingConfig at WARN",
+     lambda s: _res(s, "AuthorizerFunction")["Properties"]["LoggingConfig"].update(ApplicationLogLevel="WARN")),
+    (check_application_log_filter, "RUST_LOG fixed at info",
+     lambda s: s["Globals"]["Function"]["Environment"]["Variables"].update(RUST_LOG="info")),
     (check_timeouts, "a 30 s timeout", lambda s: s["Globals"]["Function"].update(Timeout=30)),
     (check_alarm_topic, "no alarm-topic rule", lambda s: s["Rules"].pop("AlarmTopicRequired")),
     (check_alarm_catalogue, "no SystemErrors alarm", lambda s: s["Resources"].pop("TableSystemErrorsAlarm")),
     (check_alarm_catalogue, "no brute-force (ThrottledClients) alarm", lambda s: s["Resources"].pop("ThrottledClientsAlarm")),
     (check_alarm_catalogue, "the token function in no throttle alarm", lambda s: s["Resources"].pop("TokenThrottlesAlarm")),
     (check_throttling, "GET /Groups at the default throttle", _drop_list_throttles),
+    (check_throttling, "POST /Bulk at the default throttle", _drop_bulk_throttle),
     (check_keyless_routes, "discovery without the authorizer",
      lambda s: _res(s, "DiscoveryFunction")["Properties"]["Events"]["ServiceProviderConfig"]["Properties"].update(Auth={"Authorizer": "NONE"})),
     (check_keyless_routes, "POST /oauth2/token at the default throttle", _drop_token_throttle),

@@ -118,32 +118,7 @@ fn api_and_stage(method_arn: &str) -> (&str, &str) {
     (parts.next().unwrap_or_default(), parts.next().unwrap_or_default())
 }
 
-/// The CloudWatch namespace of the service's own metrics.
-pub const METRICS_NAMESPACE: &str = "ScimServerless";
-/// The metric counting refused keys (one per 401), by function name.
-pub const DENIED_KEYS_METRIC: &str = "DeniedKeys";
-
-/// The metric counting OAuth clients throttled after too many wrong secrets (one data point
-/// per client and minute, from the token function): a brute-force signal.
-pub const THROTTLED_CLIENTS_METRIC: &str = "ThrottledClients";
-
-/// One refused key as a CloudWatch embedded-metric-format line (Lambda's log pipeline turns it
-/// into a data point of `DeniedKeys`, dimension `Function`, without an API call).
-pub fn denied_key_metric(function: &str, now_ms: i64) -> String {
-    metric_line(function, DENIED_KEYS_METRIC, now_ms)
-}
-
-/// One data point of a count metric of the service's namespace, dimension `Function`, as an
-/// embedded-metric-format line.
-pub fn metric_line(function: &str, metric: &str, now_ms: i64) -> String {
-    json!({
-        "_aws": {"Timestamp": now_ms, "CloudWatchMetrics": [{"Namespace": METRICS_NAMESPACE, "Dimensions": [["Function"]],
-            "Metrics": [{"Name": metric, "Unit": "Count"}]}]},
-        "Function": function,
-        metric: 1,
-    })
-    .to_string()
-}
+pub use crate::metrics::{DENIED_KEYS_METRIC, METRICS_NAMESPACE, THROTTLED_CLIENTS_METRIC, denied_key_metric, metric_line};
 
 #[cfg(test)]
 mod tests {
@@ -161,5 +136,7 @@ mod tests {
             (&v["Function"], &v["DeniedKeys"], &v["_aws"]["Timestamp"]),
             (&json!("scim-serverless-authorizer"), &json!(1), &json!(1_700_000_000_000i64))
         );
+        // a level and a time, as Lambda's JSON log format reads them: never a line it calls INFO by default
+        assert_eq!((&v["level"], &v["timestamp"]), (&json!("INFO"), &json!("2023-11-14T22:13:20Z")));
     }
 }

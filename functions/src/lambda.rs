@@ -27,7 +27,10 @@ pub async fn run(function: &'static str) -> Result<(), lambda_http::Error> {
         async move {
             Ok::<_, Infallible>(match &app {
                 Ok(app) => handle(app, function, event).await,
-                Err(why) => to_lambda(edge::Response::error(&ScimError::Internal(format!("not configured: {why}")))),
+                Err(why) => {
+                    crate::metrics::count_response(function, 500);
+                    to_lambda(edge::Response::error(&ScimError::Internal(format!("not configured: {why}"))))
+                }
             })
         }
     }))
@@ -47,7 +50,10 @@ pub async fn run_portal() -> Result<(), lambda_http::Error> {
         async move {
             Ok::<_, Infallible>(match &app {
                 Ok(app) => portal(app, event).await,
-                Err(why) => to_lambda(edge::Response::error(&ScimError::Internal(format!("not configured: {why}")))),
+                Err(why) => {
+                    crate::metrics::count_response("portal", 500);
+                    to_lambda(edge::Response::error(&ScimError::Internal(format!("not configured: {why}"))))
+                }
             })
         }
     }))
@@ -67,7 +73,10 @@ pub async fn run_token() -> Result<(), lambda_http::Error> {
         async move {
             Ok::<_, Infallible>(match &app {
                 Ok(app) => token(app, event).await,
-                Err(why) => to_lambda(edge::Response::error(&ScimError::Internal(format!("not configured: {why}")))),
+                Err(why) => {
+                    crate::metrics::count_response("oauth-token", 500);
+                    to_lambda(edge::Response::error(&ScimError::Internal(format!("not configured: {why}"))))
+                }
             })
         }
     }))
@@ -88,10 +97,13 @@ async fn serve_token(app: &App, event: Request) -> Response<Body> {
     let answer = scim_core::token_endpoint::handle(&app.service, &req, &path, &root).await;
     tracing::info!(method = %req.method(), path = %path, status = answer.response.status, "token endpoint request");
     if answer.throttled {
-        let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "oauth-token".into());
         let now = scim_core::time::unix_millis() as i64;
-        println!("{}", crate::authorizer::metric_line(&function, crate::authorizer::THROTTLED_CLIENTS_METRIC, now));
+        println!(
+            "{}",
+            crate::metrics::metric_line(&crate::metrics::function_name("oauth-token"), crate::metrics::THROTTLED_CLIENTS_METRIC, now)
+        );
     }
+    crate::metrics::count_response("oauth-token", answer.response.status);
     to_lambda(answer.response)
 }
 
@@ -110,6 +122,7 @@ async fn serve_portal(app: &App, event: Request) -> Response<Body> {
     let req = rebased(event, portal_path);
     let resp = scim_core::portal::handle(app.service.layout(), &req, &base_url).await;
     tracing::info!(method = %req.method(), path = %req.uri().path(), status = resp.status, "portal request");
+    crate::metrics::count_response("portal", resp.status);
     to_lambda(resp)
 }
 
@@ -181,12 +194,18 @@ async fn serve(app: &App, function: &str, event: Request) -> Response<Body> {
         .and_then(|c| c.deadline().duration_since(SystemTime::now()).ok())
         .map(|d| d.saturating_sub(DEADLINE_MARGIN));
     let principal = principal_of(&event);
-    let req = rebased(event, scim_path);
+    let deadline = event.lambda_context_ref().map(|c| c.deadline());
+    let mut req = rebased(event, scim_path);
+    // a Bulk request stops starting operations before the invocation's time runs out
+    if let Some(at) = deadline.and_then(|d| d.duration_since(SystemTime::now()).ok()) {
+        req.extensions_mut().insert(scim_core::edge::bulk::Deadline(std::time::Instant::now() + at));
+    }
     let resp = match principal {
         Some(p) => within(budget, app.handle(&p, &req, &base_url, Some(function))).await,
         None => edge::Response::error(&ScimError::Unauthorized("no authorizer context on the request".into())),
     };
     tracing::info!(method = %req.method(), path = %req.uri().path(), status = resp.status, "request");
+    crate::metrics::count_response(function, resp.status);
     to_lambda(resp)
 }
 

@@ -8,8 +8,10 @@ use crate::messages::ListResponse;
 use crate::schema::{SchemaDef, URN_SPC};
 use serde_json::{Value, json};
 
-/// Largest request body accepted, bytes.
+/// Largest request body accepted, bytes (a BulkRequest's too).
 pub const MAX_PAYLOAD: usize = 1024 * 1024;
+/// The most operations one BulkRequest may carry (RFC 7644 §3.7).
+pub const MAX_BULK_OPERATIONS: usize = 1000;
 
 /// `GET /ServiceProviderConfig`.
 pub fn service_provider_config(base_url: &str) -> Value {
@@ -17,7 +19,7 @@ pub fn service_provider_config(base_url: &str) -> Value {
         "schemas": [URN_SPC],
         "documentationUri": "https://github.com/scim-serverless/scim-serverless#readme",
         "patch": {"supported": true},
-        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+        "bulk": {"supported": true, "maxOperations": MAX_BULK_OPERATIONS, "maxPayloadSize": MAX_PAYLOAD},
         "filter": {"supported": true, "maxResults": MAX_COUNT},
         "changePassword": {"supported": false},
         "sort": {"supported": true},

@@ -81,7 +81,8 @@ pub enum ScimError {
     #[error("{0}")]
     Conflict(String),
     /// 409 without a `scimType`: the change conflicts with stored data (a schema change that
-    /// values still held would not satisfy).
+    /// values still held would not satisfy) or cannot be resolved against it (a Bulk operation
+    /// referencing a `bulkId` that was not created).
     #[error("{0}")]
     InUse(String),
     /// 412: `If-Match` did not match the current version.

@@ -59,11 +59,12 @@ async fn main() {
         Some("cost") => cost().await,
         Some("extension") => extension(&args).await,
         Some("members") => members(&args).await,
+        Some("bulk") => bulk(&args).await,
         Some("lambda-init") => lambda_init(&args).await,
         Some("static-server") => static_server(&args).await,
         Some("ceiling") => ceiling(&args).await,
         _ => eprintln!(
-            "usage: bench http --base-url URL --token KEY [--users 2000,20000] [--ops 2000] [--op-seconds 60] [--only get,filter,patch,page] | bench compare --target NAME=URL=TOKEN --target … [--rounds 3] | bench cost | bench members [--size N] [--batch N]"
+            "usage: bench http --base-url URL --token KEY [--users 2000,20000] [--ops 2000] [--op-seconds 60] [--only get,filter,patch,page] | bench compare --target NAME=URL=TOKEN --target … [--rounds 3] | bench cost | bench members [--size N] [--batch N] | bench bulk [--users N] [--batch N] [--max N] [--dynamodb]"
         ),
     }
 }
@@ -732,6 +733,69 @@ async fn cost() {
             );
         }
     }
+}
+
+/// The same users created one POST at a time and in Bulk requests of `--batch` operations,
+/// side by side on one server: users per second each way, store round trips per user, and the
+/// time of one Bulk request of `--max` creates (default `maxOperations`).
+async fn bulk(args: &[String]) {
+    let users: usize = arg(args, "--users").and_then(|s| s.parse().ok()).unwrap_or(2000);
+    let batch: usize = arg(args, "--batch").and_then(|s| s.parse().ok()).unwrap_or(100).clamp(1, 1000);
+    let max: usize = arg(args, "--max").and_then(|s| s.parse().ok()).unwrap_or(1000).clamp(1, 1000);
+    let store = if args.iter().any(|a| a == "--dynamodb") { Store::Dynamo } else { Store::Embedded };
+    let srv = Server::start(store).await;
+    let c = &srv.client;
+    let bulk_of = |prefix: &str, from: usize, n: usize| {
+        let ops: Vec<Value> = (from..from + n)
+            .map(|i| json!({"method": "POST", "path": "/Users", "bulkId": format!("u{i}"), "data": user_body(prefix, i)}))
+            .collect();
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops})
+    };
+    eprintln!("bench: {users} users one POST at a time and in Bulk requests of {batch}, alternating rounds, on the {store:?} store");
+    // alternating rounds, so both ways meet the same table size (a store may slow as it grows)
+    let (mut single, mut bulked) = ((Duration::ZERO, 0u64, 0usize), (Duration::ZERO, 0u64, 0usize));
+    for (round, from) in (0..users).step_by(batch).enumerate() {
+        let n = batch.min(users - from);
+        // which way goes first alternates too (moto's transactions slow as its table grows)
+        for bulk_turn in [round % 2 == 1, round % 2 == 0] {
+            let (before, t) = (srv.metered.counts().total(), Instant::now());
+            let tally = if bulk_turn {
+                let r = c.post("/Bulk", &bulk_of("bulk", from, n)).await;
+                bulked.2 += r.body["Operations"].as_array().map_or(n, |o| o.iter().filter(|o| o["status"] != "201").count());
+                &mut bulked
+            } else {
+                for i in from..from + n {
+                    single.2 += usize::from(c.post("/Users", &user_body("single", i)).await.status != 201);
+                }
+                &mut single
+            };
+            tally.0 += t.elapsed();
+            tally.1 += srv.metered.counts().total() - before;
+        }
+    }
+    println!("{:<30} {:>8} {:>10} {:>14} {:>8}", "how", "users", "users/s", "round trips/u", "errors");
+    let rate = |d: Duration| users as f64 / d.as_secs_f64().max(1e-9);
+    println!(
+        "{:<30} {:>8} {:>10.0} {:>14.2} {:>8}",
+        "POST /Users, one at a time",
+        users,
+        rate(single.0),
+        single.1 as f64 / users as f64,
+        single.2
+    );
+    println!(
+        "{:<30} {:>8} {:>10.0} {:>14.2} {:>8}",
+        format!("POST /Bulk of {batch}"),
+        users,
+        rate(bulked.0),
+        bulked.1 as f64 / users as f64,
+        bulked.2
+    );
+    let t = Instant::now();
+    let r = c.post("/Bulk", &bulk_of("max", 0, max)).await;
+    let ok = r.body["Operations"].as_array().map_or(0, |o| o.iter().filter(|o| o["status"] == "201").count());
+    println!("one Bulk request of {max} creates: {:.0} ms, {ok} created", t.elapsed().as_secs_f64() * 1e3);
+    println!("bulk / single, users/s: {:.2}", rate(bulked.0) / rate(single.0));
 }
 
 async fn members(args: &[String]) {

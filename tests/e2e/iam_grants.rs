@@ -159,6 +159,22 @@ fn requests_of(function: &str, ids: &BTreeMap<&str, String>) -> Vec<HttpRequest>
             req("PATCH", &format!("/Groups/{g}"), op(json!([{"op": "replace", "path": "displayName", "value": "Eng3"}]))),
         ],
         "groups-delete" => vec![req("DELETE", &format!("/Groups/{g}"), None)],
+        "bulk" => {
+            let bulk = |ops: Value| Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops}));
+            vec![req(
+                "POST",
+                "/Bulk",
+                bulk(json!([
+                    {"method": "POST", "path": "/Users", "bulkId": "n", "data": {"userName": "bulk@x.io", "externalId": "e-bulk", EXT: {"badge": 55}}},
+                    {"method": "POST", "path": "/Groups", "bulkId": "g", "data": {"displayName": "BulkG", "members": [{"value": "bulkId:n"}]}},
+                    {"method": "PATCH", "path": format!("/Users/{a}"), "data": patch_op(json!([{"op": "replace", "path": "externalId", "value": "e-a9"}]))},
+                    {"method": "PUT", "path": format!("/Groups/{g}"), "data": {"displayName": "Eng9", "members": [{"value": b}]}},
+                    {"method": "PATCH", "path": "/Groups/bulkId:g", "data": patch_op(json!([{"op": "remove", "path": "members"}]))},
+                    {"method": "DELETE", "path": "/Users/bulkId:n"},
+                    {"method": "DELETE", "path": format!("/Groups/{g}")},
+                ])),
+            )]
+        }
         "discovery" => vec![
             req("GET", "/Schemas", None),
             req("GET", &format!("/Schemas/{EXT}"), None),
@@ -214,6 +230,7 @@ fn failing_request_of(function: &str) -> HttpRequest {
         }
         "groups-delete" => req("DELETE", "/Groups/no-such-group", None),
         "discovery" => req("GET", "/Schemas/urn:no:such:schema", None),
+        "bulk" => req("POST", "/Bulk", Some(json!({"Operations": []}))),
         "settings" => req("PATCH", "/Settings", Some(json!({"deactivation": "sometimes"}))),
         other => panic!("no failing request for function {other}: add one here"),
     }

@@ -1,6 +1,7 @@
 //! End-to-end tests through the HTTP edge, each run on the embedded store and on DynamoDB
 //! (moto). One test binary, many modules.
 
+mod bulk;
 mod edges;
 mod errors;
 mod extensions;

@@ -182,7 +182,7 @@ both_stores!(discovery_describes_what_is_served, |srv| {
     assert_eq!(spc.status, 200);
     assert_eq!(spc.body["patch"]["supported"], true);
     assert_eq!(spc.body["filter"]["supported"], true);
-    assert_eq!(spc.body["bulk"]["supported"], false);
+    assert_eq!(spc.body["bulk"]["supported"], true);
     assert_eq!(spc.body["etag"]["supported"], true);
     assert_eq!(spc.body["pagination"]["cursor"], true);
     let rts = c.get("/ResourceTypes").await;

@@ -5,6 +5,7 @@
 //! service, and records the attempt in the tenant's activity log. It reaches the store only
 //! through the service.
 
+pub mod bulk;
 pub mod routes;
 mod wire;
 
@@ -211,6 +212,7 @@ impl App {
             Op::ResourceType => Response::json(200, &discovery::resource_type(base_url, types, id, roles)?),
             Op::Schemas => Response::json(200, &discovery::schema_list(base_url, types, roles)),
             Op::Schema => Response::json(200, &discovery::schema(base_url, types, id, roles)?),
+            Op::Bulk => self.bulk(ctx.principal, req, doc, base_url).await?,
             Op::Settings(op) => match self.service.configure(op, ctx.principal, base_url, doc, id).await? {
                 Configured::Shown(v) | Configured::Changed(v) => Response::json(200, &v),
                 Configured::Made(v) => Response::json(201, &v),

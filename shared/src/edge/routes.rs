@@ -38,6 +38,8 @@ pub enum Op {
     Schemas,
     /// `/Schemas/{urn}`.
     Schema,
+    /// `POST /Bulk` (§3.7): each operation run as its own request.
+    Bulk,
     /// The tenant's own configuration.
     Settings(SettingsOp),
 }
@@ -127,6 +129,7 @@ pub const ROUTES: &[RouteSpec] = &[
     write(Op::Patch(Group), "PATCH", "/Groups/{id}", "groups-patch", ScimWrite),
     write(Op::Delete(Group), "DELETE", "/Groups/{id}", "groups-delete", ScimWrite),
     read(Op::RootSearch, "POST", "/.search", "search", ScimRead),
+    write(Op::Bulk, "POST", "/Bulk", "bulk", ScimWrite),
     read(Op::ServiceProviderConfig, "GET", "/ServiceProviderConfig", "discovery", ScimRead),
     read(Op::ResourceTypes, "GET", "/ResourceTypes", "discovery", ScimRead),
     read(Op::ResourceType, "GET", "/ResourceTypes/{id}", "discovery", ScimRead),

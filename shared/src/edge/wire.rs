@@ -82,6 +82,11 @@ impl<'a> Request<'a> {
     pub fn header(&self, name: impl http::header::AsHeaderName) -> Option<&'a str> {
         self.http.headers().get(name).and_then(|v| v.to_str().ok())
     }
+
+    /// When the entry point must have answered, if it said (a Lambda invocation's deadline).
+    pub fn deadline(&self) -> Option<super::bulk::Deadline> {
+        self.http.extensions().get::<super::bulk::Deadline>().copied()
+    }
 }
 
 /// An HTTP response.
