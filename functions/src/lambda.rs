@@ -189,16 +189,14 @@ pub async fn handle(app: &App, function: &str, event: Request) -> Response<Body>
 
 async fn serve(app: &App, function: &str, event: Request) -> Response<Body> {
     let base_url = base_url(&event);
-    let budget = event
-        .lambda_context_ref()
-        .and_then(|c| c.deadline().duration_since(SystemTime::now()).ok())
-        .map(|d| d.saturating_sub(DEADLINE_MARGIN));
+    // the time left in the invocation, read once: the request's budget, and the deadline a
+    // Bulk request stops starting operations before
+    let left = event.lambda_context_ref().and_then(|c| c.deadline().duration_since(SystemTime::now()).ok());
+    let budget = left.map(|d| d.saturating_sub(DEADLINE_MARGIN));
     let principal = principal_of(&event);
-    let deadline = event.lambda_context_ref().map(|c| c.deadline());
     let mut req = rebased(event, scim_path);
-    // a Bulk request stops starting operations before the invocation's time runs out
-    if let Some(at) = deadline.and_then(|d| d.duration_since(SystemTime::now()).ok()) {
-        req.extensions_mut().insert(scim_core::edge::bulk::Deadline(std::time::Instant::now() + at));
+    if let Some(left) = left {
+        req.extensions_mut().insert(scim_core::edge::bulk::Deadline(std::time::Instant::now() + left));
     }
     let resp = match principal {
         Some(p) => within(budget, app.handle(&p, &req, &base_url, Some(function))).await,

@@ -216,6 +216,10 @@ both_stores!(a_failed_operation_leaves_its_references_unresolved, |srv| {
         .await;
     assert_eq!(r.body["Operations"][0]["status"], "409", "{}", r.raw);
     assert!(r.raw.contains("bulkId:nobody names no operation"), "{}", r.raw);
+    // refused without running, and still in the activity log like any refused attempt
+    let day = scim_core::time::now()[..10].to_string();
+    let audit = srv.app.service.layout().audit_entries("local", &day).await.unwrap();
+    assert!(audit.iter().any(|e| e["route"] == "groups-create" && e["status"] == 409), "{audit:?}");
 });
 
 both_stores!(a_bulk_request_out_of_time_starts_no_operation, |srv| {

@@ -11,7 +11,7 @@
 //! given them with a PATCH once they exist.
 
 use super::routes::Op;
-use super::{App, HttpRequest, Request, Response, SCIM_JSON};
+use super::{App, HttpRequest, Request, Response};
 use crate::auth::Principal;
 use crate::error::{Result, ScimError};
 use serde_json::{Map, Value, json};
@@ -192,16 +192,17 @@ fn outcome(op: &Operation, resp: &Response) -> Value {
     o
 }
 
-fn not_run(op: &Operation, status: u16, detail: &str) -> Value {
-    let resp = Response::error(&ScimError::Unavailable { detail: detail.to_string(), retry_after: 1 });
-    let mut o = outcome(op, &resp);
-    o["status"] = json!(status.to_string());
-    o["response"]["status"] = json!(status.to_string());
-    o
+/// The outcome of an operation the request ran out of time for: 503, retry it alone.
+fn not_run(op: &Operation) -> Value {
+    let e =
+        ScimError::Unavailable { detail: "not run: the Bulk request ran out of time before this operation".to_string(), retry_after: 1 };
+    outcome(op, &Response::error(&e))
 }
 
 impl App {
-    /// Runs one operation through the same path as a request sent alone.
+    /// Runs one operation through the same path as a request sent alone; with `refused`, refuses
+    /// it instead, audited like any refusal.
+    #[allow(clippy::too_many_arguments)]
     async fn bulk_operation(
         &self,
         principal: &Principal,
@@ -210,15 +211,16 @@ impl App {
         version: Option<&str>,
         data: Option<&Value>,
         base_url: &str,
+        refused: Option<ScimError>,
     ) -> Response {
-        let mut r: HttpRequest = http::Request::new(data.map(|d| bytes::Bytes::from(crate::json_text(d))).unwrap_or_default());
-        *r.method_mut() = http::Method::from_bytes(method.as_bytes()).unwrap_or(http::Method::POST);
-        *r.uri_mut() = path.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
-        r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(SCIM_JSON));
+        let mut r: HttpRequest = super::json_request(method, path, data);
         if let Some(v) = version.and_then(|v| http::HeaderValue::from_str(v).ok()) {
             r.headers_mut().insert(http::header::IF_MATCH, v);
         }
         let under = r.uri().path().to_string();
+        if let Some(e) = refused {
+            return self.refuse_under(principal, &r, &under, &e).await;
+        }
         // decided on the route the operation matched, not on how its path is spelled: only a
         // resource write runs (no Bulk inside a Bulk, no settings, no reads)
         if let Ok(m) = super::routes::match_route(self.routes, method, &under)
@@ -240,24 +242,27 @@ impl App {
         let mut ids: HashMap<String, String> = HashMap::new();
         let mut results: Vec<Option<Value>> = vec![None; ops.len()];
         let mut deferred: Vec<(usize, Map<String, Value>)> = Vec::new();
-        let (mut errors, mut stop) = (0usize, None::<&str>);
+        let mut errors = 0usize;
         let mut pending: Vec<usize> = (0..ops.len()).collect();
-        while !pending.is_empty() && stop.is_none() {
+        while !pending.is_empty() {
             let (at, split) = next(&pending, &ops, &ids, &results);
             let i = pending.remove(at);
             if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-                results[i] = Some(not_run(&ops[i], 503, "not run: the Bulk request ran out of time before this operation"));
+                results[i] = Some(not_run(&ops[i]));
                 for &j in &pending {
-                    results[j] = Some(not_run(&ops[j], 503, "not run: the Bulk request ran out of time before this operation"));
+                    results[j] = Some(not_run(&ops[j]));
                 }
                 break;
             }
             let op = &ops[i];
             if let Some(why) = referenced(op).iter().filter(|b| !ids.contains_key(*b)).find_map(|b| unresolvable(b, &ops, &results)) {
                 errors += 1;
-                results[i] = Some(outcome(op, &Response::error(&ScimError::InUse(why))));
+                let path = resolved_path(&op.path, &ids);
+                let refused = Some(ScimError::InUse(why));
+                let resp = self.bulk_operation(principal, &op.method, &path, op.version.as_deref(), None, base_url, refused).await;
+                results[i] = Some(outcome(op, &resp));
                 if fail_on_errors.is_some_and(|n| errors >= n) {
-                    stop = Some("errors");
+                    break;
                 }
                 continue;
             }
@@ -270,7 +275,7 @@ impl App {
                 _ => (data, Map::new()),
             };
             let path = resolved_path(&op.path, &ids);
-            let resp = self.bulk_operation(principal, &op.method, &path, op.version.as_deref(), data.as_ref(), base_url).await;
+            let resp = self.bulk_operation(principal, &op.method, &path, op.version.as_deref(), data.as_ref(), base_url, None).await;
             if let (Some(b), Some(id)) = (&op.bulk_id, resp.created.as_ref().filter(|_| resp.status == 201)) {
                 ids.insert(b.clone(), id.clone());
                 if !later.is_empty() {
@@ -282,7 +287,7 @@ impl App {
             }
             results[i] = Some(outcome(op, &resp));
             if fail_on_errors.is_some_and(|n| errors >= n) {
-                stop = Some("errors");
+                break;
             }
         }
         self.complete_deferred(principal, &ops, &ids, deferred, &mut results, base_url).await;
@@ -308,7 +313,7 @@ impl App {
             let collection = ops[i].path.trim_end_matches('/');
             let operations: Vec<Value> = later.iter().map(|(k, v)| json!({"op": "add", "path": k, "value": resolved(v, ids)})).collect();
             let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": operations});
-            let resp = self.bulk_operation(principal, "PATCH", &format!("{collection}/{id}"), None, Some(&patch), base_url).await;
+            let resp = self.bulk_operation(principal, "PATCH", &format!("{collection}/{id}"), None, Some(&patch), base_url, None).await;
             if resp.status >= 400 {
                 let mut o = outcome(&ops[i], &resp);
                 o["location"] = json!(location);
