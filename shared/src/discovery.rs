@@ -2,10 +2,10 @@
 //! from the schema registry and the server's real limits, so they describe exactly what is served.
 
 use crate::error::{Result, ScimError};
-use crate::extensions::TenantSchemas;
 use crate::list_query::{DEFAULT_COUNT, MAX_COUNT};
 use crate::messages::ListResponse;
 use crate::schema::{SchemaDef, URN_SPC};
+use crate::tenant_types::TenantSchemas;
 use serde_json::{Value, json};
 
 /// Largest request body accepted, bytes (a BulkRequest's too).
@@ -51,22 +51,24 @@ fn list(resources: Vec<Value>) -> ListResponse {
 
 /// `GET /ResourceTypes`: the tenant's types, its declared extensions listed with the built-in.
 pub fn resource_type_list(base_url: &str, types: &TenantSchemas, with_access: bool) -> ListResponse {
-    list([&types.user, &types.group].iter().map(|r| r.to_json(base_url, with_access)).collect())
+    list(types.kinds().map(|k| types.of(k).to_json(base_url, with_access)).collect())
 }
 
 /// `GET /ResourceTypes/{name}`.
 pub fn resource_type(base_url: &str, types: &TenantSchemas, name: &str, with_access: bool) -> Result<Value> {
-    [&types.user, &types.group]
-        .iter()
+    types
+        .kinds()
+        .map(|k| types.of(k))
         .find(|r| r.name.eq_ignore_ascii_case(name))
         .map(|r| r.to_json(base_url, with_access))
         .ok_or_else(|| ScimError::NotFound(format!("no resource type '{name}'")))
 }
 
 /// Every schema a tenant is served: the User schemas (core, enterprise, the access extension
-/// for tenants with a role policy, its own User extensions), then the Group ones.
+/// for tenants with a role policy, its own User extensions), then the Group ones, then its
+/// declared types'.
 fn schemas_of(types: &TenantSchemas, with_access: bool) -> impl Iterator<Item = &SchemaDef> {
-    types.user.schemas().chain(types.group.schemas()).filter(move |s| with_access || s.id != crate::schema::URN_ACCESS)
+    types.kinds().flat_map(|k| types.of(k).schemas()).filter(move |s| with_access || s.id != crate::schema::URN_ACCESS)
 }
 
 /// `GET /Schemas`.

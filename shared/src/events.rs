@@ -99,6 +99,16 @@ fn last_modified(d: &Attrs<'_>) -> Option<String> {
     meta.last_modified.map(std::borrow::Cow::into_owned)
 }
 
+fn resource_type_of(d: &Attrs<'_>) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Meta<'a> {
+        #[serde(rename = "resourceType", borrow, default)]
+        resource_type: Option<std::borrow::Cow<'a, str>>,
+    }
+    let meta: Meta<'_> = serde_json::from_str(d.get("meta")?.get()).ok()?;
+    meta.resource_type.map(std::borrow::Cow::into_owned)
+}
+
 fn attr(d: &Attrs<'_>, name: &str) -> Option<Value> {
     d.get(name).and_then(|r| serde_json::from_str(r.get()).ok())
 }
@@ -172,6 +182,7 @@ pub fn derive_at(old: Option<&Item>, new: Option<&Item>, changed_at: Option<&str
             let noun = match kind {
                 Kind::User => "user",
                 Kind::Group => "group",
+                Kind::Declared(_) => "resource",
             };
             let (before, after) = (old.and_then(|i| i.doc.as_deref()).and_then(attrs), new.and_then(|i| i.doc.as_deref()).and_then(attrs));
             let active = |d: &Attrs<'_>| attr(d, "active") != Some(Value::Bool(false));
@@ -194,11 +205,19 @@ pub fn derive_at(old: Option<&Item>, new: Option<&Item>, changed_at: Option<&str
             };
             let external_id = after.as_ref().or(before.as_ref()).and_then(|d| attr(d, "externalId")).unwrap_or(Value::Null);
             let modified = after.as_ref().and_then(last_modified);
+            // a declared type's events say which type (its name, from the document's meta)
+            let resource_type = match kind {
+                Kind::Declared(_) => after.as_ref().or(before.as_ref()).and_then(resource_type_of),
+                _ => None,
+            };
             let mut detail = json!({"tenant": tenant, "id": id, "externalId": external_id, "time": modified.unwrap_or_else(at)});
             if !changed.is_empty()
                 && let Some(o) = detail.as_object_mut()
             {
                 o.insert("changed".into(), json!(changed));
+            }
+            if let (Some(t), Some(o)) = (resource_type, detail.as_object_mut()) {
+                o.insert("resourceType".into(), Value::String(t));
             }
             if let (Some(a), Some(o)) = (&after, detail.as_object_mut())
                 && kind == Kind::User

@@ -10,9 +10,7 @@
 //! sub-attribute's type) is refused while any resource holds a value for it.
 
 use crate::error::{Result, ScimError};
-use crate::schema::{
-    AttrDef, AttrType, Mutability, ResourceType, Returned, SchemaDef, Text, URN_ACCESS, URN_ENTERPRISE, URN_GROUP, URN_USER,
-};
+use crate::schema::{AttrDef, AttrType, Mutability, Returned, SchemaDef, Text, URN_ACCESS, URN_ENTERPRISE, URN_GROUP, URN_USER};
 use crate::store::layout::Kind;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -42,7 +40,7 @@ pub struct Declaration {
 fn kind_name(kind: Kind) -> &'static str {
     match kind {
         Kind::User => "User",
-        Kind::Group => "Group",
+        Kind::Group | Kind::Declared(_) => "Group",
     }
 }
 
@@ -76,21 +74,7 @@ pub fn parse(urn: &str, body: &Value) -> Result<Declaration> {
             .and_then(kind_of)
             .ok_or_else(|| ScimError::invalid_value("say which resource type this extends: \"extends\": \"User\" or \"Group\""))?,
     };
-    let attrs = get("attributes")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ScimError::invalid_value("'attributes' is a list of attribute definitions"))?;
-    if attrs.is_empty() {
-        return Err(ScimError::invalid_value("'attributes' is empty: declare at least one attribute"));
-    }
-    let mut defs = Vec::with_capacity(attrs.len());
-    for a in attrs {
-        defs.push(parse_attr(a, true)?);
-    }
-    check_names(&defs, "the extension")?;
-    let count: usize = defs.iter().map(|d| 1 + d.sub.len()).sum();
-    if count > MAX_ATTRIBUTES {
-        return Err(ScimError::bad(crate::error::ScimType::TooMany, format!("at most {MAX_ATTRIBUTES} attributes per extension")));
-    }
+    let defs = parse_attributes(get("attributes"), "the extension")?;
     let text = |name: &str, default: &str| get(name).and_then(Value::as_str).unwrap_or(default).to_string();
     let schema = SchemaDef {
         id: Text::Owned(urn.to_string()),
@@ -101,7 +85,30 @@ pub fn parse(urn: &str, body: &Value) -> Result<Declaration> {
     Ok(Declaration { extends, schema: Arc::new(schema), retired: Vec::new(), deleted: false })
 }
 
-fn check_urn(urn: &str) -> Result<()> {
+/// A §7 `attributes` list: each definition checked, names distinct within `within`, at most
+/// [`MAX_ATTRIBUTES`] sub-attributes included.
+pub(crate) fn parse_attributes(attrs: Option<&Value>, within: &str) -> Result<Vec<AttrDef>> {
+    let attrs = attrs
+        .and_then(Value::as_array)
+        .ok_or_else(|| ScimError::invalid_value(format!("'attributes' of {within} is a list of attribute definitions")))?;
+    if attrs.is_empty() {
+        return Err(ScimError::invalid_value(format!("'attributes' of {within} is empty: declare at least one attribute")));
+    }
+    let mut defs = Vec::with_capacity(attrs.len());
+    for a in attrs {
+        defs.push(parse_attr(a, true)?);
+    }
+    check_names(&defs, within)?;
+    let count: usize = defs.iter().map(|d| 1 + d.sub.len()).sum();
+    if count > MAX_ATTRIBUTES {
+        return Err(ScimError::bad(crate::error::ScimType::TooMany, format!("at most {MAX_ATTRIBUTES} attributes per schema")));
+    }
+    Ok(defs)
+}
+
+/// A schema URN a tenant may define: `urn:`, non-empty segments, printable ASCII without `#`
+/// or `/`, not one of the server's own schemas.
+pub(crate) fn check_urn(urn: &str) -> Result<()> {
     let ok = urn.len() <= 256
         && urn.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
         && urn.split(':').all(|seg| !seg.is_empty())
@@ -357,80 +364,6 @@ pub fn delete(current: &[Declaration], urn: &str) -> Result<(Vec<Declaration>, V
     d.deleted = true;
     let unique = d.schema.attrs.iter().filter(|a| a.unique).map(|a| a.name.to_string()).collect();
     Ok((list, unique))
-}
-
-/// A tenant's resource types: the built-in ones plus its declared extensions.
-#[derive(Debug)]
-pub struct TenantSchemas {
-    /// The tenant's declarations version (0: none, the built-in types).
-    pub version: u64,
-    /// The User resource type: the core schema, the built-in extensions and the tenant's own.
-    pub user: ResourceType,
-    /// The Group resource type, with the tenant's Group extensions.
-    pub group: ResourceType,
-    /// Every declaration the tenant has made, deleted ones included (their values stay hidden).
-    pub declared: Vec<Declaration>,
-}
-
-impl TenantSchemas {
-    /// The built-in types: what a tenant without declarations is served.
-    pub fn builtin() -> Arc<TenantSchemas> {
-        static B: std::sync::OnceLock<Arc<TenantSchemas>> = std::sync::OnceLock::new();
-        B.get_or_init(|| {
-            Arc::new(TenantSchemas {
-                version: 0,
-                user: crate::schema::user_type().clone(),
-                group: crate::schema::group_type().clone(),
-                declared: Vec::new(),
-            })
-        })
-        .clone()
-    }
-
-    /// The types of a tenant with these declarations (deleted ones are not served).
-    pub fn build(version: u64, declared: Vec<Declaration>) -> TenantSchemas {
-        let mut user = crate::schema::user_type().clone();
-        let mut group = crate::schema::group_type().clone();
-        for d in &declared {
-            let rt = match d.extends {
-                Kind::User => &mut user,
-                Kind::Group => &mut group,
-            };
-            rt.hides_values |= d.deleted || !d.retired.is_empty();
-            if !d.deleted {
-                rt.extensions.push(d.schema.clone());
-            }
-        }
-        TenantSchemas { version, user, group, declared }
-    }
-
-    /// The resource type of a kind.
-    pub fn of(&self, kind: Kind) -> &ResourceType {
-        match kind {
-            Kind::User => &self.user,
-            Kind::Group => &self.group,
-        }
-    }
-
-    /// Copies into `new` what `old` holds that the tenant's declarations hide — retired
-    /// attributes and deleted extensions — so no replace or PATCH drops data it cannot see.
-    pub fn carry_hidden(&self, kind: Kind, old: &Map<String, Value>, new: &mut Map<String, Value>) {
-        for d in self.declared.iter().filter(|d| d.extends == kind) {
-            let Some(Value::Object(before)) = old.get(&*d.schema.id) else { continue };
-            if d.deleted {
-                new.insert(d.schema.id.to_string(), Value::Object(before.clone()));
-                continue;
-            }
-            for r in &d.retired {
-                if let Some(v) = before.get(&*r.name) {
-                    let slot = new.entry(d.schema.id.to_string()).or_insert_with(|| Value::Object(Map::new()));
-                    if let Some(o) = slot.as_object_mut() {
-                        o.insert(r.name.to_string(), v.clone());
-                    }
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]

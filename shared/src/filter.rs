@@ -628,8 +628,16 @@ fn ordering_matches(op: CompareOp, ord: Option<Ordering>) -> bool {
 pub enum Lookup {
     /// The resource with this `id`.
     Id(String),
-    /// userName (users) or displayName (groups): the case-insensitive unique name claim.
-    Name(String),
+    /// A unique attribute of the core schema: userName (users) or displayName (groups), whose
+    /// claim is the name's caseless fold; a declared type's own, claimed like an extension's.
+    Core {
+        /// The attribute's canonical name.
+        attr: String,
+        /// The value as sent.
+        value: String,
+        /// The value's claim key (case-folded unless the attribute is `caseExact`).
+        key: String,
+    },
     /// The resources with this `externalId`.
     ExternalId(String),
     /// A tenant's extension attribute declared unique: its claim (URN, attribute, value key).
@@ -660,8 +668,11 @@ impl Expr<'_> {
             {
                 match &*t.def.name {
                     "id" => Some(vec![Lookup::Id(s.clone())]),
-                    "userName" | "displayName" if t.def.unique => Some(vec![Lookup::Name(s.clone())]),
                     "externalId" => Some(vec![Lookup::ExternalId(s.clone())]),
+                    attr if t.def.unique && !t.def.multi => {
+                        let key = t.def.claim_key(&Value::String(s.clone()))?;
+                        Some(vec![Lookup::Core { attr: attr.to_string(), value: s.clone(), key }])
+                    }
                     _ => None,
                 }
             }
@@ -814,7 +825,7 @@ mod tests {
     #[test]
     fn plans_key_lookups() {
         let e = compile_str(r#"userName eq "a""#, user_type()).unwrap();
-        assert_eq!(e.lookups(), Some(vec![Lookup::Name("a".into())]));
+        assert_eq!(e.lookups(), Some(vec![Lookup::Core { attr: "userName".into(), value: "a".into(), key: "a".into() }]));
         let e = compile_str(r#"id eq "u" and manager.value eq "m""#, user_type()).unwrap();
         assert_eq!(e.lookups(), Some(vec![Lookup::Id("u".into())]));
         let e = compile_str(r#"externalId eq "x" or userName eq "y""#, user_type()).unwrap();

@@ -131,7 +131,8 @@ async fn index_external_ids(layout: &Layout, tenant: &str, kind: Kind, report: &
 async fn rekey_names(layout: &Layout, tenant: &str, kind: Kind, report: &mut Report, progress: &mut dyn FnMut(&str)) -> Result<()> {
     let attribute = match kind {
         Kind::User => "userName",
-        Kind::Group => "displayName",
+        // layouts 1 and 2 had no declared types
+        Kind::Group | Kind::Declared(_) => "displayName",
     };
     let mut after: Option<String> = None;
     let mut seen = 0usize;

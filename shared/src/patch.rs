@@ -795,11 +795,12 @@ mod tests {
             attrs: vec![AttrDef::new("level", AttrType::String, "")],
         };
         let rt = ResourceType {
-            name: "User",
-            endpoint: "/Users",
-            description: "",
-            schema: user_schema(),
+            name: "User".into(),
+            endpoint: "/Users".into(),
+            description: "".into(),
+            schema: std::sync::Arc::new(user_schema().clone()),
             extensions: vec![std::sync::Arc::new(ext)],
+            required: vec![],
             hides_values: false,
         };
         let run = |ops: Value| {

@@ -2,16 +2,16 @@
 //! `schemas` and `id` are always returned; `returned: never` attributes never are.
 
 use crate::path::Named;
-use crate::schema::{ResourceType, Returned, SchemaDef};
+use crate::schema::{Mutability, ResourceType, Returned, SchemaDef};
 use serde_json::{Map, Value};
 
 /// One selected attribute: extension URN (or `None`), attribute name, optional sub-attribute.
 type Sel<'a> = (Option<&'a str>, &'a str, Option<&'a str>);
 
-/// Whether an extension has attributes the default projection leaves out (`returned: never` or
-/// `request`).
-fn withholds(ext: &SchemaDef) -> bool {
-    ext.attrs.iter().any(|a| matches!(a.returned, Returned::Never | Returned::Request))
+/// Whether a schema has stored attributes the default projection leaves out (`returned: never`
+/// or `request`; a writeOnly attribute is never stored, so there is nothing to leave out).
+fn withholds(schema: &SchemaDef) -> bool {
+    schema.attrs.iter().any(|a| matches!(a.returned, Returned::Never | Returned::Request) && a.mutability != Mutability::WriteOnly)
 }
 
 /// A parsed projection.
@@ -86,10 +86,19 @@ impl<'a> Projection<'a> {
     /// empty extension objects): the default one, on a type whose extensions return all their
     /// attributes by default — what `resource::render_members` needs.
     pub fn keeps_stored_members(&self, rt: &ResourceType) -> bool {
-        self.is_default() && !rt.extensions.iter().any(|e| withholds(e))
+        self.is_default() && !withholds(&rt.schema) && !rt.extensions.iter().any(|e| withholds(e))
     }
 
     fn returned(&self, rt: &ResourceType, doc: &mut Map<String, Value>) {
+        // the core schema's (a declared type's; the User schema's never-returned password is
+        // not stored)
+        if withholds(&rt.schema) {
+            doc.retain(|k, _| match rt.schema.attr(k) {
+                Some(d) if d.returned == Returned::Never => false,
+                Some(d) if d.returned == Returned::Request => self.names(None, &d.name),
+                _ => true,
+            });
+        }
         for ext in rt.extensions.iter().filter(|e| withholds(e)) {
             if let Some(Value::Object(members)) = doc.get_mut(&*ext.id) {
                 members.retain(|k, _| match ext.attr(k) {
@@ -123,7 +132,9 @@ impl<'a> Projection<'a> {
                 }
                 continue;
             }
-            if let Some(x) = self.filter_value(None, &k, v) {
+            if rt.schema.attr(&k).is_some_and(|d| d.returned == Returned::Always) {
+                out.insert(k, v);
+            } else if let Some(x) = self.filter_value(None, &k, v) {
                 out.insert(k, x);
             }
         }

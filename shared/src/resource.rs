@@ -320,6 +320,10 @@ pub fn finish(rt: &ResourceType, mut doc: Map<String, Value>) -> Result<Map<Stri
             return Err(ScimError::invalid_value(format!("'{}' is required", def.name)));
         }
     }
+    // a required extension (RFC 7643 §6 `required`) is carried by every resource of the type
+    if let Some(missing) = rt.required.iter().find(|urn| !doc.get(&***urn).is_some_and(Value::is_object)) {
+        return Err(ScimError::invalid_value(format!("the extension '{missing}' is required of every {}", rt.name)));
+    }
     // a required attribute of an extension is required of a resource carrying the extension
     for ext in &rt.extensions {
         if let Some(Value::Object(values)) = doc.get(&*ext.id)
@@ -443,7 +447,7 @@ pub fn render_members(
         write_member(&mut out, name, &serde_json::to_vec(value)?)?;
     }
     if let Some(meta) = meta {
-        write_meta(&mut out, meta.get(), id.map(|id| [base_url, rt.endpoint, "/", id].concat()))?;
+        write_meta(&mut out, meta.get(), id.map(|id| [base_url, &rt.endpoint, "/", id].concat()))?;
     }
     out.push(b'}');
     Ok(Some(out))

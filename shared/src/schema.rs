@@ -296,15 +296,18 @@ impl SchemaDef {
 #[derive(Debug, Clone)]
 pub struct ResourceType {
     /// The resource type's `name`, also its `id` and `meta.resourceType`, e.g. `User`.
-    pub name: &'static str,
+    pub name: Text,
     /// The `endpoint` path relative to the base URL, e.g. `/Users`.
-    pub endpoint: &'static str,
+    pub endpoint: Text,
     /// The resource type's human-readable `description`.
-    pub description: &'static str,
+    pub description: Text,
     /// The core schema (`schema`), e.g. the User schema.
-    pub schema: &'static SchemaDef,
-    /// The `schemaExtensions`, all optional, e.g. the Enterprise User extension.
+    pub schema: Arc<SchemaDef>,
+    /// The `schemaExtensions`, e.g. the Enterprise User extension.
     pub extensions: Vec<Arc<SchemaDef>>,
+    /// The URNs of the extensions every resource must carry (`required: true`; only a declared
+    /// type has any).
+    pub required: Vec<Text>,
     /// Stored documents may hold values no extension here declares (a tenant's retired
     /// attributes or deleted extensions): rendering must take them out.
     pub hides_values: bool,
@@ -313,12 +316,17 @@ pub struct ResourceType {
 impl ResourceType {
     /// The core schema followed by the extensions.
     pub fn schemas(&self) -> impl Iterator<Item = &SchemaDef> + '_ {
-        std::iter::once(self.schema).chain(self.extensions.iter().map(|s| &**s))
+        std::iter::once(&*self.schema).chain(self.extensions.iter().map(|s| &**s))
     }
 
     /// An extension schema by URN, case-insensitively.
     pub fn extension(&self, urn: &str) -> Option<&SchemaDef> {
         self.extensions.iter().map(|s| &**s).find(|s| s.id.eq_ignore_ascii_case(urn))
+    }
+
+    /// Whether every resource must carry this extension.
+    pub fn requires(&self, urn: &str) -> bool {
+        self.required.iter().any(|r| r.eq_ignore_ascii_case(urn))
     }
 
     /// A schema (core or extension) by URN, case-insensitively.
@@ -336,7 +344,7 @@ impl ResourceType {
             "endpoint": self.endpoint,
             "description": self.description,
             "schema": self.schema.id,
-            "schemaExtensions": self.extensions.iter().filter(|s| with_access || s.id != URN_ACCESS).map(|s| json!({"schema": s.id, "required": false})).collect::<Vec<_>>(),
+            "schemaExtensions": self.extensions.iter().filter(|s| with_access || s.id != URN_ACCESS).map(|s| json!({"schema": s.id, "required": self.requires(&s.id)})).collect::<Vec<_>>(),
             "meta": {
                 "resourceType": "ResourceType",
                 "location": format!("{base_url}/ResourceTypes/{}", self.name),
@@ -509,11 +517,12 @@ pub fn group_schema() -> &'static SchemaDef {
 pub fn group_type() -> &'static ResourceType {
     static T: OnceLock<ResourceType> = OnceLock::new();
     T.get_or_init(|| ResourceType {
-        name: "Group",
-        endpoint: "/Groups",
-        description: "Group",
-        schema: group_schema(),
+        name: "Group".into(),
+        endpoint: "/Groups".into(),
+        description: "Group".into(),
+        schema: Arc::new(group_schema().clone()),
         extensions: vec![],
+        required: vec![],
         hides_values: false,
     })
 }
@@ -554,11 +563,12 @@ fn access_arc() -> &'static Arc<SchemaDef> {
 pub fn user_type() -> &'static ResourceType {
     static T: OnceLock<ResourceType> = OnceLock::new();
     T.get_or_init(|| ResourceType {
-        name: "User",
-        endpoint: "/Users",
-        description: "User Account",
-        schema: user_schema(),
+        name: "User".into(),
+        endpoint: "/Users".into(),
+        description: "User Account".into(),
+        schema: Arc::new(user_schema().clone()),
         extensions: vec![enterprise_arc().clone(), access_arc().clone()],
+        required: vec![],
         hides_values: false,
     })
 }

@@ -19,6 +19,7 @@ mod oauth;
 mod paging;
 mod pipe_filter;
 mod portal;
+mod resource_types;
 mod route_table;
 mod store_contract;
 mod tenant_settings;

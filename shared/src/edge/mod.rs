@@ -186,7 +186,8 @@ impl App {
         let doc = body(req, m.spec.body)?;
         let types = self.service.tenant_types(&principal.tenant_id, principal.schemas_version).await?;
         let ctx = Ctx { principal, base_url, types: &types, undeclared };
-        self.run(ctx, req, &doc, m.spec.op, m.id.as_deref().unwrap_or_default()).await
+        let op = declared_op(m, &types)?;
+        self.run(ctx, req, &doc, op, m.id.as_deref().unwrap_or_default()).await
     }
 
     /// Runs a route's operation.
@@ -243,15 +244,15 @@ impl App {
         Ok(Response { created: Some(id), ..self.rendered(ctx, req, kind, stored, 201, written).await? })
     }
 
-    /// `GET /Users/{id}`, `GET /Groups/{id}`, written from the stored text. A group's version
-    /// covers its own attributes, not its member items (adding one member must not contend on
-    /// the group item), so only users answer `If-None-Match` with 304.
+    /// `GET /{collection}/{id}`, written from the stored text. A group's version covers its own
+    /// attributes, not its member items (adding one member must not contend on the group item),
+    /// so groups never answer `If-None-Match` with 304; users and declared types do.
     async fn get(&self, ctx: Ctx<'_>, req: &Request<'_>, kind: Kind, id: &str) -> Result<Response> {
         let rt = ctx.types.of(kind);
         let s = self.service.get_text(ctx, kind, id).await?;
         let tag = etag(s.version);
         let unchanged =
-            kind == Kind::User && req.header(http::header::IF_NONE_MATCH).is_some_and(|h| h.split(',').any(|t| t.trim() == tag));
+            kind != Kind::Group && req.header(http::header::IF_NONE_MATCH).is_some_and(|h| h.split(',').any(|t| t.trim() == tag));
         let mut r = match unchanged {
             true => Response::empty(304),
             false => {
@@ -263,12 +264,12 @@ impl App {
         Ok(r)
     }
 
-    /// `PATCH`: a user comes back whole; a group answers 204 (a large group's members are not
-    /// sent back) unless the client asks for attributes.
+    /// `PATCH`: a user or a declared type's resource comes back whole; a group answers 204 (a
+    /// large group's members are not sent back) unless the client asks for attributes.
     async fn patch(&self, ctx: Ctx<'_>, req: &Request<'_>, doc: &Value, kind: Kind, id: &str) -> Result<Response> {
         let s = self.service.patch(ctx, kind, id, doc, req.header(http::header::IF_MATCH)).await?;
         let asked = query(req, "attributes").is_some() || query(req, "excludedAttributes").is_some();
-        if kind == Kind::User || asked {
+        if kind != Kind::Group || asked {
             return self.rendered(ctx, req, kind, s, 200, Written::Changed).await;
         }
         let mut r = Response::empty(204);
@@ -276,15 +277,15 @@ impl App {
         Ok(r)
     }
 
-    /// `POST /.search`: Users then Groups, paged together. A filter naming attributes of one
-    /// type simply matches nothing of the other.
+    /// `POST /.search`: Users, Groups, then the tenant's declared types, paged together. A
+    /// filter naming attributes of one type simply matches nothing of another.
     async fn root_search(&self, ctx: Ctx<'_>, q: &ListQuery) -> Result<ListResponse> {
         if q.cursor.is_some() {
             return Err(ScimError::invalid_value("cursor pagination is not offered on /.search; use /Users or /Groups"));
         }
         let mut all: Vec<Value> = Vec::new();
         let mut total = 0u64;
-        for kind in [Kind::User, Kind::Group] {
+        for kind in ctx.types.kinds() {
             let rt = ctx.types.of(kind);
             // a sort attribute of the other type sorts nothing here
             let sort_by = q.sort_by.clone().filter(|s| crate::path::AttrPath::parse(s).ok().and_then(|p| p.resolve(rt)).is_some());
@@ -297,6 +298,23 @@ impl App {
         let resources: Vec<Value> = all.into_iter().skip((start - 1) as usize).take(q.count as usize).collect();
         Ok(ListResponse { total_results: Some(total), start_index: Some(start), ..ListResponse::whole(resources) })
     }
+}
+
+/// The row's operation, on the tenant's declared type its path names when the row stands for
+/// any (`/{type}`): 404 when the tenant declares none there.
+fn declared_op(m: &Matched, types: &crate::tenant_types::TenantSchemas) -> Result<Op> {
+    let Some(segment) = m.collection.as_deref() else { return Ok(m.spec.op) };
+    let kind = types.declared_at(segment).ok_or_else(|| ScimError::NotFound(format!("no endpoint at /{segment}")))?;
+    Ok(match m.spec.op {
+        Op::Create(_) => Op::Create(kind),
+        Op::List(_) => Op::List(kind),
+        Op::Search(_) => Op::Search(kind),
+        Op::Get(_) => Op::Get(kind),
+        Op::Replace(_) => Op::Replace(kind),
+        Op::Patch(_) => Op::Patch(kind),
+        Op::Delete(_) => Op::Delete(kind),
+        other => other,
+    })
 }
 
 fn query<'a>(req: &'a Request<'_>, name: &str) -> Option<&'a str> {

@@ -128,6 +128,15 @@ pub const ROUTES: &[RouteSpec] = &[
     write(Op::Replace(Group), "PUT", "/Groups/{id}", "groups-replace", ScimWrite),
     write(Op::Patch(Group), "PATCH", "/Groups/{id}", "groups-patch", ScimWrite),
     write(Op::Delete(Group), "DELETE", "/Groups/{id}", "groups-delete", ScimWrite),
+    // the tenant's declared resource types, at the endpoints it declared (`{type}` is never a
+    // segment of the rows above: see `RESERVED_ENDPOINTS`)
+    write(Op::Create(DECLARED), "POST", "/{type}", "resources", ScimWrite),
+    read(Op::List(DECLARED), "GET", "/{type}", "resources", ScimRead),
+    read(Op::Search(DECLARED), "POST", "/{type}/.search", "resources", ScimRead),
+    read(Op::Get(DECLARED), "GET", "/{type}/{id}", "resources", ScimRead),
+    write(Op::Replace(DECLARED), "PUT", "/{type}/{id}", "resources", ScimWrite),
+    write(Op::Patch(DECLARED), "PATCH", "/{type}/{id}", "resources", ScimWrite),
+    write(Op::Delete(DECLARED), "DELETE", "/{type}/{id}", "resources", ScimWrite),
     read(Op::RootSearch, "POST", "/.search", "search", ScimRead),
     write(Op::Bulk, "POST", "/Bulk", "bulk", ScimWrite),
     read(Op::ServiceProviderConfig, "GET", "/ServiceProviderConfig", "discovery", ScimRead),
@@ -144,6 +153,10 @@ pub const ROUTES: &[RouteSpec] = &[
     read(Op::Settings(SettingsOp::SchemaDeclaration), "GET", "/Settings/Schemas/{id}", "settings", ConfigureScim),
     write(Op::Settings(SettingsOp::PutSchemaDeclaration), "PUT", "/Settings/Schemas/{id}", "settings", ConfigureScim),
     write(Op::Settings(SettingsOp::DeleteSchemaDeclaration), "DELETE", "/Settings/Schemas/{id}", "settings", ConfigureScim),
+    read(Op::Settings(SettingsOp::ResourceTypeDeclarations), "GET", "/Settings/ResourceTypes", "settings", ConfigureScim),
+    read(Op::Settings(SettingsOp::ResourceTypeDeclaration), "GET", "/Settings/ResourceTypes/{id}", "settings", ConfigureScim),
+    write(Op::Settings(SettingsOp::PutResourceTypeDeclaration), "PUT", "/Settings/ResourceTypes/{id}", "settings", ConfigureScim),
+    write(Op::Settings(SettingsOp::DeleteResourceTypeDeclaration), "DELETE", "/Settings/ResourceTypes/{id}", "settings", ConfigureScim),
     write(Op::Settings(SettingsOp::CreatePortalLink), "POST", "/Settings/PortalLinks", "settings", ConfigureScim).body_optional(),
     write(Op::Settings(SettingsOp::RevokePortalLinks), "DELETE", "/Settings/PortalLinks", "settings", ConfigureScim),
     read(Op::Settings(SettingsOp::OAuthClients), "GET", "/Settings/OAuthClients", "settings", ConfigureScim),
@@ -155,6 +168,7 @@ pub const ROUTES: &[RouteSpec] = &[
     write(Op::Settings(SettingsOp::CreateOAuthFederation), "POST", "/Settings/OAuthFederation", "settings", ConfigureScim),
 ];
 
+const DECLARED: Kind = Kind::DECLARED;
 use Kind::{Group, User};
 use Permission::{ConfigureScim, ManageMappings, ScimRead, ScimWrite};
 
@@ -176,6 +190,15 @@ pub struct Matched {
     pub spec: &'static RouteSpec,
     /// The resource id from the path's `{id}` segment, percent-decoded; `None` if it has none.
     pub id: Option<String>,
+    /// The collection from the path's `{type}` segment (a declared type's endpoint, resolved
+    /// against the tenant's types before anything runs); `None` if it has none.
+    pub collection: Option<String>,
+}
+
+/// Whether a path segment can name a declared type's collection: not a `.search`-like segment,
+/// not one the server serves itself.
+fn declarable(segment: &str) -> bool {
+    !segment.starts_with('.') && !crate::resource_types::RESERVED_ENDPOINTS.iter().any(|r| r.eq_ignore_ascii_case(segment))
 }
 
 /// Matches a method and a path under the base URL against `routes`. The method exactly
@@ -197,7 +220,7 @@ pub fn match_route(routes: &'static [RouteSpec], method: &str, path: &str) -> Re
     }
     let given = &given[..count];
     for spec in routes {
-        let mut id = None;
+        let (mut id, mut collection) = (None, None);
         let mut segs = given.iter().copied();
         let mut pat = spec.path.split('/').filter(|s| !s.is_empty());
         let fits = loop {
@@ -205,6 +228,7 @@ pub fn match_route(routes: &'static [RouteSpec], method: &str, path: &str) -> Re
                 (None, None) => break true,
                 // ".search" is a route of its own, never an id
                 (Some("{id}"), Some(s)) if !s.starts_with('.') => id = Some(s),
+                (Some("{type}"), Some(s)) if declarable(s) => collection = Some(s),
                 (Some(p), Some(s)) if p.eq_ignore_ascii_case(s) => {}
                 _ => break false,
             }
@@ -212,9 +236,9 @@ pub fn match_route(routes: &'static [RouteSpec], method: &str, path: &str) -> Re
         if !fits {
             continue;
         }
-        path_known = true;
+        path_known |= collection.is_none();
         if spec.method == method {
-            return Ok(Matched { spec, id: id.map(percent_decode) });
+            return Ok(Matched { spec, id: id.map(percent_decode), collection: collection.map(str::to_string) });
         }
     }
     let shown: String = method.chars().take(16).collect();
@@ -253,7 +277,10 @@ mod tests {
         assert_eq!(op("POST", "/Users/.search").unwrap(), Op::Search(User));
         let m = match_route(ROUTES, "PATCH", "/Users/abc%2Fd").unwrap();
         assert_eq!((m.spec.op, m.id.as_deref()), (Op::Patch(User), Some("abc/d")));
-        assert_eq!(op("GET", "/Nope").unwrap_err().status(), 404);
+        assert_eq!(op("GET", "/Nope/a/b").unwrap_err().status(), 404);
+        // a path only a declared collection could be: 404 for other methods (whether the tenant
+        // declares it is known only once its types are read)
+        assert_eq!(op("DELETE", "/Nope").unwrap_err().status(), 404);
         assert_eq!(op("GET", "/Users/a/b").unwrap_err().status(), 404);
         assert_eq!(op("GET", "/Settings/Schemas/a/b").unwrap_err().status(), 404);
         assert_eq!(op("GET", "//Users//a//").unwrap(), Op::Get(User));
@@ -262,9 +289,29 @@ mod tests {
         // methods are case-sensitive tokens: a lower-case method matches no route (API Gateway
         // does the same), whatever route its upper-case form names; paths ignore case
         for r in ROUTES {
-            let path = r.path.replace("{id}", "x");
-            assert_eq!(op(&r.method.to_ascii_lowercase(), &path).unwrap_err().status(), 405, "{} {}", r.method, r.path);
+            let path = r.path.replace("{id}", "x").replace("{type}", "Widgets");
+            let wrong_method = if r.path.starts_with("/{type}") { 404 } else { 405 };
+            assert_eq!(op(&r.method.to_ascii_lowercase(), &path).unwrap_err().status(), wrong_method, "{} {}", r.method, r.path);
             assert_eq!(op(r.method, &path.to_ascii_lowercase()).unwrap(), r.op, "{} {}", r.method, r.path);
+        }
+    }
+
+    #[test]
+    fn a_declared_collection_is_any_segment_the_server_does_not_serve_itself() {
+        let m = match_route(ROUTES, "GET", "/Agents/a1").unwrap();
+        assert_eq!((m.spec.op, m.id.as_deref(), m.collection.as_deref()), (Op::Get(DECLARED), Some("a1"), Some("Agents")));
+        assert_eq!(op("POST", "/Agents/.search").unwrap(), Op::Search(DECLARED));
+        // the server's own paths keep their 404 and 405: never a declared collection
+        assert_eq!(op("GET", "/Bulk").unwrap_err().status(), 405);
+        assert_eq!(op("PUT", "/users").unwrap_err().status(), 405);
+        assert_eq!(op("GET", "/Me").unwrap_err().status(), 404);
+        assert_eq!(op("GET", "/Agents/a/b").unwrap_err().status(), 404);
+        // every literal first segment of the table is reserved, so no declaration can take it
+        for r in ROUTES {
+            let first = r.path.split('/').find(|s| !s.is_empty()).unwrap_or_default();
+            if !first.starts_with('{') && !first.starts_with('.') {
+                assert!(!declarable(first), "{first} must be in RESERVED_ENDPOINTS");
+            }
         }
     }
 

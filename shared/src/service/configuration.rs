@@ -26,6 +26,14 @@ pub enum SettingsOp {
     PutSchemaDeclaration,
     /// `DELETE /Settings/Schemas/{urn}`.
     DeleteSchemaDeclaration,
+    /// `GET /Settings/ResourceTypes`.
+    ResourceTypeDeclarations,
+    /// `GET /Settings/ResourceTypes/{name}`.
+    ResourceTypeDeclaration,
+    /// `PUT /Settings/ResourceTypes/{name}`.
+    PutResourceTypeDeclaration,
+    /// `DELETE /Settings/ResourceTypes/{name}`.
+    DeleteResourceTypeDeclaration,
     /// `POST /Settings/PortalLinks`.
     CreatePortalLink,
     /// `DELETE /Settings/PortalLinks`.
@@ -100,6 +108,13 @@ impl Service {
                 (decl, false) => Configured::Changed(decl),
             },
             SettingsOp::DeleteSchemaDeclaration => declarations::delete(layout, tenant, id).await.map(|()| Configured::Gone)?,
+            SettingsOp::ResourceTypeDeclarations => Configured::Shown(declarations::list_types(layout, tenant).await?),
+            SettingsOp::ResourceTypeDeclaration => Configured::Shown(declarations::get_type(layout, tenant, id).await?),
+            SettingsOp::PutResourceTypeDeclaration => match declarations::put_type(layout, tenant, id, doc).await? {
+                (decl, true) => Configured::Made(decl),
+                (decl, false) => Configured::Changed(decl),
+            },
+            SettingsOp::DeleteResourceTypeDeclaration => declarations::delete_type(layout, tenant, id).await.map(|()| Configured::Gone)?,
             SettingsOp::CreatePortalLink => Configured::Made(settings::create_portal_link(layout, tenant, base_url, body).await?),
             SettingsOp::RevokePortalLinks => settings::revoke_portal_links(layout, tenant).await.map(|()| Configured::Gone)?,
         })

@@ -192,7 +192,10 @@ impl Service {
         for l in lookups {
             let id = match l {
                 Lookup::Id(id) => Some(id.clone()),
-                Lookup::Name(n) => self.layout.claimed_by(ctx.tenant(), kind, Some(&crate::casefold::fold(n)), None).await?,
+                Lookup::Core { attr, key, .. } if matches!(kind, Kind::Declared(_)) => {
+                    self.layout.attribute_holder(ctx.tenant(), kind, &ctx.types.of(kind).schema.id, attr, key).await?
+                }
+                Lookup::Core { value, .. } => self.layout.claimed_by(ctx.tenant(), kind, Some(&crate::casefold::fold(value)), None).await?,
                 Lookup::Unique { ext, attr, key } => self.layout.attribute_holder(ctx.tenant(), kind, ext, attr, key).await?,
                 Lookup::ExternalId(e) => {
                     for id in self.layout.external_id_holders(ctx.tenant(), kind, e).await? {

@@ -16,15 +16,15 @@ pub use listing::Page;
 pub use protect::PROTECTED;
 
 use crate::error::{Result, ScimError};
-use crate::extensions::TenantSchemas;
 use crate::kind::Kind;
 use crate::members::{self, MemberOp};
 use crate::patch::{self, PatchOp};
 use crate::resource;
 use crate::roles::Permission;
-use crate::schema::{ResourceType, group_type, user_type};
+use crate::schema::{ResourceType, group_type};
 use crate::store::layout::{Claims, Layout, MemberDelta, Stored, StoredText, WriteConflict};
 use crate::tenancy::ExternalIdPolicy;
+use crate::tenant_types::TenantSchemas;
 use protect::{apply_roles_policy, check_group_grants, check_immutable, check_protected};
 use serde_json::{Map, Value, json};
 
@@ -116,14 +116,6 @@ pub fn etag(version: u64) -> String {
     ["W/\"", itoa::Buffer::new().format(version), "\""].concat()
 }
 
-/// The resource type of a kind.
-pub fn resource_type(kind: Kind) -> &'static ResourceType {
-    match kind {
-        Kind::User => user_type(),
-        Kind::Group => group_type(),
-    }
-}
-
 fn check_if_match(if_match: Option<&str>, version: u64) -> Result<()> {
     let Some(h) = if_match else { return Ok(()) };
     let current = etag(version);
@@ -132,19 +124,22 @@ fn check_if_match(if_match: Option<&str>, version: u64) -> Result<()> {
     if ok { Ok(()) } else { Err(ScimError::PreconditionFailed(format!("the resource is at version {current}; If-Match was {h}"))) }
 }
 
-fn name_attr(kind: Kind) -> &'static str {
+/// The attribute a collection holds unique by its caseless fold (a declared type's unique
+/// attributes are claimed as declared, like extension attributes).
+fn name_attr(kind: Kind) -> Option<&'static str> {
     match kind {
-        Kind::User => "userName",
-        Kind::Group => "displayName",
+        Kind::User => Some("userName"),
+        Kind::Group => Some("displayName"),
+        Kind::Declared(_) => None,
     }
 }
 
 /// The uniqueness claims of a document: its name folded caselessly (see [`crate::casefold`]),
 /// its externalId exactly.
 fn claims(ctx: Ctx<'_>, kind: Kind, doc: &Map<String, Value>) -> Result<Claims> {
-    let name = doc.get(name_attr(kind)).and_then(Value::as_str).map(crate::casefold::fold);
+    let name = name_attr(kind).and_then(|n| doc.get(n)).and_then(Value::as_str).map(crate::casefold::fold);
     let external_id = doc.get("externalId").and_then(Value::as_str).map(str::to_string);
-    for (what, v) in [(name_attr(kind), &name), ("externalId", &external_id)] {
+    for (what, v) in [(name_attr(kind).unwrap_or_default(), &name), ("externalId", &external_id)] {
         if v.as_ref().is_some_and(|s| s.len() > MAX_KEY_TEXT) {
             return Err(ScimError::invalid_value(format!("'{what}' is longer than {MAX_KEY_TEXT} bytes")));
         }
@@ -153,14 +148,22 @@ fn claims(ctx: Ctx<'_>, kind: Kind, doc: &Map<String, Value>) -> Result<Claims> 
         name,
         external_id,
         external_id_unique: ctx.external_id_policy() == ExternalIdPolicy::Unique,
-        attributes: attribute_claims(ctx.types.of(kind), doc),
+        attributes: attribute_claims(ctx.types.of(kind), matches!(kind, Kind::Declared(_)), doc),
         inactive: kind == Kind::User && is_inactive(doc),
     })
 }
 
-/// The unique claims of a document's extension attributes declared `uniqueness: server`.
-fn attribute_claims(rt: &ResourceType, doc: &Map<String, Value>) -> Vec<(String, String, String)> {
+/// The unique claims of a document's attributes declared `uniqueness: server`: its extensions',
+/// and, for a declared type (`core`), its core schema's (kept under the core schema's URN).
+fn attribute_claims(rt: &ResourceType, core: bool, doc: &Map<String, Value>) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
+    if core {
+        for def in rt.schema.attrs.iter().filter(|a| a.unique) {
+            if let Some(key) = doc.get(&*def.name).and_then(|v| def.claim_key(v)) {
+                out.push((rt.schema.id.to_string(), def.name.to_string(), key));
+            }
+        }
+    }
     for ext in &rt.extensions {
         let Some(Value::Object(values)) = doc.get(&*ext.id) else { continue };
         for def in ext.attrs.iter().filter(|a| a.unique) {
@@ -186,21 +189,20 @@ fn check_identity_text(doc: &Map<String, Value>) -> Result<()> {
     Ok(())
 }
 
-fn conflict(kind: Kind, c: WriteConflict, doc: &Map<String, Value>) -> ScimError {
+fn conflict(rt: &ResourceType, kind: Kind, c: WriteConflict, doc: &Map<String, Value>) -> ScimError {
     let text = |k: &str| doc.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let noun = rt.name.to_lowercase();
     match c {
         WriteConflict::Attribute(name) => ScimError::Conflict(format!(
-            "the value of '{name}' already belongs to another {} in this tenant (the attribute is declared unique)",
-            resource_type(kind).name.to_lowercase()
+            "the value of '{name}' already belongs to another {noun} in this tenant (the attribute is declared unique)"
         )),
         WriteConflict::Name => {
-            ScimError::Conflict(format!("{} '{}' is already taken in this tenant", name_attr(kind), text(name_attr(kind))))
+            let attr = name_attr(kind).unwrap_or_default();
+            ScimError::Conflict(format!("{attr} '{}' is already taken in this tenant", text(attr)))
         }
-        WriteConflict::ExternalId => ScimError::Conflict(format!(
-            "externalId '{}' already belongs to another {} in this tenant",
-            text("externalId"),
-            resource_type(kind).name.to_lowercase()
-        )),
+        WriteConflict::ExternalId => {
+            ScimError::Conflict(format!("externalId '{}' already belongs to another {noun} in this tenant", text("externalId")))
+        }
         WriteConflict::Version => ScimError::PreconditionFailed("the resource changed while this request ran; read it again".into()),
     }
 }
@@ -280,8 +282,8 @@ impl Service {
             return Ok(t.clone());
         }
         let types = std::sync::Arc::new(match self.layout.schema_declarations(tenant).await? {
-            Some((record, v)) => TenantSchemas::build(v, crate::extensions::from_record(&record)),
-            None => TenantSchemas::build(0, Vec::new()),
+            Some((record, v)) => TenantSchemas::from_record(v, &record),
+            None => TenantSchemas::build(0, Vec::new(), Vec::new()),
         });
         if let Ok(mut cache) = self.types.0.lock() {
             if cache.len() >= TYPES_KEPT {
@@ -324,7 +326,7 @@ impl Service {
         let full = with_meta(rt, &id, doc, &now, &now, 1);
         match self.layout.create(ctx.tenant(), kind, &full, &claims, &delta).await? {
             Ok(()) => Ok((Stored::written(&id, full, 1), Written::Created)),
-            Err(c) => Err(conflict(kind, c, &full)),
+            Err(c) => Err(conflict(rt, kind, c, &full)),
         }
     }
 
@@ -357,7 +359,7 @@ impl Service {
         if holders.iter().any(|h| Some(h.as_str()) != id) {
             return Err(ScimError::Conflict(format!(
                 "externalId '{ext}' already belongs to another {} in this tenant (its externalId policy is 'unique')",
-                resource_type(kind).name.to_lowercase()
+                ctx.types.of(kind).name.to_lowercase()
             )));
         }
         Ok(())
@@ -368,7 +370,7 @@ impl Service {
         self.layout
             .get_text(ctx.tenant(), kind, id)
             .await?
-            .ok_or_else(|| ScimError::NotFound(format!("no {} '{id}'", resource_type(kind).name.to_lowercase())))
+            .ok_or_else(|| ScimError::NotFound(format!("no {} '{id}'", ctx.types.of(kind).name.to_lowercase())))
     }
 
     /// A resource's stored document.
@@ -464,7 +466,7 @@ impl Service {
                 Err(WriteConflict::Version) => {
                     return Err(ScimError::PreconditionFailed("the resource changed since the If-Match version".into()));
                 }
-                Err(c) => return Err(conflict(kind, c, &candidate)),
+                Err(c) => return Err(conflict(rt, kind, c, &candidate)),
             }
         }
         Err(ScimError::Unavailable { detail: "the resource is being changed concurrently; retry".into(), retry_after: 1 })
@@ -495,6 +497,7 @@ impl Service {
             match kind {
                 Kind::User => self.layout.remove_from_all_groups(ctx.tenant(), id).await?,
                 Kind::Group => self.layout.remove_all_members(ctx.tenant(), id).await?,
+                Kind::Declared(_) => 0,
             };
             let claims = claims(ctx, kind, &old.doc)?;
             match self.layout.delete(ctx.tenant(), kind, &old, &claims).await? {

@@ -72,16 +72,24 @@ pub(super) async fn check_group_grants(
     )))
 }
 
-/// RFC 7643 §7 `immutable`: an extension attribute with a value keeps it (it may be set when it
+/// RFC 7643 §7 `immutable`: an attribute (core or extension) with a value keeps it (it may be set when it
 /// has none). 400 `mutability` otherwise, before anything is written.
 pub(super) fn check_immutable(rt: &ResourceType, old: &Map<String, Value>, new: &Map<String, Value>) -> Result<()> {
-    for ext in &rt.extensions {
-        let value = |doc: &Map<String, Value>, name: &str| doc.get(&*ext.id).and_then(|e| e.get(name)).filter(|v| !v.is_null()).cloned();
-        for d in ext.attrs.iter().filter(|d| d.mutability == crate::schema::Mutability::Immutable) {
+    let core = std::iter::once((None, &*rt.schema));
+    for (urn, schema) in core.chain(rt.extensions.iter().map(|e| (Some(&*e.id), &**e))) {
+        let value = |doc: &Map<String, Value>, name: &str| {
+            let holder = match urn {
+                Some(u) => doc.get(u).and_then(Value::as_object),
+                None => Some(doc),
+            };
+            holder.and_then(|h| h.get(name)).filter(|v| !v.is_null()).cloned()
+        };
+        for d in schema.attrs.iter().filter(|d| d.mutability == crate::schema::Mutability::Immutable) {
             if let Some(before) = value(old, &d.name)
                 && value(new, &d.name).as_ref() != Some(&before)
             {
-                return Err(ScimError::mutability(format!("'{}:{}' is immutable: it keeps the value it was given", ext.id, d.name)));
+                let name = urn.map(|u| format!("{u}:{}", d.name)).unwrap_or_else(|| d.name.to_string());
+                return Err(ScimError::mutability(format!("'{name}' is immutable: it keeps the value it was given")));
             }
         }
     }

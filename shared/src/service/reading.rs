@@ -53,7 +53,7 @@ impl Service {
                     .map(|g| json!({"value": g.id(), "$ref": reference("Groups", g.id()), "display": g.doc.get("displayName"), "type": "direct"}))
                     .collect()
             }
-            Kind::User => Vec::new(),
+            Kind::User | Kind::Declared(_) => Vec::new(),
         };
         let name = if kind == Kind::Group { "members" } else { "groups" };
         Ok((!list.is_empty()).then(|| (name, Value::Array(list))))
@@ -115,6 +115,7 @@ fn expands(kind: Kind, projection: &Projection<'_>, in_list: bool) -> bool {
     match kind {
         Kind::Group => projection.returns(None, "members"),
         Kind::User => projection.returns(None, "groups") && (!in_list || projection.names(None, "groups")),
+        Kind::Declared(_) => false,
     }
 }
 

@@ -2,53 +2,47 @@
 //! its keys. Built here and nowhere else.
 
 use super::*;
+use crate::kind::Slot;
+use std::borrow::Cow;
 
-/// The key parts of a resource collection.
+/// The key parts of a resource collection: fixed text for users and groups, the slot's number
+/// in them for a declared type (`RES<slot>#<id>`, …).
 pub(crate) trait KindKeys: Copy {
-    fn prefix(self) -> &'static str;
-    fn name_claim(self) -> &'static str;
-    fn ext_claim(self) -> &'static str;
-    fn ext_index(self) -> &'static str;
-    fn counter(self) -> &'static str;
-    fn delete_counter(self) -> &'static str;
+    fn prefix(self) -> Cow<'static, str>;
+    fn name_claim(self) -> Cow<'static, str>;
+    fn ext_claim(self) -> Cow<'static, str>;
+    fn ext_index(self) -> Cow<'static, str>;
+    fn counter(self) -> Cow<'static, str>;
+    fn delete_counter(self) -> Cow<'static, str>;
+}
+
+/// `(user's, group's, a declared type's as prefix + slot + suffix)`.
+fn part(kind: Kind, user: &'static str, group: &'static str, declared: (&str, &str)) -> Cow<'static, str> {
+    match kind {
+        Kind::User => Cow::Borrowed(user),
+        Kind::Group => Cow::Borrowed(group),
+        Kind::Declared(Slot(n)) => Cow::Owned([declared.0, itoa::Buffer::new().format(n), declared.1].concat()),
+    }
 }
 
 impl KindKeys for Kind {
-    fn prefix(self) -> &'static str {
-        match self {
-            Kind::User => "USER#",
-            Kind::Group => "GROUP#",
-        }
+    fn prefix(self) -> Cow<'static, str> {
+        part(self, "USER#", "GROUP#", ("RES", "#"))
     }
-    fn name_claim(self) -> &'static str {
-        match self {
-            Kind::User => "USERNAME#",
-            Kind::Group => "GROUPNAME#",
-        }
+    fn name_claim(self) -> Cow<'static, str> {
+        part(self, "USERNAME#", "GROUPNAME#", ("RESNAME", "#"))
     }
-    fn ext_claim(self) -> &'static str {
-        match self {
-            Kind::User => "UEXT#",
-            Kind::Group => "GEXT#",
-        }
+    fn ext_claim(self) -> Cow<'static, str> {
+        part(self, "UEXT#", "GEXT#", ("REXT", "#"))
     }
-    fn ext_index(self) -> &'static str {
-        match self {
-            Kind::User => "UEXTID#",
-            Kind::Group => "GEXTID#",
-        }
+    fn ext_index(self) -> Cow<'static, str> {
+        part(self, "UEXTID#", "GEXTID#", ("REXTID", "#"))
     }
-    fn counter(self) -> &'static str {
-        match self {
-            Kind::User => "users",
-            Kind::Group => "groups",
-        }
+    fn counter(self) -> Cow<'static, str> {
+        part(self, "users", "groups", ("res", ""))
     }
-    fn delete_counter(self) -> &'static str {
-        match self {
-            Kind::User => "user_deletes",
-            Kind::Group => "group_deletes",
-        }
+    fn delete_counter(self) -> Cow<'static, str> {
+        part(self, "user_deletes", "group_deletes", ("res", "_deletes"))
     }
 }
 
@@ -86,11 +80,14 @@ pub fn parse_key(pk: &str, sk: &str) -> Option<ItemKey> {
         return None;
     }
     for kind in [Kind::User, Kind::Group] {
-        if let Some(id) = sk.strip_prefix(kind.prefix()) {
+        if let Some(id) = sk.strip_prefix(&*kind.prefix()) {
             return Some(ItemKey::Resource { tenant: rest.into(), kind, id: id.into() });
         }
     }
-    None
+    let (slot, id) = sk.strip_prefix("RES")?.split_once('#')?;
+    // only the canonical spelling of a slot is one (`RES07#` is no item of this layout)
+    let n: u16 = slot.parse().ok().filter(|n: &u16| itoa::Buffer::new().format(*n) == slot)?;
+    Some(ItemKey::Resource { tenant: rest.into(), kind: Kind::Declared(Slot(n)), id: id.into() })
 }
 
 /// Partition of a tenant's items.
@@ -104,7 +101,7 @@ pub(super) fn cursor_pk(tenant: &str) -> String {
 }
 /// Sort key of a resource.
 pub fn resource_sk(kind: Kind, id: &str) -> String {
-    [kind.prefix(), id].concat()
+    [&*kind.prefix(), id].concat()
 }
 /// Partition of an API key.
 pub fn key_pk(key_id: &str) -> String {
@@ -150,10 +147,7 @@ pub(super) const INACTIVE: &str = "inactive";
 /// (folded unless the attribute is caseExact).
 pub(super) fn attribute_claim_sk(kind: Kind, urn: &str, attr: &str, key: &str) -> String {
     let hash = urn.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x0100_0000_01b3));
-    let letter = match kind {
-        Kind::User => 'U',
-        Kind::Group => 'G',
-    };
+    let letter = part(kind, "U", "G", ("R", ""));
     format!("XU#{letter}#{}#{attr}#{key}", crate::crypto::hex(&hash.to_be_bytes()))
 }
 

@@ -5,7 +5,7 @@ use super::*;
 
 /// A page checkpoint item, when it is still valid for `deletes` (deletes shift positions).
 pub(super) fn checkpoint_of(kind: Kind, item: &Item, deletes: u64) -> Option<(u64, String)> {
-    let pos: u64 = item.sk.trim_start_matches(kind.prefix()).parse().unwrap_or(0);
+    let pos: u64 = item.sk.trim_start_matches(&*kind.prefix()).parse().unwrap_or(0);
     let generation = item.nums.get("deletes").copied().unwrap_or(-1);
     let after = item
         .doc
@@ -19,16 +19,16 @@ impl Layout {
     /// Up to `limit` resources in id order, after the resource `after` (exclusive).
     pub async fn page(&self, tenant: &str, kind: Kind, after: Option<&str>, limit: usize) -> Result<Vec<Stored>, StoreError> {
         let after_sk = after.map(|a| resource_sk(kind, a));
-        let items = self.table.query(&Query::prefix(tenant_pk(tenant), kind.prefix(), after_sk.as_deref(), limit)).await?;
+        let items = self.table.query(&Query::prefix(tenant_pk(tenant), &kind.prefix(), after_sk.as_deref(), limit)).await?;
         items.iter().map(|i| Stored::from_item(i)).collect()
     }
 
     /// Up to `limit` resource ids in id order after `after`, without reading documents.
     pub async fn page_ids(&self, tenant: &str, kind: Kind, after: Option<&str>, limit: usize) -> Result<Vec<String>, StoreError> {
         let after_sk = after.map(|a| resource_sk(kind, a));
-        let mut q = Query::prefix(tenant_pk(tenant), kind.prefix(), after_sk.as_deref(), limit);
+        let mut q = Query::prefix(tenant_pk(tenant), &kind.prefix(), after_sk.as_deref(), limit);
         q.keys_only = true;
-        Ok(self.table.query(&q).await?.into_iter().map(|i| i.sk.trim_start_matches(kind.prefix()).to_string()).collect())
+        Ok(self.table.query(&q).await?.into_iter().map(|i| i.sk.trim_start_matches(&*kind.prefix()).to_string()).collect())
     }
 
     /// The nearest page checkpoint at or before `position` (0-based count of resources before

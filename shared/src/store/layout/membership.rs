@@ -129,7 +129,7 @@ impl Layout {
             index: crate::store::Index::Gsi1,
             pk: user_index_pk(tenant, uid),
             lo: Kind::Group.prefix().to_string(),
-            hi: [Kind::Group.prefix(), "\u{10FFFF}"].concat(),
+            hi: [&*Kind::Group.prefix(), "\u{10FFFF}"].concat(),
             forward: true,
             limit: 10_000,
             keys_only: false,
@@ -139,7 +139,7 @@ impl Layout {
             .query(&q)
             .await?
             .iter()
-            .filter_map(|i| i.gsi1.as_ref().map(|(_, s)| s.trim_start_matches(Kind::Group.prefix()).to_string()))
+            .filter_map(|i| i.gsi1.as_ref().map(|(_, s)| s.trim_start_matches(&*Kind::Group.prefix()).to_string()))
             .collect())
     }
 

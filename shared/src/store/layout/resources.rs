@@ -14,7 +14,11 @@ pub(super) fn document_text(kind: Kind, doc: &Map<String, Value>) -> Result<Stri
     if text.len() > MAX_DOCUMENT_BYTES {
         let what = format!(
             "the {} would be {} bytes; this service stores at most {MAX_DOCUMENT_BYTES} bytes per resource",
-            if kind == Kind::User { "user" } else { "group" },
+            match kind {
+                Kind::User => "user",
+                Kind::Group => "group",
+                Kind::Declared(_) => "resource",
+            },
             text.len()
         );
         return Err(StoreError::TooLarge { what });
@@ -187,7 +191,7 @@ pub(super) fn claim_item(pk: &str, sk: String, id: &str) -> Item {
 /// A collection's counters from the tenant's counter item (absent: all zero).
 pub(super) fn counts_of(kind: Kind, item: Option<&Item>) -> Counts {
     let get = |f: &str| item.and_then(|i| i.nums.get(f)).copied().unwrap_or(0).max(0) as u64;
-    Counts { total: get(kind.counter()), deletes: get(kind.delete_counter()), inactive: get(&format!("{}_{INACTIVE}", kind.counter())) }
+    Counts { total: get(&kind.counter()), deletes: get(&kind.delete_counter()), inactive: get(&format!("{}_{INACTIVE}", kind.counter())) }
 }
 
 /// The writes of an update: the resource conditional on its version, and the claims that moved;

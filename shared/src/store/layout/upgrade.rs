@@ -14,7 +14,7 @@ impl Layout {
     ) -> Result<Vec<(String, String)>, StoreError> {
         let prefix = kind.name_claim();
         let after_sk = after.map(|a| format!("{prefix}{a}"));
-        let items = self.table.query(&Query::prefix(tenant_pk(tenant), prefix, after_sk.as_deref(), limit)).await?;
+        let items = self.table.query(&Query::prefix(tenant_pk(tenant), &prefix, after_sk.as_deref(), limit)).await?;
         let mut out = Vec::with_capacity(items.len());
         for item in &items {
             let holder = Stored::from_item(item)?.id().to_string();
@@ -34,7 +34,7 @@ impl Layout {
     ) -> Result<Vec<(String, String)>, StoreError> {
         let prefix = kind.ext_claim();
         let after_sk = after.map(|a| format!("{prefix}{a}"));
-        let items = self.table.query(&Query::prefix(tenant_pk(tenant), prefix, after_sk.as_deref(), limit)).await?;
+        let items = self.table.query(&Query::prefix(tenant_pk(tenant), &prefix, after_sk.as_deref(), limit)).await?;
         let mut out = Vec::with_capacity(items.len());
         for item in &items {
             let holder = Stored::from_item(item)?.id().to_string();
