@@ -563,6 +563,24 @@ struct CostFixture {
     carrier: String,
     gid: String,
     other: String,
+    widget: String,
+}
+
+/// A declared resource type shaped like a User's cost: a unique `serial` (as `userName`) and 20
+/// more attributes.
+fn widget_type() -> Value {
+    let mut attrs = vec![json!({"name": "serial", "type": "string", "required": true, "uniqueness": "server"})];
+    attrs.extend((0..20).map(|i| json!({"name": format!("attr{i:02}"), "type": "string"})));
+    json!({"name": "Widget", "endpoint": "/Widgets", "schema": "urn:bench:Widget",
+        "schemaDefinitions": [{"id": "urn:bench:Widget", "attributes": attrs}]})
+}
+
+fn widget_body(i: usize) -> Value {
+    let mut w = json!({"serial": format!("w{i:06}")});
+    for a in 0..20 {
+        w[format!("attr{a:02}")] = json!(format!("value {a}"));
+    }
+    w
 }
 
 /// 300 users, three holding one externalId, a declared extension and a user carrying it, a group.
@@ -583,9 +601,15 @@ async fn cost_fixture(c: &Client) -> CostFixture {
     let id = id_of(&c.get("/Users?count=1").await.body["Resources"][0]);
     let gid = id_of(&c.post("/Groups", &json!({"displayName": "cost", "members": [{"value": id}]})).await.body);
     let other = id_of(&c.post("/Users", &user_body("extra", 0)).await.body);
+    // a declared resource type holding 300 resources
+    c.put("/Settings/ResourceTypes/Widget", &widget_type()).await;
+    for i in 0..300 {
+        c.post("/Widgets", &widget_body(i)).await;
+    }
+    let widget = id_of(&c.get("/Widgets?count=1").await.body["Resources"][0]);
     // the process's first cursor loads (or makes) the cursor sealing key once: not per request
     c.get("/Users?count=1&cursor=").await;
-    CostFixture { id, carrier, gid, other }
+    CostFixture { id, carrier, gid, other, widget }
 }
 
 /// What authenticating a request costs (a warm process: one batched read of the key, its tenant
@@ -606,7 +630,7 @@ async fn auth_cost(srv: &Server) -> ((u64, u64), f64, f64) {
 
 /// The operations `bench cost` measures: (row name, method, path, body).
 fn cost_steps(f: &CostFixture) -> Vec<(&'static str, &'static str, String, Option<Value>)> {
-    let CostFixture { id, carrier, gid, other } = f;
+    let CostFixture { id, carrier, gid, other, widget } = f;
     let patch = |v: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": v});
     vec![
         ("POST /Users", "POST", "/Users".into(), Some(user_body("c2", 1))),
@@ -661,6 +685,17 @@ fn cost_steps(f: &CostFixture) -> Vec<(&'static str, &'static str, String, Optio
             Some(patch(json!([{"op": "replace", "value": {"active": false}}]))),
         ),
         ("DELETE /Users/{id}", "DELETE", format!("/Users/{other}"), None),
+        ("POST /Widgets (a declared type)", "POST", "/Widgets".into(), Some(widget_body(1000))),
+        ("GET /Widgets/{id}", "GET", format!("/Widgets/{widget}"), None),
+        ("filter unique serial eq (declared type)", "GET", format!("/Widgets?filter={}", scim_tests::encode("serial eq \"w000042\"")), None),
+        (
+            "PATCH one declared-type attribute",
+            "PATCH",
+            format!("/Widgets/{widget}"),
+            Some(patch(json!([{"op": "replace", "path": "attr03", "value": "changed"}]))),
+        ),
+        ("page /Widgets startIndex=1 count=100", "GET", "/Widgets?startIndex=1&count=100".into(), None),
+        ("DELETE /Widgets/{id}", "DELETE", format!("/Widgets/{widget}"), None),
         ("GET /Users/{id} of no user (404: an activity entry)", "GET", "/Users/no-such-user".into(), None),
     ]
 }

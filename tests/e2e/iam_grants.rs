@@ -172,8 +172,28 @@ fn requests_of(function: &str, ids: &BTreeMap<&str, String>) -> Vec<HttpRequest>
                     {"method": "PATCH", "path": "/Groups/bulkId:g", "data": patch_op(json!([{"op": "remove", "path": "members"}]))},
                     {"method": "DELETE", "path": "/Users/bulkId:n"},
                     {"method": "DELETE", "path": format!("/Groups/{g}")},
+                    {"method": "POST", "path": "/Widgets", "bulkId": "w", "data": {"serial": "bulk-w"}},
+                    {"method": "PATCH", "path": "/Widgets/bulkId:w", "data": patch_op(json!([{"op": "replace", "path": "serial", "value": "bulk-w2"}]))},
+                    {"method": "DELETE", "path": "/Widgets/bulkId:w"},
                 ])),
             )]
+        }
+        "resources" => {
+            let w = &ids["w"];
+            vec![
+                req("POST", "/Widgets", Some(json!({"serial": "w-new", "externalId": "we"}))),
+                req("GET", "/Widgets?startIndex=1&count=1", None),
+                req("GET", "/Widgets?startIndex=2&count=1", None),
+                req("GET", "/Widgets?cursor=&count=1", None),
+                req("GET", "/Widgets?filter=serial%20eq%20%22w-1%22", None),
+                req("GET", "/Widgets?filter=externalId%20eq%20%22we%22", None),
+                req("GET", "/Widgets?sortBy=serial", None),
+                req("POST", "/Widgets/.search", Some(json!({"filter": "serial sw \"w\""}))),
+                req("GET", &format!("/Widgets/{w}"), None),
+                req("PUT", &format!("/Widgets/{w}"), Some(json!({"serial": "w-1b", "externalId": "we2"}))),
+                req("PATCH", &format!("/Widgets/{w}"), op(json!([{"op": "replace", "path": "serial", "value": "w-1c"}]))),
+                req("DELETE", &format!("/Widgets/{w}"), None),
+            ]
         }
         "discovery" => vec![
             req("GET", "/Schemas", None),
@@ -196,6 +216,14 @@ fn requests_of(function: &str, ids: &BTreeMap<&str, String>) -> Vec<HttpRequest>
                 Some(json!({"extends": "Group", "attributes": [{"name": "code", "type": "string"}]})),
             ),
             req("DELETE", "/Settings/Schemas/urn:acme:groups", None),
+            req("GET", "/Settings/ResourceTypes", None),
+            req("GET", "/Settings/ResourceTypes/Widget", None),
+            req("PUT", "/Settings/ResourceTypes/Gadget", Some(json!({"schema": "urn:acme:Gadget", "schemaDefinitions": [
+                {"id": "urn:acme:Gadget", "attributes": [{"name": "tag", "type": "string"}]}]}))),
+            // a change the stored widgets would not satisfy: counted, then refused (409)
+            req("PUT", "/Settings/ResourceTypes/Widget", Some(json!({"schema": "urn:acme:Widget", "schemaDefinitions": [
+                {"id": "urn:acme:Widget", "attributes": [{"name": "serial", "type": "integer"}]}]}))),
+            req("DELETE", "/Settings/ResourceTypes/Gadget", None),
             req("POST", "/Settings/PortalLinks", Some(json!({"hours": 2}))),
             req("DELETE", "/Settings/PortalLinks", None),
             req("GET", "/Settings/OAuthClients", None),
@@ -232,6 +260,7 @@ fn failing_request_of(function: &str) -> HttpRequest {
         "discovery" => req("GET", "/Schemas/urn:no:such:schema", None),
         "bulk" => req("POST", "/Bulk", Some(json!({"Operations": []}))),
         "settings" => req("PATCH", "/Settings", Some(json!({"deactivation": "sometimes"}))),
+        "resources" => req("GET", "/Widgets/no-such-widget", None),
         other => panic!("no failing request for function {other}: add one here"),
     }
 }
@@ -244,6 +273,10 @@ async fn seeded(table: &Arc<Recording>) -> (App, Principal, BTreeMap<&'static st
     // a declared extension with a unique attribute: its declarations are read, its claims written
     let decl = json!({"attributes": [{"name": "badge", "type": "integer", "uniqueness": "server"}, {"name": "cc", "type": "string"}]});
     scim_core::declarations::put(app.service.layout(), "t", EXT, &decl).await.unwrap();
+    // a declared resource type with a unique attribute, holding one resource
+    let widget = json!({"name": "Widget", "endpoint": "/Widgets", "schema": "urn:acme:Widget", "schemaDefinitions": [
+        {"id": "urn:acme:Widget", "attributes": [{"name": "serial", "type": "string", "uniqueness": "server"}]}]});
+    scim_core::declarations::put_type(app.service.layout(), "t", "Widget", &widget).await.unwrap();
     let key = tenancy::create_key(app.service.layout(), "t", "admin", None).await.unwrap();
     let mut p = app.authenticate(Some(&format!("Bearer {}", key.token)), None).await.unwrap();
     p.rate_limit = Some(1000); // so every route counts its request
@@ -257,6 +290,10 @@ async fn seeded(table: &Arc<Recording>) -> (App, Principal, BTreeMap<&'static st
         .handle(&p, &req("POST", "/Groups", Some(json!({"displayName": "Eng", "members": [{"value": ids["a"]}]}))), "http://x", None)
         .await;
     ids.insert("g", id_of(&serde_json::from_slice(&r.body).unwrap()));
+    for serial in ["w-1", "w-2"] {
+        let r = app.handle(&p, &req("POST", "/Widgets", Some(json!({"serial": serial}))), "http://x", None).await;
+        ids.insert(if serial == "w-1" { "w" } else { "w2" }, id_of(&serde_json::from_slice(&r.body).unwrap()));
+    }
     let client = scim_core::oauth::create_client(app.service.layout(), "t", "provisioner", None).await.unwrap();
     ids.insert("client", client.client_id);
     ids.insert("secret", client.secret_id);

@@ -405,3 +405,42 @@ async fn a_damaged_store_is_refused_then_repaired_with_nothing_lost() {
     drop(run);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// The shipped agent example declares with `scim-admin resource-type`, and scim-local serves it
+/// at `/Agents` in the shape scim-sanity's agent checks send; the CLI lists and refuses to delete
+/// a type that holds resources.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_example_declares_from_the_cli_and_is_served() {
+    let data = std::env::temp_dir().join(format!("scim-local-agents-{}", scim_tests::uuid_like()));
+    let _ = std::fs::remove_dir_all(&data);
+    let (run, lines) = start(&data);
+    let printed = |prefix: &str| lines.iter().find_map(|l| l.strip_prefix(prefix)).unwrap_or_default().to_string();
+    let token = printed("SCIM_TOKEN=");
+    drop(run);
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/agents/agent-type.json");
+    let example = example.to_str().expect("a path");
+    let out = admin(&data, &["resource-type", "put", "--tenant", "local", "--name", "Agent", "--file", example]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("served at /Agents"), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = admin(&data, &["resource-type", "list", "--tenant", "local"]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("Agent\t/Agents\t"), "{}", String::from_utf8_lossy(&out.stdout));
+
+    let (run, lines) = start(&data);
+    let base = lines.iter().find_map(|l| l.strip_prefix("SCIM_BASE_URL=")).expect("a base URL");
+    let c = scim_tests::Client::new(base, &token);
+    let agent = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Agent"], "name": "scim-sanity-test-agent-1",
+        "displayName": "Test Agent", "active": true});
+    let a = c.post("/Agents", &agent).await;
+    assert_eq!((a.status, &a.body["meta"]["resourceType"]), (201, &json!("Agent")), "{}", a.raw);
+    assert_eq!(a.header("etag"), a.body["meta"]["version"].as_str());
+    let id = id_of(&a.body);
+    let p = c.patch(&format!("/Agents/{id}"), &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": false}]})).await;
+    assert_eq!((p.status, &p.body["active"]), (200, &json!(false)), "{}", p.raw);
+    c.post("/Agents", &agent).await.assert_error(409, Some("uniqueness"));
+    assert!(c.get("/ResourceTypes").await.raw.contains("\"/Agents\""));
+    drop(run);
+    let out = admin(&data, &["resource-type", "delete", "--tenant", "local", "--name", "Agent"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("1 resources"), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -88,6 +88,11 @@ enum Command {
     /// Groups): what `PUT /Settings/Schemas/{urn}` does, from a file.
     #[command(subcommand)]
     Schema(SchemaCmd),
+    /// A tenant's own resource types (RFC 7643 §6, with their §7 schemas in
+    /// "schemaDefinitions"): what `PUT /Settings/ResourceTypes/{name}` does, from a file. A
+    /// declared type is served at its endpoint like /Users. Example: docs/agents.md.
+    #[command(subcommand, name = "resource-type")]
+    ResourceType(ResourceTypeCmd),
     /// Setup links for a tenant's IT admin: a page that shows the Tenant URL, makes provisioner
     /// tokens, runs the IdP's Test Connection and lists provisioning activity, failures first.
     #[command(subcommand)]
@@ -205,6 +210,42 @@ enum RoleCmd {
         tenant: String,
     },
     /// Delete a custom role (its keys then grant nothing).
+    Delete {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ResourceTypeCmd {
+    /// Declare or redeclare a resource type from a JSON file (an RFC 7643 §6 ResourceType with
+    /// "schemaDefinitions"). A type holding resources may gain attributes and optional
+    /// extensions; a change they might not satisfy is refused while they exist.
+    Put {
+        #[arg(long)]
+        tenant: String,
+        /// The type's name (its "name"), e.g. Agent.
+        #[arg(long)]
+        name: String,
+        /// The declaration, a JSON file ("-" reads standard input).
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Show one declaration.
+    Get {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// List the tenant's resource types.
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Stop serving a resource type; refused while it holds resources.
     Delete {
         #[arg(long)]
         tenant: String,
@@ -403,6 +444,7 @@ async fn run(args: Args) -> Outcome {
         Command::Portal(cmd) => portal(&layout, j, cmd).await,
         Command::Role(cmd) => role(&layout, j, cmd).await,
         Command::Schema(cmd) => schema(&layout, j, cmd).await,
+        Command::ResourceType(cmd) => resource_type(&layout, j, cmd).await,
         Command::Audit { tenant, day } => audit(&layout, j, tenant, day).await,
         Command::Key(cmd) => key(&layout, j, cmd).await,
         Command::OauthClient(cmd) => oauth_client(&layout, j, cmd).await,
@@ -827,6 +869,39 @@ fn print_collisions(r: &migrate::Report) {
             c.tenant, c.attribute, c.name, c.id, c.holder
         );
     }
+}
+
+async fn resource_type(layout: &Layout, json_out: bool, cmd: ResourceTypeCmd) -> Outcome {
+    use scim_core::declarations;
+    match cmd {
+        ResourceTypeCmd::Put { tenant, name, file } => {
+            let text = if file.as_os_str() == "-" { std::io::read_to_string(std::io::stdin())? } else { std::fs::read_to_string(&file)? };
+            let body: Value = serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", file.display()))?;
+            tenancy::require_tenant(layout, &tenant).await?;
+            let (decl, is_new) = declarations::put_type(layout, &tenant, &name, &body).await?;
+            let endpoint = decl["endpoint"].as_str().unwrap_or_default();
+            let what = if is_new { "declared" } else { "redeclared" };
+            print(json_out, &decl, format!("resource type {name} {what} for tenant '{tenant}', served at {endpoint}"));
+        }
+        ResourceTypeCmd::Get { tenant, name } => {
+            let decl = declarations::get_type(layout, &tenant, &name).await?;
+            print(json_out, &decl, serde_json::to_string_pretty(&decl).unwrap_or_default());
+        }
+        ResourceTypeCmd::List { tenant } => {
+            let list = declarations::list_types(layout, &tenant).await?;
+            let line = |d: &Value| {
+                let ext = d["schemaExtensions"].as_array().map(Vec::len).unwrap_or(0);
+                format!("{}\t{}\t{}\t{ext} extensions", d["name"].as_str().unwrap_or(""), d["endpoint"].as_str().unwrap_or(""), d["schema"].as_str().unwrap_or(""))
+            };
+            let text = list["Resources"].as_array().into_iter().flatten().map(line).collect::<Vec<_>>().join("\n");
+            print(json_out, &list, if text.is_empty() { format!("tenant '{tenant}' declares no resource type") } else { text });
+        }
+        ResourceTypeCmd::Delete { tenant, name } => {
+            declarations::delete_type(layout, &tenant, &name).await?;
+            print(json_out, &json!({"deleted": name}), format!("resource type {name} no longer served for tenant '{tenant}'"));
+        }
+    }
+    Ok(())
 }
 
 async fn schema(layout: &Layout, json_out: bool, cmd: SchemaCmd) -> Outcome {
