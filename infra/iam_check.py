@@ -157,13 +157,23 @@ KMS_EXPECTED: dict[str, set[str]] = {
 }
 
 # Route functions that list or search: their only writes are checkpoints and the rate counter.
+# (`resources` lists and searches the declared types too, but it also serves their write routes:
+# it is one of BULK_OPERATIONS, not one of these.)
 LIST_FUNCTIONS = ["users-list", "users-search", "search", "groups-list", "groups-search"]
+
+# The declared resource types' function (GET, POST /{type}, POST /{type}/.search, GET, PUT, PATCH,
+# DELETE /{type}/{id}): its items are in the tenant partition like users', and a declared type has
+# no members, so it has no access to membership items or to the membership index.
+RESOURCES_FUNCTION = "resources"
+NO_MEMBERSHIP_FUNCTIONS = [RESOURCES_FUNCTION]
 
 # POST /Bulk runs each operation through the code of its single route: its role may do exactly
 # what the roles of these functions may do together (the union, family by family), no more.
+# `resources` serves the declared types' write routes (and their reads, whose grants are the same
+# item families).
 BULK_FUNCTION = "bulk"
 BULK_OPERATIONS = ["users-create", "users-replace", "users-patch", "users-delete",
-                   "groups-create", "groups-replace", "groups-patch", "groups-delete"]
+                   "groups-create", "groups-replace", "groups-patch", "groups-delete", RESOURCES_FUNCTION]
 
 ABBREVIATIONS = {
     "GetItem": "G", "BatchGetItem": "B", "Query": "Q", "Scan": "S", "PartiQLSelect": "pS",
@@ -978,6 +988,10 @@ def invariant_violations(results: dict[str, dict[str, list[str]]]) -> list[str]:
         if unchecked:
             out.append(f"{function} may use {','.join(unchecked)}: no function scans, batch-writes or uses PartiQL "
                        "(a Scan carries no leading keys, so it passes every ForAllValues condition)")
+        if function in NO_MEMBERSHIP_FUNCTIONS and (families["membership"] or families["membership-index"]):
+            out.append(f"{function} may access membership or membership-index items "
+                       f"({','.join(sorted(set(families['membership']) | set(families['membership-index'])))}): "
+                       "declared resource types have no members")
         if function == "events" and any(families.values()):
             out.append("events may access the table: it needs no DynamoDB access at all")
         discovery_allowed = {("GetItem", "tenant-config"), ("PutItem", "audit")}

@@ -1169,10 +1169,12 @@ def check_alarm_catalogue(ds: dict[str, Deployed]) -> list[str]:
     return f
 
 
-# The list and search routes, and POST /Bulk (up to 1000 operations a request): each throttled at
+# The list and search routes (the declared resource types' GET /{type} and POST /{type}/.search
+# among them), and POST /Bulk (up to 1000 operations a request): each throttled at
 # ListThrottleRate/ListThrottleBurst, below the default.
 LIST_ROUTES = {("/~1scim~1v2~1Users", "GET"), ("/~1scim~1v2~1Groups", "GET"), ("/~1scim~1v2~1Users~1.search", "POST"),
-               ("/~1scim~1v2~1Groups~1.search", "POST"), ("/~1scim~1v2~1.search", "POST"), ("/~1scim~1v2~1Bulk", "POST")}
+               ("/~1scim~1v2~1Groups~1.search", "POST"), ("/~1scim~1v2~1{type}", "GET"),
+               ("/~1scim~1v2~1{type}~1.search", "POST"), ("/~1scim~1v2~1.search", "POST"), ("/~1scim~1v2~1Bulk", "POST")}
 
 
 def check_throttling(ds: dict[str, Deployed]) -> list[str]:

@@ -6,6 +6,9 @@
 #
 #   scripts/conformance.sh [SUITE ...]     SUITE: ms-postman okta-spec scim-sanity scim2-test-suite scim2-tester
 #
+# scim2-test-suite's TestResource items and scim-sanity's agent phases need resource types the
+# tenant declares: this script declares them (scripts/conformance-types/, docs/agents/) first.
+#
 # Needs a release scim-local (cargo build --release -p scim-functions --bin scim-local).
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,6 +34,16 @@ for suite in "${suites[@]}"; do
       token=$(curl -s -u "$(line CLIENT_ID):$(line CLIENT_SECRET)" -d grant_type=client_credentials "$(line SCIM_TOKEN_URL)" |
         python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
     fi
+    # the suites that probe declared resource types get them declared first (bootstrap key)
+    declare_type() {
+      curl -sf -o /dev/null -X PUT -H "Authorization: Bearer $(line SCIM_TOKEN)" -H 'Content-Type: application/scim+json' \
+        --data @"$2" "$base/Settings/ResourceTypes/$1" || echo "could not declare $1" >&2
+    }
+    case $suite in
+      scim2-test-suite) declare_type TestResource "$here/scripts/conformance-types/testresource-type.json" ;;
+      scim-sanity) declare_type Agent "$here/docs/agents/agent-type.json"
+                   declare_type AgenticApplication "$here/docs/agents/agentic-application-type.json" ;;
+    esac
     printf '%-18s %-6s ' "$suite" "$cred"
     timeout 900 bash "$suites_dir/run-$suite.sh" "$base" "$token" >"$out.log" 2>&1
     grep -E '[0-9]+ passed' "$out.log" | tail -1

@@ -56,7 +56,12 @@ pub async fn authorize(app: &App, event: &AuthorizerRequest) -> Result<Authorize
     let audience = audience(event);
     let attempt = scim_core::auth::Attempt { method, path: &path, user_agent: header(http::header::USER_AGENT), audience: &audience };
     match app.authenticate_attempt(header(http::header::AUTHORIZATION), source_ip, attempt).await {
-        Ok(p) => Ok(policy(&p, method_arn)?),
+        Ok(p) => {
+            // the tenant's declared endpoints (only a tenant with declarations reads them)
+            let types = app.service.tenant_types(&p.tenant_id, p.schemas_version).await?;
+            let declared: Vec<&str> = types.types.iter().map(|(t, _)| t.segment()).collect();
+            Ok(policy(&p, method_arn, &declared)?)
+        }
         Err(e) if e.status() == 401 => {
             // Lambda counts this answer as a function error (it is API Gateway's only way to a
             // 401), so refusals are counted apart: the failures alarm subtracts them
@@ -86,15 +91,22 @@ fn statement(effect: IamPolicyEffect, resource: Vec<String>) -> ApiGatewayCustom
     policy
 }
 
-/// The IAM policy: every route the role may call, on this API and stage; and the context: the
-/// principal, encoded once (size-checked), with the three fields the access log names.
-pub fn policy(p: &Principal, method_arn: &str) -> Result<AuthorizerResponse, scim_core::error::ScimError> {
+/// The IAM policy: every route the role may call, on this API and stage — a `{type}` route once
+/// per endpoint the tenant declared (`declared`: `Agents`, …), never as a wildcard, which in an
+/// execute-api ARN would also match every other path; and the context: the principal, encoded
+/// once (size-checked), with the three fields the access log names.
+pub fn policy(p: &Principal, method_arn: &str, declared: &[&str]) -> Result<AuthorizerResponse, scim_core::error::ScimError> {
     let (api, stage) = api_and_stage(method_arn);
-    let resources: Vec<String> = ROUTES
-        .iter()
-        .filter(|r| p.may(r.permission))
-        .map(|r| format!("{api}/{stage}/{}{BASE_PATH}{}", r.method, r.path.replace("{id}", "*")))
-        .collect();
+    let mut resources: Vec<String> = Vec::new();
+    for r in ROUTES.iter().filter(|r| p.may(r.permission)) {
+        let path = r.path.replace("{id}", "*");
+        let arn = |path: &str| format!("{api}/{stage}/{}{BASE_PATH}{path}", r.method);
+        if path.contains("{type}") {
+            resources.extend(declared.iter().map(|d| arn(&path.replace("{type}", d))));
+        } else {
+            resources.push(arn(&path));
+        }
+    }
     let mut out = AuthorizerResponse::default();
     out.principal_id = Some(p.key_id.clone());
     out.policy_document = statement(IamPolicyEffect::Allow, resources);

@@ -687,7 +687,12 @@ fn cost_steps(f: &CostFixture) -> Vec<(&'static str, &'static str, String, Optio
         ("DELETE /Users/{id}", "DELETE", format!("/Users/{other}"), None),
         ("POST /Widgets (a declared type)", "POST", "/Widgets".into(), Some(widget_body(1000))),
         ("GET /Widgets/{id}", "GET", format!("/Widgets/{widget}"), None),
-        ("filter unique serial eq (declared type)", "GET", format!("/Widgets?filter={}", scim_tests::encode("serial eq \"w000042\"")), None),
+        (
+            "filter unique serial eq (declared type)",
+            "GET",
+            format!("/Widgets?filter={}", scim_tests::encode("serial eq \"w000042\"")),
+            None,
+        ),
         (
             "PATCH one declared-type attribute",
             "PATCH",

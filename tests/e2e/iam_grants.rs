@@ -218,11 +218,19 @@ fn requests_of(function: &str, ids: &BTreeMap<&str, String>) -> Vec<HttpRequest>
             req("DELETE", "/Settings/Schemas/urn:acme:groups", None),
             req("GET", "/Settings/ResourceTypes", None),
             req("GET", "/Settings/ResourceTypes/Widget", None),
-            req("PUT", "/Settings/ResourceTypes/Gadget", Some(json!({"schema": "urn:acme:Gadget", "schemaDefinitions": [
-                {"id": "urn:acme:Gadget", "attributes": [{"name": "tag", "type": "string"}]}]}))),
+            req(
+                "PUT",
+                "/Settings/ResourceTypes/Gadget",
+                Some(json!({"schema": "urn:acme:Gadget", "schemaDefinitions": [
+                {"id": "urn:acme:Gadget", "attributes": [{"name": "tag", "type": "string"}]}]})),
+            ),
             // a change the stored widgets would not satisfy: counted, then refused (409)
-            req("PUT", "/Settings/ResourceTypes/Widget", Some(json!({"schema": "urn:acme:Widget", "schemaDefinitions": [
-                {"id": "urn:acme:Widget", "attributes": [{"name": "serial", "type": "integer"}]}]}))),
+            req(
+                "PUT",
+                "/Settings/ResourceTypes/Widget",
+                Some(json!({"schema": "urn:acme:Widget", "schemaDefinitions": [
+                {"id": "urn:acme:Widget", "attributes": [{"name": "serial", "type": "integer"}]}]})),
+            ),
             req("DELETE", "/Settings/ResourceTypes/Gadget", None),
             req("POST", "/Settings/PortalLinks", Some(json!({"hours": 2}))),
             req("DELETE", "/Settings/PortalLinks", None),

@@ -77,6 +77,20 @@ async fn authorizer_allows_exactly_the_roles_routes() {
     assert!(resources.iter().any(|r| r.ends_with("/GET/scim/v2/Users/*")), "{resources:?}");
     assert!(resources.iter().all(|r| !r.contains("/DELETE/") && !r.contains("/PATCH/")), "a reader gets no write routes: {resources:?}");
     assert!(resources.iter().all(|r| r.starts_with(api_stage.split('/').next().unwrap())));
+    assert!(resources.iter().all(|r| !r.contains("{type}")), "no declared type: no such routes: {resources:?}");
+    // a declared type: its endpoint, spelled out (a wildcard would match every other path too)
+    let widget = json!({"name": "Widget", "endpoint": "/Widgets", "schema": "urn:acme:Widget", "schemaDefinitions": [
+        {"id": "urn:acme:Widget", "attributes": [{"name": "serial", "type": "string"}]}]});
+    scim_core::declarations::put_type(app.service.layout(), "acme", "Widget", &widget).await.unwrap();
+    let wire = serde_json::to_value(authorize(&app, &typed(&event)).await.unwrap()).unwrap();
+    let resources: Vec<&str> =
+        wire["policyDocument"]["Statement"][0]["Resource"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(
+        resources.iter().any(|r| r.ends_with("/GET/scim/v2/Widgets/*"))
+            && resources.iter().any(|r| r.ends_with("/POST/scim/v2/Widgets/.search"))
+    );
+    assert!(resources.iter().all(|r| !r.contains("{type}")), "{resources:?}");
+    assert!(!resources.iter().any(|r| r.ends_with("/POST/scim/v2/Widgets")), "a reader may not create: {resources:?}");
     // an address outside the tenant's allowlist gets an explicit Deny (API Gateway: 403)
     let allow = scim_core::tenancy::TenantChange { ip_allowlist: Some(vec!["10.0.0.0/8".into()]), ..Default::default() };
     scim_core::tenancy::update_tenant(app.service.layout(), "acme", &allow).await.unwrap();

@@ -434,13 +434,22 @@ async fn the_agent_example_declares_from_the_cli_and_is_served() {
     assert_eq!((a.status, &a.body["meta"]["resourceType"]), (201, &json!("Agent")), "{}", a.raw);
     assert_eq!(a.header("etag"), a.body["meta"]["version"].as_str());
     let id = id_of(&a.body);
-    let p = c.patch(&format!("/Agents/{id}"), &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-        "Operations": [{"op": "replace", "path": "active", "value": false}]})).await;
+    let p = c
+        .patch(
+            &format!("/Agents/{id}"),
+            &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": false}]}),
+        )
+        .await;
     assert_eq!((p.status, &p.body["active"]), (200, &json!(false)), "{}", p.raw);
     c.post("/Agents", &agent).await.assert_error(409, Some("uniqueness"));
     assert!(c.get("/ResourceTypes").await.raw.contains("\"/Agents\""));
     drop(run);
     let out = admin(&data, &["resource-type", "delete", "--tenant", "local", "--name", "Agent"]);
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("1 resources"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("1 resources"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = std::fs::remove_dir_all(&data);
 }

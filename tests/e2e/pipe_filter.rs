@@ -183,6 +183,12 @@ async fn run(app: &App, p: &Principal) {
     send("GET", "/Users/no-such-user".into(), None).await; // a failure: an audit entry
     send("DELETE", format!("/Users/{}", ids[0]), None).await;
     send("DELETE", format!("/Groups/{g}"), None).await;
+    // a declared resource type's resources (and their unique claims, counters, checkpoints)
+    let w = id_of(&send("POST", "/Widgets".into(), Some(json!({"serial": "w1", "externalId": "we"}))).await);
+    send("POST", "/Widgets".into(), Some(json!({"serial": "w2"}))).await;
+    send("GET", "/Widgets?startIndex=2&count=1".into(), None).await;
+    send("PATCH", format!("/Widgets/{w}"), Some(patch_op(json!([{"op": "replace", "path": "serial", "value": "w3"}])))).await;
+    send("DELETE", format!("/Widgets/{w}"), None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,6 +197,9 @@ async fn the_pipe_forwards_every_change_that_means_an_event_and_nothing_else() {
     let app = App::new(table.clone());
     scim_core::migrate::upgrade(app.service.layout(), &mut |_| {}).await.unwrap();
     tenancy::create_tenant(app.service.layout(), "t", "T").await.unwrap();
+    let widget = json!({"name": "Widget", "endpoint": "/Widgets", "schema": "urn:acme:Widget", "schemaDefinitions": [
+        {"id": "urn:acme:Widget", "attributes": [{"name": "serial", "type": "string", "uniqueness": "server"}]}]});
+    scim_core::declarations::put_type(app.service.layout(), "t", "Widget", &widget).await.unwrap();
     let key = tenancy::create_key(app.service.layout(), "t", "admin", None).await.unwrap();
     let mut p = app.authenticate(Some(&format!("Bearer {}", key.token)), None).await.unwrap();
     p.rate_limit = Some(1000); // the rate counter is written too
@@ -222,6 +231,7 @@ async fn the_pipe_forwards_every_change_that_means_an_event_and_nothing_else() {
     assert!(families(&|i| i.pk.ends_with("#CURSOR")), "page checkpoints were written (else this proves nothing)");
     assert!(families(&|i| i.pk.contains("#AUDIT#")) && families(&|i| i.pk.ends_with("#RATE")), "audit and rate items were written");
     assert!(families(&|i| i.sk.starts_with("MEMBER#")), "memberships were written");
+    assert!(families(&|i| i.sk.starts_with("RES")), "a declared type's resources were written");
     assert!(must >= 10 && never >= 10, "{must} changes meaning events, {never} meaning none");
     assert!(problems.is_empty(), "the pipe filter is wrong for items the code writes:\n{}", problems.join("\n"));
 }

@@ -891,7 +891,12 @@ async fn resource_type(layout: &Layout, json_out: bool, cmd: ResourceTypeCmd) ->
             let list = declarations::list_types(layout, &tenant).await?;
             let line = |d: &Value| {
                 let ext = d["schemaExtensions"].as_array().map(Vec::len).unwrap_or(0);
-                format!("{}\t{}\t{}\t{ext} extensions", d["name"].as_str().unwrap_or(""), d["endpoint"].as_str().unwrap_or(""), d["schema"].as_str().unwrap_or(""))
+                format!(
+                    "{}\t{}\t{}\t{ext} extensions",
+                    d["name"].as_str().unwrap_or(""),
+                    d["endpoint"].as_str().unwrap_or(""),
+                    d["schema"].as_str().unwrap_or("")
+                )
             };
             let text = list["Resources"].as_array().into_iter().flatten().map(line).collect::<Vec<_>>().join("\n");
             print(json_out, &list, if text.is_empty() { format!("tenant '{tenant}' declares no resource type") } else { text });

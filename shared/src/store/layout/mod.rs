@@ -30,6 +30,9 @@
 //! | key reference (for listing) | `CONF#<t>` | `KEYREF#<key id>` |
 //! | schema declarations (the tenant's extensions) | `CONF#<t>` | `SCHEMAS` |
 //! | unique extension attribute claim | `TENANT#<t>` | `XU#<U or G>#<16 hex: FNV-1a of the URN>#<attribute>#<value key>` |
+//! | resource of a declared type (its slot: [`crate::kind::Slot`]) | `TENANT#<t>` | `RES<slot>#<id>` |
+//! | its unique attribute claims (core or extension) | `TENANT#<t>` | `XU#R<slot>#<16 hex>#<attribute>#<value key>` |
+//! | its externalId index entry / claim, counters | `TENANT#<t>` | `REXTID<slot>#…` / `REXT<slot>#…`; `COUNT` fields `res<slot>`, `res<slot>_deletes` |
 //! | API key | `KEY#<key id>` | `KEY` |
 //! | key last-use stamp | `KEYUSE#<key id>` | `USE` |
 //! | tenant registry | `TENANTS` | `TENANT#<t>` |
