@@ -11,6 +11,7 @@ use scim_core::discovery::MAX_PAYLOAD;
 use scim_core::edge::{self, App};
 use scim_core::error::ScimError;
 use scim_core::store::Table;
+use scim_core::store::durability::Durability;
 use scim_core::store::dynamo::{DynamoConfig, DynamoTable};
 use scim_core::store::embedded::EmbeddedTable;
 use scim_core::{BASE_PATH, tenancy};
@@ -27,7 +28,7 @@ pub const LOCAL_TENANT: &str = "local";
 #[derive(Debug, Clone)]
 pub enum StoreChoice {
     /// Persistent, under a data directory.
-    Embedded(PathBuf),
+    Embedded(PathBuf, Durability),
     /// Nothing kept after exit.
     Memory,
     /// A DynamoDB table (created if missing), e.g. on moto or DynamoDB Local.
@@ -74,7 +75,7 @@ pub async fn open_store(choice: &StoreChoice, events: Option<PathBuf>) -> Result
         Ok(Arc::new(t))
     };
     Ok(match choice {
-        StoreChoice::Embedded(dir) => with_events(EmbeddedTable::open(dir)?)?,
+        StoreChoice::Embedded(dir, durability) => with_events(EmbeddedTable::open_with(dir, *durability)?)?,
         StoreChoice::Memory => with_events(EmbeddedTable::in_memory())?,
         StoreChoice::Dynamo(cfg) => {
             let t = DynamoTable::connect(cfg)?;

@@ -63,8 +63,9 @@ async fn main() {
         Some("lambda-init") => lambda_init(&args).await,
         Some("static-server") => static_server(&args).await,
         Some("ceiling") => ceiling(&args).await,
+        Some("durability") => durability(&args).await,
         _ => eprintln!(
-            "usage: bench http --base-url URL --token KEY [--users 2000,20000] [--ops 2000] [--op-seconds 60] [--only get,filter,patch,page] | bench compare --target NAME=URL=TOKEN --target … [--rounds 3] | bench cost | bench members [--size N] [--batch N] | bench bulk [--users N] [--batch N] [--max N] [--dynamodb]"
+            "usage: bench http --base-url URL --token KEY [--users 2000,20000] [--ops 2000] [--op-seconds 60] [--only get,filter,patch,page] | bench compare --target NAME=URL=TOKEN --target … [--rounds 3] | bench cost | bench members [--size N] [--batch N] | bench bulk [--users N] [--batch N] [--max N] [--dynamodb] | bench durability [--ops N] [--rounds N]"
         ),
     }
 }
@@ -1115,5 +1116,73 @@ async fn extension(args: &[String]) {
             }
         }
         row(name, &rates.iter().map(|r| median(r.clone())).collect::<Vec<_>>());
+    }
+}
+
+/// One measured row of `bench durability`: ops/s, p99 ms, syncs run.
+type DurabilityRun = (f64, f64, u64);
+
+/// POST and PATCH ops/s on the embedded store with writes acknowledged once synced (group
+/// commit) and once written, 8 and 64 requests in flight, rounds alternating so both meet the
+/// same disk: the cost of `--durability sync`.
+async fn durability(args: &[String]) {
+    use scim_core::store::durability::Durability;
+    use scim_core::store::embedded::EmbeddedTable;
+    let ops: usize = arg(args, "--ops").and_then(|s| s.parse().ok()).unwrap_or(2000);
+    let rounds: usize = arg(args, "--rounds").and_then(|s| s.parse().ok()).unwrap_or(3);
+    let mut rows: std::collections::BTreeMap<(&str, usize, &str), Vec<DurabilityRun>> = Default::default();
+    for round in 0..rounds {
+        let order = if round % 2 == 0 { [Durability::Sync, Durability::Async] } else { [Durability::Async, Durability::Sync] };
+        for d in order {
+            let dir = std::env::temp_dir().join(format!("bench-durability-{}", scim_tests::uuid_like()));
+            let table = Arc::new(EmbeddedTable::open_with(&dir, d).expect("open"));
+            let srv = Server::start_on(Store::Embedded, table.clone(), Arc::default()).await.expect("a server");
+            let name = if d == Durability::Sync { "sync" } else { "async" };
+            for conc in [8, 64] {
+                let c = srv.client.clone();
+                let prefix = format!("d{conc}");
+                let syncs = table.syncs();
+                let (rate, _, p99, errors) = measure(ops, conc, None, move |i| {
+                    let (c, p) = (c.clone(), prefix.clone());
+                    async move { c.post("/Users", &user_body(&p, i)).await.status == 201 }
+                })
+                .await;
+                assert_eq!(errors, 0, "POST errors");
+                rows.entry(("POST /Users", conc, name)).or_default().push((rate, p99, table.syncs() - syncs));
+                let ids: Vec<String> =
+                    srv.client.get(&format!("/Users?count={conc}&filter=userName%20sw%20%22d{conc}%22")).await.body["Resources"]
+                        .as_array()
+                        .map(|a| a.iter().filter_map(|u| u["id"].as_str().map(str::to_string)).collect())
+                        .unwrap_or_default();
+                let (c, ids) = (srv.client.clone(), Arc::new(ids));
+                let syncs = table.syncs();
+                let (rate, _, p99, errors) = measure(ops, conc, None, move |i| {
+                    let (c, ids) = (c.clone(), ids.clone());
+                    async move {
+                        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                            "Operations": [{"op": "replace", "path": "title", "value": format!("t{i}")}]});
+                        c.patch(&format!("/Users/{}", ids[i % ids.len()]), &body).await.status == 200
+                    }
+                })
+                .await;
+                assert_eq!(errors, 0, "PATCH errors");
+                rows.entry(("PATCH /Users/{id}", conc, name)).or_default().push((rate, p99, table.syncs() - syncs));
+            }
+            drop(srv);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    println!("{ops} operations per row, median of {rounds} rounds, embedded store, one process");
+    println!("{:<20} {:>9} {:>11} {:>10} {:>9} {:>12}", "operation", "in flight", "durability", "ops/s", "p99 ms", "writes/sync");
+    let med = |v: &[DurabilityRun], f: fn(&DurabilityRun) -> f64| median(v.iter().map(f).collect());
+    for ((op, conc, name), v) in &rows {
+        let per_sync = if *name == "sync" { format!("{:.1}", ops as f64 / med(v, |r| r.2 as f64).max(1.0)) } else { "-".into() };
+        println!("{op:<20} {conc:>9} {name:>11} {:>10.0} {:>9.2} {per_sync:>12}", med(v, |r| r.0), med(v, |r| r.1));
+    }
+    for op in ["POST /Users", "PATCH /Users/{id}"] {
+        for conc in [8, 64] {
+            let (s, a) = (&rows[&(op, conc, "sync")], &rows[&(op, conc, "async")]);
+            println!("{op} at {conc} in flight: sync / async = {:.2}", med(s, |r| r.0) / med(a, |r| r.0));
+        }
     }
 }

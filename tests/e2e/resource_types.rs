@@ -214,3 +214,31 @@ both_stores!(names_endpoints_and_urns_are_one_owner_s, |srv| {
     assert_eq!(c.post("/Widgets", &widget("W-1", 1)).await.status, 201);
     assert_eq!(c.post("/Users", &user("side@example.com")).await.status, 201);
 });
+
+both_stores!(a_declared_type_costs_what_a_user_does_and_declaring_nothing_costs_nothing, |srv| {
+    let c = &srv.client;
+    let s = &srv;
+    let cost = |path: String| async move {
+        let before = s.metered.counts();
+        let r = s.client.get(&path).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.raw);
+        s.metered.counts().total() - before.total()
+    };
+    // a tenant that declares nothing: a user read is authentication and one item read
+    let other = srv.tenant_key("plain", "admin").await;
+    let u = id_of(&other.post("/Users", &user("plain@example.com")).await.body);
+    let before = srv.metered.counts();
+    assert_eq!(other.get(&format!("/Users/{u}?excludedAttributes=groups")).await.status, 200);
+    let plain = srv.metered.counts().total() - before.total();
+    assert!(plain <= 2, "authentication (one batched read) and the user (one read): {plain}");
+    // a tenant with a declared type: its reads cost what a user's do (declarations cached)
+    assert_eq!(c.put("/Settings/ResourceTypes/Widget", &declaration()).await.status, 201);
+    let w = id_of(&c.post("/Widgets", &widget("W-1", 1)).await.body);
+    let u = id_of(&c.post("/Users", &user("costs@example.com")).await.body);
+    cost(format!("/Widgets/{w}")).await; // warm: the declarations are read once per process
+    assert_eq!(cost(format!("/Widgets/{w}")).await, plain, "a declared type's GET by id");
+    assert_eq!(cost(format!("/Users/{u}?excludedAttributes=groups")).await, plain, "a user's, on the same tenant");
+    let by_serial = cost(format!("/Widgets?filter={}", scim_tests::encode("serial eq \"W-1\""))).await;
+    let by_name = cost(format!("/Users?filter={}", scim_tests::encode("userName eq \"costs@example.com\""))).await;
+    assert_eq!(by_serial, by_name, "a unique attribute's eq filter costs what userName eq does");
+});

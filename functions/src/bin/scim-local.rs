@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use scim_core::edge::App;
+use scim_core::store::durability::Durability;
 use scim_core::store::dynamo::DynamoConfig;
 use scim_functions::cli::{self, Failure};
 use scim_functions::local::{self, StoreChoice};
@@ -40,6 +41,12 @@ struct Args {
     /// portal's Tenant URL and setup links. Entra ID and Okta need a public HTTPS URL.
     #[arg(long, env = "SCIM_PUBLIC_URL")]
     public_url: Option<String>,
+    /// When the embedded store answers a write: `sync` (the default) once it is on stable
+    /// storage, one fdatasync shared by every write made meanwhile (group commit); `async` once
+    /// it is in the file (a killed process loses nothing, a power cut may lose the last writes:
+    /// for benchmarks and throwaway data).
+    #[arg(long, default_value = "sync", value_parser = ["sync", "async"])]
+    durability: String,
     /// Keep nothing: an in-memory store.
     #[arg(long, conflicts_with = "dynamodb_endpoint")]
     memory: bool,
@@ -84,16 +91,17 @@ async fn run(args: Args) -> Outcome {
         (None, false) => {
             let dir = cli::data_dir(args.data_dir.clone());
             eprintln!("scim-local: embedded store in {} ({})", dir.path.display(), dir.why);
-            StoreChoice::Embedded(dir.path)
+            let durability = Durability::parse(&args.durability).unwrap_or_default();
+            StoreChoice::Embedded(dir.path, durability)
         }
     };
     let events = match (&args.events, &choice) {
         (Some(p), _) if p.as_os_str() == "-" => None,
         (Some(p), _) => Some(p.clone()),
-        (None, StoreChoice::Embedded(dir)) => Some(dir.join("events.jsonl")),
+        (None, StoreChoice::Embedded(dir, _)) => Some(dir.join("events.jsonl")),
         (None, _) => None,
     };
-    if let (Some(_), StoreChoice::Embedded(dir)) = (&events, &choice) {
+    if let (Some(_), StoreChoice::Embedded(dir, _)) = (&events, &choice) {
         std::fs::create_dir_all(dir).map_err(|e| Failure(format!("cannot create {}: {e}", dir.display())))?;
     }
     let table = local::open_store(&choice, events.clone()).await.map_err(|e| Failure(format!("cannot open the store: {e}")))?;
@@ -179,7 +187,10 @@ fn describe_start(
     public: Option<&local::PublicUrl>,
 ) {
     let store = match choice {
-        StoreChoice::Embedded(d) => format!("embedded store in {}", d.display()),
+        StoreChoice::Embedded(d, Durability::Sync) => format!("embedded store in {}", d.display()),
+        StoreChoice::Embedded(d, Durability::Async) => {
+            format!("embedded store in {} (writes acknowledged before they are synced)", d.display())
+        }
         StoreChoice::Memory => "in-memory store".into(),
         StoreChoice::Dynamo(c) => format!("DynamoDB table {} at {}", c.table, c.endpoint.as_deref().unwrap_or("AWS")),
     };

@@ -4,6 +4,7 @@
 //! startup replays the log and rewrites it compactly. Logs written as JSON lines by earlier
 //! versions are read once and rewritten in frames.
 
+use super::durability::{Durability, GroupSync};
 use super::wal::{self, Change};
 use super::{Cond, Index, Item, Query, Shared, StoreError, Table, Write};
 use std::collections::{BTreeMap, BTreeSet};
@@ -85,6 +86,8 @@ pub struct EmbeddedTable {
     state: Mutex<State>,
     path: Option<PathBuf>,
     observer: std::sync::RwLock<Option<ChangeObserver>>,
+    /// The log's group commit, when writes are acknowledged only once on stable storage.
+    durable: Option<GroupSync>,
     /// Held for the table's life: one process per data directory.
     _lock: Option<File>,
 }
@@ -92,7 +95,13 @@ pub struct EmbeddedTable {
 impl EmbeddedTable {
     /// A table that lives only in memory (tests, benchmarks of the core).
     pub fn in_memory() -> EmbeddedTable {
-        EmbeddedTable { state: Mutex::new(State::default()), path: None, observer: std::sync::RwLock::new(None), _lock: None }
+        EmbeddedTable {
+            state: Mutex::new(State::default()),
+            path: None,
+            observer: std::sync::RwLock::new(None),
+            durable: None,
+            _lock: None,
+        }
     }
 
     /// Opens (or creates) the table under `dir`, replaying and compacting its log. The directory
@@ -102,6 +111,11 @@ impl EmbeddedTable {
     /// drops anything (a torn last append, an older format's incomplete last line), the log as
     /// it was is kept beside the new one first.
     pub fn open(dir: &Path) -> Result<EmbeddedTable, StoreError> {
+        EmbeddedTable::open_with(dir, Durability::Sync)
+    }
+
+    /// [`EmbeddedTable::open`], acknowledging writes as `durability` says.
+    pub fn open_with(dir: &Path, durability: Durability) -> Result<EmbeddedTable, StoreError> {
         let lock = lock_dir(dir)?;
         let path = dir.join(LOG);
         let mut state = State::default();
@@ -118,8 +132,15 @@ impl EmbeddedTable {
         let len = compact(dir, &path, &state)?;
         let file =
             OpenOptions::new().append(true).open(&path).map_err(|e| StoreError::caused(format!("cannot open {}", path.display()), e))?;
+        let durable = match durability {
+            // the compacted log was synced before it was renamed into place: `len` bytes are durable
+            Durability::Sync => {
+                Some(GroupSync::new(file.try_clone().map_err(|e| StoreError::caused("cannot open the log twice", e))?, len))
+            }
+            Durability::Async => None,
+        };
         state.log = Some(Log { file, len, frame: Vec::new(), broken: false });
-        Ok(EmbeddedTable { state: Mutex::new(state), path: Some(path), observer: std::sync::RwLock::new(None), _lock: Some(lock) })
+        Ok(EmbeddedTable { state: Mutex::new(state), path: Some(path), observer: std::sync::RwLock::new(None), durable, _lock: Some(lock) })
     }
 
     /// Sets the change feed (the local stand-in for DynamoDB Streams): called in commit order,
@@ -128,6 +149,11 @@ impl EmbeddedTable {
         if let Ok(mut o) = self.observer.write() {
             *o = Some(f);
         }
+    }
+
+    /// How many times the log has been synced to stable storage (group commits run).
+    pub fn syncs(&self) -> u64 {
+        self.durable.as_ref().map_or(0, GroupSync::syncs)
     }
 
     /// The log file, when persistent.
@@ -273,6 +299,18 @@ impl Table for EmbeddedTable {
     }
 
     async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let end = self.commit(writes)?;
+        match (&self.durable, end) {
+            (Some(g), Some(end)) => self.acknowledge(g, end).await,
+            _ => Ok(()),
+        }
+    }
+}
+
+impl EmbeddedTable {
+    /// Checks, logs and applies one transaction under the table's lock; the log's length after
+    /// its frame (`None`: nothing changed, or no log).
+    fn commit(&self, writes: Vec<Write>) -> Result<Option<u64>, StoreError> {
         if writes.len() > super::MAX_TRANSACTION {
             return Err(StoreError::other(format!("{} writes exceed one transaction", writes.len())));
         }
@@ -323,11 +361,16 @@ impl Table for EmbeddedTable {
         }
         // a transaction of checks alone changes nothing: no frame (an empty frame is eight zero
         // bytes, which replay must not take for evidence of anything)
+        let mut end = None;
         if let Some(log) = s.log.as_mut().filter(|_| !changes.is_empty()) {
             log.append(&changes).map_err(|e| StoreError::Unavailable {
                 context: "embedded log write failed".into(),
                 source: Some(std::sync::Arc::new(e)),
             })?;
+            end = Some(log.len);
+            if let Some(g) = &self.durable {
+                g.appended(log.len);
+            }
         }
         let observer = self.observer.read().ok();
         let observer = observer.as_ref().and_then(|o| o.as_ref());
@@ -337,7 +380,20 @@ impl Table for EmbeddedTable {
                 f(old.as_deref().filter(|o| !o.expired(now)), new.as_deref());
             }
         }
-        Ok(())
+        Ok(end)
+    }
+
+    /// Waits until the log's first `end` bytes are on stable storage. A failed sync leaves it
+    /// unknown what the disk holds: the log takes no more writes until a restart reads it again.
+    async fn acknowledge(&self, g: &GroupSync, end: u64) -> Result<(), StoreError> {
+        let Err(e) = g.wait(end).await else { return Ok(()) };
+        if let Ok(mut s) = self.state.lock()
+            && let Some(log) = s.log.as_mut()
+        {
+            log.broken = true;
+        }
+        tracing::error!(error = %e, "the embedded log could not be synced to disk; no more writes until a restart");
+        Err(StoreError::Unavailable { context: "embedded log sync failed".into(), source: Some(std::sync::Arc::new(e)) })
     }
 }
 
@@ -562,6 +618,36 @@ mod tests {
         assert_eq!(t.get("p", "n").await.unwrap().unwrap().nums["c"], 2);
         let q = t.query(&Query::prefix("p", "", None, 10)).await.unwrap();
         assert_eq!(q.len(), 2);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_is_answered_once_synced_and_concurrent_writes_share_syncs() {
+        let dir = std::env::temp_dir().join(format!("scim-embedded-{}", uuid::Uuid::new_v4()));
+        let t = std::sync::Arc::new(EmbeddedTable::open(&dir).unwrap());
+        assert_eq!(t.syncs(), 0, "the compacted log was synced when it was written");
+        t.write(vec![put("p", "first", Cond::Absent)]).await.unwrap();
+        assert_eq!(t.syncs(), 1, "answered after its own sync");
+        t.write(vec![Write::Check { pk: "p".into(), sk: "first".into(), cond: Cond::Exists }]).await.unwrap();
+        assert_eq!(t.syncs(), 1, "a transaction that changes nothing writes and syncs nothing");
+        let writers: Vec<_> = (0..64)
+            .map(|i| {
+                let t = t.clone();
+                tokio::spawn(async move { t.write(vec![put("p", &format!("w{i}"), Cond::Absent)]).await })
+            })
+            .collect();
+        for w in writers {
+            w.await.unwrap().unwrap();
+        }
+        let shared = t.syncs() - 1;
+        assert!((1..=64).contains(&shared), "64 writes, {shared} syncs");
+        drop(t);
+        let _ = fs::remove_dir_all(&dir);
+        let t = EmbeddedTable::open_with(&dir, Durability::Async).unwrap();
+        t.write(vec![put("p", "a", Cond::Absent)]).await.unwrap();
+        assert_eq!(t.syncs(), 0, "async: answered once written, never synced per write");
+        drop(t);
+        assert!(EmbeddedTable::open(&dir).unwrap().get("p", "a").await.unwrap().is_some(), "and still in the log");
         let _ = fs::remove_dir_all(&dir);
     }
 

@@ -4,6 +4,7 @@
 //! [`layout`] holds the single-table layout on top of it; SCIM rules stay above, AWS types below.
 
 #[cfg(feature = "dynamodb")]
+pub mod durability;
 pub mod dynamo;
 pub mod embedded;
 pub mod layout;
