@@ -115,6 +115,7 @@ async fn refuse_if_held(layout: &Layout, tenant: &str, kind: Kind, urn: &str, at
     if held.is_empty() {
         return Ok(());
     }
+    // extensions extend User or Group only
     let what = match kind {
         Kind::User => "users",
         Kind::Group | Kind::Declared(_) => "groups",

@@ -37,6 +37,7 @@ pub struct Declaration {
     pub deleted: bool,
 }
 
+/// The name of what an extension extends: User or Group, never a declared type (`kind_of`).
 fn kind_name(kind: Kind) -> &'static str {
     match kind {
         Kind::User => "User",

@@ -60,6 +60,8 @@ impl TenantSchemas {
         let mut user = crate::schema::user_type().clone();
         let mut group = crate::schema::group_type().clone();
         for d in &declared {
+            // an extension extends User or Group (`extensions::parse`); a declared type carries
+            // its extensions in its own declaration
             let rt = match d.extends {
                 Kind::User => &mut user,
                 Kind::Group | Kind::Declared(_) => &mut group,
