@@ -1173,7 +1173,7 @@ async fn durability(args: &[String]) {
         }
     }
     println!("{ops} operations per row, median of {rounds} rounds, embedded store, one process");
-    println!("{:<20} {:>9} {:>11} {:>10} {:>9} {:>12}", "operation", "in flight", "durability", "ops/s", "p99 ms", "writes/sync");
+    println!("{:<20} {:>9} {:>11} {:>10} {:>9} {:>12}", "operation", "in flight", "durability", "ops/s", "p99 ms", "requests/sync");
     let med = |v: &[DurabilityRun], f: fn(&DurabilityRun) -> f64| median(v.iter().map(f).collect());
     for ((op, conc, name), v) in &rows {
         let per_sync = if *name == "sync" { format!("{:.1}", ops as f64 / med(v, |r| r.2 as f64).max(1.0)) } else { "-".into() };

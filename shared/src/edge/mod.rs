@@ -76,6 +76,20 @@ impl App {
     /// under the base URL (the entry point cut off what precedes it); the query is the URI's.
     /// No URI is rebuilt.
     pub async fn handle_under(&self, principal: &Principal, req: &HttpRequest, path: &str, base_url: &str, only: Option<&str>) -> Response {
+        // the answer waits until every write the request made (its audit entry included) is
+        // durable: once, for all of them (`store::durability`)
+        match crate::store::durability::deferred(self.answer(principal, req, path, base_url, only)).await {
+            (resp, Ok(())) => resp,
+            (_, Err(e)) => {
+                tracing::error!(error = %e, "a request's writes could not be made durable");
+                let detail = "the store could not confirm the write is on disk; retry".into();
+                Response::error(&ScimError::Unavailable { detail, retry_after: 1 })
+            }
+        }
+    }
+
+    /// [`App::handle_under`] before its writes are confirmed durable.
+    async fn answer(&self, principal: &Principal, req: &HttpRequest, path: &str, base_url: &str, only: Option<&str>) -> Response {
         let req = &Request::of(req, path);
         let matched = match_route(self.routes, req.method, req.path);
         let undeclared = crate::resource::Undeclared::new(principal.unknown_extensions == crate::tenancy::UnknownExtensions::Reject);

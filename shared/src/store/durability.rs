@@ -9,8 +9,49 @@
 //! a write its writer has not been told of yet); only the answer to the writer waits.
 
 use std::fs::File;
+use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+tokio::task_local! {
+    /// The syncs a [`deferred`] scope still owes its writes.
+    static OWED: std::cell::RefCell<Vec<(Arc<GroupSync>, u64)>>;
+}
+
+/// Runs `f` with the syncs its writes need owed instead of waited for, then waits for them all
+/// at once: a request that writes its resource and then its audit entry waits for one sync
+/// covering both, not two in a row. Nothing `f` returns is acknowledged to anyone before the
+/// second part says the writes are on stable storage; a failed sync is its error.
+pub async fn deferred<F: Future>(f: F) -> (F::Output, std::io::Result<()>) {
+    // within an enclosing scope (a Bulk operation within its request): owed to that one
+    if OWED.try_with(|_| ()).is_ok() {
+        return (f.await, Ok(()));
+    }
+    let (out, owed) = OWED
+        .scope(std::cell::RefCell::new(Vec::new()), async {
+            let out = f.await;
+            (out, OWED.with(|o| std::mem::take(&mut *o.borrow_mut())))
+        })
+        .await;
+    for (g, end) in owed {
+        if let Err(e) = g.wait(end).await {
+            return (out, Err(e));
+        }
+    }
+    (out, Ok(()))
+}
+
+/// Owes the sync of `end` bytes to the enclosing [`deferred`] scope; `false` outside one.
+pub(super) fn owe(g: &Arc<GroupSync>, end: u64) -> bool {
+    OWED.try_with(|o| {
+        let mut o = o.borrow_mut();
+        match o.iter_mut().find(|(h, _)| Arc::ptr_eq(h, g)) {
+            Some((_, e)) => *e = (*e).max(end),
+            None => o.push((g.clone(), end)),
+        }
+    })
+    .is_ok()
+}
 
 /// When a write is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -50,6 +91,8 @@ pub(super) struct GroupSync {
     done: tokio::sync::Notify,
     /// Syncs run, for the tests and the benchmark's report.
     syncs: AtomicU64,
+    /// A sync failed: what the disk holds is unknown, the log takes no more writes.
+    pub(super) failed: AtomicBool,
 }
 
 impl GroupSync {
@@ -61,6 +104,7 @@ impl GroupSync {
             progress: std::sync::Mutex::new(Progress { synced: len, leader: false }),
             done: tokio::sync::Notify::new(),
             syncs: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
         }
     }
 
@@ -106,6 +150,9 @@ impl GroupSync {
                 Turn::Lead => {}
             }
             let result = self.sync_once().await;
+            if result.is_err() {
+                self.failed.store(true, Ordering::Release);
+            }
             if let Ok(mut p) = self.progress.lock() {
                 p.leader = false;
                 if let Ok(covered) = result {
