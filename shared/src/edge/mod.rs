@@ -78,13 +78,9 @@ impl App {
     pub async fn handle_under(&self, principal: &Principal, req: &HttpRequest, path: &str, base_url: &str, only: Option<&str>) -> Response {
         // the answer waits until every write the request made (its audit entry included) is
         // durable: once, for all of them (`store::durability`)
-        match crate::store::durability::deferred(self.answer(principal, req, path, base_url, only)).await {
+        match self.service.durably(self.answer(principal, req, path, base_url, only)).await {
             (resp, Ok(())) => resp,
-            (_, Err(e)) => {
-                tracing::error!(error = %e, "a request's writes could not be made durable");
-                let detail = "the store could not confirm the write is on disk; retry".into();
-                Response::error(&ScimError::Unavailable { detail, retry_after: 1 })
-            }
+            (_, Err(e)) => Response::error(&e),
         }
     }
 

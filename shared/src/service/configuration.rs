@@ -166,6 +166,19 @@ impl Service {
         activity::record(&self.layout, tenant, entry).await;
     }
 
+    /// Runs `f` (one request) with its writes' durability waited for once, at its end, for all
+    /// of them ([`crate::store::durability::deferred`]); a failed sync is a 503.
+    pub async fn durably<F: std::future::Future>(&self, f: F) -> (F::Output, Result<()>) {
+        match crate::store::durability::deferred(f).await {
+            (out, Ok(())) => (out, Ok(())),
+            (out, Err(e)) => {
+                tracing::error!(error = %e, "a request's writes could not be made durable");
+                let detail = "the store could not confirm the write is on disk; retry".into();
+                (out, Err(ScimError::Unavailable { detail, retry_after: 1 }))
+            }
+        }
+    }
+
     /// Counts one request against the tenant's per-second limit; the count so far.
     pub async fn tick(&self, tenant: &str) -> Result<i64> {
         Ok(self.layout.tick(tenant).await?)
