@@ -224,7 +224,7 @@ fn check_collisions(rec: &Value, types: &[TypeDeclaration], new: &TypeDeclaratio
 /// How many resources a declared type holds: its counter, or 1 when the counter says none but a
 /// resource is there (the truth decides, the counter only says how many).
 async fn held(layout: &Layout, tenant: &str, t: &TypeDeclaration) -> Result<u64> {
-    let kind = resource_types::kind(t);
+    let kind = t.kind();
     let counted = layout.counts(tenant, kind).await?.total;
     if counted > 0 {
         return Ok(counted);

@@ -88,25 +88,17 @@ fn attrs(doc: &str) -> Option<Attrs<'_>> {
     Some(Attrs(out))
 }
 
-/// `meta.lastModified`, read without building the meta object.
-fn last_modified(d: &Attrs<'_>) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Meta<'a> {
-        #[serde(rename = "lastModified", borrow, default)]
-        last_modified: Option<std::borrow::Cow<'a, str>>,
-    }
-    let meta: Meta<'_> = serde_json::from_str(d.get("meta")?.get()).ok()?;
-    meta.last_modified.map(std::borrow::Cow::into_owned)
+/// The members of `meta` events use, read once without building the meta object.
+#[derive(serde::Deserialize, Default)]
+struct Meta<'a> {
+    #[serde(rename = "lastModified", borrow, default)]
+    last_modified: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "resourceType", borrow, default)]
+    resource_type: Option<std::borrow::Cow<'a, str>>,
 }
 
-fn resource_type_of(d: &Attrs<'_>) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Meta<'a> {
-        #[serde(rename = "resourceType", borrow, default)]
-        resource_type: Option<std::borrow::Cow<'a, str>>,
-    }
-    let meta: Meta<'_> = serde_json::from_str(d.get("meta")?.get()).ok()?;
-    meta.resource_type.map(std::borrow::Cow::into_owned)
+fn meta<'a>(d: &Attrs<'a>) -> Option<Meta<'a>> {
+    serde_json::from_str(d.get("meta")?.get()).ok()
 }
 
 fn attr(d: &Attrs<'_>, name: &str) -> Option<Value> {
@@ -204,12 +196,10 @@ pub fn derive_at(old: Option<&Item>, new: Option<&Item>, changed_at: Option<&str
                 (None, None) => return Vec::new(),
             };
             let external_id = after.as_ref().or(before.as_ref()).and_then(|d| attr(d, "externalId")).unwrap_or(Value::Null);
-            let modified = after.as_ref().and_then(last_modified);
+            let meta = after.as_ref().or(before.as_ref()).and_then(meta).unwrap_or_default();
+            let modified = after.as_ref().and(meta.last_modified).map(std::borrow::Cow::into_owned);
             // a declared type's events say which type (its name, from the document's meta)
-            let resource_type = match kind {
-                Kind::Declared(_) => after.as_ref().or(before.as_ref()).and_then(resource_type_of),
-                _ => None,
-            };
+            let resource_type = meta.resource_type.filter(|_| matches!(kind, Kind::Declared(_))).map(std::borrow::Cow::into_owned);
             let mut detail = json!({"tenant": tenant, "id": id, "externalId": external_id, "time": modified.unwrap_or_else(at)});
             if !changed.is_empty()
                 && let Some(o) = detail.as_object_mut()

@@ -633,9 +633,8 @@ pub enum Lookup {
     Core {
         /// The attribute's canonical name.
         attr: String,
-        /// The value as sent.
-        value: String,
-        /// The value's claim key (case-folded unless the attribute is `caseExact`).
+        /// The value's claim key (case-folded unless the attribute is `caseExact`: for
+        /// userName and displayName, their name claim's key).
         key: String,
     },
     /// The resources with this `externalId`.
@@ -671,7 +670,7 @@ impl Expr<'_> {
                     "externalId" => Some(vec![Lookup::ExternalId(s.clone())]),
                     attr if t.def.unique && !t.def.multi => {
                         let key = t.def.claim_key(&Value::String(s.clone()))?;
-                        Some(vec![Lookup::Core { attr: attr.to_string(), value: s.clone(), key }])
+                        Some(vec![Lookup::Core { attr: attr.to_string(), key }])
                     }
                     _ => None,
                 }
@@ -825,7 +824,7 @@ mod tests {
     #[test]
     fn plans_key_lookups() {
         let e = compile_str(r#"userName eq "a""#, user_type()).unwrap();
-        assert_eq!(e.lookups(), Some(vec![Lookup::Core { attr: "userName".into(), value: "a".into(), key: "a".into() }]));
+        assert_eq!(e.lookups(), Some(vec![Lookup::Core { attr: "userName".into(), key: "a".into() }]));
         let e = compile_str(r#"id eq "u" and manager.value eq "m""#, user_type()).unwrap();
         assert_eq!(e.lookups(), Some(vec![Lookup::Id("u".into())]));
         let e = compile_str(r#"externalId eq "x" or userName eq "y""#, user_type()).unwrap();

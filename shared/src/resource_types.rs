@@ -95,6 +95,11 @@ impl TypeDeclaration {
         std::iter::once(&*self.schema.id).chain(self.extensions.iter().map(|(s, _)| &*s.id))
     }
 
+    /// The collection it serves.
+    pub fn kind(&self) -> Kind {
+        Kind::Declared(self.slot)
+    }
+
     /// The endpoint's one path segment (`Agents`).
     pub fn segment(&self) -> &str {
         self.endpoint.trim_start_matches('/')
@@ -287,11 +292,6 @@ pub fn holds_for(before: &TypeDeclaration, after: &TypeDeclaration) -> std::resu
         }
     }
     Ok(())
-}
-
-/// The kind of a declared type.
-pub fn kind(t: &TypeDeclaration) -> Kind {
-    Kind::Declared(t.slot)
 }
 
 #[cfg(test)]

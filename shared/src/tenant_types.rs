@@ -71,7 +71,13 @@ impl TenantSchemas {
                 rt.extensions.push(d.schema.clone());
             }
         }
-        let types = types.into_iter().map(|t| (t.resource_type(), t)).map(|(rt, t)| (t, rt)).collect();
+        let types = types
+            .into_iter()
+            .map(|t| {
+                let rt = t.resource_type();
+                (t, rt)
+            })
+            .collect();
         TenantSchemas { version, user, group, declared, types }
     }
 
@@ -93,12 +99,12 @@ impl TenantSchemas {
 
     /// Every kind the tenant is served, built-in first.
     pub fn kinds(&self) -> impl Iterator<Item = Kind> + '_ {
-        [Kind::User, Kind::Group].into_iter().chain(self.types.iter().map(|(t, _)| Kind::Declared(t.slot)))
+        [Kind::User, Kind::Group].into_iter().chain(self.types.iter().map(|(t, _)| t.kind()))
     }
 
     /// The declared kind whose endpoint is `/{segment}` (ASCII case ignored, as for `/users`).
     pub fn declared_at(&self, segment: &str) -> Option<Kind> {
-        self.types.iter().find(|(t, _)| t.segment().eq_ignore_ascii_case(segment)).map(|(t, _)| Kind::Declared(t.slot))
+        self.types.iter().find(|(t, _)| t.segment().eq_ignore_ascii_case(segment)).map(|(t, _)| t.kind())
     }
 
     /// Copies into `new` what `old` holds that the tenant's declarations hide — retired

@@ -871,12 +871,17 @@ fn print_collisions(r: &migrate::Report) {
     }
 }
 
+/// A declaration file's JSON ("-": standard input).
+fn json_file(file: &std::path::Path) -> Result<Value, Box<dyn std::error::Error>> {
+    let text = if file.as_os_str() == "-" { std::io::read_to_string(std::io::stdin())? } else { std::fs::read_to_string(file)? };
+    Ok(serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", file.display()))?)
+}
+
 async fn resource_type(layout: &Layout, json_out: bool, cmd: ResourceTypeCmd) -> Outcome {
     use scim_core::declarations;
     match cmd {
         ResourceTypeCmd::Put { tenant, name, file } => {
-            let text = if file.as_os_str() == "-" { std::io::read_to_string(std::io::stdin())? } else { std::fs::read_to_string(&file)? };
-            let body: Value = serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", file.display()))?;
+            let body = json_file(&file)?;
             tenancy::require_tenant(layout, &tenant).await?;
             let (decl, is_new) = declarations::put_type(layout, &tenant, &name, &body).await?;
             let endpoint = decl["endpoint"].as_str().unwrap_or_default();
@@ -913,8 +918,7 @@ async fn schema(layout: &Layout, json_out: bool, cmd: SchemaCmd) -> Outcome {
     use scim_core::declarations;
     match cmd {
         SchemaCmd::Put { tenant, urn, file } => {
-            let text = if file.as_os_str() == "-" { std::io::read_to_string(std::io::stdin())? } else { std::fs::read_to_string(&file)? };
-            let body: Value = serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", file.display()))?;
+            let body = json_file(&file)?;
             tenancy::require_tenant(layout, &tenant).await?;
             let (decl, is_new) = declarations::put(layout, &tenant, &urn, &body).await?;
             let n = decl["attributes"].as_array().map(Vec::len).unwrap_or(0);

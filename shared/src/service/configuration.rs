@@ -67,6 +67,11 @@ pub enum Configured {
     Gone,
 }
 
+/// A declaration's answer: made (201) when new, changed (200) when redeclared.
+fn declared((decl, is_new): (Value, bool)) -> Configured {
+    if is_new { Configured::Made(decl) } else { Configured::Changed(decl) }
+}
+
 impl Service {
     /// The layout, for the operator's tools and bootstrap (never the edge's: it asks the
     /// service).
@@ -103,17 +108,11 @@ impl Service {
             SettingsOp::DeleteRoleMappings => settings::delete_role_mappings(layout, tenant).await.map(|()| Configured::Gone)?,
             SettingsOp::SchemaDeclarations => Configured::Shown(declarations::list(layout, tenant).await?),
             SettingsOp::SchemaDeclaration => Configured::Shown(declarations::get(layout, tenant, id).await?),
-            SettingsOp::PutSchemaDeclaration => match declarations::put(layout, tenant, id, doc).await? {
-                (decl, true) => Configured::Made(decl),
-                (decl, false) => Configured::Changed(decl),
-            },
+            SettingsOp::PutSchemaDeclaration => declared(declarations::put(layout, tenant, id, doc).await?),
             SettingsOp::DeleteSchemaDeclaration => declarations::delete(layout, tenant, id).await.map(|()| Configured::Gone)?,
             SettingsOp::ResourceTypeDeclarations => Configured::Shown(declarations::list_types(layout, tenant).await?),
             SettingsOp::ResourceTypeDeclaration => Configured::Shown(declarations::get_type(layout, tenant, id).await?),
-            SettingsOp::PutResourceTypeDeclaration => match declarations::put_type(layout, tenant, id, doc).await? {
-                (decl, true) => Configured::Made(decl),
-                (decl, false) => Configured::Changed(decl),
-            },
+            SettingsOp::PutResourceTypeDeclaration => declared(declarations::put_type(layout, tenant, id, doc).await?),
             SettingsOp::DeleteResourceTypeDeclaration => declarations::delete_type(layout, tenant, id).await.map(|()| Configured::Gone)?,
             SettingsOp::CreatePortalLink => Configured::Made(settings::create_portal_link(layout, tenant, base_url, body).await?),
             SettingsOp::RevokePortalLinks => settings::revoke_portal_links(layout, tenant).await.map(|()| Configured::Gone)?,

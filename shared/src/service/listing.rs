@@ -195,7 +195,7 @@ impl Service {
                 Lookup::Core { attr, key, .. } if matches!(kind, Kind::Declared(_)) => {
                     self.layout.attribute_holder(ctx.tenant(), kind, &ctx.types.of(kind).schema.id, attr, key).await?
                 }
-                Lookup::Core { value, .. } => self.layout.claimed_by(ctx.tenant(), kind, Some(&crate::casefold::fold(value)), None).await?,
+                Lookup::Core { key, .. } => self.layout.claimed_by(ctx.tenant(), kind, Some(key), None).await?,
                 Lookup::Unique { ext, attr, key } => self.layout.attribute_holder(ctx.tenant(), kind, ext, attr, key).await?,
                 Lookup::ExternalId(e) => {
                     for id in self.layout.external_id_holders(ctx.tenant(), kind, e).await? {
