@@ -242,3 +242,37 @@ both_stores!(a_declared_type_costs_what_a_user_does_and_declaring_nothing_costs_
     let by_name = cost(format!("/Users?filter={}", scim_tests::encode("userName eq \"costs@example.com\""))).await;
     assert_eq!(by_serial, by_name, "a unique attribute's eq filter costs what userName eq does");
 });
+
+both_stores!(a_declared_type_s_limits_are_the_same_on_both_stores_and_audited, |srv| {
+    let c = &srv.client;
+    assert_eq!(c.put("/Settings/ResourceTypes/Widget", &declaration()).await.status, 201);
+    // a unique value too long to be a key on either store: refused before anything is written
+    let long = widget(&"x".repeat(600), 1);
+    let r = c.post("/Widgets", &long).await;
+    r.assert_error(400, Some("invalidValue"));
+    assert!(r.raw.contains("serial"), "{}", r.raw);
+    assert_eq!(c.get("/Widgets").await.body["totalResults"], 0, "nothing written");
+    // a body over the limit is refused before it is read, and the attempt audited on its route
+    let huge = format!("{{\"serial\": \"{}\"}}", "x".repeat(1024 * 1024 + 1));
+    c.send("POST", "/Widgets", Some(&huge), &[]).await.assert_error(413, None);
+    let day = scim_core::time::now()[..10].to_string();
+    let audit = srv.app.service.layout().audit_entries("local", &day).await.unwrap();
+    assert!(audit.iter().any(|e| e["route"] == "resources" && e["status"] == 413), "{audit:?}");
+    // declaration limits: a body, the schemas of one type, the types of one tenant
+    let mut big = declaration();
+    big["description"] = json!("d".repeat(100 * 1024));
+    c.put("/Settings/ResourceTypes/Widget", &big).await.assert_error(413, None);
+    let mut many = declaration();
+    let defs: Vec<Value> =
+        (0..11).map(|i| json!({"id": format!("urn:acme:s{i}"), "attributes": [{"name": "a", "type": "string"}]})).collect();
+    many["schemaDefinitions"] = json!(defs);
+    c.put("/Settings/ResourceTypes/Widget", &many).await.assert_error(400, Some("tooMany"));
+    for i in 1..20 {
+        let t = json!({"schema": format!("urn:acme:t{i}"), "schemaDefinitions": [{"id": format!("urn:acme:t{i}"), "attributes": [{"name": "a", "type": "string"}]}]});
+        assert_eq!(c.put(&format!("/Settings/ResourceTypes/T{i}"), &t).await.status, 201, "type {i}");
+    }
+    let t =
+        json!({"schema": "urn:acme:t20", "schemaDefinitions": [{"id": "urn:acme:t20", "attributes": [{"name": "a", "type": "string"}]}]});
+    c.put("/Settings/ResourceTypes/T20", &t).await.assert_error(400, Some("tooMany"));
+    assert_eq!(c.get("/Settings/ResourceTypes").await.body["totalResults"], 20);
+});

@@ -144,11 +144,17 @@ fn claims(ctx: Ctx<'_>, kind: Kind, doc: &Map<String, Value>) -> Result<Claims> 
             return Err(ScimError::invalid_value(format!("'{what}' is longer than {MAX_KEY_TEXT} bytes")));
         }
     }
+    let attributes = attribute_claims(ctx.types.of(kind), matches!(kind, Kind::Declared(_)), doc);
+    // a unique value is held as a key: the same bound on every store (DynamoDB's sort keys
+    // stop at 1 KiB; the embedded store has no bound of its own)
+    if let Some((_, attr, _)) = attributes.iter().find(|(_, _, key)| key.len() > MAX_KEY_TEXT) {
+        return Err(ScimError::invalid_value(format!("'{attr}' is longer than {MAX_KEY_TEXT} bytes (a unique value is held as a key)")));
+    }
     Ok(Claims {
         name,
         external_id,
         external_id_unique: ctx.external_id_policy() == ExternalIdPolicy::Unique,
-        attributes: attribute_claims(ctx.types.of(kind), matches!(kind, Kind::Declared(_)), doc),
+        attributes,
         inactive: kind == Kind::User && is_inactive(doc),
     })
 }
