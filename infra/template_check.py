@@ -1037,9 +1037,18 @@ def check_application_log_filter(ds: dict[str, Deployed]) -> list[str]:
     return f
 
 
+# Timeouts sized to DynamoDB (a request makes a few single-digit-millisecond calls; the SDK gives
+# an attempt 3 s): a route at most ROUTE_TIMEOUT_MAX, the authorizer at most AUTHORIZER_TIMEOUT_MAX,
+# Bulk (up to 1000 operations) exactly BULK_TIMEOUT, under API Gateway's 29 s.
+ROUTE_TIMEOUT_MAX = 10
+AUTHORIZER_TIMEOUT_MAX = 5
+BULK_FUNCTION = "BulkFunction"
+BULK_TIMEOUT = 28
+
+
 def check_timeouts(ds: dict[str, Deployed]) -> list[str]:
-    """Every function times out before API Gateway's 29 s integration limit; the authorizer
-    well before the route it guards."""
+    """Every function times out before API Gateway's 29 s integration limit; a route within a few
+    seconds, Bulk at 28 s, the authorizer well before the routes it guards."""
     f = []
     d = ds["plain"]
     timeouts = {}
@@ -1050,8 +1059,118 @@ def check_timeouts(ds: dict[str, Deployed]) -> list[str]:
             f.append(f"{fn} Timeout {t!r} is not under API Gateway's 29 s")
     authorizer = api_authorizer_function(d)
     routes = [fn for fn in route_functions(d) if fn != authorizer]
+    for fn in routes:
+        limit = BULK_TIMEOUT if fn == BULK_FUNCTION else ROUTE_TIMEOUT_MAX
+        if isinstance(timeouts.get(fn), int) and (timeouts[fn] != limit if fn == BULK_FUNCTION else timeouts[fn] > limit):
+            f.append(f"{fn} Timeout {timeouts[fn]} s is not {'' if fn == BULK_FUNCTION else 'at most '}{limit} s")
+    if authorizer in timeouts and isinstance(timeouts[authorizer], int) and timeouts[authorizer] > AUTHORIZER_TIMEOUT_MAX:
+        f.append(f"the authorizer's timeout ({timeouts[authorizer]} s) is above {AUTHORIZER_TIMEOUT_MAX} s")
     if authorizer in timeouts and routes and not all(isinstance(timeouts[r], int) and timeouts[authorizer] < timeouts[r] for r in routes):
         f.append(f"the authorizer's timeout ({timeouts[authorizer]}) is not below the routes'")
+    return f
+
+
+# Every function's reserved concurrency (its reservation and its cap) by family: the parameter
+# that sets it. A new function fails check_capacity until it is placed in a family here.
+CONCURRENCY_FAMILIES = {
+    "AuthorizerConcurrency": ["AuthorizerFunction"],
+    "ReadConcurrency": ["UsersListFunction", "UsersSearchFunction", "RootSearchFunction", "UsersGetFunction",
+                        "GroupsListFunction", "GroupsSearchFunction", "GroupsGetFunction", "DiscoveryFunction"],
+    "WriteConcurrency": ["UsersCreateFunction", "UsersReplaceFunction", "UsersPatchFunction", "UsersDeleteFunction",
+                         "GroupsCreateFunction", "GroupsReplaceFunction", "GroupsPatchFunction", "GroupsDeleteFunction",
+                         "ResourcesFunction"],
+    "BulkConcurrency": [BULK_FUNCTION],
+    "ControlConcurrency": ["SettingsFunction", "PortalFunction", "OauthTokenFunction"],
+    "EventsConcurrency": ["EventsFunction"],
+}
+# Functions with no reservation, and why.
+UNRESERVED_FUNCTIONS = {"PreTrafficHookFunction": "runs only during a deployment, a few invocations"}
+# Lambda keeps at least this much of the account's quota unreserved; 1000 is the default quota.
+UNRESERVED_MINIMUM = 100
+DEFAULT_ACCOUNT_QUOTA = 1000
+
+
+def _reservation(d: Deployed, fn: str, **overrides):
+    node = d.props(fn).get("ReservedConcurrentExecutions")
+    if node is None:
+        return None
+    value = (Resolver(d.cfn, {**d.params, **overrides}) if overrides else d.resolver).resolve(node)
+    return None if value is ic.NOVALUE else value
+
+
+def check_capacity(ds: dict[str, Deployed]) -> list[str]:
+    """Reserved concurrency per family (the authorizer cannot be starved; no family can drain the
+    account's pool, so the stage as a whole holds at most their sum), a parameter of 0 taking the
+    reservation away; the defaults fit the default quota below the headroom alarm's threshold;
+    the headroom alarm reads ClaimedAccountConcurrency; a throttled invocation is a SCIM 503."""
+    f = []
+    d = ds["plain"]
+    family_of = {fn: param for param, fns in CONCURRENCY_FAMILIES.items() for fn in fns}
+    total = 0
+    for fn in d.functions():
+        if fn in UNRESERVED_FUNCTIONS:
+            continue
+        param = family_of.get(fn)
+        if param is None:
+            f.append(f"{fn} is in no concurrency family (CONCURRENCY_FAMILIES)")
+            continue
+        want = int(d.params[param])
+        got = _reservation(d, fn)
+        if got != want or want <= 0:
+            f.append(f"{fn} reserves {got!r}, not {param} ({want})")
+            continue
+        total += want
+        if _reservation(d, fn, **{param: "0"}) is not None:
+            f.append(f"{fn} keeps a reservation with {param}=0")
+    threshold = int(d.params["ConcurrencyAlarmThreshold"])
+    if total > DEFAULT_ACCOUNT_QUOTA - UNRESERVED_MINIMUM or total >= threshold:
+        f.append(f"the default reservations sum to {total}: above {DEFAULT_ACCOUNT_QUOTA - UNRESERVED_MINIMUM} "
+                 f"(the default quota less Lambda's unreserved minimum) or not below ConcurrencyAlarmThreshold ({threshold})")
+    headroom = [aid for aid, a in d.alarms() for m in alarm_metrics(d, a["Properties"])
+                if m["namespace"] == "AWS/Lambda" and m["name"] == "ClaimedAccountConcurrency" and not m["dims"]
+                and m["stat"] == "Maximum" and str(d.value(a["Properties"].get("Threshold"))) == str(threshold)]
+    if not headroom:
+        f.append("no alarm reads the account's ClaimedAccountConcurrency (Maximum) at ConcurrencyAlarmThreshold")
+    responses = gateway_responses(d)
+    failure = responses.get("INTEGRATION_FAILURE")
+    if not failure or failure[0] != "503" or "Retry-After" not in failure[1]:
+        f.append("a throttled function is not answered 503 with Retry-After (INTEGRATION_FAILURE)")
+    return f
+
+
+def gateway_responses(d: Deployed) -> dict[str, tuple[str, dict, dict]]:
+    """ResponseType -> (status, headers, templates) of the API's gateway responses (SAM puts them
+    in the OpenAPI body)."""
+    out = {}
+    _, api = rest_api(d)
+    for kind, r in (d.value(api["Properties"]["Body"].get("x-amazon-apigateway-gateway-responses")) or {}).items():
+        headers = {k.split(".")[-1]: v for k, v in (r.get("responseParameters") or {}).items()}
+        out[kind] = (str(r.get("statusCode")), headers, r.get("responseTemplates") or {})
+    return out
+
+
+def check_gateway_responses(ds: dict[str, Deployed]) -> list[str]:
+    """Every answer API Gateway makes itself (401, 403, 404, 413, 429, 503, 504, the defaults) is
+    a SCIM Error served as application/scim+json, its status the response's status."""
+    f = []
+    d = ds["plain"]
+    responses = gateway_responses(d)
+    for needed in ("UNAUTHORIZED", "ACCESS_DENIED", "MISSING_AUTHENTICATION_TOKEN", "REQUEST_TOO_LARGE", "THROTTLED",
+                   "AUTHORIZER_FAILURE", "INTEGRATION_FAILURE", "INTEGRATION_TIMEOUT", "DEFAULT_4XX", "DEFAULT_5XX"):
+        if needed not in responses:
+            f.append(f"no gateway response for {needed}")
+    for kind, (status, headers, templates) in sorted(responses.items()):
+        if headers.get("Content-Type") != "'application/scim+json'":
+            f.append(f"{kind} is served as {headers.get('Content-Type')!r}")
+        for media, body in templates.items():
+            shaped = body.replace("$context.error.messageString", '"x"')
+            try:
+                doc = json.loads(shaped)
+            except ValueError:
+                f.append(f"{kind} ({media}) is not JSON")
+                continue
+            if doc.get("schemas") != ["urn:ietf:params:scim:api:messages:2.0:Error"] or doc.get("status") != status:
+                f.append(f"{kind} ({media}) is not a SCIM Error with status {status}")
     return f
 
 
@@ -1142,8 +1261,8 @@ def check_alarm_catalogue(ds: dict[str, Deployed]) -> list[str]:
         if not any(m["namespace"] == "AWS/Lambda" and m["name"] == "Duration" and m["stat"] == "p99"
                    and m["dims"].get("FunctionName") == name for _, _, ms in everything for m in ms):
             f.append(f"no p99 latency alarm covers {fn}")
-    if not any(m["namespace"] == "AWS/Lambda" and m["name"] == "ConcurrentExecutions" for _, _, ms in everything for m in ms):
-        f.append("no concurrency alarm")
+    if not any(m["namespace"] == "AWS/Lambda" and m["name"] == "ClaimedAccountConcurrency" for _, _, ms in everything for m in ms):
+        f.append("no account concurrency (ClaimedAccountConcurrency) alarm")
     if not any(m["namespace"] == "ScimServerless" and m["name"] == "DeniedKeys" for _, _, ms in everything for m in ms):
         f.append("no refused-keys (401) alarm")
     token = d.resolver.ref(TOKEN_FUNCTION)
@@ -1470,6 +1589,8 @@ CHECKS = [  # (check, the parameter sets it reads)
     (check_logging, ("plain", "domain")),
     (check_application_log_filter, tuple(PARAMETER_SETS)),
     (check_timeouts, ("plain",)),
+    (check_capacity, ("plain",)),
+    (check_gateway_responses, ("plain",)),
     (check_alarm_topic, ("plain", "domain")),
     (check_alarm_catalogue, ("plain",)),
     (check_throttling, ("plain",)),
@@ -1639,6 +1760,25 @@ MUTATIONS = [  # (check, what is broken, how)
     (check_application_log_filter, "RUST_LOG fixed at info",
      lambda s: s["Globals"]["Function"]["Environment"]["Variables"].update(RUST_LOG="info")),
     (check_timeouts, "a 30 s timeout", lambda s: s["Globals"]["Function"].update(Timeout=30)),
+    (check_timeouts, "routes at 25 s", lambda s: s["Globals"]["Function"].update(Timeout=25)),
+    (check_timeouts, "Bulk at the routes' timeout", lambda s: _res(s, "BulkFunction")["Properties"].pop("Timeout")),
+    (check_capacity, "the authorizer without a reservation",
+     lambda s: _res(s, "AuthorizerFunction")["Properties"].pop("ReservedConcurrentExecutions")),
+    (check_capacity, "a read function at the write family's parameter",
+     lambda s: _res(s, "UsersGetFunction")["Properties"].update(ReservedConcurrentExecutions={"Ref": "WriteConcurrency"})),
+    (check_capacity, "a reservation 0 cannot take away",
+     lambda s: _res(s, "BulkFunction")["Properties"].update(ReservedConcurrentExecutions=4)),
+    (check_capacity, "defaults above the headroom threshold", lambda s: s["Parameters"]["ReadConcurrency"].update(Default=80)),
+    (check_capacity, "headroom read from ConcurrentExecutions",
+     lambda s: _res(s, "ConcurrencyAlarm")["Properties"].update(MetricName="ConcurrentExecutions")),
+    (check_capacity, "a throttled function answered API Gateway's bare 500",
+     lambda s: _res(s, "ScimApi")["Properties"]["GatewayResponses"].pop("INTEGRATION_FAILURE")),
+    (check_gateway_responses, "a 429 served as application/json",
+     lambda s: _res(s, "ScimApi")["Properties"]["GatewayResponses"]["THROTTLED"]["ResponseParameters"]["Headers"].update(
+         {"Content-Type": "'application/json'"})),
+    (check_gateway_responses, "a 504 whose body says 500",
+     lambda s: _res(s, "ScimApi")["Properties"]["GatewayResponses"]["INTEGRATION_TIMEOUT"]["ResponseTemplates"].update(
+         {"application/json": '{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"500"}'})),
     (check_alarm_topic, "no alarm-topic rule", lambda s: s["Rules"].pop("AlarmTopicRequired")),
     (check_alarm_catalogue, "no SystemErrors alarm", lambda s: s["Resources"].pop("TableSystemErrorsAlarm")),
     (check_alarm_catalogue, "no brute-force (ThrottledClients) alarm", lambda s: s["Resources"].pop("ThrottledClientsAlarm")),
