@@ -735,6 +735,41 @@ def check_rollback_beyond_lambda_errors(ds: dict[str, Deployed]) -> list[str]:
     return f
 
 
+def latency_anomaly_problem(d: Deployed, alarm_id: str, function: str) -> str | None:
+    """Why the alarm is not "the function slower than its own normal" (None when it is): an
+    anomaly-detection alarm whose threshold is ANOMALY_DETECTION_BAND of that function's own p99
+    Duration, firing above the band."""
+    props = d.props(alarm_id)
+    metrics = {m.get("Id"): m for m in props.get("Metrics") or []}
+    band = metrics.get(props.get("ThresholdMetricId"))
+    if not band:
+        return f"{alarm_id} has no threshold band"
+    match = re.fullmatch(r"ANOMALY_DETECTION_BAND\((\w+),\s*[\d.]+\)", str(d.value(band.get("Expression"))))
+    if not match or match.group(1) not in metrics:
+        return f"{alarm_id}'s threshold is not an anomaly band"
+    own = d.resolver.ref(function)
+    watched = [m for m in alarm_metrics(d, props) if m["id"] == match.group(1)]
+    if not watched or (watched[0]["namespace"], watched[0]["name"], watched[0]["stat"]) != ("AWS/Lambda", "Duration", "p99") \
+            or watched[0]["dims"].get("FunctionName") != own:
+        return f"{alarm_id}'s band is not around {function}'s own p99 Duration"
+    if props.get("ComparisonOperator") != "GreaterThanUpperThreshold":
+        return f"{alarm_id} does not fire above the band"
+    return None
+
+
+def check_latency_rollback(ds: dict[str, Deployed]) -> list[str]:
+    """Every function on the request path (the API's routes and its authorizer) rolls back when its
+    p99 duration leaves the band learned from its own history (latency_anomaly_problem)."""
+    f = []
+    for name, d in ds.items():
+        for fn in route_functions(d):
+            named = [a for a in rollback_alarms(d, fn) or [] if a in d.res]
+            if not any(latency_anomaly_problem(d, a, fn) is None for a in named):
+                f.append(f"[{name}] {fn} names no rollback alarm on its own p99 duration against its own normal "
+                         f"({'; '.join(latency_anomaly_problem(d, a, fn) for a in named) or 'no alarms'})")
+    return f
+
+
 def api_authorizer_function(d: Deployed) -> str | None:
     """The function behind the API's Lambda authorizer (through its alias)."""
     _, api = rest_api(d)
@@ -1581,6 +1616,7 @@ CHECKS = [  # (check, the parameter sets it reads)
     (check_custom_domain, ("plain", "domain")),
     (check_aliases_and_deployments, ("plain", "domain", "backup")),
     (check_rollback_beyond_lambda_errors, tuple(PARAMETER_SETS)),
+    (check_latency_rollback, ("plain", "domain")),
     (check_api_invokes_alias, ("plain",)),
     (check_event_archive, ("plain", "backup")),
     (check_pipe_monitoring, ("plain", "domain")),
@@ -1741,6 +1777,15 @@ MUTATIONS = [  # (check, what is broken, how)
      lambda s: _res(s, "UsersGetFunctionServerErrorsAlarm")["Properties"]["Metrics"][0].update(Expression="errors")),
     (check_rollback_beyond_lambda_errors, "events not rolled back on the pipe's enrichment failures",
      lambda s: _res(s, "EventsFunction")["Properties"]["DeploymentPreference"]["Alarms"].remove({"Ref": "EventsPipeEnrichmentFailedAlarm"})),
+    (check_latency_rollback, "users-get's latency alarm not among its rollback alarms",
+     lambda s: _res(s, "UsersGetFunction")["Properties"]["DeploymentPreference"]["Alarms"].remove({"Ref": "UsersGetFunctionLatencyAnomalyAlarm"})),
+    (check_latency_rollback, "the authorizer's band drawn around users-get",
+     lambda s: _res(s, "AuthorizerFunctionLatencyAnomalyAlarm")["Properties"]["Metrics"][0]["MetricStat"]["Metric"]["Dimensions"][0].update(
+         Value={"Ref": "UsersGetFunction"})),
+    (check_latency_rollback, "a fixed threshold instead of a band",
+     lambda s: _res(s, "BulkFunctionLatencyAnomalyAlarm")["Properties"]["Metrics"][1].update(Expression="p99 * 0 + 1000")),
+    (check_latency_rollback, "firing below the band",
+     lambda s: _res(s, "DiscoveryFunctionLatencyAnomalyAlarm")["Properties"].update(ComparisonOperator="LessThanLowerThreshold")),
     (check_api_invokes_alias, "authorizer invoked by function ARN",
      lambda s: _res(s, "ScimApi")["Properties"]["Auth"]["Authorizers"]["ScimKeyAuthorizer"].update(FunctionArn={"Fn::GetAtt": ["AuthorizerFunction", "Arn"]})),
     (check_api_invokes_alias, "pipe enrichment by function ARN",
