@@ -739,8 +739,8 @@ async fn cost() {
     println!("round trips per SCIM operation (authentication excluded), capacity units modelled from the");
     println!("items moved (DynamoDB's rules, see store::metered), and what moto reported with ReturnConsumedCapacity");
     println!(
-        "{:<44} {:>9} {:>5} {:>9} {:>6} {:>6} {:>6} {:>6} {:>13}",
-        "operation", "store", "get", "get_many", "query", "write", "RCU", "WCU", "moto r/w CU"
+        "{:<44} {:>9} {:>5} {:>9} {:>6} {:>6} {:>6} {:>6} {:>7} {:>13}",
+        "operation", "store", "get", "get_many", "query", "write", "RCU", "WCU", "resp B", "moto r/w CU"
     );
     for store in [Store::Embedded, Store::Dynamo] {
         let srv = Server::start(store).await;
@@ -760,7 +760,7 @@ async fn cost() {
             let get = d(after.get, before.get).saturating_sub(auth.0);
             let get_many = d(after.get_many, before.get_many).saturating_sub(auth.1);
             println!(
-                "{:<44} {:>9} {:>5} {:>9} {:>6} {:>6} {:>6.1} {:>6.1} {:>13}{}",
+                "{:<44} {:>9} {:>5} {:>9} {:>6} {:>6} {:>6.1} {:>6.1} {:>7} {:>13}{}",
                 name,
                 if store == Store::Embedded { "embedded" } else { "dynamodb" },
                 get,
@@ -769,6 +769,8 @@ async fn cost() {
                 d(after.write, before.write),
                 after.rcu - before.rcu - auth_rcu,
                 after.wcu - before.wcu,
+                // the response body as sent (compact JSON): what data transfer out is billed on
+                if r.body.is_null() { 0 } else { r.body.to_string().len() },
                 reported,
                 if r.status >= 400 { format!("  (status {})", r.status) } else { String::new() }
             );
