@@ -857,6 +857,42 @@ def check_event_archive(ds: dict[str, Deployed]) -> list[str]:
     return f
 
 
+REPLAY_DAYS = 14  # the least time a failed or past event can still be read and replayed
+
+
+def check_events_survive(ds: dict[str, Deployed]) -> list[str]:
+    """Events that survive a failure: a failing batch is bisected down to the record at fault; a
+    batch that still fails goes to the dead-letter queue and is logged with its records
+    (IncludeExecutionData) into a log group kept at least REPLAY_DAYS whatever its parameter
+    says; the archive keeps events at least that long by default; the envelope's time is the
+    change's (the enrichment's detail.time), not the delivery's."""
+    f = []
+    d = ds["plain"]
+    _, pipe = d.only("AWS::Pipes::Pipe", "the events pipe")
+    props = pipe["Properties"]
+    stream = (props.get("SourceParameters") or {}).get("DynamoDBStreamParameters") or {}
+    if stream.get("OnPartialBatchItemFailure") != "AUTOMATIC_BISECT":
+        f.append("a failing batch is retried whole (no OnPartialBatchItemFailure: AUTOMATIC_BISECT)")
+    if not (stream.get("DeadLetterConfig") or {}).get("Arn"):
+        f.append("the pipe has no dead-letter queue")
+    bus = (props.get("TargetParameters") or {}).get("EventBridgeEventBusParameters") or {}
+    if bus.get("Time") != "$.detail.time":
+        f.append(f"the event's time is {bus.get('Time')!r}, not the change's ($.detail.time)")
+    logs = props.get("LogConfiguration") or {}
+    if "ALL" not in (logs.get("IncludeExecutionData") or []) or logs.get("Level") not in ("ERROR", "INFO", "TRACE"):
+        f.append("failed executions are not logged with their records (Level ERROR or finer, IncludeExecutionData ALL)")
+    group = getatt_target((logs.get("CloudwatchLogsLogDestination") or {}).get("LogGroupArn"))
+    retention = d.props(group[0]).get("RetentionInDays") if group and group[0] in d.res else None
+    param = ref_target(retention)
+    allowed = (d.sam["Parameters"].get(param) or {}).get("AllowedValues") if param else [retention]
+    if not allowed or min(int(v) for v in allowed) < REPLAY_DAYS:
+        f.append(f"the pipe's log group may keep failed records under {REPLAY_DAYS} days ({allowed!r})")
+    archive_days = int(d.param("EventArchiveRetentionDays"))
+    if 0 < archive_days < REPLAY_DAYS:
+        f.append(f"the archive keeps events {archive_days} days by default, under {REPLAY_DAYS}")
+    return f
+
+
 PIPE_METRICS = ["ExecutionFailed", "ExecutionThrottled", "EnrichmentStageFailed", "TargetStageFailed"]
 
 
@@ -1619,6 +1655,7 @@ CHECKS = [  # (check, the parameter sets it reads)
     (check_latency_rollback, ("plain", "domain")),
     (check_api_invokes_alias, ("plain",)),
     (check_event_archive, ("plain", "backup")),
+    (check_events_survive, ("plain",)),
     (check_pipe_monitoring, ("plain", "domain")),
     (check_pipe_filter, ("plain",)),
     (check_dashboard, ("plain",)),
@@ -1791,6 +1828,15 @@ MUTATIONS = [  # (check, what is broken, how)
     (check_api_invokes_alias, "pipe enrichment by function ARN",
      lambda s: _res(s, "EventsPipe")["Properties"].update(Enrichment={"Fn::GetAtt": ["EventsFunction", "Arn"]})),
     (check_event_archive, "no archive", lambda s: s["Resources"].pop("EventArchive")),
+    (check_events_survive, "no bisecting", lambda s: _res(s, "EventsPipe")["Properties"]["SourceParameters"]["DynamoDBStreamParameters"].pop(
+        "OnPartialBatchItemFailure")),
+    (check_events_survive, "the delivery time as the event's time",
+     lambda s: _res(s, "EventsPipe")["Properties"]["TargetParameters"]["EventBridgeEventBusParameters"].pop("Time")),
+    (check_events_survive, "failures logged without their records",
+     lambda s: _res(s, "EventsPipe")["Properties"]["LogConfiguration"].pop("IncludeExecutionData")),
+    (check_events_survive, "the pipe's log kept LogRetentionDays (1 allowed)",
+     lambda s: _res(s, "EventsPipeLogGroup")["Properties"].update(RetentionInDays={"Ref": "LogRetentionDays"})),
+    (check_events_survive, "an archive of 7 days", lambda s: s["Parameters"]["EventArchiveRetentionDays"].update(Default=7)),
     (check_pipe_monitoring, "no TargetStageFailed alarm", lambda s: s["Resources"].pop("EventsPipeTargetFailedAlarm")),
     (check_pipe_monitoring, "state rule on the wrong source", _mutate_rule_source),
     (check_pipe_filter, "the old USER#/GROUP#/MEMBER# filter", lambda s: _filter(s, OLD_FILTER)),
