@@ -3,7 +3,7 @@
 # practices), checkov (security policy), `sam validate --lint` (the SAM CLI's
 # own translation of the template, offline), infra/iam_check.py (what each
 # function's role may do on each item family of the table, against
-# infra/iam-expected.tsv; its own self-test first) and infra/template_check.py
+# infra/iam-expected.tsv; its own self-test first), the PreTraffic hook's tests and infra/template_check.py
 # (custom domain, aliases and CodeDeploy groups, the pipe filter on sample
 # stream records, alarms, dashboard, logs, timeouts, rules; on the translated
 # template under several parameter sets, its self-test first). Run from the
@@ -103,6 +103,8 @@ check "iam self-test" "$iam_python" infra/iam_check.py --self-test
 check "iam check" "$iam_python" infra/iam_check.py
 # Offline too: the same translation under several parameter sets; the self-test
 # breaks copies of the template and shows each check failing.
+# The PreTraffic hook's own tests (botocore's Stubber, no network): boto3 comes with moto.
+check "pretraffic hook tests" python3 -m unittest --quiet infra/hooks/test_pretraffic.py
 check "template self-test" "$iam_python" infra/template_check.py --self-test
 check "template check" "$iam_python" infra/template_check.py
 

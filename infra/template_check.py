@@ -568,6 +568,8 @@ def check_aliases_and_deployments(ds: dict[str, Deployed]) -> list[str]:
         if len(functions) < 22:
             f.append(f"[{name}] only {len(functions)} functions")
         for fn in functions:
+            if fn == HOOK_FUNCTION:
+                continue  # CodeDeploy invokes it by name; it cannot be shifted by itself
             aliases = _alias_of(d, fn)
             if len(aliases) != 1 or aliases[0][1]["Properties"].get("Name") != "live":
                 f.append(f"[{name}] {fn} has no single alias 'live' ({[k for k, _ in aliases]})")
@@ -1117,6 +1119,73 @@ BULK_FUNCTION = "BulkFunction"
 BULK_TIMEOUT = 28
 
 
+HOOK_FUNCTION = "PreTrafficHookFunction"
+# the hook invokes a cold new version, with retries when live traffic holds the function's
+# reserved concurrency; timing out, it would report nothing and CodeDeploy would wait an hour
+HOOK_TIMEOUT_MIN = 60
+CANARY_DIR = HERE / "hooks" / "canary"
+
+
+# What the hook's role may do, each on what: the new versions of this stack's functions
+# (qualified ARNs of <stack>-*), and this stack's deployment groups.
+HOOK_GRANTS = {
+    "lambda:InvokeFunction": re.compile(rf"arn:aws:lambda:{ic.REGION}:{ic.ACCOUNT}:function:{ic.STACK}-\*:\*"),
+    "codedeploy:GetDeployment": re.compile(rf"arn:aws:codedeploy:{ic.REGION}:{ic.ACCOUNT}:deploymentgroup:[^*/]+/\*"),
+    "codedeploy:PutLifecycleEventHookExecutionStatus":
+        re.compile(rf"arn:aws:codedeploy:{ic.REGION}:{ic.ACCOUNT}:deploymentgroup:[^*/]+/\*"),
+}
+
+
+def hook_role_problems(d: Deployed) -> list[str]:
+    """Every Allow of the hook's role is in HOOK_GRANTS, on the resources named there."""
+    role = (d.props(HOOK_FUNCTION).get("Role") or {}).get("Fn::GetAtt", [None])[0]
+    statements = [s for pol in d.props(role).get("Policies") or [] for s in d.value(pol["PolicyDocument"]).get("Statement", [])] \
+        if role in d.res else []
+    if not statements:
+        return ["the hook's role has no policy of its own"]
+    f = []
+    for s in statements:
+        as_list = lambda x: x if isinstance(x, list) else [x]  # noqa: E731
+        for action in as_list(s.get("Action")):
+            grant = HOOK_GRANTS.get(action)
+            resources = as_list(s.get("Resource"))
+            if s.get("Effect") == "Allow" and (grant is None or not all(isinstance(r, str) and grant.fullmatch(r) for r in resources)):
+                f.append(f"the hook's role may {action} on {resources}")
+    return f
+
+
+def check_pretraffic_hooks(ds: dict[str, Deployed]) -> list[str]:
+    """Every alias CodeDeploy shifts runs the PreTraffic hook first (BeforeAllowTrafficHook), the
+    hook is named so CodeDeploy's role may invoke it (CodeDeployHook_*), it has a canary for every
+    function it can be asked about (infra/hooks/canary/<function>.json), and its role may invoke
+    only this stack's function versions and read only this stack's deployments."""
+    f = []
+    for name in ("plain", "domain"):
+        d = ds[name]
+        hook_name = d.value(d.props(HOOK_FUNCTION).get("FunctionName"))
+        if not isinstance(hook_name, str) or not hook_name.startswith("CodeDeployHook_"):
+            f.append(f"[{name}] the hook is named {hook_name!r}: CodeDeploy's role invokes only CodeDeployHook_* functions")
+        for fn in d.functions():
+            for alias_id, alias in _alias_of(d, fn):
+                update = (alias.get("UpdatePolicy") or {}).get("CodeDeployLambdaAliasUpdate")
+                if fn == HOOK_FUNCTION:
+                    if update:
+                        f.append(f"[{name}] the hook's own alias is shifted by CodeDeploy")
+                    continue
+                if not update or ref_target(update.get("BeforeAllowTrafficHook")) != HOOK_FUNCTION:
+                    f.append(f"[{name}] {alias_id} takes traffic without the PreTraffic hook "
+                             f"({(update or {}).get('BeforeAllowTrafficHook')!r})")
+    d = ds["plain"]
+    canaries = {p.stem for p in CANARY_DIR.glob("*.json")}
+    for fn in d.functions():
+        full = d.value(d.props(fn).get("FunctionName"))
+        part = full.removeprefix(ic.STACK + "-") if isinstance(full, str) else None
+        if fn != HOOK_FUNCTION and part not in canaries:
+            f.append(f"{fn} ({full}) has no canary in infra/hooks/canary/, so its deployments would fail")
+    f += hook_role_problems(d)
+    return f
+
+
 def check_timeouts(ds: dict[str, Deployed]) -> list[str]:
     """Every function times out before API Gateway's 29 s integration limit; a route within a few
     seconds, Bulk at 28 s, the authorizer well before the routes it guards."""
@@ -1126,6 +1195,10 @@ def check_timeouts(ds: dict[str, Deployed]) -> list[str]:
     for fn in d.functions():
         t = d.value(d.props(fn).get("Timeout", 3))
         timeouts[fn] = t
+        if fn == HOOK_FUNCTION:
+            if not isinstance(t, int) or not HOOK_TIMEOUT_MIN <= t <= 900:
+                f.append(f"the PreTraffic hook's timeout {t!r} leaves no room for a cold start and retries (at least {HOOK_TIMEOUT_MIN} s)")
+            continue
         if not isinstance(t, int) or t >= 29:
             f.append(f"{fn} Timeout {t!r} is not under API Gateway's 29 s")
     authorizer = api_authorizer_function(d)
@@ -1662,6 +1735,7 @@ CHECKS = [  # (check, the parameter sets it reads)
     (check_logging, ("plain", "domain")),
     (check_application_log_filter, tuple(PARAMETER_SETS)),
     (check_timeouts, ("plain",)),
+    (check_pretraffic_hooks, ("plain", "domain")),
     (check_capacity, ("plain",)),
     (check_gateway_responses, ("plain",)),
     (check_alarm_topic, ("plain", "domain")),
@@ -1853,6 +1927,14 @@ MUTATIONS = [  # (check, what is broken, how)
     (check_timeouts, "a 30 s timeout", lambda s: s["Globals"]["Function"].update(Timeout=30)),
     (check_timeouts, "routes at 25 s", lambda s: s["Globals"]["Function"].update(Timeout=25)),
     (check_timeouts, "Bulk at the routes' timeout", lambda s: _res(s, "BulkFunction")["Properties"].pop("Timeout")),
+    (check_pretraffic_hooks, "users-patch deployed without the hook",
+     lambda s: _res(s, "UsersPatchFunction")["Properties"]["DeploymentPreference"].pop("Hooks")),
+    (check_pretraffic_hooks, "the hook not named CodeDeployHook_*",
+     lambda s: _res(s, "PreTrafficHookFunction")["Properties"].update(FunctionName={"Fn::Sub": "${AWS::StackName}-pretraffic"})),
+    (check_pretraffic_hooks, "the hook may invoke any function",
+     lambda s: _res(s, "PreTrafficHookFunction")["Properties"]["Policies"][0]["Statement"][1].update(Resource="*")),
+    (check_pretraffic_hooks, "a function without a canary",
+     lambda s: _res(s, "DiscoveryFunction")["Properties"].update(FunctionName={"Fn::Sub": "${AWS::StackName}-discovery2"})),
     (check_capacity, "the authorizer without a reservation",
      lambda s: _res(s, "AuthorizerFunction")["Properties"].pop("ReservedConcurrentExecutions")),
     (check_capacity, "a read function at the write family's parameter",

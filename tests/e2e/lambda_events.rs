@@ -231,3 +231,87 @@ async fn tokens_signed_in_kms_pass_the_authorizer_through_the_lambda_adapters() 
     scim_core::oauth::revoke(app.service.layout(), &client.client_id, None).await.unwrap();
     assert_eq!(authorize(&authorizer, &typed(&auth_event)).await.unwrap_err().to_string(), "Unauthorized");
 }
+
+fn canaries_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/hooks/canary")
+}
+
+/// What one PreTraffic canary gets from the real function: (status, content type, JSON body) of a
+/// route, or the authorizer's error message, or the events function's payload.
+async fn canary_answer(app: &App, function: &str, event: &Value) -> (Option<u16>, Option<String>, Value) {
+    match function {
+        "authorizer" => {
+            let req = serde_json::from_value(event.clone()).expect("an authorizer event");
+            match scim_functions::authorizer::authorize(app, &req).await {
+                Ok(policy) => (None, None, serde_json::to_value(policy).unwrap()),
+                Err(e) => (None, Some(e.to_string()), Value::Null),
+            }
+        }
+        "events" => {
+            let batch: scim_functions::events::Batch = serde_json::from_value(event.clone()).expect("a pipe batch");
+            (None, None, scim_functions::events::enrich(&batch))
+        }
+        _ => {
+            let event = lambda_http::request::from_str(&event.to_string()).unwrap_or_else(|e| panic!("{function}: {e}"));
+            let resp = match function {
+                "portal" => scim_functions::lambda::portal(app, event).await,
+                "oauth-token" => scim_functions::lambda::token(app, event).await,
+                f => scim_functions::lambda::handle(app, f, event).await,
+            };
+            let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
+            let body = match resp.body() {
+                lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::String(t.clone())),
+                _ => Value::Null,
+            };
+            (Some(resp.status().as_u16()), ct, body)
+        }
+    }
+}
+
+/// Every PreTraffic canary (infra/hooks/canary, what the hook sends a new version before it takes
+/// traffic) gets exactly the answer the hook expects from today's code, on both stores, and none
+/// of them makes a change: no change event, no user or group in the canary tenant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_pretraffic_canary_gets_its_expected_answer_and_changes_nothing() {
+    use scim_tests::{Store, fresh_table};
+    let mut names: Vec<String> =
+        std::fs::read_dir(canaries_dir()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    let routes: BTreeSet<&str> = ROUTES.iter().map(|r| r.function).collect();
+    for f in routes.iter().copied().chain(["authorizer", "events", "portal", "oauth-token"]) {
+        assert!(names.contains(&format!("{f}.json")), "{f} has no canary: its deployments would fail the hook");
+    }
+    for store in [Store::Embedded, Store::Dynamo] {
+        let events = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let app = App::new(fresh_table(store, Some(events.clone())).await);
+        // a deployment as scim-admin leaves it: the portal's link seal made, another tenant in use
+        app.service.layout().ensure_seal().await.unwrap();
+        scim_core::tenancy::create_tenant(app.service.layout(), "other", "Other").await.unwrap();
+        for name in &names {
+            let canary: Value = serde_json::from_str(&std::fs::read_to_string(canaries_dir().join(name)).unwrap()).unwrap();
+            let function = name.trim_end_matches(".json");
+            let (status, ct_or_error, body) = canary_answer(&app, function, &canary["event"]).await;
+            let expect = &canary["expect"];
+            let at = format!("{store:?} {function}: got {status:?} {ct_or_error:?} {body}");
+            if let Some(want) = expect["status"].as_u64() {
+                assert_eq!(status, Some(want as u16), "{at}");
+            }
+            if let Some(want) = expect["content_type"].as_str() {
+                assert_eq!(ct_or_error.as_deref(), Some(want), "{at}");
+            }
+            if let Some(want) = expect["error_message"].as_str() {
+                assert_eq!(ct_or_error.as_deref(), Some(want), "{at}");
+            }
+            if let Some(want) = expect.get("payload") {
+                assert_eq!(&body, want, "{at}");
+            }
+            for (k, want) in expect["body"].as_object().into_iter().flatten() {
+                assert_eq!(&body[k], want, "{at}: body.{k}");
+            }
+        }
+        assert!(events.lock().unwrap().is_empty(), "{store:?}: a canary made a change: {:?}", events.lock().unwrap());
+        // the canary tenant's own partition (its users, groups, resources, claims) stays empty
+        let held = app.service.layout().list_records("TENANT#pretraffic-canary", "", 10).await.unwrap();
+        assert!(held.is_empty(), "{store:?}: a canary wrote {held:?}");
+    }
+}

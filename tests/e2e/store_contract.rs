@@ -99,6 +99,8 @@ async fn queries(t: &dyn Table) {
     assert_eq!(sks(&t.query(&q("A#", "A#\u{10FFFF}", true, 10)).await.unwrap()), ["A#1", "A#2", "A#3"]);
     assert_eq!(sks(&t.query(&q("A#", "A#\u{10FFFF}", false, 2)).await.unwrap()), ["A#3", "A#2"], "descending, limited");
     assert_eq!(sks(&t.query(&Query::prefix("Q", "A#", Some("A#1"), 10)).await.unwrap()), ["A#2", "A#3"], "after is exclusive");
+    // an empty prefix is the whole partition (DynamoDB refuses an empty key value: no lower bound)
+    assert_eq!(sks(&t.query(&Query::prefix("Q", "", None, 10)).await.unwrap()), ["A#1", "A#2", "A#3", "B#1"], "empty prefix");
     assert!(t.query(&q("C#", "C#\u{10FFFF}", true, 10)).await.unwrap().is_empty());
     let by_index = t
         .query(&Query { index: Index::Gsi1, pk: "QI".into(), lo: "k".into(), hi: "k\u{10FFFF}".into(), ..q("", "", true, 10) })

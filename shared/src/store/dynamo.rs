@@ -370,18 +370,26 @@ impl Table for DynamoTable {
         }
         loop {
             let want = (q.limit - out.len()).min(1000) as i32;
+            // DynamoDB refuses an empty key value: a range from the very start has no lower bound
+            let (condition, lo) = if q.lo.is_empty() {
+                (format!("{pk_name} = :pk AND {sk_name} <= :hi"), None)
+            } else {
+                (format!("{pk_name} = :pk AND {sk_name} BETWEEN :lo AND :hi"), Some(AttributeValue::S(q.lo.clone())))
+            };
             let mut req = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression(format!("{pk_name} = :pk AND {sk_name} BETWEEN :lo AND :hi"))
+                .key_condition_expression(condition)
                 .expression_attribute_values(":pk", AttributeValue::S(q.pk.clone()))
-                .expression_attribute_values(":lo", AttributeValue::S(q.lo.clone()))
                 .expression_attribute_values(":hi", AttributeValue::S(q.hi.clone()))
                 .scan_index_forward(q.forward)
                 .limit(want)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .set_exclusive_start_key(start.take());
+            if let Some(lo) = lo {
+                req = req.expression_attribute_values(":lo", lo);
+            }
             req = match q.index {
                 Index::Primary => req.consistent_read(true),
                 Index::Gsi1 => req.index_name(GSI1),
