@@ -50,11 +50,13 @@ DOMAIN = "eu.scim.example.com"
 CERTIFICATE = f"arn:aws:acm:{ic.REGION}:{ic.ACCOUNT}:certificate/0a1b2c3d-1111-2222-3333-444455556666"
 ZONE = "Z0123456789ABCDEFGHIJ"
 COPY_VAULT = f"arn:aws:backup:us-east-1:{ic.ACCOUNT}:backup-vault:scim-dr"
+RESTORED_LABEL = "2026-12-07T10:00:00.000"
+RESTORED_STREAM = f"arn:aws:dynamodb:{ic.REGION}:{ic.ACCOUNT}:table/scim-serverless/stream/{RESTORED_LABEL}"
 EXTERNAL_ACL = f"arn:aws:wafv2:{ic.REGION}:{ic.ACCOUNT}:regional/webacl/shared/0a1b2c3d-4e5f"
 
 # Parameter overrides per set (everything else: the template's defaults).
 PARAMETER_SETS: dict[str, dict[str, str]] = {
-    # the defaults: no domain, no topic (so the alarm-topic rule refuses it), no backup, no WAF
+    # the defaults: no domain, no topic (so the alarm-topic rule refuses it), backups without a copy, no WAF
     "plain": {},
     "domain": {"DomainName": DOMAIN, "CertificateArn": CERTIFICATE, "HostedZoneId": ZONE,
                "AlarmTopicArn": TOPIC, "Tracing": "Active", "ApiMetricsEnabled": "true",
@@ -62,6 +64,8 @@ PARAMETER_SETS: dict[str, dict[str, str]] = {
     "backup": {"EnableBackup": "true", "BackupCopyDestinationVaultArn": COPY_VAULT, "AlarmsNotifyNobody": "true",
                "CreateWebAcl": "true", "WebAclRateLimit": "1200", "DeploymentType": "AllAtOnce",
                "EventArchiveRetentionDays": "30", "ApplicationLogLevel": "FATAL"},
+    # a table restored by infra/restore.py served in place of the stack's own
+    "restored": {"UseExistingTable": "true", "ExistingTableStreamLabel": RESTORED_LABEL, "AlarmTopicArn": TOPIC},
     # WARN: the level at which a Lambda-side filter would drop the INFO metric lines
     "external-waf": {"WebAclArn": EXTERNAL_ACL, "AlarmTopicArn": TOPIC, "ApplicationLogLevel": "WARN"},
 }
@@ -1655,8 +1659,8 @@ def check_cost_defaults(ds: dict[str, Deployed]) -> list[str]:
 
 
 def check_backup(ds: dict[str, Deployed]) -> list[str]:
-    """Point-in-time recovery always; with EnableBackup a daily backup of the table copied to the
-    other region's vault; no backup resources otherwise."""
+    """Point-in-time recovery always; by default (EnableBackup) a daily backup of the table, copied
+    to the other region's vault when one is named; no backup resources with EnableBackup=false."""
     f = []
     for name in ("plain", "backup"):
         d = ds[name]
@@ -1664,9 +1668,11 @@ def check_backup(ds: dict[str, Deployed]) -> list[str]:
         if (table.get("PointInTimeRecoverySpecification") or {}).get("PointInTimeRecoveryEnabled") is not True:
             f.append(f"[{name}] point-in-time recovery is off")
     p0 = ds["plain"]
+    if not p0.of_type("AWS::Backup::BackupPlan"):
+        f.append("backups are off by default (EnableBackup)")
     for rtype in ("AWS::Backup::BackupPlan", "AWS::Backup::BackupSelection", "AWS::Backup::BackupVault"):
-        if p0.of_type(rtype):
-            f.append(f"without EnableBackup, {rtype} is created")
+        if any(p0.active(k, EnableBackup="false") for k, _ in p0.of_type(rtype)):
+            f.append(f"with EnableBackup=false, {rtype} is created")
     d = ds["backup"]
     plans = d.of_type("AWS::Backup::BackupPlan")
     if len(plans) != 1:
@@ -1679,12 +1685,79 @@ def check_backup(ds: dict[str, Deployed]) -> list[str]:
     if not rules or not all(r.get("ScheduleExpression") for r in rules):
         f.append("[backup] the plan has no scheduled rule")
     selections = [r for _, r in d.of_type("AWS::Backup::BackupSelection") if ref_target(r["Properties"].get("BackupPlanId")) == plan_id]
-    if not any(getatt_target(x) == ("ScimTable", "Arn") for s in selections for x in s["Properties"]["BackupSelection"].get("Resources") or []):
+    table_arn = d.resolver.getatt("ScimTable", "Arn")
+    if not any(d.value(x) == table_arn for s in selections for x in s["Properties"]["BackupSelection"].get("Resources") or []):
         f.append("[backup] no backup selection of the table in the plan")
     no_copy = Resolver(d.cfn, {**d.params, "BackupCopyDestinationVaultArn": ""})
     rules = no_copy.resolve(plan["Properties"]["BackupPlan"].get("BackupPlanRule")) or []
     if any(r.get("CopyActions") for r in rules):
         f.append("[backup] a copy action remains without BackupCopyDestinationVaultArn")
+    return f
+
+
+def _policies_by_role(d: Deployed) -> dict[str, list]:
+    return {rid: [d.value(p["PolicyDocument"]) for p in r["Properties"].get("Policies") or []]
+            for rid, r in d.of_type("AWS::IAM::Role")}
+
+
+def unguarded_table_references(node, where="") -> list[str]:
+    """Where the template refers to the table resource itself (Ref, GetAtt, ${ScimTable...}) other
+    than in the CreateTable branch of an Fn::If: each would break the stack with UseExistingTable."""
+    out = []
+    if isinstance(node, dict):
+        if node.get("Ref") == "ScimTable" or (isinstance(node.get("Fn::GetAtt"), list) and node["Fn::GetAtt"][0] == "ScimTable") \
+                or (isinstance(node.get("Fn::GetAtt"), str) and node["Fn::GetAtt"].startswith("ScimTable.")):
+            return [where]
+        sub = node.get("Fn::Sub")
+        text = sub[0] if isinstance(sub, list) else sub
+        if isinstance(text, str) and "${ScimTable" in text:
+            return [where]
+        cond = node.get("Fn::If")
+        if isinstance(cond, list) and len(cond) == 3 and cond[0] == "CreateTable":
+            return unguarded_table_references(cond[2], where)
+        for k, v in node.items():
+            out += unguarded_table_references(v, f"{where}.{k}" if where else k)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out += unguarded_table_references(v, f"{where}[{i}]")
+    return out
+
+
+def check_existing_table(ds: dict[str, Deployed]) -> list[str]:
+    """UseExistingTable=true (a restored table): the stack creates no table, so switching keeps
+    its earlier one (which CloudFormation retains when a resource leaves the stack); every role,
+    alarm and the backup plan name the same table as before (everything refers to it by
+    TableName); the pipe reads ExistingTableStreamLabel; the template's rule refuses the switch
+    without it."""
+    f = []
+    plain, restored = ds["plain"], ds["restored"]
+    sam = {k: v for k, v in plain.sam.items() if k != "Resources"}
+    sam["Resources"] = {k: v for k, v in plain.sam["Resources"].items() if k != "ScimTable"}
+    for where in unguarded_table_references(sam):
+        f.append(f"{where} refers to the table resource, absent with UseExistingTable: refer to it by TableName")
+    if restored.of_type("AWS::DynamoDB::Table"):
+        f.append("[restored] the stack still creates a table")
+    policy = plain.res["ScimTable"].get("DeletionPolicy")
+    if policy not in ("Retain", "RetainExceptOnCreate"):
+        f.append(f"the table's DeletionPolicy is {policy!r}: leaving the stack would delete it")
+    # the same grants, the stream's ARN aside (the pipe's role reads the restored table's stream)
+    own_stream = plain.resolver.getatt("ScimTable", "StreamArn")
+    before = json.loads(json.dumps(_policies_by_role(plain)).replace(own_stream, RESTORED_STREAM))
+    after = _policies_by_role(restored)
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    if changed:
+        f.append(f"[restored] the roles' policies differ from the stack's own table's: {changed}")
+    _, pipe = restored.only("AWS::Pipes::Pipe", "the events pipe")
+    if restored.value(pipe["Properties"].get("Source")) != RESTORED_STREAM:
+        f.append(f"[restored] the pipe reads {restored.value(pipe['Properties'].get('Source'))!r}, not ExistingTableStreamLabel")
+    table = plain.resolver.ref("ScimTable")
+    for aid, a in restored.alarms():
+        for m in alarm_metrics(restored, a["Properties"]):
+            if m["namespace"] == "AWS/DynamoDB" and m["dims"].get("TableName") != table:
+                f.append(f"[restored] {aid} reads table {m['dims'].get('TableName')!r}")
+    without = set(rule_violations(restored.sam, {**restored.params, "ExistingTableStreamLabel": ""}))
+    if not without - set(rule_violations(restored.sam, restored.params)):
+        f.append("the template lets UseExistingTable=true deploy without ExistingTableStreamLabel")
     return f
 
 
@@ -1746,6 +1819,7 @@ CHECKS = [  # (check, the parameter sets it reads)
     (check_cost_defaults, ("plain", "domain")),
     (check_backup, ("plain", "backup")),
     (check_waf, ("plain", "backup", "external-waf")),
+    (check_existing_table, ("plain", "restored")),
 ]
 
 
@@ -1975,7 +2049,13 @@ MUTATIONS = [  # (check, what is broken, how)
          {"Effect": "Allow", "Action": "kms:Sign", "Resource": "*"})),
     (check_cost_defaults, "X-Ray on by default", lambda s: s["Parameters"]["Tracing"].update(Default="Active")),
     (check_backup, "no cross-region copy", _drop_copy),
+    (check_backup, "backups off by default", lambda s: s["Parameters"]["EnableBackup"].update(Default="false")),
     (check_waf, "a stage-wide instead of a per-IP rate rule", _constant_rate),
+    (check_existing_table, "a role naming the created table by its resource",
+     lambda s: _res(s, "UsersGetFunction")["Properties"]["Policies"][0]["Statement"][0].update(Resource={"Fn::GetAtt": ["ScimTable", "Arn"]})),
+    (check_existing_table, "the table created whatever UseExistingTable says", lambda s: _res(s, "ScimTable").pop("Condition")),
+    (check_existing_table, "the table deleted when it leaves the stack", lambda s: _res(s, "ScimTable").update(DeletionPolicy="Delete")),
+    (check_existing_table, "no rule for the stream ARN", lambda s: s["Rules"].pop("ExistingTableNeedsItsStream")),
 ]
 
 

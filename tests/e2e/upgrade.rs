@@ -1,9 +1,11 @@
 //! A table written by the previous version (layout 1) keeps working: `scim-local` upgrades its
 //! store on start, `scim-admin migrate` upgrades a DynamoDB table (and other commands refuse to
 //! write into an old layout until it has run). Keys issued before keep working; names that are
-//! one name under caseless comparison are reported, not merged.
+//! one name under caseless comparison are reported, not merged. A table restored by
+//! `infra/restore.py` (the disaster-recovery rehearsal) serves what the product wrote.
 
 use super::*;
+use scim_core::store::dynamo::{DynamoConfig, DynamoTable};
 use scim_core::store::{Cond, Item, Table, Write};
 use scim_tests::Store;
 use std::sync::Arc;
@@ -160,4 +162,71 @@ async fn scim_admin_migrates_a_dynamodb_table_and_refuses_to_write_an_old_one() 
     scim_tests::fresh_dynamo_table(&empty).await;
     let (ok, out, err) = scim_admin(&empty, &["tenant", "create", "acme"]);
     assert!(ok && out.contains("created"), "{out}{err}");
+}
+
+/// Runs infra/restore.py against moto: (succeeded, stdout, stderr).
+fn restore_script(args: &[&str]) -> (bool, String, String) {
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../infra/restore.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .args(["--region", "us-east-1", "--endpoint", &scim_tests::moto_endpoint(), "--timeout", "60"])
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .output()
+        .expect("run python3 infra/restore.py");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The disaster-recovery rehearsal (infra/README.md "Restoring the table"), as far as moto goes:
+/// a table the product wrote is restored into a new table by infra/restore.py, which gives it the
+/// stream, TTL, recovery and deletion protection, counts its items against the source's, checks
+/// its layout, and prints the parameters that switch the stack to it; the product then serves
+/// the same users, groups and memberships from it with the same key. A restore never goes over
+/// an existing table, and a table that is not a scim-serverless table is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_table_serves_what_the_product_wrote() {
+    let source = format!("dr{}", scim_tests::uuid_like());
+    let events = Arc::default();
+    let table: Arc<dyn Table> = Arc::new(scim_tests::fresh_dynamo_table(&source).await);
+    let srv = scim_tests::Server::start_on(Store::Dynamo, table, events).await.expect("a new key");
+    let uid = crate::id_of(&srv.client.post("/Users", &crate::user("restored@example.com")).await.body);
+    let gid = crate::id_of(&srv.client.post("/Groups", &json!({"displayName": "Restored", "members": [{"value": uid}]})).await.body);
+
+    let target = format!("{source}-r");
+    let (ok, out, err) = restore_script(&["--source", &source, "--target", &target, "--latest"]);
+    assert!(ok, "{out}{err}");
+    for line in ["stream on (NEW_AND_OLD_IMAGES)", "TTL on expires_at", "point-in-time recovery on", "deletion protection on"] {
+        assert!(out.contains(line), "{line}: {out}");
+    }
+    assert!(out.contains(&format!("layout {}, the one this code serves", scim_core::store::layout::LAYOUT_VERSION)), "{out}");
+    assert!(out.contains("TENANT ") && out.contains("(source now: "), "items per family, beside the source's: {out}");
+    assert!(out.contains(&format!("\"TableName={target}\"")) && out.contains("\"UseExistingTable=true\""), "{out}");
+    let label = out.lines().find_map(|l| l.strip_prefix("STREAM_LABEL=")).expect("the stream's label");
+    assert!(out.contains(&format!("\"ExistingTableStreamLabel={label}\"")) && label.starts_with("20"), "{out}");
+
+    // the product, on the restored table, with the key made before the restore
+    let restored = DynamoTable::connect(&DynamoConfig::new(&target, "us-east-1", Some(scim_tests::moto_endpoint()))).unwrap();
+    let again = scim_tests::Server::start_on(Store::Dynamo, Arc::new(restored), Arc::default()).await;
+    assert!(again.is_none(), "the bootstrap tenant and its key came with the table");
+    let app = scim_core::edge::App::new(Arc::new(
+        DynamoTable::connect(&DynamoConfig::new(&target, "us-east-1", Some(scim_tests::moto_endpoint()))).unwrap(),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/scim/v2", listener.local_addr().unwrap());
+    tokio::spawn(scim_functions::local::serve(listener, Arc::new(app), None));
+    let c = scim_tests::Client::new(&base, &srv.token);
+    let user = c.get(&format!("/Users/{uid}")).await;
+    assert_eq!((user.status, &user.body["userName"]), (200, &json!("restored@example.com")), "{}", user.body);
+    assert_eq!(user.body["groups"][0]["value"], json!(gid), "the membership index came too: {}", user.body);
+    let found = c.filter("/Users", "userName eq \"restored@example.com\"", "").await;
+    assert_eq!(found.body["totalResults"], 1, "{}", found.body);
+
+    // never over an existing table; a table of another kind is refused and kept
+    let (ok, out, err) = restore_script(&["--source", &source, "--target", &target, "--latest"]);
+    assert!(!ok && err.contains("exists already"), "{out}{err}");
+    let stranger = format!("dr{}", scim_tests::uuid_like());
+    scim_tests::fresh_dynamo_table(&stranger).await;
+    let (ok, out, _) = restore_script(&["--source", &stranger, "--target", &format!("{stranger}-r"), "--latest"]);
+    assert!(!ok && out.contains("REFUSED") && out.contains("no layout marker") && out.contains("no tenant"), "{out}");
 }
