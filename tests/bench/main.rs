@@ -35,9 +35,15 @@
 //!       starts a function binary against a local stand-in of the Lambda runtime API and
 //!       prints init time (process start → first "next" call), first-invocation time and peak
 //!       RSS; the function's environment (SCIM_TABLE, SCIM_DYNAMODB_ENDPOINT, …) is inherited.
+//!   bench scale [--users 1000000] [--members 100000] [--ops 2000] [--binary target/release/scim-local]
+//!       one scim-local process (durability sync) filled by Bulk requests, a group of `members`
+//!       users, then restarted: RSS per user (and after the restart), the restart time, and
+//!       GET / filter / PATCH / deep page / membership check ops/s at 8 in flight and p50/p99 at 1.
 //!   bench members [--size 10000] [--batch 100]
 //!       builds a group by PATCHes of `batch` members and prints the per-PATCH cost, then the
 //!       cost of adding and removing one member at full size.
+
+mod scale;
 
 use scim_core::store::Table;
 use scim_tests::{Client, Server, Store};
@@ -64,6 +70,7 @@ async fn main() {
         Some("static-server") => static_server(&args).await,
         Some("ceiling") => ceiling(&args).await,
         Some("durability") => durability(&args).await,
+        Some("scale") => scale::scale(&args).await,
         _ => eprintln!(
             "usage: bench http --base-url URL --token KEY [--users 2000,20000] [--ops 2000] [--op-seconds 60] [--only get,filter,patch,page] | bench compare --target NAME=URL=TOKEN --target … [--rounds 3] | bench cost | bench members [--size N] [--batch N] | bench bulk [--users N] [--batch N] [--max N] [--dynamodb] | bench durability [--ops N] [--rounds N]"
         ),

@@ -7,6 +7,7 @@
 
 use super::Item;
 use std::collections::BTreeMap;
+use std::io::Read;
 
 /// The first bytes of a framed log (older logs are JSON lines and start with `[`).
 pub const MAGIC: &[u8] = b"SCIMLOG2\n";
@@ -212,6 +213,54 @@ pub fn replay(log: &[u8], mut apply: impl FnMut(Change)) -> Result<Replayed, Dam
     Ok(Replayed { valid: at, torn: log.len() - at })
 }
 
+/// How much of the log [`replay_from`] reads at a time.
+const CHUNK: u64 = 8 << 20;
+
+/// [`replay`] of a log read from `r` (the bytes after [`MAGIC`]), holding a window of a few MiB
+/// in memory instead of the whole log. Frames are read one after another; at the first one
+/// that is not whole the rest of the log is read and [`replay`] decides, on exactly the bytes
+/// it would have seen, whether that is a torn last append or damage. The outcome is the same
+/// as [`replay`] on the whole log.
+pub fn replay_from(r: impl Read, apply: impl FnMut(Change)) -> std::io::Result<Result<Replayed, Damaged>> {
+    replay_window(r, CHUNK, apply)
+}
+
+/// [`replay_from`] reading `chunk` bytes at a time.
+fn replay_window(mut r: impl Read, chunk: u64, mut apply: impl FnMut(Change)) -> std::io::Result<Result<Replayed, Damaged>> {
+    let (mut buf, mut base, mut start, mut eof) = (Vec::new(), 0usize, 0usize, false);
+    loop {
+        let have = buf.len() - start;
+        let need =
+            buf.get(start..start + HEADER).map_or(HEADER, |h| HEADER.saturating_add(u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize));
+        if have < need && !eof {
+            eof = r.by_ref().take(chunk.max((need - have) as u64)).read_to_end(&mut buf)? == 0;
+            continue;
+        }
+        if have == 0 {
+            return Ok(Ok(Replayed { valid: base + start, torn: 0 }));
+        }
+        match frame_at(&buf, start) {
+            Some(Ok((len, changes))) => {
+                changes.into_iter().for_each(&mut apply);
+                start += HEADER + len;
+            }
+            _ => {
+                r.read_to_end(&mut buf)?;
+                let at = base + start;
+                return Ok(match replay(&buf[start..], apply) {
+                    Ok(done) => Ok(Replayed { valid: at + done.valid, torn: done.torn }),
+                    Err(d) => Err(Damaged { offset: at + d.offset }),
+                });
+            }
+        }
+        if start as u64 >= chunk {
+            buf.drain(..start);
+            base += start;
+            start = 0;
+        }
+    }
+}
+
 /// One stretch of a damaged log as a repair reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stretch {
@@ -378,6 +427,41 @@ mod tests {
         // a torn tail is the one thing a survey drops at the end
         let (stretches, _) = survey(&log[..log.len() - 3]);
         assert!(matches!(stretches.last(), Some(Stretch::Torn { .. })));
+    }
+
+    /// The log read through a window of `chunk` bytes replays exactly as the whole log does.
+    fn same_as_whole(log: &[u8]) {
+        let whole = {
+            let mut got = Vec::new();
+            (replay(log, |c| got.push(c)), got)
+        };
+        for chunk in [1, 7, 64, 1 << 20] {
+            let mut got = Vec::new();
+            let result = replay_window(std::io::Cursor::new(log), chunk, |c| got.push(c)).unwrap();
+            assert_eq!((result, got), whole, "read {chunk} bytes at a time");
+        }
+    }
+
+    #[test]
+    fn a_log_read_a_window_at_a_time_replays_as_the_whole_log() {
+        let mut log = Vec::new();
+        for n in 0..40 {
+            encode(&[Change::Put(item(n)), Change::Del("TENANT#t".into(), format!("USER#{n}"))], &mut log);
+        }
+        same_as_whole(&log);
+        same_as_whole(&[]);
+        // a torn tail, then damage at every byte of a frame in the middle and of the last one
+        same_as_whole(&log[..log.len() - 5]);
+        let middle = log.len() / 2;
+        for at in (middle..middle + 40).chain(log.len() - 30..log.len()) {
+            let mut bad = log.clone();
+            bad[at] ^= 0x40;
+            same_as_whole(&bad);
+        }
+        // a length field claiming far more than the log holds
+        let mut huge = log.clone();
+        huge[middle..middle + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        same_as_whole(&huge);
     }
 
     #[test]
