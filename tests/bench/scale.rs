@@ -121,16 +121,27 @@ async fn big_group(c: &Client, ids: &[String], members: usize) -> String {
     gid
 }
 
-pub async fn scale(args: &[String]) {
-    let binary = arg(args, "--binary").unwrap_or_else(|| "target/release/scim-local".into());
-    let users: usize = arg(args, "--users").and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
-    let members: usize = arg(args, "--members").and_then(|s| s.parse().ok()).unwrap_or(100_000);
-    let ops: usize = arg(args, "--ops").and_then(|s| s.parse().ok()).unwrap_or(2000);
-    let port: u16 = arg(args, "--port").and_then(|s| s.parse().ok()).unwrap_or(18787);
-    let dir = std::env::temp_dir().join(format!("bench-scale-{}", scim_tests::uuid_like()));
-    eprintln!("bench scale: {users} users and a {members}-member group on {binary}, data in {}", dir.display());
+/// What filling and restarting measured.
+struct Store {
+    rss_empty: f64,
+    rss_full: f64,
+    rss_restarted: f64,
+    first_start: f64,
+    restarts: Vec<f64>,
+    fill_secs: f64,
+}
 
-    let (local, token, first_start) = start(&binary, &dir, port, "sync").await;
+/// The server filled with `users` users and a group of the first `members`, restarted three
+/// times: the running server, its token, every 1000th user's id, the members' ids, the group's
+/// id, and what it measured.
+async fn filled(
+    binary: &str,
+    dir: &std::path::Path,
+    port: u16,
+    users: usize,
+    members: usize,
+) -> (Local, String, Vec<String>, Vec<String>, String, Store) {
+    let (local, token, first_start) = start(binary, dir, port, "sync").await;
     let token = token.expect("a bootstrap token on the first start");
     let c = Client::new(&local.base, &token);
     let rss_empty = rss_mib(local.child.id());
@@ -141,33 +152,58 @@ pub async fn scale(args: &[String]) {
     let member_ids: Vec<String> = all[..members.min(users)].to_vec();
     drop(all);
     let gid = big_group(&c, &member_ids, members).await;
-    drop(c);
     drop(local);
-
     // three restarts: the first right after the writes (the page cache may still be writing
     // them back), the others as a restart later would find the machine
     let mut restarts = Vec::new();
     for _ in 0..2 {
-        let (local, _, secs) = start(&binary, &dir, port, "sync").await;
+        let (local, _, secs) = start(binary, dir, port, "sync").await;
         restarts.push(secs);
         drop(local);
     }
-    let (local, _, last) = start(&binary, &dir, port, "sync").await;
+    let (local, _, last) = start(binary, dir, port, "sync").await;
     restarts.push(last);
     let rss_restarted = rss_mib(local.child.id());
-    let c = Client::new(&local.base, &token);
-    println!("bench scale: {users} users, one group of {members} members, {binary} (durability sync)");
-    println!("{:<44} {:>12}", "created (Bulk of 1000, 2 in flight)", format!("{:.0} users/s", users as f64 / fill_secs));
-    println!("{:<44} {:>12.0}", "RSS empty, MiB", rss_empty);
-    println!("{:<44} {:>12.0}", "RSS full, MiB", rss_full);
-    println!("{:<44} {:>12.2}", "RSS per user, KB (full - empty)", (rss_full - rss_empty) * 1048.576 / users as f64);
-    println!("{:<44} {:>12.2}", "RSS per user after restart, KB", (rss_restarted - rss_empty) * 1048.576 / users as f64);
-    println!("{:<44} {:>12.2}", "first start (empty), s", first_start);
-    let shown: Vec<String> = restarts.iter().map(|s| format!("{s:.2}")).collect();
+    let store = Store { rss_empty, rss_full, rss_restarted, first_start, restarts, fill_secs };
+    (local, token, ids, member_ids, gid, store)
+}
+
+fn print_store(s: &Store, users: usize, log: u64) {
+    let per_user = |mib: f64| (mib - s.rss_empty) * 1048.576 / users as f64;
+    println!("{:<44} {:>12}", "created (Bulk of 1000, 2 in flight)", format!("{:.0} users/s", users as f64 / s.fill_secs));
+    println!("{:<44} {:>12.0}", "RSS empty, MiB", s.rss_empty);
+    println!("{:<44} {:>12.0}", "RSS full, MiB", s.rss_full);
+    println!("{:<44} {:>12.2}", "RSS per user, KB (full - empty)", per_user(s.rss_full));
+    println!("{:<44} {:>12.2}", "RSS per user after restart, KB", per_user(s.rss_restarted));
+    println!("{:<44} {:>12.2}", "first start (empty), s", s.first_start);
+    let shown: Vec<String> = s.restarts.iter().map(|r| format!("{r:.2}")).collect();
     println!("{:<44} {:>12}", "restarts to first answer, s (3 in a row)", shown.join(" "));
-    let log = std::fs::metadata(dir.join("table.log")).map(|m| m.len()).unwrap_or(0);
     println!("{:<44} {:>12.0}", "log, bytes per user", log as f64 / users as f64);
+}
+
+pub async fn scale(args: &[String]) {
+    let binary = arg(args, "--binary").unwrap_or_else(|| "target/release/scim-local".into());
+    let users: usize = arg(args, "--users").and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let members: usize = arg(args, "--members").and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    let ops: usize = arg(args, "--ops").and_then(|s| s.parse().ok()).unwrap_or(2000);
+    let port: u16 = arg(args, "--port").and_then(|s| s.parse().ok()).unwrap_or(18787);
+    let dir = std::env::temp_dir().join(format!("bench-scale-{}", scim_tests::uuid_like()));
+    eprintln!("bench scale: {users} users and a {members}-member group on {binary}, data in {}", dir.display());
+    let (local, token, ids, member_ids, gid, store) = filled(&binary, &dir, port, users, members).await;
+    println!("bench scale: {users} users, one group of {members} members, {binary} (durability sync)");
+    print_store(&store, users, std::fs::metadata(dir.join("table.log")).map(|m| m.len()).unwrap_or(0));
     println!();
+    operations(&Client::new(&local.base, &token), ids, member_ids, gid, ops, users, members).await;
+    drop(local);
+    if args.iter().any(|a| a == "--keep-data") {
+        eprintln!("bench scale: the data is kept in {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// GET, filter, PATCH, deep page and the membership check, each at 8 in flight and one at a time.
+async fn operations(c: &Client, ids: Vec<String>, member_ids: Vec<String>, gid: String, ops: usize, users: usize, members: usize) {
     println!("{:<44} {:>10} {:>10} {:>10}", "operation", "ops/s (8)", "p50 ms", "p99 ms (1)");
     let ids = Arc::new(ids);
     let n = users;
@@ -227,12 +263,6 @@ pub async fn scale(args: &[String]) {
         })
         .await,
     );
-    drop(local);
-    if args.iter().any(|a| a == "--keep-data") {
-        eprintln!("bench scale: the data is kept in {}", dir.display());
-    } else {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
 }
 
 type Figures = (f64, f64, f64, usize);
