@@ -238,7 +238,8 @@ async fn operations(c: &Client, ids: Vec<String>, member_ids: Vec<String>, gid: 
         })
         .await,
     );
-    let (cc, deep) = (c.clone(), n * 9 / 10);
+    // at 90 % of the collection, and every page whole whatever its size
+    let (cc, deep) = (c.clone(), (n * 9 / 10).min(n.saturating_sub(1000)));
     row(
         "deep page (startIndex at 90 %, count=100)",
         both(ops, move |i| {
