@@ -185,7 +185,11 @@ impl EmbeddedTable {
 /// Applies one change; returns the item it replaced or removed, and the item it put.
 fn apply(state: &mut State, c: Change) -> (Option<Shared>, Option<Shared>) {
     match c {
-        Change::Put(item) => {
+        Change::Put(mut item) => {
+            // held for the process's life: without the spare capacity a document was built with
+            for s in [&mut item.pk, &mut item.sk].into_iter().chain(item.doc.as_mut()) {
+                s.shrink_to_fit();
+            }
             let item = Shared::new(item);
             if let Some((gp, gs)) = &item.gsi1 {
                 let key = (item.pk.clone(), item.sk.clone());
@@ -497,12 +501,33 @@ fn read_log(path: &Path, state: &mut State) -> Result<Read, StoreError> {
             path.parent().unwrap_or(Path::new(".")).display(),
         ))
     })?;
+    // what has expired (activity entries after their days, checkpoints, counters) is not
+    // loaded, and counts as superseded: a log that keeps it long enough gets rewritten without it
+    drop_expired(state, crate::time::unix_now());
     if replayed.torn == 0 {
         let live: usize = state.items.values().map(BTreeMap::len).sum();
         return Ok(Read { dropped: None, rewrite: changes.saturating_sub(live) * 100 > live * GARBAGE_PERCENT, changes });
     }
     let dropped = Some((format!("{} bytes of the last frame", replayed.torn), keep_original(path, "torn")?));
     Ok(Read { dropped, rewrite: true, changes })
+}
+
+/// Removes every expired item (and its index entry) from the state.
+fn drop_expired(state: &mut State, now: i64) {
+    let mut gone = Vec::new();
+    for partition in state.items.values_mut() {
+        partition.retain(|_, i| {
+            let keep = !i.expired(now);
+            if !keep && let Some(g) = &i.gsi1 {
+                gone.push((g.clone(), i.pk.clone(), i.sk.clone()));
+            }
+            keep
+        });
+    }
+    state.items.retain(|_, p| !p.is_empty());
+    for (g, pk, sk) in gone {
+        unindex(state, &g, &pk, &sk);
+    }
 }
 
 /// [`wal::replay_from`] of `file` with the reading and decoding on a thread of its own and the
@@ -726,6 +751,28 @@ mod tests {
         let rewritten = fs::metadata(&log).unwrap().len();
         assert_eq!(rewritten, written.len() as u64, "rewritten compactly");
         assert_eq!(t.query(&Query::prefix("p", "", None, 100)).await.unwrap().len(), 20, "nothing lost either way");
+        drop(t);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_start_loads_nothing_expired_and_rewrites_a_log_mostly_expired() {
+        let dir = std::env::temp_dir().join(format!("scim-embedded-{}", uuid::Uuid::new_v4()));
+        fs::create_dir_all(&dir).unwrap();
+        let mut log = wal::MAGIC.to_vec();
+        for i in 0..40 {
+            let mut item = Item::new("p", format!("k{i:02}"), "{}".into(), 1);
+            item.gsi1 = Some(("g".into(), format!("k{i:02}")));
+            // the first 30 expired long ago (activity entries past their days)
+            item.expires_at = Some(if i < 30 { 1 } else { crate::time::unix_now() + 3600 });
+            wal::encode(&[Change::Put(item)], &mut log);
+        }
+        fs::write(dir.join(LOG), &log).unwrap();
+        let t = EmbeddedTable::open(&dir).unwrap();
+        assert_eq!(t.state.lock().unwrap().items["p"].len(), 10, "nothing expired is loaded");
+        let by_index = Query { index: Index::Gsi1, pk: "g".into(), lo: "k".into(), hi: "k\u{10FFFF}".into(), forward: true, limit: 100, keys_only: false };
+        assert_eq!(t.query(&by_index).await.unwrap().len(), 10, "nor indexed");
+        assert!(fs::metadata(dir.join(LOG)).unwrap().len() < log.len() as u64 / 2, "30 of 40 expired: rewritten without them");
         drop(t);
         let _ = fs::remove_dir_all(&dir);
     }
