@@ -83,7 +83,7 @@ def _check(codedeploy, lam, deployment_id, target):
         InvocationType="RequestResponse",
         Payload=json.dumps(canary["event"]).encode(),
     )
-    problem = judge(canary["expect"], resp)
+    problem = judge_any(_alternatives(canary["expect"]), resp)
     if problem:
         return FAILED, f"version {version} of {name} did not answer its canary: {problem}"
     return SUCCEEDED, f"version {version} of {name} answered its canary as expected"
@@ -134,9 +134,41 @@ def _canary(function):
         raise Refusal(f"no canary for function '{function}' ({path.name}): add one before deploying it")
     canary = json.loads(path.read_text())
     expect = canary.get("expect") if isinstance(canary, dict) else None
-    if "event" not in canary or not isinstance(expect, dict) or not expect or set(expect) - EXPECT_KEYS:
-        raise Refusal(f"{path.name} is not a canary: it needs an event and an expect naming only {sorted(EXPECT_KEYS)}")
+    alternatives = _alternatives(expect)
+    if "event" not in canary or not alternatives or any(not isinstance(e, dict) or not e or set(e) - EXPECT_KEYS for e in alternatives):
+        raise Refusal(
+            f"{path.name} is not a canary: it needs an event and an expect (or a list of them, any of which will do) "
+            f"naming only {sorted(EXPECT_KEYS)}"
+        )
     return canary
+
+
+def _alternatives(expect):
+    """The answers a canary accepts: its `expect`, or each of a list of them."""
+    return expect if isinstance(expect, list) else [expect] if expect is not None else []
+
+
+def judge_any(alternatives, resp):
+    """None when the answer is what any of the alternatives says; else what is wrong with it
+    against each of them."""
+    raw = resp["Payload"].read()
+    problems = []
+    for expect in alternatives:
+        problem = judge(expect, {**resp, "Payload": _Bytes(raw)})
+        if problem is None:
+            return None
+        problems.append(problem)
+    return problems[0] if len(problems) == 1 else "; or ".join(problems)
+
+
+class _Bytes:
+    """An invoke's payload read again (botocore's stream reads once)."""
+
+    def __init__(self, raw):
+        self.raw = raw
+
+    def read(self):
+        return self.raw
 
 
 def judge(expect, resp):

@@ -67,8 +67,8 @@ def invoked(payload, function_error=None):
 
 
 def expected_answer(c):
-    """The answer a canary's expectation describes (what a good version sends)."""
-    e = c["expect"]
+    """The answer a canary's (first) expectation describes (what a good version sends)."""
+    e = pretraffic._alternatives(c["expect"])[0]
     if "error_message" in e:
         return invoked({"errorType": "&str", "errorMessage": e["error_message"]}, "Unhandled")
     if "payload" in e:
@@ -248,11 +248,21 @@ class Canaries(unittest.TestCase):
         functions = samples | binaries
         self.assertEqual(set(canaries()), functions)
 
+    def test_a_canary_with_alternatives_passes_on_either_and_fails_on_neither(self):
+        either = [{"status": 401}, {"status": 503, "body": {"detail": "not set up"}}]
+        proxy = lambda status, body: invoked({"statusCode": status, "headers": {}, "body": json.dumps(body)})  # noqa: E731
+        self.assertIsNone(pretraffic.judge_any(either, proxy(401, {})))
+        self.assertIsNone(pretraffic.judge_any(either, proxy(503, {"detail": "not set up"})))
+        problem = pretraffic.judge_any(either, proxy(503, {"detail": "the store is unavailable"}))
+        self.assertIn("; or ", problem)
+        self.assertIsNotNone(pretraffic.judge_any(either, proxy(500, {})))
+
     def test_every_canary_parses_with_an_event_an_expectation_and_a_reason(self):
         for name, c in canaries().items():
             with self.subTest(function=name):
                 self.assertTrue({"event", "expect", "why"} <= set(c), sorted(c))
-                self.assertTrue(c["expect"] and set(c["expect"]) <= pretraffic.EXPECT_KEYS, c["expect"])
+                alternatives = pretraffic._alternatives(c["expect"])
+                self.assertTrue(alternatives and all(e and set(e) <= pretraffic.EXPECT_KEYS for e in alternatives), c["expect"])
                 self.assertTrue(c["why"].strip())
                 pretraffic._canary(name)
 
@@ -263,7 +273,8 @@ class Canaries(unittest.TestCase):
                 continue
             with self.subTest(function=name):
                 if is_write(event):
-                    self.assertTrue(400 <= expect["status"] < 500, f"{name}: a write canary must be refused, not {expect['status']}")
+                    for e in pretraffic._alternatives(expect):
+                        self.assertTrue(400 <= e["status"] < 500, f"{name}: a write canary must be refused, not {e['status']}")
                 if event["httpMethod"] in {"PUT", "PATCH", "DELETE"}:
                     # never an id that exists, and a version no resource has even if it did
                     self.assertIn(NIL, event["path"])

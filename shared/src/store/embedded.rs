@@ -461,10 +461,6 @@ fn lock_dir(dir: &Path) -> Result<File, StoreError> {
     Ok(lock)
 }
 
-/// Replays a log's bytes into `state`. When it drops something (an incomplete last write), it
-/// first keeps the log as it was and returns what it dropped and where the original is; an
-/// earlier version's log is always kept before it is rewritten. Damage anywhere else is an
-/// error, with nothing of the file changed.
 /// What reading the log found: what a start dropped (a torn last append) and where the log as
 /// it was is kept, and whether the log must be rewritten (an earlier format, a dropped tail, or
 /// more than [`GARBAGE_PERCENT`] of its changes superseded).
@@ -479,6 +475,10 @@ struct Read {
 /// appends after it, without writing it all again.
 const GARBAGE_PERCENT: usize = 25;
 
+/// Replays the log at `path` into `state`. When it drops something (an incomplete last write),
+/// it first keeps the log as it was and says what it dropped and where the original is; an
+/// earlier version's log is always kept before it is rewritten. Damage anywhere else is an
+/// error, with nothing of the file changed.
 fn read_log(path: &Path, state: &mut State) -> Result<Read, StoreError> {
     let unreadable = |e| StoreError::caused(format!("cannot read {}", path.display()), e);
     let mut file = File::open(path).map_err(unreadable)?;
@@ -770,7 +770,15 @@ mod tests {
         fs::write(dir.join(LOG), &log).unwrap();
         let t = EmbeddedTable::open(&dir).unwrap();
         assert_eq!(t.state.lock().unwrap().items["p"].len(), 10, "nothing expired is loaded");
-        let by_index = Query { index: Index::Gsi1, pk: "g".into(), lo: "k".into(), hi: "k\u{10FFFF}".into(), forward: true, limit: 100, keys_only: false };
+        let by_index = Query {
+            index: Index::Gsi1,
+            pk: "g".into(),
+            lo: "k".into(),
+            hi: "k\u{10FFFF}".into(),
+            forward: true,
+            limit: 100,
+            keys_only: false,
+        };
         assert_eq!(t.query(&by_index).await.unwrap().len(), 10, "nor indexed");
         assert!(fs::metadata(dir.join(LOG)).unwrap().len() < log.len() as u64 / 2, "30 of 40 expired: rewritten without them");
         drop(t);
