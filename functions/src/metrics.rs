@@ -48,8 +48,20 @@ pub fn function_name(fallback: &str) -> String {
 /// Counts a response in the function's `ServerErrors` when it is a 5xx: one line on stdout.
 pub fn count_response(function: &str, status: u16) {
     if status >= 500 {
+        if let Ok(mut counted) = COUNTED.lock() {
+            *counted.entry(function.to_string()).or_default() += 1;
+        }
         println!("{}", metric_line(&function_name(function), SERVER_ERRORS_METRIC, scim_core::time::unix_millis() as i64));
     }
+}
+
+/// The 5xx answers this process has counted, by function: what the `ServerErrors` lines said,
+/// so a test can see that an answer path counts its failures (the lines go to stdout).
+static COUNTED: std::sync::Mutex<std::collections::BTreeMap<String, u64>> = std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// How many 5xx answers of `function` this process has counted in `ServerErrors`.
+pub fn server_errors_counted(function: &str) -> u64 {
+    COUNTED.lock().map(|c| c.get(function).copied().unwrap_or(0)).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -330,3 +330,44 @@ async fn every_pretraffic_canary_gets_its_expected_answer_and_changes_nothing() 
         assert!(held.is_empty(), "{store:?}: a canary wrote {held:?}");
     }
 }
+
+/// Every answer path of the Lambda adapter counts the 5xx it answers in `ServerErrors` (what the
+/// `<Fn>ServerErrorsAlarm`s roll a deployment back on): a route, the portal and the token
+/// endpoint, each made to fail by its store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_path_counts_its_server_errors() {
+    use scim_core::store::StoreError;
+    use scim_core::store::metered::Metered;
+    use scim_functions::metrics::server_errors_counted;
+    let metered = Arc::new(Metered::new(Arc::new(EmbeddedTable::in_memory())));
+    let app = App::new(metered.clone());
+    scim_core::tenancy::create_tenant(app.service.layout(), "local", "local").await.unwrap();
+    app.service.layout().ensure_seal().await.unwrap();
+    let event = |name: &str| {
+        let text = std::fs::read_to_string(canaries_dir().join(name)).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        lambda_http::request::from_str(&v["event"].to_string()).unwrap()
+    };
+    for function in ["users-get", "portal", "oauth-token"] {
+        let before = server_errors_counted(function);
+        // an answer that is no failure counts nothing
+        let ok = match function {
+            "portal" => scim_functions::lambda::portal(&app, event("portal.json")).await,
+            "oauth-token" => scim_functions::lambda::token(&app, event("oauth-token.json")).await,
+            f => scim_functions::lambda::handle(&app, f, event("users-get.json")).await,
+        };
+        assert!(ok.status().as_u16() < 500, "{function}: {}", ok.status());
+        assert_eq!(server_errors_counted(function), before, "{function}: a 4xx is not a server error");
+        for _ in 0..8 {
+            metered.fail_next(StoreError::unavailable("injected"));
+        }
+        let failed = match function {
+            "portal" => scim_functions::lambda::portal(&app, event("portal.json")).await,
+            "oauth-token" => scim_functions::lambda::token(&app, event("oauth-token.json")).await,
+            f => scim_functions::lambda::handle(&app, f, event("users-get.json")).await,
+        };
+        assert!(failed.status().as_u16() >= 500, "{function}: the store failing is a 5xx, got {}", failed.status());
+        assert_eq!(server_errors_counted(function), before + 1, "{function}: its 5xx is counted once");
+        let _ = metered.clear_faults();
+    }
+}
