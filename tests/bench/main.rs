@@ -975,8 +975,13 @@ fn start_function(binary: &str, addr: std::net::SocketAddr) -> std::io::Result<t
 
 /// Peak resident memory of a process, MiB (0 when unknown).
 fn peak_rss_mib(pid: u32) -> f64 {
+    status_mib(pid, "VmHWM")
+}
+
+/// A memory figure of a process's `/proc/<pid>/status` (`VmHWM`, `VmRSS`), MiB (0 when unknown).
+fn status_mib(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib = status.lines().find(|l| l.starts_with("VmHWM")).and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<f64>().ok());
+    let kib = status.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<f64>().ok());
     kib.map(|k| k / 1024.0).unwrap_or(0.0)
 }
 

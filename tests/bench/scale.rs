@@ -65,9 +65,7 @@ async fn start(binary: &str, dir: &std::path::Path, port: u16, durability: &str)
 
 /// Resident memory of a process now, MiB.
 fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib = status.lines().find(|l| l.starts_with("VmRSS")).and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<f64>().ok());
-    kib.map(|k| k / 1024.0).unwrap_or(0.0)
+    super::status_mib(pid, "VmRSS")
 }
 
 fn bulk_of(from: usize, n: usize) -> Value {

@@ -343,30 +343,21 @@ async fn every_answer_path_counts_its_server_errors() {
     let app = App::new(metered.clone());
     scim_core::tenancy::create_tenant(app.service.layout(), "local", "local").await.unwrap();
     app.service.layout().ensure_seal().await.unwrap();
-    let event = |name: &str| {
-        let text = std::fs::read_to_string(canaries_dir().join(name)).unwrap();
-        let v: Value = serde_json::from_str(&text).unwrap();
-        lambda_http::request::from_str(&v["event"].to_string()).unwrap()
+    let event = |function: &str| -> Value {
+        let text = std::fs::read_to_string(canaries_dir().join(format!("{function}.json"))).unwrap();
+        serde_json::from_str::<Value>(&text).unwrap()["event"].clone()
     };
     for function in ["users-get", "portal", "oauth-token"] {
         let before = server_errors_counted(function);
         // an answer that is no failure counts nothing
-        let ok = match function {
-            "portal" => scim_functions::lambda::portal(&app, event("portal.json")).await,
-            "oauth-token" => scim_functions::lambda::token(&app, event("oauth-token.json")).await,
-            f => scim_functions::lambda::handle(&app, f, event("users-get.json")).await,
-        };
-        assert!(ok.status().as_u16() < 500, "{function}: {}", ok.status());
+        let (ok, _, _) = canary_answer(&app, function, &event(function)).await;
+        assert!(ok.is_some_and(|s| s < 500), "{function}: {ok:?}");
         assert_eq!(server_errors_counted(function), before, "{function}: a 4xx is not a server error");
         for _ in 0..8 {
             metered.fail_next(StoreError::unavailable("injected"));
         }
-        let failed = match function {
-            "portal" => scim_functions::lambda::portal(&app, event("portal.json")).await,
-            "oauth-token" => scim_functions::lambda::token(&app, event("oauth-token.json")).await,
-            f => scim_functions::lambda::handle(&app, f, event("users-get.json")).await,
-        };
-        assert!(failed.status().as_u16() >= 500, "{function}: the store failing is a 5xx, got {}", failed.status());
+        let (failed, _, _) = canary_answer(&app, function, &event(function)).await;
+        assert!(failed.is_some_and(|s| s >= 500), "{function}: the store failing is a 5xx, got {failed:?}");
         assert_eq!(server_errors_counted(function), before + 1, "{function}: its 5xx is counted once");
         let _ = metered.clear_faults();
     }

@@ -136,16 +136,19 @@ impl EmbeddedTable {
             }
         }
         let before = std::time::Instant::now();
-        let len = if rewrite { compact(dir, &path, &state)? } else { 0 };
+        let compacted = if rewrite { Some(compact(dir, &path, &state)?) } else { None };
         let file =
             OpenOptions::new().append(true).open(&path).map_err(|e| StoreError::caused(format!("cannot open {}", path.display()), e))?;
-        let len = if rewrite {
-            tracing::info!(bytes = len, ms = before.elapsed().as_millis() as u64, "log compacted");
-            len
-        } else {
+        let len = match compacted {
+            Some(len) => {
+                tracing::info!(bytes = len, ms = before.elapsed().as_millis() as u64, "log compacted");
+                len
+            }
             // used as it is: what it holds is made durable before anything is appended after it
-            file.sync_all().map_err(|e| StoreError::caused(format!("cannot sync {}", path.display()), e))?;
-            file.metadata().map_err(|e| StoreError::caused(format!("cannot read {}", path.display()), e))?.len()
+            None => {
+                file.sync_all().map_err(|e| StoreError::caused(format!("cannot sync {}", path.display()), e))?;
+                file.metadata().map_err(|e| StoreError::caused(format!("cannot read {}", path.display()), e))?.len()
+            }
         };
         let durable = match durability {
             // the compacted log was synced before it was renamed into place: `len` bytes are durable
