@@ -84,6 +84,24 @@ FAMILIES: list[tuple[str, str, str]] = [
 ]
 FAMILY_NAMES = [f for f, _, _ in FAMILIES]
 
+# Tenant-scoped credentials. A function whose SCIM_TENANT_ROLE_ARN names a role of the template
+# makes every call of a request with a session of that role tagged tenant=<the request's
+# tenant> (shared/src/store/sessions.rs); its rows are "<function>@tenant", evaluated with
+# aws:PrincipalTag/tenant = SESSION_TENANT on that tenant's sample keys. The same session must
+# reach nothing of OTHER_TENANTS (another tenant, and tenants whose ids start with the session's,
+# against patterns that forget a separator). The items of a tenant are the TENANT_FAMILIES.
+SESSION_TENANT = "acme"
+OTHER_TENANTS = ["globex", "acme2", "acme_x"]
+TENANT_FAMILIES = ["tenant-data", "membership", "membership-index", "checkpoint", "rate", "audit", "tenant-config"]
+TENANT_TAG = "tenant"
+SESSION_SUFFIX = "@tenant"
+
+
+def families_of(tenant: str) -> list[tuple[str, str, str]]:
+    """FAMILIES with the tenant's items keyed for `tenant` (the shared items as they are)."""
+    return [(f, pk.replace(f"#{SESSION_TENANT}", f"#{tenant}", 1) if f in TENANT_FAMILIES else pk, kind)
+            for f, pk, kind in FAMILIES]
+
 READ_ACTIONS = ["GetItem", "BatchGetItem", "Query", "Scan", "PartiQLSelect"]
 WRITE_ACTIONS = ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "PartiQLInsert", "PartiQLUpdate", "PartiQLDelete"]
 # ConditionCheckItem reads nothing back and writes nothing, but it is an item action inside
@@ -505,6 +523,24 @@ def _has_policy_variable(pattern: str) -> bool:
     return "${" in re.sub(r"\$\{[*?$]\}", "", pattern)
 
 
+def _substitute(pattern: str, variables: dict) -> str | None:
+    """The pattern with its policy variables (${aws:PrincipalTag/tenant}, ...) replaced by the
+    request's values (keys case-insensitive); None when one is not known."""
+    missing = []
+
+    def value(match):
+        name = match.group(1)
+        if name in "*?$":
+            return match.group(0)
+        if name.lower() not in variables:
+            missing.append(name)
+            return ""
+        return variables[name.lower()]
+
+    out = re.sub(r"\$\{([^}]*)\}", value, pattern)
+    return None if missing else out
+
+
 STRING_OPERATORS = {  # base operator -> (comparison, negated)
     "StringEquals": ("equals", False),
     "StringNotEquals": ("equals", True),
@@ -526,6 +562,7 @@ MUTANTS = [
     "unknown-condition-unsatisfied",
     "single-key-batches",
     "unknown-managed-policy-empty",
+    "policy-variables-unknown",  # ${aws:PrincipalTag/...} left unresolved (lenient in an Allow)
 ]
 
 
@@ -585,7 +622,14 @@ class Evaluator:
             if qualifier or if_exists or any(p not in ("true", "false") for p in patterns):
                 return None
             return any(absent == (p == "true") for p in patterns)
-        if base not in STRING_OPERATORS or any(_has_policy_variable(p) for p in patterns):
+        if any(_has_policy_variable(p) for p in patterns):
+            if self.mutant == "policy-variables-unknown":
+                return None
+            substituted = [_substitute(p, context.get("variables") or {}) for p in patterns]
+            if any(p is None for p in substituted):
+                return None
+            patterns = substituted
+        if base not in STRING_OPERATORS:
             return None
         comparison, negated = STRING_OPERATORS[base]
         if absent:
@@ -643,9 +687,12 @@ class Evaluator:
             resource_ok = lenient
         return action_ok and resource_ok
 
-    def allowed(self, statements: list[Statement], action: str, arn: str, leading_keys: tuple | None) -> bool:
-        """IAM's decision for one request: explicit Deny > Allow > implicit deny."""
+    def allowed(self, statements: list[Statement], action: str, arn: str, leading_keys: tuple | None,
+                variables: dict | None = None) -> bool:
+        """IAM's decision for one request: explicit Deny > Allow > implicit deny. `variables`: the
+        values of policy variables in this request (aws:principaltag/tenant of a session)."""
         context = {} if leading_keys is None else {"dynamodb:leadingkeys": list(leading_keys)}
+        context["variables"] = {k.lower(): v for k, v in (variables or {}).items()}
         allow = False
         for st in statements:
             if not self._targets(st, action, arn):
@@ -671,15 +718,18 @@ class Evaluator:
             return [(pk,)] + [(pk, other) for other in others]
         return [(pk,)]
 
-    def family_actions(self, statements: list[Statement], table_arn: str, index_arn: str) -> dict[str, list[str]]:
+    def family_actions(self, statements: list[Statement], table_arn: str, index_arn: str,
+                       families: list | None = None, variables: dict | None = None) -> dict[str, list[str]]:
+        families = families or FAMILIES
         result = {}
-        for family, pk, kind in FAMILIES:
+        for family, pk, kind in families:
             arn = table_arn if kind == "table" else index_arn
-            others = [p for _, p, k in FAMILIES if k == kind and p != pk]
+            others = [p for _, p, k in families if k == kind and p != pk]
             actions = INDEX_ACTIONS if kind == "index" else DATA_ACTIONS
             result[family] = sorted(
                 a for a in actions
-                if any(self.allowed(statements, f"dynamodb:{a}", arn, ctx) for ctx in self.contexts(a, pk, others))
+                if any(self.allowed(statements, f"dynamodb:{a}", arn, ctx, variables)
+                       for ctx in self.contexts(a, pk, others))
             )
         return result
 
@@ -770,13 +820,72 @@ def function_roles(sam: dict, cfn: dict) -> dict[str, str]:
     return out
 
 
+def function_tenant_roles(sam: dict, cfn: dict, roles: dict[str, str]) -> dict[str, str]:
+    """Function name -> logical id of the role its SCIM_TENANT_ROLE_ARN names (what the code
+    assumes per tenant), for the functions that have one."""
+    out = {}
+    resources = cfn.get("Resources") or {}
+    by_id = {}
+    for logical_id, resource in resources.items():
+        if resource.get("Type") == "AWS::Lambda::Function":
+            source = (sam.get("Resources") or {}).get(logical_id) or resource
+            binary = ((source.get("Metadata") or {}).get("BuildProperties") or {}).get("Binary") or logical_id
+            by_id[binary] = resource
+    for function, resource in by_id.items():
+        env = (((resource.get("Properties") or {}).get("Environment") or {}).get("Variables") or {})
+        if "SCIM_TENANT_ROLE_ARN" not in env:
+            continue
+        value = env["SCIM_TENANT_ROLE_ARN"]
+        target = value.get("Fn::GetAtt") if isinstance(value, dict) else None
+        if isinstance(target, str):
+            target = target.split(".", 1)
+        if not (isinstance(target, list) and target[1:] == ["Arn"]
+                and resources.get(target[0], {}).get("Type") == "AWS::IAM::Role"):
+            raise Unevaluable(f"{function}: SCIM_TENANT_ROLE_ARN ({value!r}) is not the ARN of an AWS::IAM::Role of this template")
+        if target[0] == roles.get(function):
+            raise Unevaluable(f"{function}: its tenant role is its own execution role")
+        out[function] = target[0]
+    return out
+
+
+def trust_violations(function: str, tenant_role: str, exec_role: str, resolver: Resolver) -> list[str]:
+    """The tenant role's trust policy: only its function's execution role may assume it, only
+    with a tenant tag and no other tag (so a session always names exactly one tenant)."""
+    doc = resolver.resolve(((resolver.resources[tenant_role].get("Properties") or {}).get("AssumeRolePolicyDocument")))
+    statements = _as_list((doc or {}).get("Statement")) if isinstance(doc, dict) else []
+    exec_arn = resolver.getatt(exec_role, "Arn")
+    out = []
+    if not statements:
+        out.append(f"{tenant_role}: no trust policy")
+    for st in statements:
+        if not isinstance(st, dict) or st.get("Effect") != "Allow":
+            continue
+        principals = _as_list((st.get("Principal") or {}).get("AWS")) if isinstance(st.get("Principal"), dict) else ["*"]
+        if principals != [exec_arn] or set(st.get("Principal") or {}) != {"AWS"}:
+            out.append(f"{tenant_role} trusts {st.get('Principal')!r}: only {function}'s execution role may assume it")
+        actions = sorted(a.lower() for a in _as_list(st.get("Action")) or [])
+        if actions != ["sts:assumerole", "sts:tagsession"]:
+            out.append(f"{tenant_role} trust allows {actions}: exactly sts:AssumeRole with sts:TagSession")
+        cond = st.get("Condition") or {}
+        tag = (cond.get("StringLike") or {}).get(f"aws:RequestTag/{TENANT_TAG}")
+        keys = (cond.get("ForAllValues:StringEquals") or {}).get("aws:TagKeys")
+        if tag not in ("?*", ["?*"]) or _as_list(keys) != [TENANT_TAG] or set(cond) != {"StringLike", "ForAllValues:StringEquals"}:
+            out.append(f"{tenant_role} trust does not require exactly one tag, a non-empty {TENANT_TAG!r} ({cond!r})")
+    return out
+
+
 @dataclass
 class Analysis:
-    results: dict[str, dict[str, list[str]]]  # function -> family -> allowed actions
+    results: dict[str, dict[str, list[str]]]  # function (or function@tenant) -> family -> allowed actions
     non_data: dict[str, list[str]]  # function -> non-data actions it is granted on the table
     roles: dict[str, str]
     kms: dict[str, dict[str, list[str]]]  # function -> KMS target -> allowed KMS actions
     signing_keys: list[str]  # labels of the targets that are token signing keys
+    tenant_roles: dict[str, str]  # function -> logical id of its tenant role
+    # function@tenant -> another tenant -> family -> what the session may do on that tenant's items
+    cross_tenant: dict[str, dict[str, dict[str, list[str]]]]
+    assumable: dict[str, list[str]]  # function (or function@tenant) -> roles it may assume
+    trust: list[str]  # trust policy problems
 
 
 def analyse(template_path: Path, evaluator: Evaluator | None = None) -> Analysis:
@@ -793,13 +902,26 @@ def analyse(template_path: Path, evaluator: Evaluator | None = None) -> Analysis
     index_arn = f"{table_arn}/index/{INDEX_NAME}"
     roles = function_roles(sam, cfn)
     targets, signing_keys = kms_targets(resolver)
-    results, non_data, kms = {}, {}, {}
-    for function in sorted(roles):
-        statements = role_statements(roles[function], resolver)
-        results[function] = evaluator.family_actions(statements, table_arn, index_arn)
-        non_data[function] = evaluator.non_data_grants(statements, table_arn)
-        kms[function] = evaluator.kms_grants(statements, targets)
-    return Analysis(results, non_data, roles, kms, signing_keys)
+    tenant_roles = function_tenant_roles(sam, cfn, roles)
+    all_roles = {rid: resolver.getatt(rid, "Arn") for rid, r in resolver.resources.items() if r.get("Type") == "AWS::IAM::Role"}
+    all_roles["a role of another stack"] = f"arn:{PARTITION}:iam::{ACCOUNT}:role/another-stack-role"
+    results, non_data, kms, cross, assumable, trust = {}, {}, {}, {}, {}, []
+    variables = {f"aws:PrincipalTag/{TENANT_TAG}": SESSION_TENANT}
+    principals = [(f, roles[f], None) for f in roles] + [(f + SESSION_SUFFIX, r, variables) for f, r in tenant_roles.items()]
+    for name, role_id, session in sorted(principals):
+        statements = role_statements(role_id, resolver)
+        results[name] = evaluator.family_actions(statements, table_arn, index_arn, FAMILIES, session)
+        non_data[name] = evaluator.non_data_grants(statements, table_arn)
+        kms[name] = evaluator.kms_grants(statements, targets)
+        assumable[name] = sorted(rid for rid, arn in all_roles.items()
+                                 if any(evaluator.allowed(statements, f"sts:{a}", arn, None, session)
+                                        for a in ("AssumeRole", "TagSession")))
+        if session:
+            cross[name] = {t: evaluator.family_actions(statements, table_arn, index_arn, families_of(t), session)
+                           for t in OTHER_TENANTS}
+    for function, tenant_role in tenant_roles.items():
+        trust += trust_violations(function, tenant_role, roles[function], resolver)
+    return Analysis(results, non_data, roles, kms, signing_keys, tenant_roles, cross, assumable, trust)
 
 
 def kms_targets(resolver: Resolver) -> tuple[dict[str, str], list[str]]:
@@ -898,10 +1020,60 @@ def differences(results, expected) -> list[str]:
 WRITES = set(WRITE_ACTIONS)
 
 
+def merged(results: dict[str, dict[str, list[str]]]) -> dict[str, dict[str, list[str]]]:
+    """What each function may reach at all: its own role and its tenant sessions together."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for name, families in results.items():
+        function = name.removesuffix(SESSION_SUFFIX)
+        into = out.setdefault(function, {f: [] for f in FAMILY_NAMES})
+        for family, actions in families.items():
+            into[family] = sorted(set(into[family]) | set(actions))
+    return out
+
+
+# The functions that serve a tenant's requests after the authorizer named the tenant: each must
+# reach the tenant's items only through its tenant session.
+TENANT_SCOPED = ["users-create", "users-list", "users-search", "search", "users-get", "users-replace", "users-patch",
+                 "users-delete", "groups-create", "groups-list", "groups-search", "groups-get", "groups-replace",
+                 "groups-patch", "groups-delete", RESOURCES_FUNCTION, BULK_FUNCTION, "discovery", "settings"]
+AUDIT_CHANGES = {"DeleteItem", "UpdateItem", "BatchWriteItem", "PartiQLDelete", "PartiQLUpdate"}
+
+
+def tenant_violations(analysis: "Analysis") -> list[str]:
+    """Tenant isolation by IAM: the guarantees of infra/README.md "Tenant-scoped credentials"."""
+    out = []
+    results = analysis.results
+    for function in TENANT_SCOPED:
+        if function not in analysis.tenant_roles:
+            out.append(f"{function} has no tenant role (SCIM_TENANT_ROLE_ARN): its own role would reach every tenant")
+            continue
+        own = [f for f in TENANT_FAMILIES if results.get(function, {}).get(f)]
+        if own:
+            out.append(f"{function}'s own role reaches tenant items ({', '.join(own)}): only its tenant session may")
+    for name, others in analysis.cross_tenant.items():
+        for tenant, families in others.items():
+            reach = {f: a for f, a in families.items() if a and f in TENANT_FAMILIES}
+            if reach:
+                out.append(f"{name} (tagged {SESSION_TENANT}) reaches tenant {tenant}'s items: {reach}")
+    for name, families in results.items():
+        changes = sorted(set(families.get("audit", [])) & AUDIT_CHANGES)
+        if changes:
+            out.append(f"{name} may {','.join(changes)} on audit items: the activity log is append-only")
+    for name, assumed in analysis.assumable.items():
+        function = name.removesuffix(SESSION_SUFFIX)
+        want = [analysis.tenant_roles[function]] if function in analysis.tenant_roles and name == function else []
+        if assumed != want:
+            out.append(f"{name} may assume {assumed or 'no role'}: only a function's own role assumes its tenant role "
+                       f"({want or 'none'})")
+    return out + [f"TRUST {t}" for t in analysis.trust]
+
+
 def invariant_violations(results: dict[str, dict[str, list[str]]]) -> list[str]:
     """The guarantees infra/README.md states ("What IAM enforces"); they hold whatever the
-    expectations file says, so --write cannot bless a violation."""
+    expectations file says, so --write cannot bless a violation. Checked on what each function
+    may reach at all (its role and its tenant sessions together)."""
     out = []
+    results = merged(results)
 
     def writes(function, family):
         return sorted(set(results[function][family]) & WRITES)
@@ -1196,6 +1368,67 @@ SELF_TESTS = [  # (case, the mutant it must catch)
 ]
 
 
+def case_session_tag(ev):
+    """A tenant session's patterns name its own tenant's partitions, no other's."""
+    tagged = {"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": TABLE,
+              "Condition": _leading("ForAllValues:StringLike", "TENANT#${aws:PrincipalTag/tenant}#*")}
+    policy, acme = _policy(tagged), {"aws:PrincipalTag/tenant": "acme"}
+    failures = []
+    for keys, expected in [(("TENANT#acme#RATE",), True), (("TENANT#globex#RATE",), False),
+                           (("TENANT#acme2#RATE",), False)]:
+        if ev.allowed(policy, "dynamodb:PutItem", TABLE, keys, acme) != expected:
+            failures.append(f"PutItem on {keys} as tenant acme expected {'allowed' if expected else 'denied'}")
+    return failures
+
+
+SELF_TESTS.append((case_session_tag, "policy-variables-unknown"))
+
+# Ways to break the template's tenant isolation; the real checks must catch each one (so a
+# check that cannot fail is found here). (what, text of the template, its replacement)
+TENANT_MUTATIONS = [
+    ("a tenant role grants every tenant's items",
+     '"TENANT#${aws:PrincipalTag/tenant}#*"', '"TENANT#*"'),
+    ("a tenant pattern forgets its separator",
+     '"TENANT#${aws:PrincipalTag/tenant}#*"', '"TENANT#${aws:PrincipalTag/tenant}*"'),
+    ("a tenant role trusts the whole account",
+     "AWS: !GetAtt UsersGetFunctionRole.Arn", 'AWS: !Sub "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"'),
+    ("a tenant role needs no tenant tag",
+     '              StringLike:\n                aws:RequestTag/tenant: "?*"\n', ""),
+    ("a function no longer assumes its tenant role",
+     "SCIM_TENANT_ROLE_ARN: !GetAtt UsersGetTenantRole.Arn", "SCIM_TENANT_ROLE: !GetAtt UsersGetTenantRole.Arn"),
+    ("the activity log may be changed",
+     "- Sid: ActivityLogIsAppendOnly\n                Effect: Deny", "- Sid: ActivityLogIsAppendOnly\n                Effect: Allow"),
+    ("a function may assume any role",
+     "Resource: !GetAtt UsersCreateTenantRole.Arn", 'Resource: "*"'),
+    ("a function's own role reaches the table",
+     "          - Sid: AssumeItsTenantRole\n",
+     "          - Sid: ReadEverything\n            Effect: Allow\n            Action: dynamodb:GetItem\n"
+     "            Resource: \"*\"\n          - Sid: AssumeItsTenantRole\n"),
+]
+
+
+def tenant_mutation_test(template: Path = TEMPLATE) -> list[str]:
+    """Each TENANT_MUTATIONS entry, applied to a copy of the template, must be reported."""
+    import tempfile
+    text = template.read_text(encoding="utf-8")
+    failures = []
+    for what, old, new in TENANT_MUTATIONS:
+        if old not in text:
+            failures.append(f"mutation {what!r}: its text is no longer in the template")
+            continue
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", dir=template.parent, delete=False) as f:
+            f.write(text.replace(old, new, 1))
+        try:
+            analysis = analyse(Path(f.name))
+            if not (tenant_violations(analysis) or invariant_violations(analysis.results)):
+                failures.append(f"mutation {what!r} was not reported")
+        except Unevaluable:
+            pass  # refused outright is reported too
+        finally:
+            Path(f.name).unlink()
+    return failures
+
+
 def self_test() -> bool:
     failed = 0
     for case, mutant in SELF_TESTS:
@@ -1208,11 +1441,15 @@ def self_test() -> bool:
                   "so it cannot catch that mistake")
             failures = failures or ["vacuous"]
         failed += bool(failures)
+    for failure in tenant_mutation_test():
+        print(f"iam self-test FAILED: {failure}")
+        failed += 1
     if failed:
         print(f"iam self-test FAILED: {failed} of {len(SELF_TESTS)} cases")
     else:
         print(f"iam self-test: {len(SELF_TESTS)} cases ok, each also shown to fail against an evaluator "
-              "with the rule it tests broken")
+              f"with the rule it tests broken; {len(TENANT_MUTATIONS)} breaks of tenant isolation in the template "
+              "each reported")
     return not failed
 
 
@@ -1242,6 +1479,7 @@ def main(argv: list[str]) -> int:
         return 0
 
     problems = [f"INVARIANT {v}" for v in invariant_violations(results)]
+    problems += [f"TENANT {v}" for v in tenant_violations(analysis)]
     problems += [f"CONTROL-PLANE {f} is granted {', '.join(a)} on the table" for f, a in analysis.non_data.items() if a]
     problems += kms_violations(analysis)
     if args.write:

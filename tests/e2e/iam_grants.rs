@@ -2,7 +2,9 @@
 //! allows (`infra/iam-expected.tsv`); this proves the code never needs more. Every function's
 //! routes run through the same `App` the Lambdas use, over a table that records each DynamoDB
 //! action and item family the code touches, and every recorded call must be in that function's
-//! row of the expectations file — otherwise it would be an AccessDenied in AWS.
+//! row of the expectations file — otherwise it would be an AccessDenied in AWS. A call made while
+//! the work acts for a tenant (`store::scope`) is made in AWS with that tenant's session of the
+//! function's tenant role (rows `<function>@tenant`) and must touch that tenant's items only.
 
 use super::*;
 use scim_core::auth::Principal;
@@ -15,10 +17,17 @@ use std::sync::{Arc, Mutex};
 
 const EXT: &str = "urn:ietf:params:scim:schemas:extension:acme:2.0:User";
 
-/// A table that records (action, item family) of every call while recording is on.
+/// A table that records (action, item family, credentials) of every call while recording is on;
+/// credentials are `tenant` inside a tenant scope, `role` outside.
 struct Recording {
     inner: EmbeddedTable,
     calls: Mutex<Option<BTreeSet<(String, String)>>>,
+}
+
+/// The tenant whose items a partition key names (`None`: an item of no tenant).
+fn tenant_of(pk: &str) -> Option<&str> {
+    let rest = pk.strip_prefix("TENANT#").or_else(|| pk.strip_prefix("CONF#"))?;
+    Some(rest.split('#').next().unwrap_or(rest))
 }
 
 /// The item family of a partition key, as infra/iam_check.py names them.
@@ -43,10 +52,16 @@ fn family(pk: &str, index: bool) -> &'static str {
 
 impl Recording {
     fn note(&self, action: &str, pk: &str, index: bool) {
+        let scope = scim_core::store::scope::tenant();
+        let family = match (&scope, tenant_of(pk)) {
+            (Some(acting), Some(owner)) if **acting != *owner => format!("another tenant's {}", family(pk, index)),
+            _ => family(pk, index).to_string(),
+        };
+        let family = if scope.is_some() { format!("{family}@tenant") } else { family };
         if let Ok(mut c) = self.calls.lock()
             && let Some(set) = c.as_mut()
         {
-            set.insert((action.to_string(), family(pk, index).to_string()));
+            set.insert((action.to_string(), family));
         }
     }
     fn start(&self) {
@@ -93,7 +108,19 @@ impl Table for Recording {
     }
 }
 
-/// function → family → allowed actions, from infra/iam-expected.tsv.
+/// Whether `function`'s role (or, for a call recorded as `<family>@tenant`, its tenant session:
+/// in AWS, a function without a tenant role makes those calls with its own role) allows
+/// `action` on `family`.
+fn allows(expected: &BTreeMap<String, BTreeMap<String, BTreeSet<String>>>, function: &str, action: &str, family: &str) -> bool {
+    let (family, principal) = match family.strip_suffix("@tenant") {
+        Some(f) if expected.contains_key(&format!("{function}@tenant")) => (f, format!("{function}@tenant")),
+        Some(f) => (f, function.to_string()),
+        None => (family, function.to_string()),
+    };
+    expected.get(&principal).and_then(|m| m.get(family)).is_some_and(|a| a.contains(action))
+}
+
+/// function (or `<function>@tenant`) → family → allowed actions, from infra/iam-expected.tsv.
 fn expected() -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/iam-expected.tsv");
     let text = std::fs::read_to_string(&path).expect("infra/iam-expected.tsv");
@@ -338,11 +365,12 @@ async fn every_store_call_of_every_function_is_one_its_role_allows() {
         let resp = app.handle(&p, &r, "http://x", Some(f)).await;
         assert!((400..500).contains(&resp.status), "{f} {} {} should fail: {}", r.method(), r.uri(), resp.status);
         let calls = table.stop();
-        assert!(calls.contains(&("PutItem".to_string(), "audit".to_string())), "{f}: its failure was not recorded: {calls:?}");
+        assert!(calls.contains(&("PutItem".to_string(), "audit@tenant".to_string())), "{f}: its failure was not recorded: {calls:?}");
         assert!(!calls.is_empty(), "{f}: the requests reached no store call");
         for (action, fam) in calls {
-            let allowed = expected.get(f).and_then(|m| m.get(&fam)).is_some_and(|a| a.contains(&action));
-            if !allowed {
+            if fam.starts_with("another tenant's") || !fam.ends_with("@tenant") {
+                problems.push(format!("{f} calls {action} on {fam} items: a route acts for its request's tenant only"));
+            } else if !allows(&expected, f, &action, &fam) {
                 problems.push(format!("{f} calls {action} on {fam} items, which its role does not allow"));
             }
         }
@@ -352,7 +380,7 @@ async fn every_store_call_of_every_function_is_one_its_role_allows() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_authorizer_needs_no_more_than_its_role() {
-    let expected = &expected()["authorizer"];
+    let expected = &expected();
     let table = Arc::new(Recording { inner: EmbeddedTable::in_memory(), calls: Mutex::new(None) });
     let app = App::new(table.clone());
     scim_core::migrate::upgrade(app.service.layout(), &mut |_| {}).await.unwrap();
@@ -378,7 +406,7 @@ async fn the_authorizer_needs_no_more_than_its_role() {
     assert!(needed.contains("layout") && needed.contains("key-use") && needed.contains("audit"), "the paths above were reached: {calls:?}");
     for (action, fam) in &calls {
         assert!(
-            expected.get(fam).is_some_and(|a| a.contains(action)),
+            allows(expected, "authorizer", action, fam),
             "the authorizer calls {action} on {fam} items, which its role does not allow"
         );
     }
@@ -389,7 +417,7 @@ async fn the_authorizer_needs_no_more_than_its_role() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_portal_needs_no_more_than_its_role() {
     use scim_core::portal::handle;
-    let expected = &expected()["portal"];
+    let expected = &expected();
     let table = Arc::new(Recording { inner: EmbeddedTable::in_memory(), calls: Mutex::new(None) });
     let (app, _, _) = seeded(&table).await;
     let (token, _) = scim_core::setup_link::make_link(app.service.layout(), "t", 1).await.unwrap();
@@ -424,7 +452,7 @@ async fn the_portal_needs_no_more_than_its_role() {
     );
     let mut problems = Vec::new();
     for (action, fam) in &calls {
-        if !expected.get(fam).is_some_and(|a| a.contains(action)) {
+        if !allows(expected, "portal", action, fam) {
             problems.push(format!("the portal calls {action} on {fam} items, which its role does not allow"));
         }
     }
@@ -488,10 +516,9 @@ async fn the_token_function_and_the_authorizer_on_tokens_need_no_more_than_their
     let calls = table.stop();
     let expected = expected();
     let check = |function: &str, calls: &BTreeSet<(String, String)>| {
-        let expected = &expected[function];
         let problems: Vec<String> = calls
             .iter()
-            .filter(|(action, fam)| !expected.get(fam).is_some_and(|a| a.contains(action)))
+            .filter(|(action, fam)| !allows(&expected, function, action, fam))
             .map(|(action, fam)| format!("{function} calls {action} on {fam} items, which its role does not allow"))
             .collect();
         assert!(problems.is_empty(), "{}", problems.join("\n"));

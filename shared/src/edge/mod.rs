@@ -78,7 +78,10 @@ impl App {
     pub async fn handle_under(&self, principal: &Principal, req: &HttpRequest, path: &str, base_url: &str, only: Option<&str>) -> Response {
         // the answer waits until every write the request made (its audit entry included) is
         // durable: once, for all of them (`store::durability`)
-        match self.service.durably(self.answer(principal, req, path, base_url, only)).await {
+        // every store call of the request acts for its tenant (`store::scope`: in AWS, with
+        // credentials that reach only that tenant's items)
+        let work = self.service.durably(self.answer(principal, req, path, base_url, only));
+        match crate::store::scope::acting_for(&principal.tenant_id, work).await {
             (resp, Ok(())) => resp,
             (_, Err(e)) => Response::error(&e),
         }

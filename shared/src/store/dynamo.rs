@@ -33,6 +33,9 @@ pub struct DynamoConfig {
     pub operation_timeout: Duration,
     /// The X-Ray daemon that gets a subsegment per call of a sampled request (`None`: none).
     pub xray_daemon: Option<std::net::SocketAddr>,
+    /// The role whose tenant-tagged sessions make the calls of work acting for a tenant
+    /// ([`super::scope`]); `None`: every call with the process's own credentials.
+    pub tenant_role: Option<String>,
 }
 
 impl DynamoConfig {
@@ -45,11 +48,12 @@ impl DynamoConfig {
             attempt_timeout: Duration::from_secs(3),
             operation_timeout: Duration::from_secs(8),
             xray_daemon: None,
+            tenant_role: None,
         }
     }
 
     /// From the environment: `SCIM_TABLE`, `AWS_REGION` (or `AWS_DEFAULT_REGION`), optional
-    /// `SCIM_DYNAMODB_ENDPOINT`.
+    /// `SCIM_DYNAMODB_ENDPOINT` (which then serves STS too), optional `SCIM_TENANT_ROLE_ARN`.
     pub fn from_env() -> Result<DynamoConfig, StoreError> {
         let table = std::env::var("SCIM_TABLE").map_err(|_| StoreError::other("SCIM_TABLE is not set"))?;
         let region = std::env::var("AWS_REGION")
@@ -58,7 +62,8 @@ impl DynamoConfig {
         let endpoint = std::env::var("SCIM_DYNAMODB_ENDPOINT").ok().filter(|s| !s.is_empty());
         // Lambda sets the daemon's address when the function's tracing is on
         let xray_daemon = std::env::var("AWS_XRAY_DAEMON_ADDRESS").ok().and_then(|a| super::xray::daemon_address(&a));
-        Ok(DynamoConfig { xray_daemon, ..DynamoConfig::new(table, region, endpoint) })
+        let tenant_role = std::env::var("SCIM_TENANT_ROLE_ARN").ok().filter(|s| !s.is_empty());
+        Ok(DynamoConfig { xray_daemon, tenant_role, ..DynamoConfig::new(table, region, endpoint) })
     }
 }
 
@@ -66,6 +71,7 @@ impl DynamoConfig {
 #[derive(Clone)]
 pub struct DynamoTable {
     client: Client,
+    sessions: Option<std::sync::Arc<super::sessions::TenantSessions>>,
     table: String,
     /// Capacity units DynamoDB reported (`ReturnConsumedCapacity`), thousandths: reads, writes.
     consumed: std::sync::Arc<[std::sync::atomic::AtomicU64; 2]>,
@@ -88,7 +94,7 @@ impl DynamoTable {
         let mut b = aws_sdk_dynamodb::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(cfg.region.clone()))
-            .credentials_provider(creds)
+            .credentials_provider(creds.clone())
             .timeout_config(
                 TimeoutConfig::builder().operation_attempt_timeout(cfg.attempt_timeout).operation_timeout(cfg.operation_timeout).build(),
             );
@@ -99,7 +105,21 @@ impl DynamoTable {
         if let Some(x) = cfg.xray_daemon.and_then(|d| super::xray::XrayCalls::to(d, &cfg.table, &cfg.region)) {
             b = b.interceptor(x);
         }
-        Ok(DynamoTable { client: Client::from_conf(b.build()), table: cfg.table.clone(), consumed: Default::default() })
+        let conf = b.build();
+        let sessions = cfg.tenant_role.as_ref().map(|role| {
+            let sts = sts_client(cfg, creds.clone());
+            std::sync::Arc::new(super::sessions::TenantSessions::new(role.clone(), sts, conf.clone()))
+        });
+        Ok(DynamoTable { client: Client::from_conf(conf), sessions, table: cfg.table.clone(), consumed: Default::default() })
+    }
+
+    /// The client for the current work: the tenant's session when the work acts for a tenant
+    /// and the table has a tenant role, else the process's own.
+    fn client(&self) -> Client {
+        match (&self.sessions, super::scope::tenant()) {
+            (Some(sessions), Some(tenant)) => sessions.client_for(&tenant),
+            _ => self.client.clone(),
+        }
     }
 
     /// Creates the table with its index and TTL (local and test use; AWS uses the SAM template).
@@ -169,6 +189,20 @@ impl DynamoTable {
 
 fn other<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
     StoreError::caused("DynamoDB", e)
+}
+
+/// The STS client tenant sessions are assumed with: the table's region (its regional endpoint),
+/// the process's credentials, the same timeouts; a local endpoint serves STS too (moto).
+fn sts_client(cfg: &DynamoConfig, creds: aws_credential_types::Credentials) -> aws_sdk_sts::Client {
+    let mut b = aws_sdk_sts::Config::builder()
+        .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+        .region(Region::new(cfg.region.clone()))
+        .credentials_provider(creds)
+        .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(cfg.attempt_timeout).operation_timeout(cfg.operation_timeout).build());
+    if let Some(e) = &cfg.endpoint {
+        b = b.endpoint_url(e.clone());
+    }
+    aws_sdk_sts::Client::from_conf(b.build())
 }
 
 fn map_sdk<E>(e: SdkError<E, HttpResponse>) -> StoreError
@@ -298,7 +332,7 @@ fn some_map(m: HashMap<String, AttributeValue>) -> Option<HashMap<String, Attrib
 impl Table for DynamoTable {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Shared>, StoreError> {
         let out = self
-            .client
+            .client()
             .get_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(pk, sk)))
@@ -332,7 +366,7 @@ impl Table for DynamoTable {
             while let Some(req) = pending.take() {
                 attempts += 1;
                 let out = self
-                    .client
+                    .client()
                     .batch_get_item()
                     .request_items(&self.table, req)
                     .return_consumed_capacity(ReturnConsumedCapacity::Total)
@@ -377,7 +411,7 @@ impl Table for DynamoTable {
                 (format!("{pk_name} = :pk AND {sk_name} BETWEEN :lo AND :hi"), Some(AttributeValue::S(q.lo.clone())))
             };
             let mut req = self
-                .client
+                .client()
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression(condition)
@@ -416,7 +450,7 @@ impl Table for DynamoTable {
 
     async fn count(&self, pk: &str, sk: &str, by: i64, expires_at: i64) -> Result<i64, StoreError> {
         let out = self
-            .client
+            .client()
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(pk, sk)))
@@ -453,7 +487,7 @@ impl Table for DynamoTable {
             items.push(self.transact_item(w)?);
         }
         let r = self
-            .client
+            .client()
             .transact_write_items()
             .set_transact_items(Some(items))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
@@ -505,7 +539,7 @@ impl DynamoTable {
             Write::Put { item, cond } => {
                 let (expr, vals) = condition(cond);
                 let out = self
-                    .client
+                    .client()
                     .put_item()
                     .table_name(&self.table)
                     .set_item(Some(to_attrs(&item)))
@@ -520,7 +554,7 @@ impl DynamoTable {
             Write::Delete { pk, sk, cond } => {
                 let (expr, vals) = condition(cond);
                 let out = self
-                    .client
+                    .client()
                     .delete_item()
                     .table_name(&self.table)
                     .set_key(Some(Self::key(&pk, &sk)))
@@ -535,7 +569,7 @@ impl DynamoTable {
             Write::Add { pk, sk, deltas } => {
                 let (expr, names, values) = add_expression(&deltas);
                 let out = self
-                    .client
+                    .client()
                     .update_item()
                     .table_name(&self.table)
                     .set_key(Some(Self::key(&pk, &sk)))

@@ -9,6 +9,9 @@ pub mod dynamo;
 pub mod embedded;
 pub mod layout;
 pub mod metered;
+pub mod scope;
+#[cfg(feature = "dynamodb")]
+mod sessions;
 pub mod wal;
 #[cfg(feature = "dynamodb")]
 pub mod xray;
