@@ -75,8 +75,9 @@ FAMILIES: list[tuple[str, str, str]] = [
     ("rate", "TENANT#acme#RATE", "table"),
     ("audit", "TENANT#acme#AUDIT#2026-11-29", "table"),
     ("tenant-config", "CONF#acme", "table"),
-    ("key", "KEY#0123456789abcdef", "table"),
-    ("key-use", "KEYUSE#0123456789abcdef", "table"),
+    ("key", "KEY#acme.0123456789abcdef", "table"),  # layout 5: a key id names its tenant
+    ("key-pointer", "KEY#0123456789abcdef", "table"),  # where a key of layout 4 went (its old id)
+    ("key-use", "KEYUSE#acme.0123456789abcdef", "table"),
     ("oauth-client", "OAUTH#0123456789abcdef0123", "table"),
     ("registry", "TENANTS", "table"),
     ("server", "SERVER", "table"),
@@ -92,7 +93,8 @@ FAMILY_NAMES = [f for f, _, _ in FAMILIES]
 # against patterns that forget a separator). The items of a tenant are the TENANT_FAMILIES.
 SESSION_TENANT = "acme"
 OTHER_TENANTS = ["globex", "acme2", "acme_x"]
-TENANT_FAMILIES = ["tenant-data", "membership", "membership-index", "checkpoint", "rate", "audit", "tenant-config"]
+TENANT_FAMILIES = ["tenant-data", "membership", "membership-index", "checkpoint", "rate", "audit", "tenant-config",
+                   "key", "key-use"]
 TENANT_TAG = "tenant"
 SESSION_SUFFIX = "@tenant"
 
@@ -1035,7 +1037,8 @@ def merged(results: dict[str, dict[str, list[str]]]) -> dict[str, dict[str, list
 # reach the tenant's items only through its tenant session.
 TENANT_SCOPED = ["users-create", "users-list", "users-search", "search", "users-get", "users-replace", "users-patch",
                  "users-delete", "groups-create", "groups-list", "groups-search", "groups-get", "groups-replace",
-                 "groups-patch", "groups-delete", RESOURCES_FUNCTION, BULK_FUNCTION, "discovery", "settings"]
+                 "groups-patch", "groups-delete", RESOURCES_FUNCTION, BULK_FUNCTION, "discovery", "settings",
+                 "authorizer", "portal"]
 AUDIT_CHANGES = {"DeleteItem", "UpdateItem", "BatchWriteItem", "PartiQLDelete", "PartiQLUpdate"}
 
 
@@ -1128,7 +1131,7 @@ def invariant_violations(results: dict[str, dict[str, list[str]]]) -> list[str]:
                                "(UpdateItem) and audit entries (PutItem)")
         if function == "authorizer":
             for family, actions in families.items():
-                if actions and family not in ("key", "tenant-config", "key-use", "layout", "audit", "rate"):
+                if actions and family not in ("key", "key-pointer", "tenant-config", "key-use", "layout", "audit", "rate"):
                     out.append(f"authorizer may access {family} items: it reads keys, tenant records and the layout marker only")
                 if writes(function, family) and family not in ("key-use", "audit", "rate"):
                     out.append(f"authorizer may write {family} items: it writes the last-use stamp (key-use), "

@@ -65,8 +65,13 @@ def wait_active(ddb, table: str, what: str, timeout: float) -> dict:
 
 
 def restore(ddb, args) -> None:
-    existing = ddb.list_tables()["TableNames"]
-    if args.target in existing:
+    # asked by name: ListTables answers 100 names a page, so an account with more would hide it
+    try:
+        ddb.describe_table(TableName=args.target)
+        exists = True
+    except ddb.exceptions.ResourceNotFoundException:
+        exists = False
+    if exists:
         raise SystemExit(f"restore: {args.target} exists already; a restore goes into a new table (choose another --target)")
     if args.backup_arn:
         say(f"restoring backup {args.backup_arn} into {args.target}")

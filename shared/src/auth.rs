@@ -5,7 +5,7 @@
 use crate::error::{Result, ScimError};
 use crate::roles::{Permission, RolesPolicy};
 use crate::store::layout::{KEY_USE_UNIX, Layout};
-use crate::store::{Item, Shared, StoreError};
+use crate::store::{Item, StoreError};
 use crate::tenancy::{Deactivation, ExternalIdPolicy, KeyRecord, TenantRecord, UnknownExtensions, hash_secret, parse_cidr};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -66,11 +66,22 @@ impl Principal {
     }
 }
 
-/// Splits `scim_<id>_<secret>` (ids are hex, secrets base64url and may contain `_`).
+/// Splits `scim_<id>_<secret>`: the id is `<tenant>.<16 hex>` (layout 5) or 16 hex alone (a
+/// key made before); the tenant may contain `_`, so the id ends at the `_` after its hex; the
+/// secret is base64url and may contain `_`.
 pub fn parse_token(token: &str) -> Option<(&str, &str)> {
     let rest = token.strip_prefix("scim_")?;
-    let (id, secret) = rest.split_once('_')?;
-    if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) || secret.len() < 32 || secret.len() > 128 {
+    let hex16 = |s: Option<&str>| s.is_some_and(|s| s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit()));
+    let id_len = match rest.split_once('.') {
+        Some((tenant, after))
+            if crate::tenancy::valid_tenant_id(tenant) && hex16(after.get(..16)) && after.as_bytes().get(16) == Some(&b'_') =>
+        {
+            tenant.len() + 17
+        }
+        _ => 16,
+    };
+    let (id, secret) = (rest.get(..id_len)?, rest.get(id_len..)?.strip_prefix('_')?);
+    if !hex16(id.get(id_len - 16..)) || secret.len() < 32 || secret.len() > 128 {
         return None;
     }
     Some((id, secret))
@@ -122,7 +133,8 @@ pub async fn authenticate_attempt(
         let why = if why.is_empty() { e.client_detail() } else { why.to_string() };
         // a wrong secret proves nothing about the sender: anyone who saw a key id can send one
         let unauthenticated = reason.get() == Some(&WRONG_SECRET);
-        record_refusal(layout, tenant, key_id, a, e.status(), &why, unauthenticated).await;
+        let record = record_refusal(layout, tenant, key_id, a, e.status(), &why, unauthenticated);
+        crate::store::scope::acting_for(tenant, record).await;
     }
     result
 }
@@ -201,12 +213,40 @@ async fn authenticate_key(
         .map(|(_, t)| t.trim())
         .ok_or_else(|| deny("not a Bearer credential"))?;
     let (key_id, secret) = parse_token(token).ok_or_else(|| deny("malformed key"))?;
-    let (item, prefetched) = read_key_and_tenant(layout, key_id).await?;
-    let item = item.ok_or_else(|| deny("unknown key id"))?;
+    let key_id = match crate::tenancy::id_tenant(key_id) {
+        Some(_) => key_id.to_string(),
+        // a key made before layout 5: the upgrade renamed it and left where it went
+        None => match layout.moved_key(key_id).await? {
+            Some(new) => new,
+            None => return Err(unknown_legacy_key(layout, deny).await),
+        },
+    };
+    // the id names the tenant: everything from here acts for it (`store::scope`)
+    let tenant_id = crate::tenancy::id_tenant(&key_id).ok_or_else(|| deny("malformed key"))?.to_string();
+    let check = check_key(layout, &key_id, &tenant_id, secret, source_ip, refused_key, &deny);
+    crate::store::scope::acting_for(&tenant_id, check).await
+}
+
+/// A key of `tenant_id` (its id names it): its record, the tenant's record and the key's
+/// last-use stamp in one round trip, then the checks.
+async fn check_key(
+    layout: &Layout,
+    key_id: &str,
+    tenant_id: &str,
+    secret: &str,
+    source_ip: Option<IpAddr>,
+    refused_key: &mut Option<(String, String)>,
+    deny: &impl Fn(&'static str) -> ScimError,
+) -> Result<Principal> {
+    let items = layout.key_items(key_id, tenant_id).await?;
+    let item = items.key.ok_or_else(|| deny("unknown key id"))?;
     let key_view = KEY_VIEWS.view(key_id, item.doc.as_deref().ok_or_else(|| deny("unknown key id"))?)?;
     let key = &key_view.1;
+    if key.tenant.as_deref() != Some(tenant_id) {
+        return Err(deny("key without tenant"));
+    }
     // from here a refusal concerns a real key of a known tenant
-    *refused_key = key.tenant.clone().map(|t| (t, key_id.to_string()));
+    *refused_key = Some((tenant_id.to_string(), key_id.to_string()));
     if !crate::crypto::same_bytes(key.hash.as_bytes(), hash_secret(secret).as_bytes()) {
         return Err(deny(WRONG_SECRET));
     }
@@ -217,19 +257,28 @@ async fn authenticate_key(
     if key.expires_at.is_some_and(|t| t <= now) {
         return Err(deny("expired key"));
     }
-    let tenant_id = key.tenant.as_deref().ok_or_else(|| deny("key without tenant"))?;
-    let (tenant_item, stamp) = match prefetched {
-        Some(p) if p.tenant == tenant_id => (p.record, p.stamp),
-        _ => layout.tenant_and_stamp(tenant_id, key_id).await?,
-    };
-    let Some(text) = tenant_item.as_ref().and_then(|i| i.doc.as_deref()) else {
+    let Some(text) = items.tenant.as_ref().and_then(|i| i.doc.as_deref()) else {
         return Err(missing_tenant(layout, tenant_id, deny).await);
     };
     let tenant_view = TENANT_VIEWS.view(tenant_id, text)?;
     let principal = admit(tenant_id, &tenant_view.1, source_ip, key_id, &key.role)?;
     *refused_key = None;
-    stamp_last_use(layout, key_id, stamp.as_deref(), now).await;
+    stamp_last_use(layout, key_id, items.stamp.as_deref(), now).await;
     Ok(principal)
+}
+
+/// A key id of layout 4 or older with nothing left where the upgrade puts its new name: no key
+/// at all (401), or — the table not yet upgraded to this layout — a key that works again once
+/// the operator runs `scim-admin migrate` (503, so the IdP retries rather than giving up).
+async fn unknown_legacy_key(layout: &Layout, deny: impl Fn(&'static str) -> ScimError) -> ScimError {
+    match layout.layout_version().await {
+        Ok(Some(v)) if v >= crate::store::layout::LAYOUT_VERSION => deny("unknown key id"),
+        Ok(_) => {
+            tracing::error!("a key of an older layout was presented: run `scim-admin migrate`");
+            ScimError::Unavailable { detail: "this service is being upgraded; retry shortly".into(), retry_after: 30 }
+        }
+        Err(e) => e.into(),
+    }
 }
 
 /// The principal of a credential (an API key or an OAuth client, `id`) with a role, once the
@@ -277,12 +326,16 @@ pub async fn authenticate_token(
     let audience = attempt.map(|a| a.audience).filter(|a| !a.is_empty()).ok_or_else(|| deny("no audience to check"))?;
     let now = crate::time::unix_now();
     let claims = verifier.verify(keys, token, audience, now).await.map_err(deny)?;
-    let result = admit_token(layout, &claims, source_ip, now, deny).await;
-    if let (Err(e), Some(a)) = (&result, attempt) {
-        let why = if e.status() == 401 { "token of a revoked client or secret".to_string() } else { e.client_detail() };
-        record_refusal(layout, &claims.tenant, &claims.client_id, a, e.status(), &why, false).await;
-    }
-    result
+    // a verified token names its tenant: what follows acts for it (`store::scope`)
+    let work = async {
+        let result = admit_token(layout, &claims, source_ip, now, deny).await;
+        if let (Err(e), Some(a)) = (&result, attempt) {
+            let why = if e.status() == 401 { "token of a revoked client or secret".to_string() } else { e.client_detail() };
+            record_refusal(layout, &claims.tenant, &claims.client_id, a, e.status(), &why, false).await;
+        }
+        result
+    };
+    crate::store::scope::acting_for(&claims.tenant.clone(), work).await
 }
 
 async fn admit_token(
@@ -301,23 +354,6 @@ async fn admit_token(
         return Err(deny("token of a revoked client or secret"));
     }
     admit(&claims.tenant, &tenant_view.1, source_ip, &claims.client_id, &claims.role)
-}
-
-/// The key record and, in the same round trip, its tenant's record and its last-use stamp
-/// when this process has seen the key before (a key never changes tenant): one round trip on
-/// the hot path. A key seen for the first time takes a second read for its tenant.
-async fn read_key_and_tenant(layout: &Layout, key_id: &str) -> Result<(Option<Shared>, Option<Prefetched>)> {
-    let known = KEY_VIEWS.peek(key_id).and_then(|v| v.1.tenant.clone());
-    let items = layout.key_items(key_id, known.as_deref()).await?;
-    let prefetched = known.map(|tenant| Prefetched { tenant, record: items.tenant, stamp: items.stamp });
-    Ok((items.key, prefetched))
-}
-
-/// The tenant record and last-use stamp read beside a known key.
-struct Prefetched {
-    tenant: String,
-    record: Option<Shared>,
-    stamp: Option<Shared>,
 }
 
 /// A key whose tenant record is missing: the tenant was deleted (401), or the table has not
@@ -370,11 +406,6 @@ impl<T> Views<T> {
         Views { map: std::sync::OnceLock::new() }
     }
 
-    /// The last view of a record, whatever its text now.
-    fn peek(&self, id: &str) -> Option<Arc<(String, T)>> {
-        self.map.get()?.lock().ok()?.get(id).cloned()
-    }
-
     fn view(&self, id: &str, text: &str) -> Result<Arc<(String, T)>>
     where
         T: serde::de::DeserializeOwned,
@@ -422,6 +453,35 @@ pub fn ip_allowed(cidrs: &[String], ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_name_their_key_and_its_tenant_or_are_of_an_older_layout() {
+        let secret = "Ab_c-".repeat(9);
+        let id_of = |t: &str| parse_token(t).map(|(id, s)| (id.to_string(), s.to_string()));
+        assert_eq!(id_of(&format!("scim_acme.0123456789abcdef_{secret}")), Some(("acme.0123456789abcdef".into(), secret.clone())));
+        // a tenant with '_' and '-', a secret with '_'
+        let t = format!("scim_a_b-c.0123456789abcdef_{secret}");
+        assert_eq!(id_of(&t), Some(("a_b-c.0123456789abcdef".into(), secret.clone())));
+        assert_eq!(id_of(&format!("scim_0123456789abcdef_{secret}")), Some(("0123456789abcdef".into(), secret.clone())));
+        for bad in [
+            format!("scim_acme.0123456789abcde_{secret}"),
+            format!("scim_ac#me.0123456789abcdef_{secret}"),
+            format!("scim_.0123456789abcdef_{secret}"),
+            format!("scim_acme.0123456789abcdefg_{secret}"),
+            format!("scim_acme.0123456789abcdef_{}", "x".repeat(31)),
+            format!("scim_acme.0123456789abcdéf_{secret}"),
+            "scim_".to_string(),
+            format!("key_acme.0123456789abcdef_{secret}"),
+        ] {
+            assert_eq!(id_of(&bad), None, "{bad}");
+        }
+        // what is parsed is an id whose tenant the id names, or a hex id of an older layout
+        for t in ["scim_acme.0123456789abcdef_", "scim_0123456789abcdef_"] {
+            let token = format!("{t}{secret}");
+            let (id, _) = parse_token(&token).unwrap();
+            assert_eq!(crate::tenancy::id_tenant(id).is_some(), id.contains('.'));
+        }
+    }
     use crate::store::embedded::EmbeddedTable;
     use crate::tenancy::*;
     use std::sync::Arc;

@@ -46,6 +46,8 @@ pub struct Report {
     pub external_ids_indexed: usize,
     /// Inactive users counted (layout 4 keeps a counter of them).
     pub inactive_counted: u64,
+    /// API keys given an id that names their tenant (layout 5); their old ids point to them.
+    pub keys_renamed: usize,
     /// Names left on their old claim because another resource holds the caseless one.
     pub collisions: Vec<Collision>,
 }
@@ -81,6 +83,9 @@ pub async fn upgrade(layout: &Layout, progress: &mut dyn FnMut(&str)) -> Result<
             report.inactive_counted += count_inactive(layout, t).await?;
             if from < 2 {
                 report.config_moved += layout.upgrade_config_from_v1(t).await?;
+            }
+            if from < 5 {
+                report.keys_renamed += layout.rename_keys_for_v5(t).await?;
             }
         }
     }
@@ -231,15 +236,56 @@ mod tests {
         // configuration moved out of the data partition; the key lost its settings copy
         assert!(layout.table().get("TENANT#acme", "TENANT").await.unwrap().is_none());
         assert!(layout.table().get("CONF#acme", "TENANT").await.unwrap().is_some());
-        assert!(layout.table().get("CONF#acme", "KEYREF#00112233aabbccdd").await.unwrap().is_some());
-        let key = layout.table().get("KEY#00112233aabbccdd", "KEY").await.unwrap().unwrap();
+        // the key is renamed after its tenant (layout 5); its old id points to the new one
+        assert!(layout.table().get("CONF#acme", "KEYREF#acme.00112233aabbccdd").await.unwrap().is_some());
+        assert!(layout.table().get("CONF#acme", "KEYREF#00112233aabbccdd").await.unwrap().is_none());
+        let key = layout.table().get("KEY#acme.00112233aabbccdd", "KEY").await.unwrap().unwrap();
         assert!(!key.doc.as_deref().unwrap().contains("tenant_settings"));
-        assert!(layout.table().get("KEYUSE#00112233aabbccdd", "USE").await.unwrap().is_some());
+        assert!(key.doc.as_deref().unwrap().contains(r#""legacy_id":"00112233aabbccdd""#));
+        assert!(layout.table().get("KEY#00112233aabbccdd", "KEY").await.unwrap().is_none());
+        assert_eq!(layout.moved_key("00112233aabbccdd").await.unwrap().as_deref(), Some("acme.00112233aabbccdd"));
+        assert!(layout.table().get("KEYUSE#acme.00112233aabbccdd", "USE").await.unwrap().is_some());
+        assert!(layout.table().get("KEYUSE#00112233aabbccdd", "USE").await.unwrap().is_none());
+        assert_eq!(r.keys_renamed, 1);
         assert!(layout.seal_key().await.unwrap().is_some());
         assert_eq!(layout.layout_version().await.unwrap(), Some(LAYOUT_VERSION));
         // a second run changes nothing
         let again = upgrade(&layout, &mut |_| {}).await.unwrap();
         assert_eq!((again.from, again.names_rekeyed, again.config_moved, again.collisions.len()), (Some(LAYOUT_VERSION), 0, 0, 0));
+    }
+
+    /// A key made at layout 4 (hex id, token `scim_<hex>_<secret>`): refused with 503 until the
+    /// table is upgraded, then accepted under its new id; revoked by its old id too.
+    #[tokio::test]
+    async fn a_key_of_layout_4_works_under_its_new_name_after_the_upgrade() {
+        let table: Arc<dyn Table> = Arc::new(EmbeddedTable::in_memory());
+        let layout = Layout::new(table.clone());
+        let secret = "s".repeat(43);
+        table
+            .write(vec![
+                put("TENANTS", "TENANT#acme", json!({"id": "acme"})),
+                put("CONF#acme", "TENANT", json!({"id": "acme", "name": "Acme", "status": "active"})),
+                put("CONF#acme", "KEYREF#00112233aabbccdd", json!({"key_id": "00112233aabbccdd"})),
+                put(
+                    "KEY#00112233aabbccdd",
+                    "KEY",
+                    json!({"key_id": "00112233aabbccdd", "tenant": "acme", "role": "admin",
+                    "hash": crate::tenancy::hash_secret(&secret), "revoked": false, "created": "2026-01-01T00:00:00Z"}),
+                ),
+                put("LAYOUT", "LAYOUT", json!({"version": 4})),
+            ])
+            .await
+            .unwrap();
+        let bearer = format!("Bearer scim_00112233aabbccdd_{secret}");
+        let before = crate::auth::authenticate(&layout, Some(&bearer), None).await.unwrap_err();
+        assert_eq!(before.status(), 503, "not upgraded yet: retry, do not give up");
+        assert_eq!(upgrade(&layout, &mut |_| {}).await.unwrap().keys_renamed, 1);
+        let p = crate::auth::authenticate(&layout, Some(&bearer), None).await.unwrap();
+        assert_eq!((p.tenant_id.as_str(), p.key_id.as_str()), ("acme", "acme.00112233aabbccdd"));
+        let unknown = format!("Bearer scim_99112233aabbccdd_{secret}");
+        assert_eq!(crate::auth::authenticate(&layout, Some(&unknown), None).await.unwrap_err().status(), 401);
+        crate::tenancy::revoke_key(&layout, "00112233aabbccdd").await.unwrap();
+        assert_eq!(crate::auth::authenticate(&layout, Some(&bearer), None).await.unwrap_err().status(), 401);
     }
 
     #[tokio::test]

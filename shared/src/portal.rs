@@ -8,7 +8,7 @@
 
 use crate::edge::{HttpRequest, Response};
 use crate::error::{Result, ScimError};
-use crate::setup_link::{root_path, verify};
+use crate::setup_link::{Session, root_path, verify};
 use crate::store::layout::{Kind, Layout};
 use crate::tenancy;
 use serde_json::{Value, json};
@@ -125,6 +125,20 @@ async fn api(layout: &Layout, req: &PortalRequest<'_>, path: &str, id: Option<&s
         .and_then(|h| h.strip_prefix("Portal ").map(str::to_string))
         .ok_or_else(|| ScimError::Unauthorized("open the page from its setup link".into()))?;
     let session = verify(layout, &token).await?;
+    // everything the page does acts for the link's tenant (`store::scope`: in AWS, with
+    // credentials that reach that tenant's keys, clients and records only)
+    crate::store::scope::acting_for(&session.tenant.clone(), serve(layout, req, path, id, scim_base_url, &session)).await
+}
+
+/// The page's API for a verified link.
+async fn serve(
+    layout: &Layout,
+    req: &PortalRequest<'_>,
+    path: &str,
+    id: Option<&str>,
+    scim_base_url: &str,
+    session: &Session,
+) -> Result<Response> {
     let tenant = session.tenant.as_str();
     match (req.method, path) {
         ("GET", "/session") => {

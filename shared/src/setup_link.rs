@@ -89,7 +89,9 @@ pub async fn verify(layout: &Layout, token: &str) -> Result<Session> {
     if expires <= crate::time::unix_now() {
         return Err(invalid("expired"));
     }
-    let rec = tenancy::get_tenant(layout, tenant).await?.ok_or_else(|| invalid("no such tenant"))?;
+    // a link the server signed names its tenant: its record is read acting for it
+    let rec =
+        crate::store::scope::acting_for(tenant, tenancy::get_tenant(layout, tenant)).await?.ok_or_else(|| invalid("no such tenant"))?;
     if rec.portal_epoch != epoch {
         return Err(invalid("revoked"));
     }

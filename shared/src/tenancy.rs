@@ -281,7 +281,8 @@ impl TenantRecord {
 /// An API key's record (`KEY#<id>` / `KEY`). The secret is stored only as its SHA-256.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct KeyRecord {
-    /// The key id: 16 hex digits, the `<key id>` of `scim_<key id>_<secret>`.
+    /// The key id, `<tenant>.<16 hex digits>` (16 hex digits alone before layout 5), the
+    /// `<key id>` of `scim_<key id>_<secret>`.
     pub key_id: String,
     /// The key's tenant (`None` when the record names no valid one).
     #[serde(default, deserialize_with = "lenient_tenant")]
@@ -344,9 +345,22 @@ pub(crate) fn hash_secret(secret: &str) -> String {
     sha256_hex(secret)
 }
 
-/// A tenant id: letters, digits, '-' and '_', 1 to 64 characters.
-pub fn valid_tenant_id(t: &str) -> bool {
-    !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+pub use crate::store::layout::{id_tenant, valid_tenant_id};
+
+/// A new key or client id of a tenant: `<tenant>.<hex of n random bytes>`.
+pub(crate) fn new_id(tenant: &str, n: usize) -> String {
+    [tenant, ".", &hex(&random_bytes(n))].concat()
+}
+
+/// The id a key has now: `key_id` itself, or — for an id of layout 4 or older whose key the
+/// upgrade renamed — the new id it was given.
+pub async fn current_key_id(layout: &Layout, key_id: &str) -> Result<String> {
+    if id_tenant(key_id).is_none()
+        && let Some(new) = layout.moved_key(key_id).await?
+    {
+        return Ok(new);
+    }
+    Ok(key_id.to_string())
 }
 
 /// Creates a tenant record (and its entry in the tenant registry, in the same transaction).
@@ -384,7 +398,7 @@ pub async fn require_tenant(layout: &Layout, tenant_id: &str) -> Result<TenantRe
 pub struct NewKey {
     /// The new key's id, by which it is listed, rotated and revoked.
     pub key_id: String,
-    /// The whole bearer token, `scim_<key id>_<secret>`: shown once, never stored or logged.
+    /// The whole bearer token, `scim_<tenant>.<hex>_<secret>`: shown once, never stored or logged.
     pub token: String,
 }
 
@@ -397,7 +411,7 @@ pub async fn create_key(layout: &Layout, tenant_id: &str, role: &str, expires_at
             "unknown role '{role}' (admin, provisioner, reader, or a custom role of the tenant)"
         )));
     }
-    let key_id = hex(&random_bytes(8));
+    let key_id = new_id(tenant_id, 8);
     let secret = b64(&random_bytes(32));
     let rec = KeyRecord {
         key_id: key_id.clone(),
@@ -442,6 +456,7 @@ pub async fn list_keys(layout: &Layout, tenant_id: &str) -> Result<Vec<Value>> {
 /// Revokes a key: it stops working at once locally, and in AWS when the authorizer cache
 /// (its TTL) expires. Idempotent.
 pub async fn revoke_key(layout: &Layout, key_id: &str) -> Result<Value> {
+    let key_id = &current_key_id(layout, key_id).await?;
     let rec = layout
         .modify_key_record::<KeyRecord>(key_id, |rec| {
             let change = !rec.revoked;
@@ -462,6 +477,7 @@ pub async fn revoke_key(layout: &Layout, key_id: &str) -> Result<Value> {
 /// new key's expiry is its own: `expires_at` when given (`Some(None)`: never), else the old
 /// key's lifetime counted from now (none if it had none), within the tenant's maximum.
 pub async fn rotate_key(layout: &Layout, key_id: &str, expires_at: Option<Option<i64>>) -> Result<NewKey> {
+    let key_id = &current_key_id(layout, key_id).await?;
     let (rec, _) = layout.key_record::<KeyRecord>(key_id).await?.ok_or_else(|| ScimError::NotFound(format!("no key '{key_id}'")))?;
     let tenant_id = rec.tenant.as_deref().ok_or_else(|| ScimError::Internal("key without tenant".into()))?;
     let now = crate::time::unix_now();

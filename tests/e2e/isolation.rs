@@ -63,9 +63,8 @@ async fn on_dynamodb_each_tenant_is_served_in_a_session_of_its_own() {
     };
     let table = DynamoTable::connect(&cfg).expect("connect");
     table.create_table().await.expect("table");
-    let srv = scim_tests::Server::start_on(scim_tests::Store::Dynamo, std::sync::Arc::new(table), Default::default())
-        .await
-        .expect("started");
+    let srv =
+        scim_tests::Server::start_on(scim_tests::Store::Dynamo, std::sync::Arc::new(table), Default::default()).await.expect("started");
     let b = srv.tenant_key("tenant-b", "admin").await;
     assert_eq!(sessions_of(&role), Vec::<String>::new(), "start-up and key minting act for no tenant");
     assert_eq!(srv.client.post("/Users", &user("a@example.com")).await.status, 201);

@@ -99,7 +99,7 @@ async fn authorizer_allows_exactly_the_roles_routes() {
     event["requestContext"]["identity"]["sourceIp"] = json!("10.1.2.3");
     let allowed = serde_json::to_value(authorize(&app, &typed(&event)).await.unwrap()).unwrap();
     assert_eq!(allowed["policyDocument"]["Statement"][0]["Effect"], "Allow");
-    event["headers"]["Authorization"] = json!("Bearer scim_0000000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    event["headers"]["Authorization"] = json!("Bearer scim_acme.0000000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
     let err = authorize(&app, &typed(&event)).await.unwrap_err();
     assert_eq!(err.to_string(), "Unauthorized");
 }

@@ -73,8 +73,11 @@ async fn upgraded_on_start(store: Store) {
     // configuration left the data partition; the key no longer carries a settings copy
     assert!(table.get("TENANT#old", "TENANT").await.unwrap().is_none());
     assert!(table.get("CONF#old", "TENANT").await.unwrap().is_some());
-    let key = table.get(&format!("KEY#{KEY_ID}"), "KEY").await.unwrap().unwrap();
+    // the key now has an id that names its tenant (layout 5); its old id points there
+    let key = table.get(&format!("KEY#old.{KEY_ID}"), "KEY").await.unwrap().unwrap();
     assert!(!key.doc.as_deref().unwrap().contains("tenant_settings"));
+    assert!(table.get(&format!("KEY#{KEY_ID}"), "KEY").await.unwrap().is_none());
+    assert!(table.get(&format!("KEY#{KEY_ID}"), "MOVED").await.unwrap().is_some());
     let keys = scim_core::tenancy::list_keys(srv.app.service.layout(), "old").await.unwrap();
     assert!(keys[0]["last_used_at"].is_string(), "the last use survived the move: {keys:?}");
     // settings changes reach the old key at once (no copies to rewrite)

@@ -28,8 +28,8 @@ use std::sync::Arc;
 /// Examples:
 ///   scim-admin --table scim-serverless --region eu-west-1 tenant create acme --name "Acme Inc"
 ///   scim-admin --table scim-serverless --region eu-west-1 key create --tenant acme --role provisioner
-///   scim-admin --table scim-serverless --region eu-west-1 key rotate 3f9c0d2a5b7e4c11
-///   scim-admin --table scim-serverless --region eu-west-1 key revoke 3f9c0d2a5b7e4c11
+///   scim-admin --table scim-serverless --region eu-west-1 key rotate acme.3f9c0d2a5b7e4c11
+///   scim-admin --table scim-serverless --region eu-west-1 key revoke acme.3f9c0d2a5b7e4c11
 #[derive(Parser, Debug)]
 #[command(name = "scim-admin", version, verbatim_doc_comment)]
 struct Args {
@@ -393,7 +393,8 @@ enum KeyCmd {
         #[arg(long)]
         tenant: String,
     },
-    /// Revoke a key by id (the 16 hex characters after "scim_").
+    /// Revoke a key by id (`<tenant>.<16 hex>`, between "scim_" and the secret; the 16 hex of a
+    /// key made before layout 5 work too).
     Revoke { key_id: String },
     /// Make a new key with the same tenant and role; both work until you revoke the old one.
     /// Only a working key can be rotated (a revoked or expired one cannot: create a new key).

@@ -80,8 +80,9 @@ impl App {
         // durable: once, for all of them (`store::durability`)
         // every store call of the request acts for its tenant (`store::scope`: in AWS, with
         // credentials that reach only that tenant's items)
-        let work = self.service.durably(self.answer(principal, req, path, base_url, only));
-        match crate::store::scope::acting_for(&principal.tenant_id, work).await {
+        // (boxed: the whole request's future is large, and this keeps it off the caller's stack)
+        let work = Box::pin(self.service.durably(self.answer(principal, req, path, base_url, only)));
+        match self.service.acting_for(&principal.tenant_id, work).await {
             (resp, Ok(())) => resp,
             (_, Err(e)) => Response::error(&e),
         }

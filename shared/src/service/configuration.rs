@@ -165,6 +165,13 @@ impl Service {
         activity::record(&self.layout, tenant, entry).await;
     }
 
+    /// Runs `f` (one request of `tenant`) acting for that tenant: every store call it makes is
+    /// one of the tenant's ([`crate::store::scope`]; in AWS, with credentials that reach only
+    /// that tenant's items).
+    pub async fn acting_for<F: std::future::Future>(&self, tenant: &str, f: F) -> F::Output {
+        crate::store::scope::acting_for(tenant, f).await
+    }
+
     /// Runs `f` (one request) with its writes' durability waited for once, at its end, for all
     /// of them ([`crate::store::durability::deferred`]); a failed sync is a 503.
     pub async fn durably<F: std::future::Future>(&self, f: F) -> (F::Output, Result<()>) {

@@ -198,7 +198,9 @@ fn sts_client(cfg: &DynamoConfig, creds: aws_credential_types::Credentials) -> a
         .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
         .region(Region::new(cfg.region.clone()))
         .credentials_provider(creds)
-        .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(cfg.attempt_timeout).operation_timeout(cfg.operation_timeout).build());
+        .timeout_config(
+            TimeoutConfig::builder().operation_attempt_timeout(cfg.attempt_timeout).operation_timeout(cfg.operation_timeout).build(),
+        );
     if let Some(e) = &cfg.endpoint {
         b = b.endpoint_url(e.clone());
     }

@@ -77,7 +77,11 @@ impl ProvideCredentials for TenantSession {
 impl TenantSession {
     async fn assume(&self) -> provider::Result {
         let started = std::time::Instant::now();
-        let tag = aws_sdk_sts::types::Tag::builder().key(TENANT_TAG).value(&*self.tenant).build().map_err(CredentialsError::invalid_configuration)?;
+        let tag = aws_sdk_sts::types::Tag::builder()
+            .key(TENANT_TAG)
+            .value(&*self.tenant)
+            .build()
+            .map_err(CredentialsError::invalid_configuration)?;
         let out = self
             .sts
             .assume_role()
@@ -92,7 +96,13 @@ impl TenantSession {
         let expiry = std::time::SystemTime::try_from(*c.expiration()).map_err(CredentialsError::unhandled)?;
         let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         tracing::info!(tenant = %self.tenant, ms, "tenant session assumed");
-        Ok(Credentials::new(c.access_key_id(), c.secret_access_key(), Some(c.session_token().to_string()), Some(expiry), "scim-tenant-session"))
+        Ok(Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            Some(expiry),
+            "scim-tenant-session",
+        ))
     }
 }
 

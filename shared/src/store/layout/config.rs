@@ -75,6 +75,14 @@ impl Layout {
         Ok(items.iter().map(|i| i.sk[KEYREF.len()..].to_string()).collect())
     }
 
+    /// The new id of a key of layout 4 or older that the upgrade to layout 5 renamed (its old
+    /// id keeps only this pointer: `KEY#<old id>` / `MOVED`, written by the upgrade alone).
+    pub async fn moved_key(&self, old_id: &str) -> Result<Option<String>, StoreError> {
+        let item = self.table.get(&key_pk(old_id), MOVED_SK).await?;
+        let moved = item.and_then(|i| i.doc.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok()));
+        Ok(moved.and_then(|m| m.get("key_id").and_then(Value::as_str).map(str::to_string)))
+    }
+
     /// A key's last-use stamp and its version.
     pub async fn key_use<T: DeserializeOwned>(&self, key_id: &str) -> Result<Option<(T, u64)>, StoreError> {
         self.read_record(&key_use_pk(key_id), KEY_USE_SK).await
@@ -89,12 +97,9 @@ impl Layout {
         self.table.write(vec![Write::Put { item, cond: Cond::Always }]).await
     }
 
-    /// What authentication reads for a key: its record and — when the key's tenant is known
-    /// already — that tenant's record and the key's last-use stamp, in the same round trip.
-    pub async fn key_items(&self, key_id: &str, tenant: Option<&str>) -> Result<KeyItems, StoreError> {
-        let Some(tenant) = tenant else {
-            return Ok(KeyItems { key: self.table.get(&key_pk(key_id), KEY_SK).await?, ..Default::default() });
-        };
+    /// What authentication reads for a key of `tenant` (its id names it): its record, the
+    /// tenant's record and the key's last-use stamp, in one round trip.
+    pub async fn key_items(&self, key_id: &str, tenant: &str) -> Result<KeyItems, StoreError> {
         let keys =
             [(key_pk(key_id), KEY_SK.to_string()), (conf_pk(tenant), TENANT_SK.to_string()), (key_use_pk(key_id), KEY_USE_SK.to_string())];
         let mut got = self.table.get_many(&keys).await?.into_iter();
@@ -104,13 +109,6 @@ impl Layout {
     /// A tenant's record item, as stored (authentication of an access token reads only this).
     pub async fn tenant_item(&self, tenant: &str) -> Result<Option<Shared>, StoreError> {
         self.table.get(&conf_pk(tenant), TENANT_SK).await
-    }
-
-    /// A tenant's record and a key's last-use stamp, in one round trip.
-    pub async fn tenant_and_stamp(&self, tenant: &str, key_id: &str) -> Result<(Option<Shared>, Option<Shared>), StoreError> {
-        let keys = [(conf_pk(tenant), TENANT_SK.to_string()), (key_use_pk(key_id), KEY_USE_SK.to_string())];
-        let mut got = self.table.get_many(&keys).await?.into_iter();
-        Ok((got.next().flatten(), got.next().flatten()))
     }
 
     /// The tenant's schema declarations record and its version; `None` when it has none.

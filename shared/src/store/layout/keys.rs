@@ -90,6 +90,20 @@ pub fn parse_key(pk: &str, sk: &str) -> Option<ItemKey> {
     Some(ItemKey::Resource { tenant: rest.into(), kind: Kind::Declared(Slot(n)), id: id.into() })
 }
 
+/// A tenant id: letters, digits, '-' and '_', 1 to 64 characters (never `#` or `.`, which the
+/// keys of this layout use to join a tenant id with what follows it).
+pub fn valid_tenant_id(t: &str) -> bool {
+    !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The tenant a key or client id names: ids are `<tenant>.<hex>` since layout 5 (a tenant's
+/// session reaches the records of its own ids only: `KEY#<t>.*`); `None` for an id of an older
+/// layout (hex only) or one that is not an id.
+pub fn id_tenant(id: &str) -> Option<&str> {
+    let (tenant, rest) = id.split_once('.')?;
+    (valid_tenant_id(tenant) && !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_hexdigit())).then_some(tenant)
+}
+
 /// Partition of a tenant's items.
 pub fn tenant_pk(tenant: &str) -> String {
     // keys are joined with `concat` (one exact allocation) rather than `format!`: they are
@@ -137,6 +151,8 @@ pub(super) const LAYOUT_SK: &str = "LAYOUT";
 pub(super) const COUNT_SK: &str = "COUNT";
 /// Sort key of an API key record.
 pub const KEY_SK: &str = "KEY";
+/// Sort key, under a key id of layout 4 or older, of the pointer to the key's new id.
+pub const MOVED_SK: &str = "MOVED";
 
 /// The counter of a collection's inactive resources.
 pub(super) const INACTIVE: &str = "inactive";

@@ -33,8 +33,9 @@
 //! | resource of a declared type (its slot: [`crate::kind::Slot`]) | `TENANT#<t>` | `RES<slot>#<id>` |
 //! | its unique attribute claims (core or extension) | `TENANT#<t>` | `XU#R<slot>#<16 hex>#<attribute>#<value key>` |
 //! | its externalId index entry / claim, counters | `TENANT#<t>` | `REXTID<slot>#…` / `REXT<slot>#…`; `COUNT` fields `res<slot>`, `res<slot>_deletes` |
-//! | API key | `KEY#<key id>` | `KEY` |
+//! | API key (key id `<t>.<16 hex>`) | `KEY#<key id>` | `KEY` |
 //! | key last-use stamp | `KEYUSE#<key id>` | `USE` |
+//! | where a key of layout 4 or older went (its old id: 16 hex) | `KEY#<old id>` | `MOVED` |
 //! | tenant registry | `TENANTS` | `TENANT#<t>` |
 //! | cursor sealing key | `SERVER` | `SEAL` |
 //! | layout version marker | `LAYOUT` | `LAYOUT` |
@@ -55,7 +56,7 @@ mod upgrade;
 pub use crate::kind::Kind;
 pub use config::{KEY_USE_UNIX, KeyItems};
 use keys::*;
-pub use keys::{ItemKey, parse_key};
+pub use keys::{ItemKey, id_tenant, parse_key, valid_tenant_id};
 pub use membership::MemberDelta;
 use resources::*;
 pub use resources::{Claims, Counts, MAX_DOCUMENT_BYTES, Stored, StoredText, WriteConflict};
@@ -64,8 +65,10 @@ pub use resources::{Claims, Counts, MAX_DOCUMENT_BYTES, Stored, StoredText, Writ
 /// 1: everything of a tenant under `TENANT#<t>`, settings copied into key records, names keyed
 /// by their lower case. 2: configuration, keys and last-use stamps in partitions of their own,
 /// names keyed by their caseless fold. 3: externalIds indexed per holder (not unique).
-/// 4: a counter of inactive users beside the collection counters.
-pub const LAYOUT_VERSION: u64 = 4;
+/// 4: a counter of inactive users beside the collection counters. 5: key ids name their tenant
+/// (`<t>.<hex>`, so `KEY#<t>.…`: a tenant's IAM session reaches its own keys only); a key of an
+/// older layout keeps a pointer under its old id.
+pub const LAYOUT_VERSION: u64 = 5;
 
 /// The layout over any [`Table`]: the only way the layers above reach the store.
 #[derive(Clone)]

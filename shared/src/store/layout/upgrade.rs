@@ -105,6 +105,51 @@ impl Layout {
         Ok(written)
     }
 
+    /// Layout 5 names every key by its tenant (`<t>.<old id>`), so a tenant's session reaches
+    /// its own keys only. Renames each key of `tenant` still named by hex alone: its record
+    /// (with `legacy_id`), its last-use stamp and its reference move to the new id, and the old
+    /// id keeps a pointer to it (`MOVED`), so a token made before keeps working. One
+    /// transaction per key; idempotent. Returns the number of keys renamed.
+    pub async fn rename_keys_for_v5(&self, tenant: &str) -> Result<usize, StoreError> {
+        let conf = conf_pk(tenant);
+        let mut renamed = 0;
+        for reference in self.table.query(&Query::prefix(conf.clone(), KEYREF, None, 10_000)).await? {
+            let old = &reference.sk[KEYREF.len()..];
+            if id_tenant(old).is_some() {
+                continue;
+            }
+            let new = format!("{tenant}.{old}");
+            let mut writes = Vec::new();
+            if let Some(key) = self.table.get(&key_pk(old), KEY_SK).await? {
+                let text = key.doc.as_deref().unwrap_or("{}");
+                // a record that does not parse moves as it is: nothing is dropped
+                let moved = match serde_json::from_str::<Map<String, Value>>(text) {
+                    Ok(mut rec) => {
+                        rec.insert("key_id".into(), Value::from(new.as_str()));
+                        rec.insert("legacy_id".into(), Value::from(old));
+                        crate::json_text(&rec)
+                    }
+                    Err(_) => text.to_string(),
+                };
+                writes.push(Write::Put { item: Item::new(key_pk(&new), KEY_SK, moved, key.version), cond: Cond::Always });
+                writes.push(Write::Delete { pk: key_pk(old), sk: KEY_SK.into(), cond: Cond::Always });
+            }
+            if let Some(stamp) = self.table.get(&key_use_pk(old), KEY_USE_SK).await? {
+                let item = Item { pk: key_use_pk(&new), ..crate::store::Shared::unwrap_or_clone(stamp) };
+                writes.push(Write::Put { item, cond: Cond::Always });
+                writes.push(Write::Delete { pk: key_use_pk(old), sk: KEY_USE_SK.into(), cond: Cond::Always });
+            }
+            let pointer = serde_json::json!({"key_id": new, "tenant": tenant}).to_string();
+            writes.push(Write::Put { item: Item::new(key_pk(old), MOVED_SK, pointer, 1), cond: Cond::Always });
+            let reference_doc = serde_json::json!({"key_id": new}).to_string();
+            writes.push(Write::Put { item: Item::new(conf.clone(), [KEYREF, &new].concat(), reference_doc, 1), cond: Cond::Always });
+            writes.push(Write::Delete { pk: conf.clone(), sk: reference.sk.clone(), cond: Cond::Always });
+            self.table.write(writes).await?;
+            renamed += 1;
+        }
+        Ok(renamed)
+    }
+
     /// Drops the settings copy from a layout-1 key record and moves its last-use stamp to the
     /// key's own stamp item.
     pub(super) async fn upgrade_key_from_v1(&self, key_id: &str) -> Result<usize, StoreError> {
