@@ -78,7 +78,8 @@ FAMILIES: list[tuple[str, str, str]] = [
     ("key", "KEY#acme.0123456789abcdef", "table"),  # layout 5: a key id names its tenant
     ("key-pointer", "KEY#0123456789abcdef", "table"),  # where a key of layout 4 went (its old id)
     ("key-use", "KEYUSE#acme.0123456789abcdef", "table"),
-    ("oauth-client", "OAUTH#0123456789abcdef0123", "table"),
+    ("oauth-client", "OAUTH#acme.0123456789abcdef0123", "table"),  # layout 5: a client id names its tenant
+    ("oauth-pointer", "OAUTH#0123456789abcdef0123", "table"),  # where a client of layout 4 went
     ("registry", "TENANTS", "table"),
     ("server", "SERVER", "table"),
     ("layout", "LAYOUT", "table"),
@@ -94,7 +95,7 @@ FAMILY_NAMES = [f for f, _, _ in FAMILIES]
 SESSION_TENANT = "acme"
 OTHER_TENANTS = ["globex", "acme2", "acme_x"]
 TENANT_FAMILIES = ["tenant-data", "membership", "membership-index", "checkpoint", "rate", "audit", "tenant-config",
-                   "key", "key-use"]
+                   "key", "key-use", "oauth-client"]
 TENANT_TAG = "tenant"
 SESSION_SUFFIX = "@tenant"
 
@@ -1038,7 +1039,7 @@ def merged(results: dict[str, dict[str, list[str]]]) -> dict[str, dict[str, list
 TENANT_SCOPED = ["users-create", "users-list", "users-search", "search", "users-get", "users-replace", "users-patch",
                  "users-delete", "groups-create", "groups-list", "groups-search", "groups-get", "groups-replace",
                  "groups-patch", "groups-delete", RESOURCES_FUNCTION, BULK_FUNCTION, "discovery", "settings",
-                 "authorizer", "portal"]
+                 "authorizer", "portal", "oauth-token"]
 AUDIT_CHANGES = {"DeleteItem", "UpdateItem", "BatchWriteItem", "PartiQLDelete", "PartiQLUpdate"}
 
 
@@ -1122,7 +1123,7 @@ def invariant_violations(results: dict[str, dict[str, list[str]]]) -> list[str]:
                        "token function's")
         if function == "oauth-token":
             allowed = {"oauth-client": {"GetItem", "BatchGetItem", "UpdateItem"}, "tenant-config": {"GetItem"},
-                       "audit": {"PutItem"}}
+                       "audit": {"PutItem"}, "oauth-pointer": {"GetItem"}, "layout": {"GetItem"}}
             for family, actions in families.items():
                 extra = set(actions) - allowed.get(family, set())
                 if extra:

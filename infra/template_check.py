@@ -2045,14 +2045,15 @@ MUTATIONS = [  # (check, what is broken, how)
          Principal={"AWS": [{"Fn::GetAtt": ["OauthTokenFunctionRole", "Arn"]}, {"Fn::GetAtt": ["AuthorizerFunctionRole", "Arn"]}]})),
     (check_token_signing_key, "grants allowed (kms:Create* includes CreateGrant)", lambda s: _key_policy_without(s, "NoGrants")),
     (check_token_signing_key, "a route function's role may kms:Sign",
-     lambda s: _res(s, "DiscoveryFunction")["Properties"]["Policies"][0]["Statement"].append(
-         {"Effect": "Allow", "Action": "kms:Sign", "Resource": "*"})),
+     lambda s: _res(s, "DiscoveryFunction")["Properties"].setdefault("Policies", []).append(
+         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:Sign", "Resource": "*"}]})),
     (check_cost_defaults, "X-Ray on by default", lambda s: s["Parameters"]["Tracing"].update(Default="Active")),
     (check_backup, "no cross-region copy", _drop_copy),
     (check_backup, "backups off by default", lambda s: s["Parameters"]["EnableBackup"].update(Default="false")),
     (check_waf, "a stage-wide instead of a per-IP rate rule", _constant_rate),
     (check_existing_table, "a role naming the created table by its resource",
-     lambda s: _res(s, "UsersGetFunction")["Properties"]["Policies"][0]["Statement"][0].update(Resource={"Fn::GetAtt": ["ScimTable", "Arn"]})),
+     lambda s: _res(s, "UsersGetTenantRole")["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0].update(
+         Resource={"Fn::GetAtt": ["ScimTable", "Arn"]})),
     (check_existing_table, "the table created whatever UseExistingTable says", lambda s: _res(s, "ScimTable").pop("Condition")),
     (check_existing_table, "the table deleted when it leaves the stack", lambda s: _res(s, "ScimTable").update(DeletionPolicy="Delete")),
     (check_existing_table, "no rule for the stream ARN", lambda s: s["Rules"].pop("ExistingTableNeedsItsStream")),

@@ -307,9 +307,11 @@ class Canaries(unittest.TestCase):
 
     def test_credentials_in_canaries_are_never_real(self):
         auth = canary("authorizer")["event"]["headers"]["Authorization"]
-        self.assertRegex(auth, r"^Bearer scim_0{16}_[A-Za-z0-9_-]{32,128}$", "well formed, so the authorizer reads the store")
+        self.assertRegex(auth, r"^Bearer scim_pretraffic-canary\.0{16}_[A-Za-z0-9_-]{32,128}$",
+                         "well formed, of the canary tenant, so the authorizer reads the store acting for it")
         body = canary("oauth-token")["event"]["body"]
-        self.assertRegex(body, r"client_id=0{20}&", "well formed (20 hex), so the function reads the store")
+        self.assertRegex(body, r"client_id=pretraffic-canary\.0{20}&",
+                         "well formed (the canary tenant, 20 hex), so the function reads the store acting for it")
         portal = canary("portal")["event"]["headers"]["Authorization"]
         self.assertTrue(portal.endswith(".AAAAAAAAAAAAAAAAAAAAAA"), "a zero tag: the HMAC check must refuse it")
         for name, c in canaries().items():

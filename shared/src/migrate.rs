@@ -48,6 +48,8 @@ pub struct Report {
     pub inactive_counted: u64,
     /// API keys given an id that names their tenant (layout 5); their old ids point to them.
     pub keys_renamed: usize,
+    /// OAuth clients given an id that names their tenant (layout 5), likewise.
+    pub clients_renamed: usize,
     /// Names left on their old claim because another resource holds the caseless one.
     pub collisions: Vec<Collision>,
 }
@@ -86,6 +88,7 @@ pub async fn upgrade(layout: &Layout, progress: &mut dyn FnMut(&str)) -> Result<
             }
             if from < 5 {
                 report.keys_renamed += layout.rename_keys_for_v5(t).await?;
+                report.clients_renamed += layout.rename_oauth_clients_for_v5(t).await?;
             }
         }
     }
@@ -252,6 +255,55 @@ mod tests {
         // a second run changes nothing
         let again = upgrade(&layout, &mut |_| {}).await.unwrap();
         assert_eq!((again.from, again.names_rekeyed, again.config_moved, again.collisions.len()), (Some(LAYOUT_VERSION), 0, 0, 0));
+    }
+
+    /// An OAuth client made at layout 4 (20 hex id), as an identity provider keeps it configured:
+    /// 503 until the upgrade, then a token for the old id, naming the client's new id.
+    #[tokio::test]
+    async fn an_oauth_client_of_layout_4_works_under_its_old_id_after_the_upgrade() {
+        use base64::Engine;
+        let table: Arc<dyn Table> = Arc::new(EmbeddedTable::in_memory());
+        let service = crate::service::Service::over(table.clone());
+        let layout = service.layout().clone();
+        upgrade(&layout, &mut |_| {}).await.unwrap();
+        crate::tenancy::create_tenant(&layout, "acme", "Acme").await.unwrap();
+        crate::oauth::rotate_signing_key(&layout).await.unwrap();
+        let made = crate::oauth::create_client(&layout, "acme", "provisioner", None).await.unwrap();
+        // the same client as layout 4 kept it: its items under the bare hex id
+        let old = made.client_id.strip_prefix("acme.").unwrap().to_string();
+        let rec = table.get(&format!("OAUTH#{}", made.client_id), "CLIENT").await.unwrap().unwrap();
+        let doc = rec.doc.as_deref().unwrap().replace(&made.client_id, &old);
+        table
+            .write(vec![
+                put(&format!("OAUTH#{old}"), "CLIENT", serde_json::from_str(&doc).unwrap()),
+                put("CONF#acme", &format!("OAUTHREF#{old}"), json!({"client_id": old})),
+                Write::Delete { pk: format!("OAUTH#{}", made.client_id), sk: "CLIENT".into(), cond: Cond::Always },
+                Write::Delete { pk: "CONF#acme".into(), sk: format!("OAUTHREF#{}", made.client_id), cond: Cond::Always },
+                put("LAYOUT", "LAYOUT", json!({"version": 4})),
+            ])
+            .await
+            .unwrap();
+        let token = |id: &str| {
+            let mut r = http::Request::new(bytes::Bytes::from_static(b"grant_type=client_credentials"));
+            *r.method_mut() = http::Method::POST;
+            r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-www-form-urlencoded"));
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{}", made.secret));
+            r.headers_mut().insert(http::header::AUTHORIZATION, http::HeaderValue::from_str(&format!("Basic {basic}")).unwrap());
+            r
+        };
+        let ask = |id: String| {
+            let service = &service;
+            let r = token(&id);
+            async move { crate::token_endpoint::handle(service, &r, "/oauth2/token", "https://x").await.response }
+        };
+        assert_eq!(ask(old.clone()).await.status, 503, "not upgraded yet: retry, do not give up");
+        assert_eq!(upgrade(&layout, &mut |_| {}).await.unwrap().clients_renamed, 1);
+        let ok = ask(old.clone()).await;
+        assert_eq!(ok.status, 200, "{}", String::from_utf8_lossy(&ok.body));
+        assert_eq!(ask(made.client_id.clone()).await.status, 200, "and under its new id");
+        let listed = crate::oauth::list_clients(&layout, "acme").await.unwrap();
+        assert_eq!(listed[0]["client_id"], json!(made.client_id));
+        assert_eq!(ask("99".repeat(10)).await.status, 401, "an old id nobody held");
     }
 
     /// A key made at layout 4 (hex id, token `scim_<hex>_<secret>`): refused with 503 until the

@@ -118,7 +118,20 @@ fn new_secret(days: Option<u32>, now: i64) -> Result<(SecretRecord, String)> {
 
 /// Whether a string could be a client id (20 hex digits), checked before any read.
 pub fn valid_client_id(id: &str) -> bool {
-    id.len() == 20 && id.bytes().all(|b| b.is_ascii_hexdigit())
+    let hex = match crate::tenancy::id_tenant(id) {
+        Some(t) => &id[t.len() + 1..],
+        None => id,
+    };
+    hex.len() == 20 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A client id as it is since layout 5 (`<tenant>.<20 hex>`): one of an older layout is the
+/// one the upgrade renamed it to.
+fn current_client_id(tenant: &str, client_id: &str) -> std::borrow::Cow<'static, str> {
+    match crate::tenancy::id_tenant(client_id) {
+        Some(_) => client_id.to_string().into(),
+        None => format!("{tenant}.{client_id}").into(),
+    }
 }
 
 /// Makes an OAuth client of a tenant with a role and its first secret (`days`: its lifetime).
@@ -131,7 +144,7 @@ pub async fn create_client(layout: &Layout, tenant_id: &str, role: &str, days: O
     }
     let now = crate::time::unix_now();
     let (secret_rec, secret) = new_secret(days, now)?;
-    let client_id = hex(&random_bytes(10));
+    let client_id = crate::tenancy::new_id(tenant_id, 10);
     let rec = ClientRecord {
         client_id: client_id.clone(),
         tenant: tenant_id.into(),
@@ -474,16 +487,56 @@ impl Issuer<'_> {
     /// authentications are counted per client; past [`FAILURES_PER_MINUTE`] within a minute the
     /// client is answered 429 whatever it sends.
     pub async fn issue(&self, creds: &Credentials<'_>, issuer: &str, audience: &str) -> std::result::Result<Issued, Refused> {
-        let now = crate::time::unix_now();
         let internal = |e: ScimError| (TokenError { status: 500, ..TokenError::bad("server_error", e.client_detail()) }, None);
-        let id = creds.client_id();
         let unknown = || (TokenError::client("client authentication failed", false), None);
-        if !valid_client_id(id) {
+        let presented = creds.client_id();
+        if !valid_client_id(presented) {
             return Err(unknown());
         }
+        let id = match crate::tenancy::id_tenant(presented) {
+            Some(_) => presented.to_string(),
+            // a client made before layout 5: the upgrade renamed it and left where it went
+            None => match self.layout.moved_oauth_client(presented).await.map_err(|e| internal(e.into()))? {
+                Some(new) => new,
+                None => return Err(self.unknown_legacy_client().await),
+            },
+        };
+        // the id names the tenant: everything from here acts for it (`store::scope`)
+        let tenant = crate::tenancy::id_tenant(&id).ok_or_else(unknown)?.to_string();
+        crate::store::scope::acting_for(&tenant, self.issue_as(&id, &tenant, creds, issuer, audience)).await
+    }
+
+    /// A client id of layout 4 or older with no pointer to a new one: no such client, or — the
+    /// table not yet upgraded — one that works again after `scim-admin migrate` (503).
+    async fn unknown_legacy_client(&self) -> Refused {
+        match self.layout.layout_version().await {
+            Ok(Some(v)) if v >= crate::store::layout::LAYOUT_VERSION => (TokenError::client("client authentication failed", false), None),
+            _ => {
+                tracing::error!("an OAuth client of an older layout was presented: run `scim-admin migrate`");
+                let e = TokenError::bad("temporarily_unavailable", "this service is being upgraded; retry shortly");
+                (TokenError { status: 503, retry_after: Some(30), ..e }, None)
+            }
+        }
+    }
+
+    /// [`Issuer::issue`] for the client `id` of `tenant`, acting for that tenant.
+    async fn issue_as(
+        &self,
+        id: &str,
+        tenant: &str,
+        creds: &Credentials<'_>,
+        issuer: &str,
+        audience: &str,
+    ) -> std::result::Result<Issued, Refused> {
+        let now = crate::time::unix_now();
+        let internal = |e: ScimError| (TokenError { status: 500, ..TokenError::bad("server_error", e.client_detail()) }, None);
+        let unknown = || (TokenError::client("client authentication failed", false), None);
         let Some((client, _)) = self.layout.oauth_client::<ClientRecord>(id).await.map_err(|e| internal(e.into()))? else {
             return Err(unknown());
         };
+        if client.tenant != tenant {
+            return Err(unknown());
+        }
         let tenant = Some(client.tenant.clone());
         if self.layout.client_failures(id, now).await.map_err(|e| internal(e.into()))? >= FAILURES_PER_MINUTE {
             let slow =
@@ -576,7 +629,7 @@ pub async fn create_federated_client(layout: &Layout, tenant_id: &str, role: &st
             "unknown role '{role}' (admin, provisioner, reader, or a custom role of the tenant)"
         )));
     }
-    let client_id = hex(&random_bytes(10));
+    let client_id = crate::tenancy::new_id(tenant_id, 10);
     let rec = ClientRecord {
         client_id: client_id.clone(),
         tenant: tenant_id.into(),
@@ -734,6 +787,8 @@ impl Verifier {
 
 /// Whether the tenant's record revokes a token's client or secret.
 pub fn revoked(t: &TenantRecord, claims: &Claims, now: i64) -> bool {
-    let secret = [claims.client_id.as_str(), "/", claims.sid.as_str()].concat();
-    [claims.client_id.as_str(), secret.as_str()].iter().any(|s| t.revoked_token_sources.get(*s).is_some_and(|u| *u > now))
+    // a token issued before the upgrade to layout 5 names its client by the old id
+    let client_id = current_client_id(&claims.tenant, &claims.client_id);
+    let secret = [&*client_id, "/", claims.sid.as_str()].concat();
+    [&*client_id, secret.as_str()].iter().any(|s| t.revoked_token_sources.get(*s).is_some_and(|u| *u > now))
 }

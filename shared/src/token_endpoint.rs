@@ -187,7 +187,8 @@ async fn audit(
         unauthenticated,
         ..Default::default()
     };
-    service.record(tenant, entry).await;
+    // the client's tenant is known: the entry is written acting for it
+    service.acting_for(tenant, service.record(tenant, entry)).await;
 }
 
 /// The form's parameters; each at most once (RFC 6749 §3.2), the body a bounded

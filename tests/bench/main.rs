@@ -39,11 +39,15 @@
 //!       one scim-local process (durability sync) filled by Bulk requests, a group of `members`
 //!       users, then restarted: RSS per user (and after the restart), the restart time, and
 //!       GET / filter / PATCH / deep page / membership check ops/s at 8 in flight and p50/p99 at 1.
+//!   bench sessions [--tenants 30]
+//!       what tenant-scoped credentials cost: on moto, a tenant's first request (an STS
+//!       AssumeRole) and later ones, with tenant sessions and with the process's credentials.
 //!   bench members [--size 10000] [--batch 100]
 //!       builds a group by PATCHes of `batch` members and prints the per-PATCH cost, then the
 //!       cost of adding and removing one member at full size.
 
 mod scale;
+mod sessions;
 
 use scim_core::store::Table;
 use scim_tests::{Client, Server, Store};
@@ -71,6 +75,7 @@ async fn main() {
         Some("ceiling") => ceiling(&args).await,
         Some("durability") => durability(&args).await,
         Some("scale") => scale::scale(&args).await,
+        Some("sessions") => sessions::sessions(&args).await,
         _ => eprintln!(
             "usage: bench http --base-url URL --token KEY [--users 2000,20000] [--ops 2000] [--op-seconds 60] [--only get,filter,patch,page] | bench compare --target NAME=URL=TOKEN --target … [--rounds 3] | bench cost | bench members [--size N] [--batch N] | bench bulk [--users N] [--batch N] [--max N] [--dynamodb] | bench durability [--ops N] [--rounds N]"
         ),

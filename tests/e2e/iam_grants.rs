@@ -26,7 +26,7 @@ struct Recording {
 
 /// The tenant whose items a partition key names (`None`: an item of no tenant).
 fn tenant_of(pk: &str) -> Option<&str> {
-    if let Some(id) = pk.strip_prefix("KEY#").or_else(|| pk.strip_prefix("KEYUSE#")) {
+    if let Some(id) = pk.strip_prefix("KEY#").or_else(|| pk.strip_prefix("KEYUSE#")).or_else(|| pk.strip_prefix("OAUTH#")) {
         return scim_core::tenancy::id_tenant(id);
     }
     let rest = pk.strip_prefix("TENANT#").or_else(|| pk.strip_prefix("CONF#"))?;
@@ -43,7 +43,8 @@ fn family(pk: &str, index: bool) -> &'static str {
         _ if pk.starts_with("KEY#") && pk.contains('.') => "key",
         _ if pk.starts_with("KEY#") => "key-pointer",
         _ if pk.starts_with("CONF#") => "tenant-config",
-        _ if pk.starts_with("OAUTH#") => "oauth-client",
+        _ if pk.starts_with("OAUTH#") && pk.contains('.') => "oauth-client",
+        _ if pk.starts_with("OAUTH#") => "oauth-pointer",
         _ if index => "membership-index",
         _ if pk.ends_with("#CURSOR") => "checkpoint",
         _ if pk.ends_with("#RATE") => "rate",
@@ -499,15 +500,19 @@ async fn the_token_function_and_the_authorizer_on_tokens_need_no_more_than_their
     tenancy::create_tenant(app.service.layout(), "t", "T").await.unwrap();
     let client = scim_core::oauth::create_client(app.service.layout(), "t", "provisioner", None).await.unwrap();
     let app = App::new(service());
-    let form = |secret: &str| {
+    let form_of = |client_id: &str, secret: &str| {
         let mut r = http::Request::new(bytes::Bytes::from_static(b"grant_type=client_credentials"));
         *r.method_mut() = http::Method::POST;
         r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-www-form-urlencoded"));
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{secret}", client.client_id));
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}"));
         r.headers_mut().insert(http::header::AUTHORIZATION, http::HeaderValue::from_str(&format!("Basic {basic}")).unwrap());
         r
     };
+    let form = |secret: &str| form_of(&client.client_id, secret);
     table.start();
+    // an id of an older layout: its pointer, then (none) the layout marker
+    let legacy = handle(&app.service, &form_of("0123456789abcdef0123", "wrong"), "/oauth2/token", "https://x").await.response;
+    assert_eq!(legacy.status, 401);
     let ok = handle(&app.service, &form(&client.secret), "/oauth2/token", "https://x").await.response;
     assert_eq!(ok.status, 200);
     let token = serde_json::from_slice::<Value>(&ok.body).unwrap()["access_token"].as_str().unwrap().to_string();
@@ -533,7 +538,7 @@ async fn the_token_function_and_the_authorizer_on_tokens_need_no_more_than_their
     };
     let needed: BTreeSet<&str> = calls.iter().map(|(_, f)| f.as_str()).collect();
     assert!(
-        ["oauth-client", "tenant-config", "audit"].iter().all(|f| needed.iter().any(|n| n.starts_with(f))),
+        ["oauth-client@tenant", "tenant-config@tenant", "audit@tenant", "oauth-pointer", "layout"].iter().all(|f| needed.contains(f)),
         "the paths above were reached: {calls:?}"
     );
     check("oauth-token", &calls);

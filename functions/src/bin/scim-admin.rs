@@ -845,18 +845,20 @@ async fn migrate(layout: &Layout, json_out: bool) -> Outcome {
     let from = r.from.map(|v| v.to_string()).unwrap_or_else(|| if r.initialised { "none (empty table)".into() } else { "1".into() });
     let v = json!({"from": r.from, "to": r.to, "initialised": r.initialised, "tenants": r.tenants,
         "names_rekeyed": r.names_rekeyed, "config_moved": r.config_moved, "external_ids_indexed": r.external_ids_indexed, "inactive_counted": r.inactive_counted,
-        "collisions": r.collisions.len()});
+        "keys_renamed": r.keys_renamed, "clients_renamed": r.clients_renamed, "collisions": r.collisions.len()});
     print(
         json_out,
         &v,
         format!(
-            "layout {from} → {}: {} tenants, {} names re-keyed, {} configuration items moved, {} externalIds indexed, {} inactive users counted, {} collisions",
+            "layout {from} → {}: {} tenants, {} names re-keyed, {} configuration items moved, {} externalIds indexed, {} inactive users counted, {} keys and {} OAuth clients renamed after their tenant (old ids still work), {} collisions",
             r.to,
             r.tenants,
             r.names_rekeyed,
             r.config_moved,
             r.external_ids_indexed,
             r.inactive_counted,
+            r.keys_renamed,
+            r.clients_renamed,
             r.collisions.len()
         ),
     );

@@ -15,6 +15,8 @@ use aws_sdk_dynamodb::types::{
 use std::collections::HashMap;
 use std::time::Duration;
 
+pub use super::sessions::SESSION_SECONDS;
+
 /// Name of the secondary index.
 pub const GSI1: &str = "gsi1";
 

@@ -36,6 +36,7 @@
 //! | API key (key id `<t>.<16 hex>`) | `KEY#<key id>` | `KEY` |
 //! | key last-use stamp | `KEYUSE#<key id>` | `USE` |
 //! | where a key of layout 4 or older went (its old id: 16 hex) | `KEY#<old id>` | `MOVED` |
+//! | where an OAuth client of layout 4 or older went (its old id: 20 hex) | `OAUTH#<old id>` | `MOVED` |
 //! | tenant registry | `TENANTS` | `TENANT#<t>` |
 //! | cursor sealing key | `SERVER` | `SEAL` |
 //! | layout version marker | `LAYOUT` | `LAYOUT` |
@@ -65,9 +66,9 @@ pub use resources::{Claims, Counts, MAX_DOCUMENT_BYTES, Stored, StoredText, Writ
 /// 1: everything of a tenant under `TENANT#<t>`, settings copied into key records, names keyed
 /// by their lower case. 2: configuration, keys and last-use stamps in partitions of their own,
 /// names keyed by their caseless fold. 3: externalIds indexed per holder (not unique).
-/// 4: a counter of inactive users beside the collection counters. 5: key ids name their tenant
-/// (`<t>.<hex>`, so `KEY#<t>.…`: a tenant's IAM session reaches its own keys only); a key of an
-/// older layout keeps a pointer under its old id.
+/// 4: a counter of inactive users beside the collection counters. 5: key and OAuth client ids name their
+/// tenant (`<t>.<hex>`, so `KEY#<t>.…`, `OAUTH#<t>.…`: a tenant's IAM session reaches its own
+/// only); one of an older layout keeps a pointer under its old id.
 pub const LAYOUT_VERSION: u64 = 5;
 
 /// The layout over any [`Table`]: the only way the layers above reach the store.

@@ -13,6 +13,14 @@ impl Layout {
         self.read_record(&oauth_client_pk(client_id), OAUTH_CLIENT_SK).await
     }
 
+    /// The new id of a client of layout 4 or older that the upgrade to layout 5 renamed (its old
+    /// id keeps only this pointer: `OAUTH#<old id>` / `MOVED`, written by the upgrade alone).
+    pub async fn moved_oauth_client(&self, old_id: &str) -> Result<Option<String>, StoreError> {
+        let item = self.table.get(&oauth_client_pk(old_id), MOVED_SK).await?;
+        let moved = item.and_then(|i| i.doc.as_deref().and_then(|d| serde_json::from_str::<Value>(d).ok()));
+        Ok(moved.and_then(|m| m.get("client_id").and_then(Value::as_str).map(str::to_string)))
+    }
+
     /// Read-modify-write of an OAuth client's record (see [`Layout::modify_record`]).
     pub async fn modify_oauth_client<T: Serialize + DeserializeOwned>(
         &self,

@@ -150,6 +150,58 @@ impl Layout {
         Ok(renamed)
     }
 
+    /// Layout 5 names every OAuth client by its tenant (`<t>.<old id>`), as it does keys.
+    /// Renames each client of `tenant` still named by hex alone: every item of its partition
+    /// (the record, with `legacy_id`; its failure and assertion-replay counters) moves to the
+    /// new id, its reference too, and the old id keeps a pointer (`MOVED`), so an identity
+    /// provider configured with the old id keeps working. Idempotent; returns the number of
+    /// clients renamed.
+    pub async fn rename_oauth_clients_for_v5(&self, tenant: &str) -> Result<usize, StoreError> {
+        let conf = conf_pk(tenant);
+        let mut renamed = 0;
+        for reference in self.table.query(&Query::prefix(conf.clone(), OAUTHREF, None, 10_000)).await? {
+            let old = &reference.sk[OAUTHREF.len()..];
+            if id_tenant(old).is_some() {
+                continue;
+            }
+            let (old_pk, new) = (oauth_client_pk(old), format!("{tenant}.{old}"));
+            let items = self.table.query(&Query::prefix(old_pk.clone(), "", None, 100_000)).await?;
+            // the counters first (they expire on their own; copying twice is harmless)
+            for item in items.iter().filter(|i| i.sk != OAUTH_CLIENT_SK && i.sk != MOVED_SK) {
+                let moved = Item { pk: oauth_client_pk(&new), ..crate::store::Shared::unwrap_or_clone(item.clone()) };
+                self.table.write(vec![Write::Put { item: moved, cond: Cond::Always }]).await?;
+            }
+            let mut writes = Vec::new();
+            if let Some(client) = items.iter().find(|i| i.sk == OAUTH_CLIENT_SK) {
+                let text = client.doc.as_deref().unwrap_or("{}");
+                let moved = match serde_json::from_str::<Map<String, Value>>(text) {
+                    Ok(mut rec) => {
+                        rec.insert("client_id".into(), Value::from(new.as_str()));
+                        rec.insert("legacy_id".into(), Value::from(old));
+                        crate::json_text(&rec)
+                    }
+                    Err(_) => text.to_string(), // moved as it is: nothing is dropped
+                };
+                writes.push(Write::Put {
+                    item: Item::new(oauth_client_pk(&new), OAUTH_CLIENT_SK, moved, client.version),
+                    cond: Cond::Always,
+                });
+                writes.push(Write::Delete { pk: old_pk.clone(), sk: OAUTH_CLIENT_SK.into(), cond: Cond::Always });
+            }
+            let pointer = serde_json::json!({"client_id": new, "tenant": tenant}).to_string();
+            writes.push(Write::Put { item: Item::new(old_pk.clone(), MOVED_SK, pointer, 1), cond: Cond::Always });
+            let reference_doc = serde_json::json!({"client_id": new}).to_string();
+            writes.push(Write::Put { item: Item::new(conf.clone(), [OAUTHREF, &new].concat(), reference_doc, 1), cond: Cond::Always });
+            writes.push(Write::Delete { pk: conf.clone(), sk: reference.sk.clone(), cond: Cond::Always });
+            self.table.write(writes).await?;
+            for item in items.iter().filter(|i| i.sk != OAUTH_CLIENT_SK && i.sk != MOVED_SK) {
+                self.table.write(vec![Write::Delete { pk: old_pk.clone(), sk: item.sk.clone(), cond: Cond::Always }]).await?;
+            }
+            renamed += 1;
+        }
+        Ok(renamed)
+    }
+
     /// Drops the settings copy from a layout-1 key record and moves its last-use stamp to the
     /// key's own stamp item.
     pub(super) async fn upgrade_key_from_v1(&self, key_id: &str) -> Result<usize, StoreError> {
