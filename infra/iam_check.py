@@ -966,7 +966,8 @@ def kms_violations(analysis: Analysis) -> list[str]:
 TSV_HEADER = """\
 # What each Lambda function's IAM role may do on the DynamoDB table, per item family (partition
 # key; see infra/iam_check.py for the sample key of each). Checked by infra/iam_check.py, run by
-# infra/check.sh: any difference between this file and the template fails the check.
+# infra/check.sh: any difference between this file and the template fails the check. Rows
+# "<function>@tenant" are the function's tenant session (tagged tenant=acme) on acme's items.
 # After an intended change: python3 infra/iam_check.py --write, and review the diff of this file.
 """
 
@@ -1047,6 +1048,10 @@ def tenant_violations(analysis: "Analysis") -> list[str]:
     """Tenant isolation by IAM: the guarantees of infra/README.md "Tenant-scoped credentials"."""
     out = []
     results = analysis.results
+    # the variable the template sets is the one the code reads (else no function would assume)
+    code = (HERE.parent / "shared" / "src" / "store" / "dynamo.rs").read_text(encoding="utf-8")
+    if '"SCIM_TENANT_ROLE_ARN"' not in code:
+        out.append("shared/src/store/dynamo.rs no longer reads SCIM_TENANT_ROLE_ARN, which the template sets")
     for function in TENANT_SCOPED:
         if function not in analysis.tenant_roles:
             out.append(f"{function} has no tenant role (SCIM_TENANT_ROLE_ARN): its own role would reach every tenant")
@@ -1488,7 +1493,7 @@ def main(argv: list[str]) -> int:
     problems += kms_violations(analysis)
     if args.write:
         args.expected.write_text(to_tsv(results), encoding="utf-8")
-        print(f"wrote {args.expected} ({len(results)} functions x {len(FAMILY_NAMES)} families); review its diff")
+        print(f"wrote {args.expected} ({len(results)} roles and sessions x {len(FAMILY_NAMES)} families); review its diff")
     else:
         try:
             expected = read_tsv(args.expected)
@@ -1505,7 +1510,9 @@ def main(argv: list[str]) -> int:
         return 1
     if not args.write:
         kms = "; ".join(f"{f} {','.join(sorted(KMS_EXPECTED[f]))}" for f in sorted(KMS_EXPECTED))
-        print(f"iam check: {len(results)} function roles x {len(FAMILY_NAMES)} item families match infra/{rel}; "
+        sessions = sum(name.endswith(SESSION_SUFFIX) for name in results)
+        print(f"iam check: {len(results) - sessions} function roles and {sessions} tenant sessions x {len(FAMILY_NAMES)} "
+              f"item families match infra/{rel}; each session reaches its own tenant only; "
               f"invariants hold; no control-plane access; KMS only as expected ({kms} on "
               f"{', '.join(analysis.signing_keys)})")
     return 0
