@@ -120,7 +120,13 @@ async fn scim_admin_migrates_a_dynamodb_table_and_refuses_to_write_an_old_one() 
     assert!(!ok && err.contains("migrate"), "an old table is refused until migrated: {err}");
     let (ok, out, err) = scim_admin(&name, &["migrate"]);
     assert!(ok, "{err}");
-    assert!(out.contains("layout 1 → 4") && out.contains("1 names re-keyed") && out.contains("1 collisions"), "{out}");
+    assert!(
+        out.contains("layout 1 → 5")
+            && out.contains("1 names re-keyed")
+            && out.contains("1 keys and 0 OAuth clients renamed")
+            && out.contains("1 collisions"),
+        "{out}"
+    );
     assert!(err.contains("STRASSE") || err.contains("stra\u{df}e"), "collisions are named: {err}");
     let (ok, out, err) = scim_admin(&name, &["key", "list", "--tenant", "old"]);
     assert!(ok && out.contains(KEY_ID), "{out}{err}");

@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 /// How long an assumed session lasts: the most a role reached by role chaining may have.
 pub const SESSION_SECONDS: i32 = 3600;
 
-/// At most this many tenants' clients are kept; past it the cache starts over.
+/// At most this many tenants' clients are kept. Past it a new tenant's client serves its work
+/// and is not kept: made-up tenant names in tokens cannot push real tenants' sessions out.
 const MAX_TENANTS: usize = 4096;
 
 /// The session tag that carries the tenant (`aws:PrincipalTag/tenant` in the role's policies).
@@ -41,12 +42,11 @@ impl TenantSessions {
         if let Some(c) = clients.get(tenant) {
             return c.clone();
         }
-        if clients.len() >= MAX_TENANTS {
-            clients.clear();
-        }
         let session = TenantSession { sts: self.sts.clone(), role_arn: self.role_arn.clone(), tenant: tenant.clone() };
         let client = Client::from_conf(self.base.to_builder().credentials_provider(session).build());
-        clients.insert(tenant.clone(), client.clone());
+        if clients.len() < MAX_TENANTS {
+            clients.insert(tenant.clone(), client.clone());
+        }
         client
     }
 }
