@@ -121,16 +121,7 @@ impl Layout {
             let new = format!("{tenant}.{old}");
             let mut writes = Vec::new();
             if let Some(key) = self.table.get(&key_pk(old), KEY_SK).await? {
-                let text = key.doc.as_deref().unwrap_or("{}");
-                // a record that does not parse moves as it is: nothing is dropped
-                let moved = match serde_json::from_str::<Map<String, Value>>(text) {
-                    Ok(mut rec) => {
-                        rec.insert("key_id".into(), Value::from(new.as_str()));
-                        rec.insert("legacy_id".into(), Value::from(old));
-                        crate::json_text(&rec)
-                    }
-                    Err(_) => text.to_string(),
-                };
+                let moved = renamed_record(key.doc.as_deref(), "key_id", &new, old);
                 writes.push(Write::Put { item: Item::new(key_pk(&new), KEY_SK, moved, key.version), cond: Cond::Always });
                 writes.push(Write::Delete { pk: key_pk(old), sk: KEY_SK.into(), cond: Cond::Always });
             }
@@ -139,11 +130,14 @@ impl Layout {
                 writes.push(Write::Put { item, cond: Cond::Always });
                 writes.push(Write::Delete { pk: key_use_pk(old), sk: KEY_USE_SK.into(), cond: Cond::Always });
             }
-            let pointer = serde_json::json!({"key_id": new, "tenant": tenant}).to_string();
-            writes.push(Write::Put { item: Item::new(key_pk(old), MOVED_SK, pointer, 1), cond: Cond::Always });
-            let reference_doc = serde_json::json!({"key_id": new}).to_string();
-            writes.push(Write::Put { item: Item::new(conf.clone(), [KEYREF, &new].concat(), reference_doc, 1), cond: Cond::Always });
-            writes.push(Write::Delete { pk: conf.clone(), sk: reference.sk.clone(), cond: Cond::Always });
+            writes.extend(pointer_and_reference(Renamed {
+                tenant,
+                field: "key_id",
+                old_pk: key_pk(old),
+                reference: &reference.sk,
+                prefix: KEYREF,
+                new: &new,
+            }));
             self.table.write(writes).await?;
             renamed += 1;
         }
@@ -173,26 +167,21 @@ impl Layout {
             }
             let mut writes = Vec::new();
             if let Some(client) = items.iter().find(|i| i.sk == OAUTH_CLIENT_SK) {
-                let text = client.doc.as_deref().unwrap_or("{}");
-                let moved = match serde_json::from_str::<Map<String, Value>>(text) {
-                    Ok(mut rec) => {
-                        rec.insert("client_id".into(), Value::from(new.as_str()));
-                        rec.insert("legacy_id".into(), Value::from(old));
-                        crate::json_text(&rec)
-                    }
-                    Err(_) => text.to_string(), // moved as it is: nothing is dropped
-                };
+                let moved = renamed_record(client.doc.as_deref(), "client_id", &new, old);
                 writes.push(Write::Put {
                     item: Item::new(oauth_client_pk(&new), OAUTH_CLIENT_SK, moved, client.version),
                     cond: Cond::Always,
                 });
                 writes.push(Write::Delete { pk: old_pk.clone(), sk: OAUTH_CLIENT_SK.into(), cond: Cond::Always });
             }
-            let pointer = serde_json::json!({"client_id": new, "tenant": tenant}).to_string();
-            writes.push(Write::Put { item: Item::new(old_pk.clone(), MOVED_SK, pointer, 1), cond: Cond::Always });
-            let reference_doc = serde_json::json!({"client_id": new}).to_string();
-            writes.push(Write::Put { item: Item::new(conf.clone(), [OAUTHREF, &new].concat(), reference_doc, 1), cond: Cond::Always });
-            writes.push(Write::Delete { pk: conf.clone(), sk: reference.sk.clone(), cond: Cond::Always });
+            writes.extend(pointer_and_reference(Renamed {
+                tenant,
+                field: "client_id",
+                old_pk: old_pk.clone(),
+                reference: &reference.sk,
+                prefix: OAUTHREF,
+                new: &new,
+            }));
             self.table.write(writes).await?;
             for item in items.iter().filter(|i| i.sk != OAUTH_CLIENT_SK && i.sk != MOVED_SK) {
                 self.table.write(vec![Write::Delete { pk: old_pk.clone(), sk: item.sk.clone(), cond: Cond::Always }]).await?;
@@ -228,4 +217,44 @@ impl Layout {
         self.table.write(writes).await?;
         Ok(n)
     }
+}
+
+/// A record renamed by the layout-5 upgrade: its id field set to the new id, the old one kept as
+/// `legacy_id`. A record that does not parse moves as it is: nothing is dropped.
+fn renamed_record(text: Option<&str>, field: &str, new: &str, old: &str) -> String {
+    let text = text.unwrap_or("{}");
+    match serde_json::from_str::<Map<String, Value>>(text) {
+        Ok(mut rec) => {
+            rec.insert(field.into(), Value::from(new));
+            rec.insert("legacy_id".into(), Value::from(old));
+            crate::json_text(&rec)
+        }
+        Err(_) => text.to_string(),
+    }
+}
+
+/// What the layout-5 upgrade renames one key or client from, and to.
+struct Renamed<'a> {
+    tenant: &'a str,
+    /// The record's id field (`key_id`, `client_id`).
+    field: &'static str,
+    /// The partition of the old id, which keeps the pointer.
+    old_pk: String,
+    /// The sort key of the old reference under the tenant.
+    reference: &'a str,
+    /// The references' sort-key prefix (`KEYREF#`, `OAUTHREF#`).
+    prefix: &'static str,
+    new: &'a str,
+}
+
+/// The pointer left under the old id, and the reference moved to the new one.
+fn pointer_and_reference(r: Renamed<'_>) -> [Write; 3] {
+    let conf = conf_pk(r.tenant);
+    let pointer = serde_json::json!({r.field: r.new, "tenant": r.tenant}).to_string();
+    let reference_doc = serde_json::json!({r.field: r.new}).to_string();
+    [
+        Write::Put { item: Item::new(r.old_pk, MOVED_SK, pointer, 1), cond: Cond::Always },
+        Write::Put { item: Item::new(conf.clone(), [r.prefix, r.new].concat(), reference_doc, 1), cond: Cond::Always },
+        Write::Delete { pk: conf, sk: r.reference.to_string(), cond: Cond::Always },
+    ]
 }
