@@ -218,7 +218,7 @@ async fn authenticate_key(
         // a key made before layout 5: the upgrade renamed it and left where it went
         None => match layout.moved_key(key_id).await? {
             Some(new) => new,
-            None => return Err(unknown_legacy_key(layout, deny).await),
+            None => return Err(missing_or_upgrading(layout, "a key of an older layout", "unknown key id", deny).await),
         },
     };
     // the id names the tenant: everything from here acts for it (`store::scope`)
@@ -258,27 +258,13 @@ async fn check_key(
         return Err(deny("expired key"));
     }
     let Some(text) = items.tenant.as_ref().and_then(|i| i.doc.as_deref()) else {
-        return Err(missing_tenant(layout, tenant_id, deny).await);
+        return Err(missing_or_upgrading(layout, tenant_id, "the key's tenant does not exist", deny).await);
     };
     let tenant_view = TENANT_VIEWS.view(tenant_id, text)?;
     let principal = admit(tenant_id, &tenant_view.1, source_ip, key_id, &key.role)?;
     *refused_key = None;
     stamp_last_use(layout, key_id, items.stamp.as_deref(), now).await;
     Ok(principal)
-}
-
-/// A key id of layout 4 or older with nothing left where the upgrade puts its new name: no key
-/// at all (401), or — the table not yet upgraded to this layout — a key that works again once
-/// the operator runs `scim-admin migrate` (503, so the IdP retries rather than giving up).
-async fn unknown_legacy_key(layout: &Layout, deny: impl Fn(&'static str) -> ScimError) -> ScimError {
-    match layout.layout_version().await {
-        Ok(Some(v)) if v >= crate::store::layout::LAYOUT_VERSION => deny("unknown key id"),
-        Ok(_) => {
-            tracing::error!("a key of an older layout was presented: run `scim-admin migrate`");
-            ScimError::Unavailable { detail: "this service is being upgraded; retry shortly".into(), retry_after: 30 }
-        }
-        Err(e) => e.into(),
-    }
 }
 
 /// The principal of a credential (an API key or an OAuth client, `id`) with a role, once the
@@ -335,7 +321,7 @@ pub async fn authenticate_token(
         }
         result
     };
-    crate::store::scope::acting_for(&claims.tenant.clone(), work).await
+    crate::store::scope::acting_for(&claims.tenant, work).await
 }
 
 async fn admit_token(
@@ -347,7 +333,7 @@ async fn admit_token(
 ) -> Result<Principal> {
     let item = layout.tenant_item(&claims.tenant).await?;
     let Some(text) = item.as_ref().and_then(|i| i.doc.as_deref()) else {
-        return Err(missing_tenant(layout, &claims.tenant, deny).await);
+        return Err(missing_or_upgrading(layout, &claims.tenant, "the key's tenant does not exist", deny).await);
     };
     let tenant_view = TENANT_VIEWS.view(&claims.tenant, text)?;
     if crate::oauth::revoked(&tenant_view.1, claims, now) {
@@ -356,14 +342,15 @@ async fn admit_token(
     admit(&claims.tenant, &tenant_view.1, source_ip, &claims.client_id, &claims.role)
 }
 
-/// A key whose tenant record is missing: the tenant was deleted (401), or the table has not
-/// been upgraded to this layout yet (503: the operator must run `scim-admin migrate`; an IdP
-/// told "unauthorized" would disable provisioning).
-async fn missing_tenant(layout: &Layout, tenant_id: &str, deny: impl Fn(&'static str) -> ScimError) -> ScimError {
-    match layout.layout_version().await {
-        Ok(Some(v)) if v >= crate::store::layout::LAYOUT_VERSION => deny("the key's tenant does not exist"),
-        Ok(_) => {
-            tracing::error!(tenant = tenant_id, "the table is at an older layout: run `scim-admin migrate`");
+/// A credential whose record is missing (`what`: the key's tenant, a key id of layout 4 or older
+/// without a pointer): gone (401, `deny(why)`), or the table not yet upgraded to this layout (503:
+/// the operator must run `scim-admin migrate`; an IdP told "unauthorized" would disable
+/// provisioning, one told "retry" comes back once it has run).
+async fn missing_or_upgrading(layout: &Layout, what: &str, why: &'static str, deny: impl Fn(&'static str) -> ScimError) -> ScimError {
+    match layout.at_current_layout().await {
+        Ok(true) => deny(why),
+        Ok(false) => {
+            tracing::error!(missing = what, "the table is at an older layout: run `scim-admin migrate`");
             ScimError::Unavailable { detail: "this service is being upgraded; retry shortly".into(), retry_after: 30 }
         }
         Err(e) => e.into(),

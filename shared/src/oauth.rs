@@ -127,11 +127,21 @@ pub fn valid_client_id(id: &str) -> bool {
 
 /// A client id as it is since layout 5 (`<tenant>.<20 hex>`): one of an older layout is the
 /// one the upgrade renamed it to.
-fn current_client_id(tenant: &str, client_id: &str) -> std::borrow::Cow<'static, str> {
+fn current_client_id<'a>(tenant: &str, client_id: &'a str) -> std::borrow::Cow<'a, str> {
     match crate::tenancy::id_tenant(client_id) {
-        Some(_) => client_id.to_string().into(),
+        Some(_) => client_id.into(),
         None => format!("{tenant}.{client_id}").into(),
     }
+}
+
+/// The token endpoint's answer to a store failure.
+fn internal(e: ScimError) -> Refused {
+    (TokenError { status: 500, ..TokenError::bad("server_error", e.client_detail()) }, None)
+}
+
+/// The token endpoint's answer to a client id nobody holds (the same as to a wrong secret).
+fn unknown_client() -> Refused {
+    (TokenError::client("client authentication failed", false), None)
 }
 
 /// Makes an OAuth client of a tenant with a role and its first secret (`days`: its lifetime).
@@ -487,8 +497,7 @@ impl Issuer<'_> {
     /// authentications are counted per client; past [`FAILURES_PER_MINUTE`] within a minute the
     /// client is answered 429 whatever it sends.
     pub async fn issue(&self, creds: &Credentials<'_>, issuer: &str, audience: &str) -> std::result::Result<Issued, Refused> {
-        let internal = |e: ScimError| (TokenError { status: 500, ..TokenError::bad("server_error", e.client_detail()) }, None);
-        let unknown = || (TokenError::client("client authentication failed", false), None);
+        let unknown = unknown_client;
         let presented = creds.client_id();
         if !valid_client_id(presented) {
             return Err(unknown());
@@ -509,8 +518,8 @@ impl Issuer<'_> {
     /// A client id of layout 4 or older with no pointer to a new one: no such client, or — the
     /// table not yet upgraded — one that works again after `scim-admin migrate` (503).
     async fn unknown_legacy_client(&self) -> Refused {
-        match self.layout.layout_version().await {
-            Ok(Some(v)) if v >= crate::store::layout::LAYOUT_VERSION => (TokenError::client("client authentication failed", false), None),
+        match self.layout.at_current_layout().await {
+            Ok(true) => unknown_client(),
             _ => {
                 tracing::error!("an OAuth client of an older layout was presented: run `scim-admin migrate`");
                 let e = TokenError::bad("temporarily_unavailable", "this service is being upgraded; retry shortly");
@@ -529,8 +538,7 @@ impl Issuer<'_> {
         audience: &str,
     ) -> std::result::Result<Issued, Refused> {
         let now = crate::time::unix_now();
-        let internal = |e: ScimError| (TokenError { status: 500, ..TokenError::bad("server_error", e.client_detail()) }, None);
-        let unknown = || (TokenError::client("client authentication failed", false), None);
+        let unknown = unknown_client;
         let Some((client, _)) = self.layout.oauth_client::<ClientRecord>(id).await.map_err(|e| internal(e.into()))? else {
             return Err(unknown());
         };

@@ -127,7 +127,7 @@ async fn api(layout: &Layout, req: &PortalRequest<'_>, path: &str, id: Option<&s
     let session = verify(layout, &token).await?;
     // everything the page does acts for the link's tenant (`store::scope`: in AWS, with
     // credentials that reach that tenant's keys, clients and records only)
-    crate::store::scope::acting_for(&session.tenant.clone(), serve(layout, req, path, id, scim_base_url, &session)).await
+    crate::store::scope::acting_for(&session.tenant, serve(layout, req, path, id, scim_base_url, &session)).await
 }
 
 /// The page's API for a verified link.

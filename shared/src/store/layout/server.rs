@@ -42,6 +42,12 @@ impl Layout {
         v.map(Some).ok_or_else(|| StoreError::other("corrupt layout marker"))
     }
 
+    /// Whether the table records this build's layout (or a newer one): `false` for a table that
+    /// awaits `scim-admin migrate`.
+    pub async fn at_current_layout(&self) -> Result<bool, StoreError> {
+        Ok(self.layout_version().await?.is_some_and(|v| v >= super::LAYOUT_VERSION))
+    }
+
     /// Records the layout version the table is at.
     pub async fn set_layout_version(&self, version: u64) -> Result<(), StoreError> {
         let doc = serde_json::json!({"version": version, "by": "scim-serverless", "at": crate::time::now()}).to_string();
