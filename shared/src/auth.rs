@@ -563,6 +563,23 @@ mod tests {
         assert!(works(capped.token).await);
     }
 
+    /// A key's id names its tenant, so even a key this process has never seen costs one read
+    /// (its record, its tenant's record and its stamp together), acting for that tenant.
+    #[tokio::test]
+    async fn a_key_never_seen_costs_one_read() {
+        let metered = Arc::new(crate::store::metered::Metered::new(Arc::new(EmbeddedTable::in_memory())));
+        let layout = Layout::new(metered.clone());
+        create_tenant(&layout, "acme", "Acme").await.unwrap();
+        let k = create_key(&layout, "acme", "admin", None).await.unwrap();
+        let before = metered.counts();
+        authenticate(&layout, Some(&format!("Bearer {}", k.token)), None).await.unwrap();
+        let after = metered.counts();
+        assert_eq!((after.get - before.get, after.get_many - before.get_many, after.query - before.query), (0, 1, 0));
+        assert_eq!(after.write - before.write, 1, "the first use is stamped");
+        authenticate(&layout, Some(&format!("Bearer {}", k.token)), None).await.unwrap();
+        assert_eq!(metered.counts().total() - after.total(), 1, "a later use: the one read, no stamp");
+    }
+
     #[tokio::test]
     async fn keys_authenticate_and_are_stored_hashed() {
         let layout = Layout::new(Arc::new(EmbeddedTable::in_memory()));

@@ -115,9 +115,45 @@ fn session_name(tenant: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// Sessions as the DynamoDB store makes them, with no call made (clients call STS lazily).
+    fn sessions() -> TenantSessions {
+        let creds = Credentials::new("k", "s", None, None, "test");
+        let region = aws_sdk_dynamodb::config::Region::new("eu-west-1");
+        let sts = aws_sdk_sts::Config::builder()
+            .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+            .region(region.clone())
+            .credentials_provider(creds.clone())
+            .build();
+        let base = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(region)
+            .credentials_provider(creds)
+            .build();
+        TenantSessions::new("arn:aws:iam::123456789012:role/t".into(), aws_sdk_sts::Client::from_conf(sts), base)
+    }
+
+    #[test]
+    fn a_tenant_keeps_its_client_and_new_names_past_the_bound_push_none_out() {
+        let s = sessions();
+        let kept = |s: &TenantSessions, t: &str| s.clients.lock().unwrap().contains_key(t);
+        let first: Arc<str> = Arc::from("acme");
+        s.client_for(&first);
+        s.client_for(&first);
+        assert_eq!(s.clients.lock().unwrap().len(), 1, "one client per tenant, reused");
+        for i in 1..MAX_TENANTS {
+            s.client_for(&Arc::from(format!("t{i}")));
+        }
+        assert_eq!(s.clients.lock().unwrap().len(), MAX_TENANTS);
+        s.client_for(&Arc::from("made-up"));
+        assert!(kept(&s, "acme") && !kept(&s, "made-up"), "past the bound a new name is served, not kept");
+        assert_eq!(s.clients.lock().unwrap().len(), MAX_TENANTS);
+    }
+
     #[test]
     fn a_session_is_named_after_its_tenant_within_the_limit() {
-        assert_eq!(super::session_name("acme"), "tenant-acme");
-        assert_eq!(super::session_name(&"a".repeat(64)).len(), 64);
+        assert_eq!(session_name("acme"), "tenant-acme");
+        assert_eq!(session_name(&"a".repeat(64)).len(), 64);
     }
 }
