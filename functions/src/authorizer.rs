@@ -3,9 +3,16 @@
 //! allows exactly the routes the key's role covers, for every route while API Gateway caches
 //! the answer, and hands the route functions the principal whole, as one encoded context field
 //! (`principal`), beside `tenant_id`, `key_id` and `role` for the stage's access log.
+//!
+//! Behind an HTTP API (`ApiType=HTTP`, payload format 2.0) the same decision is a simple
+//! response: always authorized, the context carrying either that principal or a `refusal` (the
+//! status), because an HTTP API answers an unauthorized request with a body of its own, not a
+//! SCIM Error; the route function turns the refusal into one (`lambda::refusal_of`) and checks
+//! the route against the role itself (`App::handle`).
 
 use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerPolicy, ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse,
+    ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
 };
 use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -18,18 +25,37 @@ use std::sync::Arc;
 /// What the authorizer reads, and what it answers.
 pub type AuthorizerRequest = ApiGatewayCustomAuthorizerRequestTypeRequest;
 pub type AuthorizerResponse = ApiGatewayCustomAuthorizerResponse<Value>;
+/// The same behind an HTTP API: payload format 2.0, simple responses.
+pub type HttpAuthorizerRequest = ApiGatewayV2CustomAuthorizerV2Request;
+pub type HttpAuthorizerResponse = ApiGatewayV2CustomAuthorizerSimpleResponse<Value>;
 
 /// Runs the authorizer Lambda.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     crate::init_tracing(true);
     let app = Arc::new(crate::app_from_env(false)?);
-    lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<AuthorizerRequest>| {
+    lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Value>| {
         let app = app.clone();
         // its DynamoDB calls are recorded under the invocation's trace when it is sampled
         let trace = event.context.xray_trace_id.as_deref().and_then(scim_core::trace::TraceHeader::parse);
-        async move { scim_core::trace::within(trace, authorize(&app, &event.payload)).await }
+        async move { scim_core::trace::within(trace, answer(&app, event.payload)).await }
     }))
     .await
+}
+
+/// Answers an event of either API type: an HTTP API's says `"version": "2.0"`.
+pub async fn answer(app: &App, event: Value) -> Result<Value, lambda_runtime::Error> {
+    if event.get("version").and_then(Value::as_str) == Some("2.0") {
+        let event: HttpAuthorizerRequest = serde_json::from_value(event)?;
+        Ok(serde_json::to_value(authorize_http(app, &event).await?)?)
+    } else {
+        let event: AuthorizerRequest = serde_json::from_value(event)?;
+        Ok(serde_json::to_value(authorize(app, &event).await?)?)
+    }
+}
+
+/// The function's name, for the metric lines it prints.
+fn function_name() -> String {
+    crate::metrics::function_name("authorizer")
 }
 
 /// The SCIM base URL the request was sent to, as the route functions build it (`lambda.rs`):
@@ -65,8 +91,7 @@ pub async fn authorize(app: &App, event: &AuthorizerRequest) -> Result<Authorize
         Err(e) if e.status() == 401 => {
             // Lambda counts this answer as a function error (it is API Gateway's only way to a
             // 401), so refusals are counted apart: the failures alarm subtracts them
-            let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "authorizer".into());
-            println!("{}", denied_key_metric(&function, scim_core::time::unix_millis() as i64));
+            println!("{}", denied_key_metric(&function_name(), scim_core::time::unix_millis() as i64));
             Err("Unauthorized".into())
         }
         // tenant suspended or address not allowed: an explicit Deny (API Gateway answers 403)
@@ -78,6 +103,64 @@ pub async fn authorize(app: &App, event: &AuthorizerRequest) -> Result<Authorize
             Err(format!("authorizer failed: {}", e.status()).into())
         }
     }
+}
+
+/// The decision behind an HTTP API: the request goes on to its route function either way,
+/// carrying the principal, or the refusal the function answers with (401 a key refused, 403
+/// a suspended tenant or an address outside its allowlist, 503 undecided: the store failed).
+/// API Gateway caches this answer like any other, for `AuthorizerCacheTtl` seconds.
+pub async fn authorize_http(app: &App, event: &HttpAuthorizerRequest) -> Result<HttpAuthorizerResponse, lambda_runtime::Error> {
+    let header = |name: http::HeaderName| event.headers.get(name).and_then(|v| v.to_str().ok());
+    let http = &event.request_context.http;
+    let source_ip = http.source_ip.as_deref().and_then(|s| s.parse().ok());
+    let path = scim_core::edge::path_under_base(http.path.as_deref().unwrap_or_default()).unwrap_or("/");
+    let audience = http_audience(event);
+    let attempt =
+        scim_core::auth::Attempt { method: http.method.as_str(), path, user_agent: header(http::header::USER_AGENT), audience: &audience };
+    let context = match app.authenticate_attempt(header(http::header::AUTHORIZATION), source_ip, attempt).await {
+        Ok(p) => principal_context(&p)?,
+        Err(e) => {
+            match e.status() {
+                401 => println!("{}", denied_key_metric(&function_name(), scim_core::time::unix_millis() as i64)),
+                403 => {}
+                status => {
+                    tracing::error!(error = %e, status, "the authorizer could not decide");
+                    crate::metrics::count_response("authorizer", 503);
+                }
+            }
+            json!({ "refusal": refusal_status(e.status()) })
+        }
+    };
+    let mut out = HttpAuthorizerResponse::default();
+    out.is_authorized = true;
+    out.context = context;
+    Ok(out)
+}
+
+/// The status a refusal carries: 401 and 403 as they are, anything else "not decided" (503).
+fn refusal_status(status: u16) -> &'static str {
+    match status {
+        401 => "401",
+        403 => "403",
+        _ => "503",
+    }
+}
+
+/// The base URL behind an HTTP API, as the route functions build it: a named stage is in the
+/// execute-api path, `$default` is not, a custom domain maps the stage away.
+fn http_audience(event: &HttpAuthorizerRequest) -> String {
+    let host = event.headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let origin = ["https://", host].concat();
+    match event.request_context.stage.as_deref() {
+        Some(s) if s != "$default" && host.contains(".execute-api.") => scim_core::edge::base_url(&origin, &["/", s].concat()),
+        _ => scim_core::edge::base_url(&origin, ""),
+    }
+}
+
+/// The context every route function reads: the principal, encoded once (size-checked), and
+/// the three fields the access log names.
+fn principal_context(p: &Principal) -> Result<Value, scim_core::error::ScimError> {
+    Ok(json!({"principal": p.to_context()?, "tenant_id": p.tenant_id, "key_id": p.key_id, "role": p.role}))
 }
 
 fn statement(effect: IamPolicyEffect, resource: Vec<String>) -> ApiGatewayCustomAuthorizerPolicy {
@@ -110,7 +193,7 @@ pub fn policy(p: &Principal, method_arn: &str, declared: &[&str]) -> Result<Auth
     let mut out = AuthorizerResponse::default();
     out.principal_id = Some(p.key_id.clone());
     out.policy_document = statement(IamPolicyEffect::Allow, resources);
-    out.context = json!({"principal": p.to_context()?, "tenant_id": p.tenant_id, "key_id": p.key_id, "role": p.role});
+    out.context = principal_context(p)?;
     Ok(out)
 }
 

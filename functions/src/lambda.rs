@@ -1,5 +1,6 @@
-//! The per-route Lambda edge: an API Gateway (REST) proxy event in, a SCIM response out. The
-//! tenant comes only from the authorizer's context; without it the request is refused.
+//! The per-route Lambda edge: an API Gateway proxy event in (a REST API's, or an HTTP API's in
+//! payload format 2.0), a SCIM response out. The tenant comes only from the authorizer's
+//! context; without it, or with the authorizer's refusal in it, the request is refused.
 
 use lambda_http::{Body, Request, RequestExt, Response, request::RequestContext, service_fn};
 use scim_core::auth::Principal;
@@ -139,14 +140,31 @@ const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
 /// The principal the authorizer put in the event's context (its `principal` field, decoded
 /// once); `None` without one, and the request is refused.
 pub fn principal_of(event: &Request) -> Option<Principal> {
-    let RequestContext::ApiGatewayV1(ctx) = event.request_context_ref()? else {
-        return None;
-    };
-    let fields = &ctx.authorizer.fields;
+    let fields = authorizer_fields(event)?;
     match fields.get("principal").and_then(|v| v.as_str()) {
         Some(text) => Principal::from_context(text),
         None => legacy_principal(fields),
     }
+}
+
+/// The authorizer's context on the event: a REST API's, or an HTTP API's Lambda authorizer's.
+fn authorizer_fields(event: &Request) -> Option<&std::collections::HashMap<String, serde_json::Value>> {
+    match event.request_context_ref()? {
+        RequestContext::ApiGatewayV1(ctx) => Some(&ctx.authorizer.fields),
+        RequestContext::ApiGatewayV2(ctx) => ctx.authorizer.as_ref().map(|a| &a.fields),
+        _ => None,
+    }
+}
+
+/// The refusal an authorizer behind an HTTP API put in the context (`authorizer::authorize_http`),
+/// as the SCIM Error a REST API's gateway responses give for the same case.
+pub fn refusal_of(event: &Request) -> Option<ScimError> {
+    let status = authorizer_fields(event)?.get("refusal")?.as_str()?;
+    Some(match status {
+        "401" => ScimError::Unauthorized("Missing, invalid, expired or revoked bearer token.".into()),
+        "403" => ScimError::Forbidden("The tenant is suspended, or requests from this address are not allowed.".into()),
+        _ => ScimError::Unavailable { detail: "The bearer token could not be checked right now; retry later.".into(), retry_after: 5 },
+    })
 }
 
 /// The context an authorizer before the encoded principal wrote (field by field), read until
@@ -193,18 +211,22 @@ async fn serve(app: &App, function: &str, event: Request) -> Response<Body> {
     // Bulk request stops starting operations before
     let left = event.lambda_context_ref().and_then(|c| c.deadline().duration_since(SystemTime::now()).ok());
     let budget = left.map(|d| d.saturating_sub(DEADLINE_MARGIN));
-    let principal = principal_of(&event);
+    let principal = refusal_of(&event).map_or_else(|| principal_of(&event).ok_or_else(no_context), Err);
     let mut req = rebased(event, scim_path);
     if let Some(left) = left {
         req.extensions_mut().insert(scim_core::edge::bulk::Deadline(std::time::Instant::now() + left));
     }
     let resp = match principal {
-        Some(p) => within(budget, app.handle(&p, &req, &base_url, Some(function))).await,
-        None => edge::Response::error(&ScimError::Unauthorized("no authorizer context on the request".into())),
+        Ok(p) => within(budget, app.handle(&p, &req, &base_url, Some(function))).await,
+        Err(refused) => edge::Response::error(&refused),
     };
     tracing::info!(method = %req.method(), path = %req.uri().path(), status = resp.status, "request");
     crate::metrics::count_response(function, resp.status);
     to_lambda(resp)
+}
+
+fn no_context() -> ScimError {
+    ScimError::Unauthorized("no authorizer context on the request".into())
 }
 
 /// The response, or — when the invocation's time runs out first — a `503` saying the request
@@ -250,6 +272,8 @@ fn base_url(event: &Request) -> String {
     let host = event.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
     let stage = match event.request_context_ref() {
         Some(RequestContext::ApiGatewayV1(ctx)) => ctx.stage.clone(),
+        // an HTTP API's `$default` stage has no path segment
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.stage.clone().filter(|s| s != "$default"),
         _ => None,
     };
     let origin = ["https://", host].concat();

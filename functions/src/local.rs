@@ -228,13 +228,7 @@ async fn serve_one(app: &App, req: hyper::Request<Incoming>, peer: std::net::IpA
         scim_core::auth::Attempt { method: parts.method.as_str(), path, user_agent: header(http::header::USER_AGENT), audience: &base_url };
     let principal = match app.authenticate_attempt(header(http::header::AUTHORIZATION), Some(peer), attempt).await {
         Ok(p) => p,
-        Err(e) => {
-            let mut r = edge::Response::error(&e);
-            if e.status() == 401 {
-                r.headers.insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer realm=\"scim\""));
-            }
-            return r;
-        }
+        Err(e) => return edge::Response::error(&e),
     };
     match read_body(body).await {
         Ok(body) => app.handle_under(&principal, &hyper::Request::from_parts(parts, body), path, &base_url, None).await,

@@ -362,3 +362,94 @@ async fn every_answer_path_counts_its_server_errors() {
         let _ = metered.clear_faults();
     }
 }
+
+/// Behind an HTTP API (`ApiType=HTTP`, payload format 2.0, functions/events/http/): the
+/// authorizer always lets the request through with the principal or its refusal in the context,
+/// and the route function answers the refusal as the SCIM Error a REST API's gateway responses
+/// give — 401 with `WWW-Authenticate`, 403, 503 with `Retry-After` — and a route the key's role
+/// does not cover as its own 403, since an HTTP API has no policy to stop it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_an_http_api_refusals_are_scim_errors_from_the_route_function() {
+    use scim_functions::authorizer::answer;
+    let app = App::new(Arc::new(EmbeddedTable::in_memory()));
+    scim_core::tenancy::create_tenant(app.service.layout(), "acme", "Acme").await.unwrap();
+    let reader = scim_core::tenancy::create_key(app.service.layout(), "acme", "reader", None).await.unwrap();
+    let read =
+        |name: &str| -> Value { serde_json::from_str(&std::fs::read_to_string(events_dir().join("http").join(name)).unwrap()).unwrap() };
+    let mut auth = read("authorizer.json");
+    auth["headers"]["authorization"] = json!(format!("Bearer {}", reader.token));
+    let allowed = answer(&app, auth.clone()).await.unwrap();
+    assert_eq!(
+        (&allowed["isAuthorized"], &allowed["context"]["tenant_id"], &allowed["context"]["role"]),
+        (&json!(true), &json!("acme"), &json!("reader"))
+    );
+    let principal = scim_core::auth::Principal::from_context(allowed["context"]["principal"].as_str().unwrap()).unwrap();
+    assert_eq!(principal.tenant_id, "acme");
+    // the route function, given what the authorizer answered
+    let route = |context: &Value, method: &str, path: &str| {
+        let mut e = read("users-list.json");
+        e["requestContext"]["authorizer"]["lambda"] = context.clone();
+        e["requestContext"]["http"]["method"] = json!(method);
+        e["rawPath"] = json!(format!("/v1/scim/v2{path}"));
+        e["rawQueryString"] = json!("");
+        lambda_http::request::from_str(&e.to_string()).unwrap()
+    };
+    let resp = scim_functions::lambda::handle(&app, "users-list", route(&allowed["context"], "GET", "/Users")).await;
+    assert_eq!(resp.status().as_u16(), 200, "{:?}", lambda_body(&resp));
+    let listed = lambda_body(&resp);
+    assert_eq!(listed["totalResults"], 0);
+    // the reader's role does not cover DELETE: the route function refuses it, nothing deleted
+    let resp = scim_functions::lambda::handle(&app, "users-delete", route(&allowed["context"], "DELETE", "/Users/u1")).await;
+    assert_eq!((resp.status().as_u16(), lambda_body(&resp)["status"].clone()), (403, json!("403")));
+    // a refused key: the authorizer still answers isAuthorized (an HTTP API's own 401 is no SCIM
+    // Error), and the route function answers 401 with WWW-Authenticate
+    auth["headers"]["authorization"] = json!("Bearer scim_acme.0000000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    let refused = answer(&app, auth.clone()).await.unwrap();
+    assert_eq!((&refused["isAuthorized"], &refused["context"]), (&json!(true), &json!({"refusal": "401"})), "no principal in a refusal");
+    let resp = scim_functions::lambda::handle(&app, "users-list", route(&refused["context"], "GET", "/Users")).await;
+    assert_eq!(resp.status().as_u16(), 401);
+    assert_eq!(resp.headers().get("content-type").unwrap(), "application/scim+json");
+    assert!(resp.headers().get("www-authenticate").is_some());
+    assert_eq!(lambda_body(&resp)["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error");
+    // an address outside the tenant's allowlist: 403
+    let allow = scim_core::tenancy::TenantChange { ip_allowlist: Some(vec!["10.0.0.0/8".into()]), ..Default::default() };
+    scim_core::tenancy::update_tenant(app.service.layout(), "acme", &allow).await.unwrap();
+    auth["headers"]["authorization"] = json!(format!("Bearer {}", reader.token));
+    let outside = answer(&app, auth.clone()).await.unwrap();
+    assert_eq!(outside["context"], json!({"refusal": "403"}));
+    let resp = scim_functions::lambda::handle(&app, "users-list", route(&outside["context"], "GET", "/Users")).await;
+    assert_eq!((resp.status().as_u16(), lambda_body(&resp)["status"].clone()), (403, json!("403")));
+    // undecided (the store failed): 503 with Retry-After, never a 401 that makes an IdP give up
+    let resp = scim_functions::lambda::handle(&app, "users-list", route(&json!({"refusal": "503"}), "GET", "/Users")).await;
+    assert_eq!(
+        (resp.status().as_u16(), resp.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string())),
+        (503, Some("5".into()))
+    );
+    // the REST API's event is still answered by the same binary
+    let mut rest: Value = serde_json::from_str(&std::fs::read_to_string(events_dir().join("authorizer.json")).unwrap()).unwrap();
+    rest["headers"]["Authorization"] = json!(format!("Bearer {}", reader.token));
+    rest["requestContext"]["identity"]["sourceIp"] = json!("10.1.2.3");
+    let policy = answer(&app, rest).await.unwrap();
+    assert_eq!(policy["policyDocument"]["Statement"][0]["Effect"], "Allow");
+}
+
+/// A store failure in the authorizer behind an HTTP API is a refusal of 503 (not a 401), and it
+/// is counted in the authorizer's `ServerErrors`, since Lambda sees no error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_an_http_api_an_undecided_key_is_503_and_counted() {
+    use scim_core::store::StoreError;
+    let metered = Arc::new(scim_core::store::metered::Metered::new(Arc::new(EmbeddedTable::in_memory())));
+    let app = App::new(metered.clone());
+    scim_core::tenancy::create_tenant(app.service.layout(), "acme", "Acme").await.unwrap();
+    let key = scim_core::tenancy::create_key(app.service.layout(), "acme", "reader", None).await.unwrap();
+    for _ in 0..8 {
+        metered.fail_next(StoreError::unavailable("injected"));
+    }
+    let mut auth: Value =
+        serde_json::from_str(&std::fs::read_to_string(events_dir().join("http").join("authorizer.json")).unwrap()).unwrap();
+    auth["headers"]["authorization"] = json!(format!("Bearer {}", key.token));
+    let before = scim_functions::metrics::server_errors_counted("authorizer");
+    let out = scim_functions::authorizer::answer(&app, auth).await.unwrap();
+    assert_eq!(out["context"], json!({"refusal": "503"}));
+    assert_eq!(scim_functions::metrics::server_errors_counted("authorizer"), before + 1);
+}

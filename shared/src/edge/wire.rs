@@ -132,7 +132,8 @@ impl Response {
             self.headers.insert(name, v);
         }
     }
-    /// The SCIM Error response for an error.
+    /// The SCIM Error response for an error; a 401 names the scheme to retry with (RFC 6750
+    /// §3: bearer tokens, as a REST API's gateway response does).
     pub fn error(e: &ScimError) -> Response {
         if let ScimError::Internal(cause) = e {
             tracing::error!(%cause, "internal error");
@@ -140,6 +141,9 @@ impl Response {
         let mut r = Response::json(e.status(), &e.to_json());
         if let Some(s) = e.retry_after() {
             r.set_header(http::header::RETRY_AFTER, s.to_string());
+        }
+        if e.status() == 401 {
+            r.headers.insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer realm=\"scim\""));
         }
         r
     }
