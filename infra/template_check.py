@@ -68,6 +68,11 @@ PARAMETER_SETS: dict[str, dict[str, str]] = {
     "restored": {"UseExistingTable": "true", "ExistingTableStreamLabel": RESTORED_LABEL, "AlarmTopicArn": TOPIC},
     # WARN: the level at which a Lambda-side filter would drop the INFO metric lines
     "external-waf": {"WebAclArn": EXTERNAL_ACL, "AlarmTopicArn": TOPIC, "ApplicationLogLevel": "WARN"},
+    # an HTTP API in place of the REST API, on its execute-api host and behind a custom domain
+    # (there with the authorizer's cache off: no identity source required)
+    "http": {"ApiType": "HTTP", "AlarmTopicArn": TOPIC},
+    "http-domain": {"ApiType": "HTTP", "DomainName": DOMAIN, "CertificateArn": CERTIFICATE, "HostedZoneId": ZONE,
+                    "AlarmTopicArn": TOPIC, "AuthorizerCacheTtl": "0", "ApiMetricsEnabled": "true"},
 }
 
 ROUTE_SUFFIX = "/scim/v2"
@@ -327,6 +332,10 @@ class Resolver(ic.Resolver):
         return value
 
 
+def _no_value(node) -> bool:
+    return node == {"Ref": "AWS::NoValue"}
+
+
 class Deployed:
     """The translated template under one parameter set, with its intrinsics resolvable."""
 
@@ -344,6 +353,23 @@ class Deployed:
             raise CheckError(f"parameter set {name}: {e}") from e
         self.res = self.cfn.get("Resources") or {}
         self.resolver = Resolver(self.cfn, self.params)
+        # an alarm's metrics may depend on a condition (the REST or the HTTP API's metric names
+        # and dimensions): its checks read the branch this parameter set deploys
+        for r in self.res.values():
+            if r.get("Type") == "AWS::CloudWatch::Alarm" and "Properties" in r:
+                r["Properties"] = self.branch(r["Properties"])
+
+    def branch(self, node):
+        """The node with every Fn::If replaced by the branch this parameter set takes (and
+        AWS::NoValue dropped); other intrinsics are left as they are."""
+        if isinstance(node, list):
+            return [x for x in map(self.branch, node) if not _no_value(x)]
+        if not isinstance(node, dict):
+            return node
+        if list(node) == ["Fn::If"]:
+            cond, yes, no = node["Fn::If"]
+            return self.branch(yes if self.holds(cond) else no)
+        return {k: v for k, v in ((k, self.branch(v)) for k, v in node.items()) if not _no_value(v)}
 
     def param(self, name: str) -> str:
         return str(self.params[name])
@@ -424,12 +450,11 @@ def is_api_rate_alarm(d: Deployed, props: dict, error_metric: str) -> bool:
     """Metric math dividing the API's error metric by its request Count (a rate, not a count)."""
     metrics = {m["id"]: m for m in alarm_metrics(d, props) if m["id"]}
     expression = returned_expression(props) or ""
-    errors = [i for i, m in metrics.items() if m["namespace"] == "AWS/ApiGateway" and m["name"] == error_metric]
+    errors = [i for i, m in metrics.items() if m["namespace"] == "AWS/ApiGateway" and m["name"] == api_metric(d, error_metric)]
     counts = [i for i, m in metrics.items() if m["namespace"] == "AWS/ApiGateway" and m["name"] == "Count"]
     if not errors or not counts:
         return False
-    api = d.value({"Fn::Sub": "${AWS::StackName}-scim"})
-    if any(metrics[i]["dims"].get("ApiName") != api for i in errors + counts):
+    if not all(api_dimensions_ok(d, metrics[i]["dims"]) for i in errors + counts):
         return False
     return any(re.search(rf"\b{e}\b.*/\s*\(?\s*{c}\b", expression) for e in errors for c in counts)
 
@@ -565,8 +590,7 @@ def check_aliases_and_deployments(ds: dict[str, Deployed]) -> list[str]:
     """Every function: an alias "live" shifted by a CodeDeploy deployment group (DeploymentType)
     that rolls back on an API 5XX *rate* alarm and on an alarm reading that function's errors."""
     f = []
-    for name in ("plain", "domain", "backup"):
-        d = ds[name]
+    for name, d in ds.items():
         want_config = f"CodeDeployDefault.Lambda{d.param('DeploymentType')}"
         functions = d.functions()
         if len(functions) < 22:
@@ -1027,8 +1051,11 @@ def check_dashboard(ds: dict[str, Deployed]) -> list[str]:
     """One dashboard with the API rates and latency, every route function's p99, the table's
     throttles and system errors, concurrency, refused keys, throttled OAuth clients, the pipe, and
     every alarm."""
+    return [problem if name == "plain" else f"[{name}] {problem}" for name, d in ds.items() for problem in _dashboard_problems(d)]
+
+
+def _dashboard_problems(d: Deployed) -> list[str]:
     f = []
-    d = ds["plain"]
     try:
         did, dash = d.only("AWS::CloudWatch::Dashboard", "the dashboard")
     except CheckError as e:
@@ -1040,7 +1067,7 @@ def check_dashboard(ds: dict[str, Deployed]) -> list[str]:
         return [f"{did} body is not JSON after substitution: {e}"]
     metrics = _dashboard_metrics(body)
     seen = {(ns, m) for ns, m, _, _ in metrics}
-    for need in [("AWS/ApiGateway", "Count"), ("AWS/ApiGateway", "5XXError"), ("AWS/ApiGateway", "4XXError"),
+    for need in [("AWS/ApiGateway", "Count"), ("AWS/ApiGateway", api_metric(d, "5XXError")), ("AWS/ApiGateway", api_metric(d, "4XXError")),
                  ("AWS/ApiGateway", "Latency"), ("AWS/DynamoDB", "ThrottledRequests"), ("AWS/DynamoDB", "SystemErrors"),
                  ("AWS/Lambda", "ConcurrentExecutions"), ("ScimServerless", "DeniedKeys"),
                  ("ScimServerless", "ThrottledClients"),
@@ -1388,8 +1415,11 @@ def check_alarm_catalogue(ds: dict[str, Deployed]) -> list[str]:
     SystemErrors (every operation the store uses), API 5XX and 4XX rates, API p99 latency, p99 of
     every route function, account concurrency, refused keys, OAuth clients throttled after wrong
     secrets (Sum >= 1 in 5 minutes), and every function's Lambda throttles in exactly one alarm."""
+    return [problem if name == "plain" else f"[{name}] {problem}" for name, d in ds.items() for problem in _alarm_catalogue_problems(d)]
+
+
+def _alarm_catalogue_problems(d: Deployed) -> list[str]:
     f = []
-    d = ds["plain"]
     table = d.resolver.ref("ScimTable")
     everything = [(aid, a["Properties"], alarm_metrics(d, a["Properties"])) for aid, a in d.alarms()]
     used_operations = {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"}
@@ -1528,6 +1558,213 @@ def check_keyless_routes(ds: dict[str, Deployed]) -> list[str]:
             x = settings.get(("/" + path.replace("/", "~1"), method))  # MethodSettings: "/" then the path, "/" as "~1"
             if not x or x.get("ThrottlingRateLimit") != d.params[rate] or x.get("ThrottlingBurstLimit") != d.params[burst]:
                 f.append(f"{method} {path} ({fn}, no authorizer) is not throttled at {rate}/{burst}")
+    return f
+
+
+# The HTTP API's metric names for the REST API's (AWS/ApiGateway; dimension ApiId, not ApiName).
+HTTP_API_METRICS = {"5XXError": "5xx", "4XXError": "4xx", "Count": "Count", "Latency": "Latency",
+                    "IntegrationLatency": "IntegrationLatency"}
+
+
+def is_http_api(d: Deployed) -> bool:
+    return d.param("ApiType") == "HTTP"
+
+
+def api_metric(d: Deployed, rest_name: str) -> str:
+    """The name under which the API serving this parameter set publishes a REST API metric."""
+    return HTTP_API_METRICS[rest_name] if is_http_api(d) else rest_name
+
+
+def api_dimensions_ok(d: Deployed, dims: dict) -> bool:
+    """The metric's dimensions name the API serving this parameter set."""
+    if is_http_api(d):
+        return dims.get("ApiId") == d.resolver.ref("ScimHttpApi")
+    return dims.get("ApiName") == d.value({"Fn::Sub": "${AWS::StackName}-scim"})
+
+
+def http_api_routes(d: Deployed) -> dict[str, tuple[str | None, bool]]:
+    """Every route of the HTTP API's body: "METHOD /path" (or "$default") → (the function its
+    integration invokes, whether the key authorizer guards it)."""
+    _, api = d.only("AWS::ApiGatewayV2::Api", "the HTTP API")
+    body = api["Properties"].get("Body") or {}
+    schemes = {n for n, x in ((body.get("components") or {}).get("securitySchemes") or {}).items()
+               if x.get("x-amazon-apigateway-authorizer")}
+    out = {}
+    for path, methods in (body.get("paths") or {}).items():
+        for method, op in methods.items():
+            integration = op.get("x-amazon-apigateway-integration") or {}
+            target = aliased_function(d, integration.get("uri"))
+            if integration.get("type") != "aws_proxy" or integration.get("payloadFormatVersion") != "2.0":
+                target = None
+            authorized = bool({n for requirement in op.get("security") or [] for n in requirement} & schemes)
+            key = path if path == "$default" else f"{'ANY' if method == 'x-amazon-apigateway-any-method' else method.upper()} {path}"
+            out[key] = (target, authorized)
+    return out
+
+
+def aliased_function(d: Deployed, uri) -> str | None:
+    """The function whose alias an invocation URI names by ARN
+    (`…/functions/arn:…:function:${Fn}:<alias>/invocations`), when that alias exists; None for
+    anything else (a function ARN without an alias: deployments would not shift it)."""
+    text = uri.get("Fn::Sub") if isinstance(uri, dict) else None
+    m = re.fullmatch(r"arn:\$\{AWS::Partition\}:apigateway:\$\{AWS::Region\}:lambda:path/2015-03-31/functions/"
+                     r"arn:\$\{AWS::Partition\}:lambda:\$\{AWS::Region\}:\$\{AWS::AccountId\}:function:\$\{(\w+)\}:(\w+)/invocations",
+                     text) if isinstance(text, str) else None
+    if not m:
+        return None
+    fn, alias = m.groups()
+    if not any(ref_target(r["Properties"].get("FunctionName")) == fn and r["Properties"].get("Name") == alias
+               for _, r in d.of_type("AWS::Lambda::Alias")):
+        return None
+    return fn
+
+
+def _arn_matches(pattern: str, arn: str) -> bool:
+    """An execute-api source ARN pattern (`*` any run of characters, as Lambda matches it)."""
+    return re.fullmatch(".*".join(re.escape(part) for part in pattern.split("*")), arn) is not None
+
+
+def check_http_api(ds: dict[str, Deployed]) -> list[str]:
+    """ApiType=HTTP serves every route of the REST API (same method, path, function alias and
+    authorizer; anything else reaches a keyed SCIM 404), through an authorizer that answers
+    simple responses on payload 2.0, cached per Authorization header and source address for
+    AuthorizerCacheTtl; each function may be invoked by this API for its routes; the stage
+    throttles and logs as the REST stage does; the REST API is switched off, a custom domain maps
+    the HTTP stage, and the outputs name it. ApiType=REST creates none of it."""
+    f = []
+    for name in ("plain", "domain"):
+        extra = [k for k, r in ds[name].res.items() if r.get("Type", "").startswith("AWS::ApiGatewayV2::") and ds[name].active(k)]
+        if extra:
+            f.append(f"[{name}] ApiType=REST still creates {extra}")
+    for name in ("http", "http-domain"):
+        d = ds[name]
+        rest = {f"{m} {path}": (fn, bool(op.get("security")) and "NONE" not in {n for r in op["security"] for n in r})
+                for path, m, op, fn in api_methods(d)}
+        http = http_api_routes(d)
+        for key, want in rest.items():
+            if http.get(key) != want:
+                f.append(f"[{name}] {key}: the HTTP API has {http.get(key)!r}, the REST API {want!r}")
+        for key in set(http) - set(rest) - {"$default"}:
+            f.append(f"[{name}] {key} is on the HTTP API only")
+        if http.get("$default") != ("DiscoveryFunction", True):
+            f.append(f"[{name}] $default is {http.get('$default')!r}, not the discovery function behind the authorizer")
+        f += _http_authorizer_problems(d, name)
+        f += _http_permission_problems(d, name, http)
+        f += _http_stage_problems(d, name)
+        if disable_execute_api(d) is not True:
+            f.append(f"[{name}] the REST API's execute-api endpoint is on, though it serves nothing")
+        for rtype in ("AWS::ApiGateway::BasePathMapping", "AWS::WAFv2::WebACLAssociation"):
+            if d.of_type(rtype):
+                f.append(f"[{name}] {rtype} {[k for k, _ in d.of_type(rtype)]} is created for the unused REST API")
+    f += _http_domain_problems(ds)
+    return f
+
+
+def _http_authorizer_problems(d: Deployed, name: str) -> list[str]:
+    f = []
+    _, api = d.only("AWS::ApiGatewayV2::Api", "the HTTP API")
+    schemes = ((api["Properties"].get("Body") or {}).get("components") or {}).get("securitySchemes") or {}
+    found = [x["x-amazon-apigateway-authorizer"] for x in schemes.values() if x.get("x-amazon-apigateway-authorizer")]
+    if len(found) != 1:
+        return [f"[{name}] the HTTP API has {len(found)} Lambda authorizers, not one"]
+    a = found[0]
+    if aliased_function(d, a.get("authorizerUri")) != AUTHORIZER_FUNCTION:
+        f.append(f"[{name}] the HTTP API's authorizer invokes {a.get('authorizerUri')!r}, not the authorizer's alias")
+    shape = (a.get("type"), a.get("authorizerPayloadFormatVersion"), a.get("enableSimpleResponses"))
+    if shape != ("request", "2.0", True):
+        f.append(f"[{name}] the HTTP API's authorizer is {shape!r}, not a request authorizer with simple 2.0 responses")
+    ttl = d.value(a.get("authorizerResultTtlInSeconds"))
+    if ttl != d.params["AuthorizerCacheTtl"]:
+        f.append(f"[{name}] the HTTP API caches the authorizer's answer {ttl!r} s, not AuthorizerCacheTtl")
+    sources = d.value(a.get("identitySource"))
+    sources = [] if sources in (None, ic.NOVALUE) else [x.strip() for x in str(sources).split(",")]
+    if int(d.params["AuthorizerCacheTtl"]) > 0 and set(sources) != {"$request.header.Authorization", "$context.identity.sourceIp"}:
+        f.append(f"[{name}] the authorizer's answer is cached per {sources!r}, not per Authorization header and source address")
+    return f
+
+
+def _http_permission_problems(d: Deployed, name: str, http: dict) -> list[str]:
+    """Every route (and the authorizer) can invoke its function's alias: a permission for this API
+    whose source ARN matches the route's."""
+    f = []
+    api = d.resolver.ref("ScimHttpApi")
+    prefix = f"arn:aws:execute-api:{ic.REGION}:{ic.ACCOUNT}:{api}/"
+    grants = []
+    for pid, perm in d.of_type("AWS::Lambda::Permission"):
+        pp = perm["Properties"]
+        source = d.value(pp.get("SourceArn"))
+        if pp.get("Principal") != "apigateway.amazonaws.com" or not str(source).startswith(prefix):
+            continue
+        target = ref_target(pp.get("FunctionName"))
+        if d.res.get(target, {}).get("Type") == "AWS::Lambda::Alias":
+            target = ref_target(d.props(target).get("FunctionName"))
+        grants.append((target, str(source)))
+    for key, (fn, _) in http.items():
+        arn = prefix + d.param("StageName") + ("/$default" if key == "$default" else "/" + key.replace(" ", "", 1))
+        arn = re.sub(r"{[^}]+}", "x", arn)
+        if not any(t == fn and _arn_matches(src, arn) for t, src in grants):
+            f.append(f"[{name}] nothing lets {key} invoke {fn}")
+    if not any(t == AUTHORIZER_FUNCTION and _arn_matches(src, prefix + "authorizers/a1b2c3") for t, src in grants):
+        f.append(f"[{name}] nothing lets the HTTP API invoke the authorizer")
+    return f
+
+
+def _http_stage_problems(d: Deployed, name: str) -> list[str]:
+    f = []
+    stages = [(k, r) for k, r in d.of_type("AWS::ApiGatewayV2::Stage") if ref_target(r["Properties"].get("ApiId")) == "ScimHttpApi"]
+    if len(stages) != 1:
+        return [f"[{name}] expected one stage of the HTTP API, found {[k for k, _ in stages]}"]
+    sp = stages[0][1]["Properties"]
+    if d.value(sp.get("StageName")) != d.param("StageName") or sp.get("AutoDeploy") is not True:
+        f.append(f"[{name}] the HTTP stage is {d.value(sp.get('StageName'))!r} (AutoDeploy {sp.get('AutoDeploy')!r}), not StageName, deployed")
+    logs = sp.get("AccessLogSettings") or {}
+    if getatt_target(logs.get("DestinationArn")) != ("ApiAccessLogGroup", "Arn"):
+        f.append(f"[{name}] the HTTP stage does not log to ApiAccessLogGroup")
+    for field in ("$context.authorizer.tenant_id", "$context.authorizer.key_id", "$context.authorizer.refusal", "$context.status"):
+        if field not in str(logs.get("Format")):
+            f.append(f"[{name}] the HTTP stage's access log lacks {field}")
+    default = d.value(sp.get("DefaultRouteSettings")) or {}
+    if (default.get("ThrottlingRateLimit"), default.get("ThrottlingBurstLimit")) != (d.params["ThrottleRate"], d.params["ThrottleBurst"]):
+        f.append(f"[{name}] the HTTP stage's default throttle is not ThrottleRate/ThrottleBurst: {default!r}")
+    routes = d.value(sp.get("RouteSettings")) or {}
+    _, rest_stage = api_stage(d)
+    for ms in d.value(rest_stage["Properties"].get("MethodSettings")) or []:
+        if ms.get("ResourcePath") == "/*":
+            continue
+        key = f"{ms['HttpMethod']} {ms['ResourcePath'][1:].replace('~1', '/')}"
+        got = routes.get(key) or {}
+        want = (ms.get("ThrottlingRateLimit"), ms.get("ThrottlingBurstLimit"))
+        if (got.get("ThrottlingRateLimit"), got.get("ThrottlingBurstLimit")) != want:
+            f.append(f"[{name}] {key} is throttled at {got!r} on the HTTP stage, {want!r} on the REST stage")
+    return f
+
+
+def _http_domain_problems(ds: dict[str, Deployed]) -> list[str]:
+    """The custom domain maps the HTTP stage (and not the REST one); the outputs name the API
+    that serves."""
+    f = []
+    d = ds["http-domain"]
+    dom_id, _ = d.only("AWS::ApiGateway::DomainName", "the custom domain")
+    maps = [r["Properties"] for _, r in d.of_type("AWS::ApiGatewayV2::ApiMapping") if ref_target(r["Properties"].get("DomainName")) == dom_id]
+    stage = next((k for k, r in d.of_type("AWS::ApiGatewayV2::Stage")), None)
+    if len(maps) != 1 or ref_target(maps[0].get("ApiId")) != "ScimHttpApi" or ref_target(maps[0].get("Stage")) != stage:
+        f.append(f"[http-domain] the custom domain maps {maps!r}, not the HTTP API's stage")
+    elif maps[0].get("ApiMappingKey") not in (None, ""):
+        f.append("[http-domain] the API mapping has a key: the Tenant URL would need it")
+    if output(d, "TenantUrl") != f"https://{DOMAIN}{ROUTE_SUFFIX}":
+        f.append(f"[http-domain] TenantUrl is {output(d, 'TenantUrl')!r}")
+    _, api = d.only("AWS::ApiGatewayV2::Api", "the HTTP API")
+    off = (api["Properties"].get("Body") or {}).get("x-amazon-apigateway-endpoint-configuration") or {}
+    if d.value(off.get("disableExecuteApiEndpoint")) is not True:
+        f.append("[http-domain] the HTTP API's execute-api endpoint stays on behind the custom domain")
+    h = ds["http"]
+    api = h.resolver.ref("ScimHttpApi")
+    for out, suffix in (("TenantUrl", ROUTE_SUFFIX), ("TokenUrl", "/oauth2/token")):
+        want = f"https://{api}.execute-api.{ic.REGION}.amazonaws.com/{h.param('StageName')}{suffix}"
+        if output(h, out) != want:
+            f.append(f"[http] {out} is {output(h, out)!r}, not {want!r}")
+    if output(h, "ApiId") != api:
+        f.append(f"[http] ApiId is {output(h, 'ApiId')!r}, not the HTTP API's")
     return f
 
 
@@ -1796,7 +2033,7 @@ def check_waf(ds: dict[str, Deployed]) -> list[str]:
 
 CHECKS = [  # (check, the parameter sets it reads)
     (check_custom_domain, ("plain", "domain")),
-    (check_aliases_and_deployments, ("plain", "domain", "backup")),
+    (check_aliases_and_deployments, ("plain", "domain", "backup", "http")),
     (check_rollback_beyond_lambda_errors, tuple(PARAMETER_SETS)),
     (check_latency_rollback, ("plain", "domain")),
     (check_api_invokes_alias, ("plain",)),
@@ -1804,7 +2041,7 @@ CHECKS = [  # (check, the parameter sets it reads)
     (check_events_survive, ("plain",)),
     (check_pipe_monitoring, ("plain", "domain")),
     (check_pipe_filter, ("plain",)),
-    (check_dashboard, ("plain",)),
+    (check_dashboard, ("plain", "http")),
     (check_logging, ("plain", "domain")),
     (check_application_log_filter, tuple(PARAMETER_SETS)),
     (check_timeouts, ("plain",)),
@@ -1812,7 +2049,7 @@ CHECKS = [  # (check, the parameter sets it reads)
     (check_capacity, ("plain",)),
     (check_gateway_responses, ("plain",)),
     (check_alarm_topic, ("plain", "domain")),
-    (check_alarm_catalogue, ("plain",)),
+    (check_alarm_catalogue, ("plain", "http")),
     (check_throttling, ("plain",)),
     (check_keyless_routes, ("plain",)),
     (check_token_signing_key, ("plain",)),
@@ -1820,6 +2057,7 @@ CHECKS = [  # (check, the parameter sets it reads)
     (check_backup, ("plain", "backup")),
     (check_waf, ("plain", "backup", "external-waf")),
     (check_existing_table, ("plain", "restored")),
+    (check_http_api, ("plain", "domain", "http", "http-domain")),
 ]
 
 
@@ -1940,9 +2178,13 @@ def _constant_rate(sam):
 
 def _drop_dashboard_widget(sam):
     node = _res(sam, "Dashboard")["Properties"]["DashboardBody"]
-    body = json.loads(node["Fn::Sub"])
+    text = node["Fn::Sub"][0] if isinstance(node["Fn::Sub"], list) else node["Fn::Sub"]
+    body = json.loads(text)
     body["widgets"] = [w for w in body["widgets"] if "p99 duration" not in (w.get("properties") or {}).get("title", "")]
-    node["Fn::Sub"] = json.dumps(body)
+    if isinstance(node["Fn::Sub"], list):
+        node["Fn::Sub"][0] = json.dumps(body)
+    else:
+        node["Fn::Sub"] = json.dumps(body)
 
 
 MUTATIONS = [  # (check, what is broken, how)
@@ -2057,7 +2299,57 @@ MUTATIONS = [  # (check, what is broken, how)
     (check_existing_table, "the table created whatever UseExistingTable says", lambda s: _res(s, "ScimTable").pop("Condition")),
     (check_existing_table, "the table deleted when it leaves the stack", lambda s: _res(s, "ScimTable").update(DeletionPolicy="Delete")),
     (check_existing_table, "no rule for the stream ARN", lambda s: s["Rules"].pop("ExistingTableNeedsItsStream")),
+    (check_http_api, "a route missing from the HTTP API", lambda s: _http_paths(s)["/scim/v2/Users/{id}"].pop("delete")),
+    (check_http_api, "a route invoking another function",
+     lambda s: _http_paths(s)["/scim/v2/Users/{id}"]["get"]["x-amazon-apigateway-integration"].update(uri=_invocation("UsersDeleteFunction:live"))),
+    (check_http_api, "a route invoking the function, not its alias",
+     lambda s: _http_paths(s)["/scim/v2/Users"]["get"]["x-amazon-apigateway-integration"].update(uri=_invocation("UsersListFunction"))),
+    (check_http_api, "a route invoking an alias that does not exist",
+     lambda s: _http_paths(s)["/scim/v2/Users"]["post"]["x-amazon-apigateway-integration"].update(uri=_invocation("UsersCreateFunction:old"))),
+    (check_http_api, "the authorizer invoked without its alias", lambda s: _http_authorizer(s).update(authorizerUri=_invocation("AuthorizerFunction"))),
+    (check_http_api, "a keyed route without the authorizer", lambda s: _http_paths(s)["/scim/v2/Groups/{id}"]["patch"].update(security=[])),
+    (check_http_api, "no keyed $default route", lambda s: _http_paths(s).pop("$default")),
+    (check_http_api, "payload format 1.0",
+     lambda s: _http_paths(s)["/scim/v2/Bulk"]["post"]["x-amazon-apigateway-integration"].update(payloadFormatVersion="1.0")),
+    (check_http_api, "the authorizer's answer cached 300 s whatever AuthorizerCacheTtl says",
+     lambda s: _http_authorizer(s).update(authorizerResultTtlInSeconds=300)),
+    (check_http_api, "the authorizer cached per header only (an allowlist answer reused across addresses)",
+     lambda s: _http_authorizer(s).update(identitySource="$request.header.Authorization")),
+    (check_http_api, "the authorizer answering IAM policies", lambda s: _http_authorizer(s).update(enableSimpleResponses=False)),
+    (check_http_api, "users-get not invokable by the HTTP API", lambda s: s["Resources"].pop("UsersGetHttpPermission")),
+    (check_http_api, "settings invokable for its first route only",
+     lambda s: _res(s, "SettingsHttpPermission")["Properties"].update(
+         SourceArn={"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${ScimHttpApi}/*/GET/scim/v2/Settings"})),
+    (check_http_api, "GET /Users at the default throttle on the HTTP stage",
+     lambda s: _res(s, "ScimHttpStage")["Properties"]["RouteSettings"].pop("GET /scim/v2/Users")),
+    (check_http_api, "no refusal in the HTTP access log",
+     lambda s: _res(s, "ScimHttpStage")["Properties"]["AccessLogSettings"].update(Format='{"status":"$context.status"}')),
+    (check_http_api, "the unused REST API left reachable",
+     lambda s: _res(s, "ScimApi")["Properties"].update(DisableExecuteApiEndpoint={"Fn::If": ["HasDomain", True, False]})),
+    (check_http_api, "the custom domain mapped to the REST API under HTTP", lambda s: _res(s, "ApiBasePathMapping").update(Condition="HasDomain")),
+    (check_http_api, "TenantUrl the REST API's under HTTP",
+     lambda s: s["Outputs"]["TenantUrl"]["Value"].update({"Fn::If": ["HasDomain", {"Fn::Sub": "https://${DomainName}/scim/v2"},
+                                                                      {"Fn::Sub": "https://${ScimApi}.execute-api.${AWS::Region}.amazonaws.com/${StageName}/scim/v2"}]})),
+    (check_http_api, "the HTTP API made under ApiType=REST too", lambda s: _res(s, "ScimHttpApi").pop("Condition")),
+    (check_alarm_catalogue, "the API 5XX rate read from the REST API's metric under HTTP",
+     lambda s: _res(s, "Api5xxRateAlarm")["Properties"]["Metrics"][1]["MetricStat"]["Metric"].update(MetricName="5XXError")),
 ]
+
+
+def _invocation(target: str) -> dict:
+    """An invocation URI of `Fn` or `Fn:alias` by ARN, as the HTTP API's body names them."""
+    fn, _, alias = target.partition(":")
+    suffix = f":{alias}" if alias else ""
+    return {"Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"
+                       f"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:${{{fn}}}{suffix}/invocations"}
+
+
+def _http_paths(sam) -> dict:
+    return _res(sam, "ScimHttpApi")["Properties"]["Body"]["paths"]
+
+
+def _http_authorizer(sam) -> dict:
+    return _res(sam, "ScimHttpApi")["Properties"]["Body"]["components"]["securitySchemes"]["ScimKeyAuthorizer"]["x-amazon-apigateway-authorizer"]
 
 
 def self_test(sam: dict) -> bool:
