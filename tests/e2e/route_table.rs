@@ -76,8 +76,11 @@ fn template_functions_and_core_routes_agree() {
     assert_eq!(on_disk, expected_bins, "functions/src/bin");
 }
 
-/// The failures alarm subtracts the refusals the authorizer counts: the metric it reads is the
-/// one `authorizer::denied_key_metric` writes (namespace, name, dimension).
+/// The failures alarm subtracts the refusals the authorizer counts (behind a REST API, where a
+/// refusal is a Lambda error) and adds the keys it could not decide (behind an HTTP API, where
+/// that is a refusal of 503 counted in `ServerErrors`): the metrics it reads are the ones
+/// `authorizer::denied_key_metric` and `metrics::count_response` write (namespace, name,
+/// dimension).
 #[test]
 fn the_authorizer_failure_alarm_reads_the_metric_the_authorizer_writes() {
     use scim_functions::authorizer::{DENIED_KEYS_METRIC, METRICS_NAMESPACE, denied_key_metric};
@@ -88,7 +91,15 @@ fn the_authorizer_failure_alarm_reads_the_metric_the_authorizer_writes() {
     let alarm =
         text.split("  AuthorizerFailuresAlarm:").nth(1).and_then(|rest| rest.split("\n  DeniedKeysSpikeAlarm:").next()).expect("the alarm");
     assert!(alarm.contains(&metric), "AuthorizerFailuresAlarm must read {metric}");
-    assert!(alarm.contains("Expression: errors - FILL(denied, 0)"), "failures are errors minus refusals");
+    assert!(
+        alarm.contains(r#"Expression: !If [IsHttpApi, "errors + FILL(undecided, 0)", "errors - FILL(denied, 0) + FILL(undecided, 0)"]"#),
+        "failures are errors minus refusals (REST), plus the undecided"
+    );
+    let undecided = format!(
+        "Metric: {{Namespace: {METRICS_NAMESPACE}, MetricName: {}, Dimensions: [{{Name: Function, Value: !Ref AuthorizerFunction}}]}}",
+        scim_functions::metrics::SERVER_ERRORS_METRIC
+    );
+    assert!(alarm.contains(&undecided), "AuthorizerFailuresAlarm must read {undecided}");
     assert!(alarm.contains("MetricName: Errors, Dimensions: [{Name: FunctionName, Value: !Ref AuthorizerFunction}]"));
     let line: serde_json::Value = serde_json::from_str(&denied_key_metric("f", 0)).expect("EMF line");
     assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([["Function"]]));
