@@ -1739,6 +1739,14 @@ def _http_stage_problems(d: Deployed, name: str) -> list[str]:
     return f
 
 
+def _http_endpoint_off(d: Deployed) -> list:
+    """disableExecuteApiEndpoint of each server object of the HTTP API's body (OpenAPI 3 reads the
+    extension there; at the body's root it would be ignored)."""
+    body = d.res["ScimHttpApi"]["Properties"].get("Body") or {}
+    return [d.value((x.get("x-amazon-apigateway-endpoint-configuration") or {}).get("disableExecuteApiEndpoint"))
+            for x in body.get("servers") or []]
+
+
 def _http_domain_problems(ds: dict[str, Deployed]) -> list[str]:
     """The custom domain maps the HTTP stage (and not the REST one); the outputs name the API
     that serves."""
@@ -1754,9 +1762,11 @@ def _http_domain_problems(ds: dict[str, Deployed]) -> list[str]:
     if output(d, "TenantUrl") != f"https://{DOMAIN}{ROUTE_SUFFIX}":
         f.append(f"[http-domain] TenantUrl is {output(d, 'TenantUrl')!r}")
     _, api = d.only("AWS::ApiGatewayV2::Api", "the HTTP API")
-    off = (api["Properties"].get("Body") or {}).get("x-amazon-apigateway-endpoint-configuration") or {}
-    if d.value(off.get("disableExecuteApiEndpoint")) is not True:
-        f.append("[http-domain] the HTTP API's execute-api endpoint stays on behind the custom domain")
+    # OpenAPI 3: the extension belongs to a server object (at the root it would be ignored)
+    if _http_endpoint_off(d) != [True]:
+        f.append(f"[http-domain] the HTTP API's execute-api endpoint stays on behind the custom domain ({_http_endpoint_off(d)!r})")
+    if _http_endpoint_off(ds["http"]) != [False]:
+        f.append(f"[http] without a domain the HTTP API's execute-api endpoint is not simply on ({_http_endpoint_off(ds['http'])!r})")
     h = ds["http"]
     api = h.resolver.ref("ScimHttpApi")
     for out, suffix in (("TenantUrl", ROUTE_SUFFIX), ("TokenUrl", "/oauth2/token")):
@@ -2331,6 +2341,9 @@ MUTATIONS = [  # (check, what is broken, how)
      lambda s: s["Outputs"]["TenantUrl"]["Value"].update({"Fn::If": ["HasDomain", {"Fn::Sub": "https://${DomainName}/scim/v2"},
                                                                       {"Fn::Sub": "https://${ScimApi}.execute-api.${AWS::Region}.amazonaws.com/${StageName}/scim/v2"}]})),
     (check_http_api, "the HTTP API made under ApiType=REST too", lambda s: _res(s, "ScimHttpApi").pop("Condition")),
+    (check_http_api, "the HTTP API's endpoint switch at the body's root, where OpenAPI 3 ignores it",
+     lambda s: _res(s, "ScimHttpApi")["Properties"]["Body"].update(
+         {"x-amazon-apigateway-endpoint-configuration": _res(s, "ScimHttpApi")["Properties"]["Body"].pop("servers")[0]["x-amazon-apigateway-endpoint-configuration"]})),
     (check_alarm_catalogue, "the API 5XX rate read from the REST API's metric under HTTP",
      lambda s: _res(s, "Api5xxRateAlarm")["Properties"]["Metrics"][1]["MetricStat"]["Metric"].update(MetricName="5XXError")),
 ]
