@@ -1604,19 +1604,21 @@ def http_api_routes(d: Deployed) -> dict[str, tuple[str | None, bool]]:
 
 def aliased_function(d: Deployed, uri) -> str | None:
     """The function whose alias an invocation URI names by ARN
-    (`…/functions/arn:…:function:${Fn}:<alias>/invocations`), when that alias exists; None for
-    anything else (a function ARN without an alias: deployments would not shift it)."""
-    text = uri.get("Fn::Sub") if isinstance(uri, dict) else None
-    m = re.fullmatch(r"arn:\$\{AWS::Partition\}:apigateway:\$\{AWS::Region\}:lambda:path/2015-03-31/functions/"
-                     r"arn:\$\{AWS::Partition\}:lambda:\$\{AWS::Region\}:\$\{AWS::AccountId\}:function:\$\{(\w+)\}:(\w+)/invocations",
-                     text) if isinstance(text, str) else None
+    (`…/functions/arn:…:function:<name>:<alias>/invocations`), when a function of that name has
+    that alias; None for anything else (a function ARN without an alias: deployments would not
+    shift it)."""
+    text = d.value(uri) if isinstance(uri, dict) and "Fn::Sub" in uri else None
+    prefix = f"arn:aws:apigateway:{ic.REGION}:lambda:path/2015-03-31/functions/arn:aws:lambda:{ic.REGION}:{ic.ACCOUNT}:function:"
+    m = re.fullmatch(re.escape(prefix) + r"([^:/]+):(\w+)/invocations", text) if isinstance(text, str) else None
     if not m:
         return None
-    fn, alias = m.groups()
-    if not any(ref_target(r["Properties"].get("FunctionName")) == fn and r["Properties"].get("Name") == alias
-               for _, r in d.of_type("AWS::Lambda::Alias")):
-        return None
-    return fn
+    name, alias = m.groups()
+    for fn in d.functions():
+        if d.value(d.props(fn).get("FunctionName")) == name and any(
+                ref_target(r["Properties"].get("FunctionName")) == fn and r["Properties"].get("Name") == alias
+                for _, r in d.of_type("AWS::Lambda::Alias")):
+            return fn
+    return None
 
 
 def _arn_matches(pattern: str, arn: str) -> bool:
@@ -2311,12 +2313,12 @@ MUTATIONS = [  # (check, what is broken, how)
     (check_existing_table, "no rule for the stream ARN", lambda s: s["Rules"].pop("ExistingTableNeedsItsStream")),
     (check_http_api, "a route missing from the HTTP API", lambda s: _http_paths(s)["/scim/v2/Users/{id}"].pop("delete")),
     (check_http_api, "a route invoking another function",
-     lambda s: _http_paths(s)["/scim/v2/Users/{id}"]["get"]["x-amazon-apigateway-integration"].update(uri=_invocation("UsersDeleteFunction:live"))),
+     lambda s: _http_paths(s)["/scim/v2/Users/{id}"]["get"]["x-amazon-apigateway-integration"].update(uri=_invocation("users-delete:live"))),
     (check_http_api, "a route invoking the function, not its alias",
-     lambda s: _http_paths(s)["/scim/v2/Users"]["get"]["x-amazon-apigateway-integration"].update(uri=_invocation("UsersListFunction"))),
+     lambda s: _http_paths(s)["/scim/v2/Users"]["get"]["x-amazon-apigateway-integration"].update(uri=_invocation("users-list"))),
     (check_http_api, "a route invoking an alias that does not exist",
-     lambda s: _http_paths(s)["/scim/v2/Users"]["post"]["x-amazon-apigateway-integration"].update(uri=_invocation("UsersCreateFunction:old"))),
-    (check_http_api, "the authorizer invoked without its alias", lambda s: _http_authorizer(s).update(authorizerUri=_invocation("AuthorizerFunction"))),
+     lambda s: _http_paths(s)["/scim/v2/Users"]["post"]["x-amazon-apigateway-integration"].update(uri=_invocation("users-create:old"))),
+    (check_http_api, "the authorizer invoked without its alias", lambda s: _http_authorizer(s).update(authorizerUri=_invocation("authorizer"))),
     (check_http_api, "a keyed route without the authorizer", lambda s: _http_paths(s)["/scim/v2/Groups/{id}"]["patch"].update(security=[])),
     (check_http_api, "no keyed $default route", lambda s: _http_paths(s).pop("$default")),
     (check_http_api, "payload format 1.0",
@@ -2350,11 +2352,12 @@ MUTATIONS = [  # (check, what is broken, how)
 
 
 def _invocation(target: str) -> dict:
-    """An invocation URI of `Fn` or `Fn:alias` by ARN, as the HTTP API's body names them."""
+    """An invocation URI of the function named `<bin>` or `<bin>:alias` (its name after the stack's)
+    by ARN, as the HTTP API's body names them."""
     fn, _, alias = target.partition(":")
     suffix = f":{alias}" if alias else ""
     return {"Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"
-                       f"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:${{{fn}}}{suffix}/invocations"}
+                       f"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:${{AWS::StackName}}-{fn}{suffix}/invocations"}
 
 
 def _http_paths(sam) -> dict:
