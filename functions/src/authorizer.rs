@@ -58,15 +58,10 @@ fn function_name() -> String {
     crate::metrics::function_name("authorizer")
 }
 
-/// The SCIM base URL the request was sent to, as the route functions build it (`lambda.rs`):
-/// an execute-api host keeps the stage in its path, a custom domain maps it away.
+/// The SCIM base URL the request was sent to, as the route functions build it.
 fn audience(event: &AuthorizerRequest) -> String {
     let host = event.headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let origin = ["https://", host].concat();
-    match event.request_context.stage.as_deref() {
-        Some(s) if host.contains(".execute-api.") => scim_core::edge::base_url(&origin, &["/", s].concat()),
-        _ => scim_core::edge::base_url(&origin, ""),
-    }
+    crate::lambda::gateway_base_url(host, event.request_context.stage.as_deref())
 }
 
 /// The authorizer's answer for one event; `Err("Unauthorized")` makes API Gateway answer 401.
@@ -146,15 +141,10 @@ fn refusal_status(status: u16) -> &'static str {
     }
 }
 
-/// The base URL behind an HTTP API, as the route functions build it: a named stage is in the
-/// execute-api path, `$default` is not, a custom domain maps the stage away.
+/// The same behind an HTTP API.
 fn http_audience(event: &HttpAuthorizerRequest) -> String {
     let host = event.headers.get(http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let origin = ["https://", host].concat();
-    match event.request_context.stage.as_deref() {
-        Some(s) if s != "$default" && host.contains(".execute-api.") => scim_core::edge::base_url(&origin, &["/", s].concat()),
-        _ => scim_core::edge::base_url(&origin, ""),
-    }
+    crate::lambda::gateway_base_url(host, event.request_context.stage.as_deref())
 }
 
 /// The context every route function reads: the principal, encoded once (size-checked), and

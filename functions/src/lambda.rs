@@ -271,15 +271,20 @@ fn body_bytes(body: Body) -> bytes::Bytes {
 fn base_url(event: &Request) -> String {
     let host = event.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
     let stage = match event.request_context_ref() {
-        Some(RequestContext::ApiGatewayV1(ctx)) => ctx.stage.clone(),
-        // an HTTP API's `$default` stage has no path segment
-        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.stage.clone().filter(|s| s != "$default"),
+        Some(RequestContext::ApiGatewayV1(ctx)) => ctx.stage.as_deref(),
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.stage.as_deref(),
         _ => None,
     };
+    gateway_base_url(host, stage)
+}
+
+/// The SCIM base URL of a request API Gateway received at `host` on `stage`: an execute-api host
+/// keeps a named stage in its path (an HTTP API's `$default` stage has no segment), a custom
+/// domain maps the stage away. The authorizer builds the same for a token's audience.
+pub fn gateway_base_url(host: &str, stage: Option<&str>) -> String {
     let origin = ["https://", host].concat();
     match stage {
-        // custom domains map the stage away; execute-api hosts keep it
-        Some(s) if host.contains(".execute-api.") => edge::base_url(&origin, &["/", &s].concat()),
+        Some(s) if s != "$default" && host.contains(".execute-api.") => edge::base_url(&origin, &["/", s].concat()),
         _ => edge::base_url(&origin, ""),
     }
 }
