@@ -7,7 +7,7 @@
 //! Behind an HTTP API (`ApiType=HTTP`, payload format 2.0) the same decision is a simple
 //! response: always authorized, the context carrying either that principal or a `refusal` (the
 //! status), because an HTTP API answers an unauthorized request with a body of its own, not a
-//! SCIM Error; the route function turns the refusal into one (`lambda::refusal_of`) and checks
+//! SCIM Error; the route function turns the refusal into one (`lambda::verdict_of`) and checks
 //! the route against the role itself (`App::handle`).
 
 use aws_lambda_events::apigw::{

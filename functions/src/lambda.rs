@@ -140,11 +140,7 @@ const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
 /// The principal the authorizer put in the event's context (its `principal` field, decoded
 /// once); `None` without one, and the request is refused.
 pub fn principal_of(event: &Request) -> Option<Principal> {
-    let fields = authorizer_fields(event)?;
-    match fields.get("principal").and_then(|v| v.as_str()) {
-        Some(text) => Principal::from_context(text),
-        None => legacy_principal(fields),
-    }
+    verdict_of(event).ok()
 }
 
 /// The authorizer's context on the event: a REST API's, or an HTTP API's Lambda authorizer's.
@@ -156,15 +152,28 @@ fn authorizer_fields(event: &Request) -> Option<&std::collections::HashMap<Strin
     }
 }
 
-/// The refusal an authorizer behind an HTTP API put in the context (`authorizer::authorize_http`),
-/// as the SCIM Error a REST API's gateway responses give for the same case.
-pub fn refusal_of(event: &Request) -> Option<ScimError> {
-    let status = authorizer_fields(event)?.get("refusal")?.as_str()?;
-    Some(match status {
+/// What the authorizer decided, read from the context once: its principal, or the refusal an
+/// authorizer behind an HTTP API put there (`authorizer::authorize_http`; it wins over anything
+/// else in the context), or a 401 when there is neither.
+pub fn verdict_of(event: &Request) -> Result<Principal, ScimError> {
+    let fields = authorizer_fields(event).ok_or_else(no_context)?;
+    if let Some(status) = fields.get("refusal").and_then(|v| v.as_str()) {
+        return Err(refusal(status));
+    }
+    match fields.get("principal").and_then(|v| v.as_str()) {
+        Some(text) => Principal::from_context(text),
+        None => legacy_principal(fields),
+    }
+    .ok_or_else(no_context)
+}
+
+/// A refusal's status as the SCIM Error a REST API's gateway responses give for the same case.
+fn refusal(status: &str) -> ScimError {
+    match status {
         "401" => ScimError::Unauthorized("Missing, invalid, expired or revoked bearer token.".into()),
         "403" => ScimError::Forbidden("The tenant is suspended, or requests from this address are not allowed.".into()),
         _ => ScimError::Unavailable { detail: "The bearer token could not be checked right now; retry later.".into(), retry_after: 5 },
-    })
+    }
 }
 
 /// The context an authorizer before the encoded principal wrote (field by field), read until
@@ -211,7 +220,7 @@ async fn serve(app: &App, function: &str, event: Request) -> Response<Body> {
     // Bulk request stops starting operations before
     let left = event.lambda_context_ref().and_then(|c| c.deadline().duration_since(SystemTime::now()).ok());
     let budget = left.map(|d| d.saturating_sub(DEADLINE_MARGIN));
-    let principal = refusal_of(&event).map_or_else(|| principal_of(&event).ok_or_else(no_context), Err);
+    let principal = verdict_of(&event);
     let mut req = rebased(event, scim_path);
     if let Some(left) = left {
         req.extensions_mut().insert(scim_core::edge::bulk::Deadline(std::time::Instant::now() + left));
