@@ -1632,7 +1632,8 @@ def check_http_api(ds: dict[str, Deployed]) -> list[str]:
     simple responses on payload 2.0, cached per Authorization header and source address for
     AuthorizerCacheTtl; each function may be invoked by this API for its routes; the stage
     throttles and logs as the REST stage does; the REST API is switched off, a custom domain maps
-    the HTTP stage, and the outputs name it. ApiType=REST creates none of it."""
+    the HTTP stage, and the outputs name it; the Rules refuse WAF with it. ApiType=REST creates
+    none of it."""
     f = []
     for name in ("plain", "domain"):
         extra = [k for k, r in ds[name].res.items() if r.get("Type", "").startswith("AWS::ApiGatewayV2::") and ds[name].active(k)]
@@ -1659,6 +1660,12 @@ def check_http_api(ds: dict[str, Deployed]) -> list[str]:
             if d.of_type(rtype):
                 f.append(f"[{name}] {rtype} {[k for k, _ in d.of_type(rtype)]} is created for the unused REST API")
     f += _http_domain_problems(ds)
+    sam = ds["plain"].sam
+    for waf in ({"WebAclArn": EXTERNAL_ACL}, {"CreateWebAcl": "true"}):
+        if not rule_violations(sam, {"AlarmTopicArn": TOPIC, "ApiType": "HTTP", **waf}):
+            f.append(f"ApiType=HTTP with {waf} passes the template's rules (WAF attaches to REST API stages only)")
+    if rule_violations(sam, {"AlarmTopicArn": TOPIC, "ApiType": "HTTP"}):
+        f.append(f"ApiType=HTTP is refused: {rule_violations(sam, {'AlarmTopicArn': TOPIC, 'ApiType': 'HTTP'})}")
     return f
 
 
@@ -2343,6 +2350,7 @@ MUTATIONS = [  # (check, what is broken, how)
      lambda s: s["Outputs"]["TenantUrl"]["Value"].update({"Fn::If": ["HasDomain", {"Fn::Sub": "https://${DomainName}/scim/v2"},
                                                                       {"Fn::Sub": "https://${ScimApi}.execute-api.${AWS::Region}.amazonaws.com/${StageName}/scim/v2"}]})),
     (check_http_api, "the HTTP API made under ApiType=REST too", lambda s: _res(s, "ScimHttpApi").pop("Condition")),
+    (check_http_api, "WAF accepted with an HTTP API", lambda s: s["Rules"].pop("WafNeedsRestApi")),
     (check_http_api, "the HTTP API's endpoint switch at the body's root, where OpenAPI 3 ignores it",
      lambda s: _res(s, "ScimHttpApi")["Properties"]["Body"].update(
          {"x-amazon-apigateway-endpoint-configuration": _res(s, "ScimHttpApi")["Properties"]["Body"].pop("servers")[0]["x-amazon-apigateway-endpoint-configuration"]})),
