@@ -152,9 +152,9 @@ fn authorizer_fields(event: &Request) -> Option<&std::collections::HashMap<Strin
     }
 }
 
-/// What the authorizer decided, read from the context once: its principal, or the refusal an
-/// authorizer behind an HTTP API put there (`authorizer::authorize_http`; it wins over anything
-/// else in the context), or a 401 when there is neither.
+/// What the authorizer decided, read from the context once: the refusal an authorizer behind an
+/// HTTP API put there (`authorizer::authorize_http`, which writes a refusal or a principal, never
+/// both), or its principal, or a 401 when there is neither.
 pub fn verdict_of(event: &Request) -> Result<Principal, ScimError> {
     let fields = authorizer_fields(event).ok_or_else(no_context)?;
     if let Some(status) = fields.get("refusal").and_then(|v| v.as_str()) {
