@@ -37,6 +37,7 @@ pub mod resource;
 pub mod resource_types;
 pub mod roles;
 pub mod schema;
+pub mod security_event;
 pub mod service;
 pub mod settings;
 pub mod setup_link;
