@@ -179,7 +179,12 @@ pub fn derive_at(old: Option<&Item>, new: Option<&Item>, changed_at: Option<&str
             let (before, after) = (old.and_then(|i| i.doc.as_deref()).and_then(attrs), new.and_then(|i| i.doc.as_deref()).and_then(attrs));
             let active = |d: &Attrs<'_>| attr(d, "active") != Some(Value::Bool(false));
             let (verb, changed) = match (&before, &after) {
-                (None, Some(_)) => ("created", Vec::new()),
+                // a creation names every attribute it set, as a change from nothing
+                (None, Some(a)) => {
+                    let mut set = changed(&Attrs(Vec::new()), a);
+                    set.retain(|n| n != "schemas");
+                    ("created", set)
+                }
                 (Some(_), None) => ("deleted", Vec::new()),
                 (Some(b), Some(a)) => {
                     let changed = changed(b, a);
@@ -232,12 +237,15 @@ mod tests {
 
     #[test]
     fn user_changes_become_typed_events() {
-        let e = derive(None, Some(&user(true, "a")));
+        let mut with_schemas = user(true, "a");
+        with_schemas.doc = with_schemas.doc.map(|d| d.replacen('{', r#"{"schemas":["x"],"#, 1));
+        let e = derive(None, Some(&with_schemas));
         assert_eq!(e[0].kind, "user.created");
         assert_eq!(serde_json::from_str::<Value>(&e[0].to_line()).unwrap(), e[0].to_entry(), "the line is the entry");
         assert_eq!(e[0].detail["tenant"], "acme");
         assert_eq!(e[0].detail["externalId"], "e1");
         assert_eq!((&e[0].detail["userName"], &e[0].detail["active"]), (&json!("ann"), &json!(true)));
+        assert_eq!(e[0].detail["changed"], json!(["active", "externalId", "id", "title", "userName"]), "what a creation set");
         let gone = derive(Some(&user(false, "a")), None);
         assert_eq!((gone[0].kind.as_str(), &gone[0].detail["externalId"]), ("user.deleted", &json!("e1")));
         assert!(gone[0].detail.get("userName").is_none(), "a deleted user's event names only its ids");

@@ -64,13 +64,14 @@ pub struct Claims {
     pub aud: String,
     /// When the token was made (seconds).
     pub iat: i64,
-    /// The event's stable id: the same change always carries the same `jti`, so a receiver
-    /// drops duplicates by it.
+    /// The token's id (RFC 9967 §2.2: distinct per SET): the event's id and a digest of the
+    /// audience, so a retried delivery to one receiver carries the same `jti` (the receiver
+    /// drops duplicates by it) and two receivers of one change get distinct ones.
     pub jti: String,
     /// When the change was written (seconds; RFC 8417 `toe`), not when it is delivered.
     pub toe: i64,
-    /// The transaction (RFC 8417 `txn`): each event here is derived from one stored write,
-    /// so it is the event's id.
+    /// The transaction (RFC 8417 `txn`, RFC 9967 §2.2): the same for every SET of one change,
+    /// whichever receiver and however often sent: the event's id.
     pub txn: String,
     /// The tenant the change belongs to (a private claim, RFC 7519 §4.3): one deployment
     /// serves many tenants under one issuer.
@@ -102,7 +103,8 @@ fn classify(e: &Event, issuing: &Issuing<'_>) -> Option<(Subject, &'static str, 
     let subject = Subject { format: "scim", uri: format!("{endpoint}/{}", text(d, "id")?), external_id: text(d, "externalId") };
     let changed = d.get("changed").cloned().unwrap_or_else(|| json!([]));
     let (uri, payload) = match verb {
-        "created" => (CREATE_NOTICE, json!({})),
+        // a notice carries exactly one of `data` or `attributes` (RFC 9967 §2.4)
+        "created" => (CREATE_NOTICE, json!({"attributes": changed})),
         "deleted" => (DELETE, json!({})),
         "deactivated" => (DEACTIVATE, json!({})),
         "reactivated" => (ACTIVATE, json!({})),
@@ -116,6 +118,7 @@ fn classify(e: &Event, issuing: &Issuing<'_>) -> Option<(Subject, &'static str, 
 pub fn claims_of(e: &Event, issuing: &Issuing<'_>, now: i64) -> Option<Claims> {
     let d = &e.detail;
     let (sub_id, uri, payload) = classify(e, issuing)?;
+    let event_id = text(d, "eventId")?;
     let toe = text(d, "time").and_then(|t| crate::time::parse(&t)).map_or(now, |t| t.unix_timestamp());
     let mut events = Map::new();
     events.insert(uri.to_string(), payload);
@@ -123,9 +126,9 @@ pub fn claims_of(e: &Event, issuing: &Issuing<'_>, now: i64) -> Option<Claims> {
         iss: issuing.issuer.to_string(),
         aud: issuing.audience.to_string(),
         iat: now,
-        jti: text(d, "eventId")?,
+        jti: [&*event_id, "-", &crate::crypto::sha256_hex(issuing.audience)[..12]].concat(),
         toe,
-        txn: text(d, "eventId")?,
+        txn: event_id,
         tenant: text(d, "tenant")?,
         sub_id,
         events,
@@ -163,8 +166,16 @@ mod tests {
     fn each_kind_of_change_has_its_rfc_9967_event() {
         let created = one(None, Some(&user(true, "a")));
         assert_eq!(created.events.keys().collect::<Vec<_>>(), vec![CREATE_NOTICE]);
+        assert_eq!(created.events[CREATE_NOTICE], json!({"attributes": ["active", "externalId", "id", "title", "userName"]}));
         assert_eq!(created.sub_id, Subject { format: "scim", uri: "/Users/u1".into(), external_id: Some("e1".into()) });
-        assert_eq!((created.jti.as_str(), created.tenant.as_str(), created.iat), ("ev-1", "acme", 1_800_000_000));
+        assert_eq!((created.txn.as_str(), created.tenant.as_str(), created.iat), ("ev-1", "acme", 1_800_000_000));
+        assert!(created.jti.starts_with("ev-1-") && created.jti.len() == "ev-1-".len() + 12, "{}", created.jti);
+        let mut e = derive(None, Some(&user(true, "a"))).remove(0);
+        e.identify("ev-1", None);
+        let other = claims_of(&e, &Issuing { audience: "https://other.example/events", ..issuing(&|_| None) }, 0).unwrap();
+        assert_eq!(other.txn, created.txn, "one change, one txn for every receiver");
+        assert_ne!(other.jti, created.jti, "a distinct jti per receiver's SET");
+        assert_eq!(claims_of(&e, &issuing(&|_| None), 5).unwrap().jti, created.jti, "a retry to one receiver: the same jti");
         assert_eq!(created.toe, 1_796_637_600, "the time of the write, not of the token");
         let patched = one(Some(&user(true, "a")), Some(&user(true, "b")));
         assert_eq!(patched.events[PATCH_NOTICE], json!({"attributes": ["title"]}));
@@ -194,13 +205,13 @@ mod tests {
         let signer = Signer::from_pkcs8("k1", &crate::jwt::generate_pkcs8()).unwrap();
         let mut e = derive(None, Some(&user(true, "a"))).remove(0);
         let issuing = issuing(&|_| None);
-        assert_eq!(sign(&e, &issuing, &signer, 0), None, "an event without an id has no jti and no token");
+        assert_eq!(sign(&e, &issuing, &signer, 0), None, "an event without an id has no txn and no token");
         e.identify("ev-3", None);
         let token = sign(&e, &issuing, &signer, 0).unwrap();
         let verified = crate::jwt::verify(&token, &[signer.public_jwk()]).expect("verifies");
         assert_eq!(verified.header.typ.as_deref(), Some(TYP));
         let claims: Value = serde_json::from_slice(&verified.claims).unwrap();
-        assert_eq!(claims["jti"], "ev-3");
+        assert_eq!(claims["txn"], "ev-3");
         let other = Signer::from_pkcs8("k1", &crate::jwt::generate_pkcs8()).unwrap();
         assert!(crate::jwt::verify(&token, &[other.public_jwk()]).is_err(), "another key does not verify it");
     }
