@@ -1664,8 +1664,8 @@ def check_http_api(ds: dict[str, Deployed]) -> list[str]:
     for waf in ({"WebAclArn": EXTERNAL_ACL}, {"CreateWebAcl": "true"}):
         if not rule_violations(sam, {"AlarmTopicArn": TOPIC, "ApiType": "HTTP", **waf}):
             f.append(f"ApiType=HTTP with {waf} passes the template's rules (WAF attaches to REST API stages only)")
-    if rule_violations(sam, {"AlarmTopicArn": TOPIC, "ApiType": "HTTP"}):
-        f.append(f"ApiType=HTTP is refused: {rule_violations(sam, {'AlarmTopicArn': TOPIC, 'ApiType': 'HTTP'})}")
+    if refused := rule_violations(sam, {"AlarmTopicArn": TOPIC, "ApiType": "HTTP"}):
+        f.append(f"ApiType=HTTP is refused: {refused}")
     return f
 
 

@@ -137,6 +137,12 @@ fn changed(before: &Attrs<'_>, after: &Attrs<'_>) -> Vec<String> {
         if name == "meta" || matches!((was, is), (Some(x), Some(y)) if x.get() == y.get()) {
             continue;
         }
+        // an attribute on one side only is a change by its name alone, or an extension's by its
+        // sub-attributes' names (`diff::changed_attributes`' rule): no value is parsed for it
+        if let (None, Some(only)) | (Some(only), None) = (was, is) {
+            out.extend(names_of_one_side(name, only));
+            continue;
+        }
         let one = |raw: Option<&RawValue>| {
             let mut m = Map::new();
             if let Some(v) = raw.and_then(|r| serde_json::from_str::<Value>(r.get()).ok()) {
@@ -147,6 +153,19 @@ fn changed(before: &Attrs<'_>, after: &Attrs<'_>) -> Vec<String> {
         out.extend(crate::diff::changed_attributes(&one(was), &one(is)));
     }
     out
+}
+
+/// What an attribute present on one side only changes, as `diff::changed_attributes` names it:
+/// an extension object (`urn:…`) by each of its sub-attributes, anything else by its name.
+fn names_of_one_side(name: &str, value: &RawValue) -> Vec<String> {
+    let members = name.starts_with("urn:").then(|| crate::resource::StoredMembers::parse(value.get()).ok()).flatten();
+    match members {
+        Some(m) => {
+            let inner: std::collections::BTreeSet<Cow<'_, str>> = m.into_members().into_iter().map(|(k, _)| k).collect();
+            inner.into_iter().map(|k| [name, ":", &k].concat()).collect()
+        }
+        None => vec![name.to_string()],
+    }
 }
 
 /// The events one item change means. Claims, counters, checkpoints and keys mean none.
@@ -283,6 +302,18 @@ mod tests {
         let with = Item::new("TENANT#acme", "USER#u1", r#"{"userName":"ann","nickName":"a","x\u0041":1}"#.into(), 1);
         let without = item(json!({"userName": "ann"}));
         assert_eq!(derive(Some(&with), Some(&without))[0].detail["changed"], json!(["nickName", "xA"]));
+        // a creation names an extension by its sub-attributes, as an update does
+        let names = json!(["name", format!("{ext}:costCenter"), format!("{ext}:department"), "userName"]);
+        assert_eq!(derive(None, Some(&before))[0].detail["changed"], names);
+        // named as the value comparison names them: a `urn:` that is no object, an empty one
+        let odd = json!({"userName": "ann", "urn:a": "text", "urn:b": {}, "urn:c": {"x": 1, "y": null}, "urn:d": null});
+        let by_value = crate::diff::changed_attributes(&Map::new(), odd.as_object().unwrap());
+        assert_eq!(derive(None, Some(&item(odd.clone())))[0].detail["changed"], json!(by_value));
+        assert_eq!(
+            derive(Some(&item(odd)), Some(&item(json!({"userName": "ann"}))))[0].detail["changed"],
+            json!(by_value[..4]),
+            "removed: all but the unchanged userName"
+        );
     }
 
     #[test]
