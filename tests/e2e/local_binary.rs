@@ -119,8 +119,9 @@ async fn keys_and_passwords_reach_neither_the_logs_nor_the_store() {
     let link_secret = portal.trim().split_once('#').map(|(_, s)| s.to_string()).expect("a setup link");
     let base = url.trim().strip_prefix("SCIM_BASE_URL=").expect("url").to_string();
     let token = tok.trim().strip_prefix("SCIM_TOKEN=").expect("token").to_string();
-    let secret = token.rsplit_once('_').map(|(_, s)| s.to_string()).expect("secret part");
-    let key_id = token.split('_').nth(1).expect("key id").to_string();
+    // `scim_<key id>_<secret>`: the secret is base64url and may hold `_` itself, the key id never
+    let (key_id, secret) = token.strip_prefix("scim_").and_then(|t| t.split_once('_')).expect("scim_<key id>_<secret>");
+    let (key_id, secret) = (key_id.to_string(), secret.to_string());
     let wrong_secret = "W".repeat(43);
     let password = "Correct-Horse-Battery-9";
 
